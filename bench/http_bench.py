@@ -1,0 +1,160 @@
+"""HTTP benchmark: what the service kit and the gateway cost, measured against bare Litestar.
+
+Runs, each under granian (one worker, uvloop) and loaded by ``wrk -t2 -c64``:
+
+1. bare Litestar ``GET /ping`` (the baseline);
+2. the same handler inside the kit, with a verified RS256 token (``GET /ping``, Bearer);
+3. the player service's authenticated ``GET /api/v1/auth/session`` (answered from the token), directly
+   and through the development gateway (route match, JWT plugin, rate limit off, proxy);
+4. the player's ``GET /api/v1/players/me`` (token + a database read), directly and through the gateway.
+
+Prints requests/s and p50/p99 latency per run, and the kit's throughput relative to bare.
+Usage: ``.venv/bin/python bench/http_bench.py [--seconds 8]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tablium_kit import db
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"bench: {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"bench: {url} not ready")
+
+
+def wrk(url: str, token: str | None, seconds: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) from wrk --latency."""
+    headers = ["-H", f"Authorization: Bearer {token}"] if token else []
+    subprocess.run(["wrk", "-t2", "-c64", "-d2s", *headers, url], check=True, capture_output=True)  # warm-up
+    out = subprocess.run(
+        ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", *headers, url], check=True, capture_output=True, text=True
+    ).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non_2xx:
+        raise SystemExit(f"bench: {url} answered {non_2xx.group(1)} errors:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return rps, percentile("50"), percentile("99")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is needed (Debian: apt-get install wrk)")
+
+    run = os.getpid()
+    player_db, kit_db = f"{PG}/bench_{run}_player", f"{PG}/bench_{run}_kit"
+    for url in (player_db, kit_db):
+        asyncio.run(db.ensure_database(url))
+    logs = Path(tempfile.mkdtemp(prefix="tablium-bench-"))
+    env = {
+        **os.environ,
+        "TABLIUM_ENVIRONMENT": "test",
+        "TABLIUM_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT / "bench"),
+        "BENCH_DATABASE_URL": kit_db,
+        "TABLIUM_PLAYER_DATABASE_URL": player_db,
+    }
+    ports = {name: free_port() for name in ("bare", "kit", "player", "gateway")}
+    children: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, argv: list[str], ready: str) -> None:
+        process = subprocess.Popen(argv, env=env, stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
+        children.append(process)
+        wait_ready(ready, process)
+
+    def granian(target: str, port: int) -> list[str]:
+        return [str(BIN / "granian"), "--interface", "asgi", "--loop", "uvloop", "--factory", "--workers", "1",
+                "--host", "127.0.0.1", "--port", str(port), "--no-ws", target]  # fmt: skip
+
+    try:
+        start("bare", granian("bench_apps:create_bare_app", ports["bare"]), f"http://127.0.0.1:{ports['bare']}/ping")
+        start("kit", granian("bench_apps:create_kit_app", ports["kit"]), f"http://127.0.0.1:{ports['kit']}/ready")
+        env["TABLIUM_PLAYER_PORT"] = str(ports["player"])
+        start("player", [str(BIN / "tablium-player"), "serve"], f"http://127.0.0.1:{ports['player']}/ready")
+        start(
+            "gateway",
+            [str(BIN / "tablium-gateway"), "--config", "gateway/kong.yml", "--port", str(ports["gateway"]),
+             "--upstream", f"player=http://127.0.0.1:{ports['player']}", "--disable-plugin", "rate-limiting"],
+            f"http://127.0.0.1:{ports['gateway']}/api/v1/auth/jwks",
+        )  # fmt: skip
+        player = f"http://127.0.0.1:{ports['player']}"
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        user = {"username": f"bench{run}", "email": f"bench{run}@example.com", "password": "benchmark password"}
+        httpx.post(f"{player}/api/v1/auth/register", json=user).raise_for_status()
+        login = httpx.post(
+            f"{player}/api/v1/auth/login", json={"login": user["username"], "password": user["password"]}
+        )
+        token = login.raise_for_status().json()["access_token"]
+
+        runs = [
+            ("bare Litestar GET /ping", f"http://127.0.0.1:{ports['bare']}/ping", None),
+            ("kit GET /ping (RS256 token)", f"http://127.0.0.1:{ports['kit']}/ping", token),
+            ("player GET /auth/session, direct", f"{player}/api/v1/auth/session", token),
+            ("player GET /auth/session, via gateway", f"{gateway}/api/v1/auth/session", token),
+            ("player GET /players/me (db read), direct", f"{player}/api/v1/players/me", token),
+            ("player GET /players/me (db read), via gateway", f"{gateway}/api/v1/players/me", token),
+        ]
+        results = [(name, *wrk(url, tok, args.seconds)) for name, url, tok in runs]
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=10)
+        for url in (player_db, kit_db):
+            asyncio.run(db.drop_database(url))
+
+    bare_rps = results[0][1]
+    print(f"\nHTTP, granian 1 worker (uvloop), wrk -t2 -c64 -d{args.seconds}s, {os.cpu_count()} CPUs\n")
+    print(f"| {'run':<46} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'vs bare':>7} |")
+    print(f"|{'-' * 48}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
+    for name, rps, p50, p99 in results:
+        print(f"| {name:<46} | {rps:>9.0f} | {p50:>7.2f} | {p99:>7.2f} | {rps / bare_rps:>6.0%} |")
+    for label, index in (("kit /ping", 1), ("player /auth/session", 2)):
+        share = results[index][1] / bare_rps
+        verdict = "meets" if share >= 0.7 else "misses"
+        print(f"{label}: {share:.0%} of bare throughput ({verdict} the target: the kit costs at most 30%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Tournament engine: whole events simulated to a winner with random bust-outs (engine only).
+
+    .venv/bin/python bench/tourney_bench.py [--sizes 10000,100000,250000] [--seats 9] [--seed 1]
+
+Each size runs in its own process (so peak RSS is that run's own). Per run: wall time, hands, eliminations,
+moves per elimination, and the time of each fact that made a balancing decision (a move planned or a
+table broken) — mean and max. Target: 250,000 entrants in under 60 s on one core, and a balancing cost
+that does not grow with the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def one(entrants: int, seats: int, seed: int) -> dict[str, float]:
+    from tablium_event.domain.simulator import simulate
+
+    began = time.perf_counter()
+    report = simulate(entrants, seats=seats, seed=seed, time_decisions=True)
+    wall = time.perf_counter() - began
+    times = report.decision_times
+    assert report.moves_mid_hand == 0
+    assert report.prizes_paid == report.prize_pool
+    return {
+        "entrants": entrants,
+        "wall_s": wall,
+        "hands": report.hands,
+        "eliminations": report.eliminations,
+        "moves": report.moves,
+        "moves_per_elimination": report.moves / max(1, report.eliminations),
+        "max_spread": report.max_spread_after_balance,
+        "decisions": len(times),
+        "decision_mean_us": statistics.fmean(times) * 1e6 if times else 0.0,
+        "decision_p99_us": sorted(times)[int(len(times) * 0.99)] * 1e6 if times else 0.0,
+        "decision_max_us": max(times) * 1e6 if times else 0.0,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,250000")
+    parser.add_argument("--seats", type=int, default=9)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.seats, args.seed)))
+        return
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", str(size), "--seats", str(args.seats), "--seed", str(args.seed)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=170,
+        )
+        rows.append(json.loads(done.stdout))
+    print(f"tournament engine, {args.seats}-max, seed {args.seed}, random bust-outs to a winner (one core)")
+    header = (
+        f"{'entrants':>9} {'wall s':>7} {'hands':>8} {'moves':>7} {'moves/elim':>10} {'spread':>6} "
+        f"{'decisions':>9} {'mean us':>8} {'p99 us':>8} {'max us':>9} {'peak MB':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['entrants']:>9} {r['wall_s']:>7.2f} {r['hands']:>8} {r['moves']:>7} "
+            f"{r['moves_per_elimination']:>10.3f} {r['max_spread']:>6} {r['decisions']:>9} "
+            f"{r['decision_mean_us']:>8.1f} {r['decision_p99_us']:>8.1f} {r['decision_max_us']:>9.0f} "
+            f"{r['peak_rss_mb']:>8.0f}"
+        )
+    biggest = rows[-1]
+    verdict = "PASS" if biggest["wall_s"] < 60 else "FAIL"
+    print(f"target: {biggest['entrants']} entrants to a winner in < 60 s: {verdict} ({biggest['wall_s']:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

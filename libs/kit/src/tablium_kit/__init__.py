@@ -1,0 +1,1 @@
+"""Tablium service kit: the plumbing every service shares, written once."""

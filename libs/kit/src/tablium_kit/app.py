@@ -1,0 +1,220 @@
+"""The service factory: one call builds a complete Tablium service.
+
+A service hands in its settings, routers and migrations; the kit adds the
+database session, problem+json errors, auth, health/readiness, metrics, traces,
+structured logs, the forwarded-client fix-up and the event relay/consumer. So
+every service's ``app.py`` stays a few lines and behaves the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import anyio
+import structlog
+from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
+from litestar import Litestar, Request
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tablium_kit import db, migrations
+from tablium_kit.auth import (
+    SECURITY_COMPONENTS,
+    AccessTokenVerifier,
+    AuthMiddleware,
+    JwksKeySource,
+    KeySource,
+    Principal,
+    ServiceTokens,
+    current_principal,
+)
+from tablium_kit.errors import internal_error_handler, problem_details_plugin
+from tablium_kit.health import HealthController, Readiness
+from tablium_kit.messaging import Consumer, MessagingTables, Relay
+from tablium_kit.messaging.consumer import Handler
+from tablium_kit.net import ClientContextMiddleware
+from tablium_kit.observability import (
+    MetricsController,
+    MetricsMiddleware,
+    instrument_database,
+    instrument_redis,
+    logging_plugin,
+    tracer_provider,
+    tracing_plugin,
+)
+from tablium_kit.settings import ServiceSettings
+
+log = structlog.get_logger("tablium.kit")
+
+Hook = Callable[[Litestar], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    """What makes one service different from the others."""
+
+    settings: ServiceSettings
+    route_handlers: Sequence[ControllerRouterHandler]
+    title: str
+    version: str = "0.1.0"
+    migrations_dir: Path | None = None
+    uses_redis: bool = False
+    # Verifies user tokens; defaults to the player service's JWKS.
+    key_source: KeySource | None = None
+    on_startup: Sequence[Hook] = ()
+    on_shutdown: Sequence[Hook] = ()
+    dependencies: dict[str, Provide] = field(default_factory=dict)
+    signature_namespace: dict[str, Any] = field(default_factory=dict)
+    # The service's outbox/inbox tables: given, the kit runs the outbox relay.
+    messaging: MessagingTables | None = None
+    # Event type -> handler: given, the kit runs a consumer on the service's queue.
+    event_handlers: Mapping[str, Handler] = field(default_factory=dict)
+
+
+def _provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return current_principal(request)
+
+
+async def _migrate(settings: ServiceSettings, migrations_dir: Path) -> None:
+    await db.ensure_database(settings.database_url)
+    await anyio.to_thread.run_sync(migrations.upgrade, settings.database_url, migrations_dir)
+
+
+async def _start_consumer(consumer: Consumer) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await consumer.start()
+            return
+        except (ConnectionError, OSError, aio_pika.exceptions.AMQPError) as exc:
+            log.warning("consumer cannot start yet; retrying", error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def _stop_consumer(consumer: Consumer, starting: asyncio.Task[None]) -> None:
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    await consumer.stop()
+
+
+def create_service_app(service: ServiceDefinition) -> Litestar:
+    settings = service.settings
+    engine: AsyncEngine = db.create_engine(settings.database_url)
+    readiness = Readiness()
+    access = AccessTokenVerifier(
+        service.key_source or JwksKeySource(settings.jwks_url, cache_seconds=settings.jwks_cache_seconds),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    service_tokens = ServiceTokens(settings.service_token_secret, service_name=settings.service_name)
+
+    async def check_database() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    readiness.add("database", check_database)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True) if service.uses_redis else None
+    if redis is not None:
+
+        async def check_redis() -> None:
+            await redis.ping()
+
+        readiness.add("redis", check_redis)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.migrates_on_start and service.migrations_dir is not None:
+            await _migrate(settings, service.migrations_dir)
+        if settings.tracing_enabled:
+            instrument_database(engine, tracer_provider(settings))
+        async with AsyncExitStack() as stack:
+            if redis is not None:
+                if settings.tracing_enabled:
+                    instrument_redis(tracer_provider(settings))
+                stack.push_async_callback(redis.aclose)
+            for hook in service.on_startup:
+                await hook(app)
+            if service.messaging is not None:
+                sessions = db.session_factory(engine)
+                relay = Relay(settings, sessions, service.messaging)
+                await relay.start()
+                stack.push_async_callback(relay.stop)
+                app.state.relay = relay
+
+                async def check_broker() -> None:
+                    if not relay.broker_connected:
+                        raise ConnectionError("no broker connection")
+
+                readiness.add("broker", check_broker)
+                if service.event_handlers:
+                    consumer = Consumer(settings, sessions, service.messaging)
+                    for event_type, handler in service.event_handlers.items():
+                        consumer.handler(event_type)(handler)
+                    # Like the relay, a consumer must not keep the service down while the broker is:
+                    # it keeps trying in the background and /ready says "down" until it is up.
+                    task = asyncio.create_task(_start_consumer(consumer), name="consumer-start")
+                    stack.push_async_callback(_stop_consumer, consumer, task)
+            log.info("service started", port=settings.port, environment=settings.environment)
+            try:
+                yield
+            finally:
+                for hook in service.on_shutdown:
+                    await hook(app)
+        await engine.dispose()
+
+    app = Litestar(
+        route_handlers=[HealthController, MetricsController, *service.route_handlers],
+        lifespan=[lifespan],
+        plugins=[
+            SQLAlchemyPlugin(
+                SQLAlchemyAsyncConfig(
+                    engine_instance=engine,
+                    session_config=AsyncSessionConfig(expire_on_commit=False),
+                    before_send_handler="autocommit",
+                    set_default_exception_handler=False,
+                )
+            ),
+            problem_details_plugin(),
+            logging_plugin(settings),
+            *([tracing_plugin(settings)] if settings.tracing_enabled else []),
+        ],
+        middleware=[
+            DefineMiddleware(ClientContextMiddleware, trusted_proxies=settings.trusted_proxies),
+            DefineMiddleware(MetricsMiddleware, app_name=f"tablium-{settings.service_name}"),
+            DefineMiddleware(AuthMiddleware, access=access, services=service_tokens),
+        ],
+        exception_handlers={
+            Exception: internal_error_handler,
+        },
+        openapi_config=OpenAPIConfig(
+            title=service.title,
+            version=service.version,
+            components=SECURITY_COMPONENTS,
+            path="/schema",
+        ),
+        dependencies={"principal": Provide(_provide_principal, sync_to_thread=False), **service.dependencies},
+        signature_namespace=service.signature_namespace,
+        request_max_body_size=settings.max_request_body_bytes,
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.readiness = readiness
+    app.state.db_engine_instance = engine
+    app.state.service_tokens = service_tokens
+    app.state.access_tokens = access
+    app.state.redis = redis
+    return app

@@ -1,0 +1,312 @@
+"""Authentication and authorization shared by every service.
+
+Two kinds of bearer token reach a service:
+
+* user access tokens: RS256 JWTs issued by the player service, verified with the
+  public keys it publishes as a JWKS (fetched, cached, re-fetched on an unknown
+  ``kid`` so key rotation needs no restart);
+* service identity tokens: short-lived HS256 JWTs signed with the platform's
+  service secret, accepted only on ``/internal`` routes.
+
+Which one a route needs is declared once, in its OpenAPI security requirement
+(:data:`BEARER` or :data:`SERVICE`); the middleware reads that same declaration,
+so the documented contract and the enforced one cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+import httpx
+import jwt
+import msgspec
+from jwt.algorithms import RSAAlgorithm
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from tablium_kit.errors import Forbidden, Unauthorized
+
+BEARER: list[SecurityRequirement] = [{"BearerToken": []}]
+SERVICE: list[SecurityRequirement] = [{"ServiceToken": []}]
+
+SECURITY_COMPONENTS = Components(
+    security_schemes={
+        "BearerToken": SecurityScheme(
+            type="http", scheme="bearer", bearer_format="JWT", description="RS256 access token"
+        ),
+        "ServiceToken": SecurityScheme(
+            type="http", scheme="bearer", bearer_format="JWT", description="Service identity token (internal)"
+        ),
+    }
+)
+
+SERVICE_TOKEN_ISSUER = "tablium-service"
+SERVICE_TOKEN_AUDIENCE = "tablium-internal"
+LEEWAY_S = 5
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: a player (``subject`` = player id) or a service (``service:<name>``)."""
+
+    subject: str
+    kind: Literal["user", "service"]
+    roles: frozenset[str] = frozenset()
+    token_id: str | None = None
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+class KeySource(Protocol):
+    async def key_for(self, kid: str | None) -> Any: ...
+
+
+def _key_by_id(keys: dict[str, Any], kid: str | None) -> Any:
+    if kid is None and len(keys) == 1:
+        return next(iter(keys.values()))
+    key = keys.get(kid or "")
+    if key is None:
+        raise Unauthorized("token signed with an unknown key")
+    return key
+
+
+class StaticKeySource:
+    """Keys known in-process (the player service verifies its own tokens this way)."""
+
+    def __init__(self, keys: dict[str, Any]) -> None:
+        self._keys = keys
+
+    async def key_for(self, kid: str | None) -> Any:
+        return _key_by_id(self._keys, kid)
+
+
+class JwksKeySource:
+    """Public keys from a JWKS URL, cached; an unknown ``kid`` triggers one re-fetch (rotation)."""
+
+    def __init__(self, url: str, *, cache_seconds: int = 300, min_refetch_seconds: float = 10.0) -> None:
+        self._url = url
+        self._cache_seconds = cache_seconds
+        self._min_refetch_seconds = min_refetch_seconds
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None) -> Any:
+        now = time.monotonic()
+        stale = now - self._fetched_at > self._cache_seconds
+        unknown = kid not in self._keys
+        if stale or (unknown and now - self._fetched_at > self._min_refetch_seconds):
+            await self._refresh()
+        return _key_by_id(self._keys, kid)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    response = await client.get(self._url)
+                    response.raise_for_status()
+                    document = response.json()
+            except (httpx.HTTPError, ValueError):
+                if self._keys:
+                    return  # keep serving the keys we have; the issuer is briefly unreachable
+                raise Unauthorized("signing keys are unavailable") from None
+            self._keys = {
+                jwk["kid"]: RSAAlgorithm.from_jwk(jwk)
+                for jwk in document.get("keys", [])
+                if jwk.get("kty") == "RSA" and "kid" in jwk
+            }
+            self._fetched_at = time.monotonic()
+
+
+class AccessTokenVerifier:
+    """Verifies RS256 user access tokens. Only RS256 is accepted: no ``none``, no HMAC confusion.
+
+    A client sends the same token with every request for its whole lifetime, and
+    verifying one (parsing plus an RSA signature check) costs far more than the
+    rest of a typical request. So each verified token is remembered, with its
+    expiry, in a bounded cache: a hit costs a dict lookup and a clock read.
+    """
+
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, cache_size: int = 10_000) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[Principal, float]] = {}
+
+    async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires_at = cached
+            if time.time() < expires_at + LEEWAY_S:
+                return principal
+            del self._verified[token]
+        principal, expires_at = await self._verify(token)
+        if len(self._verified) >= self._cache_size:
+            # Dicts keep insertion order: drop the oldest entry.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (principal, expires_at)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthorized("malformed token") from None
+        if header.get("alg") != "RS256":
+            raise Unauthorized("token algorithm not accepted")
+        key = await self._keys.key_for(header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from None
+        if claims.get("typ") != "access":
+            raise Unauthorized("not an access token")
+        principal = Principal(
+            subject=str(claims["sub"]),
+            kind="user",
+            roles=frozenset(claims.get("roles", [])),
+            token_id=claims.get("jti"),
+        )
+        return principal, float(claims["exp"])
+
+
+class ServiceTokens:
+    """Issues and verifies service identity tokens for ``/internal`` calls."""
+
+    def __init__(self, secret: str, *, service_name: str, ttl_seconds: int = 300) -> None:
+        self._secret = secret
+        self._service_name = service_name
+        self._ttl = ttl_seconds
+        self._cached: tuple[str, float] | None = None
+
+    def token(self) -> str:
+        """A token for calls made by this service (reused until close to expiry)."""
+        now = time.time()
+        if self._cached and self._cached[1] - now > self._ttl / 2:
+            return self._cached[0]
+        claims = {
+            "iss": SERVICE_TOKEN_ISSUER,
+            "aud": SERVICE_TOKEN_AUDIENCE,
+            "sub": f"service:{self._service_name}",
+            "iat": int(now),
+            "exp": int(now) + self._ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        encoded = jwt.encode(claims, self._secret, algorithm="HS256")
+        self._cached = (encoded, now + self._ttl)
+        return encoded
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                issuer=SERVICE_TOKEN_ISSUER,
+                audience=SERVICE_TOKEN_AUDIENCE,
+                leeway=LEEWAY_S,
+                options={"require": ["exp", "iat", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("service token expired") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("invalid service token") from None
+        subject = str(claims["sub"])
+        if not subject.startswith("service:"):
+            raise Unauthorized("not a service token")
+        return Principal(subject=subject, kind="service", roles=frozenset({"service"}))
+
+
+def _required_schemes(handler: BaseRouteHandler) -> frozenset[str]:
+    resolve = getattr(handler, "resolve_security", None)
+    if resolve is None:  # websocket and ASGI handlers declare security through opt
+        return frozenset(handler.opt.get("security_schemes", ()))
+    return frozenset(name for requirement in resolve() for name in requirement)
+
+
+def _bearer(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+            break
+    raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+class AuthMiddleware:
+    """Authenticates each request as its route's security requirement says; public routes pass."""
+
+    def __init__(self, app: ASGIApp, access: AccessTokenVerifier, services: ServiceTokens) -> None:
+        self.app = app
+        self.access = access
+        self.services = services
+        # A route's security never changes after start-up; resolve it once per handler.
+        self._schemes: dict[int, frozenset[str]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            handler = scope["route_handler"]
+            schemes = self._schemes.get(id(handler))
+            if schemes is None:
+                schemes = self._schemes[id(handler)] = _required_schemes(handler)
+            if "ServiceToken" in schemes:
+                scope["user"] = self.services.verify(_bearer(scope))
+            elif "BearerToken" in schemes:
+                scope["user"] = await self.access.verify(_bearer(scope))
+        await self.app(scope, receive, send)
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def requires_roles(*roles: str) -> Guard:
+    """A guard letting through users holding at least one of ``roles``."""
+
+    wanted = frozenset(roles)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = connection.scope.get("user")
+        if not isinstance(principal, Principal) or not (principal.roles & wanted):
+            raise Forbidden(f"requires one of the roles: {', '.join(sorted(wanted))}")
+
+    return guard
+
+
+def requires_service(*names: str) -> Guard:
+    """A guard letting through service tokens of the named services (any service if none named)."""
+
+    allowed = {f"service:{name}" for name in names}
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = connection.scope.get("user")
+        if not isinstance(principal, Principal) or principal.kind != "service":
+            raise Forbidden("internal route: service token required")
+        if allowed and principal.subject not in allowed:
+            raise Forbidden("this service may not call this route")
+
+    return guard
+
+
+def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    principal = connection.scope.get("user")
+    if not isinstance(principal, Principal):
+        raise Unauthorized("authentication required")
+    return principal

@@ -1,0 +1,75 @@
+"""The command line every service shares: ``tablium-<name> serve | migrate | openapi``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from tablium_kit import db, migrations
+from tablium_kit.settings import ServiceSettings
+
+
+def service_cli(
+    name: str,
+    *,
+    settings: Callable[[], ServiceSettings],
+    app_factory: str,
+    migrations_dir: Path,
+) -> click.Group:
+    """Build the ``tablium-<name>`` command group.
+
+    ``app_factory`` is the import path of the service's ``create_app`` (granian
+    imports it in each worker process).
+    """
+
+    @click.group(help=f"Tablium {name} service.")
+    def group() -> None:
+        pass
+
+    @group.command(help="Serve the API with granian (uvloop).")
+    @click.option("--host", default=None, help="Bind address (default: settings).")
+    @click.option("--port", type=int, default=None, help="Port (default: settings).")
+    @click.option("--workers", type=int, default=None, help="Worker processes (default: settings).")
+    def serve(host: str | None, port: int | None, workers: int | None) -> None:
+        from granian.constants import Interfaces, Loops
+        from granian.server import Server
+
+        current = settings()
+        Server(
+            app_factory,
+            address=host or current.host,
+            port=port or current.port,
+            interface=Interfaces.ASGI,
+            workers=workers or current.workers,
+            loop=Loops.uvloop,
+            factory=True,
+            log_access=False,
+        ).serve()
+
+    @group.command(help="Create the database if missing and apply all migrations.")
+    def migrate() -> None:
+        current = settings()
+        created = asyncio.run(db.ensure_database(current.database_url))
+        migrations.upgrade(current.database_url, migrations_dir)
+        click.echo(f"{name}: database {'created and ' if created else ''}migrated to head")
+
+    @group.command(help="Autogenerate a migration from the models (developers).")
+    @click.argument("message")
+    def revision(message: str) -> None:
+        current = settings()
+        asyncio.run(db.ensure_database(current.database_url))
+        migrations.upgrade(current.database_url, migrations_dir)
+        migrations.revision(current.database_url, migrations_dir, message)
+
+    @group.command(help="Print the OpenAPI document as JSON.")
+    def openapi() -> None:
+        module_name, _, attribute = app_factory.partition(":")
+        module = __import__(module_name, fromlist=[attribute])
+        app = getattr(module, attribute)()
+        click.echo(json.dumps(app.openapi_schema.to_schema(), indent=2))
+
+    return group

@@ -1,0 +1,76 @@
+"""Writing events: one row in the caller's transaction, published later by the relay.
+
+The row commits or rolls back with the state change it describes, so no event is ever published for a
+change that did not happen, and none is lost once the change committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+from opentelemetry import propagate
+from sqlalchemy import event, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from tablium_kit.messaging.catalog import CATALOG, EventSpec, publisher
+from tablium_kit.messaging.envelope import CloudEvent, new_event
+from tablium_kit.messaging.tables import MessagingTables
+
+_PENDING = "tablium.outbox.pending"
+# Relays of this process, woken right after a transaction that wrote events commits.
+_wake_on_commit: set[Callable[[], None]] = set()
+
+
+def subscribe_commits(wake: Callable[[], None]) -> None:
+    _wake_on_commit.add(wake)
+
+
+def unsubscribe_commits(wake: Callable[[], None]) -> None:
+    _wake_on_commit.discard(wake)
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_PENDING, False):
+        for wake in tuple(_wake_on_commit):
+            wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+class UnknownEventError(ValueError):
+    """The event type is not in the catalog, or this service is not its publisher."""
+
+
+class Outbox:
+    """A service's event writer: ``await outbox.add(session, type=..., subject=..., data=...)``."""
+
+    def __init__(self, service: str, tables: MessagingTables, *, catalog: Mapping[str, EventSpec] = CATALOG) -> None:
+        self._service = service
+        self._table = tables.outbox
+        self._catalog = catalog
+
+    async def add(self, session: AsyncSession, *, type: str, subject: str, data: dict[str, Any]) -> CloudEvent:
+        """Record an event in ``session``'s transaction; it is published after that transaction commits."""
+        if type not in self._catalog or publisher(type) != self._service:
+            raise UnknownEventError(f"{self._service} does not publish {type!r} (see messaging/catalog.py)")
+        event = new_event(service=self._service, type=type, subject=subject, data=data)
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        await session.execute(
+            insert(self._table).values(
+                id=event.id,
+                type=type,
+                subject=subject,
+                envelope=msgspec.to_builtins(event),
+                headers=headers,
+            )
+        )
+        session.info[_PENDING] = True
+        return event

@@ -1,0 +1,219 @@
+"""The outbox relay: a background task that publishes committed outbox rows to the events exchange.
+
+Each batch is claimed with ``FOR UPDATE SKIP LOCKED`` (several instances share the work), published with
+publisher confirms all in flight at once, and marked published in the same transaction once confirmed.
+If the process dies after publishing but before the mark commits, the rows are published again:
+delivery is at-least-once and consumers' inboxes make it effect-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+
+import aio_pika
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from opentelemetry import trace
+from sqlalchemy import Text, cast, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tablium_kit.messaging.connection import connect
+from tablium_kit.messaging.envelope import CONTENT_TYPE
+from tablium_kit.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
+from tablium_kit.messaging.outbox import subscribe_commits, unsubscribe_commits
+from tablium_kit.messaging.tables import MessagingTables
+from tablium_kit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class PublishFailedError(RuntimeError):
+    """Some events of a batch were not confirmed by the broker; they stay in the outbox."""
+
+
+class Relay:
+    """Start it with the service (``await relay.start()``), stop it on shutdown (``await relay.stop()``)."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        tables: MessagingTables,
+        *,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        publish_timeout: float = 10.0,
+        min_backoff: float = 0.1,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._outbox = tables.outbox
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._publish_timeout = publish_timeout
+        self._min_backoff = min_backoff
+        self._max_backoff = max_backoff
+        self._service = settings.service_name
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: AbstractExchange | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """Begin relaying in the background. Never waits for the broker: the task connects and retries."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        subscribe_commits(self.wake)
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._service}")
+
+    async def stop(self) -> None:
+        unsubscribe_commits(self.wake)
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+            self._exchange = None
+
+    @property
+    def broker_connected(self) -> bool:
+        """Whether the relay holds a live broker connection (what ``/ready`` reports)."""
+        return self._connection is not None and self._connection.connected.is_set()
+
+    def wake(self) -> None:
+        """Publish now rather than at the next poll (called after a commit that wrote events)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            # Cleared before claiming: a commit from now on wakes the next wait.
+            self._wake.clear()
+            try:
+                published = await self.publish_batch()
+                if published == self._batch_size:
+                    failures = 0
+                    continue
+                await self._refresh_backlog()
+            except Exception:
+                failures += 1
+                delay = min(self._max_backoff, self._min_backoff * 2 ** (failures - 1))
+                log.warning("outbox relay: batch failed, retrying in %.2fs", delay, exc_info=True)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+                continue
+            failures = 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and mark one batch; returns how many events were published."""
+        exchange = await self._get_exchange()
+        outbox = self._outbox
+        async with self._sessions() as session, session.begin():
+            rows = (
+                await session.execute(
+                    # The envelope as Postgres's JSON text: the body as is, no decode/encode round trip.
+                    select(
+                        outbox.c.id, outbox.c.type, cast(outbox.c.envelope, Text).label("envelope"), outbox.c.headers
+                    )
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.seq)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            tracer = trace.get_tracer(__name__)
+            with tracer.start_as_current_span(
+                f"{self._settings.events_exchange} publish",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.destination.name": self._settings.events_exchange,
+                    "messaging.batch.message_count": len(rows),
+                },
+            ):
+                # All confirms in flight at once; the timeout covers a broker that is down (a robust
+                # channel would wait for it forever).
+                tasks = [
+                    asyncio.ensure_future(self._publish(exchange, row.id, row.type, row.envelope, row.headers))
+                    for row in rows
+                ]
+                try:
+                    await asyncio.wait(tasks, timeout=self._publish_timeout)
+                finally:
+                    for task in tasks:
+                        task.cancel()
+            published = [row.id for row, task in zip(rows, tasks, strict=True) if _confirmed(task)]
+            failed = [row.id for row, task in zip(rows, tasks, strict=True) if not _confirmed(task)]
+            await self._mark(session, published, failed)
+        OUTBOX_PUBLISHED.labels(self._service).inc(len(published))
+        if failed:
+            OUTBOX_PUBLISH_FAILURES.labels(self._service).inc(len(failed))
+            first = next(task for task in tasks if not _confirmed(task))
+            cause = None if first.cancelled() else first.exception()
+            raise PublishFailedError(f"{len(failed)} of {len(rows)} events not confirmed") from cause
+        return len(published)
+
+    async def _publish(
+        self,
+        exchange: AbstractExchange,
+        event_id: uuid.UUID,
+        event_type: str,
+        envelope: str,
+        headers: dict[str, str],
+    ) -> None:
+        message = aio_pika.Message(
+            body=envelope.encode(),
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=str(event_id),
+            type=event_type,
+            headers=dict(headers),
+        )
+        await exchange.publish(message, routing_key=event_type, mandatory=False)
+
+    async def _mark(self, session: AsyncSession, published: Sequence[uuid.UUID], failed: Sequence[uuid.UUID]) -> None:
+        outbox = self._outbox
+        if published:
+            await session.execute(update(outbox).where(outbox.c.id.in_(published)).values(published_at=func.now()))
+        if failed:
+            await session.execute(update(outbox).where(outbox.c.id.in_(failed)).values(attempts=outbox.c.attempts + 1))
+
+    async def _get_exchange(self) -> AbstractExchange:
+        if self._exchange is None:
+            connection = await connect(self._settings.amqp_url, self._service, "relay")
+            try:
+                channel = await connection.channel(publisher_confirms=True)
+                exchange = await channel.declare_exchange(
+                    self._settings.events_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+                )
+            except BaseException:
+                await connection.close()
+                raise
+            self._connection, self._exchange = connection, exchange
+        return self._exchange
+
+    async def _refresh_backlog(self) -> None:
+        async with self._sessions() as session:
+            backlog = await session.scalar(
+                select(func.count()).select_from(self._outbox).where(self._outbox.c.published_at.is_(None))
+            )
+        OUTBOX_BACKLOG.labels(self._service).set(backlog or 0)
+
+
+def _confirmed(task: asyncio.Future[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None

@@ -1,0 +1,59 @@
+"""Alembic migrations, one history per service.
+
+A service keeps ``db/migrations/`` (``env.py``, ``script.py.mako``, ``versions/``).
+Its ``env.py`` is two lines::
+
+    from tablium_kit.migrations import run_env
+    from tablium_<name>.db.models import Base
+    run_env(Base.metadata)
+
+The database URL comes from the service's settings, passed in the Alembic config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def alembic_config(database_url: str, migrations_dir: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str, migrations_dir: Path, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (blocking; run it in a thread from async code)."""
+    command.upgrade(alembic_config(database_url, migrations_dir), revision)
+
+
+def revision(database_url: str, migrations_dir: Path, message: str) -> None:
+    """Autogenerate a new revision from the models (a developer command)."""
+    command.revision(alembic_config(database_url, migrations_dir), message=message, autogenerate=True)
+
+
+def run_env(target_metadata: MetaData) -> None:
+    """Body of every service's Alembic ``env.py`` (online mode, async engine)."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic config has no sqlalchemy.url")
+
+    def migrate(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(migrate)
+        await engine.dispose()
+
+    asyncio.run(run())

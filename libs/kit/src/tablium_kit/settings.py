@@ -1,0 +1,121 @@
+"""Service settings read from the environment, with development defaults.
+
+Every service subclasses :class:`ServiceSettings`. A field ``foo_bar`` of the
+service ``player`` is read from ``TABLIUM_PLAYER_FOO_BAR``, else from the
+platform-wide ``TABLIUM_FOO_BAR``, else its default. In production a service
+refuses to start while any secret still has its development default.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal, TypeVar
+
+import msgspec
+
+Environment = Literal["development", "test", "production"]
+
+# Development-only defaults. They are public (they are in this file), which is
+# exactly why production refuses them.
+DEV_SERVICE_TOKEN_SECRET = "dev-only-service-token-secret-change-me-0123456789"
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+class InsecureSettingsError(RuntimeError):
+    """Raised when a production service would run with a development secret."""
+
+
+class ServiceSettings(msgspec.Struct, kw_only=True):
+    """What every service needs to know about its surroundings."""
+
+    service_name: str
+    environment: Environment = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every Redis key a service writes starts with "<namespace>:<service>:" (tests use their own).
+    redis_namespace: str = "tablium"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    events_exchange: str = "tablium.events"
+    # Where user access tokens' public keys are published (the player service).
+    jwks_url: str = "http://127.0.0.1:8001/api/v1/auth/jwks"
+    jwt_issuer: str = "tablium-player"
+    jwt_audience: str = "tablium"
+    jwks_cache_seconds: int = 300
+    service_token_secret: str = DEV_SERVICE_TOKEN_SECRET
+    otlp_endpoint: str | None = None
+    # Traces are recorded when they go somewhere (an OTLP endpoint) unless forced on or off:
+    # spans nobody receives cost about half of a small request's time.
+    tracing: bool | None = None
+    trace_sample_ratio: float = 1.0
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Peers whose X-Forwarded-For is believed (the gateway); everyone else is the client.
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    max_request_body_bytes: int = 64 * 1024
+    # Apply migrations at start-up; by default everywhere but production, where the
+    # deployment runs `tablium-<service> migrate` once before rolling out.
+    migrate_on_start: bool | None = None
+    workers: int = 1
+
+    # Names of fields that hold secrets, with their development defaults.
+    dev_secrets: ClassVar[dict[str, str]] = {"service_token_secret": DEV_SERVICE_TOKEN_SECRET}
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            self.database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/tablium_{self.service_name}"
+
+    @property
+    def migrates_on_start(self) -> bool:
+        return self.migrate_on_start if self.migrate_on_start is not None else not self.is_production
+
+    def redis_key(self, *parts: str) -> str:
+        return ":".join((self.redis_namespace, self.service_name, *parts))
+
+    @property
+    def tracing_enabled(self) -> bool:
+        return self.tracing if self.tracing is not None else bool(self.otlp_endpoint)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls: type[S], service_name: str, environ: dict[str, str] | None = None) -> S:
+        """Build settings from the environment (``environ`` defaults to ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        service_prefix = f"TABLIUM_{service_name.upper()}_"
+        values: dict[str, Any] = {"service_name": service_name}
+        for field in msgspec.structs.fields(cls):
+            if field.name == "service_name":
+                continue
+            raw = env.get(service_prefix + field.name.upper(), env.get("TABLIUM_" + field.name.upper()))
+            if raw is not None:
+                values[field.name] = _parse(raw)
+        try:
+            settings = msgspec.convert(values, type=cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid settings for {service_name}: {exc}") from exc
+        settings.check_secrets()
+        return settings
+
+    def check_secrets(self) -> None:
+        """Refuse development secrets in production."""
+        if not self.is_production:
+            return
+        weak = [name for name, default in self.dev_secrets.items() if getattr(self, name) == default]
+        if weak:
+            raise InsecureSettingsError(
+                f"{self.service_name}: production refuses development defaults for {', '.join(weak)}; "
+                "set them in the environment"
+            )
+
+
+def _parse(raw: str) -> Any:
+    """Environment values are strings; lists and objects may be given as JSON."""
+    stripped = raw.strip()
+    if stripped.startswith(("[", "{")):
+        return msgspec.json.decode(stripped)
+    return raw

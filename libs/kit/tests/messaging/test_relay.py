@@ -1,0 +1,206 @@
+"""Outbox + relay against the real Postgres and RabbitMQ: nothing lost, nothing published twice in effect."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tablium_kit.messaging import Consumer
+from tablium_kit.messaging.testing import AmqpNames
+
+from .conftest import (
+    TABLES,
+    Listener,
+    close_my_broker_connections,
+    effect_counts,
+    make_relay,
+    outbox,
+    players,
+    record_effect,
+    register,
+    settings_for,
+    unpublished,
+    wait_until,
+)
+
+
+@pytest.fixture
+async def wallet(sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames) -> AsyncIterator[Consumer]:
+    """The consuming service: records one effect per handled player.registered."""
+    consumer = Consumer(
+        settings_for("wallet", amqp_names), sessions, TABLES, queues=amqp_names.service_queues("wallet")
+    )
+    consumer.handler("player.registered")(record_effect)
+    await consumer.start()
+    yield consumer
+    await consumer.stop()
+
+
+async def test_committed_event_is_published_once_and_rolled_back_one_never(
+    sessions: async_sessionmaker[AsyncSession],
+    amqp_names: AmqpNames,
+    listen: Callable[[str], Awaitable[Listener]],
+    wallet: Consumer,
+) -> None:
+    listener = await listen("player.registered")
+    relay = make_relay(sessions, amqp_names, poll_interval=30.0)  # only the commit hook can wake it in time
+    await relay.start()
+    await asyncio.sleep(0.5)  # connected, found nothing, now asleep until woken
+    try:
+        committed = await register(sessions, "alice")
+        rolled_back: list[str] = []
+
+        async def register_but_fail() -> None:
+            async with sessions() as session, session.begin():
+                await session.execute(players.insert().values(id="bob"))
+                event = await outbox.add(session, type="player.registered", subject="bob", data={})
+                rolled_back.append(str(event.id))
+                raise RuntimeError("the change fails after its event was added")
+
+        with pytest.raises(RuntimeError):
+            await register_but_fail()
+
+        async def handled() -> bool:
+            return await effect_counts(sessions) == {committed: 1}
+
+        await wait_until(handled, within=5)
+        await asyncio.sleep(0.5)  # would a second copy, or the rolled-back event, still arrive?
+    finally:
+        await relay.stop()
+    assert listener.ids == [committed]
+    assert rolled_back
+    assert rolled_back[0] not in listener.ids
+    assert await effect_counts(sessions) == {committed: 1}
+    assert await unpublished(sessions) == 0
+
+
+async def test_broker_dropping_connections_mid_stream_loses_nothing_and_duplicates_no_effect(
+    sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames, wallet: Consumer
+) -> None:
+    relay = make_relay(sessions, amqp_names, batch_size=20)
+    await relay.start()
+    ids: list[str] = []
+    enough = asyncio.Event()
+
+    async def produce() -> None:
+        # A steady stream until both drops are behind us, so they land in the middle of it.
+        while not enough.is_set():
+            ids.append(await register(sessions, f"p{len(ids)}"))
+            await asyncio.sleep(0.005)
+
+    producer = asyncio.create_task(produce())
+    try:
+        for _ in range(2):
+            handled = len(await effect_counts(sessions))
+            await wait_until(lambda n=handled + 40: _at_least(sessions, n))  # type: ignore[misc]
+            assert await close_my_broker_connections() >= 2  # the relay's and the consumer's
+            assert not producer.done()
+        await asyncio.sleep(0.3)
+        enough.set()
+        await producer
+
+        async def all_handled() -> bool:
+            return len(await effect_counts(sessions)) == len(ids)
+
+        await wait_until(all_handled, within=40)
+        await asyncio.sleep(0.5)  # would a redelivery take effect a second time?
+    finally:
+        enough.set()
+        producer.cancel()
+        await relay.stop()
+    counts = await effect_counts(sessions)
+    assert len(ids) > 100
+    assert sorted(counts) == sorted(ids)
+    assert set(counts.values()) == {1}
+    assert await unpublished(sessions) == 0
+
+
+async def _at_least(sessions: async_sessionmaker[AsyncSession], n: int) -> bool:
+    return len(await effect_counts(sessions)) >= n
+
+
+async def test_relay_killed_between_publish_and_mark_is_repaired_by_the_next_relay(
+    sessions: async_sessionmaker[AsyncSession],
+    amqp_names: AmqpNames,
+    listen: Callable[[str], Awaitable[Listener]],
+    wallet: Consumer,
+) -> None:
+    listener = await listen("player.registered")
+    ids = [await register(sessions, f"c{i}") for i in range(50)]
+
+    # A real process, SIGKILLed after the broker confirmed the batch but before the mark committed.
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("relay_process.py")),
+        sessions.kw["bind"].url.render_as_string(hide_password=False),
+        amqp_names.exchange,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert doomed.stdout is not None
+    async with asyncio.timeout(15):
+        assert await doomed.stdout.readline() == b"published\n"
+    doomed.kill()
+    await doomed.wait()
+    await wait_until(lambda: _count(listener, 50))
+
+    async def all_unpublished() -> bool:  # the dead transaction is rolled back, its locks released
+        return await unpublished(sessions) == 50
+
+    await wait_until(all_unpublished)
+
+    successor = make_relay(sessions, amqp_names)
+    await successor.start()
+    try:
+        await wait_until(lambda: _count(listener, 100))
+
+        async def settled() -> bool:
+            return await unpublished(sessions) == 0 and len(await effect_counts(sessions)) == 50
+
+        await wait_until(settled)
+        await asyncio.sleep(0.3)
+    finally:
+        await successor.stop()
+    assert sorted(listener.ids) == sorted(ids * 2)  # every event went out twice...
+    assert await effect_counts(sessions) == dict.fromkeys(ids, 1)  # ...and took effect once
+
+
+async def _count(listener: Listener, n: int) -> bool:
+    return len(listener.messages) >= n
+
+
+async def test_concurrent_relays_share_the_outbox_without_publishing_twice(
+    sessions: async_sessionmaker[AsyncSession],
+    amqp_names: AmqpNames,
+    listen: Callable[[str], Awaitable[Listener]],
+) -> None:
+    listener = await listen("player.registered")
+    ids = [await register(sessions, f"r{i}") for i in range(200)]
+    relays = [make_relay(sessions, amqp_names, batch_size=10) for _ in range(3)]
+    for relay in relays:
+        await relay.start()
+    try:
+
+        async def drained() -> bool:
+            return await unpublished(sessions) == 0
+
+        await wait_until(drained)
+        await wait_until(lambda: _count(listener, 200))
+        await asyncio.sleep(0.3)
+    finally:
+        for relay in relays:
+            await relay.stop()
+    assert sorted(listener.ids) == sorted(ids)
+
+
+def test_outbox_refuses_types_outside_its_catalog_entry() -> None:
+    from tablium_kit.messaging import UnknownEventError
+
+    with pytest.raises(UnknownEventError):
+        asyncio.run(outbox.add(None, type="wallet.transfer_posted", subject="x", data={}))  # type: ignore[arg-type]
+    with pytest.raises(UnknownEventError):
+        asyncio.run(outbox.add(None, type="player.unheard_of", subject="x", data={}))  # type: ignore[arg-type]

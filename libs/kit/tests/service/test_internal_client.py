@@ -1,0 +1,46 @@
+"""Service-to-service calls carry an identity token and surface the callee's problems."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from tablium_kit.auth import ServiceTokens
+from tablium_kit.internal import InternalClient, UpstreamError
+from tablium_kit.settings import ServiceSettings
+
+
+async def test_internal_call_is_authenticated_as_the_calling_service(
+    sample: AsyncTestClient, sample_settings: ServiceSettings
+) -> None:
+    tokens = ServiceTokens(sample_settings.service_token_secret, service_name="wallet")
+    client = InternalClient("sample", "http://sample", tokens, transport=httpx.ASGITransport(app=sample.app))
+    try:
+        assert await client.request("GET", "/internal/sample/who") == {"caller": "service:wallet"}
+    finally:
+        await client.aclose()
+
+
+async def test_callee_problem_becomes_an_upstream_error(
+    sample: AsyncTestClient, sample_settings: ServiceSettings
+) -> None:
+    tokens = ServiceTokens(sample_settings.service_token_secret, service_name="lobby")  # not allowed there
+    client = InternalClient("sample", "http://sample", tokens, transport=httpx.ASGITransport(app=sample.app))
+    try:
+        with pytest.raises(UpstreamError) as error:
+            await client.request("GET", "/internal/sample/who")
+        assert error.value.status == 403
+        assert error.value.problem["detail"] == "this service may not call this route"
+    finally:
+        await client.aclose()
+
+
+async def test_unreachable_service_raises_after_retries() -> None:
+    tokens = ServiceTokens("x" * 40, service_name="event")
+    client = InternalClient("wallet", "http://127.0.0.1:9", tokens, attempts=2)
+    try:
+        with pytest.raises(httpx.TransportError):
+            await client.request("POST", "/internal/v1/transfers", json={})
+    finally:
+        await client.aclose()

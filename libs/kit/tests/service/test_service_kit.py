@@ -1,0 +1,143 @@
+"""What every service gets from the kit: errors, auth, health, metrics, request ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from tablium_kit.auth import ServiceTokens
+from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET, ServiceSettings
+
+
+def is_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    return body
+
+
+async def test_public_route_needs_no_token(sample: AsyncTestClient) -> None:
+    response = await sample.get("/api/v1/sample/public")
+    assert response.json() == {"hello": "world"}
+
+
+async def test_private_route_needs_a_valid_token(sample: AsyncTestClient, make_token: Callable[..., str]) -> None:
+    is_problem(await sample.get("/api/v1/sample/private"), 401)
+    ok = await sample.get("/api/v1/sample/private", headers={"Authorization": f"Bearer {make_token('p-9')}"})
+    assert ok.json() == {"subject": "p-9", "roles": ["player"]}
+    is_problem(
+        await sample.get("/api/v1/sample/private", headers={"Authorization": f"Bearer {make_token(exp=1)}"}), 401
+    )
+
+
+async def test_role_guard(sample: AsyncTestClient, make_token: Callable[..., str]) -> None:
+    player = {"Authorization": f"Bearer {make_token()}"}
+    director = {"Authorization": f"Bearer {make_token(roles=['player', 'tournament_director'])}"}
+    is_problem(await sample.get("/api/v1/sample/directors", headers=player), 403)
+    assert (await sample.get("/api/v1/sample/directors", headers=director)).json() == {"ok": True}
+
+
+async def test_internal_routes_take_only_service_tokens(
+    sample: AsyncTestClient, make_token: Callable[..., str], sample_settings: ServiceSettings
+) -> None:
+    # A user token, even a valid one, is not a service identity.
+    is_problem(await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {make_token()}"}), 401)
+    wallet = ServiceTokens(sample_settings.service_token_secret, service_name="wallet").token()
+    ok = await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {wallet}"})
+    assert ok.json() == {"caller": "service:wallet"}
+    lobby = ServiceTokens(sample_settings.service_token_secret, service_name="lobby").token()
+    is_problem(await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {lobby}"}), 403)
+    forged = ServiceTokens("some-other-secret-of-enough-length-000000", service_name="wallet").token()
+    is_problem(await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {forged}"}), 401)
+
+
+async def test_errors_are_problem_json(sample: AsyncTestClient) -> None:
+    body = is_problem(await sample.post("/api/v1/sample/seats", json={"table": "full", "seat": 3}), 409)
+    assert body["detail"] == "table is full"
+    assert body["type"] == "urn:tablium:problem:conflict"
+    body = is_problem(await sample.post("/api/v1/sample/seats", json={"table": "t", "seat": 11}), 400)
+    assert "seat" in str(body["errors"])
+    is_problem(await sample.post("/api/v1/sample/seats", json={"table": "t", "seat": 1, "chips": 5}), 400)
+    is_problem(
+        await sample.post("/api/v1/sample/seats", content=b"{", headers={"content-type": "application/json"}), 400
+    )
+
+
+async def test_unexpected_errors_are_500_problems_without_internals(sample: AsyncTestClient) -> None:
+    body = is_problem(await sample.get("/api/v1/sample/boom"), 500)
+    assert "hunter2" not in str(body)
+    assert "RuntimeError" not in str(body)
+
+
+async def test_health_ready_metrics(sample: AsyncTestClient) -> None:
+    assert (await sample.get("/health")).json() == {"status": "ok"}
+    ready = await sample.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "up", "redis": "up"}  # no messaging in this sample
+    await sample.get("/api/v1/sample/public")
+    metrics = (await sample.get("/metrics")).text
+    assert 'tablium_requests_total{app_name="tablium-sample"' in metrics
+    assert 'path="/api/v1/sample/public"' in metrics
+    assert "tablium_request_duration_seconds_bucket" in metrics
+
+
+async def test_request_id_is_echoed_or_made(sample: AsyncTestClient) -> None:
+    given = await sample.get("/api/v1/sample/public", headers={"X-Request-ID": "req-123"})
+    assert given.headers["x-request-id"] == "req-123"
+    made = await sample.get("/api/v1/sample/public")
+    assert len(made.headers["x-request-id"]) == 32
+
+
+def test_dev_secret_is_refused_in_production() -> None:
+    import pytest
+
+    from tablium_kit.settings import InsecureSettingsError
+
+    with pytest.raises(InsecureSettingsError):
+        ServiceSettings.from_env("sample", {"TABLIUM_ENVIRONMENT": "production"})
+    settings = ServiceSettings.from_env(
+        "sample",
+        {
+            "TABLIUM_ENVIRONMENT": "production",
+            "TABLIUM_SERVICE_TOKEN_SECRET": "a-real-secret-from-the-vault-0123456789",
+        },
+    )
+    assert settings.service_token_secret != DEV_SERVICE_TOKEN_SECRET
+
+
+def test_settings_from_environment() -> None:
+    settings = ServiceSettings.from_env(
+        "sample",
+        {
+            "TABLIUM_SAMPLE_PORT": "9001",
+            "TABLIUM_PORT": "9999",  # the service-specific variable wins
+            "TABLIUM_TRUSTED_PROXIES": '["10.0.0.0/8"]',
+            "TABLIUM_LOG_JSON": "false",
+        },
+    )
+    assert settings.port == 9001
+    assert settings.trusted_proxies == ["10.0.0.0/8"]
+    assert settings.log_json is False
+    assert settings.database_url.endswith("/tablium_sample")
+    import pytest
+
+    with pytest.raises(ValueError, match="invalid settings"):
+        ServiceSettings.from_env("sample", {"TABLIUM_PORT": "not-a-port"})
+
+
+async def test_ready_is_503_naming_what_is_down(sample_settings: ServiceSettings) -> None:
+    import msgspec
+
+    from tablium_kit.app import ServiceDefinition, create_service_app
+
+    broken = msgspec.structs.replace(sample_settings, redis_url="redis://127.0.0.1:9/0")
+    app = create_service_app(ServiceDefinition(settings=broken, title="broken", route_handlers=[], uses_redis=True))
+    async with AsyncTestClient(app=app) as client:
+        assert (await client.get("/health")).status_code == 200  # alive, just not ready
+        ready = await client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"] == "up"
+        assert ready.json()["checks"]["redis"].startswith("down")

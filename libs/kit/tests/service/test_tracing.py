@@ -1,0 +1,65 @@
+"""With tracing on, requests and their SQL become spans, and log lines carry the trace id."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from litestar import get
+from litestar.testing import AsyncTestClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy import text
+
+from tablium_kit.app import ServiceDefinition, create_service_app
+from tablium_kit.deps import DbSession
+from tablium_kit.observability import get_logger, tracer_provider
+from tablium_kit.settings import ServiceSettings
+
+
+@get("/api/v1/traced")
+async def traced(db_session: DbSession) -> dict[str, int]:
+    get_logger("tablium.test").warning("inside the handler")
+    value = await db_session.scalar(text("SELECT 41 + 1"))
+    return {"value": int(value or 0)}
+
+
+@pytest.fixture(scope="module")
+async def traced_client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterator[AsyncTestClient]:
+    settings = ServiceSettings.from_env(
+        "traced",
+        {
+            "TABLIUM_TRACED_DATABASE_URL": await make_database("traced"),
+            "TABLIUM_ENVIRONMENT": "test",
+            "TABLIUM_TRACED_TRACING": "true",
+        },
+    )
+    app = create_service_app(ServiceDefinition(settings=settings, title="traced", route_handlers=[traced]))
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+async def test_http_and_sql_spans_share_one_trace(
+    traced_client: AsyncTestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracer_provider(ServiceSettings.from_env("traced", {})).add_span_processor(SimpleSpanProcessor(exporter))
+    parent_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = await traced_client.get(
+        "/api/v1/traced", headers={"traceparent": f"00-{parent_trace}-00f067aa0ba902b7-01"}
+    )
+    assert response.json() == {"value": 42}
+    spans = exporter.get_finished_spans()
+    http_spans = [s for s in spans if s.kind.name == "SERVER"]
+    sql_spans = [s for s in spans if "SELECT" in s.name or s.attributes.get("db.statement", "").startswith("SELECT")]
+    assert http_spans, [s.name for s in spans]
+    assert sql_spans, [s.name for s in spans]
+    # The incoming W3C trace context is continued, not replaced.
+    assert {format(s.context.trace_id, "032x") for s in http_spans + sql_spans} == {parent_trace}
+
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "inside the handler" in line]
+    assert logged, "the handler's log line was not written as JSON"
+    assert logged[0]["trace_id"] == parent_trace
+    assert logged[0]["request_id"]
+    assert logged[0]["service"] == "traced"

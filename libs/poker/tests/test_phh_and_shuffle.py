@@ -1,0 +1,127 @@
+"""Malformed or illegal PHH histories fail with PhhError naming the problem; the seeded shuffle."""
+
+import pytest
+
+from tablium_poker import PhhError, commitment, deck_from_seed, new_seed
+from tablium_poker.errors import InvalidSetup
+from tablium_poker.phh import dump_phh, history_from_hand, load_phh, replay
+
+HEADER = """variant = 'NT'
+antes = [0, 0, 0]
+blinds_or_straddles = [50, 100, 0]
+min_bet = 100
+starting_stacks = [{stacks}]
+"""
+
+
+def phh(actions: list[str], stacks: str = "1000, 1000, 1000") -> str:
+    return HEADER.format(stacks=stacks) + f"actions = {actions!r}\n"
+
+
+DEAL = ["d dh p1 AsAd", "d dh p2 KsKd", "d dh p3 ????"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("variant = 'NT'\nantes = [", "not valid TOML"),
+        (phh(DEAL).replace("'NT'", "'FT'"), "variant 'NT'"),
+        (phh(DEAL).replace("min_bet = 100\n", ""), "missing required field 'min_bet'"),
+        (phh(DEAL, "1000, 1000.5, 1000"), "not a whole number of chips"),
+        (phh(DEAL, "1000, 1000"), "antes has 3 entries for 2 players"),
+        (phh(DEAL).replace("antes = [0, 0, 0]", "antes = [5, 0, 1]"), "big-blind ante only"),
+        (phh([*DEAL, "p3 xyz"]), "unsupported operation"),
+        (phh([*DEAL, "p4 f"]), "not a player"),
+        (phh([*DEAL, "p3 cbr 12.5"]), "not a whole number of chips"),
+        (phh([*DEAL, "p3 cbr 150"]), "must be to 200..1000"),
+        (phh([*DEAL, "p1 f"]), "out of turn"),
+        (phh([*DEAL, "p3 cc", "p1 cc", "p2 f"]), "checking is free"),
+        (phh([*DEAL, "p3 f", "p1 f", "p2 f"]), "the hand is over"),
+        (phh([*DEAL, "p3 cc"]), "the actions end before the hand does"),
+        (phh([*DEAL, "d db AhKhQh"]), "dealt before the betting round ended"),
+        (phh(["d dh p1 AsAd", "d dh p2 AsKd", "d dh p3 ????"]), "dealt twice"),
+        (phh(["d dh p1 AsXd"]), "not a card"),
+    ],
+)
+def test_bad_histories_raise_phh_errors(text: str, message: str) -> None:
+    with pytest.raises(PhhError, match=message):
+        replay(load_phh(text))
+
+
+def test_integral_decimals_are_whole_chips() -> None:
+    history = load_phh(phh([*DEAL, "p3 cbr 300.0", "p1 f", "p2 f"], "1000.0, 1000, 1000"))
+    assert replay(history).stack == [950, 900, 1150]
+
+
+def test_unknown_hole_cards_revealed_at_showdown() -> None:
+    actions = [
+        *DEAL,
+        "p3 cc",
+        "p1 cc",
+        "p2 cc",
+        "d db 2c7h9h",
+        "p1 cc",
+        "p2 cc",
+        "p3 cc",
+        "d db 3s",
+        "p1 cc",
+        "p2 cc",
+        "p3 cc",
+        "d db 4d",
+        "p1 cc",
+        "p2 cc",
+        "p3 cc",
+        "p1 sm AsAd",
+        "p2 sm",
+        "p3 sm 5c6c",
+    ]
+    hand = replay(load_phh(phh(actions)))
+    assert hand.stack == [900, 900, 1200]  # p3's revealed straight wins
+    again = replay(load_phh(dump_phh(history_from_hand(hand))))
+    assert again.stack == hand.stack
+
+
+def test_shown_cards_must_match_dealt_cards() -> None:
+    actions = [
+        *DEAL,
+        "p3 f",
+        "p1 cc",
+        "p2 cc",
+        "d db 2c7h9h",
+        "p1 cc",
+        "p2 cc",
+        "d db 3s",
+        "p1 cc",
+        "p2 cc",
+        "d db 4d",
+        "p1 cc",
+        "p2 cc",
+        "p1 sm AsAh",
+    ]
+    with pytest.raises(PhhError, match="not the cards dealt"):
+        replay(load_phh(phh(actions)))
+
+
+def test_deck_is_a_pure_function_of_the_seed() -> None:
+    seed = bytes(range(32))
+    deck = deck_from_seed(seed)
+    assert deck == deck_from_seed(seed)
+    assert sorted(deck) == list(range(52))
+    assert deck_from_seed(seed, 20) == deck[:20]
+    assert deck_from_seed(bytes(32)) != deck
+    assert commitment(seed) == "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd"
+    assert len(new_seed()) == 32
+    assert new_seed() != new_seed()
+    with pytest.raises(InvalidSetup):
+        deck_from_seed(b"short")
+    with pytest.raises(InvalidSetup):
+        deck_from_seed(seed, 53)
+
+
+def test_shuffle_is_not_visibly_biased() -> None:
+    # Over 5,200 seeds each card should lead the deck about 100 times.
+    counts = [0] * 52
+    for k in range(5_200):
+        counts[deck_from_seed(k.to_bytes(32, "big"), 1)[0]] += 1
+    assert min(counts) > 55
+    assert max(counts) < 150

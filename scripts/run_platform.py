@@ -1,0 +1,164 @@
+"""Run the whole platform locally: every service, the development gateway, demo data.
+
+Started by ``make up``. Each service gets its own database (created and migrated),
+runs under granian on its own port, and is reachable through the gateway on
+:8000 exactly as Kong would route it. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / ".run"
+BIN = ROOT / ".venv" / "bin"
+GATEWAY_PORT = 8000
+# Local ports; in Kubernetes every service listens on 8000 behind its own DNS name.
+PORTS = {
+    "player": 8001,
+    "club": 8002,
+    "rakeback": 8003,
+    "event": 8004,
+    "lobby": 8005,
+    "wallet": 8006,
+    "blockchain": 8007,
+}
+DEMO_PASSWORD = "tablium-demo-password"
+DEMO_PLAYERS = ["alice", "bob", "carol", "dave"]
+
+
+def services() -> list[str]:
+    return [name for name in PORTS if (ROOT / "services" / name / "pyproject.toml").exists()]
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"platform: {url} exited early with {process.returncode}; see {RUN / 'logs'}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"platform: {url} was not ready after {timeout_s:.0f} s; see {RUN / 'logs'}")
+
+
+def start(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = (RUN / "logs" / f"{name}.log").open("ab")
+    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def seed_demo_data(env: dict[str, str]) -> None:
+    """Demo accounts: an admin, a tournament director and a few players (idempotent)."""
+    accounts = [("admin", "admin"), ("director", "tournament_director")] + [(name, "player") for name in DEMO_PLAYERS]
+    for username, role in accounts:
+        subprocess.run(
+            [
+                str(BIN / "tablium-player"),
+                "create-account",
+                "--username",
+                username,
+                "--email",
+                f"{username}@demo.tablium.test",
+                "--password",
+                DEMO_PASSWORD,
+                "--role",
+                role,
+                "--if-missing",
+            ],
+            env=env,
+            check=True,
+            cwd=ROOT,
+        )
+
+
+def fund_demo_players() -> None:
+    """Credit each demo player 1,000 USDT through the wallet's admin API (once: the transfer ids are fixed)."""
+    player, wallet = f"http://127.0.0.1:{PORTS['player']}", f"http://127.0.0.1:{PORTS['wallet']}"
+
+    def login(username: str) -> str:
+        response = httpx.post(f"{player}/api/v1/auth/login", json={"login": username, "password": DEMO_PASSWORD})
+        token: str = response.raise_for_status().json()["access_token"]
+        return token
+
+    admin = {"Authorization": f"Bearer {login('admin')}"}
+    for username in DEMO_PLAYERS:
+        me = httpx.get(f"{player}/api/v1/players/me", headers={"Authorization": f"Bearer {login(username)}"})
+        credit = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tablium-demo-funding:{username}:USDT")),
+            "player_id": me.raise_for_status().json()["id"],
+            "asset": "USDT",
+            "amount": 1_000 * 10**6,
+            "reason": "demo data",
+        }
+        httpx.post(f"{wallet}/api/v1/admin/wallet/credit", json=credit, headers=admin).raise_for_status()
+
+
+def main() -> None:
+    (RUN / "logs").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TABLIUM_ENVIRONMENT": os.environ.get("TABLIUM_ENVIRONMENT", "development")}
+    names = services()
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for name in names:
+            subprocess.run([str(BIN / f"tablium-{name}"), "migrate"], env=env, check=True, cwd=ROOT)
+            service_env = {**env, f"TABLIUM_{name.upper()}_PORT": str(PORTS[name])}
+            children.append(start(name, [str(BIN / f"tablium-{name}"), "serve"], service_env))
+        for name, child in zip(names, children, strict=True):
+            wait_ready(f"http://127.0.0.1:{PORTS[name]}/ready", child)
+        upstreams = [arg for name in names for arg in ("--upstream", f"{name}=http://127.0.0.1:{PORTS[name]}")]
+        gateway = start(
+            "gateway",
+            [str(BIN / "tablium-gateway"), "--config", "gateway/kong.yml", "--port", str(GATEWAY_PORT), *upstreams],
+            env,
+        )
+        children.append(gateway)
+        wait_ready(f"http://127.0.0.1:{GATEWAY_PORT}/api/v1/auth/jwks", gateway)
+        seed_demo_data(env)
+        if "wallet" in names:
+            fund_demo_players()
+    except BaseException:
+        stop()
+        raise
+
+    print("\nTablium is running. Ctrl-C stops it.\n")
+    print(f"  {'gateway':<12} http://127.0.0.1:{GATEWAY_PORT}")
+    for name in names:
+        base = f"http://127.0.0.1:{PORTS[name]}"
+        print(f"  {name:<12} docs {base}/schema   metrics {base}/metrics   ready {base}/ready")
+    print(f"\n  demo logins: admin, director, {', '.join(DEMO_PLAYERS)} (password: {DEMO_PASSWORD})")
+    print(f"  logs: {RUN.relative_to(ROOT) / 'logs'}/\n")
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                print(f"platform: a process exited with {child.returncode}; stopping", file=sys.stderr)
+                stop()
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tablium event service: tournaments."""

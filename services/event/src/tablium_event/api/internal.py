@@ -1,0 +1,36 @@
+"""Internal API for the lobby: finished hands in, instructions out. Never routed by the gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, post
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK
+
+from tablium_event.api.schemas import HandIn
+from tablium_event.api.tournaments import TournamentsDep
+from tablium_kit.auth import SERVICE, requires_service
+from tablium_kit.deps import DbSession
+from tablium_kit.errors import InvalidInput
+
+
+class TablesController(Controller):
+    path = "/internal/v1/tournaments"
+    tags = ["internal"]
+    security = SERVICE
+    guards = [requires_service()]
+
+    @post("/{tournament_id:uuid}/hands", status_code=HTTP_200_OK, summary="A hand finished at a tournament table")
+    async def hand_finished(
+        self, tournament_id: FromPath[UUID], data: JSONBody[HandIn], db_session: DbSession, tournaments: TournamentsDep
+    ) -> dict[str, Any]:
+        try:
+            stacks = {int(entry): stack for entry, stack in data.stacks.items()}
+            knockouts = {int(entry): hunters for entry, hunters in data.knockouts.items()}
+        except ValueError:
+            raise InvalidInput("stacks and knockouts are keyed by entry id") from None
+        return await tournaments.hand_finished(
+            db_session, tournament_id, hand_id=data.hand_id, table=data.table, stacks=stacks, knockouts=knockouts
+        )

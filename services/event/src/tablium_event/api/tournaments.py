@@ -1,0 +1,292 @@
+"""Director, player and lobby (public) routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeAlias
+from uuid import UUID
+
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from tablium_event.api.schemas import (
+    RegistrationOut,
+    SeatLockIn,
+    ToleranceIn,
+    TournamentEdit,
+    TournamentIn,
+    TournamentOut,
+    TournamentSummary,
+    UndoIn,
+)
+from tablium_event.db.models import Registration, TournamentRow
+from tablium_event.domain.config import TournamentConfig
+from tablium_event.service import Tournaments
+from tablium_kit.auth import BEARER, requires_roles
+from tablium_kit.deps import Caller, DbSession
+from tablium_kit.errors import NotFound
+
+TournamentsDep: TypeAlias = NamedDependency[Tournaments]
+DIRECTOR = requires_roles("tournament_director", "admin")
+
+
+async def tournament_out(service: Tournaments, session: DbSession, row: TournamentRow) -> TournamentOut:
+    engine = service.engine_of(row)
+    return TournamentOut(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        version=row.version,
+        config=row.config,
+        entries=len(engine.entries) if engine else await service.entries(session, row.id),
+        prize_pool=engine.prize_pool if engine else 0,
+        payouts=list(engine.payouts or []) if engine else [],
+        clock=engine.clock() if engine else None,
+        tables=len(engine.tables) if engine else 0,
+        players_left=engine.remaining if engine else None,
+        created_at=row.created_at,
+        started_at=row.started_at,
+    )
+
+
+def registration_out(reg: Registration) -> RegistrationOut:
+    return RegistrationOut(
+        id=reg.id,
+        tournament_id=reg.tournament_id,
+        player_id=reg.player_id,
+        entry_no=reg.entry_no,
+        status=reg.status,
+        amount=reg.amount,
+        hold_transfer_id=reg.hold_transfer_id,
+        entry_id=reg.entry_id,
+    )
+
+
+class TournamentController(Controller):
+    """Director routes (private: tournament_director or admin) and the lobby's public reads, on one path."""
+
+    path = "/api/v1/tournaments"
+    tags = ["tournaments"]
+
+    @post(security=BEARER, guards=[DIRECTOR], summary="Create a tournament (draft)")
+    async def create(
+        self, data: JSONBody[TournamentIn], principal: Caller, db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        row = await tournaments.create(db_session, name=data.name, config=data.to_config(), director=principal.subject)
+        return await tournament_out(tournaments, db_session, row)
+
+    @patch("/{tournament_id:uuid}", security=BEARER, guards=[DIRECTOR], summary="Edit a tournament before it starts")
+    async def edit(
+        self,
+        tournament_id: FromPath[UUID],
+        data: JSONBody[TournamentEdit],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+    ) -> TournamentOut:
+        current = await tournaments.get(db_session, tournament_id)
+        seed = TournamentConfig.from_dict(current.config).seed
+        config = data.config.to_config(seed) if data.config is not None else None
+        row = await tournaments.edit(db_session, tournament_id, name=data.name, config=config)
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/open",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Open registration",
+    )
+    async def open_registration(
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        row = await tournaments.open_registration(db_session, tournament_id)
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/start",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Start: buy-ins into the pool, seats drawn",
+    )
+    async def start(
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        row = await tournaments.start(db_session, tournament_id)
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/pause",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Pause the clock and the tables",
+    )
+    async def pause(
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        row = await tournaments.command(db_session, tournament_id, "pause")
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/resume",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Resume after a pause",
+    )
+    async def resume(
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        row = await tournaments.command(db_session, tournament_id, "resume")
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/cancel",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Cancel: every entry refunded",
+    )
+    async def cancel(
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        row = await tournaments.cancel(db_session, tournament_id)
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/undo",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Undo the last bust-out or move",
+    )
+    async def undo(
+        self, tournament_id: FromPath[UUID], data: JSONBody[UndoIn], db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        row = await tournaments.command(db_session, tournament_id, "undo", what=data.what, stack=data.stack)
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/seat-locks",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Lock or unlock a seat (no balancing moves)",
+    )
+    async def seat_lock(
+        self,
+        tournament_id: FromPath[UUID],
+        data: JSONBody[SeatLockIn],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+    ) -> TournamentOut:
+        row = await tournaments.command(db_session, tournament_id, "lock", entry=data.entry, locked=data.locked)
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
+        "/{tournament_id:uuid}/tolerance",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="Set the balancing tolerance",
+    )
+    async def tolerance(
+        self,
+        tournament_id: FromPath[UUID],
+        data: JSONBody[ToleranceIn],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+    ) -> TournamentOut:
+        row = await tournaments.command(db_session, tournament_id, "tolerance", tolerance=data.tolerance)
+        return await tournament_out(tournaments, db_session, row)
+
+    @get(
+        "/{tournament_id:uuid}/decisions",
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="The balancing/elimination decision log, with reasons",
+    )
+    async def decisions(
+        self,
+        tournament_id: FromPath[UUID],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+        since: Annotated[int, Parameter(ge=0)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
+    ) -> list[dict[str, Any]]:
+        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        return engine.decisions(since)[:limit] if engine else []
+
+    # -- the lobby: public reads --------------------------------------------------------------
+
+    @get(summary="Tournaments, newest first")
+    async def list_tournaments(
+        self, db_session: DbSession, tournaments: TournamentsDep, limit: Annotated[int, Parameter(ge=1, le=200)] = 50
+    ) -> list[TournamentSummary]:
+        return [
+            TournamentSummary(
+                id=row.id,
+                name=row.name,
+                status=row.status,
+                buy_in=row.config["buy_in"],
+                fee=row.config["fee"],
+                starts_with=row.config["starting_stack"],
+                created_at=row.created_at,
+            )
+            for row in await tournaments.newest(db_session, limit)
+        ]
+
+    @get("/{tournament_id:uuid}", summary="A tournament: status, entries, pool, payouts, level and clock")
+    async def get_tournament(
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+    ) -> TournamentOut:
+        return await tournament_out(tournaments, db_session, await tournaments.get(db_session, tournament_id))
+
+    @get("/{tournament_id:uuid}/tables", summary="Tables with seats, stacks, button and blinds")
+    async def tables(
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+    ) -> list[dict[str, Any]]:
+        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        return [engine.table_view(t) for t in sorted(engine.tables)] if engine else []
+
+    @get("/{tournament_id:uuid}/tables/{table:int}", summary="One table")
+    async def table(
+        self, tournament_id: FromPath[UUID], table: FromPath[int], db_session: DbSession, tournaments: TournamentsDep
+    ) -> dict[str, Any]:
+        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        if engine is None or table not in engine.tables:
+            raise NotFound("no such table")
+        return engine.table_view(table)
+
+    @get("/{tournament_id:uuid}/standings", summary="Standings: live stacks, then places and prizes")
+    async def standings(
+        self,
+        tournament_id: FromPath[UUID],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 500,
+    ) -> list[dict[str, Any]]:
+        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        return engine.standings()[:limit] if engine else []
+
+
+class RegistrationController(Controller):
+    path = "/api/v1/tournaments/{tournament_id:uuid}/registrations"
+    tags = ["tournaments: players"]
+    security = BEARER
+
+    @post(status_code=HTTP_201_CREATED, summary="Register (a hold of buy-in + fee on my wallet)")
+    async def register(
+        self, tournament_id: FromPath[UUID], principal: Caller, db_session: DbSession, tournaments: TournamentsDep
+    ) -> RegistrationOut:
+        reg = await tournaments.register(db_session, tournament_id, UUID(principal.subject))
+        return registration_out(reg)
+
+    @delete("/me", status_code=HTTP_200_OK, summary="Unregister (the hold is voided)")
+    async def unregister(
+        self, tournament_id: FromPath[UUID], principal: Caller, db_session: DbSession, tournaments: TournamentsDep
+    ) -> RegistrationOut:
+        reg = await tournaments.unregister(db_session, tournament_id, UUID(principal.subject))
+        return registration_out(reg)

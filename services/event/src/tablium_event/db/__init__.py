@@ -1,0 +1,1 @@
+"""Tables and migrations of the event service."""

@@ -1,0 +1,83 @@
+"""Tables of the event service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from advanced_alchemy.mixins import AuditColumns, UUIDv7PrimaryKey
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tablium_kit.db import service_metadata
+from tablium_kit.messaging import messaging_tables
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+
+
+MESSAGING = messaging_tables(Base.metadata)
+
+
+class TournamentRow(UUIDv7PrimaryKey, AuditColumns, Base):
+    """A tournament: its configuration, and once started the engine's whole state (JSON)."""
+
+    __tablename__ = "tournaments"
+    name: Mapped[str] = mapped_column(String(100))
+    # draft -> registering -> starting -> running -> finished; cancelling -> cancelled from any before finished.
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # Bumped on every change of state; carried in events so consumers can order them.
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_by: Mapped[str] = mapped_column(String(64))
+    prize_pool_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class Registration(UUIDv7PrimaryKey, AuditColumns, Base):
+    """One entry's money: the hold taken at registration and what became of it.
+
+    status: holding (row written, wallet hold not confirmed) -> held -> posted (in the pool) |
+    voided (unregistered/cancelled before the start) | refunded (cancelled after) | failed (refused).
+    """
+
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("tournament_id", "player_id", "entry_no"),)
+    tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), index=True)
+    player_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    entry_no: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="holding", index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    hold_transfer_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    player_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # The engine's entry id, once the entry is in the tournament.
+    entry_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    failure: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class Prize(Base):
+    """Money owed from the prize pool to a player: a place or a bounty. Paid once (deterministic transfer id)."""
+
+    __tablename__ = "prizes"
+    transfer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), index=True)
+    player_id: Mapped[uuid.UUID] = mapped_column()
+    entry_id: Mapped[int] = mapped_column(Integer)
+    place: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="owed", index=True)  # owed | paid
+
+
+class HandReport(Base):
+    """Hands already applied (the lobby may report one twice); the answer is kept for the replay."""
+
+    __tablename__ = "hand_reports"
+    tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), primary_key=True)
+    hand_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)

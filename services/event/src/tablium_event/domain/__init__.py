@@ -1,0 +1,1 @@
+"""The pure tournament engine: no I/O, deterministic given a seed."""

@@ -1,0 +1,72 @@
+"""Events the event service publishes, through the kit's transactional outbox.
+
+Engine instructions become events in the same transaction as the state they come from:
+the ``event.*`` facts of ARCHITECTURE.md §4, plus ``event.table_instructions`` carrying, in
+order, everything the lobby must do at the tournament's tables (seat, move, hold, resume,
+break a table, new level).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_event.db.models import MESSAGING
+from tablium_event.domain.instructions import (
+    AwardPrize,
+    EliminatePlayer,
+    EndBreak,
+    Instruction,
+    MovePlayer,
+    NewLevel,
+    StartBreak,
+    TournamentFinished,
+    TournamentStarted,
+)
+from tablium_kit.messaging import Outbox
+
+outbox = Outbox("event", MESSAGING)
+
+TOURNAMENT_CREATED = "event.tournament_created"
+TOURNAMENT_CANCELLED = "event.tournament_cancelled"
+TABLE_INSTRUCTIONS = "event.table_instructions"
+
+_FACTS: dict[type[Instruction], str] = {
+    TournamentStarted: "event.tournament_started",
+    NewLevel: "event.level_changed",
+    StartBreak: "event.break_started",
+    EndBreak: "event.break_ended",
+    MovePlayer: "event.player_moved",
+    EliminatePlayer: "event.player_eliminated",
+    TournamentFinished: "event.tournament_finished",
+    AwardPrize: "event.prize_awarded",
+}
+_FOR_TABLES = frozenset(
+    {"open_table", "seat_player", "move_player", "break_table", "hold_table", "resume_table", "new_level", "set_stack"}
+)
+
+
+async def publish(
+    session: AsyncSession, tournament_id: uuid.UUID, version: int, type_: str, data: dict[str, Any]
+) -> None:
+    await outbox.add(
+        session,
+        type=type_,
+        subject=str(tournament_id),
+        data={"tournament_id": str(tournament_id), "seq": version, **data},
+    )
+
+
+async def publish_instructions(
+    session: AsyncSession, tournament_id: uuid.UUID, version: int, instructions: list[Instruction]
+) -> None:
+    """One event per fact, and one batch of table instructions for the lobby."""
+    for instruction in instructions:
+        type_ = _FACTS.get(type(instruction))
+        if type_ is not None and not (isinstance(instruction, EliminatePlayer) and instruction.place == 0):
+            await publish(session, tournament_id, version, type_, instruction.to_dict())
+    for_tables = [i.to_dict() for i in instructions if i.kind in _FOR_TABLES]
+    if for_tables:
+        await publish(session, tournament_id, version, TABLE_INSTRUCTIONS, {"instructions": for_tables})

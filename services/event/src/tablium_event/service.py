@@ -1,0 +1,573 @@
+"""Tournament use cases: the engine inside a row lock, its instructions into the outbox, money through the wallet.
+
+Money protocol (docs/adr/0006-tournament-engine.md): every wallet step has a deterministic transfer
+id and is recorded *before* it is attempted (a registration row in ``holding``, a prize row in
+``owed``, a tournament in ``starting``/``cancelling``), so a retry or the reconciler can always
+finish it, and replaying it never moves money twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tablium_event.db.models import HandReport, Prize, Registration, TournamentRow
+from tablium_event.domain.config import TournamentConfig, TournamentRuleError
+from tablium_event.domain.engine import Tournament
+from tablium_event.domain.instructions import AwardPrize, Instruction
+from tablium_event.events import TOURNAMENT_CANCELLED, TOURNAMENT_CREATED, publish, publish_instructions
+from tablium_event.settings import EventSettings
+from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
+from tablium_kit.errors import Conflict, InvalidInput, NotFound
+
+log = structlog.get_logger("tablium.event")
+
+LIVE = ("holding", "held", "posted")
+EDITABLE = ("draft", "registering")
+
+
+def rule_error(exc: TournamentRuleError) -> Conflict:
+    return Conflict(str(exc))
+
+
+class Tournaments:
+    """One per app: the wallet client and the background clock and reconciler."""
+
+    def __init__(self, settings: EventSettings, wallet: Wallet) -> None:
+        self.settings = settings
+        self.wallet = wallet
+        self._house: dict[tuple[str, str], uuid.UUID] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ director
+
+    async def create(
+        self, session: AsyncSession, *, name: str, config: TournamentConfig, director: str
+    ) -> TournamentRow:
+        try:
+            config.check()
+        except TournamentRuleError as exc:
+            raise InvalidInput(str(exc)) from exc
+        row = TournamentRow(name=name, config=config.to_dict(), created_by=director, status="draft", version=1)
+        session.add(row)
+        await session.flush()
+        await publish(session, row.id, row.version, TOURNAMENT_CREATED, {"name": name, "config": row.config})
+        return row
+
+    async def edit(
+        self, session: AsyncSession, tournament_id: uuid.UUID, *, name: str | None, config: TournamentConfig | None
+    ) -> TournamentRow:
+        row = await self._locked(session, tournament_id)
+        if row.status not in EDITABLE:
+            raise Conflict("a tournament can be edited only before it starts")
+        if config is not None:
+            if row.status == "registering" and await self._registrations(session, row.id, LIVE):
+                current = TournamentConfig.from_dict(row.config)
+                if (config.buy_in, config.fee, config.bounty, config.asset) != (
+                    current.buy_in,
+                    current.fee,
+                    current.bounty,
+                    current.asset,
+                ):
+                    raise Conflict("the price cannot change once players have registered")
+            try:
+                config.check()
+            except TournamentRuleError as exc:
+                raise InvalidInput(str(exc)) from exc
+            row.config = config.to_dict()
+        if name is not None:
+            row.name = name
+        row.version += 1
+        return row
+
+    async def open_registration(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
+        row = await self._locked(session, tournament_id)
+        if row.status != "draft":
+            raise Conflict("registration opens once, from draft")
+        config = TournamentConfig.from_dict(row.config)
+        row.prize_pool_account_id = await self.wallet.open_account(f"tournament:{row.id}", "prize_pool", config.asset)
+        row.status = "registering"
+        row.version += 1
+        return row
+
+    async def start(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
+        row = await self._locked(session, tournament_id)
+        if row.status not in ("registering", "starting"):
+            raise Conflict("the tournament is not open for a start")
+        regs = await self._registrations(session, row.id, ("holding", "held", "posted"))
+        for reg in regs:
+            if reg.status == "holding":
+                await self._take_hold(row, reg)
+        ready = [r for r in regs if r.status in ("held", "posted")]
+        if len(ready) < 2:
+            raise Conflict("at least two registrations are needed to start")
+        row.status = "starting"
+        await session.commit()  # from here on a retry (or the reconciler) finishes the start
+        for reg in ready:
+            await self._post_entry(row, reg)
+        await session.commit()
+        row = await self._locked(session, tournament_id)
+        config = TournamentConfig.from_dict(row.config)
+        engine = Tournament(config)
+        for reg in sorted((r for r in regs if r.status == "posted"), key=lambda r: (r.created_at, r.id)):
+            reg.entry_id, _ = engine.register(str(reg.player_id))
+        try:
+            out = engine.start()
+        except TournamentRuleError as exc:
+            raise rule_error(exc) from exc
+        row.started_at = datetime.now(UTC)
+        row.status = "running"
+        await self._save(session, row, engine, out)
+        return row
+
+    async def command(
+        self, session: AsyncSession, tournament_id: uuid.UUID, action: str, **kwargs: Any
+    ) -> TournamentRow:
+        """pause, resume, undo, lock, tolerance: the engine decides; the result is saved and published."""
+        row = await self._locked(session, tournament_id)
+        engine = self._engine(row)
+        engine.tick(self._now_ms(row))
+        try:
+            match action:
+                case "pause":
+                    out = engine.pause()
+                case "resume":
+                    out = engine.resume()
+                case "undo":
+                    out = engine.undo(kwargs["what"], stack=kwargs.get("stack"))
+                case "lock":
+                    engine.lock_seat(kwargs["entry"], kwargs["locked"])
+                    out = []
+                case "tolerance":
+                    out = engine.set_tolerance(kwargs["tolerance"])
+                case _:
+                    raise InvalidInput(f"unknown command {action}")
+        except TournamentRuleError as exc:
+            raise rule_error(exc) from exc
+        await self._save(session, row, engine, out)
+        return row
+
+    async def cancel(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
+        """Every entry gets back all it paid: holds are voided, posted buy-ins and fees refunded."""
+        row = await self._locked(session, tournament_id)
+        if row.status in ("finished", "cancelled"):
+            raise Conflict("the tournament is over")
+        if row.state is not None and (row.state.get("prizes_paid") or row.state.get("bounties_paid")):
+            raise Conflict("prizes were already paid: the tournament cannot be cancelled")
+        row.status = "cancelling"
+        await session.commit()
+        await self._finish_cancel(session, row)
+        return row
+
+    async def _finish_cancel(self, session: AsyncSession, row: TournamentRow) -> None:
+        config = TournamentConfig.from_dict(row.config)
+        for reg in await self._registrations(session, row.id, LIVE):
+            await self._give_back(row, config, reg)
+            await session.commit()
+        row = await self._locked(session, row.id)
+        if row.state is not None:
+            engine = self._engine(row)
+            engine.cancel()
+            row.state = engine.to_state()
+        row.status = "cancelled"
+        row.version += 1
+        await publish(session, row.id, row.version, TOURNAMENT_CANCELLED, {})
+
+    async def _give_back(self, row: TournamentRow, config: TournamentConfig, reg: Registration) -> None:
+        if reg.status == "holding":
+            await self._take_hold(row, reg)
+        if reg.status == "held":
+            result = await self.wallet.void(reg.hold_transfer_id)
+            reg.status = "voided" if result["status"] in ("voided", "expired") else "posted"
+        if reg.status == "posted":
+            player = await self._player_account(reg, config)
+            pool = self._pool(row)
+            if config.buy_in + config.bounty:
+                await self.wallet.transfer(
+                    transfer_id(row.id, "refund", reg.id),
+                    debit=pool,
+                    credit=player,
+                    amount=config.buy_in + config.bounty,
+                    asset=config.asset,
+                    code="tournament_refund",
+                    metadata={"tournament_id": str(row.id)},
+                )
+            if config.fee:
+                await self.wallet.transfer(
+                    transfer_id(row.id, "refund-fee", reg.id),
+                    debit=await self._house_account("house_fees", config.asset),
+                    credit=player,
+                    amount=config.fee,
+                    asset=config.asset,
+                    code="tournament_refund",
+                    metadata={"tournament_id": str(row.id)},
+                )
+            reg.status = "refunded"
+
+    # ------------------------------------------------------------------ players
+
+    async def register(self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
+        row = await self._locked(session, tournament_id)
+        config = TournamentConfig.from_dict(row.config)
+        if row.status == "running":
+            if not self._engine(row).registration_open:
+                raise Conflict("registration is closed")
+        elif row.status != "registering":
+            raise Conflict("registration is not open")
+        mine = (
+            await session.scalars(
+                select(Registration).where(Registration.tournament_id == row.id, Registration.player_id == player_id)
+            )
+        ).all()
+        if any(r.status in ("holding", "held") for r in mine) or (
+            any(r.status == "posted" for r in mine)
+            and (
+                row.state is None
+                or not self._engine(row).by_player.get(str(player_id))
+                or self._has_live_entry(row, player_id)
+            )
+        ):
+            raise Conflict("already registered")
+        if row.status == "registering" and config.format == "sng":
+            held = await self._registrations(session, row.id, ("holding", "held"))
+            if len(held) >= config.seats_per_table:
+                raise Conflict("the sit-and-go is full")
+        entry_no = len(mine) + 1
+        reg = Registration(
+            tournament_id=row.id,
+            player_id=player_id,
+            entry_no=entry_no,
+            status="holding",
+            amount=config.buy_in + config.fee + config.bounty,
+            hold_transfer_id=transfer_id(row.id, "hold", player_id, entry_no),
+        )
+        session.add(reg)
+        await session.commit()  # the row first: a hold can never exist without it
+        try:
+            await self._take_hold(row, reg)
+        finally:
+            await session.commit()
+        if reg.status == "failed":
+            raise PaymentRefused(reg.failure or "the wallet refused the hold")
+        row = await self._locked(session, tournament_id)
+        if row.status == "running":
+            await self._post_entry(row, reg)
+            engine = self._engine(row)
+            engine.tick(self._now_ms(row))
+            try:
+                reg.entry_id, out = engine.register(str(player_id))
+            except TournamentRuleError as exc:
+                raise rule_error(exc) from exc
+            await self._save(session, row, engine, out)
+        elif config.format == "sng":
+            held = await self._registrations(session, row.id, ("held",))
+            if len(held) == config.seats_per_table:
+                await session.commit()
+                await self.start(session, row.id)
+        return reg
+
+    async def unregister(self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
+        row = await self._locked(session, tournament_id)
+        if row.status != "registering":
+            raise Conflict("unregistering is possible only before the start")
+        regs = [r for r in await self._registrations(session, row.id, ("holding", "held")) if r.player_id == player_id]
+        if not regs:
+            raise NotFound("no registration to cancel")
+        reg = regs[0]
+        if reg.status == "holding":
+            await self._take_hold(row, reg)
+        if reg.status == "held":
+            result = await self.wallet.void(reg.hold_transfer_id)
+            if result["status"] not in ("voided", "expired"):
+                raise Conflict(f"the hold is {result['status']}")
+            reg.status = "voided"
+        return reg
+
+    def _has_live_entry(self, row: TournamentRow, player_id: uuid.UUID) -> bool:
+        engine = self._engine(row)
+        return any(not engine.entries[e].busted for e in engine.by_player.get(str(player_id), []))
+
+    # ------------------------------------------------------------------ tables (the lobby)
+
+    async def hand_finished(
+        self,
+        session: AsyncSession,
+        tournament_id: uuid.UUID,
+        *,
+        hand_id: str,
+        table: int,
+        stacks: dict[int, int],
+        knockouts: dict[int, list[int]],
+    ) -> dict[str, Any]:
+        done = await session.get(HandReport, (tournament_id, hand_id))
+        if done is not None:
+            return done.response
+        row = await self._locked(session, tournament_id)
+        if row.status != "running":
+            raise Conflict("the tournament is not running")
+        engine = self._engine(row)
+        out = engine.tick(self._now_ms(row))
+        try:
+            out += engine.hand_finished(table, stacks, knockouts=knockouts)
+        except TournamentRuleError as exc:
+            raise rule_error(exc) from exc
+        response = {
+            "instructions": [i.to_dict() for i in out],
+            "next_hand": engine.table_view(table) if table in engine.tables else None,
+            "clock": engine.clock(),
+        }
+        session.add(HandReport(tournament_id=row.id, hand_id=hand_id, response=response))
+        await self._save(session, row, engine, out)
+        await session.commit()
+        await self.pay_prizes(session, row.id)
+        return response
+
+    # ------------------------------------------------------------------ prizes
+
+    async def pay_prizes(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
+        """Pay what is owed from the pool (the guarantee's overlay first, once)."""
+        owed = (
+            await session.scalars(
+                select(Prize).where(Prize.tournament_id == tournament_id, Prize.status == "owed").order_by(Prize.place)
+            )
+        ).all()
+        if not owed:
+            return
+        row = await session.get(TournamentRow, tournament_id)
+        assert row is not None
+        config = TournamentConfig.from_dict(row.config)
+        posted = len(await self._registrations(session, row.id, ("posted",)))
+        overlay = config.guarantee - posted * config.buy_in
+        if overlay > 0:
+            await self.wallet.transfer(
+                transfer_id(row.id, "overlay"),
+                debit=await self._house_account("house_adjustments", config.asset),
+                credit=self._pool(row),
+                amount=overlay,
+                asset=config.asset,
+                code="tournament_overlay",
+                metadata={"tournament_id": str(row.id)},
+            )
+        for prize in owed:
+            player = await self.wallet.open_account(f"player:{prize.player_id}", "player", config.asset)
+            await self.wallet.transfer(
+                prize.transfer_id,
+                debit=self._pool(row),
+                credit=player,
+                amount=prize.amount,
+                asset=config.asset,
+                code="tournament_prize",
+                metadata={"tournament_id": str(row.id), "place": prize.place, "kind": prize.kind},
+            )
+            prize.status = "paid"
+            await session.commit()
+
+    # ------------------------------------------------------------------ views
+
+    async def get(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
+        row = await session.get(TournamentRow, tournament_id)
+        if row is None:
+            raise NotFound("no such tournament")
+        return row
+
+    async def newest(self, session: AsyncSession, limit: int) -> Sequence[TournamentRow]:
+        return (await session.scalars(select(TournamentRow).order_by(TournamentRow.id.desc()).limit(limit))).all()
+
+    async def entries(self, session: AsyncSession, tournament_id: uuid.UUID) -> int:
+        return len(await self._registrations(session, tournament_id, LIVE))
+
+    def engine_of(self, row: TournamentRow) -> Tournament | None:
+        return self._engine(row) if row.state is not None else None
+
+    # ------------------------------------------------------------------ background: clock and reconciler
+
+    async def start_background(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        if self.settings.clock_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._loop(sessions, self.settings.clock_interval_s, self._clock)))
+        if self.settings.reconcile_interval_s > 0:
+            self._tasks.append(
+                asyncio.create_task(self._loop(sessions, self.settings.reconcile_interval_s, self.reconcile))
+            )
+
+    async def stop_background(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def _loop(self, sessions: async_sessionmaker[AsyncSession], interval: float, step: Any) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with sessions() as session:
+                    await step(session)
+                    await session.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background step failed", step=step.__name__)
+
+    async def _clock(self, session: AsyncSession) -> None:
+        ids = (await session.scalars(select(TournamentRow.id).where(TournamentRow.status == "running"))).all()
+        for tournament_id in ids:
+            row = await session.scalar(
+                select(TournamentRow).where(TournamentRow.id == tournament_id).with_for_update(skip_locked=True)
+            )
+            if row is None or row.status != "running":
+                continue
+            engine = self._engine(row)
+            out = engine.tick(self._now_ms(row))
+            if out:
+                # Without instructions nothing needs saving: the next tick measures from the saved time.
+                await self._save(session, row, engine, out)
+            await session.commit()
+
+    async def reconcile(self, session: AsyncSession) -> None:
+        """Finish half-done wallet steps: holds not confirmed, prizes owed, starts and cancels cut short."""
+        stale = (await session.scalars(select(Registration).where(Registration.status == "holding").limit(100))).all()
+        for reg in stale:
+            row = await session.get(TournamentRow, reg.tournament_id)
+            if row is not None and row.status in ("registering", "running", "starting"):
+                await self._take_hold(row, reg)
+                await session.commit()
+        for tournament_id in (
+            await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
+        ).all():
+            await self.pay_prizes(session, tournament_id)
+        for row in (await session.scalars(select(TournamentRow).where(TournamentRow.status == "cancelling"))).all():
+            await self._finish_cancel(session, row)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _locked(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
+        row = await session.scalar(
+            select(TournamentRow)
+            .where(TournamentRow.id == tournament_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            raise NotFound("no such tournament")
+        return row
+
+    async def _registrations(
+        self, session: AsyncSession, tournament_id: uuid.UUID, statuses: Sequence[str]
+    ) -> list[Registration]:
+        return list(
+            (
+                await session.scalars(
+                    select(Registration)
+                    .where(Registration.tournament_id == tournament_id, Registration.status.in_(statuses))
+                    .order_by(Registration.created_at, Registration.id)
+                )
+            ).all()
+        )
+
+    def _engine(self, row: TournamentRow) -> Tournament:
+        if row.state is None:
+            raise Conflict("the tournament has not started")
+        return Tournament.from_state(row.state)
+
+    def _now_ms(self, row: TournamentRow) -> int:
+        started = row.started_at or datetime.now(UTC)
+        return max(0, int((time.time() - started.timestamp()) * 1000))
+
+    def _pool(self, row: TournamentRow) -> uuid.UUID:
+        if row.prize_pool_account_id is None:
+            raise Conflict("the tournament has no prize pool yet")
+        return row.prize_pool_account_id
+
+    async def _house_account(self, kind: str, asset: str) -> uuid.UUID:
+        key = (kind, asset)
+        if key not in self._house:
+            self._house[key] = await self.wallet.open_account("house", kind, asset)
+        return self._house[key]
+
+    async def _player_account(self, reg: Registration, config: TournamentConfig) -> uuid.UUID:
+        if reg.player_account_id is None:
+            reg.player_account_id = await self.wallet.open_account(f"player:{reg.player_id}", "player", config.asset)
+        return reg.player_account_id
+
+    async def _take_hold(self, row: TournamentRow, reg: Registration) -> None:
+        """Hold buy-in + fee (+ bounty) from the player's account into the pool (pending). Replays are free."""
+        config = TournamentConfig.from_dict(row.config)
+        player = await self._player_account(reg, config)
+        try:
+            result = await self.wallet.transfer(
+                reg.hold_transfer_id,
+                debit=player,
+                credit=self._pool(row),
+                amount=reg.amount,
+                asset=config.asset,
+                code="tournament_buy_in",
+                pending=True,
+                timeout_s=self.settings.hold_timeout_s,
+                metadata={"tournament_id": str(row.id), "entry_no": reg.entry_no},
+            )
+        except PaymentRefused as exc:
+            reg.status = "failed"
+            reg.failure = exc.detail[:200]
+            return
+        reg.status = {"pending": "held", "posted": "posted"}.get(result["status"], "failed")
+        if reg.status == "failed":
+            reg.failure = f"the hold is {result['status']}"
+
+    async def _post_entry(self, row: TournamentRow, reg: Registration) -> None:
+        """The hold goes into the pool; the fee part moves on to the house."""
+        config = TournamentConfig.from_dict(row.config)
+        if reg.status == "held":
+            result = await self.wallet.post(reg.hold_transfer_id)
+            if result["status"] != "posted":
+                reg.status = "failed"
+                reg.failure = f"the hold is {result['status']}"
+                return
+            reg.status = "posted"
+        if reg.status == "posted" and config.fee:
+            await self.wallet.transfer(
+                transfer_id(row.id, "fee", reg.id),
+                debit=self._pool(row),
+                credit=await self._house_account("house_fees", config.asset),
+                amount=config.fee,
+                asset=config.asset,
+                code="tournament_fee",
+                metadata={"tournament_id": str(row.id)},
+            )
+
+    async def _save(
+        self, session: AsyncSession, row: TournamentRow, engine: Tournament, out: list[Instruction]
+    ) -> None:
+        row.state = engine.to_state()
+        row.version += 1
+        if engine.status == "finished":
+            row.status = "finished"
+        bounty_index = 0
+        for instruction in out:
+            if isinstance(instruction, AwardPrize):
+                if instruction.prize == "place":
+                    prize_id = transfer_id(row.id, "prize", instruction.place, instruction.entry)
+                else:
+                    prize_id = transfer_id(row.id, "bounty", row.version, bounty_index)
+                    bounty_index += 1
+                session.add(
+                    Prize(
+                        transfer_id=prize_id,
+                        tournament_id=row.id,
+                        player_id=uuid.UUID(instruction.player),
+                        entry_id=instruction.entry,
+                        place=instruction.place,
+                        kind=instruction.prize,
+                        amount=instruction.amount,
+                    )
+                )
+        await publish_instructions(session, row.id, row.version, out)

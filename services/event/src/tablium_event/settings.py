@@ -1,0 +1,22 @@
+"""Event service settings (environment prefix ``TABLIUM_EVENT_``)."""
+
+from __future__ import annotations
+
+from tablium_kit.settings import ServiceSettings
+
+
+class EventSettings(ServiceSettings, kw_only=True):
+    port: int = 8004
+    # The wallet's internal API: registration holds, buy-ins, fees, prizes, refunds.
+    wallet_url: str = "http://127.0.0.1:8006"
+    # A registration hold must outlive the wait for the start; the wallet voids it after this.
+    hold_timeout_s: int = 14 * 24 * 3600
+    # Background work: the tournament clock, and finishing half-done wallet steps (0 turns it off).
+    clock_interval_s: float = 1.0
+    reconcile_interval_s: float = 5.0
+    # Consume wallet.transfer_voided (a hold that expired). Tests that share a broker turn it off.
+    consume_events: bool = True
+
+
+def load_settings() -> EventSettings:
+    return EventSettings.from_env("event")

@@ -1,0 +1,105 @@
+"""The wallet's internal API, as the event service uses it. Every id and key is deterministic,
+so any step can be retried (by a request or by the reconciler) without acting twice."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tablium_kit.auth import ServiceTokens
+from tablium_kit.errors import Conflict, ProblemError
+from tablium_kit.internal import InternalClient, UpstreamError
+
+# uuid5 namespace of every transfer id the event service makes.
+NAMESPACE = uuid.UUID("6f1c7e0a-3b0e-5b7e-9c59-7a1e0b7c2d11")
+INSUFFICIENT_FUNDS = "urn:tablium:problem:insufficient-funds"
+LIMIT_EXCEEDED = "urn:tablium:problem:limit-exceeded"
+
+
+def transfer_id(tournament_id: uuid.UUID, *parts: object) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, ":".join([str(tournament_id), *map(str, parts)]))
+
+
+class PaymentRefused(ProblemError):
+    status_code = 409
+    title = "Payment refused"
+    slug = "payment-refused"
+
+
+class Wallet:
+    def __init__(self, base_url: str, secret: str) -> None:
+        self.client = InternalClient("wallet", base_url, ServiceTokens(secret, service_name="event"))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def open_account(self, owner: str, kind: str, asset: str) -> uuid.UUID:
+        body = {"owner": owner, "kind": kind, "asset": asset}
+        account = await self.client.request(
+            "PUT", "/internal/v1/accounts", json=body, idempotency_key=f"open:{owner}:{kind}:{asset}"
+        )
+        return uuid.UUID(account["id"])
+
+    async def transfer(
+        self,
+        id: uuid.UUID,
+        *,
+        debit: uuid.UUID,
+        credit: uuid.UUID,
+        amount: int,
+        asset: str,
+        code: str,
+        pending: bool = False,
+        timeout_s: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "id": str(id),
+            "debit_account_id": str(debit),
+            "credit_account_id": str(credit),
+            "amount": amount,
+            "asset": asset,
+            "code": code,
+            "pending": pending,
+            "timeout_s": timeout_s,
+            "metadata": metadata or {},
+        }
+        try:
+            result: dict[str, Any] = await self.client.request(
+                "POST", "/internal/v1/transfers", json=body, idempotency_key=str(id)
+            )
+        except UpstreamError as exc:
+            if exc.problem.get("type") in (INSUFFICIENT_FUNDS, LIMIT_EXCEEDED):
+                raise PaymentRefused(exc.detail, extra={"reason": exc.problem.get("type")}) from exc
+            raise
+        return result
+
+    async def post(self, id: uuid.UUID) -> dict[str, Any]:
+        return await self._resolve(id, "post", {"amount": None})
+
+    async def void(self, id: uuid.UUID) -> dict[str, Any]:
+        return await self._resolve(id, "void", None)
+
+    async def get_transfer(self, id: uuid.UUID) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self.client.request("GET", f"/internal/v1/transfers/{id}")
+        except UpstreamError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def _resolve(self, id: uuid.UUID, action: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self.client.request(
+                "POST", f"/internal/v1/transfers/{id}/{action}", json=body, idempotency_key=f"{action}:{id}"
+            )
+        except UpstreamError as exc:
+            if exc.status == 409:
+                # Already resolved the other way (or expired): report what it is now.
+                current = await self.get_transfer(id)
+                if current is not None:
+                    return current
+                raise Conflict(exc.detail) from exc
+            raise
+        return result

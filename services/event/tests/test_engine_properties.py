@@ -1,0 +1,151 @@
+"""Properties over random tournaments (engine only)."""
+
+from __future__ import annotations
+
+import json
+
+from engine_checks import check_finished, check_invariants
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tablium_event.domain import payouts as pay
+from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig
+from tablium_event.domain.engine import Tournament
+from tablium_event.domain.simulator import TableRunner, simulate
+
+configs = st.builds(
+    TournamentConfig,
+    seats_per_table=st.integers(2, 10),
+    buy_in=st.integers(0, 5_000),
+    guarantee=st.integers(0, 200_000),
+    tolerance=st.integers(1, 2),
+    break_order=st.sampled_from(["highest", "lowest", "random"]),
+    hand_for_hand_margin=st.integers(1, 3),
+    payout=st.builds(PayoutRule, round_to=st.sampled_from([1, 5, 100])),
+    structure=st.just(
+        Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    config=configs,
+    entrants=st.integers(2, 160),
+    seed=st.integers(0, 2**31),
+    busts=st.sampled_from([(0.2, 0.7, 0.1), (0.6, 0.3, 0.1), (0.0, 0.5, 0.5)]),
+)
+def test_random_tournaments_keep_every_invariant(
+    config: TournamentConfig, entrants: int, seed: int, busts: tuple[float, float, float]
+) -> None:
+    seen: list[Tournament] = []
+
+    def after_each_fact(tournament: Tournament, runner: TableRunner) -> None:
+        if not seen:
+            seen.append(tournament)
+        check_invariants(tournament, runner)
+
+    report = simulate(
+        entrants,
+        seats=config.seats_per_table,
+        seed=seed,
+        config=config,
+        bust_weights=busts,
+        on_fact=after_each_fact,
+        clock_step_ms=7_000,
+    )
+    assert report.moves_mid_hand == 0
+    assert report.max_spread_after_balance <= config.tolerance
+    assert report.eliminations == entrants - 1
+    assert report.prizes_paid == report.prize_pool
+    check_finished(seen[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(entrants=st.integers(2, 120), seats=st.integers(2, 10), seed=st.integers(0, 2**31))
+def test_places_complete_and_prizes_paid_once(entrants: int, seats: int, seed: int) -> None:
+    seen: list[Tournament] = []
+
+    def capture(tournament: Tournament, runner: TableRunner) -> None:
+        if not seen:
+            seen.append(tournament)
+        check_invariants(tournament, runner)
+
+    report = simulate(entrants, seats=seats, seed=seed, config=TournamentConfig(buy_in=1_000), on_fact=capture)
+    check_finished(seen[0])
+    assert report.prizes_paid == report.prize_pool == entrants * 1_000
+    assert len(report.places) == entrants
+
+
+def test_state_round_trips_and_replays_identically() -> None:
+    config = TournamentConfig(seats_per_table=6, buy_in=100, seed=7)
+    first = Tournament(config)
+    for i in range(40):
+        first.register(f"p{i}")
+    first.start()
+    # Play a few hands, then copy the state through JSON and continue both the same way.
+    import random
+
+    rng = random.Random(3)
+
+    def play(tournament: Tournament, hands: int, rng: random.Random) -> list[dict[str, object]]:
+        trace: list[dict[str, object]] = []
+        for _ in range(hands):
+            dealing = sorted(t.id for t in tournament.tables.values() if t.in_hand and t.n >= 2)
+            if not dealing or tournament.status != "running":
+                break
+            table = tournament.tables[rng.choice(dealing)]
+            players = [e for e in table.seats if e is not None]
+            stacks = {e: tournament.entries[e].stack for e in players}
+            loser, winner = rng.sample(players, 2)
+            stacks[winner] += stacks[loser]
+            stacks[loser] = 0
+            trace.extend(i.to_dict() for i in tournament.hand_finished(table.id, stacks))
+        return trace
+
+    play(first, 10, rng)
+    state = json.loads(json.dumps(first.to_state()))
+    second = Tournament.from_state(state)
+    assert second.to_state() == first.to_state()
+    check_invariants(second)
+    seed_state = rng.getstate()
+    rng_b = random.Random()
+    rng_b.setstate(seed_state)
+    assert play(first, 25, rng) == play(second, 25, rng_b)
+    assert first.to_state() == second.to_state()
+
+
+def test_a_larger_field_moves_only_between_hands() -> None:
+    report = simulate(2_000, seats=9, seed=11)
+    assert report.moves_mid_hand == 0
+    assert report.max_spread_after_balance <= 1
+    assert report.eliminations == 1_999
+    assert report.prizes_paid == report.prize_pool
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pool=st.integers(0, 10**12),
+    entries=st.integers(1, 300_000),
+    buy_in=st.integers(0, 10**6),
+    round_to=st.sampled_from([1, 10, 100, 1_000]),
+    paid_fraction=st.floats(0.05, 0.3),
+)
+def test_payout_tables_sum_exactly_and_never_increase(
+    pool: int, entries: int, buy_in: int, round_to: int, paid_fraction: float
+) -> None:
+    amounts = pay.payout_table(pool, entries, buy_in, PayoutRule(round_to=round_to, paid_fraction=paid_fraction))
+    assert sum(amounts) == pool
+    assert amounts == sorted(amounts, reverse=True)
+    assert len(amounts) <= entries
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    stacks=st.lists(st.integers(1, 10**7), min_size=2, max_size=7),
+    prizes=st.lists(st.integers(0, 10**9), min_size=1, max_size=9),
+)
+def test_deals_sum_exactly(stacks: list[int], prizes: list[int]) -> None:
+    prizes = sorted(prizes, reverse=True)
+    remaining = sum((prizes + [0] * len(stacks))[: len(stacks)])
+    assert sum(pay.icm_deal(stacks, prizes)) == remaining
+    assert sum(pay.chip_chop_deal(stacks, prizes)) == remaining

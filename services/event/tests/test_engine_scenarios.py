@@ -1,0 +1,437 @@
+"""The TDA cases of TOURNAMENT.md, one by one, plus formats, money and the director's tools."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from engine_checks import check_finished, check_invariants
+from tablium_event.domain import payouts as pay
+from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig, TournamentRuleError
+from tablium_event.domain.engine import Tournament
+from tablium_event.domain.instructions import (
+    AwardPrize,
+    BreakTable,
+    EliminatePlayer,
+    EndBreak,
+    HandForHand,
+    HoldTable,
+    Instruction,
+    MovePlayer,
+    NewLevel,
+    ResumeTable,
+    StartBreak,
+    TournamentFinished,
+)
+
+
+def started(entrants: int, **config: Any) -> Tournament:
+    tournament = Tournament(TournamentConfig(**{"buy_in": 100, "seed": 5, **config}))
+    for i in range(entrants):
+        tournament.register(f"p{i + 1}")
+    tournament.start()
+    return tournament
+
+
+def stacks_of(tournament: Tournament, table_id: int) -> dict[int, int]:
+    return {e: tournament.entries[e].stack for e in tournament.tables[table_id].seats if e is not None}
+
+
+def bust(tournament: Tournament, table_id: int, losers: list[int], winner: int | None = None) -> list[Instruction]:
+    """Report a hand at ``table_id`` in which ``losers`` lost everything to ``winner``."""
+    stacks = stacks_of(tournament, table_id)
+    winner = winner if winner is not None else next(e for e in stacks if e not in losers)
+    for loser in losers:
+        stacks[winner] += stacks[loser]
+        stacks[loser] = 0
+    out = tournament.hand_finished(table_id, stacks)
+    check_invariants(tournament)
+    return out
+
+
+def quiet_hand(tournament: Tournament, table_id: int) -> list[Instruction]:
+    out = tournament.hand_finished(table_id, stacks_of(tournament, table_id))
+    check_invariants(tournament)
+    return out
+
+
+def first_free_after(table: Any, seat: int) -> int:
+    size = len(table.seats)
+    return next((seat + step) % size for step in range(1, size + 1) if table.seats[(seat + step) % size] is None)
+
+
+def is_next_big_blind(table: Any, seat: int) -> bool:
+    """Would a player in ``seat`` post the big blind in the hand after the one at ``table``?"""
+    size = len(table.seats)
+    for step in range(1, size + 1):
+        candidate = (table.bb + step) % size
+        if candidate == seat:
+            return True
+        if table.seats[candidate] is not None:
+            return False
+    return False
+
+
+def of(kind: type[Instruction], out: list[Instruction]) -> list[Any]:
+    return [i for i in out if isinstance(i, kind)]
+
+
+def test_big_blind_next_moves_to_the_worst_position() -> None:
+    tournament = started(27)  # three tables of 9
+    short = tournament.tables[1]
+    long_ids = [2, 3]
+    due = {t: tournament.tables[t].seats[tournament.tables[t].next_occupied(tournament.tables[t].bb)] for t in long_ids}
+    # Two busts at table 1 make it 7 against 9 and 9: one player must come from a long table.
+    out = bust(tournament, 1, [e for e in short.seats if e is not None][:2])
+    planned = [row for row in tournament.log if row[2] == "balance"]
+    assert len(planned) == 1, "one move restores the balance"
+    entry, source, _, dest, seat = planned[0][3:8]
+    assert dest == 1
+    assert source in long_ids
+    assert entry == due[source], "the player due the big blind next at the long table moves [11A]"
+    assert not of(MovePlayer, out), "the long table is mid-hand: the move waits"
+    # The worst position: the first open seat after the big blind of the hand table 1 now plays.
+    assert seat == first_free_after(short, short.bb)
+    next_bb = is_next_big_blind(short, seat)
+    [move] = of(MovePlayer, quiet_hand(tournament, source))
+    assert (move.entry, move.to_table, move.to_seat) == (entry, 1, seat)
+    quiet_hand(tournament, 1)
+    assert (short.bb == seat) == next_bb
+
+
+def test_three_short_table_stops_until_balanced() -> None:
+    tournament = started(27)
+    losers = [e for e in tournament.tables[1].seats if e is not None][:3]
+    out = bust(tournament, 1, losers)
+    # Table 1 has 6 players while the others have 9 (mid-hand): it holds until players arrive [11D].
+    assert [h.table for h in of(HoldTable, out)] == [1]
+    assert tournament.tables[1].reserved
+    later = quiet_hand(tournament, 2) + quiet_hand(tournament, 3)
+    assert of(MovePlayer, later)
+    assert 1 in [r.table for r in of(ResumeTable, later)]
+
+
+def test_simultaneous_busts_are_ranked_by_starting_stack_and_ties_split() -> None:
+    tournament = started(
+        6, seats_per_table=6, payout=PayoutRule(fixed_bp=(5_000, 3_000, 2_000)), buy_in=1_000, starting_stack=1_000
+    )
+    table = tournament.tables[1]
+    players = [e for e in table.seats if e is not None]
+    a, b, c, d, winner = players[:5]
+    # a starts the next hand bigger than b; c and d equal.
+    stacks = stacks_of(tournament, 1)
+    stacks[a] += 300
+    stacks[b] -= 300
+    tournament.hand_finished(1, stacks)
+    out = bust(tournament, 1, [a, b], winner)
+    places = {e.entry: e.place for e in of(EliminatePlayer, out)}
+    assert places == {b: 6, a: 5}
+    out = bust(tournament, 1, [c, d], winner)
+    elim = {e.entry: (e.place, e.place_to) for e in of(EliminatePlayer, out)}
+    assert elim == {c: (3, 4), d: (3, 4)}
+    prizes = {p.entry: p.amount for p in of(AwardPrize, out)}
+    assert prizes == {c: 600, d: 600}, "3rd + 4th place (1,200 + 0) shared"
+
+
+def test_hand_for_hand_at_the_bubble_ties_busts_across_tables() -> None:
+    tournament = started(
+        12, seats_per_table=4, payout=PayoutRule(fixed_bp=(3_000, 2_500, 2_000, 1_500, 1_000)), buy_in=1_000
+    )
+    # Bust down to 7 players (5 paid, margin 1: hand-for-hand from 6).
+    while tournament.remaining > 7:
+        table = max(tournament.tables.values(), key=lambda t: (t.in_hand, t.n))
+        bust(tournament, table.id, [next(e for e in table.seats if e is not None)])
+    assert not tournament.hand_for_hand
+    table = max(tournament.tables.values(), key=lambda t: (t.in_hand, t.n))
+    out = bust(tournament, table.id, [next(e for e in table.seats if e is not None)])
+    assert of(HandForHand, out) == [HandForHand(True)]
+    # Every table finishes its hand and waits, then each plays one hand.
+    for t in list(tournament.tables.values()):
+        if t.in_hand:
+            quiet_hand(tournament, t.id)
+    assert tournament.h4h_round
+    assert all(t.in_hand for t in tournament.tables.values())
+    ids = sorted(tournament.tables)
+    assert len(ids) == 2
+    first_bust = next(e for e in tournament.tables[ids[0]].seats if e is not None)
+    second_bust = next(e for e in tournament.tables[ids[1]].seats if e is not None)
+    out1 = bust(tournament, ids[0], [first_bust])
+    assert all(e.place == 0 for e in of(EliminatePlayer, out1)), "placed only when every table has played"
+    out2 = bust(tournament, ids[1], [second_bust])
+    placed = {e.entry: (e.place, e.place_to) for e in of(EliminatePlayer, out2) if e.place}
+    assert placed == {first_bust: (5, 6), second_bust: (5, 6)}
+    prizes = {p.entry: p.amount for p in of(AwardPrize, out2)}
+    assert prizes == {first_bust: 600, second_bust: 600}, "5th place (1,200) + 6th (0) shared"
+    assert HandForHand(False) in out2
+
+
+def test_final_table_merge_at_nine() -> None:
+    tournament = started(10)  # 5 + 5
+    table = tournament.tables[1]
+    out = bust(tournament, 1, [next(e for e in table.seats if e is not None)])
+    # Nine left: table 2 (highest number) breaks into table 1, after its current hand.
+    assert 2 in tournament.tables
+    assert tournament.tables[2].breaking
+    out = quiet_hand(tournament, 2)
+    assert len(of(MovePlayer, out)) == 5
+    assert of(BreakTable, out) == [BreakTable(2)]
+    assert list(tournament.tables) == [1]
+    assert tournament.tables[1].n == 9
+
+
+def test_six_max_final_table_at_six() -> None:
+    tournament = started(7, seats_per_table=6)  # 4 + 3
+    out = bust(tournament, 2, [next(e for e in tournament.tables[2].seats if e is not None)])
+    assert of(MovePlayer, out)
+    assert of(BreakTable, out) == [BreakTable(2)]
+    assert tournament.tables[1].n == 6
+
+
+def test_dead_button_after_a_bust_in_the_big_blind() -> None:
+    tournament = started(6, seats_per_table=9)
+    table = tournament.tables[1]
+    bb_player = table.seats[table.bb]
+    old_bb, old_sb = table.bb, table.sb
+    assert bb_player is not None
+    bust(tournament, 1, [bb_player])
+    # The big blind moves on to the next player; the small blind is dead (the empty seat); the
+    # button goes to the previous small blind's seat [32].
+    assert table.bb == table.next_occupied(old_bb)
+    assert table.sb == old_bb
+    assert table.seats[table.sb] is None
+    assert table.button == old_sb
+
+
+def test_heads_up_small_blind_has_the_button() -> None:
+    tournament = started(3, seats_per_table=9)
+    table = tournament.tables[1]
+    loser = next(e for e in table.seats if e is not None and e != table.seats[table.bb])
+    bust(tournament, 1, [loser])
+    assert table.n == 2
+    assert table.button == table.sb != table.bb
+
+
+def test_seat_lock_exempts_from_moves() -> None:
+    tournament = started(18)
+    long = tournament.tables[2]
+    due = long.seats[long.next_occupied(long.bb)]
+    assert due is not None
+    tournament.lock_seat(due)
+    bust(tournament, 1, [e for e in tournament.tables[1].seats if e is not None][:2])
+    [row] = [row for row in tournament.log if row[2] == "balance"]
+    assert row[3] != due
+
+
+def test_undo_the_last_bust_and_the_last_move() -> None:
+    tournament = started(18)
+    victim = next(e for e in tournament.tables[1].seats if e is not None)
+    bust(tournament, 1, [victim])
+    assert tournament.entries[victim].busted
+    out = tournament.undo("bust", stack=500)
+    check_invariants(tournament)
+    assert not tournament.entries[victim].busted
+    assert tournament.entries[victim].stack == 500
+    assert tournament.remaining == 18
+    assert tournament.placed == 0
+    assert out
+    with pytest.raises(TournamentRuleError):
+        tournament.undo("bust", stack=1)
+    # A move, then its undoing (after the current hand of the table it went to).
+    bust(tournament, 1, [e for e in tournament.tables[1].seats if e is not None][:2])
+    quiet_hand(tournament, 2)
+    move = tournament.last_move
+    assert move is not None
+    tournament.undo("move")
+    out = quiet_hand(tournament, move["to_table"])
+    [back] = of(MovePlayer, out)
+    assert (back.to_table, back.to_seat) == (move["from_table"], move["from_seat"])
+
+
+def test_synchronized_break_and_levels() -> None:
+    structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
+    tournament = started(18, structure=structure)
+    assert not tournament.tick(59_000)
+    out = tournament.tick(60_000)
+    assert not of(StartBreak, out), "the break waits for every table to finish its hand"
+    out = quiet_hand(tournament, 1)
+    assert of(HoldTable, out)
+    assert not of(StartBreak, out)
+    out = quiet_hand(tournament, 2)
+    assert of(StartBreak, out) == [StartBreak(1, 30)]
+    out = tournament.tick(90_000)
+    assert of(EndBreak, out)
+    assert of(NewLevel, out)[0].big_blind == 40
+    assert {r.table for r in of(ResumeTable, out)} == {1, 2}
+    tournament.pause()
+    assert tournament.tick(200_000) == []
+    assert tournament.level_elapsed_ms == 0
+    tournament.resume()
+
+
+def test_late_registration_reentry_and_places_after_close() -> None:
+    structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)))
+    tournament = started(9, late_reg_until_level=1, max_reentries=1, structure=structure)
+    victim = next(e for e in tournament.tables[1].seats if e is not None)
+    out = bust(tournament, 1, [victim])
+    assert of(EliminatePlayer, out)[0].place == 0, "the place waits until the field is final"
+    entry, out = tournament.register(tournament.entries[victim].player)
+    assert tournament.entries[entry].number == 2
+    assert tournament.entries[entry].table
+    with pytest.raises(TournamentRuleError):
+        tournament.register(tournament.entries[victim].player)
+    _entry2, _ = tournament.register("late")
+    check_invariants(tournament)
+    out = tournament.tick(60_000)
+    assert not tournament.registration_open
+    assert [(e.entry, e.place) for e in of(EliminatePlayer, out)] == [(victim, 11)]
+    with pytest.raises(TournamentRuleError):
+        tournament.register("too-late")
+
+
+def test_sit_and_go_starts_when_full() -> None:
+    tournament = Tournament(TournamentConfig(format="sng", seats_per_table=6, buy_in=10))
+    for i in range(5):
+        _, out = tournament.register(f"p{i}")
+        assert not out
+    _, out = tournament.register("p5")
+    assert tournament.status == "running"
+    assert len(tournament.tables) == 1
+
+
+def test_satellite_ends_when_players_left_equal_seats() -> None:
+    tournament = started(20, format="satellite", satellite_seat_value=500, buy_in=100)
+    assert tournament._seats_awarded() == 4
+    while tournament.status == "running":
+        table = next(t for t in tournament.tables.values() if t.in_hand and t.n >= 2)
+        bust(tournament, table.id, [next(e for e in table.seats if e is not None)])
+        for t in list(tournament.tables.values()):
+            if t.in_hand and tournament.hand_for_hand and t.id != table.id:
+                quiet_hand(tournament, t.id)
+    winners = [e for e in tournament.entries.values() if e.place == 1]
+    assert len(winners) == 4
+    assert all(e.prize == 500 for e in winners)
+    check_finished(tournament)
+
+
+def test_rebuys_and_addons_grow_the_pool() -> None:
+    structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
+    tournament = started(
+        6, seats_per_table=6, rebuy_until_level=1, rebuy_chips=1_000, addon_chips=2_000, structure=structure
+    )
+    table = tournament.tables[1]
+    loser, winner = [e for e in table.seats if e is not None][:2]
+    stacks = stacks_of(tournament, 1)
+    stacks[winner] += stacks[loser]
+    stacks[loser] = 0
+    tournament.hand_finished(1, stacks, rebuys=[loser])
+    assert tournament.entries[loser].stack == 1_000
+    assert not tournament.entries[loser].busted
+    assert tournament.prize_pool == 700
+    tournament.tick(60_000)
+    quiet_hand(tournament, 1)
+    assert tournament.break_ends_ms is not None
+    tournament.addon(winner)
+    assert tournament.prize_pool == 800
+    with pytest.raises(TournamentRuleError):
+        tournament.addon(winner)
+
+
+def test_pko_bounties_are_paid_exactly() -> None:
+    tournament = started(4, seats_per_table=4, bounty=101)
+    table = tournament.tables[1]
+    a, b, c, d = [e for e in table.seats if e is not None]
+    stacks = stacks_of(tournament, 1)
+    stacks[a] += stacks[b]
+    stacks[b] = 0
+    out = tournament.hand_finished(1, stacks, knockouts={b: [a]})
+    [cash] = [p for p in of(AwardPrize, out) if p.prize == "bounty"]
+    assert (cash.entry, cash.amount) == (a, 50)
+    assert tournament.entries[a].bounty == 152
+    for loser in (c, d):
+        stacks = stacks_of(tournament, 1)
+        stacks[a] += stacks[loser]
+        stacks[loser] = 0
+        out = tournament.hand_finished(1, stacks, knockouts={loser: [a]})
+    assert of(TournamentFinished, out)
+    assert tournament.bounties_paid == 4 * 101
+
+
+def test_cancel() -> None:
+    tournament = started(4)
+    tournament.cancel()
+    with pytest.raises(TournamentRuleError):
+        quiet_hand(tournament, 1)
+
+
+def test_state_is_json() -> None:
+    tournament = started(30)
+    bust(tournament, 1, [next(e for e in tournament.tables[1].seats if e is not None)])
+    text = json.dumps(tournament.to_state())
+    assert json.dumps(Tournament.from_state(json.loads(text)).to_state()) == text
+    assert tournament.decisions()[0]["reason"]
+
+
+# -- money --------------------------------------------------------------------------------------
+
+
+def test_the_1710_entry_payout_example_shape() -> None:
+    """1,710 entries at 1,000: 1st 217,121 ... 18-26th 7,844 (TOURNAMENT.md)."""
+    pool = 1_710_000
+    amounts = pay.payout_table(pool, 1_710, 1_000, PayoutRule())
+    assert sum(amounts) == pool
+    assert 0.14 * 1_710 <= len(amounts) <= 0.16 * 1_710, "about 15% of the field is paid"
+    assert amounts == sorted(amounts, reverse=True)
+    assert 0.12 <= amounts[0] / pool <= 0.20
+    assert abs(amounts[0] - 217_121) / 217_121 < 0.02
+    assert amounts[-1] >= 1_500, "min cash at least 1.5 buy-ins"
+    tiers = pay.tiers(len(amounts))
+    assert tiers[:13] == [(i, i) for i in range(1, 10)] + [(10, 11), (12, 13), (14, 17), (18, 26)]
+    for first, last in tiers:
+        assert len(set(amounts[first - 1 : last])) == 1, "a tier shares one amount"
+
+
+@pytest.mark.parametrize(("pool", "entries", "unit"), [(1_000_003, 333, 1), (9_999_999, 5_000, 100), (7, 5, 1)])
+def test_payouts_sum_exactly_whatever_the_rounding(pool: int, entries: int, unit: int) -> None:
+    amounts = pay.payout_table(pool, entries, pool // entries, PayoutRule(round_to=unit))
+    assert sum(amounts) == pool
+    assert all(a % unit == 0 for a in amounts[1:])
+
+
+def test_guarantee_overlay() -> None:
+    assert pay.prize_pool(entries=10, buy_in=100, guarantee=5_000).overlay == 4_000
+    assert pay.prize_pool(entries=100, buy_in=100, guarantee=5_000).overlay == 0
+
+
+def test_icm_and_chip_chop() -> None:
+    prizes = [500, 300, 200]
+    icm = pay.icm_deal([5_000, 3_000, 2_000], prizes)
+    chop = pay.chip_chop_deal([5_000, 3_000, 2_000], prizes)
+    assert sum(icm) == sum(chop) == 1_000
+    assert icm == [384, 327, 289]  # Malmuth-Harville
+    assert chop == [400, 320, 280]
+    equal = pay.icm_deal([1, 1, 1, 1], [40, 30, 20, 10])
+    assert equal == [25, 25, 25, 25]
+
+
+def test_dead_button_after_moves() -> None:
+    """The player due the big blind leaves a long table: nobody skips the big blind there, and the
+    mover posts it at the short table (rule 11A), not twice in a row elsewhere."""
+    tournament = started(18)  # 9 + 9
+    long_table, short_table = tournament.tables[2], tournament.tables[1]
+    bust(tournament, 1, [e for e in short_table.seats if e is not None][:2])
+    [row] = [row for row in tournament.log if row[2] == "balance"]
+    mover, source, from_seat, _, to_seat = row[3:8]
+    assert source == 2
+    assert from_seat == long_table.next_occupied(long_table.bb)
+    # At the short table the mover takes the first open seat after the big blind [11A].
+    assert to_seat == first_free_after(short_table, short_table.bb)
+    next_bb = is_next_big_blind(short_table, to_seat)
+    old_bb, old_sb = long_table.bb, long_table.sb
+    quiet_hand(tournament, 2)  # the move happens, then table 2 deals its next hand
+    assert long_table.seats[from_seat] is None
+    assert long_table.bb == long_table.next_occupied(old_bb), "the next player takes the big blind"
+    assert (long_table.sb, long_table.button) == (old_bb, old_sb)
+    quiet_hand(tournament, 1)
+    assert short_table.seats[to_seat] == mover
+    assert (short_table.bb == to_seat) == next_bb

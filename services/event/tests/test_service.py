@@ -1,0 +1,525 @@
+"""The event service against the REAL wallet (a separate process with its own database).
+
+Every unit of money is accounted for: registration holds, voids on unregister, buy-ins posted into the
+pool at the start with fees to the house, prizes paid from the pool exactly once, refunds on cancel.
+The lobby's part is played by the simulator's table runner over the internal hands endpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select, text, update
+from tablium_event.app import create_app
+from tablium_event.db.models import Prize, Registration
+from tablium_event.domain.instructions import (
+    BreakTable,
+    EliminatePlayer,
+    HoldTable,
+    Instruction,
+    MovePlayer,
+    ResumeTable,
+    SeatPlayer,
+)
+from tablium_event.domain.simulator import TableRunner, play_hand
+from tablium_event.service import Tournaments
+from tablium_event.settings import EventSettings
+from tablium_event.wallet import Wallet, transfer_id
+
+from tablium_kit import db
+from tablium_kit.auth import ServiceTokens, StaticKeySource
+from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tablium_wallet") is None,
+    reason="the wallet service (tablium_wallet) is not installed: these tests need the real wallet",
+)
+
+VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
+KID = "event-test-key"
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+SERVICE = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="lobby")
+
+
+def bearer(subject: str, roles: list[str]) -> dict[str, str]:
+    now = int(time.time())
+    claims = {
+        "iss": "tablium-player",
+        "aud": "tablium",
+        "sub": subject,
+        "iat": now,
+        "exp": now + 600,
+        "typ": "access",
+        "roles": roles,
+        "jti": uuid.uuid4().hex,
+    }
+    return {"Authorization": f"Bearer {jwt.encode(claims, SIGNING_KEY, algorithm='RS256', headers={'kid': KID})}"}
+
+
+DIRECTOR = bearer(str(uuid.uuid4()), ["player", "tournament_director"])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+async def wallet_url(make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames) -> AsyncIterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TABLIUM_WALLET_DATABASE_URL": await make_database("wallet"),
+        "TABLIUM_WALLET_PORT": str(port),
+        "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+        "TABLIUM_ENVIRONMENT": "test",
+        "TABLIUM_WALLET_CONSUME_EVENTS": "false",
+        "TABLIUM_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once per module
+        [str(VENV_BIN / "tablium-wallet"), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"wallet exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
+                    )
+                try:
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)  # noqa: ASYNC251 - start-up wait
+            else:
+                raise RuntimeError("the wallet did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+async def settings(
+    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames, wallet_url: str
+) -> EventSettings:
+    return EventSettings.from_env(
+        "event",
+        {
+            "TABLIUM_EVENT_DATABASE_URL": await make_database("event"),
+            "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+            "TABLIUM_ENVIRONMENT": "test",
+            "TABLIUM_EVENT_WALLET_URL": wallet_url,
+            # Tests drive the clock and the reconciler themselves.
+            "TABLIUM_EVENT_CLOCK_INTERVAL_S": "0",
+            "TABLIUM_EVENT_RECONCILE_INTERVAL_S": "0",
+            # The handler is called directly (test_a_hold_voided_by_the_wallet_...); no queue on the shared broker.
+            "TABLIUM_EVENT_CONSUME_EVENTS": "false",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+async def client(settings: EventSettings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(settings, key_source=StaticKeySource({KID: SIGNING_KEY.public_key()}))
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+class Ledger:
+    """Direct calls to the wallet's internal API: fund players, read balances."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.AsyncClient(base_url=url, timeout=10)
+        self.tokens = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="event")
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.token()}", "Idempotency-Key": uuid.uuid4().hex}
+
+    async def account(self, owner: str, kind: str) -> str:
+        response = await self.http.put(
+            "/internal/v1/accounts", json={"owner": owner, "kind": kind, "asset": "USDT"}, headers=self.headers()
+        )
+        assert response.status_code == 200, response.text
+        account_id: str = response.json()["id"]
+        return account_id
+
+    async def balance(self, account_id: str) -> int:
+        response = await self.http.get(f"/internal/v1/accounts/{account_id}", headers=self.headers())
+        assert response.status_code == 200, response.text
+        balance: int = response.json()["balance"]["available"]
+        return balance
+
+    async def fund(self, player: str, amount: int) -> str:
+        house = await self.account("house", "house_adjustments")
+        account = await self.account(f"player:{player}", "player")
+        body = {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": house,
+            "credit_account_id": account,
+            "amount": amount,
+            "asset": "USDT",
+            "code": "test_funding",
+        }
+        response = await self.http.post("/internal/v1/transfers", json=body, headers=self.headers())
+        assert response.status_code in (200, 201), response.text
+        return account
+
+
+@pytest.fixture
+async def ledger(wallet_url: str) -> AsyncIterator[Ledger]:
+    ledger = Ledger(wallet_url)
+    yield ledger
+    await ledger.http.aclose()
+
+
+async def new_tournament(client: AsyncTestClient, **config: Any) -> str:
+    body = {"name": "Sunday test", "buy_in": 1_000, "fee": 100, "seats_per_table": 6, "seed": 42, **config}
+    response = await client.post("/api/v1/tournaments", json=body, headers=DIRECTOR)
+    assert response.status_code == 201, response.text
+    tournament_id: str = response.json()["id"]
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/open", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    return tournament_id
+
+
+async def register_players(
+    client: AsyncTestClient, ledger: Ledger, tournament_id: str, count: int, funds: int = 5_000
+) -> dict[str, str]:
+    """player id -> wallet account id"""
+    players: dict[str, str] = {}
+    for _ in range(count):
+        player = str(uuid.uuid4())
+        players[player] = await ledger.fund(player, funds)
+        response = await client.post(
+            f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(player, ["player"])
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["status"] in ("held", "posted")
+    return players
+
+
+def instructions_of(body: dict[str, Any]) -> list[Instruction]:
+    kinds = {
+        "seat_player": SeatPlayer,
+        "move_player": MovePlayer,
+        "eliminate_player": EliminatePlayer,
+        "hold_table": HoldTable,
+        "resume_table": ResumeTable,
+        "break_table": BreakTable,
+    }
+    result: list[Instruction] = []
+    for raw in body["instructions"]:
+        kind = kinds.get(raw["kind"])
+        if kind is not None:
+            result.append(kind(**{k: v for k, v in raw.items() if k != "kind"}))
+    return result
+
+
+async def play_to_the_end(client: AsyncTestClient, tournament_id: str, seed: int = 1) -> int:
+    """The lobby's part: deal at tables, report hands, follow the instructions."""
+    rng = random.Random(seed)
+    runner = TableRunner()
+    tables = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    stacks: dict[int, int] = {}
+    for table in tables:
+        for seat, occupant in enumerate(table["seats"]):
+            if occupant is not None:
+                runner.apply(
+                    [SeatPlayer(occupant["entry"], occupant["player"], table["table"], seat, occupant["stack"], "")]
+                )
+                stacks[occupant["entry"]] = occupant["stack"]
+        runner.start_dealing(table["table"])
+    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    hands = 0
+    while True:
+        status = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["status"]
+        if status != "running":
+            return hands
+        table = runner.dealing[rng.randrange(len(runner.dealing))]
+        players = list(runner.seated[table].values())
+        after = play_hand(rng, players, stacks, (0.3, 0.6, 0.1))
+        runner.stop_dealing(table)
+        body = {"hand_id": f"h{hands}", "table": table, "stacks": {str(e): s for e, s in after.items()}}
+        response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        if hands == 0:
+            replay = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+            assert replay.json() == response.json(), "a repeated hand report is answered, not applied again"
+        stacks.update(after)
+        runner.apply(instructions_of(response.json()))
+        if table not in runner.held and table in runner.seated:
+            runner.start_dealing(table)
+        assert runner.moves_mid_hand == 0
+        hands += 1
+
+
+async def test_a_whole_tournament_moves_every_unit_exactly_once(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+) -> None:
+    fees = await ledger.account("house", "house_fees")
+    fees_before = await ledger.balance(fees)
+    tournament_id = await new_tournament(client)
+    players = await register_players(client, ledger, tournament_id, 13)
+    # One unregisters: the hold is voided and the money is free again.
+    leaver = next(iter(players))
+    response = await client.delete(
+        f"/api/v1/tournaments/{tournament_id}/registrations/me", headers=bearer(leaver, ["player"])
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "voided"
+    assert await ledger.balance(players.pop(leaver)) == 5_000
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000 - 1_100, "buy-in and fee are held"
+    # Someone who cannot pay is refused and nothing is held.
+    poor = str(uuid.uuid4())
+    poor_account = await ledger.fund(poor, 500)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(poor, ["player"]))
+    assert response.status_code == 409, response.text
+    assert await ledger.balance(poor_account) == 500
+
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    lobby = response.json()
+    assert (lobby["status"], lobby["entries"], lobby["prize_pool"]) == ("running", 12, 12_000)
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 12_000
+    assert await ledger.balance(fees) - fees_before == 1_200
+
+    await play_to_the_end(client, tournament_id)
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert lobby["status"] == "finished"
+    standings = (await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json()
+    prizes = {row["player"]: row["prize"] for row in standings}
+    assert sorted(row["place"] for row in standings) == list(range(1, 13))
+    assert sum(prizes.values()) == 12_000
+    for player, account in players.items():
+        assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
+    assert await ledger.balance(pool) == 0, "the pool is paid out exactly"
+    assert await ledger.balance(fees) - fees_before == 1_200
+
+    # Paying again (a retry, the reconciler) moves nothing.
+    retry = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    engine = db.create_engine(settings.database_url)
+    async with db.session_factory(engine)() as session:
+        await session.execute(update(Prize).values(status="owed"))  # as if every payment's answer was lost
+        await session.commit()
+        await retry.pay_prizes(session, uuid.UUID(tournament_id))
+        await retry.reconcile(session)
+        await session.commit()
+        types = set((await session.scalars(text("SELECT DISTINCT type FROM outbox"))).all())
+    await retry.wallet.aclose()
+    await engine.dispose()
+    for player, account in players.items():
+        assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
+    assert await ledger.balance(pool) == 0
+    assert {
+        "event.tournament_created",
+        "event.tournament_started",
+        "event.player_eliminated",
+        "event.prize_awarded",
+        "event.tournament_finished",
+        "event.table_instructions",
+    } <= types
+
+
+async def test_cancel_after_the_start_refunds_every_unit(client: AsyncTestClient, ledger: Ledger) -> None:
+    fees = await ledger.account("house", "house_fees")
+    fees_before = await ledger.balance(fees)
+    tournament_id = await new_tournament(client, guarantee=50_000)
+    players = await register_players(client, ledger, tournament_id, 7)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 0
+    assert await ledger.balance(fees) == fees_before
+
+
+async def test_cancel_before_the_start_voids_every_hold(client: AsyncTestClient, ledger: Ledger) -> None:
+    tournament_id = await new_tournament(client)
+    players = await register_players(client, ledger, tournament_id, 3)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000
+
+
+async def test_only_directors_direct_and_only_services_report_hands(client: AsyncTestClient) -> None:
+    player = bearer(str(uuid.uuid4()), ["player"])
+    response = await client.post("/api/v1/tournaments", json={"name": "x"}, headers=player)
+    assert response.status_code == 403
+    response = await client.post("/api/v1/tournaments", json={"name": "x"})
+    assert response.status_code == 401
+    response = await client.post(
+        f"/internal/v1/tournaments/{uuid.uuid4()}/hands",
+        json={"hand_id": "1", "table": 1, "stacks": {}},
+        headers=player,
+    )
+    assert response.status_code == 401
+    response = await client.post("/api/v1/tournaments", json={"name": "x", "typo": 1}, headers=DIRECTOR)
+    assert response.status_code == 400 or response.status_code == 422
+
+
+async def test_edit_before_start_only(client: AsyncTestClient, ledger: Ledger) -> None:
+    tournament_id = await new_tournament(client)
+    response = await client.patch(
+        f"/api/v1/tournaments/{tournament_id}",
+        json={"name": "Renamed", "config": {"name": "Renamed", "buy_in": 1_000, "fee": 100, "seats_per_table": 9}},
+        headers=DIRECTOR,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["config"]["seats_per_table"] == 9
+    await register_players(client, ledger, tournament_id, 2)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    response = await client.patch(f"/api/v1/tournaments/{tournament_id}", json={"name": "Late"}, headers=DIRECTOR)
+    assert response.status_code == 409
+
+
+async def test_a_half_done_registration_is_finished_by_the_reconciler(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+) -> None:
+    """The row is written before the wallet is called: a crash in between leaves 'holding', never an orphan hold."""
+    tournament_id = uuid.UUID(await new_tournament(client))
+    player = uuid.uuid4()
+    account = await ledger.fund(str(player), 5_000)
+    engine = db.create_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+    async with sessions() as session:
+        session.add(
+            Registration(
+                tournament_id=tournament_id,
+                player_id=player,
+                entry_no=1,
+                status="holding",
+                amount=1_100,
+                hold_transfer_id=transfer_id(tournament_id, "hold", player, 1),
+            )
+        )
+        await session.commit()
+    assert await ledger.balance(account) == 5_000
+    # The reconciler of another instance (this test's event loop) finishes it.
+    reconciler = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+        await session.commit()
+        status = await session.scalar(
+            select(Registration.status).where(
+                Registration.player_id == player, Registration.tournament_id == tournament_id
+            )
+        )
+    await reconciler.wallet.aclose()
+    assert status == "held"
+    assert await ledger.balance(account) == 3_900
+    # Unregistering releases it like any other.
+    response = await client.delete(
+        f"/api/v1/tournaments/{tournament_id}/registrations/me", headers=bearer(str(player), ["player"])
+    )
+    assert response.status_code == 200, response.text
+    assert await ledger.balance(account) == 5_000
+    await engine.dispose()
+
+
+async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient, ledger: Ledger) -> None:
+    tournament_id = await new_tournament(
+        client,
+        fee=0,
+        late_reg_until_level=2,
+        max_reentries=1,
+        levels=[{"small_blind": 10, "big_blind": 20, "duration_s": 3600}],
+    )
+    players = await register_players(client, ledger, tournament_id, 4)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    # A late entry: held, then posted at once and seated.
+    late = await register_players(client, ledger, tournament_id, 1)
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby["entries"], lobby["prize_pool"], lobby["players_left"]) == (5, 5_000, 5)
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 5_000
+    # Someone busts; the director undoes it, then it happens again and the player re-enters.
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    seated = [s for s in table["seats"] if s is not None]
+    loser, winner = seated[0], seated[1]
+    stacks = {str(s["entry"]): s["stack"] for s in seated}
+    stacks[str(winner["entry"])] += stacks[str(loser["entry"])]
+    stacks[str(loser["entry"])] = 0
+    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    body = {"hand_id": "late-1", "table": table["table"], "stacks": stacks}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    response = await client.post(
+        f"/api/v1/tournaments/{tournament_id}/undo", json={"what": "bust", "stack": 100}, headers=DIRECTOR
+    )
+    assert response.status_code == 409, "a bust during late registration has no place yet: nothing to undo"
+    response = await client.post(
+        f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(loser["player"], ["player"])
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["entry_no"] == 2
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby["entries"], lobby["prize_pool"], lobby["players_left"]) == (6, 6_000, 5)
+    all_players = {**players, **late}
+    assert await ledger.balance(all_players[loser["player"]]) == 5_000 - 2 * 1_000
+    # Pause and resume.
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/pause", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    assert response.json()["clock"]["paused"] is True
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/resume", headers=DIRECTOR)
+    assert response.json()["clock"]["paused"] is False
+    decisions = (await client.get(f"/api/v1/tournaments/{tournament_id}/decisions", headers=DIRECTOR)).json()
+    assert any(row["kind"] == "pause" for row in decisions)
+    assert all(row["reason"] for row in decisions)
+
+
+async def test_a_hold_voided_by_the_wallet_releases_the_registration(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+) -> None:
+    from tablium_event.events.handlers import on_transfer_voided
+
+    from tablium_kit.messaging.envelope import new_event
+
+    tournament_id = await new_tournament(client)
+    players = await register_players(client, ledger, tournament_id, 1)
+    player = uuid.UUID(next(iter(players)))
+    hold = transfer_id(uuid.UUID(tournament_id), "hold", player, 1)
+    event = new_event(
+        service="wallet",
+        type="wallet.transfer_voided",
+        subject=str(hold),
+        data={"transfer_id": str(uuid.uuid4()), "pending_id": str(hold), "status": "expired"},
+    )
+    engine = db.create_engine(settings.database_url)
+    async with db.session_factory(engine)() as session:
+        await on_transfer_voided(session, event)
+        await session.commit()
+        status = await session.scalar(select(Registration.status).where(Registration.hold_transfer_id == hold))
+    await engine.dispose()
+    assert status == "voided"

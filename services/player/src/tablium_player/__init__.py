@@ -1,0 +1,1 @@
+"""Tablium player service."""

@@ -1,0 +1,68 @@
+"""Registration, login, token refresh and logout, and the JWKS. All public routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+
+from tablium_kit.auth import BEARER
+from tablium_kit.deps import AuthenticatedRequest, DbSession
+from tablium_player.api.schemas import LoginRequest, OwnProfile, RefreshRequest, RegisterRequest, Session, TokenPair
+from tablium_player.service import AccountsDep, own_profile
+
+
+class AuthController(Controller):
+    path = "/api/v1/auth"
+    tags = ["auth"]
+
+    @post("/register", summary="Create an account")
+    async def register(
+        self,
+        data: JSONBody[RegisterRequest],
+        db_session: DbSession,
+        accounts: AccountsDep,
+    ) -> OwnProfile:
+        player = await accounts.register(db_session, username=data.username, email=data.email, password=data.password)
+        return own_profile(player)
+
+    @post("/login", status_code=HTTP_200_OK, summary="Exchange credentials for tokens")
+    async def login(
+        self,
+        data: JSONBody[LoginRequest],
+        request: Request[Any, Any, Any],
+        db_session: DbSession,
+        accounts: AccountsDep,
+    ) -> TokenPair:
+        client_ip = request.client.host if request.client else "unknown"
+        return await accounts.login(db_session, login=data.login, password=data.password, client_ip=client_ip)
+
+    @post("/refresh", status_code=HTTP_200_OK, summary="Rotate a refresh token")
+    async def refresh(
+        self,
+        data: JSONBody[RefreshRequest],
+        db_session: DbSession,
+        accounts: AccountsDep,
+    ) -> TokenPair:
+        return await accounts.refresh(db_session, data.refresh_token)
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="Revoke a login (its refresh token family)")
+    async def logout(
+        self,
+        data: JSONBody[RefreshRequest],
+        db_session: DbSession,
+        accounts: AccountsDep,
+    ) -> None:
+        await accounts.logout(db_session, data.refresh_token)
+
+    @get("/session", security=BEARER, summary="Who my access token says I am", sync_to_thread=False)
+    def session(self, request: AuthenticatedRequest) -> Session:
+        # Answered from the verified token alone: clients check a session without a database read.
+        caller = request.user
+        return Session(player_id=caller.subject, roles=sorted(caller.roles))
+
+    @get("/jwks", summary="Public keys that verify access tokens", cache=60)
+    async def jwks(self, accounts: AccountsDep) -> dict[str, Any]:
+        return accounts.keys.jwks()

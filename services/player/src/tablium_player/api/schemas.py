@@ -1,0 +1,90 @@
+"""Request and response bodies. Requests reject unknown fields: a typo is an error, not a no-op."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+Username = Annotated[str, msgspec.Meta(min_length=3, max_length=20, pattern=r"^[A-Za-z0-9_]+$")]
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class RegisterRequest(Request):
+    username: Username
+    email: Email
+    password: Password
+
+
+class LoginRequest(Request):
+    # Either the username or the e-mail address.
+    login: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    password: Password
+
+
+class RefreshRequest(Request):
+    refresh_token: Token
+
+
+class TokenPair(msgspec.Struct, kw_only=True):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class Session(msgspec.Struct, kw_only=True):
+    player_id: str
+    roles: list[str]
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    hands_played: int
+    vpip_pct: float
+    pfr_pct: float
+    tournaments_played: int
+    net_winnings: int
+
+
+class PublicProfile(msgspec.Struct, kw_only=True):
+    id: UUID
+    username: str
+    display_name: str | None
+    country: str | None
+    bio: str | None
+    level: int
+    xp: int
+    stats: Stats
+    member_since: datetime
+
+
+class OwnProfile(PublicProfile, kw_only=True):
+    email: str
+    roles: list[str]
+
+
+class ProfileUpdate(Request):
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | msgspec.UnsetType | None = msgspec.UNSET
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | msgspec.UnsetType | None = msgspec.UNSET
+    bio: Annotated[str, msgspec.Meta(max_length=280)] | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class Preferences(Request):
+    four_color_deck: bool = False
+    auto_muck_losing_hands: bool = True
+    sound: bool = True
+    show_bets_in_big_blinds: bool = False
+    language: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
+    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+
+
+class RolesUpdate(Request):
+    roles: Annotated[list[str], msgspec.Meta(min_length=1, max_length=8)]

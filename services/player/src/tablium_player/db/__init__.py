@@ -1,0 +1,1 @@
+"""The player service's database: models, repositories, migrations."""

@@ -1,0 +1,67 @@
+"""Tables of the player service."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from advanced_alchemy.mixins import AuditColumns, UUIDv7PrimaryKey
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tablium_kit.db import service_metadata
+from tablium_kit.messaging import messaging_tables
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+
+
+# The outbox (events this service publishes) and inbox (events it has handled).
+MESSAGING = messaging_tables(Base.metadata)
+
+
+class Player(UUIDv7PrimaryKey, AuditColumns, Base):
+    """A player's account, profile and the XP and stats that hand and tournament events feed."""
+
+    __tablename__ = "players"
+    username: Mapped[str] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=lambda: ["player"])
+    display_name: Mapped[str | None] = mapped_column(String(40), default=None)
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    bio: Mapped[str | None] = mapped_column(String(280), default=None)
+    preferences: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    xp: Mapped[int] = mapped_column(BigInteger, default=0)
+    level: Mapped[int] = mapped_column(Integer, default=1)
+    hands_played: Mapped[int] = mapped_column(BigInteger, default=0)
+    hands_vpip: Mapped[int] = mapped_column(BigInteger, default=0)
+    hands_pfr: Mapped[int] = mapped_column(BigInteger, default=0)
+    tournaments_played: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Net chips won, in minor units (negative when losing).
+    net_winnings: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# Uniqueness ignores case: "Alice" and "alice" are one name, as are e-mail addresses.
+Index("uq_players_username_lower", func.lower(Player.username), unique=True)
+Index("uq_players_email_lower", func.lower(Player.email), unique=True)
+
+
+class RefreshToken(Base):
+    """One link of a rotation chain. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    family_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    player_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("players.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    # Set when this token was exchanged for the next one; presenting it again is reuse.
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

@@ -1,0 +1,1 @@
+"""Pure player rules: no I/O."""

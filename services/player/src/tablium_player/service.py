@@ -1,0 +1,250 @@
+"""Account use cases: register, log in, rotate and revoke refresh tokens, profiles.
+
+Handlers call these with the request's session; the kit commits it when the
+response is a success and rolls it back otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
+
+import anyio
+import msgspec
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from litestar.di import NamedDependency
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_kit.errors import Conflict, NotFound, Unauthorized
+from tablium_kit.ratelimit import RateLimiter
+from tablium_player.api.schemas import OwnProfile, Preferences, ProfileUpdate, PublicProfile, Stats, TokenPair
+from tablium_player.db.models import Player, RefreshToken
+from tablium_player.domain import rules
+from tablium_player.domain.tokens import SigningKeys, issue_access_token, new_refresh_secret, refresh_token_hash
+from tablium_player.events import publish_player_registered
+from tablium_player.settings import PlayerSettings
+
+
+class PlayerRepository(SQLAlchemyAsyncRepository[Player]):
+    model_type = Player
+
+
+class Accounts:
+    """Everything about accounts and credentials; one instance per app."""
+
+    def __init__(
+        self,
+        settings: PlayerSettings,
+        keys: SigningKeys,
+        hasher: PasswordHasher,
+        ip_limiter: RateLimiter,
+        account_limiter: RateLimiter,
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.hasher = hasher
+        self.ip_limiter = ip_limiter
+        self.account_limiter = account_limiter
+        # Verifying against this when the account does not exist keeps the timing of
+        # "no such user" and "wrong password" alike.
+        self._dummy_hash = hasher.hash("not-a-real-password")
+
+    # -- registration and login -------------------------------------------------------------
+
+    async def register(self, session: AsyncSession, *, username: str, email: str, password: str) -> Player:
+        return await create_player(session, self.hasher, username=username, email=email, password=password)
+
+    async def login(self, session: AsyncSession, *, login: str, password: str, client_ip: str) -> TokenPair:
+        await self.ip_limiter.hit(client_ip, what="login attempts from this address")
+        account_key = login.strip().lower()
+        await self._check_account_not_locked(account_key)
+        player = await session.scalar(
+            select(Player).where(
+                or_(func.lower(Player.username) == account_key, func.lower(Player.email) == account_key)
+            )
+        )
+        if player is None or not await self._verify(player.password_hash if player else self._dummy_hash, password):
+            await self.account_limiter.hit(account_key, what="failed logins for this account")
+            raise Unauthorized("invalid login or password")
+        await self.account_limiter.reset(account_key)
+        if self.hasher.check_needs_rehash(player.password_hash):
+            player.password_hash = await anyio.to_thread.run_sync(self.hasher.hash, password)
+        return await self._issue_pair(session, player, family_id=uuid.uuid4())
+
+    async def _check_account_not_locked(self, account_key: str) -> None:
+        # Only failures count against an account, so look without counting this attempt.
+        await self.account_limiter.check(account_key, what="failed logins for this account")
+
+    async def _verify(self, password_hash: str, password: str) -> bool:
+        def verify() -> bool:
+            try:
+                return self.hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await anyio.to_thread.run_sync(verify)
+
+    # -- refresh tokens ------------------------------------------------------------------------
+
+    async def refresh(self, session: AsyncSession, refresh_token: str) -> TokenPair:
+        now = datetime.now(UTC)
+        token = await session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == refresh_token_hash(refresh_token)).with_for_update()
+        )
+        if token is None or token.revoked_at is not None:
+            raise Unauthorized("refresh token is not valid")
+        if token.rotated_at is not None:
+            # Reuse of a rotated token: someone holds a copy. Revoke the whole family, and
+            # commit that now, since the error response would roll the session back.
+            await self._revoke_family(session, token.family_id, now)
+            await session.commit()
+            raise Unauthorized("refresh token reuse detected; all sessions of this login were revoked")
+        if token.expires_at <= now:
+            raise Unauthorized("refresh token expired")
+        player = await session.get(Player, token.player_id)
+        if player is None:
+            raise Unauthorized("refresh token is not valid")
+        token.rotated_at = now
+        return await self._issue_pair(session, player, family_id=token.family_id)
+
+    async def logout(self, session: AsyncSession, refresh_token: str) -> None:
+        token = await session.scalar(
+            select(RefreshToken).where(RefreshToken.token_hash == refresh_token_hash(refresh_token))
+        )
+        if token is not None:
+            await self._revoke_family(session, token.family_id, datetime.now(UTC))
+
+    async def _revoke_family(self, session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def _issue_pair(self, session: AsyncSession, player: Player, *, family_id: uuid.UUID) -> TokenPair:
+        now = int(time.time())
+        issued = datetime.fromtimestamp(now, UTC)
+        secret = new_refresh_secret()
+        session.add(
+            RefreshToken(
+                token_hash=refresh_token_hash(secret),
+                family_id=family_id,
+                player_id=player.id,
+                issued_at=issued,
+                expires_at=issued + timedelta(seconds=self.settings.refresh_token_ttl_s),
+            )
+        )
+        access = issue_access_token(
+            self.keys,
+            player_id=str(player.id),
+            username=player.username,
+            roles=list(player.roles),
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            now=now,
+            ttl_s=self.settings.access_token_ttl_s,
+        )
+        await session.flush()
+        return TokenPair(access_token=access, refresh_token=secret, expires_in=self.settings.access_token_ttl_s)
+
+    # -- profiles -------------------------------------------------------------------------------
+
+    async def get(self, session: AsyncSession, player_id: uuid.UUID) -> Player:
+        player = await session.get(Player, player_id)
+        if player is None:
+            raise NotFound("no such player")
+        return player
+
+    async def update_profile(self, session: AsyncSession, player_id: uuid.UUID, change: ProfileUpdate) -> Player:
+        player = await self.get(session, player_id)
+        for name in ("display_name", "country", "bio"):
+            value = getattr(change, name)
+            if value is not msgspec.UNSET:
+                setattr(player, name, value)
+        await session.flush()
+        return player
+
+    async def set_preferences(self, session: AsyncSession, player_id: uuid.UUID, prefs: Preferences) -> Preferences:
+        player = await self.get(session, player_id)
+        player.preferences = msgspec.to_builtins(prefs)
+        await session.flush()
+        return prefs
+
+    async def set_roles(self, session: AsyncSession, player_id: uuid.UUID, roles: list[str]) -> Player:
+        player = await self.get(session, player_id)
+        player.roles = rules.check_roles(roles)
+        await session.flush()
+        return player
+
+
+async def create_player(
+    session: AsyncSession,
+    hasher: PasswordHasher,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    roles: list[str] | None = None,
+) -> Player:
+    """Validate and create an account, and record ``player.registered`` in the same transaction."""
+    rules.check_username(username)
+    email = rules.normalize_email(email)
+    rules.check_password(password, username=username)
+    roles = rules.check_roles(roles or ["player"])
+    taken = await session.execute(
+        select(Player.username, Player.email).where(
+            or_(func.lower(Player.username) == username.lower(), func.lower(Player.email) == email.lower())
+        )
+    )
+    for existing_username, existing_email in taken:
+        if existing_username.lower() == username.lower():
+            raise Conflict("username is taken")
+        if existing_email.lower() == email.lower():
+            raise Conflict("e-mail address is already registered")
+    password_hash = await anyio.to_thread.run_sync(hasher.hash, password)
+    player = Player(username=username, email=email, password_hash=password_hash, roles=roles, preferences={})
+    session.add(player)
+    await session.flush()  # surfaces a concurrent duplicate here, as a 409, not at commit
+    await publish_player_registered(session, player)
+    return player
+
+
+AccountsDep: TypeAlias = NamedDependency[Accounts]
+
+
+def preferences_of(player: Player) -> Preferences:
+    return msgspec.convert(player.preferences or {}, Preferences)
+
+
+def public_profile(player: Player) -> PublicProfile:
+    return PublicProfile(**_profile_fields(player))
+
+
+def own_profile(player: Player) -> OwnProfile:
+    return OwnProfile(**_profile_fields(player), email=player.email, roles=list(player.roles))
+
+
+def _profile_fields(player: Player) -> dict[str, object]:
+    hands = player.hands_played
+    return {
+        "id": player.id,
+        "username": player.username,
+        "display_name": player.display_name,
+        "country": player.country,
+        "bio": player.bio,
+        "level": player.level,
+        "xp": player.xp,
+        "stats": Stats(
+            hands_played=hands,
+            vpip_pct=round(100 * player.hands_vpip / hands, 1) if hands else 0.0,
+            pfr_pct=round(100 * player.hands_pfr / hands, 1) if hands else 0.0,
+            tournaments_played=player.tournaments_played,
+            net_winnings=player.net_winnings,
+        ),
+        "member_since": player.created_at,
+    }

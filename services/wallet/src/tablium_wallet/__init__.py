@@ -1,0 +1,1 @@
+"""Tablium wallet service: the double-entry ledger."""

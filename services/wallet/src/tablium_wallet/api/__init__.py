@@ -1,0 +1,1 @@
+"""HTTP API: internal (services), player and admin controllers."""

@@ -1,0 +1,108 @@
+"""The internal API other services code against (service tokens only; never routed by the gateway).
+
+Every POST and PUT must carry an ``Idempotency-Key``. The operations are idempotent by their own
+keys (the transfer id; the account's owner, kind and asset; the pending transfer posted or voided),
+so a retry with the same body returns the first result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar import Controller, Response, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from tablium_kit.auth import SERVICE, requires_service
+from tablium_kit.deps import DbSession
+from tablium_kit.errors import ProblemError
+from tablium_wallet.api.schemas import (
+    AccountOut,
+    LinkedOut,
+    LinkedRequest,
+    OpenAccountRequest,
+    PostRequest,
+    TransferOut,
+    TransferRequest,
+    account_out,
+    transfer_out,
+)
+from tablium_wallet.services.accounts import find_accounts, get_account, open_account
+from tablium_wallet.services.history import get_transfer
+from tablium_wallet.services.ledger import Linked, Resolve
+from tablium_wallet.services.runtime import LedgerDep
+
+
+class IdempotencyKeyRequired(ProblemError):
+    title = "Idempotency-Key required"
+    slug = "idempotency-key-required"
+
+
+_any_service = requires_service()
+
+
+async def internal_caller(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """A service token, and an Idempotency-Key on POST and PUT.
+
+    One guard, and a coroutine: Litestar runs a synchronous guard in a worker thread, which cost more
+    than the whole ledger's share of a transfer request.
+    """
+    _any_service(connection, handler)
+    if connection.scope.get("method") in ("POST", "PUT") and not connection.headers.get("idempotency-key"):
+        raise IdempotencyKeyRequired("internal POST and PUT requests need an Idempotency-Key header")
+
+
+def _status(created: bool) -> int:
+    return HTTP_201_CREATED if created else HTTP_200_OK
+
+
+class InternalController(Controller):
+    path = "/internal/v1"
+    tags = ["internal"]
+    security = SERVICE
+    guards = [internal_caller]
+
+    @put("/accounts", status_code=HTTP_200_OK, summary="Open an account (or get the open one)")
+    async def open_account(self, data: JSONBody[OpenAccountRequest], db_session: DbSession) -> AccountOut:
+        return account_out(await open_account(db_session, owner=data.owner, kind=data.kind, asset=data.asset))
+
+    @get("/accounts/{account_id:uuid}", summary="An account and its balance")
+    async def get_account(self, account_id: FromPath[UUID], db_session: DbSession) -> AccountOut:
+        return account_out(await get_account(db_session, account_id))
+
+    @get("/accounts", summary="An owner's accounts")
+    async def find_accounts(
+        self, owner: FromQuery[str], db_session: DbSession, asset: FromQuery[str | None] = None
+    ) -> list[AccountOut]:
+        return [account_out(a) for a in await find_accounts(db_session, owner=owner, asset=asset)]
+
+    @post("/transfers", summary="Create a transfer (posted, or pending: a hold)")
+    async def create_transfer(self, data: JSONBody[TransferRequest], ledger: LedgerDep) -> Response[TransferOut]:
+        result = await ledger.submit(data.to_operation())
+        return Response(transfer_out(result.transfers[0]), status_code=_status(result.created))
+
+    @post("/transfers/linked", summary="Create transfers that commit all together or not at all")
+    async def create_linked(self, data: JSONBody[LinkedRequest], ledger: LedgerDep) -> Response[LinkedOut]:
+        result = await ledger.submit(Linked(tuple(t.to_operation() for t in data.transfers)))
+        return Response(
+            LinkedOut(transfers=[transfer_out(t) for t in result.transfers]), status_code=_status(result.created)
+        )
+
+    @get("/transfers/{transfer_id:uuid}", summary="A transfer and its status")
+    async def get_transfer(self, transfer_id: FromPath[UUID], db_session: DbSession) -> TransferOut:
+        return transfer_out(await get_transfer(db_session, transfer_id))
+
+    @post("/transfers/{transfer_id:uuid}/post", status_code=HTTP_200_OK, summary="Post a pending transfer")
+    async def post_pending(
+        self, transfer_id: FromPath[UUID], data: JSONBody[PostRequest], ledger: LedgerDep
+    ) -> TransferOut:
+        result = await ledger.submit(Resolve(transfer_id, "post", data.amount))
+        return transfer_out(result.transfers[0])
+
+    @post("/transfers/{transfer_id:uuid}/void", status_code=HTTP_200_OK, summary="Void a pending transfer")
+    async def void_pending(self, transfer_id: FromPath[UUID], ledger: LedgerDep) -> TransferOut:
+        result = await ledger.submit(Resolve(transfer_id, "void"))
+        return transfer_out(result.transfers[0])

@@ -1,0 +1,98 @@
+"""A player's own wallet: balances, history, responsible-play limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from litestar import Controller, get, put
+from litestar.datastructures import State
+from litestar.params import FromQuery, JSONBody, Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_kit.auth import BEARER
+from tablium_kit.deps import Caller, DbSession
+from tablium_kit.errors import InvalidInput
+from tablium_wallet.api.schemas import AccountOut, HistoryPage, Limits, LimitsOut, account_out, transfer_out
+from tablium_wallet.domain import limits as rules
+from tablium_wallet.domain.accounts import player_owner
+from tablium_wallet.services.accounts import find_accounts
+from tablium_wallet.services.history import history
+from tablium_wallet.services.limits import LimitsState, get_limits, set_limits
+from tablium_wallet.settings import WalletSettings
+
+
+def _limits(value: rules.Limits) -> Limits:
+    return Limits(
+        daily_deposit_limit=dict(value.daily_deposit_limit),
+        daily_loss_limit=dict(value.daily_loss_limit),
+        self_excluded_until=value.self_excluded_until,
+    )
+
+
+def _limits_out(state: LimitsState, settings: WalletSettings) -> LimitsOut:
+    return LimitsOut(
+        in_force=_limits(state.in_force),
+        scheduled=_limits(state.scheduled) if state.scheduled else None,
+        scheduled_at=state.scheduled_at,
+        cooling_off_s=settings.limits_cooling_off_s,
+    )
+
+
+async def _player_accounts(session: AsyncSession, subject: str, asset: str | None = None) -> list[AccountOut]:
+    return [account_out(a) for a in await find_accounts(session, owner=player_owner(subject), asset=asset)]
+
+
+class WalletController(Controller):
+    path = "/api/v1/wallet"
+    tags = ["wallet"]
+    security = BEARER
+
+    @get("/balances", summary="My accounts and balances")
+    async def balances(self, principal: Caller, db_session: DbSession) -> list[AccountOut]:
+        return await _player_accounts(db_session, principal.subject)
+
+    @get("/history", summary="My transfers, newest first")
+    async def history(
+        self,
+        principal: Caller,
+        db_session: DbSession,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        asset: FromQuery[str | None] = None,
+        code: FromQuery[str | None] = None,
+    ) -> HistoryPage:
+        if cursor is not None and not cursor.isdigit():
+            raise InvalidInput("cursor must be a value returned as next_cursor")
+        accounts = await find_accounts(db_session, owner=player_owner(principal.subject))
+        items, next_cursor = await history(
+            db_session,
+            [a.id for a in accounts],
+            cursor=int(cursor) if cursor is not None else None,
+            limit=limit,
+            asset=asset,
+            code=code,
+        )
+        return HistoryPage(
+            items=[transfer_out(t) for t in items], next_cursor=str(next_cursor) if next_cursor else None
+        )
+
+    @get("/limits", summary="My responsible-play limits")
+    async def get_limits(self, principal: Caller, db_session: DbSession, state: State) -> LimitsOut:
+        settings: WalletSettings = state.settings
+        return _limits_out(await get_limits(db_session, player_owner(principal.subject), datetime.now(UTC)), settings)
+
+    @put("/limits", summary="Set my limits: tightening applies now, loosening after the cooling-off")
+    async def put_limits(
+        self, data: JSONBody[Limits], principal: Caller, db_session: DbSession, state: State
+    ) -> LimitsOut:
+        settings: WalletSettings = state.settings
+        changed = await set_limits(
+            db_session,
+            player_owner(principal.subject),
+            rules.Limits(dict(data.daily_deposit_limit), dict(data.daily_loss_limit), data.self_excluded_until),
+            now=datetime.now(UTC),
+            cooling_off=timedelta(seconds=settings.limits_cooling_off_s),
+            actor=principal.subject,
+        )
+        return _limits_out(changed, settings)

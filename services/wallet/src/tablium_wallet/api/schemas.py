@@ -1,0 +1,185 @@
+"""Request and response bodies. Requests reject unknown fields: a typo is an error, not a no-op."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from tablium_wallet.domain.accounts import flag_names
+from tablium_wallet.domain.assets import MAX_AMOUNT
+from tablium_wallet.domain.ledger import TransferFlags
+from tablium_wallet.services.accounts import AccountRecord
+from tablium_wallet.services.ledger import MAX_TIMEOUT_S, NewTransfer, TransferRecord
+
+# Integers in the asset's minor unit; they must fit Postgres' signed 64-bit bigint.
+Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
+AssetCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9]{1,15}$")]
+Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+Owner = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Kind = Literal[
+    "player",
+    "table_escrow",
+    "prize_pool",
+    "house_rake",
+    "house_fees",
+    "house_adjustments",
+    "rakeback_pool",
+    "chain_clearing",
+]
+Status = Literal["pending", "posted", "voided", "expired"]
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class OpenAccountRequest(Request):
+    owner: Owner
+    kind: Kind
+    asset: AssetCode
+
+
+class BalanceOut(msgspec.Struct, kw_only=True):
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+    # Derived: credits_posted - debits_posted, and that less what pending debits hold.
+    balance: int
+    available: int
+
+
+class AccountOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    owner: str
+    kind: str
+    asset: str
+    flags: list[str]
+    balance: BalanceOut
+
+
+class TransferRequest(Request):
+    id: UUID
+    debit_account_id: UUID
+    credit_account_id: UUID
+    amount: Amount
+    asset: AssetCode
+    code: Code
+    pending: bool = False
+    timeout_s: Annotated[int, msgspec.Meta(gt=0, le=MAX_TIMEOUT_S)] | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def to_operation(self) -> NewTransfer:
+        return NewTransfer(
+            id=self.id,
+            debit_account_id=self.debit_account_id,
+            credit_account_id=self.credit_account_id,
+            amount=self.amount,
+            asset=self.asset,
+            code=self.code,
+            pending=self.pending,
+            timeout_s=self.timeout_s,
+            metadata=self.metadata,
+        )
+
+
+class LinkedRequest(Request):
+    transfers: Annotated[list[TransferRequest], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class PostRequest(Request):
+    # None posts the whole pending amount; less releases the rest.
+    amount: Amount | None = None
+
+
+class TransferOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    debit_account_id: UUID
+    credit_account_id: UUID
+    amount: int
+    asset: str
+    code: str
+    flags: list[str]
+    pending_id: UUID | None
+    timeout_s: int | None
+    expires_at: datetime | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    status: Status
+    posted_amount: int | None
+
+
+class LinkedOut(msgspec.Struct, kw_only=True):
+    transfers: list[TransferOut]
+
+
+class HistoryPage(msgspec.Struct, kw_only=True):
+    items: list[TransferOut]
+    # Pass as ?cursor= for the next (older) page; null on the last page.
+    next_cursor: str | None
+
+
+class Limits(Request):
+    """Daily limits per asset (minor units; an asset left out has no limit) and self-exclusion."""
+
+    daily_deposit_limit: dict[AssetCode, Amount] = msgspec.field(default_factory=dict)
+    daily_loss_limit: dict[AssetCode, Amount] = msgspec.field(default_factory=dict)
+    self_excluded_until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+
+class LimitsOut(msgspec.Struct, kw_only=True):
+    in_force: Limits
+    # A loosening waiting for its cooling-off to end, and when it takes effect.
+    scheduled: Limits | None
+    scheduled_at: datetime | None
+    cooling_off_s: int
+
+
+class AdjustRequest(Request):
+    player_id: UUID
+    asset: AssetCode
+    amount: Amount
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
+    # Makes the adjustment idempotent: the same id is applied once.
+    id: UUID | None = None
+
+
+def account_out(account: AccountRecord) -> AccountOut:
+    b = account.balance
+    return AccountOut(
+        id=account.id,
+        owner=account.owner,
+        kind=account.kind,
+        asset=account.asset,
+        flags=flag_names(account.flags),
+        balance=BalanceOut(
+            debits_pending=b.debits_pending,
+            debits_posted=b.debits_posted,
+            credits_pending=b.credits_pending,
+            credits_posted=b.credits_posted,
+            balance=b.balance,
+            available=b.available,
+        ),
+    )
+
+
+def transfer_out(t: TransferRecord) -> TransferOut:
+    return TransferOut(
+        id=t.id,
+        debit_account_id=t.debit_account_id,
+        credit_account_id=t.credit_account_id,
+        amount=t.amount,
+        asset=t.asset,
+        code=t.code,
+        flags=[flag.name.lower() for flag in TransferFlags if t.flags & flag and flag.name],
+        pending_id=t.pending_id,
+        timeout_s=t.timeout_s,
+        expires_at=t.expires_at,
+        metadata=t.metadata,
+        created_at=t.created_at,
+        status=t.status,
+        posted_amount=t.posted_amount,
+    )

@@ -1,0 +1,1 @@
+"""The wallet database: models and migrations."""

@@ -1,0 +1,1 @@
+"""Pure ledger rules: assets, accounts, balances, limits. No I/O."""

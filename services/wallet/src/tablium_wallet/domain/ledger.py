@@ -1,0 +1,121 @@
+"""The double-entry rules, TigerBeetle's way: pure, no I/O.
+
+An account's balance is derived from the transfers that touched it, kept as four counters:
+``debits_pending``, ``debits_posted``, ``credits_pending``, ``credits_posted``. A transfer adds its
+amount to the debit account's debits and the credit account's credits, as *pending* (a hold) or
+*posted*. Posting a pending transfer moves (all or part of) it from pending to posted and releases
+the rest; voiding releases all of it. Every transfer debits one account and credits another by the
+same amount, so for every asset the sum of all credits equals the sum of all debits.
+
+>>> player, table = Balance(flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS), Balance()
+>>> player.credits_posted = 100
+>>> apply_transfer(player, table, 60, pending=True)
+>>> player.available
+40
+>>> apply_post(player, table, pending_amount=60, amount=50)
+>>> (player.balance, player.debits_pending, table.balance)
+(50, 0, 50)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntFlag
+
+from tablium_wallet.domain.accounts import AccountFlags
+from tablium_wallet.domain.assets import MAX_AMOUNT
+from tablium_wallet.domain.errors import InsufficientFunds, Overflow
+
+
+class TransferFlags(IntFlag):
+    """TigerBeetle's transfer flags, plus ``EXPIRED`` for the void made by a pending transfer's timeout."""
+
+    LINKED = 1
+    PENDING = 2
+    POST_PENDING_TRANSFER = 4
+    VOID_PENDING_TRANSFER = 8
+    EXPIRED = 16
+
+
+@dataclass
+class Balance:
+    flags: int = 0
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+
+    @property
+    def balance(self) -> int:
+        """Posted credits minus posted debits (a player's money; negative for a source like chain clearing)."""
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> int:
+        """What may still be debited: the balance less what pending debits hold."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+    def copy(self) -> Balance:
+        return replace(self)
+
+
+def _add(value: int, amount: int, what: str) -> int:
+    if value + amount > MAX_AMOUNT:
+        raise Overflow(f"{what} would exceed the 64-bit limit")
+    return value + amount
+
+
+def _check(debit: Balance, credit: Balance) -> None:
+    if debit.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and (
+        debit.debits_posted + debit.debits_pending > debit.credits_posted
+    ):
+        raise InsufficientFunds(f"insufficient funds: the debit account would be {-debit.available} short")
+    if credit.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS and (
+        credit.credits_posted + credit.credits_pending > credit.debits_posted
+    ):
+        raise InsufficientFunds("the credit account may not hold more credits than debits")
+
+
+def apply_transfer(debit: Balance, credit: Balance, amount: int, *, pending: bool) -> None:
+    """Apply a new transfer, or raise and leave both balances as they were."""
+    new_debit, new_credit = debit.copy(), credit.copy()
+    if pending:
+        new_debit.debits_pending = _add(debit.debits_pending, amount, "debits_pending")
+        new_credit.credits_pending = _add(credit.credits_pending, amount, "credits_pending")
+    else:
+        new_debit.debits_posted = _add(debit.debits_posted, amount, "debits_posted")
+        new_credit.credits_posted = _add(credit.credits_posted, amount, "credits_posted")
+    if new_debit.debits_posted + new_debit.debits_pending > MAX_AMOUNT:
+        raise Overflow("the debit account's debits would exceed the 64-bit limit")
+    if new_credit.credits_posted + new_credit.credits_pending > MAX_AMOUNT:
+        raise Overflow("the credit account's credits would exceed the 64-bit limit")
+    _check(new_debit, new_credit)
+    _commit(debit, new_debit)
+    _commit(credit, new_credit)
+
+
+def apply_post(debit: Balance, credit: Balance, *, pending_amount: int, amount: int) -> None:
+    """Post ``amount`` (at most ``pending_amount``) of a pending transfer; the rest is released."""
+    if not 0 < amount <= pending_amount:
+        raise ValueError("post amount must be positive and at most the pending amount")
+    new_debit, new_credit = debit.copy(), credit.copy()
+    new_debit.debits_pending -= pending_amount
+    new_credit.credits_pending -= pending_amount
+    new_debit.debits_posted = _add(debit.debits_posted, amount, "debits_posted")
+    new_credit.credits_posted = _add(credit.credits_posted, amount, "credits_posted")
+    _check(new_debit, new_credit)
+    _commit(debit, new_debit)
+    _commit(credit, new_credit)
+
+
+def apply_void(debit: Balance, credit: Balance, *, pending_amount: int) -> None:
+    """Release a pending transfer entirely (a void, or its timeout)."""
+    debit.debits_pending -= pending_amount
+    credit.credits_pending -= pending_amount
+
+
+def _commit(target: Balance, source: Balance) -> None:
+    target.debits_pending = source.debits_pending
+    target.debits_posted = source.debits_posted
+    target.credits_pending = source.credits_pending
+    target.credits_posted = source.credits_posted

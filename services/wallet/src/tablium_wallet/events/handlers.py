@@ -1,0 +1,139 @@
+"""What the wallet does with other services' events (docs/events/wallet-consumed.md).
+
+Each handler runs in the consumer's transaction, with the kit's inbox row: a redelivered event finds
+the row and is skipped. The transfers they make also carry ids derived from the event's own facts
+(uuid5), so even the same fact in a different envelope moves money once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_kit.messaging import CloudEvent
+from tablium_kit.messaging.consumer import Handler
+from tablium_wallet.domain.accounts import player_owner
+from tablium_wallet.domain.assets import MAX_AMOUNT
+from tablium_wallet.domain.errors import PendingTransferResolved
+from tablium_wallet.services.accounts import open_account
+from tablium_wallet.services.ledger import NewTransfer, Resolve, execute_one
+
+log = structlog.get_logger("tablium.wallet.events")
+
+# Namespace of transfer ids derived from other services' facts.
+EVENT_NAMESPACE = uuid.UUID("0b8a3f52-9c4e-4a8e-8f5e-6d2f6b3c9e01")
+Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
+
+
+class DepositConfirmed(msgspec.Struct, kw_only=True):
+    chain_id: int
+    tx_hash: str
+    log_index: int
+    player_id: uuid.UUID
+    asset: str
+    amount: Amount
+
+
+class PayoutRequested(msgspec.Struct, kw_only=True):
+    payout_id: uuid.UUID
+    player_id: uuid.UUID
+    asset: str
+    amount: Amount
+
+
+class WithdrawalSettled(msgspec.Struct, kw_only=True):
+    withdrawal_id: uuid.UUID
+    # The pending transfer (hold) the blockchain service placed when the withdrawal was requested.
+    transfer_id: uuid.UUID
+
+
+class PlayerRegistered(msgspec.Struct, kw_only=True):
+    player_id: uuid.UUID
+
+
+def deposit_transfer_id(chain_id: int, tx_hash: str, log_index: int) -> uuid.UUID:
+    """One transfer per on-chain deposit, whatever the redeliveries or envelopes."""
+    return uuid.uuid5(EVENT_NAMESPACE, f"deposit:{chain_id}:{tx_hash.lower()}:{log_index}")
+
+
+def payout_transfer_id(payout_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NAMESPACE, f"rakeback-payout:{payout_id}")
+
+
+async def on_deposit_confirmed(session: AsyncSession, event: CloudEvent) -> None:
+    deposit = msgspec.convert(event.data, DepositConfirmed)
+    player = await open_account(session, owner=player_owner(deposit.player_id), kind="player", asset=deposit.asset)
+    clearing = await open_account(
+        session, owner=f"chain:{deposit.chain_id}", kind="chain_clearing", asset=deposit.asset
+    )
+    await execute_one(
+        session,
+        NewTransfer(
+            id=deposit_transfer_id(deposit.chain_id, deposit.tx_hash, deposit.log_index),
+            debit_account_id=clearing.id,
+            credit_account_id=player.id,
+            amount=deposit.amount,
+            asset=deposit.asset,
+            code="deposit",
+            metadata={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash.lower(), "log_index": deposit.log_index},
+            # The money has arrived on chain; refusing it would strand it (see the ADR).
+            enforce_limits=False,
+        ),
+    )
+
+
+async def on_payout_requested(session: AsyncSession, event: CloudEvent) -> None:
+    payout = msgspec.convert(event.data, PayoutRequested)
+    player = await open_account(session, owner=player_owner(payout.player_id), kind="player", asset=payout.asset)
+    pool = await open_account(session, owner="rakeback", kind="rakeback_pool", asset=payout.asset)
+    await execute_one(
+        session,
+        NewTransfer(
+            id=payout_transfer_id(payout.payout_id),
+            debit_account_id=pool.id,
+            credit_account_id=player.id,
+            amount=payout.amount,
+            asset=payout.asset,
+            code="rakeback_payout",
+            metadata={"payout_id": str(payout.payout_id)},
+            enforce_limits=False,
+        ),
+    )
+
+
+async def _settle_withdrawal(session: AsyncSession, event: CloudEvent, action: str) -> None:
+    withdrawal = msgspec.convert(event.data, WithdrawalSettled)
+    try:
+        await execute_one(session, Resolve(withdrawal.transfer_id, "post" if action == "post" else "void"))
+    except PendingTransferResolved as error:
+        # Voiding what already expired is done; anything else (posting an expired hold) needs a human.
+        if action == "void" and error.extra.get("status") in ("voided", "expired"):
+            return
+        raise
+
+
+async def on_withdrawal_confirmed(session: AsyncSession, event: CloudEvent) -> None:
+    await _settle_withdrawal(session, event, "post")
+
+
+async def on_withdrawal_failed(session: AsyncSession, event: CloudEvent) -> None:
+    await _settle_withdrawal(session, event, "void")
+
+
+async def on_player_registered(session: AsyncSession, event: CloudEvent) -> None:
+    """Every player gets a USDT account at registration, so balances show one from the start."""
+    registered = msgspec.convert(event.data, PlayerRegistered)
+    await open_account(session, owner=player_owner(registered.player_id), kind="player", asset="USDT")
+
+
+HANDLERS: dict[str, Handler] = {
+    "blockchain.deposit_confirmed": on_deposit_confirmed,
+    "rakeback.payout_requested": on_payout_requested,
+    "blockchain.withdrawal_confirmed": on_withdrawal_confirmed,
+    "blockchain.withdrawal_failed": on_withdrawal_failed,
+    "player.registered": on_player_registered,
+}

@@ -1,0 +1,1 @@
+"""Ledger use cases: the batched transfer engine, accounts, history, limits, admin, expiry."""

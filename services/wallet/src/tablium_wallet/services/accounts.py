@@ -1,0 +1,73 @@
+"""Opening and reading accounts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_wallet.domain.accounts import check_owner
+from tablium_wallet.domain.assets import check_asset
+from tablium_wallet.domain.errors import AccountNotFound
+from tablium_wallet.domain.ledger import Balance
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    id: uuid.UUID
+    owner: str
+    kind: str
+    asset: str
+    flags: int
+    balance: Balance
+
+
+_COLUMNS = "id, owner, kind, asset, flags, debits_pending, debits_posted, credits_pending, credits_posted"
+_OPEN = text(
+    "INSERT INTO accounts (id, owner, kind, asset, flags) VALUES (:id, :owner, :kind, :asset, :flags) "
+    "ON CONFLICT (owner, kind, asset) DO NOTHING"
+)
+_BY_KEY = text(f"SELECT {_COLUMNS} FROM accounts WHERE owner = :owner AND kind = :kind AND asset = :asset")  # noqa: S608 (constant column lists only)
+_BY_ID = text(f"SELECT {_COLUMNS} FROM accounts WHERE id = :id")  # noqa: S608 (constant column lists only)
+
+
+def _record(row: Sequence[Any]) -> AccountRecord:
+    return AccountRecord(
+        id=row[0], owner=row[1], kind=row[2], asset=row[3], flags=row[4], balance=Balance(row[4], *row[5:9])
+    )
+
+
+async def open_account(session: AsyncSession, *, owner: str, kind: str, asset: str) -> AccountRecord:
+    """Open the (owner, kind, asset) account, or return it if it is open already."""
+    flags = check_owner(owner, kind)
+    check_asset(asset)
+    params = {"owner": owner, "kind": kind, "asset": asset}
+    await session.execute(_OPEN, {**params, "id": uuid.uuid4(), "flags": int(flags)})
+    row = (await session.execute(_BY_KEY, params)).one()
+    return _record(row)
+
+
+async def get_account(session: AsyncSession, account_id: uuid.UUID) -> AccountRecord:
+    row = (await session.execute(_BY_ID, {"id": account_id})).one_or_none()
+    if row is None:
+        raise AccountNotFound(f"no account {account_id}")
+    return _record(row)
+
+
+async def find_accounts(
+    session: AsyncSession, *, owner: str, asset: str | None = None, kind: str | None = None
+) -> list[AccountRecord]:
+    query = f"SELECT {_COLUMNS} FROM accounts WHERE owner = :owner"  # noqa: S608 (constant column lists only)
+    params: dict[str, Any] = {"owner": owner}
+    if asset is not None:
+        query += " AND asset = :asset"
+        params["asset"] = asset
+    if kind is not None:
+        query += " AND kind = :kind"
+        params["kind"] = kind
+    rows = await session.execute(text(query + " ORDER BY asset, kind"), params)
+    return [_record(row) for row in rows]

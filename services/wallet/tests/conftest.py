@@ -1,0 +1,143 @@
+"""A real wallet service per test module: its own Postgres database; RabbitMQ on the run's test exchange."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tablium_wallet.app import create_app
+from tablium_wallet.settings import WalletSettings
+
+from tablium_kit import db
+from tablium_kit.auth import ServiceTokens, StaticKeySource
+from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
+
+KID = "wallet-test-key"
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def user_token(subject: str, roles: list[str] | None = None) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": "tablium-player",
+        "aud": "tablium",
+        "sub": subject,
+        "iat": now,
+        "exp": now + 600,
+        "typ": "access",
+        "roles": roles or ["player"],
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, SIGNING_KEY, algorithm="RS256", headers={"kid": KID})
+
+
+def bearer(subject: str, roles: list[str] | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user_token(subject, roles)}"}
+
+
+SERVICE_TOKENS = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="event")
+
+
+def internal(key: str | None = None) -> dict[str, str]:
+    """Headers of an internal call: a service token and an Idempotency-Key."""
+    return {"Authorization": f"Bearer {SERVICE_TOKENS.token()}", "Idempotency-Key": key or uuid.uuid4().hex}
+
+
+@pytest.fixture(scope="module")
+async def settings(make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames) -> WalletSettings:
+    return WalletSettings.from_env(
+        "wallet",
+        {
+            "TABLIUM_WALLET_DATABASE_URL": await make_database("wallet"),
+            "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+            "TABLIUM_ENVIRONMENT": "test",
+            # Tests that consume run the consumer on their own queues (see test_events.py).
+            "TABLIUM_WALLET_CONSUME_EVENTS": "false",
+            "TABLIUM_WALLET_EXPIRY_INTERVAL_S": "0.2",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+async def client(settings: WalletSettings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(settings, key_source=StaticKeySource({KID: SIGNING_KEY.public_key()}))
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+async def sessions(
+    client: AsyncTestClient, settings: WalletSettings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the migrated wallet database (the client fixture migrates it at start-up)."""
+    engine = db.create_engine(settings.database_url, pool_size=5)
+    yield db.session_factory(engine)
+    await engine.dispose()
+
+
+class WalletApi:
+    """The internal calls most tests start with."""
+
+    def __init__(self, client: AsyncTestClient) -> None:
+        self.client = client
+
+    async def open(self, owner: str, kind: str, asset: str = "USDT") -> dict[str, Any]:
+        response = await self.client.put(
+            "/internal/v1/accounts", json={"owner": owner, "kind": kind, "asset": asset}, headers=internal()
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def player(self, asset: str = "USDT") -> dict[str, Any]:
+        return await self.open(f"player:{uuid.uuid4()}", "player", asset)
+
+    async def transfer(self, debit: dict[str, Any], credit: dict[str, Any], amount: int, **extra: Any) -> Any:
+        body = {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": debit["id"],
+            "credit_account_id": credit["id"],
+            "amount": amount,
+            "asset": debit["asset"],
+            "code": "test",
+            **extra,
+        }
+        return await self.client.post("/internal/v1/transfers", json=body, headers=internal())
+
+    async def fund(self, account: dict[str, Any], amount: int) -> None:
+        source = await self.open("house", "house_fees", account["asset"])
+        response = await self.transfer(source, account, amount, code="funding")
+        assert response.status_code == 201, response.text
+
+    async def account(self, account_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/internal/v1/accounts/{account_id}", headers=internal())
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+def api(client: AsyncTestClient) -> WalletApi:
+    return WalletApi(client)
+
+
+async def ledger_totals(sessions: async_sessionmaker[AsyncSession]) -> dict[str, tuple[int, int, int, int]]:
+    """Per asset: (credits_posted - debits_posted, credits_pending - debits_pending, negatives, flagged negatives)."""
+    async with sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT asset, sum(credits_posted) - sum(debits_posted), sum(credits_pending) - sum(debits_pending), "
+                "count(*) FILTER (WHERE flags & 1 = 1 AND debits_posted + debits_pending > credits_posted), 0 "
+                "FROM accounts GROUP BY asset"
+            )
+        )
+        return {row[0]: (int(row[1]), int(row[2]), int(row[3]), 0) for row in rows}

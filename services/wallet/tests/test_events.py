@@ -1,0 +1,212 @@
+"""Events: published through the outbox in the transfer's own transaction; consumed effect-once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tablium_wallet.db.models import MESSAGING
+from tablium_wallet.events.handlers import HANDLERS, deposit_transfer_id
+from tablium_wallet.services.accounts import open_account
+from tablium_wallet.services.ledger import NewTransfer, execute_one
+from tablium_wallet.settings import WalletSettings
+
+from tablium_kit.messaging import CloudEvent, Consumer
+from tablium_kit.messaging.testing import AmqpNames
+
+from .conftest import internal
+
+
+async def _listen(amqp_names: AmqpNames, *routing_keys: str) -> tuple[Any, Any]:
+    connection = await aio_pika.connect(amqp_names.url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+    queue = await channel.declare_queue(amqp_names.queue("wallet-listener"), exclusive=True)
+    for key in routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    return connection, queue
+
+
+async def _receive(queue: Any, subject: str) -> CloudEvent:
+    async with asyncio.timeout(10):
+        while True:
+            message = await queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            event = msgspec.json.decode(message.body, type=CloudEvent)
+            if event.subject == subject:
+                return event
+
+
+async def test_transfer_event_commits_with_the_transfer_and_is_published(
+    client: AsyncTestClient, api: Any, sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames
+) -> None:
+    connection, queue = await _listen(amqp_names, "wallet.transfer_posted")
+    async with connection:
+        alice, bob = await api.player(), await api.player()
+        await api.fund(alice, 100)
+        refused = await api.transfer(alice, bob, 500)
+        assert refused.status_code == 409
+        response = await api.transfer(alice, bob, 60)
+        assert response.status_code == 201
+        transfer_id = response.json()["id"]
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    text("SELECT type, subject FROM outbox WHERE envelope->'data'->>'debit_account_id' = :a"),
+                    {"a": alice["id"]},
+                )
+            ).all()
+        assert rows == [("wallet.transfer_posted", transfer_id)]  # the refused one wrote nothing
+        event = await _receive(queue, transfer_id)
+        assert event.type == "wallet.transfer_posted"
+        assert event.source == "/services/wallet"
+        assert event.data["amount"] == 60
+        assert event.data["credit_owner"] == bob["owner"]
+
+
+async def test_a_crash_between_commit_and_publish_loses_no_event(
+    client: AsyncTestClient, sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames
+) -> None:
+    """A transfer committed by a process that died before publishing: its event row is in the outbox, and
+    the relay of the next process (here the app's, which this transaction never woke) publishes it."""
+    connection, queue = await _listen(amqp_names, "wallet.transfer_posted")
+    async with connection:
+        transfer_id = uuid.uuid4()
+        async with sessions() as session, session.begin():
+            house = await open_account(session, owner="house", kind="house_fees", asset="USDT")
+            player = await open_account(session, owner=f"player:{uuid.uuid4()}", kind="player", asset="USDT")
+            await execute_one(session, NewTransfer(transfer_id, house.id, player.id, 5, "USDT", "funding"))
+        async with sessions() as session:
+            unpublished = await session.scalar(
+                text("SELECT count(*) FROM outbox WHERE subject = :s AND published_at IS NULL"), {"s": str(transfer_id)}
+            )
+        assert unpublished == 1
+        event = await _receive(queue, str(transfer_id))
+        assert event.data["transfer_id"] == str(transfer_id)
+
+
+@pytest.fixture
+async def consumer(
+    client: AsyncTestClient, settings: WalletSettings, sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames
+) -> AsyncIterator[Consumer]:
+    """The wallet's handlers on this test's own queues."""
+    consumer = Consumer(settings, sessions, MESSAGING, queues=amqp_names.service_queues("wallet"), retry_delay=0.1)
+    for event_type, handler in HANDLERS.items():
+        consumer.handler(event_type)(handler)
+    await consumer.start()
+    yield consumer
+    await consumer.stop()
+
+
+async def _publish(amqp_names: AmqpNames, event: CloudEvent) -> None:
+    connection = await aio_pika.connect(amqp_names.url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        await exchange.publish(
+            aio_pika.Message(body=msgspec.json.encode(event), message_id=str(event.id)), routing_key=event.type
+        )
+
+
+def _event(type_: str, data: dict[str, Any]) -> CloudEvent:
+    return CloudEvent(
+        id=uuid.uuid4(), source="/services/blockchain", type=type_, time=datetime.now(UTC), subject="x", data=data
+    )
+
+
+async def _wait_for(check: Any) -> None:
+    async with asyncio.timeout(10):
+        while not await check():  # noqa: ASYNC110 (polling the database; there is no event to wait on)
+            await asyncio.sleep(0.05)
+
+
+async def test_a_redelivered_deposit_credits_once(
+    consumer: Consumer, api: Any, sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames
+) -> None:
+    player_id = uuid.uuid4()
+    facts = {"chain_id": 31337, "tx_hash": "0x" + "ab" * 32, "log_index": 3, "player_id": str(player_id)}
+    deposit = _event("blockchain.deposit_confirmed", {**facts, "asset": "USDT", "amount": 250_000_000})
+    await _publish(amqp_names, deposit)
+    await _publish(amqp_names, deposit)  # the same message again (a redelivery)
+    # The same on-chain deposit in a new envelope (a republish by the blockchain service): still once.
+    await _publish(
+        amqp_names, _event("blockchain.deposit_confirmed", {**facts, "asset": "USDT", "amount": 250_000_000})
+    )
+    marker = _event("player.registered", {"player_id": str(uuid.uuid4())})
+    await _publish(amqp_names, marker)
+
+    async def handled() -> bool:
+        async with sessions() as session:
+            count = await session.scalar(text("SELECT count(*) FROM inbox WHERE event_id = :id"), {"id": marker.id})
+        return bool(count)
+
+    await _wait_for(handled)
+    await asyncio.sleep(0.3)
+    accounts = await api.client.get(f"/internal/v1/accounts?owner=player:{player_id}", headers=internal())
+    (account,) = accounts.json()
+    assert account["balance"]["balance"] == 250_000_000
+    async with sessions() as session:
+        transfers = await session.scalar(
+            text("SELECT count(*) FROM transfers WHERE id = :id"),
+            {"id": deposit_transfer_id(31337, facts["tx_hash"], 3)},
+        )
+    assert transfers == 1
+
+
+async def test_withdrawal_settlement_posts_or_voids_the_hold(
+    consumer: Consumer, api: Any, amqp_names: AmqpNames
+) -> None:
+    player = await api.player()
+    await api.fund(player, 1_000)
+    clearing = await api.open("chain:31337", "chain_clearing")
+    holds = []
+    for amount in (300, 200):
+        response = await api.transfer(player, clearing, amount, pending=True, code="withdrawal")
+        assert response.status_code == 201
+        holds.append(response.json()["id"])
+    await _publish(
+        amqp_names,
+        _event("blockchain.withdrawal_confirmed", {"withdrawal_id": str(uuid.uuid4()), "transfer_id": holds[0]}),
+    )
+    await _publish(
+        amqp_names,
+        _event("blockchain.withdrawal_failed", {"withdrawal_id": str(uuid.uuid4()), "transfer_id": holds[1]}),
+    )
+
+    async def settled() -> bool:
+        statuses = [
+            (await api.client.get(f"/internal/v1/transfers/{h}", headers=internal())).json()["status"] for h in holds
+        ]
+        return statuses == ["posted", "voided"]
+
+    await _wait_for(settled)
+    balance = (await api.account(player["id"]))["balance"]
+    assert balance["balance"] == 700
+    assert balance["debits_pending"] == 0
+
+
+async def test_rakeback_payout_pays_from_the_pool(consumer: Consumer, api: Any, amqp_names: AmqpNames) -> None:
+    player_id = uuid.uuid4()
+    payout = {"payout_id": str(uuid.uuid4()), "player_id": str(player_id), "asset": "USDT", "amount": 42}
+    await _publish(amqp_names, _event("rakeback.payout_requested", payout))
+    await _publish(amqp_names, _event("rakeback.payout_requested", payout))
+
+    async def paid() -> bool:
+        accounts = (await api.client.get(f"/internal/v1/accounts?owner=player:{player_id}", headers=internal())).json()
+        return bool(accounts) and accounts[0]["balance"]["balance"] == 42
+
+    await _wait_for(paid)
+    await asyncio.sleep(0.5)
+    assert await paid()

@@ -1,0 +1,138 @@
+"""The player's wallet (balances, history, limits) and the admin's credits and debits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from .conftest import bearer
+
+ADMIN = str(uuid.uuid4())
+
+
+async def credit(client: AsyncTestClient, player_id: str, amount: int, **extra: Any) -> Any:
+    return await client.post(
+        "/api/v1/admin/wallet/credit",
+        json={"player_id": player_id, "asset": "USDT", "amount": amount, "reason": "demo funding", **extra},
+        headers=bearer(ADMIN, ["player", "admin"]),
+    )
+
+
+async def test_admin_credit_debit_and_audit(
+    client: AsyncTestClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    player_id = str(uuid.uuid4())
+    key = str(uuid.uuid4())
+    first = await credit(client, player_id, 1_000, id=key)
+    assert first.status_code == 201, first.text
+    assert (await credit(client, player_id, 1_000, id=key)).status_code == 200  # same id: once
+    no_reason = await client.post(
+        "/api/v1/admin/wallet/credit",
+        json={"player_id": player_id, "asset": "USDT", "amount": 5},
+        headers=bearer(ADMIN, ["player", "admin"]),
+    )
+    assert no_reason.status_code == 400
+    assert (await credit(client, player_id, 5)).status_code == 201  # no id: a new adjustment each time
+    forbidden = await client.post(
+        "/api/v1/admin/wallet/debit",
+        json={"player_id": player_id, "asset": "USDT", "amount": 5, "reason": "x" * 5},
+        headers=bearer(player_id),
+    )
+    assert forbidden.status_code == 403
+    too_much = await client.post(
+        "/api/v1/admin/wallet/debit",
+        json={"player_id": player_id, "asset": "USDT", "amount": 5_000, "reason": "chargeback"},
+        headers=bearer(ADMIN, ["admin"]),
+    )
+    assert too_much.status_code == 409
+    balances = (await client.get("/api/v1/wallet/balances", headers=bearer(player_id))).json()
+    assert [b["balance"]["balance"] for b in balances] == [1_005]
+    async with sessions() as session:
+        audit = (
+            await session.execute(
+                text("SELECT actor, action, amount, reason FROM audit_log WHERE transfer_id = :t"), {"t": key}
+            )
+        ).all()
+    assert audit == [(ADMIN, "admin_credit", 1_000, "demo funding")]
+
+
+async def test_history_pages_and_filters(client: AsyncTestClient, api: Any) -> None:
+    player_id = str(uuid.uuid4())
+    for amount in range(1, 6):
+        assert (await credit(client, player_id, amount)).status_code == 201
+    table = await api.open(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+    (mine,) = (await client.get("/api/v1/wallet/balances", headers=bearer(player_id))).json()
+    assert (await api.transfer(mine, table, 3, code="table_buy_in")).status_code == 201
+    seen: list[int] = []
+    cursor = None
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = (await client.get(f"/api/v1/wallet/history{query}", headers=bearer(player_id))).json()
+        seen += [item["amount"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [3, 5, 4, 3, 2, 1]  # newest first, each once
+    buy_ins = (await client.get("/api/v1/wallet/history?code=table_buy_in", headers=bearer(player_id))).json()
+    assert [i["amount"] for i in buy_ins["items"]] == [3]
+    assert (await client.get("/api/v1/wallet/history?cursor=abc", headers=bearer(player_id))).status_code == 422
+    assert (await client.get("/api/v1/wallet/history?limit=0", headers=bearer(player_id))).status_code == 400
+    assert (await client.get("/api/v1/wallet/history")).status_code == 401
+
+
+async def test_limits_tighten_now_loosen_later_and_are_enforced(
+    client: AsyncTestClient, api: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    player_id = str(uuid.uuid4())
+    assert (await credit(client, player_id, 1_000)).status_code == 201
+    (mine,) = (await client.get("/api/v1/wallet/balances", headers=bearer(player_id))).json()
+    table = await api.open(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+    headers = bearer(player_id)
+    tightened = await client.put("/api/v1/wallet/limits", json={"daily_loss_limit": {"USDT": 300}}, headers=headers)
+    assert tightened.status_code == 200, tightened.text
+    assert tightened.json()["in_force"]["daily_loss_limit"] == {"USDT": 300}
+    assert tightened.json()["scheduled"] is None
+    assert (await api.transfer(mine, table, 200, code="table_buy_in")).status_code == 201
+    refused = await api.transfer(mine, table, 101, pending=True, code="table_buy_in")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["type"] == "urn:tablium:problem:limit-exceeded"
+    assert refused.json()["limit"] == "daily_loss_limit"
+    # Winnings back from the table lower today's loss, so staking again fits.
+    assert (await api.transfer(table, mine, 150, code="table_cash_out")).status_code == 201
+    assert (await api.transfer(mine, table, 101, code="table_buy_in")).status_code == 201
+    loosened = await client.put("/api/v1/wallet/limits", json={"daily_loss_limit": {"USDT": 5_000}}, headers=headers)
+    body = loosened.json()
+    assert body["in_force"]["daily_loss_limit"] == {"USDT": 300}  # not yet
+    assert body["scheduled"]["daily_loss_limit"] == {"USDT": 5_000}
+    assert body["scheduled_at"] is not None
+    until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    excluded = await client.put("/api/v1/wallet/limits", json={"self_excluded_until": until}, headers=headers)
+    assert excluded.json()["in_force"]["self_excluded_until"] is not None
+    refused = await api.transfer(mine, table, 1, code="table_buy_in")
+    assert refused.status_code == 403
+    assert refused.json()["limit"] == "self_exclusion"
+    # Withdrawals stay possible while self-excluded.
+    clearing = await api.open("chain:1", "chain_clearing")
+    assert (await api.transfer(mine, clearing, 10, code="withdrawal", pending=True)).status_code == 201
+    async with sessions() as session:
+        events = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT envelope->'data'->>'limit' FROM outbox WHERE type = 'wallet.limit_exceeded' "
+                        "AND subject = :s ORDER BY seq"
+                    ),
+                    {"s": f"player:{player_id}"},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert events == ["daily_loss_limit", "self_exclusion"]
+    bad = await client.put("/api/v1/wallet/limits", json={"daily_loss_limit": {"USDT": -1}}, headers=headers)
+    assert bad.status_code == 400

@@ -1,0 +1,122 @@
+"""Transfers through the internal API: idempotency, holds (post, partial post, void, expiry), linked batches."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from .conftest import internal
+
+
+def replay_body(t: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "debit_account_id", "credit_account_id", "amount", "asset", "code", "metadata", "timeout_s")
+    return {**{k: t[k] for k in keys}, "pending": "pending" in t["flags"]}
+
+
+async def test_transfer_and_idempotent_replay(client: AsyncTestClient, api: Any) -> None:
+    alice, bob = await api.player(), await api.player()
+    assert alice["flags"] == ["debits_must_not_exceed_credits"]
+    assert (await api.open(alice["owner"], "player"))["id"] == alice["id"]  # opening again returns it
+    await api.fund(alice, 1_000)
+    response = await api.transfer(alice, bob, 400, metadata={"hand": 7})
+    assert response.status_code == 201, response.text
+    first = response.json()
+    assert first["status"] == "posted"
+    assert first["posted_amount"] == 400
+    again = await client.post("/internal/v1/transfers", json=replay_body(first), headers=internal())
+    assert again.status_code == 200
+    assert again.json() == first
+    changed = await client.post(
+        "/internal/v1/transfers", json={**replay_body(first), "amount": 401}, headers=internal()
+    )
+    assert changed.status_code == 409
+    assert changed.json()["type"] == "urn:tablium:problem:transfer-exists"
+    assert (await api.account(alice["id"]))["balance"]["balance"] == 600
+    assert (await api.account(bob["id"]))["balance"]["balance"] == 400
+    broke = await api.transfer(bob, alice, 401)
+    assert broke.status_code == 409
+    assert broke.json()["type"] == "urn:tablium:problem:insufficient-funds"
+    listed = await client.get(f"/internal/v1/accounts?owner={alice['owner']}&asset=USDT", headers=internal())
+    assert [a["id"] for a in listed.json()] == [alice["id"]]
+
+
+async def test_hold_post_partially_releases_the_rest(client: AsyncTestClient, api: Any) -> None:
+    player, table = await api.player(), await api.open(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+    await api.fund(player, 1_000)
+    hold = (await api.transfer(player, table, 600, pending=True, code="table_buy_in")).json()
+    assert hold["status"] == "pending"
+    balance = (await api.account(player["id"]))["balance"]
+    assert (balance["balance"], balance["available"], balance["debits_pending"]) == (1_000, 400, 600)
+    assert (await api.transfer(player, table, 500)).status_code == 409  # held funds are not available
+    path = f"/internal/v1/transfers/{hold['id']}"
+    posted = await client.post(f"{path}/post", json={"amount": 450}, headers=internal())
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["status"] == "posted"
+    assert posted.json()["posted_amount"] == 450
+    # Idempotent: posting the same again answers the same; voiding now is a conflict.
+    assert (await client.post(f"{path}/post", json={"amount": 450}, headers=internal())).json()["status"] == "posted"
+    assert (await client.post(f"{path}/void", headers=internal())).status_code == 409
+    balance = (await api.account(player["id"]))["balance"]
+    assert (balance["balance"], balance["available"], balance["debits_pending"]) == (550, 550, 0)
+    assert (await api.account(table["id"]))["balance"]["balance"] == 450
+
+
+async def test_void_and_bad_posts(client: AsyncTestClient, api: Any) -> None:
+    player, table = await api.player(), await api.open(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+    await api.fund(player, 100)
+    hold = (await api.transfer(player, table, 80, pending=True)).json()
+    path = f"/internal/v1/transfers/{hold['id']}"
+    assert (await client.post(f"{path}/post", json={"amount": 81}, headers=internal())).status_code == 422
+    voided = await client.post(f"{path}/void", headers=internal())
+    assert voided.status_code == 200
+    assert voided.json()["status"] == "voided"
+    assert (await client.post(f"{path}/void", headers=internal())).json()["status"] == "voided"
+    assert (await client.post(f"{path}/post", json={}, headers=internal())).status_code == 409
+    assert (await api.account(player["id"]))["balance"]["available"] == 100
+
+
+async def test_pending_transfers_expire_once(client: AsyncTestClient, api: Any) -> None:
+    player, table = await api.player(), await api.open(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+    await api.fund(player, 100)
+    hold = (await api.transfer(player, table, 70, pending=True, timeout_s=1)).json()
+    assert hold["expires_at"] is not None
+    path = f"/internal/v1/transfers/{hold['id']}"
+    async with asyncio.timeout(10):
+        while (await client.get(path, headers=internal())).json()["status"] != "expired":  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    assert (await client.post(f"{path}/post", json={}, headers=internal())).status_code == 409
+    balance = (await api.account(player["id"]))["balance"]
+    assert (balance["available"], balance["debits_pending"]) == (100, 0)
+
+
+async def test_linked_transfers_are_all_or_nothing(client: AsyncTestClient, api: Any) -> None:
+    alice, bob, carol = await api.player(), await api.player(), await api.player()
+    await api.fund(alice, 100)
+
+    def t(debit: dict[str, Any], credit: dict[str, Any], amount: int) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": debit["id"],
+            "credit_account_id": credit["id"],
+            "amount": amount,
+            "asset": "USDT",
+            "code": "payout",
+        }
+
+    failing = {"transfers": [t(alice, bob, 60), t(bob, carol, 30), t(alice, carol, 50)]}
+    response = await client.post("/internal/v1/transfers/linked", json=failing, headers=internal())
+    assert response.status_code == 409, response.text
+    assert response.json()["index"] == 2
+    for account, expected in ((alice, 100), (bob, 0), (carol, 0)):
+        assert (await api.account(account["id"]))["balance"]["balance"] == expected
+    good = {"transfers": [t(alice, bob, 60), t(bob, carol, 30), t(alice, carol, 40)]}
+    response = await client.post("/internal/v1/transfers/linked", json=good, headers=internal())
+    assert response.status_code == 201, response.text
+    assert [x["flags"] for x in response.json()["transfers"]] == [["linked"], ["linked"], []]
+    replay = await client.post("/internal/v1/transfers/linked", json=good, headers=internal())
+    assert replay.status_code == 200
+    for account, expected in ((alice, 0), (bob, 30), (carol, 70)):
+        assert (await api.account(account["id"]))["balance"]["balance"] == expected

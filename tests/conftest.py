@@ -1,0 +1,103 @@
+"""Cross-service tests: real processes (services under granian, the dev gateway) over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.testing import RUN_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{log.read_text()[-3000:]}")
+
+
+class Processes:
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], ready_url: str) -> None:
+        log = self.logs / f"{name}.log"
+        process = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT)
+        self.children.append(process)
+        wait_until_ready(ready_url, process, log)
+
+    def stop(self) -> None:
+        for child in self.children:
+            child.terminate()
+        for child in self.children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+@pytest.fixture(scope="session")
+async def platform(
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database: Callable[[str], Awaitable[str]],
+    amqp_names: AmqpNames,
+) -> AsyncIterator[dict[str, str]]:
+    """The player service and the dev gateway in front of it, as separate processes on free ports."""
+    player_port, gateway_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "TABLIUM_ENVIRONMENT": "test",
+        "TABLIUM_LOG_JSON": "true",
+        "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+        "TABLIUM_REDIS_NAMESPACE": f"test-{RUN_ID}",
+        "TABLIUM_PLAYER_DATABASE_URL": await make_database("e2e_player"),
+        "TABLIUM_PLAYER_PORT": str(player_port),
+        "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
+        "TABLIUM_PLAYER_LOGIN_ATTEMPTS_PER_IP": "8",
+    }
+    processes = Processes(tmp_path_factory.mktemp("logs"))
+    try:
+        processes.start("player", [str(BIN / "tablium-player"), "serve"], env, f"http://127.0.0.1:{player_port}/ready")
+        processes.start(
+            "gateway",
+            [
+                str(BIN / "tablium-gateway"),
+                "--config",
+                "gateway/kong.yml",
+                "--port",
+                str(gateway_port),
+                "--upstream",
+                f"player=http://127.0.0.1:{player_port}",
+            ],
+            env,
+            f"http://127.0.0.1:{gateway_port}/api/v1/auth/jwks",
+        )
+        yield {"gateway": f"http://127.0.0.1:{gateway_port}", "player": f"http://127.0.0.1:{player_port}"}
+    finally:
+        processes.stop()
