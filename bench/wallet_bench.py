@@ -1,18 +1,22 @@
 """Wallet benchmark: posted transfers/s and latency with 64 concurrent clients, against a naive baseline.
 
-Three runs on the same Postgres, each in a throwaway database, 64 concurrent clients moving money
+Four runs on the same Postgres, each in a throwaway database, 64 concurrent clients moving money
 between 8 hot player accounts:
 
 1. naive baseline: every transfer its own transaction of plain UPDATEs (the two accounts, in id order,
    with the balance check in the WHERE) and an INSERT;
-2. the domain layer: the wallet's batching ledger (``Ledger.submit``) in this process;
-3. the internal API: ``POST /internal/v1/transfers`` on ``tablium-wallet serve`` (granian, one worker,
-   outbox relay running), loaded by ``wrk -t2 -c64`` with service tokens.
+2. the domain layer: the wallet's batching ledger (``Ledger.submit``) in this process, one transfer
+   per client at a time;
+3. the internal API, one transfer per request: ``POST /internal/v1/transfers`` on ``tablium-wallet
+   serve`` (granian, one worker, outbox relay publishing), loaded by ``wrk -t2 -c64`` with service tokens;
+4. the internal API, ``--batch`` (32) transfers per request: ``POST /internal/v1/transfers/batch``, as a
+   caller settling a hand or paying out a round sends them (TigerBeetle's clients batch the same way).
 
+The API runs count the transfers the answers report made (201 per transfer) and stop on any refusal.
 After each run the invariants are checked: per asset, credits equal debits (posted and pending); no
 account with debits_must_not_exceed_credits is below zero; every account's counters equal the sums of
-its transfers; the number of transfers equals the number of successes counted.
-Usage: ``.venv/bin/python bench/wallet_bench.py [--seconds 8]``
+its transfers; the ledger holds every transfer counted as made.
+Usage: ``.venv/bin/python bench/wallet_bench.py [--seconds 8] [--batch 32]``
 """
 
 from __future__ import annotations
@@ -49,33 +53,74 @@ PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 CLIENTS = 64
 HOT_ACCOUNTS = 8
 FUNDING = 10**15
+# Transfers per request in the batch API run: what a caller settling a hand or a payout round sends.
+BATCH = 32
 
+# wrk's Lua: each connection sends ``batch`` transfers per request (1: POST /internal/v1/transfers, more:
+# POST /internal/v1/transfers/batch), and counts the transfers the answers say were made or refused.
 WRK_SCRIPT = """
 local accounts = {%(accounts)s}
+local batch = %(batch)d
+local run = %(run)d
 local counter = 0
 local thread_id = 0
-local run = %(run)d
+local threads = {}
+made = 0
+refused = 0
 function setup(thread)
   thread_id = thread_id + 1
   thread:set("tid", thread_id)
+  table.insert(threads, thread)
 end
 function init(args)
   math.randomseed(run + tid * 7919)
 end
-function request()
+local function transfer()
   counter = counter + 1
   local id = string.format("%%08x-%%04x-4000-8000-%%012x", run %% 4294967296, tid, counter)
   local d = math.random(#accounts)
   local c = math.random(#accounts - 1)
   if c >= d then c = c + 1 end
-  local body = string.format(
+  return id, string.format(
     '{"id":"%%s","debit_account_id":"%%s","credit_account_id":"%%s","amount":%%d,"asset":"USDT","code":"bench"}',
     id, accounts[d], accounts[c], math.random(100))
-  return wrk.format("POST", "/internal/v1/transfers", {
+end
+function request()
+  local id, body = transfer()
+  local path = "/internal/v1/transfers"
+  if batch > 1 then
+    local items = {body}
+    for i = 2, batch do
+      local _, item = transfer()
+      items[i] = item
+    end
+    body = '{"transfers":[' .. table.concat(items, ",") .. ']}'
+    path = "/internal/v1/transfers/batch"
+  end
+  return wrk.format("POST", path, {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer %(token)s",
     ["Idempotency-Key"] = id,
   }, body)
+end
+function response(status, headers, body)
+  if batch == 1 then
+    if status == 201 then made = made + 1 else refused = refused + 1 end
+  elseif status ~= 200 then
+    refused = refused + batch
+  else
+    local _, ok = string.gsub(body, '"status":201,', "")
+    made = made + ok
+    refused = refused + batch - ok
+  end
+end
+function done(summary, latency, requests)
+  local m, r = 0, 0
+  for _, thread in ipairs(threads) do
+    m = m + thread:get("made")
+    r = r + thread:get("refused")
+  end
+  io.write(string.format("transfers made: %%d\\ntransfers refused: %%d\\n", m, r))
 end
 """
 
@@ -175,9 +220,12 @@ async def domain(url: str, accounts: list[uuid.UUID], seconds: float) -> tuple[i
         await engine.dispose()
 
 
-def api(url: str, accounts: list[uuid.UUID], seconds: int, run: int, logs: Path) -> tuple[float, float, float]:
+def api(
+    url: str, accounts: list[uuid.UUID], seconds: int, run: int, logs: Path, batch: int
+) -> tuple[float, float, float, int]:
+    """(transfers/s, p50 and p99 ms per request, transfers the answers say were made)."""
     port = free_port()
-    exchange = f"tablium.events.bench-{run}"
+    exchange = f"tablium.events.bench-{run}-{batch}"
     env = {
         **os.environ,
         "TABLIUM_ENVIRONMENT": "test",
@@ -189,7 +237,7 @@ def api(url: str, accounts: list[uuid.UUID], seconds: int, run: int, logs: Path)
     server = subprocess.Popen(
         [str(BIN / "tablium-wallet"), "serve", "--port", str(port)],
         env=env,
-        stdout=(logs / "wallet.log").open("wb"),
+        stdout=(logs / f"wallet-{batch}.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
     try:
@@ -197,7 +245,7 @@ def api(url: str, accounts: list[uuid.UUID], seconds: int, run: int, logs: Path)
         deadline = time.monotonic() + 60
         while True:
             if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"bench: the wallet did not start; see {logs / 'wallet.log'}")
+                raise SystemExit(f"bench: the wallet did not start; see {logs / f'wallet-{batch}.log'}")
             try:
                 if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                     break
@@ -205,24 +253,31 @@ def api(url: str, accounts: list[uuid.UUID], seconds: int, run: int, logs: Path)
                 pass
             time.sleep(0.2)
         token = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="bench").token()
-        script = logs / "transfers.lua"
-        script.write_text(WRK_SCRIPT % {"accounts": ",".join(f'"{a}"' for a in accounts), "run": run, "token": token})
-        out = subprocess.run(
+        script = logs / f"transfers-{batch}.lua"
+        script.write_text(
+            WRK_SCRIPT % {"accounts": ",".join(f'"{a}"' for a in accounts), "run": run, "token": token, "batch": batch}
+        )
+        wrk = subprocess.run(
             ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), base],
             check=True,
             capture_output=True,
             text=True,
-        ).stdout
+        )
+        out = wrk.stdout
+        if "transfers made" not in out:
+            raise SystemExit(f"bench: wrk's script failed:\n{out}\n{wrk.stderr}")
+        made = int(re.search(r"transfers made: (\d+)", out).group(1))  # type: ignore[union-attr]
+        refused = int(re.search(r"transfers refused: (\d+)", out).group(1))  # type: ignore[union-attr]
         errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        if errors:
-            raise SystemExit(f"bench: the API answered {errors.group(1)} errors:\n{out}")
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        if errors or refused:
+            raise SystemExit(f"bench: the API refused {refused} transfers:\n{out}")
+        elapsed = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
 
         def percentile(p: str) -> float:
             value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
             return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-        return rps, percentile("50"), percentile("99")
+        return made / elapsed, percentile("50"), percentile("99"), made
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -287,24 +342,28 @@ def pct(latencies: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=BATCH, help="transfers per request of the batch API run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is needed (Debian: apt-get install wrk)")
     run = os.getpid()
     logs = Path(tempfile.mkdtemp(prefix="tablium-wallet-bench-"))
-    urls = {name: f"{PG}/bench_{run}_wallet_{name}" for name in ("naive", "domain", "api")}
+    urls = {name: f"{PG}/bench_{run}_wallet_{name}" for name in ("naive", "domain", "api", "api_batch")}
     rows: list[tuple[str, float, float, float, int]] = []
     try:
         for name, url in urls.items():
             accounts = asyncio.run(prepare(url))
-            if name == "api":
-                rps, p50, p99 = api(url, accounts, args.seconds, run, logs)
+            if name.startswith("api"):
+                rps, p50, p99, done = api(
+                    url, accounts, args.seconds, run, logs, args.batch if name == "api_batch" else 1
+                )
             else:
                 runner = naive if name == "naive" else domain
                 done, latencies = asyncio.run(runner(url, accounts, args.seconds))
                 rps, p50, p99 = done / args.seconds, pct(latencies, 50), pct(latencies, 99)
             transfers = asyncio.run(check_invariants(url))
-            if name != "api" and transfers != done:
+            # wrk stops counting at its deadline while the server may still finish requests in flight.
+            if transfers < done or (not name.startswith("api") and transfers != done):
                 raise SystemExit(f"bench: {name} counted {done} transfers but the ledger holds {transfers}")
             rows.append((name, rps, p50, p99, transfers))
     finally:
@@ -313,15 +372,17 @@ def main() -> None:
     labels = {
         "naive": "naive baseline (one transaction per transfer, plain UPDATEs)",
         "domain": "domain layer (batching Ledger, in process)",
-        "api": "internal API (POST /internal/v1/transfers, granian, wrk)",
+        "api": "internal API, 1 per request (POST /internal/v1/transfers)",
+        "api_batch": f"internal API, {args.batch} per request (POST /internal/v1/transfers/batch)",
     }
     baseline = rows[0][1]
-    print(f"\nwallet: {CLIENTS} concurrent clients, {HOT_ACCOUNTS} hot accounts, {args.seconds} s per run\n")
-    print(f"{'run':<64} {'transfers/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'x naive':>8} {'invariants':>11}")
+    print(f"\nwallet: {CLIENTS} concurrent clients, {HOT_ACCOUNTS} hot accounts, {args.seconds} s per run")
+    print("(API runs: granian, one worker, outbox relay publishing; wrk; latency is per request)\n")
+    print(f"{'run':<72} {'transfers/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'x naive':>8} {'invariants':>11}")
     for name, rps, p50, p99, _ in rows:
-        print(f"{labels[name]:<64} {rps:>12,.0f} {p50:>8.2f} {p99:>8.2f} {rps / baseline:>8.2f} {'hold':>11}")
+        print(f"{labels[name]:<72} {rps:>12,.0f} {p50:>8.2f} {p99:>8.2f} {rps / baseline:>8.2f} {'hold':>11}")
     print("\n(checked after each run: credits = debits per asset, no flagged account negative, counters = sums of")
-    print(f" transfers; transfers made: {', '.join(f'{r[0]} {r[4]:,}' for r in rows)})")
+    print(f" transfers; transfers stored: {', '.join(f'{r[0]} {r[4]:,}' for r in rows)})")
 
 
 if __name__ == "__main__":

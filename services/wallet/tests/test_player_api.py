@@ -80,7 +80,9 @@ async def test_history_pages_and_filters(client: AsyncTestClient, api: Any) -> N
     assert seen == [3, 5, 4, 3, 2, 1]  # newest first, each once
     buy_ins = (await client.get("/api/v1/wallet/history?code=table_buy_in", headers=bearer(player_id))).json()
     assert [i["amount"] for i in buy_ins["items"]] == [3]
-    assert (await client.get("/api/v1/wallet/history?cursor=abc", headers=bearer(player_id))).status_code == 422
+    for bad_cursor in ("abc", "-1", "%C2%B2", str(2**63)):
+        response = await client.get(f"/api/v1/wallet/history?cursor={bad_cursor}", headers=bearer(player_id))
+        assert response.status_code == 422, (bad_cursor, response.text)
     assert (await client.get("/api/v1/wallet/history?limit=0", headers=bearer(player_id))).status_code == 400
     assert (await client.get("/api/v1/wallet/history")).status_code == 401
 

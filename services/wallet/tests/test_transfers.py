@@ -120,3 +120,72 @@ async def test_linked_transfers_are_all_or_nothing(client: AsyncTestClient, api:
     assert replay.status_code == 200
     for account, expected in ((alice, 0), (bob, 30), (carol, 70)):
         assert (await api.account(account["id"]))["balance"]["balance"] == expected
+
+
+async def test_a_batch_makes_or_refuses_each_transfer_on_its_own(client: AsyncTestClient, api: Any) -> None:
+    alice, bob = await api.player(), await api.player()
+    table = await api.open(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+    await api.fund(alice, 100)
+
+    def t(debit: dict[str, Any], credit: dict[str, Any], amount: int, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": debit["id"],
+            "credit_account_id": credit["id"],
+            "amount": amount,
+            "asset": "USDT",
+            "code": "payout",
+            **extra,
+        }
+
+    existing = (await api.transfer(alice, bob, 10)).json()
+    transfers = [
+        t(alice, bob, 30),
+        t(bob, alice, 1_000),  # more than bob has: refused alone
+        replay_body(existing),  # a retry: the stored transfer
+        {**replay_body(existing), "amount": 11},  # the same id, another body
+        t(alice, table, 20, pending=True, timeout_s=60),
+        t(alice, {"id": str(uuid.uuid4())}, 1),  # an unknown account
+        t(bob, alice, 35),  # applied in order: bob has 10 + 30 by now
+    ]
+    response = await client.post("/internal/v1/transfers/batch", json={"transfers": transfers}, headers=internal())
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 409, 200, 409, 201, 404, 201]
+    assert results[1]["problem"]["type"] == "urn:tablium:problem:insufficient-funds"
+    assert "transfer" not in results[1]
+    assert results[2]["transfer"] == existing
+    assert results[3]["problem"]["type"] == "urn:tablium:problem:transfer-exists"
+    assert results[4]["transfer"]["status"] == "pending"
+    assert results[5]["problem"]["type"] == "urn:tablium:problem:account-not-found"
+    assert [r["transfer"]["id"] for r in results if r["status"] == 201] == [transfers[i]["id"] for i in (0, 4, 6)]
+    alice_balance = (await api.account(alice["id"]))["balance"]
+    assert (alice_balance["balance"], alice_balance["available"]) == (100 - 10 - 30 + 35, 100 - 10 - 30 + 35 - 20)
+    assert (await api.account(bob["id"]))["balance"]["balance"] == 10 + 30 - 35
+    # The whole batch again: every transfer made is now a replay, every refusal is refused again.
+    again = await client.post("/internal/v1/transfers/batch", json={"transfers": transfers}, headers=internal())
+    assert [r["status"] for r in again.json()["results"]] == [200, 409, 200, 409, 200, 404, 200]
+    assert (await api.account(alice["id"]))["balance"] == alice_balance
+
+
+async def test_a_malformed_batch_is_refused_whole(client: AsyncTestClient, api: Any) -> None:
+    alice, bob = await api.player(), await api.player()
+    await api.fund(alice, 100)
+    good = {
+        "id": str(uuid.uuid4()),
+        "debit_account_id": alice["id"],
+        "credit_account_id": bob["id"],
+        "amount": 5,
+        "asset": "USDT",
+        "code": "payout",
+    }
+    for body in (
+        {"transfers": []},
+        {"transfers": [good, {**good, "id": str(uuid.uuid4()), "amount": 2**64}]},
+        {"transfers": [good] * 257},
+        {"transfers": [good], "linked": True},
+    ):
+        response = await client.post("/internal/v1/transfers/batch", json=body, headers=internal())
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    assert (await api.account(alice["id"]))["balance"]["balance"] == 100

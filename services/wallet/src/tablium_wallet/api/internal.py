@@ -21,6 +21,8 @@ from tablium_kit.deps import DbSession
 from tablium_kit.errors import ProblemError
 from tablium_wallet.api.schemas import (
     AccountOut,
+    BatchOut,
+    BatchRequest,
     LinkedOut,
     LinkedRequest,
     OpenAccountRequest,
@@ -28,6 +30,7 @@ from tablium_wallet.api.schemas import (
     TransferOut,
     TransferRequest,
     account_out,
+    batch_result,
     transfer_out,
 )
 from tablium_wallet.services.accounts import find_accounts, get_account, open_account
@@ -90,6 +93,17 @@ class InternalController(Controller):
         return Response(
             LinkedOut(transfers=[transfer_out(t) for t in result.transfers]), status_code=_status(result.created)
         )
+
+    @post(
+        "/transfers/batch",
+        status_code=HTTP_200_OK,
+        summary="Create many independent transfers at once; each is made or refused on its own",
+    )
+    async def create_batch(self, data: JSONBody[BatchRequest], ledger: LedgerDep) -> BatchOut:
+        # What TigerBeetle's clients do: one request, one round of the batcher, for many transfers
+        # (a hand's settlement, a tournament's payouts). Unlike /linked, one refusal fails only itself.
+        outcomes = await ledger.submit_many([t.to_operation() for t in data.transfers])
+        return BatchOut(results=[batch_result(outcome) for outcome in outcomes])
 
     @get("/transfers/{transfer_id:uuid}", summary="A transfer and its status")
     async def get_transfer(self, transfer_id: FromPath[UUID], db_session: DbSession) -> TransferOut:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -16,10 +17,13 @@ from tablium_kit.errors import InvalidInput
 from tablium_wallet.api.schemas import AccountOut, HistoryPage, Limits, LimitsOut, account_out, transfer_out
 from tablium_wallet.domain import limits as rules
 from tablium_wallet.domain.accounts import player_owner
+from tablium_wallet.domain.assets import MAX_AMOUNT
 from tablium_wallet.services.accounts import find_accounts
 from tablium_wallet.services.history import history
 from tablium_wallet.services.limits import LimitsState, get_limits, set_limits
 from tablium_wallet.settings import WalletSettings
+
+_CURSOR = re.compile(r"[0-9]{1,19}")
 
 
 def _limits(value: rules.Limits) -> Limits:
@@ -62,7 +66,8 @@ class WalletController(Controller):
         asset: FromQuery[str | None] = None,
         code: FromQuery[str | None] = None,
     ) -> HistoryPage:
-        if cursor is not None and not cursor.isdigit():
+        # ASCII digits only (str.isdigit() accepts "²", which int() refuses) and within bigint.
+        if cursor is not None and not (_CURSOR.fullmatch(cursor) and int(cursor) <= MAX_AMOUNT):
             raise InvalidInput("cursor must be a value returned as next_cursor")
         accounts = await find_accounts(db_session, owner=player_owner(principal.subject))
         items, next_cursor = await history(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from tablium_kit.errors import ProblemError
 from tablium_wallet.domain.accounts import flag_names
 from tablium_wallet.domain.assets import MAX_AMOUNT
 from tablium_wallet.domain.ledger import TransferFlags
 from tablium_wallet.services.accounts import AccountRecord
-from tablium_wallet.services.ledger import MAX_TIMEOUT_S, NewTransfer, TransferRecord
+from tablium_wallet.services.ledger import MAX_TIMEOUT_S, NewTransfer, Outcome, TransferRecord
 
 # Integers in the asset's minor unit; they must fit Postgres' signed 64-bit bigint.
 Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
@@ -30,6 +33,7 @@ Kind = Literal[
     "chain_clearing",
 ]
 Status = Literal["pending", "posted", "voided", "expired"]
+MAX_BATCH = 256
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -90,6 +94,11 @@ class LinkedRequest(Request):
     transfers: Annotated[list[TransferRequest], msgspec.Meta(min_length=1, max_length=100)]
 
 
+class BatchRequest(Request):
+    # Bounded also by the kit's request body limit (64 KiB: some 250 transfers without metadata).
+    transfers: Annotated[list[TransferRequest], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
 class PostRequest(Request):
     # None posts the whole pending amount; less releases the rest.
     amount: Amount | None = None
@@ -114,6 +123,20 @@ class TransferOut(msgspec.Struct, kw_only=True):
 
 class LinkedOut(msgspec.Struct, kw_only=True):
     transfers: list[TransferOut]
+
+
+class BatchResultOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One transfer of a batch: the status it would have had alone (201 made, 200 replayed, 4xx refused),
+    and the transfer or the problem."""
+
+    status: int
+    transfer: TransferOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BatchOut(msgspec.Struct, kw_only=True):
+    # In the order of the request's transfers.
+    results: list[BatchResultOut]
 
 
 class HistoryPage(msgspec.Struct, kw_only=True):
@@ -147,6 +170,16 @@ class AdjustRequest(Request):
     id: UUID | None = None
 
 
+@functools.cache
+def _transfer_flag_names(flags: int) -> tuple[str, ...]:
+    return tuple(flag.name.lower() for flag in TransferFlags if flags & flag and flag.name)
+
+
+def flag_list(flags: int) -> list[str]:
+    """A transfer's flags by name (cached: a handful of combinations, named for every transfer out)."""
+    return list(_transfer_flag_names(flags))
+
+
 def account_out(account: AccountRecord) -> AccountOut:
     b = account.balance
     return AccountOut(
@@ -174,7 +207,7 @@ def transfer_out(t: TransferRecord) -> TransferOut:
         amount=t.amount,
         asset=t.asset,
         code=t.code,
-        flags=[flag.name.lower() for flag in TransferFlags if t.flags & flag and flag.name],
+        flags=flag_list(t.flags),
         pending_id=t.pending_id,
         timeout_s=t.timeout_s,
         expires_at=t.expires_at,
@@ -182,4 +215,23 @@ def transfer_out(t: TransferRecord) -> TransferOut:
         created_at=t.created_at,
         status=t.status,
         posted_amount=t.posted_amount,
+    )
+
+
+def problem_out(error: ProblemError) -> dict[str, Any]:
+    """The problem+json body the error would have had as a response of its own (the kit's type URIs)."""
+    return {
+        "type": f"urn:tablium:problem:{error.slug}",
+        "title": error.title,
+        "status": error.status_code,
+        "detail": error.detail,
+        **error.extra,
+    }
+
+
+def batch_result(outcome: Outcome) -> BatchResultOut:
+    if isinstance(outcome, ProblemError):
+        return BatchResultOut(status=outcome.status_code, problem=problem_out(outcome))
+    return BatchResultOut(
+        status=HTTP_201_CREATED if outcome.created else HTTP_200_OK, transfer=transfer_out(outcome.transfers[0])
     )

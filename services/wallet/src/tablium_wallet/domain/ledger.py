@@ -19,7 +19,7 @@ same amount, so for every asset the sum of all credits equals the sum of all deb
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import IntFlag
 
 from tablium_wallet.domain.accounts import AccountFlags
@@ -37,7 +37,7 @@ class TransferFlags(IntFlag):
     EXPIRED = 16
 
 
-@dataclass
+@dataclass(slots=True)
 class Balance:
     flags: int = 0
     debits_pending: int = 0
@@ -56,66 +56,62 @@ class Balance:
         return self.credits_posted - self.debits_posted - self.debits_pending
 
     def copy(self) -> Balance:
-        return replace(self)
+        return Balance(self.flags, self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted)
 
 
-def _add(value: int, amount: int, what: str) -> int:
-    if value + amount > MAX_AMOUNT:
-        raise Overflow(f"{what} would exceed the 64-bit limit")
-    return value + amount
+# Plain ints: the rules run for every transfer, and IntFlag arithmetic costs more than the rules.
+_DEBITS_LIMITED = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CREDITS_LIMITED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 
-def _check(debit: Balance, credit: Balance) -> None:
-    if debit.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and (
-        debit.debits_posted + debit.debits_pending > debit.credits_posted
-    ):
-        raise InsufficientFunds(f"insufficient funds: the debit account would be {-debit.available} short")
-    if credit.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS and (
-        credit.credits_posted + credit.credits_pending > credit.debits_posted
-    ):
+def _check(debit: Balance, debits: int, credit: Balance, credits: int) -> None:
+    """Refuse new totals (``debits`` of the debit account, ``credits`` of the credit account) that overflow
+    64 bits or break a flag. A counter never exceeds its account's total, so the totals bound them all."""
+    if debits > MAX_AMOUNT:
+        raise Overflow("the debit account's debits would exceed the 64-bit limit")
+    if credits > MAX_AMOUNT:
+        raise Overflow("the credit account's credits would exceed the 64-bit limit")
+    if debit.flags & _DEBITS_LIMITED and debits > debit.credits_posted:
+        raise InsufficientFunds(f"insufficient funds: the debit account would be {debits - debit.credits_posted} short")
+    if credit.flags & _CREDITS_LIMITED and credits > credit.debits_posted:
         raise InsufficientFunds("the credit account may not hold more credits than debits")
 
 
 def apply_transfer(debit: Balance, credit: Balance, amount: int, *, pending: bool) -> None:
     """Apply a new transfer, or raise and leave both balances as they were."""
-    new_debit, new_credit = debit.copy(), credit.copy()
+    _check(
+        debit,
+        debit.debits_pending + debit.debits_posted + amount,
+        credit,
+        credit.credits_pending + credit.credits_posted + amount,
+    )
     if pending:
-        new_debit.debits_pending = _add(debit.debits_pending, amount, "debits_pending")
-        new_credit.credits_pending = _add(credit.credits_pending, amount, "credits_pending")
+        debit.debits_pending += amount
+        credit.credits_pending += amount
     else:
-        new_debit.debits_posted = _add(debit.debits_posted, amount, "debits_posted")
-        new_credit.credits_posted = _add(credit.credits_posted, amount, "credits_posted")
-    if new_debit.debits_posted + new_debit.debits_pending > MAX_AMOUNT:
-        raise Overflow("the debit account's debits would exceed the 64-bit limit")
-    if new_credit.credits_posted + new_credit.credits_pending > MAX_AMOUNT:
-        raise Overflow("the credit account's credits would exceed the 64-bit limit")
-    _check(new_debit, new_credit)
-    _commit(debit, new_debit)
-    _commit(credit, new_credit)
+        debit.debits_posted += amount
+        credit.credits_posted += amount
 
 
 def apply_post(debit: Balance, credit: Balance, *, pending_amount: int, amount: int) -> None:
     """Post ``amount`` (at most ``pending_amount``) of a pending transfer; the rest is released."""
     if not 0 < amount <= pending_amount:
         raise ValueError("post amount must be positive and at most the pending amount")
-    new_debit, new_credit = debit.copy(), credit.copy()
-    new_debit.debits_pending -= pending_amount
-    new_credit.credits_pending -= pending_amount
-    new_debit.debits_posted = _add(debit.debits_posted, amount, "debits_posted")
-    new_credit.credits_posted = _add(credit.credits_posted, amount, "credits_posted")
-    _check(new_debit, new_credit)
-    _commit(debit, new_debit)
-    _commit(credit, new_credit)
+    # Totals only shrink (by what is released), so this cannot fail on a ledger that held its rules.
+    released = pending_amount - amount
+    _check(
+        debit,
+        debit.debits_pending + debit.debits_posted - released,
+        credit,
+        credit.credits_pending + credit.credits_posted - released,
+    )
+    debit.debits_pending -= pending_amount
+    credit.credits_pending -= pending_amount
+    debit.debits_posted += amount
+    credit.credits_posted += amount
 
 
 def apply_void(debit: Balance, credit: Balance, *, pending_amount: int) -> None:
     """Release a pending transfer entirely (a void, or its timeout)."""
     debit.debits_pending -= pending_amount
     credit.credits_pending -= pending_amount
-
-
-def _commit(target: Balance, source: Balance) -> None:
-    target.debits_pending = source.debits_pending
-    target.debits_posted = source.debits_posted
-    target.credits_pending = source.credits_pending
-    target.credits_posted = source.credits_posted

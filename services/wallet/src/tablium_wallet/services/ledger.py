@@ -50,6 +50,9 @@ from tablium_wallet.domain.ledger import Balance, TransferFlags, apply_post, app
 from tablium_wallet.events import LIMIT_EXCEEDED, TRANSFER_POSTED, TRANSFER_VOIDED, Event, record_events
 
 log = structlog.get_logger("tablium.wallet.ledger")
+# Plain ints for the flags new transfers carry: IntFlag arithmetic is slow on the per-transfer path.
+_PENDING = int(TransferFlags.PENDING)
+_LINKED = int(TransferFlags.LINKED)
 
 # Namespace of the ids the ledger derives (the transfer that posts or voids a pending one).
 LEDGER_NAMESPACE = uuid.UUID("6f1c7f0e-3c1b-4a53-9a1e-1f4f6b0b7a11")
@@ -395,7 +398,7 @@ class _Batch:
         if t.enforce_limits:
             self._check_limits(t)
         apply_transfer(debit.balance, credit.balance, t.amount, pending=t.pending)
-        flags = (TransferFlags.PENDING if t.pending else 0) | (TransferFlags.LINKED if linked else 0)
+        flags = (_PENDING if t.pending else 0) | (_LINKED if linked else 0)
         record = TransferRecord(
             id=t.id,
             debit_account_id=debit.id,
@@ -403,7 +406,7 @@ class _Batch:
             amount=t.amount,
             asset=t.asset,
             code=t.code,
-            flags=int(flags),
+            flags=flags,
             pending_id=None,
             timeout_s=t.timeout_s,
             expires_at=self.now + timedelta(seconds=t.timeout_s) if t.timeout_s else None,
@@ -672,6 +675,13 @@ class Ledger:
         if isinstance(outcome, ProblemError):
             raise outcome
         return outcome
+
+    async def submit_many(self, ops: Sequence[Operation]) -> list[Outcome]:
+        """Apply independent operations (each succeeds or fails alone); one outcome per operation, in order.
+
+        They join the queue together, so they share the next batch (or the next few, past ``max_batch``).
+        """
+        return list(await asyncio.gather(*(self.submit_nowait(op) for op in ops)))
 
     def submit_nowait(self, op: Operation) -> asyncio.Future[Outcome]:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
