@@ -52,7 +52,7 @@ async def _receive(queue: Any, subject: str) -> CloudEvent:
 async def test_transfer_event_commits_with_the_transfer_and_is_published(
     client: AsyncTestClient, api: Any, sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames
 ) -> None:
-    connection, queue = await _listen(amqp_names, "wallet.transfer_posted")
+    connection, queue = await _listen(amqp_names, "wallet.transfer_posted", "wallet.transfer_voided")
     async with connection:
         alice, bob = await api.player(), await api.player()
         await api.fund(alice, 100)
@@ -74,6 +74,13 @@ async def test_transfer_event_commits_with_the_transfer_and_is_published(
         assert event.source == "/services/wallet"
         assert event.data["amount"] == 60
         assert event.data["credit_owner"] == bob["owner"]
+        # A hold announces nothing until it is resolved; a void is announced as such.
+        hold = (await api.transfer(alice, bob, 30, pending=True)).json()
+        voided = await api.client.post(f"/internal/v1/transfers/{hold['id']}/void", headers=internal())
+        assert voided.status_code == 200
+        event = await _receive(queue, hold["id"])
+        assert event.type == "wallet.transfer_voided"
+        assert (event.data["status"], event.data["pending_id"], event.data["amount"]) == ("voided", hold["id"], 30)
 
 
 async def test_a_crash_between_commit_and_publish_loses_no_event(
@@ -170,16 +177,16 @@ async def test_withdrawal_settlement_posts_or_voids_the_hold(
 ) -> None:
     player = await api.player()
     await api.fund(player, 1_000)
-    clearing = await api.open("chain:31337", "chain_clearing")
+    # A chain of its own: other tests' deposits move chain 31337's clearing account.
+    clearing = await api.open(f"chain:{uuid.uuid4().int % 10**12}", "chain_clearing")
     holds = []
     for amount in (300, 200):
         response = await api.transfer(player, clearing, amount, pending=True, code="withdrawal")
         assert response.status_code == 201
         holds.append(response.json()["id"])
-    await _publish(
-        amqp_names,
-        _event("blockchain.withdrawal_confirmed", {"withdrawal_id": str(uuid.uuid4()), "transfer_id": holds[0]}),
-    )
+    confirmed = _event("blockchain.withdrawal_confirmed", {"withdrawal_id": str(uuid.uuid4()), "transfer_id": holds[0]})
+    await _publish(amqp_names, confirmed)
+    await _publish(amqp_names, confirmed)  # redelivered: posted once
     await _publish(
         amqp_names,
         _event("blockchain.withdrawal_failed", {"withdrawal_id": str(uuid.uuid4()), "transfer_id": holds[1]}),
@@ -192,9 +199,11 @@ async def test_withdrawal_settlement_posts_or_voids_the_hold(
         return statuses == ["posted", "voided"]
 
     await _wait_for(settled)
+    await asyncio.sleep(0.3)
     balance = (await api.account(player["id"]))["balance"]
     assert balance["balance"] == 700
     assert balance["debits_pending"] == 0
+    assert (await api.account(clearing["id"]))["balance"]["balance"] == 300
 
 
 async def test_rakeback_payout_pays_from_the_pool(consumer: Consumer, api: Any, amqp_names: AmqpNames) -> None:

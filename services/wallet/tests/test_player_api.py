@@ -9,6 +9,9 @@ from typing import Any
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tablium_wallet.events.handlers import on_deposit_confirmed
+
+from tablium_kit.messaging import CloudEvent
 
 from .conftest import bearer
 
@@ -138,3 +141,49 @@ async def test_limits_tighten_now_loosen_later_and_are_enforced(
     assert events == ["daily_loss_limit", "self_exclusion"]
     bad = await client.put("/api/v1/wallet/limits", json={"daily_loss_limit": {"USDT": -1}}, headers=headers)
     assert bad.status_code == 400
+
+
+async def test_the_daily_deposit_limit_bounds_deposits_but_not_confirmed_chain_deposits(
+    client: AsyncTestClient, api: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    player_id = str(uuid.uuid4())
+    headers = bearer(player_id)
+    limited = await client.put("/api/v1/wallet/limits", json={"daily_deposit_limit": {"USDT": 100}}, headers=headers)
+    assert limited.status_code == 200, limited.text
+    mine = await api.open(f"player:{player_id}", "player")
+    clearing = await api.open("chain:31337", "chain_clearing")
+    assert (await api.transfer(clearing, mine, 60, code="deposit")).status_code == 201
+    refused = await api.transfer(clearing, mine, 41, code="deposit")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["limit"] == "daily_deposit_limit"
+    assert (await api.transfer(clearing, mine, 40, code="deposit")).status_code == 201  # exactly the limit
+    # Money already confirmed on chain is credited whatever the limit (see the ADR).
+    deposit = CloudEvent(
+        id=uuid.uuid4(),
+        source="/services/blockchain",
+        type="blockchain.deposit_confirmed",
+        time=datetime.now(UTC),
+        subject="x",
+        data={
+            "chain_id": 31337,
+            "tx_hash": "0x" + "cd" * 32,
+            "log_index": 0,
+            "player_id": player_id,
+            "asset": "USDT",
+            "amount": 500,
+        },
+    )
+    async with sessions() as session, session.begin():
+        await on_deposit_confirmed(session, deposit)
+    assert (await api.account(mine["id"]))["balance"]["balance"] == 600
+    async with sessions() as session:
+        events = (
+            await session.execute(
+                text(
+                    "SELECT envelope->'data'->>'limit', (envelope->'data'->>'amount')::bigint FROM outbox "
+                    "WHERE type = 'wallet.limit_exceeded' AND subject = :s"
+                ),
+                {"s": f"player:{player_id}"},
+            )
+        ).all()
+    assert events == [("daily_deposit_limit", 41)]
