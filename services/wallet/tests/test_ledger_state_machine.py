@@ -74,6 +74,7 @@ class Model:
 class LedgerMachine(RuleBasedStateMachine):
     sessions: async_sessionmaker[AsyncSession]
     loop: asyncio.AbstractEventLoop
+    houses: dict[str, uuid.UUID]
 
     accounts = Bundle("accounts")
     holds = Bundle("holds")
@@ -119,7 +120,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def house_accounts(self) -> Any:
         from hypothesis.stateful import multiple
 
-        return multiple(*(self.open("house", "house_fees", asset) for asset in ASSETS))
+        self.houses = {asset: self.open("house", "house_fees", asset) for asset in ASSETS}
+        return multiple(*self.houses.values())
 
     @rule(target=accounts, asset=st.sampled_from(ASSETS), kind=st.sampled_from(["player", "table_escrow"]))
     def open_flagged(self, asset: str, kind: str) -> uuid.UUID:
@@ -193,6 +195,25 @@ class LedgerMachine(RuleBasedStateMachine):
             assert isinstance(outcome, InsufficientFunds), outcome
         assert isinstance(outcome, ProblemError), outcome
         assert outcome.extra.get("index") in (0, 1)
+
+    @rule(target=sent, account=accounts, amount=st.integers(1, 500))
+    def linked_round_trip(self, account: uuid.UUID, amount: int) -> Any:
+        from hypothesis.stateful import multiple
+
+        asset = self.model.asset[account]
+        house = self.houses[asset]
+        if account == house:
+            return multiple()
+        # The second member spends what the first brings: it only fits because they commit together.
+        fund = NewTransfer(uuid.uuid4(), house, account, amount, asset, "test")
+        spend = NewTransfer(uuid.uuid4(), account, house, self.model.available(account) + amount, asset, "test")
+        outcome = self.one(Linked((fund, spend)))
+        assert isinstance(outcome, Result), outcome
+        assert outcome.created
+        assert [t.id for t in outcome.transfers] == [fund.id, spend.id]
+        self.model.apply(fund)
+        self.model.apply(spend)
+        return multiple(fund, spend)
 
     @rule(t=sent)
     def retry_same_body(self, t: NewTransfer) -> None:
