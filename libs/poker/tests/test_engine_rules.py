@@ -281,3 +281,98 @@ def test_manual_showdown_order_and_muck() -> None:
     hand.show(2)
     assert hand.is_finished
     assert hand.stacks() == {0: 1400, 1: 800, 2: 800}
+
+
+def test_three_way_split_gives_every_odd_chip_to_the_first_winner_left_of_the_button() -> None:
+    # Stated rule (PokerKit; TDA "odd chip(s)"): the whole remainder goes to the first winner.
+    rules = TableRules(20, 50)
+    holes = ["7c8d", "2d3c", "4h5h", "6c6d"]
+    hand = Hand.start(rules, dict.fromkeys(range(4), 1000), 3, stacked(holes, "AsKsQdJcTh"))
+    hand.call(2)
+    hand.call(3)
+    hand.fold(0)  # the small blind's 20 stays in: the pot is 170 = 3 x 56 + 2
+    hand.check(1)
+    for _ in range(3):
+        for seat in (1, 2, 3):
+            hand.check(seat)
+    assert [(e.seat, e.amount) for e in hand.events if e.kind == "win"] == [(1, 58), (2, 56), (3, 56)]
+
+
+def test_three_handed_table_posts_no_straddle() -> None:
+    rules = TableRules(50, 100, straddle=200)
+    hand = Hand.start(rules, dict.fromkeys(range(3), 5000), 2, stacked(["AsAd", "KsKd", "QsQd"]))
+    assert not [e for e in hand.events if e.kind == "straddle"]
+    assert hand.actor_seat == 2
+    assert hand.legal_actions().min_to == 200
+
+
+def test_time_out_at_a_manual_showdown_shows() -> None:
+    rules = TableRules(50, 100, auto_showdown=False)
+    hand = Hand.start(rules, {0: 1000, 1: 1000}, 1, stacked(["AsAd", "KsKd"]))
+    hand.all_in(1)
+    hand.call(0)
+    assert hand.actor_seat == 1  # the last aggressor shows first
+    assert [e.kind for e in hand.act_default(1)] == ["show"]
+    with pytest.raises(IllegalAction, match="only the two cards it was dealt"):
+        hand.show(0, [99, 100])
+    hand.act_default(0)
+    assert hand.is_finished
+    assert hand.stacks() == {0: 2000, 1: 0}
+
+
+def test_heads_up_all_in_for_less_than_the_big_blind() -> None:
+    # The button has 30 chips: it posts 30 of its 50 small blind; the big blind is not asked to act.
+    hand = Hand.start(RULES, {0: 1000, 1: 30}, 1, stacked(["AsAd", "KsKd"]))
+    assert hand.is_finished
+    assert ("uncalled_bet_returned", 0, 70) in [(e.kind, e.seat, e.amount) for e in hand.events]
+    assert hand.stacks() == {0: 1030, 1: 0}
+
+
+@pytest.mark.parametrize(
+    ("rules_stacks", "message"),
+    [
+        ({0: 100, 1: 100.0}, "int stack"),
+        ({0: 100, 1: True}, "int stack"),
+        ({0: 100, 1: 2**63}, "int stack"),
+        ({0: 100, -1: 100}, "ints >= 0"),
+    ],
+)
+def test_stacks_must_be_int_chip_amounts(rules_stacks: dict[int, int], message: str) -> None:
+    with pytest.raises(InvalidSetup, match=message):
+        Hand.start(RULES, rules_stacks, 0, list(range(52)))
+
+
+def test_deck_ids_must_be_ints() -> None:
+    with pytest.raises(InvalidSetup, match="distinct card ids"):
+        Hand.start(RULES, {0: 100, 1: 100}, 0, [float(c) for c in range(52)])  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("rules", "plan", "message"),
+    [
+        (RULES, BlindPlan(1, 1), "different seats"),
+        (RULES, BlindPlan(1, 2, straddle_seat=0), "needs a table with a straddle"),
+        (RULES, BlindPlan(1, 2, dead_posts={0: 0}), "positive int"),
+        (RULES, BlindPlan(1, 7), "not dealt in"),
+    ],
+)
+def test_inconsistent_blind_plans_are_refused(rules: TableRules, plan: BlindPlan, message: str) -> None:
+    with pytest.raises(InvalidSetup, match=message):
+        Hand.start(rules, dict.fromkeys(range(3), 1000), 2, list(range(52)), plan)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"small_blind": 50.0},
+        {"big_blind": True},
+        {"ante": -1},
+        {"rake_cap": 2**63},
+        {"no_flop_no_drop": "yes"},
+        {"fold_rule": "refuse"},
+    ],
+)
+def test_table_rules_refuse_non_int_amounts(fields: dict[str, object]) -> None:
+    values: dict[str, object] = {"small_blind": 50, "big_blind": 100, **fields}
+    with pytest.raises(InvalidSetup):
+        TableRules(**values)  # type: ignore[arg-type]

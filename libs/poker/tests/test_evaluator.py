@@ -75,3 +75,35 @@ def test_categories_and_descriptions(cards: str, category: Category, description
 def test_needs_five_to_seven_distinct_cards(cards: str) -> None:
     with pytest.raises(EvaluationError):
         evaluate(parse_cards(cards))
+
+
+# Ids the compiled evaluator would index its tables with unchecked: 100000 crashes the process.
+BAD_SEVENS: list[tuple[object, ...]] = [
+    (0, 1, 2, 3, 4, 5, 100_000),
+    (0, 1, 2, 3, 4, 5, -1),
+    (0, 1, 2, 3, 4, 5, 52),
+    (0, 0, 0, 0, 0, 0, 0),
+    (0, 1, 2, 3, 4, 5, 6.0),
+    (0, 1, 2, 3, 4, 5, "6"),
+]
+
+
+@pytest.mark.parametrize("cards", BAD_SEVENS)
+def test_bad_card_ids_raise_instead_of_reaching_the_c_evaluator(cards: tuple[int, ...]) -> None:
+    with pytest.raises(EvaluationError):
+        evaluate(cards)
+    with pytest.raises(EvaluationError):
+        rank_hand(cards)
+    good = (8, 9, 10, 11, 12, 13, 14)
+    with pytest.raises(EvaluationError):
+        evaluate_many([good, cards])
+    with pytest.raises(EvaluationError):
+        evaluate_many(iter([cards]))
+
+
+def test_batch_refuses_hands_of_other_sizes() -> None:
+    with pytest.raises(EvaluationError):
+        evaluate_many([(0, 1, 2, 3, 4, 5, 6, 7)])
+    with pytest.raises(EvaluationError):
+        evaluate_many([(0, 1, 2, 3, 4)])
+    assert evaluate_many([]) == []

@@ -1,6 +1,8 @@
 """Malformed or illegal PHH histories fail with PhhError naming the problem; the seeded shuffle."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tablium_poker import PhhError, commitment, deck_from_seed, new_seed
 from tablium_poker.errors import InvalidSetup
@@ -18,6 +20,7 @@ def phh(actions: list[str], stacks: str = "1000, 1000, 1000") -> str:
     return HEADER.format(stacks=stacks) + f"actions = {actions!r}\n"
 
 
+ONE_PLAYER = HEADER.replace("0, 0, 0", "0").replace("50, 100, 0", "50").format(stacks="1000") + "actions = []"
 DEAL = ["d dh p1 AsAd", "d dh p2 KsKd", "d dh p3 ????"]
 
 
@@ -41,11 +44,44 @@ DEAL = ["d dh p1 AsAd", "d dh p2 KsKd", "d dh p3 ????"]
         (phh([*DEAL, "d db AhKhQh"]), "dealt before the betting round ended"),
         (phh(["d dh p1 AsAd", "d dh p2 AsKd", "d dh p3 ????"]), "dealt twice"),
         (phh(["d dh p1 AsXd"]), "not a card"),
+        (phh(DEAL, "1000, nan, 1000"), "not a chip amount"),
+        (phh(DEAL, "1000, inf, 1000"), "not a chip amount"),
+        (phh(DEAL, "1000, 1e400000, 1000"), "not a chip amount"),
+        (phh(DEAL, "1000, 99999999999999999999, 1000"), "more chips than the engine holds"),
+        (phh([*DEAL, "p3 cbr NaN"]), "not a chip amount"),
+        (phh([*DEAL, "p3 cbr -300"]), "must be to 200..1000"),
+        (ONE_PLAYER, "1 players"),
     ],
 )
 def test_bad_histories_raise_phh_errors(text: str, message: str) -> None:
     with pytest.raises(PhhError, match=message):
         replay(load_phh(text))
+
+
+VALID = phh([*DEAL, "p3 cbr 300", "p1 cc", "p2 f", "d db 2c7h9h", "p1 cbr 200", "p3 f"])
+TOKENS = ["nan", "inf", "-1", "0", "1e400", "[]", "[1]", '"x"', "true", "1.5", "p0", "p4", "????", "AsAs", "cbr", "sm"]
+
+
+def test_the_history_to_mutate_is_valid() -> None:
+    assert replay(load_phh(VALID)).stack == [1400, 900, 700]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, len(VALID)), st.sampled_from(TOKENS)), max_size=4))
+def test_mutated_histories_fail_only_with_phh_errors(edits: list[tuple[int, int, str]]) -> None:
+    text = VALID
+    for kind, at, token in edits:
+        if kind == 0:
+            text = text[:at] + text[at + 3 :]
+        elif kind == 1:
+            text = text[:at] + token + text[at:]
+        else:
+            text = text[:at] + token + text[at + len(token) :]
+    try:
+        hand = replay(load_phh(text))
+    except PhhError:
+        return
+    assert sum(hand.stack) == sum(hand.stacks_before)
 
 
 def test_integral_decimals_are_whole_chips() -> None:

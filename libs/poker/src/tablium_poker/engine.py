@@ -25,7 +25,16 @@ from phevaluator import _pheval
 
 from .cards import format_cards, parse_cards
 from .errors import HandFinished, IllegalAction, InvalidAmount, InvalidSetup, NotYourTurn, PokerError
-from .rules import MAX_PLAYERS, BlindPlan, FoldRule, TableRules, clockwise_from_button, default_blind_plan
+from .rules import (
+    MAX_CHIPS,
+    MAX_PLAYERS,
+    BlindPlan,
+    FoldRule,
+    TableRules,
+    clockwise_from_button,
+    default_blind_plan,
+    is_chips,
+)
 
 _EVAL7 = _pheval.evaluate_7cards
 
@@ -159,25 +168,21 @@ class Hand:
         ``stacks`` maps seat number to chips for every player dealt in. ``button`` may be an empty
         seat (dead button). ``deck`` is usually :func:`tablium_poker.deck_from_seed`'s output.
         """
+        if not isinstance(rules, TableRules):
+            raise InvalidSetup("rules must be TableRules")
+        if not all(type(seat) is int and seat >= 0 for seat in (*stacks, button)):
+            raise InvalidSetup("seat numbers and the button must be ints >= 0")
         seats = clockwise_from_button(list(stacks), button)
         n = len(seats)
         if not 2 <= n <= MAX_PLAYERS:
             raise InvalidSetup(f"a hand needs 2 to {MAX_PLAYERS} players, got {n}")
-        if min(stacks.values()) < 1:
-            raise InvalidSetup("every player dealt in needs chips")
-        if len(deck) < 2 * n + 8 or len(set(deck)) != len(deck) or not set(deck) <= _ALL_CARDS:
-            raise InvalidSetup(f"the deck needs {2 * n + 8} distinct cards for {n} players")
+        if not all(is_chips(chips, 1) for chips in stacks.values()):
+            raise InvalidSetup(f"every player dealt in needs an int stack of 1..{MAX_CHIPS} chips")
+        if len(deck) < 2 * n + 8 or len(_ALL_CARDS.intersection(deck)) != len(deck) or set(map(type, deck)) != {int}:
+            raise InvalidSetup(f"the deck needs {2 * n + 8} distinct card ids (ints 0..51) for {n} players")
         plan = blinds or default_blind_plan(rules, seats, button)
         index = {seat: i for i, seat in enumerate(seats)}
-        for seat in (
-            plan.small_blind_seat,
-            plan.big_blind_seat,
-            plan.straddle_seat,
-            *plan.dead_posts,
-            *plan.live_posts,
-        ):
-            if seat is not None and seat not in index:
-                raise InvalidSetup(f"seat {seat} posts a blind but is not dealt in")
+        _check_blind_plan(plan, rules, index)
 
         h = cls.__new__(cls)
         h.rules = rules
@@ -626,8 +631,8 @@ class Hand:
     def show(self, seat: int, cards: Sequence[int] | None = None) -> list[Event]:
         """Table the hole cards (``cards``, if given, must be the cards dealt)."""
         i = self._verify_showdown_turn(seat)
-        if cards is not None and sorted(cards) != sorted(self.hole[i]):
-            raise IllegalAction(f"seat {seat} holds {format_cards(self.hole[i])}, not {format_cards(cards)}")
+        if cards is not None and (len(cards) != 2 or set(cards) != set(self.hole[i])):
+            raise IllegalAction(f"seat {seat} can show only the two cards it was dealt, not {list(cards)!r}")
         mark = len(self.events)
         self.shown[i] = True
         self.events.append(Event("show", seat, 0, self.hole[i]))
@@ -873,6 +878,25 @@ class Hand:
 
 
 _ALL_CARDS = frozenset(range(52))
+
+
+def _check_blind_plan(plan: BlindPlan, rules: TableRules, index: Mapping[int, int]) -> None:
+    """Refuse a blind plan that names seats not dealt in, posts one blind twice or bad amounts."""
+    if not isinstance(plan, BlindPlan):
+        raise InvalidSetup("blinds must be a BlindPlan")
+    posters = (plan.small_blind_seat, plan.big_blind_seat, plan.straddle_seat)
+    for seat in (*posters, *plan.dead_posts, *plan.live_posts):
+        if seat is not None and seat not in index:
+            raise InvalidSetup(f"seat {seat} posts a blind but is not dealt in")
+    named = [seat for seat in posters if seat is not None]
+    if len(set(named)) != len(named):
+        raise InvalidSetup("the small blind, big blind and straddle must be different seats")
+    if plan.straddle_seat is not None and not rules.straddle:
+        raise InvalidSetup("a straddle seat needs a table with a straddle amount")
+    if not all(is_chips(amount, 1) for amount in (*plan.dead_posts.values(), *plan.live_posts.values())):
+        raise InvalidSetup("dead and live posts must be positive int chip amounts")
+
+
 _PLAIN_FIELDS = (
     "button",
     "n",

@@ -25,6 +25,9 @@ from .errors import PokerError
 DISTINCT_HANDS = 7462
 _EVAL = {5: _pheval.evaluate_5cards, 6: _pheval.evaluate_6cards, 7: _pheval.evaluate_7cards}
 _EVAL7 = _pheval.evaluate_7cards
+# The C functions index their tables with the card ids unchecked (an id of 100000 crashes the
+# process), so every public entry point keeps only ids in 0..51 and needs them all distinct.
+_VALID_CARDS = frozenset(range(52)).intersection
 
 
 class Category(IntEnum):
@@ -72,21 +75,33 @@ _PLURALS = (
 
 
 class EvaluationError(PokerError):
-    """Evaluation needs 5 to 7 distinct cards."""
+    """Evaluation needs 5 to 7 distinct card ids (0..51)."""
 
 
 def evaluate(cards: Sequence[int]) -> int:
     """Return the strength (1..7462, higher is better) of the best 5 of 5-7 cards."""
     evaluator = _EVAL.get(len(cards))
-    if evaluator is None or len(set(cards)) != len(cards):
-        raise EvaluationError(f"need 5 to 7 distinct cards, got {len(cards)}")
-    return DISTINCT_HANDS + 1 - int(evaluator(*cards))
+    if evaluator is None or len(_VALID_CARDS(cards)) != len(cards):
+        raise EvaluationError(f"need 5 to 7 distinct cards (ids 0..51), got {list(cards)!r}")
+    try:
+        return DISTINCT_HANDS + 1 - int(evaluator(*cards))
+    except TypeError:  # a float such as 3.0 passes the set test; the C function refuses it
+        raise EvaluationError(f"card ids must be ints, got {list(cards)!r}") from None
 
 
 def evaluate_many(hands: Iterable[Sequence[int]]) -> list[int]:
-    """Return the strengths of many 7-card hands: the batch path for throughput (no checks)."""
+    """Return the strengths of many 7-card hands: the batch path for throughput.
+
+    The whole batch is checked first (7 distinct ids in 0..51 each) in one C-speed pass.
+    """
+    batch = hands if isinstance(hands, list) else list(hands)
+    if batch and set(map(len, map(_VALID_CARDS, batch))) != {7}:
+        raise EvaluationError("every hand of a batch needs 7 distinct cards (ids 0..51)")
     top = DISTINCT_HANDS + 1
-    return [top - r for r in starmap(_EVAL7, hands)]
+    try:
+        return [top - r for r in starmap(_EVAL7, batch)]
+    except TypeError:  # more than 7 items, or a float id such as 3.0
+        raise EvaluationError("every hand of a batch needs exactly 7 int card ids") from None
 
 
 def category(strength: int) -> Category:

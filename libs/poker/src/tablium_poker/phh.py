@@ -29,9 +29,10 @@ from typing import Any
 from .cards import CardError, format_cards, parse_card
 from .engine import Hand
 from .errors import PhhError, PokerError
-from .rules import TableRules
+from .rules import MAX_CHIPS, MAX_PLAYERS, TableRules
 
 _HOLE_CARDS = 2
+_MAX_DIGITS = len(str(MAX_CHIPS))
 _UNKNOWN = -1
 
 
@@ -72,6 +73,8 @@ def load_phh(text: str) -> HandHistory:
     trimming = data.pop("ante_trimming_status", False)
     if not isinstance(trimming, bool):
         raise PhhError("ante_trimming_status must be true or false")
+    if not 2 <= len(stacks) <= MAX_PLAYERS:
+        raise PhhError(f"starting_stacks has {len(stacks)} players; No-Limit Hold'em here is 2 to {MAX_PLAYERS}")
     for name, values in (("antes", antes), ("blinds_or_straddles", blinds)):
         if len(values) != len(stacks):
             raise PhhError(f"{name} has {len(values)} entries for {len(stacks)} players")
@@ -90,6 +93,12 @@ def load_phh(text: str) -> HandHistory:
 def _chip(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise PhhError(f"{name}: {value!r} is not a chip amount")
+    # Bound the size before int() so nan, inf or 1e400000 never reach it (the last would take
+    # seconds to expand); the engine checks the exact 64-bit limit.
+    if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > _MAX_DIGITS):
+        raise PhhError(f"{name}: {value} is not a chip amount")
+    if isinstance(value, int) and abs(value) > MAX_CHIPS:
+        raise PhhError(f"{name}: {value} is more chips than the engine holds ({MAX_CHIPS})")
     if value != int(value):
         raise PhhError(f"{name}: {value} is not a whole number of chips (the engine never splits a chip)")
     return int(value)

@@ -7,6 +7,13 @@ from enum import StrEnum
 from .errors import InvalidSetup
 
 MAX_PLAYERS = 10
+# Chip amounts must fit a signed 64-bit integer (the lobby stores them as BIGINT).
+MAX_CHIPS = 2**63 - 1
+
+
+def is_chips(value: object, low: int = 0) -> bool:
+    """Whether ``value`` is an int chip amount in ``low..MAX_CHIPS`` (a bool is not an amount)."""
+    return type(value) is int and low <= value <= MAX_CHIPS
 
 
 class FoldRule(StrEnum):
@@ -24,6 +31,8 @@ class TableRules:
     ``rake_cap`` of 0 means uncapped. ``min_bet`` defaults to the big blind.
     ``auto_showdown`` shows or mucks for players; with it off, each player in showdown
     order must ``show`` or ``muck`` (PHH replay uses this to follow the history).
+    The default blind plan posts ``straddle`` only with four or more players dealt in (the seat
+    after the big blind; three-handed that would be the button, and heads-up nobody straddles).
     """
 
     small_blind: int
@@ -39,10 +48,15 @@ class TableRules:
     auto_showdown: bool = True
 
     def __post_init__(self) -> None:
+        amounts = (self.small_blind, self.big_blind, self.ante, self.big_blind_ante, self.straddle)
+        if not all(map(is_chips, (*amounts, self.min_bet, self.rake_cap, self.rake_percent_bps))):
+            raise InvalidSetup(f"chip amounts and the rake must be ints in 0..{MAX_CHIPS}")
+        if type(self.no_flop_no_drop) is not bool or type(self.auto_showdown) is not bool:
+            raise InvalidSetup("no_flop_no_drop and auto_showdown must be true or false")
+        if not isinstance(self.fold_rule, FoldRule):
+            raise InvalidSetup(f"fold_rule must be a FoldRule, got {self.fold_rule!r}")
         if self.big_blind < 1 or not 0 <= self.small_blind <= self.big_blind:
             raise InvalidSetup("blinds need 0 <= small blind <= big blind and a big blind of at least 1")
-        if min(self.ante, self.big_blind_ante, self.straddle, self.min_bet, self.rake_cap) < 0:
-            raise InvalidSetup("antes, straddle, minimum bet and rake cap cannot be negative")
         if self.straddle and self.straddle < 2 * self.big_blind:
             raise InvalidSetup("a straddle must be at least twice the big blind")
         if not 0 <= self.rake_percent_bps <= 10_000:
