@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 
 from engine_checks import check_finished, check_invariants
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tablium_event.domain import payouts as pay
-from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig
+from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.simulator import TableRunner, simulate
 
@@ -83,8 +84,6 @@ def test_state_round_trips_and_replays_identically() -> None:
         first.register(f"p{i}")
     first.start()
     # Play a few hands, then copy the state through JSON and continue both the same way.
-    import random
-
     rng = random.Random(3)
 
     def play(tournament: Tournament, hands: int, rng: random.Random) -> list[dict[str, object]]:
@@ -149,3 +148,111 @@ def test_deals_sum_exactly(stacks: list[int], prizes: list[int]) -> None:
     remaining = sum((prizes + [0] * len(stacks))[: len(stacks)])
     assert sum(pay.icm_deal(stacks, prizes)) == remaining
     assert sum(pay.chip_chop_deal(stacks, prizes)) == remaining
+
+
+class Director:
+    """Random director commands and late entries between hand reports, each applied to the tables."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.late = 0
+
+    def __call__(self, tournament: Tournament, runner: TableRunner) -> None:
+        rng = self.rng
+        if tournament.status != "running":
+            return
+        if tournament.clock_paused:
+            runner.apply(tournament.resume())
+        roll = rng.random()
+        live = [e for e in tournament.entries.values() if not e.busted]
+        if roll < 0.01:
+            runner.apply(tournament.pause())
+        elif roll < 0.03 and tournament.registration_open:
+            busted = [e.player for e in tournament.entries.values() if e.busted]
+            player = rng.choice(busted) if busted and rng.random() < 0.5 else f"late{self.late}"
+            self.late += 1
+            try:
+                _, out = tournament.register(player)
+            except TournamentRuleError:
+                return  # no re-entry left, or already back in
+            runner.apply(out)
+        elif roll < 0.05:
+            locked = [e for e in live if e.locked]
+            if locked:
+                tournament.lock_seat(rng.choice(locked).id, False)
+            elif tournament.remaining > 4 * tournament.config.seats_per_table:
+                tournament.lock_seat(rng.choice(live).id)
+        elif roll < 0.06:
+            runner.apply(tournament.set_tolerance(rng.choice([1, 2])))
+        elif roll < 0.08 and tournament.last_move is not None:
+            try:
+                runner.apply(tournament.undo("move"))
+            except TournamentRuleError:
+                return  # that player moved or busted since
+        elif roll < 0.10 and tournament.last_bust is not None:
+            table = tournament.tables.get(tournament.last_bust["table"])
+            givers = [tournament.entries[e] for e in table.seats if e is not None] if table else []
+            giver = max(givers, key=lambda e: e.stack, default=None)
+            if giver is None or giver.stack < 2:
+                return
+            try:
+                runner.apply(tournament.undo("bust", stack=giver.stack // 2, from_entry=giver.id))
+            except TournamentRuleError:
+                return  # paid, re-entered, a bounty, or another undo waiting
+        if tournament.remaining <= 4 * tournament.config.seats_per_table:
+            for entry in live:
+                if entry.locked:
+                    tournament.lock_seat(entry.id, False)
+
+
+chaos_configs = st.builds(
+    TournamentConfig,
+    seats_per_table=st.integers(2, 10),
+    buy_in=st.integers(1, 5_000),
+    bounty=st.sampled_from([0, 0, 101]),
+    guarantee=st.integers(0, 200_000),
+    late_reg_until_level=st.integers(0, 2),
+    max_reentries=st.integers(0, 2),
+    format=st.sampled_from(["mtt", "mtt", "satellite"]),
+    satellite_seat_value=st.integers(2_000, 20_000),
+    hand_for_hand_margin=st.integers(1, 3),
+    payout=st.builds(PayoutRule, round_to=st.sampled_from([1, 5, 100])),
+    structure=st.just(
+        Structure(
+            levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60), Level(40, 80, duration_s=60)),
+            breaks=(Break(1, 30), Break(2, 30)),
+        )
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(config=chaos_configs, entrants=st.integers(2, 120), seed=st.integers(0, 2**31))
+def test_random_tournaments_with_a_busy_director(config: TournamentConfig, entrants: int, seed: int) -> None:
+    """Late entries, re-entries, satellites, PKO, pauses, seat locks, tolerance changes and undos in
+    between hands: every invariant after every fact, and at the end every unit of the pool (and every
+    bounty) paid exactly once, places unique and complete."""
+    seen: list[Tournament] = []
+    director = Director(seed)
+    runners: list[TableRunner] = []
+
+    def after_each_fact(tournament: Tournament, runner: TableRunner) -> None:
+        if not seen:
+            seen.append(tournament)
+            runners.append(runner)
+        director(tournament, runner)
+        check_invariants(tournament, runner)
+
+    report = simulate(
+        entrants,
+        seats=config.seats_per_table,
+        seed=seed,
+        config=config,
+        on_fact=after_each_fact,
+        clock_step_ms=5_000,
+    )
+    tournament, runner = seen[0], runners[0]
+    assert report.moves_mid_hand == 0
+    check_finished(tournament)
+    assert runner.awarded == tournament.prize_pool, "each unit of the pool awarded once"
+    assert runner.bounties == tournament.bounties_paid == len(tournament.entries) * config.bounty

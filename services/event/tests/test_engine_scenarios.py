@@ -21,6 +21,7 @@ from tablium_event.domain.instructions import (
     MovePlayer,
     NewLevel,
     ResumeTable,
+    SetStack,
     StartBreak,
     TournamentFinished,
 )
@@ -223,21 +224,54 @@ def test_seat_lock_exempts_from_moves() -> None:
     assert row[3] != due
 
 
-def test_undo_the_last_bust_and_the_last_move() -> None:
-    tournament = started(18)
-    victim = next(e for e in tournament.tables[1].seats if e is not None)
-    bust(tournament, 1, [victim])
-    assert tournament.entries[victim].busted
-    out = tournament.undo("bust", stack=500)
-    check_invariants(tournament)
-    assert not tournament.entries[victim].busted
-    assert tournament.entries[victim].stack == 500
-    assert tournament.remaining == 18
-    assert tournament.placed == 0
-    assert out
+def chips_in_play(tournament: Tournament) -> int:
+    return sum(e.stack for e in tournament.entries.values() if not e.busted)
+
+
+def test_undo_the_last_bust_takes_the_chips_back_between_hands() -> None:
+    tournament = started(27)
+    total = chips_in_play(tournament)
+    victim, winner = [e for e in tournament.tables[1].seats if e is not None][:2]
+    bust(tournament, 1, [victim], winner)
+    assert tournament.entries[victim].place == 27
     with pytest.raises(TournamentRuleError):
-        tournament.undo("bust", stack=1)
-    # A move, then its undoing (after the current hand of the table it went to).
+        tournament.undo("bust", stack=500)  # chips are never created: they must come from someone
+    with pytest.raises(TournamentRuleError):
+        tournament.undo("bust", stack=500, from_entry=tournament.tables[2].seats[0] or 0)
+    assert tournament.undo("bust", stack=3_000, from_entry=winner) == []
+    # Table 1 is mid-hand: nothing changes until it reports; meanwhile a bust at table 2 takes place 26.
+    other = next(e for e in tournament.tables[2].seats if e is not None)
+    bust(tournament, 2, [other])
+    assert tournament.entries[other].place == 26
+    with pytest.raises(TournamentRuleError):
+        tournament.undo("bust", stack=1, from_entry=winner)
+    winner_stack = tournament.entries[winner].stack
+    out = quiet_hand(tournament, 1)
+    assert not tournament.entries[victim].busted
+    assert tournament.entries[victim].stack == 3_000
+    assert tournament.entries[winner].stack == winner_stack - 3_000
+    assert chips_in_play(tournament) == total, "no chip created or lost"
+    assert tournament.entries[other].place == 27, "the later bust-out now finished last"
+    assert [(e.entry, e.place) for e in of(EliminatePlayer, out)] == [(other, 27)]
+    assert {s.entry: s.stack for s in of(SetStack, out)} == {winner: winner_stack - 3_000}
+    assert tournament.placed == 1
+    assert tournament.remaining == 26
+    assert any(row[2] == "undo-bust" for row in tournament.log)
+
+
+def test_an_undo_waiting_for_a_hand_is_dropped_when_the_chips_are_gone() -> None:
+    tournament = started(18)
+    victim, winner, third = [e for e in tournament.tables[1].seats if e is not None][:3]
+    bust(tournament, 1, [victim], winner)
+    tournament.undo("bust", stack=500, from_entry=winner)
+    bust(tournament, 1, [winner], third)  # the player who had to give the chips back busts first
+    assert tournament.entries[victim].busted
+    assert tournament.log[-1][2] != "undo-bust"
+    assert any(row[2] == "undo-dropped" for row in tournament.log)
+
+
+def test_undo_the_last_move() -> None:
+    tournament = started(18)
     bust(tournament, 1, [e for e in tournament.tables[1].seats if e is not None][:2])
     quiet_hand(tournament, 2)
     move = tournament.last_move
@@ -435,3 +469,67 @@ def test_dead_button_after_moves() -> None:
     quiet_hand(tournament, 1)
     assert short_table.seats[to_seat] == mover
     assert (short_table.bb == to_seat) == next_bb
+
+
+def test_the_big_blind_mover_gets_the_worst_seat_of_when_they_arrive() -> None:
+    """The short table keeps dealing while the long table finishes its hand: the seat is chosen when the
+    player arrives, from where the short table's big blind is then [11A]."""
+    tournament = started(27)
+    short = tournament.tables[1]
+    # Two empty seats four apart, so the big blind passes one of them before the mover arrives.
+    bust(tournament, 1, [short.seats[(short.bb + 1) % 9] or 0, short.seats[(short.bb + 5) % 9] or 0])
+    [row] = [row for row in tournament.log if row[2] == "balance"]
+    mover, source, _, _, planned = row[3:8]
+    for _ in range(9):
+        if first_free_after(short, short.bb) != planned:
+            break
+        quiet_hand(tournament, 1)
+    worst_now = first_free_after(short, short.bb)
+    assert worst_now != planned, "the short table's big blind went past the planned seat"
+    [move] = of(MovePlayer, quiet_hand(tournament, source))
+    assert (move.entry, move.to_seat) == (mover, worst_now)
+    assert any(r[2] == "reseat" and r[3] == mover for r in tournament.log), "the new seat is logged with its reason"
+
+
+def test_a_pause_during_a_break_stops_the_break_clock() -> None:
+    structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
+    tournament = started(9, structure=structure)
+    tournament.tick(60_000)
+    quiet_hand(tournament, 1)
+    assert tournament.break_ends_ms == 90_000
+    tournament.pause()
+    assert not of(EndBreak, tournament.tick(200_000)), "paused: the break does not end"
+    out = tournament.resume() + tournament.tick(229_000)
+    assert not of(EndBreak, out)
+    out = tournament.tick(230_000)
+    assert of(EndBreak, out)
+    assert of(ResumeTable, out) == [ResumeTable(1)]
+
+
+def test_pko_bounty_goes_to_the_covering_winner_when_the_table_names_nobody() -> None:
+    tournament = started(3, seats_per_table=3, bounty=100)
+    a, b, c = [e for e in tournament.tables[1].seats if e is not None]
+    stacks = stacks_of(tournament, 1)
+    with pytest.raises(TournamentRuleError):
+        tournament.hand_finished(1, stacks, knockouts={a: [b]})  # a did not bust
+    stacks[b] += stacks[a]
+    stacks[a] = 0
+    with pytest.raises(TournamentRuleError):
+        tournament.hand_finished(1, stacks, knockouts={a: [a]})  # a busted player eliminates nobody
+    out = tournament.hand_finished(1, stacks)
+    assert [(p.entry, p.amount) for p in of(AwardPrize, out) if p.prize == "bounty"] == [(b, 50)]
+    assert tournament.entries[b].bounty == 150
+    stacks = stacks_of(tournament, 1)
+    stacks[c] += stacks[b]
+    stacks[b] = 0
+    out = tournament.hand_finished(1, stacks)
+    assert tournament.status == "finished"
+    assert tournament.bounties_paid == 300, "every bounty left the pool"
+
+
+def test_a_late_entry_grows_the_pool_at_once() -> None:
+    tournament = started(9, late_reg_until_level=2, buy_in=100)
+    assert tournament.prize_pool == 900
+    tournament.register("late")
+    assert tournament.prize_pool == 1_000
+    assert sum(tournament.payouts) == 1_000

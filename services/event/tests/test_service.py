@@ -475,10 +475,31 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     body = {"hand_id": "late-1", "table": table["table"], "stacks": stacks}
     response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
     assert response.status_code == 200, response.text
+    undo_url = f"/api/v1/tournaments/{tournament_id}/undo"
+    response = await client.post(undo_url, json={"what": "bust", "stack": 100}, headers=DIRECTOR)
+    assert response.status_code == 409, "chips are never created: they must come back from a player"
+    assert response.headers["content-type"].startswith("application/problem+json")
     response = await client.post(
-        f"/api/v1/tournaments/{tournament_id}/undo", json={"what": "bust", "stack": 100}, headers=DIRECTOR
+        undo_url, json={"what": "bust", "stack": 100, "from_entry": winner["entry"]}, headers=DIRECTOR
     )
-    assert response.status_code == 409, "a bust during late registration has no place yet: nothing to undo"
+    assert response.status_code == 200, response.text
+    # The table is dealing: the correction happens when it reports that hand.
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+    body = {"hand_id": "late-2", "table": table["table"], "stacks": stacks}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    kinds = {(i["kind"], i["entry"]): i for i in response.json()["instructions"] if "entry" in i}
+    assert kinds[("seat_player", loser["entry"])]["stack"] == 100
+    assert kinds[("set_stack", winner["entry"])]["stack"] == stacks[str(winner["entry"])] - 100
+    # The player busts again and re-enters.
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+    stacks[str(winner["entry"])] += stacks[str(loser["entry"])]
+    stacks[str(loser["entry"])] = 0
+    body = {"hand_id": "late-3", "table": table["table"], "stacks": stacks}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert response.status_code == 200, response.text
     response = await client.post(
         f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(loser["player"], ["player"])
     )

@@ -143,7 +143,7 @@ class Tournaments:
                 case "resume":
                     out = engine.resume()
                 case "undo":
-                    out = engine.undo(kwargs["what"], stack=kwargs.get("stack"))
+                    out = engine.undo(kwargs["what"], stack=kwargs.get("stack"), from_entry=kwargs.get("from_entry"))
                 case "lock":
                     engine.lock_seat(kwargs["entry"], kwargs["locked"])
                     out = []
@@ -189,6 +189,9 @@ class Tournaments:
             result = await self.wallet.void(reg.hold_transfer_id)
             reg.status = "voided" if result["status"] in ("voided", "expired") else "posted"
         if reg.status == "posted":
+            # The fee may not have reached the house yet (a start cut short): replaying its transfer by
+            # id is free if it did, and makes sure the house refunds only what it received.
+            await self._post_entry(row, reg)
             player = await self._player_account(reg, config)
             pool = self._pool(row)
             if config.buy_in + config.bounty:
@@ -260,13 +263,23 @@ class Tournaments:
             raise PaymentRefused(reg.failure or "the wallet refused the hold")
         row = await self._locked(session, tournament_id)
         if row.status == "running":
-            await self._post_entry(row, reg)
             engine = self._engine(row)
             engine.tick(self._now_ms(row))
-            try:
-                reg.entry_id, out = engine.register(str(player_id))
-            except TournamentRuleError as exc:
-                raise rule_error(exc) from exc
+            # The lock was let go while the wallet held the money: ask again before posting it, so
+            # nobody pays for an entry that late registration closing (or a re-entry) has refused.
+            refusal = engine.registration_refusal(str(player_id))
+            if refusal is None:
+                await self._post_entry(row, reg)
+                if reg.status != "posted":
+                    refusal = reg.failure or "the hold could not be posted"
+            if refusal is not None:
+                if reg.status == "held":
+                    result = await self.wallet.void(reg.hold_transfer_id)
+                    reg.status = "voided" if result["status"] in ("voided", "expired") else reg.status
+                reg.failure = refusal[:200]
+                await session.commit()
+                raise Conflict(refusal)
+            reg.entry_id, out = engine.register(str(player_id))
             await self._save(session, row, engine, out)
         elif config.format == "sng":
             held = await self._registrations(session, row.id, ("held",))

@@ -106,8 +106,12 @@ class TournamentEdit(Request):
 
 
 class UndoIn(Request):
+    """Undo the last move, or the last single bust-out: the player gets ``stack`` chips back from
+    ``from_entry`` (the player of that table who won them), once that table is between hands."""
+
     what: Literal["bust", "move"]
     stack: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    from_entry: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 class SeatLockIn(Request):

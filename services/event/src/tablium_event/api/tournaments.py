@@ -41,7 +41,7 @@ async def tournament_out(service: Tournaments, session: DbSession, row: Tourname
         config=row.config,
         entries=len(engine.entries) if engine else await service.entries(session, row.id),
         prize_pool=engine.prize_pool if engine else 0,
-        payouts=list(engine.payouts or []) if engine else [],
+        payouts=list(engine.payouts) if engine else [],
         clock=engine.clock() if engine else None,
         tables=len(engine.tables) if engine else 0,
         players_left=engine.remaining if engine else None,
@@ -165,7 +165,9 @@ class TournamentController(Controller):
     async def undo(
         self, tournament_id: FromPath[UUID], data: JSONBody[UndoIn], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
-        row = await tournaments.command(db_session, tournament_id, "undo", what=data.what, stack=data.stack)
+        row = await tournaments.command(
+            db_session, tournament_id, "undo", what=data.what, stack=data.stack, from_entry=data.from_entry
+        )
         return await tournament_out(tournaments, db_session, row)
 
     @post(

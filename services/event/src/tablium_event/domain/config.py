@@ -68,6 +68,9 @@ class Structure:
             raise TournamentRuleError("a structure needs at least one level")
         for level in self.levels:
             level.check()
+        for brk in self.breaks:
+            if brk.after_level < 1 or brk.duration_s <= 0:
+                raise TournamentRuleError("a break comes after level 1 or later and lasts a positive time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,14 @@ class PayoutRule:
     first_share: float | None = None
     round_to: int = 1
     fixed_bp: tuple[int, ...] | None = None
+
+    def check(self) -> None:
+        if not 0 < self.paid_fraction <= 1 or self.min_cash_multiple < 1 or self.round_to < 1:
+            raise TournamentRuleError("payouts need 0 < share paid <= 1, min cash >= 1 buy-in, round_to >= 1")
+        if self.first_share is not None and not 0 < self.first_share < 1:
+            raise TournamentRuleError("the winner's share must be between 0 and 1")
+        if self.fixed_bp is not None and (sum(self.fixed_bp) != 10_000 or min(self.fixed_bp, default=-1) < 0):
+            raise TournamentRuleError("fixed payout shares must be non-negative and sum to 10,000 basis points")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +139,12 @@ class TournamentConfig:
             raise TournamentRuleError("the balancing tolerance is at least 1")
         if self.format == "satellite" and self.satellite_seat_value <= 0:
             raise TournamentRuleError("a satellite needs a positive seat value")
+        if min(self.late_reg_until_level, self.max_reentries, self.rebuy_until_level) < 0:
+            raise TournamentRuleError("levels and re-entry counts cannot be negative")
+        if min(self.rebuy_chips, self.addon_chips) < 0 or self.hand_for_hand_margin < 0:
+            raise TournamentRuleError("rebuy/add-on chips and the hand-for-hand margin cannot be negative")
         self.structure.check()
+        self.payout.check()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -55,6 +55,8 @@ REASONS: dict[str, str] = {
     "broken": "table {1} broken: entry {0} drew seat {4} at table {3}, a shortest table [10B]",
     "redirect": "entry {0}, still at table {1}, goes to table {3} seat {4} instead: its first destination is "
     "long now or breaking",
+    "reseat": "entry {0} takes seat {2} at table {1}, not seat {3}: table {1} dealt since the move was planned, "
+    "and seat {2} is the next big blind now [11A]",
     "undo-move": "director undid the move of entry {0}: back to table {3} seat {4} after the current hand",
     "move-cancelled": "entry {0} busted at table {1} before moving to table {2}",
     "move-withdrawn": "entry {0} stays at table {1}: the seat reserved at table {2} is needed sooner",
@@ -68,7 +70,9 @@ REASONS: dict[str, str] = {
     "resume": "director resumed the tournament",
     "lock": "director set the seat lock of entry {0} to {1}",
     "tolerance": "director set the balancing tolerance to {0}",
-    "undo-bust": "director undid the bust-out of entry {0}: table {1} seat {2}",
+    "undo-bust": "director undid the bust-out of entry {0}: table {1} seat {2}, {4} chips back from entry {3}",
+    "undo-bust-pending": "director undid the bust-out of entry {0}: done when table {1} finishes its hand",
+    "undo-dropped": "the undo of the bust-out of entry {0} was dropped: {1}",
     "registration": "registration closed with {0} entries",
     "h4h-on": "{0} players left and {1} paid: hand-for-hand",
     "h4h-off": "hand-for-hand over: {0} players left",
@@ -251,7 +255,7 @@ class Tournament:
         self.placed = 0  # entries given a place, counted from the bottom
         self.unplaced: list[list[int]] = []  # bust groups (worst first) waiting for the field to be final
         self.registration_open = True
-        self.payouts: list[int] | None = None
+        self._payouts: list[int] | None = None  # the payout table, computed when first needed
         self.prize_pool = 0
         self.prizes_paid = 0
         self.bounties_paid = 0
@@ -273,22 +277,19 @@ class Tournament:
         self.log: list[list[Any]] = []
         self.last_bust: dict[str, Any] | None = None
         self.last_move: dict[str, Any] | None = None
+        self.fixed_seats: set[int] = set()  # planned moves that keep their reserved seat (director undo)
+        self.pending_undo: dict[str, Any] | None = None  # a bust-out undo waiting for its table's hand to end
         self.winners: list[int] = []
 
     # ------------------------------------------------------------------ registration
 
     def register(self, player: str) -> tuple[int, list[Instruction]]:
         """A new entry for ``player`` (a re-entry when an earlier one busted). Returns (entry id, instructions)."""
-        if self.status not in ("registering", "running") or not self.registration_open:
-            raise TournamentRuleError("registration is closed")
+        refusal = self.registration_refusal(player)
+        if refusal is not None:
+            raise TournamentRuleError(refusal)
         config = self.config
         previous = self.by_player.get(player, [])
-        if any(not self.entries[e].busted for e in previous):
-            raise TournamentRuleError("the player already has a live entry")
-        if len(previous) > config.max_reentries:
-            raise TournamentRuleError("no re-entries left")
-        if config.format == "sng" and len(self.entries) >= config.seats_per_table:
-            raise TournamentRuleError("the sit-and-go is full")
         entry_id = len(self.entries) + 1
         entry = Entry(entry_id, player, len(previous) + 1, config.starting_stack, config.bounty)
         self.entries[entry_id] = entry
@@ -296,11 +297,25 @@ class Tournament:
         out: list[Instruction] = []
         if self.status == "running":
             self.remaining += 1
+            self._refresh_payouts()
             self._late_seat(entry, out)
             self._balance(out, None)
         elif config.format == "sng" and len(self.entries) == config.seats_per_table:
             out.extend(self.start())
         return entry_id, out
+
+    def registration_refusal(self, player: str) -> str | None:
+        """Why ``player`` cannot enter now, or None (asked before any money is taken)."""
+        if self.status not in ("registering", "running") or not self.registration_open:
+            return "registration is closed"
+        previous = self.by_player.get(player, [])
+        if any(not self.entries[e].busted for e in previous):
+            return "the player already has a live entry"
+        if len(previous) > self.config.max_reentries:
+            return "no re-entries left"
+        if self.config.format == "sng" and len(self.entries) >= self.config.seats_per_table:
+            return "the sit-and-go is full"
+        return None
 
     def unregister(self, player: str) -> int:
         """Before the start only; returns the removed entry id."""
@@ -354,6 +369,10 @@ class Tournament:
         self._refresh_payouts()
         if self.config.late_reg_until_level < 1:
             self._close_registration(out)
+            if self.remaining <= self._seats_awarded():
+                # A satellite whose pool buys a seat for everyone is over before the first hand.
+                self._finish(out)
+                return out
         self._check_hand_for_hand(out)
         return out
 
@@ -387,6 +406,10 @@ class Tournament:
             raise TournamentRuleError("the stacks must name exactly the players seated at the table")
         if sum(stacks.values()) != sum(entries[e].stack for e in seated) or min(stacks.values()) < 0:
             raise TournamentRuleError("chips must be conserved within a hand")
+        knockouts = knockouts or {}
+        for busted, hunters in knockouts.items():
+            if stacks.get(busted, -1) != 0 or any(stacks.get(h, 0) <= 0 for h in hunters):
+                raise TournamentRuleError("a knockout names a player busted in this hand and live players of the table")
         out: list[Instruction] = []
         table.in_hand = False
         self.hands += 1
@@ -400,17 +423,29 @@ class Tournament:
                 self._rebuy(entry, out)
             if entry.stack == 0:
                 busts.append(entry)
+        pending = self.pending_undo
+        if pending is not None and entries[pending["from_entry"]].table == table.id:
+            self.pending_undo = None
+            try:
+                self._check_undo_bust(pending)
+            except TournamentRuleError as exc:
+                self._log("undo-dropped", pending["entry"], str(exc))
+            else:
+                # Before this hand's busts are placed: the player busted earlier than they did.
+                self._undo_bust(pending, out)
         for entry_id in [e for e in table.outgoing if entries[e].stack > 0]:
             self._execute_move(entries[entry_id], out)
         if busts:
-            self._bust(table, busts, knockouts or {}, out)
+            self._bust(table, busts, knockouts, seated, out)
         if table.breaking:
             self._close_if_empty(table, out)
         self._after_change(out, table)
-        if table.id in self.tables and self.status == "running":
-            self._after_hand(table, out)
-        elif self.status == "running":
-            self._check_barrier(out)
+        if self.status == "running":
+            if table.id in self.tables and not table.in_hand and table.held is None:
+                self._after_hand(table, out)
+            else:
+                # Gone, or already held or dealt again by a synchronized step that this hand completed.
+                self._check_barrier(out)
         return out
 
     def _after_hand(self, table: Table, out: list[Instruction]) -> None:
@@ -447,7 +482,10 @@ class Tournament:
         if self.status != "running":
             return out
         if self.break_ends_ms is not None:
-            if now_ms >= self.break_ends_ms:
+            if self.clock_paused:
+                # The director's pause stops the break's clock too: nobody is dealt in while paused.
+                self.break_ends_ms += elapsed
+            elif now_ms >= self.break_ends_ms:
                 self._end_break(out)
             return out
         if self.clock_paused or self.break_due:
@@ -557,43 +595,104 @@ class Tournament:
         self._refresh_payouts()
         return [SetStack(entry.id, entry.table, entry.seat, entry.stack, "add-on")]
 
-    def undo(self, what: str, *, stack: int | None = None) -> list[Instruction]:
-        """Undo the last bust-out (``what="bust"``; the player returns with ``stack``) or the last move."""
-        action = self.last_bust if what == "bust" else self.last_move if what == "move" else None
-        if action is None:
-            raise TournamentRuleError(f"no {what} to undo")
+    def undo(self, what: str, *, stack: int | None = None, from_entry: int | None = None) -> list[Instruction]:
+        """Undo the last move, or the last bust-out of a single player (``what="bust"``).
+
+        Chips are never created: the player returns with ``stack`` chips taken back from ``from_entry``,
+        a live player of the table where the bust happened (the one who won them). Both changes happen
+        when that table is between hands: now if it is, else when it reports its current hand."""
         out: list[Instruction] = []
-        if what == "bust":
-            if stack is None or stack <= 0:
-                raise TournamentRuleError("undoing a bust-out needs the player's restored stack")
-            self._undo_bust(action, stack, out)
-            self.last_bust = None
-        else:
-            self._undo_move(action, out)
+        if what == "move":
+            if self.last_move is None:
+                raise TournamentRuleError("no move to undo")
+            self._undo_move(self.last_move, out)
             self.last_move = None
+            return out
+        if what != "bust":
+            raise TournamentRuleError(f"cannot undo {what!r}: only a bust or a move")
+        action = self.last_bust
+        if action is None:
+            raise TournamentRuleError("no single bust-out to undo")
+        if self.pending_undo is not None:
+            raise TournamentRuleError("an undo is already waiting for its table's hand to end")
+        if stack is None or stack <= 0 or from_entry is None:
+            raise TournamentRuleError("undoing a bust-out needs the chips to restore and the entry they come from")
+        undo = {**action, "stack": stack, "from_entry": from_entry}
+        self._check_undo_bust(undo)
+        giver = self.entries[from_entry]
+        self.last_bust = None
+        if self.tables[giver.table].in_hand:
+            self.pending_undo = undo
+            self._log("undo-bust-pending", action["entry"], giver.table)
+        else:
+            self._undo_bust(undo, out)
+            self._after_change(out, None)
         return out
 
-    def _undo_bust(self, action: dict[str, Any], stack: int, out: list[Instruction]) -> None:
-        entry = self._entry(action["entry"])
-        if entry.prize or self.status != "running" or entry.place == 0:
-            raise TournamentRuleError("only an unpaid, placed, single bust-out can be undone")
-        table = self.tables.get(action["table"])
-        if table is None or table.breaking or action["seat"] not in table.free_seats():
-            table = self._shortest_with_seat(out)
-            seat = self._worst_seat(table)
+    def _check_undo_bust(self, undo: Mapping[str, Any]) -> None:
+        entry = self._entry(undo["entry"])
+        giver = self.entries.get(undo["from_entry"])
+        if self.status != "running" or not entry.busted or entry.prize:
+            raise TournamentRuleError("only an unpaid bust-out of a running tournament can be undone")
+        if self.config.bounty:
+            raise TournamentRuleError("a bust-out that paid a bounty cannot be undone")
+        if any(not self.entries[e].busted for e in self.by_player[entry.player]):
+            raise TournamentRuleError("the player has re-entered: the bust-out stands")
+        if entry.place == 0 and [entry.id] not in self.unplaced:
+            raise TournamentRuleError("the bust-out is placed when the hand-for-hand hand ends: undo it then")
+        if giver is None or giver.busted or giver.table != undo["table"] or giver.stack <= undo["stack"]:
+            raise TournamentRuleError(
+                "the chips must come from a live player of that table who keeps at least one chip"
+            )
+        if entry.place and any(e.prize for e in self._placed_after(entry)):
+            raise TournamentRuleError("players placed after this bust-out were already paid")
+
+    def _placed_after(self, entry: Entry) -> list[Entry]:
+        """Entries given a better place than ``entry`` since it busted (places are given from the bottom)."""
+        best = len(self.entries) - self.placed + 1
+        return [e for e in self.entries.values() if best <= e.place < entry.place]
+
+    def _undo_bust(self, undo: Mapping[str, Any], out: list[Instruction]) -> None:
+        entry, giver = self.entries[undo["entry"]], self.entries[undo["from_entry"]]
+        if entry.place:
+            # Everyone placed since finished before this player now: one place worse each.
+            for later in self._placed_after(entry):
+                later.place += 1
+                later.place_to += 1
+                out.append(
+                    EliminatePlayer(
+                        later.id,
+                        later.player,
+                        later.table,
+                        later.place,
+                        later.place_to,
+                        f"place corrected: director undid the bust-out of entry {entry.id}",
+                    )
+                )
+            self.placed -= 1
         else:
-            seat = action["seat"]
+            self.unplaced.remove([entry.id])
         entry.busted = False
         entry.place = entry.place_to = 0
-        entry.stack = stack
-        self.placed -= 1
+        giver.stack -= undo["stack"]
+        entry.stack = entry.hand_start = undo["stack"]
         self.remaining += 1
+        out.append(SetStack(giver.id, giver.table, giver.seat, giver.stack, f"chips back to entry {entry.id}"))
+        table = self.tables[giver.table]
+        if undo["seat"] in table.free_seats() and not table.breaking:
+            seat = undo["seat"]
+        else:
+            if not table.free_seats() or table.breaking:
+                table = self._shortest_with_seat(out, allow_open=True)
+            seat = self._worst_seat(table)
         old = table.key()
         self._seat(entry, table, seat)
         self._rekey(table, old)
-        self._log("undo-bust", entry.id, table.id, seat)
+        self._log("undo-bust", entry.id, table.id, seat, giver.id, undo["stack"])
         out.append(self._seat_instruction(entry, "director undid the bust-out"))
-        self._balance(out, None)
+        if not table.in_hand and table.held is None and table.n < 2:
+            self._hold(table, WAITING, out)
+        self._maybe_release(table, out)
 
     def _undo_move(self, action: dict[str, Any], out: list[Instruction]) -> None:
         entry = self._entry(action["entry"])
@@ -609,8 +708,10 @@ class Tournament:
             or entry.id in source.outgoing
         ):
             raise TournamentRuleError("the move can no longer be undone")
+        self.fixed_seats.add(entry.id)  # back to the very seat it came from, not the worst one
+        entry.moves -= 1  # the mistaken move does not count (nor, once made, the way back)
         self._plan_move(entry, source, back, action["from_seat"], out, "undo-move")
-        entry.moves -= 2  # the mistaken move and its undoing count for nothing
+        self._balance(out, None)
 
     # ------------------------------------------------------------------ views
 
@@ -811,6 +912,16 @@ class Tournament:
         to_table, to_seat = source.outgoing.pop(entry.id)
         dest = self.tables[to_table]
         del dest.reserved[to_seat]
+        if entry.id in self.fixed_seats:
+            self.fixed_seats.discard(entry.id)
+            entry.moves -= 1  # going back to where a mistaken move took it is no move of its own
+        elif not source.breaking and dest.bb >= 0:
+            # The destination may have dealt since the move was planned: the worst position [11A] is
+            # taken from where its big blind is now, not where it was.
+            worst = self._worst_seat(dest)
+            if worst != to_seat:
+                self._log("reseat", entry.id, dest.id, worst, to_seat)
+                to_seat = worst
         from_seat = entry.seat
         self._unseat(entry, source)
         self._seat(entry, dest, to_seat)
@@ -833,6 +944,7 @@ class Tournament:
 
     def _cancel_move(self, entry: Entry, source: Table, out: list[Instruction], kind: str = "move-cancelled") -> None:
         to_table, to_seat = source.outgoing.pop(entry.id)
+        self.fixed_seats.discard(entry.id)
         dest = self.tables[to_table]
         old_dest, old_source = dest.key(), source.key()
         del dest.reserved[to_seat]
@@ -910,8 +1022,7 @@ class Tournament:
             if dest.outgoing and self._withdraw_outgoing(dest, out):
                 continue
             longest = self.tables[high[2]]
-            if longest.reserved and dest.free_seats():
-                self._redirect_incoming(longest, dest)
+            if longest.reserved and dest.free_seats() and self._redirect_incoming(longest, dest):
                 continue
             choice = self._pick_mover(high[0], reporting)
             if choice is None:
@@ -926,9 +1037,20 @@ class Tournament:
             seat = self._worst_seat(dest, arrives_now=not source.in_hand)
             self._plan_move(entry, source, dest, seat, out, "balance", high[0], low[0], self.tolerance, entry.moves)
 
-    def _redirect_incoming(self, long: Table, short: Table) -> None:
-        """Fewest moves: a player still on the way to a long table goes to the short one instead."""
-        seat, entry_id = next(iter(long.reserved.items()))
+    def _redirect_incoming(self, long: Table, short: Table) -> bool:
+        """Fewest moves: a player still on the way to a long table goes to the short one instead
+        (not one the director sent back to their seat, nor one coming from the short table itself)."""
+        found = next(
+            (
+                (seat, entry_id)
+                for seat, entry_id in long.reserved.items()
+                if entry_id not in self.fixed_seats and self.entries[entry_id].table != short.id
+            ),
+            None,
+        )
+        if found is None:
+            return False
+        seat, entry_id = found
         source = self.tables[self.entries[entry_id].table]
         old_long, old_short = long.key(), short.key()
         del long.reserved[seat]
@@ -938,11 +1060,12 @@ class Tournament:
         self._rekey(long, old_long)
         self._rekey(short, old_short)
         self._log("redirect", entry_id, source.id, self.entries[entry_id].seat, short.id, to_seat)
+        return True
 
     def _withdraw_outgoing(self, short: Table, out: list[Instruction]) -> bool:
         """Fewest moves: a short table keeps a player it was about to send to a table that can spare it."""
         for entry_id, (to_table, _) in short.outgoing.items():
-            if self.tables[to_table].effective >= short.effective + 2:
+            if entry_id not in self.fixed_seats and self.tables[to_table].effective >= short.effective + 2:
                 self._cancel_move(self.entries[entry_id], short, out, "move-withdrawn")
                 return True
         return False
@@ -994,7 +1117,12 @@ class Tournament:
     # ------------------------------------------------------------------ eliminations and places
 
     def _bust(
-        self, table: Table, busts: list[Entry], knockouts: Mapping[int, Sequence[int]], out: list[Instruction]
+        self,
+        table: Table,
+        busts: list[Entry],
+        knockouts: Mapping[int, Sequence[int]],
+        seated: list[int],
+        out: list[Instruction],
     ) -> None:
         old = table.key()
         for entry in busts:
@@ -1004,8 +1132,10 @@ class Tournament:
             entry.busted = True
             self.remaining -= 1
             if self.config.bounty:
-                self._pay_bounty(entry, knockouts.get(entry.id, ()), out)
+                hunters = knockouts.get(entry.id) or self._eliminators(entry, seated)
+                self._pay_bounty(entry, hunters, out)
         self._rekey(table, old)
+        self.last_bust = {"entry": busts[0].id, "table": table.id, "seat": busts[0].seat} if len(busts) == 1 else None
         if self.h4h_round:
             self.round_busts.extend((table.id, entry.id) for entry in busts)
             for entry in busts:
@@ -1020,8 +1150,6 @@ class Tournament:
             groups.setdefault(entry.hand_start, []).append(entry.id)
         ordered = [sorted(groups[stack]) for stack in sorted(groups)]
         self._place_groups(ordered, table.id, out)
-        if len(busts) == 1:
-            self.last_bust = {"entry": busts[0].id, "table": table.id, "seat": busts[0].seat}
 
     def _place_groups(
         self, groups: list[list[int]], table_id: int, out: list[Instruction], *, eliminated: bool = True
@@ -1052,7 +1180,7 @@ class Tournament:
             self._award(group, first, last, out)
 
     def _award(self, group: list[int], first: int, last: int, out: list[Instruction]) -> None:
-        if self.payouts is None or first > len(self.payouts):
+        if first > len(self.payouts):
             return
         for entry_id, amount in zip(
             sorted(group), pay.split_places(self.payouts, first, last, len(group)), strict=True
@@ -1063,11 +1191,23 @@ class Tournament:
                 self.prizes_paid += amount
                 out.append(AwardPrize(entry_id, entry.player, first, amount, "place"))
 
+    def _eliminators(self, busted: Entry, seated: list[int]) -> list[int]:
+        """When the table does not name who knocked a player out: the players of that table who won chips
+        in the hand and covered the busted player (or, if none covered, every winner of chips). Someone
+        always won chips, so a bounty is never left in the pool."""
+        winners = [
+            self.entries[e]
+            for e in seated
+            if self.entries[e].stack > self.entries[e].hand_start and not self.entries[e].busted
+        ]
+        covering = [e.id for e in winners if e.hand_start >= busted.hand_start]
+        return covering or [e.id for e in winners]
+
     def _pay_bounty(self, entry: Entry, eliminators: Sequence[int], out: list[Instruction]) -> None:
         """PKO: half of the busted player's bounty in cash, half onto the eliminators' own bounties."""
-        hunters = sorted(e for e in eliminators if e in self.entries and not self.entries[e].busted)
+        hunters = sorted(set(eliminators))
         if not hunters:
-            return
+            raise TournamentRuleError(f"nobody at the table won the chips of entry {entry.id}")
         cash = entry.bounty // 2
         added = entry.bounty - cash
         entry.bounty = 0
@@ -1088,18 +1228,26 @@ class Tournament:
         self._place_groups(groups, 0, out)
 
     def _refresh_payouts(self) -> None:
+        """The pool changed (an entry, a rebuy, an add-on): the payout table is cut again when next needed."""
         config = self.config
-        pool = pay.prize_pool(
+        self.prize_pool = pay.prize_pool(
             entries=len(self.entries),
             buy_in=config.buy_in,
             guarantee=config.guarantee,
             extra=(self.rebuys + self.addons) * config.buy_in,
         ).total
-        self.prize_pool = pool
-        if config.format == "satellite":
-            self.payouts = pay.satellite_table(pool, config.satellite_seat_value)
-        else:
-            self.payouts = pay.payout_table(pool, len(self.entries), config.buy_in, config.payout)
+        self._payouts = None
+
+    @property
+    def payouts(self) -> list[int]:
+        """Amount per place (index 0: first place); sums exactly to the prize pool."""
+        if self._payouts is None:
+            config = self.config
+            if config.format == "satellite":
+                self._payouts = pay.satellite_table(self.prize_pool, config.satellite_seat_value, len(self.entries))
+            else:
+                self._payouts = pay.payout_table(self.prize_pool, len(self.entries), config.buy_in, config.payout)
+        return self._payouts
 
     def _rebuy(self, entry: Entry, out: list[Instruction]) -> None:
         config = self.config
@@ -1113,12 +1261,12 @@ class Tournament:
         out.append(SetStack(entry.id, entry.table, entry.seat, entry.stack, "rebuy"))
 
     def paid_places(self) -> int:
-        return len(self.payouts or ())
+        return len(self.payouts)
 
     def _seats_awarded(self) -> int:
         if self.config.format != "satellite":
             return 1
-        return max(1, self.prize_pool // self.config.satellite_seat_value)
+        return max(1, min(self.prize_pool // self.config.satellite_seat_value, len(self.entries)))
 
     # ------------------------------------------------------------------ after every change
 
@@ -1151,13 +1299,10 @@ class Tournament:
 
     def _check_hand_for_hand(self, out: list[Instruction]) -> None:
         """Hand-for-hand [RP-8] while the next elimination(s) decide who cashes."""
+        if self.registration_open:
+            return
         paid = self.paid_places() if self.config.format != "satellite" else self._seats_awarded()
-        needed = (
-            not self.registration_open
-            and paid > 0
-            and paid < self.remaining <= paid + self.config.hand_for_hand_margin
-            and len(self.tables) > 1
-        )
+        needed = paid > 0 and paid < self.remaining <= paid + self.config.hand_for_hand_margin and len(self.tables) > 1
         if needed and not self.hand_for_hand:
             self.hand_for_hand = True
             out.append(HandForHand(True))
@@ -1252,6 +1397,8 @@ class Tournament:
             "placed": self.placed,
             "unplaced": self.unplaced,
             "registration_open": self.registration_open,
+            "prize_pool": self.prize_pool,
+            "payouts": self._payouts,
             "prizes_paid": self.prizes_paid,
             "bounties_paid": self.bounties_paid,
             "rebuys": self.rebuys,
@@ -1271,6 +1418,8 @@ class Tournament:
             "log": self.log,
             "last_bust": self.last_bust,
             "last_move": self.last_move,
+            "pending_undo": self.pending_undo,
+            "fixed_seats": sorted(self.fixed_seats),
             "winners": self.winners,
         }
 
@@ -1302,12 +1451,14 @@ class Tournament:
             "moves",
             "last_bust",
             "last_move",
+            "pending_undo",
             "winners",
         ):
             setattr(tournament, name, state[name])
         tournament.unplaced = [list(group) for group in state["unplaced"]]
         tournament.round_busts = [(t, e) for t, e in state["round_busts"]]
         tournament.log = [list(row) for row in state["log"]]
+        tournament.fixed_seats = set(state["fixed_seats"])
         for row in state["entries"]:
             entry = Entry.load(row)
             tournament.entries[entry.id] = entry
@@ -1322,6 +1473,6 @@ class Tournament:
             if table.held is not None:
                 tournament.held += 1
         tournament.remaining = sum(1 for e in tournament.entries.values() if not e.busted)
-        if tournament.status != "registering":
-            tournament._refresh_payouts()
+        tournament.prize_pool = state["prize_pool"]
+        tournament._payouts = state["payouts"]
         return tournament

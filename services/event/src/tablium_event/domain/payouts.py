@@ -118,9 +118,13 @@ def _from_shares(pool: int, shares_bp: tuple[int, ...]) -> list[int]:
     return amounts
 
 
-def satellite_table(pool: int, seat_value: int) -> list[int]:
-    """Satellites: as many seats as the pool buys, the remainder in cash to the next place."""
-    seats, rest = divmod(pool, seat_value)
+def satellite_table(pool: int, seat_value: int, entries: int) -> list[int]:
+    """Satellites: as many seats as the pool buys (at most one per entry), the remainder in cash to the
+    next place, or to first place when every entry wins a seat."""
+    seats = min(pool // seat_value, entries)
+    rest = pool - seats * seat_value
+    if seats == entries and seats:
+        return [seat_value + rest] + [seat_value] * (seats - 1)
     return [seat_value] * seats + ([rest] if rest else [])
 
 

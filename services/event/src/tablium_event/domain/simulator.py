@@ -25,7 +25,10 @@ from tablium_event.domain.instructions import (
     MovePlayer,
     ResumeTable,
     SeatPlayer,
+    SetStack,
 )
+
+BALANCING = frozenset({"balance", "broken", "break-table", "redirect", "move-withdrawn", "reseat"})
 
 
 @dataclass
@@ -37,15 +40,18 @@ class Report:
     max_spread_after_balance: int = 0
     moves_mid_hand: int = 0
     places: list[tuple[str, int]] = field(default_factory=list)
-    # Places shared by a tie (same hand, same starting stack; or one hand-for-hand hand): [first, last].
-    shared_places: list[tuple[int, int]] = field(default_factory=list)
     prize_pool: int = 0
     prizes_paid: int = 0
     hands: int = 0
     wall_s: float = 0.0
+    # With ``time_decisions``: the time of each hand report that made a balancing decision (a move
+    # planned, redirected or withdrawn, a seat re-chosen, a table broken), and of each synchronized step
+    # (a break or hand-for-hand hand releasing every table), which is O(tables) by nature.
     decision_times: list[float] = field(default_factory=list)
+    step_times: list[float] = field(default_factory=list)
 
     def to_dict(self, *, with_places: bool = True) -> dict[str, Any]:
+        """The keys of ``tablium-tourney simulate --json``, in the issue's order (``places`` optional)."""
         result: dict[str, Any] = {
             "entrants": self.entrants,
             "tables_at_start": self.tables_at_start,
@@ -53,14 +59,10 @@ class Report:
             "moves": self.moves,
             "max_spread_after_balance": self.max_spread_after_balance,
             "moves_mid_hand": self.moves_mid_hand,
-            "prize_pool": self.prize_pool,
-            "prizes_paid": self.prizes_paid,
-            "hands": self.hands,
-            "wall_s": round(self.wall_s, 3),
         }
         if with_places:
             result["places"] = [[player, place] for player, place in self.places]
-            result["shared_places"] = [list(span) for span in self.shared_places]
+        result.update(prize_pool=self.prize_pool, prizes_paid=self.prizes_paid, wall_s=round(self.wall_s, 3))
         return result
 
 
@@ -76,7 +78,9 @@ class TableRunner:
         self.moves_mid_hand = 0
         self.moves = 0
         self.eliminated: set[int] = set()
+        self.stacks: dict[int, int] = {}  # entry -> chips, as the tables know them
         self.awarded = 0
+        self.bounties = 0
 
     def start_dealing(self, table: int) -> None:
         if table not in self._index and table in self.seated:
@@ -94,7 +98,11 @@ class TableRunner:
     def apply(self, instructions: Iterable[Instruction]) -> None:
         for instruction in instructions:
             if isinstance(instruction, SeatPlayer):
+                self.eliminated.discard(instruction.entry)  # a director's undo brings a player back
                 self._sit(instruction.entry, instruction.table, instruction.seat)
+                self.stacks[instruction.entry] = instruction.stack
+            elif isinstance(instruction, SetStack):
+                self.stacks[instruction.entry] = instruction.stack
             elif isinstance(instruction, MovePlayer):
                 self.moves += 1
                 if instruction.from_table in self._index:
@@ -119,8 +127,11 @@ class TableRunner:
                 self.stop_dealing(instruction.table)
                 self.held.discard(instruction.table)
                 self.seated.pop(instruction.table, None)
-            elif isinstance(instruction, AwardPrize) and instruction.prize == "place":
-                self.awarded += instruction.amount
+            elif isinstance(instruction, AwardPrize):
+                if instruction.prize == "place":
+                    self.awarded += instruction.amount
+                else:
+                    self.bounties += instruction.amount
 
     def _sit(self, entry: int, table: int, seat: int) -> None:
         seats = self.seated.setdefault(table, {})
@@ -181,7 +192,9 @@ def simulate(
     report = Report(entrants=entrants, tables_at_start=len(tournament.tables))
     for table in tournament.tables:
         runner.start_dealing(table)
-    stacks = {entry.id: entry.stack for entry in tournament.entries.values()}
+    if on_fact is not None:
+        on_fact(tournament, runner)
+    stacks = runner.stacks
     order = tournament.order
     perf = time.perf_counter
     spread = 0
@@ -201,12 +214,16 @@ def simulate(
         players = list(runner.seated[table].values())
         after = play_hand(rng, players, stacks, bust_weights)
         runner.stop_dealing(table)
-        moves_before = tournament.moves
+        logged = len(tournament.log)
         t0 = perf()
         out = tournament.hand_finished(table, after)
-        if time_decisions and (tournament.moves != moves_before or len(out) > 1):
-            report.decision_times.append(perf() - t0)
-        stacks.update(after)
+        if time_decisions:
+            spent = perf() - t0
+            if sum(isinstance(i, ResumeTable) for i in out) > 1:
+                report.step_times.append(spent)
+            elif any(row[2] in BALANCING for row in tournament.log[logged:]):
+                report.decision_times.append(spent)
+        stacks.update(after)  # before the instructions: a director's correction (SetStack) comes after the hand
         runner.apply(out)
         if table not in runner.held and table in runner.seated:
             runner.start_dealing(table)
@@ -224,7 +241,6 @@ def simulate(
         ((tournament.entries[entry].player, place) for entry, place in tournament.places()),
         key=lambda row: (row[1], row[0]),
     )
-    report.shared_places = sorted({(e.place, e.place_to) for e in tournament.entries.values() if e.place != e.place_to})
     report.prize_pool = tournament.prize_pool
     report.prizes_paid = tournament.prizes_paid
     return report
