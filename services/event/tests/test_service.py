@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +342,7 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
         "event.player_eliminated",
         "event.prize_awarded",
         "event.tournament_finished",
+        "event.player_moved",
         "event.table_instructions",
     } <= types
 
@@ -544,3 +546,89 @@ async def test_a_hold_voided_by_the_wallet_releases_the_registration(
         status = await session.scalar(select(Registration.status).where(Registration.hold_transfer_id == hold))
     await engine.dispose()
     assert status == "voided"
+
+
+async def test_pko_with_an_overlay_pays_out_the_whole_pool(client: AsyncTestClient, ledger: Ledger) -> None:
+    """Buy-ins, bounties and the guarantee's overlay all leave the pool, to players, exactly once."""
+    fees = await ledger.account("house", "house_fees")
+    adjustments = await ledger.account("house", "house_adjustments")
+    tournament_id = await new_tournament(client, bounty=200, guarantee=20_000)
+    players = await register_players(client, ledger, tournament_id, 12)
+    fees_before, adjustments_before = await ledger.balance(fees), await ledger.balance(adjustments)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    assert response.json()["prize_pool"] == 20_000, "the guarantee tops 12,000 of buy-ins up"
+    await play_to_the_end(client, tournament_id, seed=5)
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 0
+    won = sum([await ledger.balance(account) - (5_000 - 1_300) for account in players.values()])
+    assert won == 20_000 + 12 * 200, "every place prize and every bounty reached a player"
+    assert await ledger.balance(fees) - fees_before == 1_200
+    assert adjustments_before - await ledger.balance(adjustments) == 8_000, "the overlay, once"
+
+
+async def test_levels_and_breaks_run_on_the_clock_and_are_published(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+) -> None:
+    from tablium_event.db.models import TournamentRow
+
+    tournament_id = await new_tournament(
+        client,
+        levels=[{"small_blind": 10, "big_blind": 20, "duration_s": 60}, {"small_blind": 20, "big_blind": 40}],
+        breaks=[{"after_level": 1, "duration_s": 30}],
+    )
+    await register_players(client, ledger, tournament_id, 4)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    clock = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    engine = db.create_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+
+    async def run_clock(seconds_since_start: int) -> None:
+        """The background clock, as if the tournament had started ``seconds_since_start`` ago."""
+        async with sessions() as session:
+            started = datetime.now(UTC) - timedelta(seconds=seconds_since_start)
+            await session.execute(
+                update(TournamentRow).where(TournamentRow.id == uuid.UUID(tournament_id)).values(started_at=started)
+            )
+            await session.commit()
+            await clock._clock(session)
+            await session.commit()
+
+    async def types() -> list[str]:
+        async with sessions() as session:
+            rows = await session.execute(
+                text("SELECT type FROM outbox WHERE subject = :id ORDER BY created_at"), {"id": tournament_id}
+            )
+            return [row[0] for row in rows]
+
+    await run_clock(61)
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert lobby["clock"]["on_break"] is False, "the break waits for the table to finish its hand"
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    body = {"hand_id": "before-break", "table": table["table"], "stacks": stacks}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert [i["kind"] for i in response.json()["instructions"]][-2:] == ["hold_table", "start_break"]
+    assert response.json()["clock"]["on_break"] is True
+    await run_clock(100)
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby["clock"]["on_break"], lobby["clock"]["level"], lobby["clock"]["big_blind"]) == (False, 2, 40)
+    published = await types()
+    assert published.index("event.break_started") < published.index("event.break_ended")
+    assert published.count("event.level_changed") == 2, "level 1 at the start, level 2 after the break"
+    await clock.wallet.aclose()
+    await engine.dispose()
+
+
+async def test_bad_configurations_are_refused_before_anything_starts(client: AsyncTestClient) -> None:
+    for bad in (
+        {"payout": {"fixed_bp": [6_000, 3_000]}},  # shares must sum to 10,000 basis points
+        {"levels": [{"small_blind": 50, "big_blind": 20}]},
+        {"format": "satellite"},  # without a seat value
+        {"breaks": [{"after_level": 0}]},
+    ):
+        response = await client.post("/api/v1/tournaments", json={"name": "bad", **bad}, headers=DIRECTOR)
+        assert 400 <= response.status_code < 500, (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
