@@ -13,6 +13,7 @@ usage: .venv/bin/python bench/poker_bench.py [EVAL_N] [HANDS] [REPEATS]
 
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -28,13 +29,13 @@ REPEATS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 PEER_HANDS = 1_000  # PokerKit plays ~400 hands/s; this keeps the run under two minutes
 
 
-def run_peer(script: str, *args: int) -> dict[str, object]:
-    """Run a peer script and return the JSON summary it prints last."""
+def run_peer(script: str, *args: int) -> tuple[dict[str, object], str]:
+    """Run a peer script; return the JSON summary it prints last and its whole output."""
     out = subprocess.run(
         [sys.executable, str(PEERS / script), *map(str, args)], capture_output=True, text=True, check=True
     ).stdout
     summary: dict[str, object] = json.loads(out[out.index("\n{") + 1 :])
-    return summary
+    return summary, out
 
 
 def eval_hands() -> list[tuple[int, ...]]:
@@ -92,21 +93,23 @@ def main() -> None:
     hands = eval_hands()
     batch = median_rate(EVAL_N, lambda: evaluate_many(hands))
     single = median_rate(EVAL_N, lambda: [evaluate(h) for h in hands])
-    peers = run_peer("evaluators.py", EVAL_N, REPEATS)["results"]
+    peers = run_peer("evaluators.py", EVAL_N, REPEATS)[0]["results"]
     assert isinstance(peers, dict)
     treys = next(v["median_evals_per_s"] for k, v in peers.items() if k.startswith("treys"))
 
     ours, actions = engine_hands_per_s()
-    pokerkit = run_peer("pokerkit_hands.py", PEER_HANDS, REPEATS)
+    pokerkit, pk_out = run_peer("pokerkit_hands.py", PEER_HANDS, REPEATS)
     pk_rate = float(pokerkit["median_hands_per_s"])  # type: ignore[arg-type]
+    # The peer prints "run r: ... (A player actions/hand ...)": show it so the policies compare.
+    pk_actions = statistics.median(float(a) for a in re.findall(r"\(([\d.]+) player actions/hand", pk_out))
 
     rows = [("7-card evaluations/s", "", 0.0)]
     rows += [(f"  {name}", f"{v['median_evals_per_s']:,.0f}", 0.0) for name, v in peers.items()]
     rows += [
-        ("  tablium-poker evaluate_many (batch)", f"{batch:,.0f}", batch / treys),
-        ("  tablium-poker evaluate (per hand)", f"{single:,.0f}", single / treys),
+        ("  tablium-poker evaluate_many (batch, ids checked)", f"{batch:,.0f}", batch / treys),
+        ("  tablium-poker evaluate (per hand, ids checked)", f"{single:,.0f}", single / treys),
         ("random 6-max hands/s", "", 0.0),
-        (f"  pokerkit 0.7.7 ({PEER_HANDS} hands x {REPEATS})", f"{pk_rate:,.0f}", 0.0),
+        (f"  pokerkit 0.7.7 ({PEER_HANDS} hands x {REPEATS}, {pk_actions:.2f} actions/hand)", f"{pk_rate:,.0f}", 0.0),
         (f"  tablium-poker ({HANDS} hands x {REPEATS}, {actions:.2f} actions/hand)", f"{ours:,.0f}", ours / pk_rate),
     ]
     print(f"{'measure':58s} {'median':>14s} {'vs peer':>8s}")

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tablium_poker import PhhError, commitment, deck_from_seed, new_seed
+from tablium_poker import BlindPlan, Hand, PhhError, TableRules, commitment, deck_from_seed, new_seed
 from tablium_poker.errors import InvalidSetup
 from tablium_poker.phh import dump_phh, history_from_hand, load_phh, replay
 
@@ -161,3 +161,22 @@ def test_shuffle_is_not_visibly_biased() -> None:
         counts[deck_from_seed(k.to_bytes(32, "big"), 1)[0]] += 1
     assert min(counts) > 55
     assert max(counts) < 150
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [BlindPlan(None, 1), BlindPlan(0, 1, dead_posts={2: 50}), BlindPlan(1, 2), BlindPlan(0, 1, live_posts={2: 100})],
+)
+def test_export_refuses_blinds_phh_cannot_record(plan: BlindPlan) -> None:
+    hand = Hand.start(TableRules(50, 100), dict.fromkeys(range(3), 1000), 2, deck_from_seed(bytes(32)), plan)
+    with pytest.raises(PhhError, match="PHH"):
+        history_from_hand(hand)
+
+
+def test_export_accepts_a_short_blind_and_a_bb_ante_that_took_the_big_blind() -> None:
+    rules = TableRules(50, 100, big_blind_ante=100)
+    hand = Hand.start(rules, {0: 30, 1: 100, 2: 1000}, 2, deck_from_seed(bytes(32)))
+    assert [e.kind for e in hand.events if "blind" in e.kind] == ["big_blind_ante", "small_blind"]
+    history = history_from_hand(hand)
+    assert history.antes == (0, 100, 0)
+    assert history.ante_trimming_status is False

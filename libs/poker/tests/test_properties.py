@@ -1,6 +1,7 @@
 """Properties over random hands: chips are conserved, every pot is paid exactly, no illegal action
 is ever accepted (and a refused one changes nothing), every sequence of legal actions ends, and a
-hand saved and restored at any point plays on exactly like the original."""
+hand saved and restored at any point plays on exactly like the original; exported to PHH and
+replayed, it ends with the same stacks."""
 
 import json
 from typing import Any
@@ -9,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tablium_poker import FoldRule, Hand, PokerError, TableRules, deck_from_seed
+from tablium_poker.phh import dump_phh, history_from_hand, load_phh, replay
 
 MAX_ACTIONS = 400
 KINDS = ("fold", "check", "call", "bet", "raise", "all_in", "show", "muck")
@@ -148,3 +150,8 @@ def test_random_hands_conserve_chips_pay_pots_and_refuse_illegal_actions(hand: H
         assert copy.to_dict() == hand.to_dict()
     restored = Hand.from_dict(hand.to_dict())
     assert restored.to_dict() == hand.to_dict()
+    # PHH has no rake, and antes there are uniform or a big-blind ante, not both.
+    if not hand.rules.rake_percent_bps and not (hand.rules.ante and hand.rules.big_blind_ante):
+        replayed = replay(load_phh(dump_phh(history_from_hand(hand))))
+        assert replayed.stack == hand.stack
+        assert replayed.board == hand.board

@@ -29,7 +29,7 @@ from typing import Any
 from .cards import CardError, format_cards, parse_card
 from .engine import Hand
 from .errors import PhhError, PokerError
-from .rules import MAX_CHIPS, MAX_PLAYERS, TableRules
+from .rules import MAX_CHIPS, MAX_PLAYERS, TableRules, default_blind_plan
 
 _HOLE_CARDS = 2
 _MAX_DIGITS = len(str(MAX_CHIPS))
@@ -252,8 +252,35 @@ def _stacked_deck(actions: Sequence[_Action], n: int) -> list[int]:
     return [c if c != _UNKNOWN else next(spare) for c in deck]
 
 
+def _check_default_blinds(hand: Hand) -> None:
+    """PHH blinds are positional: refuse a hand whose blinds a tournament plan moved or added."""
+    rules, seats = hand.rules, list(hand.seats)
+    index = {seat: i for i, seat in enumerate(seats)}
+    chips = list(hand.stacks_before)  # what each player has when the blinds are posted
+    posted: dict[str, int] = {}
+    for event in hand.events:
+        if event.kind in ("dead_blind", "live_blind"):
+            raise PhhError("PHH has no dead or live posts: only hands with positional blinds export")
+        if event.kind in ("ante", "big_blind_ante"):
+            chips[index[event.seat]] -= event.amount
+        elif event.kind == "uncalled_ante_returned":
+            chips[index[event.seat]] += event.amount
+        elif event.kind in ("small_blind", "big_blind", "straddle"):
+            posted[event.kind] = event.seat
+    plan = default_blind_plan(rules, seats, hand.button)
+    for kind, seat, amount in (
+        ("small_blind", plan.small_blind_seat, rules.small_blind),
+        ("big_blind", plan.big_blind_seat, rules.big_blind),
+        ("straddle", plan.straddle_seat, rules.straddle),
+    ):
+        due = seat is not None and amount > 0 and chips[index[seat]] > 0
+        if posted.get(kind) != (seat if due else None):
+            raise PhhError(f"the {kind.replace('_', ' ')} was not posted by position: PHH cannot record this hand")
+
+
 def history_from_hand(hand: Hand) -> HandHistory:
     """Export a hand played with the default blind plan as a PHH history (every card known)."""
+    _check_default_blinds(hand)
     rules, n = hand.rules, hand.n
     blinds = [0] * n
     blinds[:2] = [rules.small_blind, rules.big_blind]
