@@ -16,7 +16,8 @@ The API runs count the transfers the answers report made (201 per transfer) and 
 After each run the invariants are checked: per asset, credits equal debits (posted and pending); no
 account with debits_must_not_exceed_credits is below zero; every account's counters equal the sums of
 its transfers; the ledger holds every transfer counted as made.
-Usage: ``.venv/bin/python bench/wallet_bench.py [--seconds 8] [--batch 32]``
+Each run is measured after ``--warmup`` seconds of the same load (the database is fresh each time).
+Usage: ``.venv/bin/python bench/wallet_bench.py [--seconds 8] [--warmup 2] [--batch 32]``
 """
 
 from __future__ import annotations
@@ -171,6 +172,14 @@ async def run_clients(seconds: float, one: object) -> tuple[int, list[float]]:
     return len(latencies), latencies
 
 
+async def measured(seconds: float, warmup: float, one: object) -> tuple[int, list[float], int]:
+    """A warm-up of ``warmup`` seconds (a fresh database, cold caches and connections), then the measured
+    run: (successes, latencies in ms, successes during the warm-up)."""
+    warm, _ = await run_clients(warmup, one)
+    done, latencies = await run_clients(seconds, one)
+    return done, latencies, warm
+
+
 _NAIVE_DEBIT = text(
     "UPDATE accounts SET debits_posted = debits_posted + :amount WHERE id = :id "
     "AND (flags & 1 = 0 OR debits_posted + debits_pending + :amount <= credits_posted)"
@@ -182,7 +191,7 @@ _NAIVE_INSERT = text(
 )
 
 
-async def naive(url: str, accounts: list[uuid.UUID], seconds: float) -> tuple[int, list[float]]:
+async def naive(url: str, accounts: list[uuid.UUID], seconds: float, warmup: float) -> tuple[int, list[float], int]:
     engine = db.create_engine(url, pool_size=CLIENTS)
     sessions: async_sessionmaker[AsyncSession] = db.session_factory(engine)
 
@@ -199,12 +208,12 @@ async def naive(url: str, accounts: list[uuid.UUID], seconds: float) -> tuple[in
             )
 
     try:
-        return await run_clients(seconds, one)
+        return await measured(seconds, warmup, one)
     finally:
         await engine.dispose()
 
 
-async def domain(url: str, accounts: list[uuid.UUID], seconds: float) -> tuple[int, list[float]]:
+async def domain(url: str, accounts: list[uuid.UUID], seconds: float, warmup: float) -> tuple[int, list[float], int]:
     engine = db.create_engine(url, pool_size=4)
     ledger = Ledger(db.session_factory(engine))
     await ledger.start()
@@ -214,16 +223,16 @@ async def domain(url: str, accounts: list[uuid.UUID], seconds: float) -> tuple[i
         await ledger.submit(NewTransfer(uuid.uuid4(), debit, credit, random.randint(1, 100), "USDT", "bench"))
 
     try:
-        return await run_clients(seconds, one)
+        return await measured(seconds, warmup, one)
     finally:
         await ledger.stop()
         await engine.dispose()
 
 
 def api(
-    url: str, accounts: list[uuid.UUID], seconds: int, run: int, logs: Path, batch: int
+    url: str, accounts: list[uuid.UUID], seconds: int, warmup: int, run: int, logs: Path, batch: int
 ) -> tuple[float, float, float, int]:
-    """(transfers/s, p50 and p99 ms per request, transfers the answers say were made)."""
+    """(transfers/s, p50 and p99 ms per request of the measured run, transfers made in both runs)."""
     port = free_port()
     exchange = f"tablium.events.bench-{run}-{batch}"
     env = {
@@ -253,35 +262,45 @@ def api(
                 pass
             time.sleep(0.2)
         token = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="bench").token()
-        script = logs / f"transfers-{batch}.lua"
-        script.write_text(
-            WRK_SCRIPT % {"accounts": ",".join(f'"{a}"' for a in accounts), "run": run, "token": token, "batch": batch}
-        )
-        wrk = subprocess.run(
-            ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), base],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        out = wrk.stdout
-        if "transfers made" not in out:
-            raise SystemExit(f"bench: wrk's script failed:\n{out}\n{wrk.stderr}")
-        made = int(re.search(r"transfers made: (\d+)", out).group(1))  # type: ignore[union-attr]
-        refused = int(re.search(r"transfers refused: (\d+)", out).group(1))  # type: ignore[union-attr]
-        errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        if errors or refused:
-            raise SystemExit(f"bench: the API refused {refused} transfers:\n{out}")
-        elapsed = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
-
-        def percentile(p: str) -> float:
-            value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-            return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-        return made / elapsed, percentile("50"), percentile("99"), made
+        warm, _, _, _ = _wrk(base, accounts, warmup, 2 * run, token, logs, batch)
+        made, elapsed, p50, p99 = _wrk(base, accounts, seconds, 2 * run + 1, token, logs, batch)
+        return made / elapsed, p50, p99, warm + made
     finally:
         server.terminate()
         server.wait(timeout=20)
         asyncio.run(_delete_exchange(exchange))
+
+
+def _wrk(
+    base: str, accounts: list[uuid.UUID], seconds: int, run: int, token: str, logs: Path, batch: int
+) -> tuple[int, float, float, float]:
+    """One wrk run (``run`` keeps its transfer ids apart from other runs'): (transfers made, seconds,
+    p50 and p99 ms per request)."""
+    script = logs / f"transfers-{batch}-{run}.lua"
+    script.write_text(
+        WRK_SCRIPT % {"accounts": ",".join(f'"{a}"' for a in accounts), "run": run, "token": token, "batch": batch}
+    )
+    wrk = subprocess.run(
+        ["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", str(script), base],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    out = wrk.stdout
+    if "transfers made" not in out:
+        raise SystemExit(f"bench: wrk's script failed:\n{out}\n{wrk.stderr}")
+    made = int(re.search(r"transfers made: (\d+)", out).group(1))  # type: ignore[union-attr]
+    refused = int(re.search(r"transfers refused: (\d+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors or refused:
+        raise SystemExit(f"bench: the API refused {refused} transfers:\n{out}")
+    elapsed = float(re.search(r"requests in ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    return made, elapsed, percentile("50"), percentile("99")
 
 
 async def _delete_exchange(name: str) -> None:
@@ -342,6 +361,7 @@ def pct(latencies: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of load before each measured run")
     parser.add_argument("--batch", type=int, default=BATCH, help="transfers per request of the batch API run")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -354,13 +374,13 @@ def main() -> None:
         for name, url in urls.items():
             accounts = asyncio.run(prepare(url))
             if name.startswith("api"):
-                rps, p50, p99, done = api(
-                    url, accounts, args.seconds, run, logs, args.batch if name == "api_batch" else 1
-                )
+                batch = args.batch if name == "api_batch" else 1
+                rps, p50, p99, done = api(url, accounts, args.seconds, args.warmup, run, logs, batch)
             else:
                 runner = naive if name == "naive" else domain
-                done, latencies = asyncio.run(runner(url, accounts, args.seconds))
-                rps, p50, p99 = done / args.seconds, pct(latencies, 50), pct(latencies, 99)
+                measured_done, latencies, warm = asyncio.run(runner(url, accounts, args.seconds, args.warmup))
+                rps, p50, p99 = measured_done / args.seconds, pct(latencies, 50), pct(latencies, 99)
+                done = warm + measured_done
             transfers = asyncio.run(check_invariants(url))
             # wrk stops counting at its deadline while the server may still finish requests in flight.
             if transfers < done or (not name.startswith("api") and transfers != done):
@@ -376,7 +396,10 @@ def main() -> None:
         "api_batch": f"internal API, {args.batch} per request (POST /internal/v1/transfers/batch)",
     }
     baseline = rows[0][1]
-    print(f"\nwallet: {CLIENTS} concurrent clients, {HOT_ACCOUNTS} hot accounts, {args.seconds} s per run")
+    print(
+        f"\nwallet: {CLIENTS} concurrent clients, {HOT_ACCOUNTS} hot accounts, "
+        f"{args.seconds} s per run after {args.warmup} s of warm-up"
+    )
     print("(API runs: granian, one worker, outbox relay publishing; wrk; latency is per request)\n")
     print(f"{'run':<72} {'transfers/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'x naive':>8} {'invariants':>11}")
     for name, rps, p50, p99, _ in rows:

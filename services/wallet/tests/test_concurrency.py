@@ -106,3 +106,47 @@ async def test_many_writers_on_hot_accounts(sessions: async_sessionmaker[AsyncSe
         total += cpo - dpo
     assert total == 4 * FUNDING  # nothing created or lost
     assert transfers == made
+
+
+async def test_retries_racing_their_original_have_one_effect(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The same transfer and the same post, sent again and again while the first is still in flight
+    (so that later batches read before the first commits): made once, every other answer a replay."""
+    async with sessions() as session, session.begin():
+        house = await open_account(session, owner="house", kind="house_fees", asset="USDT")
+        player = await open_account(session, owner=f"player:{uuid.uuid4()}", kind="player", asset="USDT")
+        table = await open_account(session, owner=f"table:{uuid.uuid4().hex[:8]}", kind="table_escrow", asset="USDT")
+    ledger = Ledger(sessions, max_batch=4)
+    await ledger.start()
+    funding = NewTransfer(uuid.uuid4(), house.id, player.id, 100, "USDT", "funding")
+    hold = NewTransfer(uuid.uuid4(), player.id, table.id, 60, "USDT", "table_buy_in", pending=True)
+
+    async def send(op: NewTransfer | Resolve, copies: int) -> list[bool]:
+        futures = []
+        for _ in range(copies):
+            futures.append(ledger.submit_nowait(op))
+            await asyncio.sleep(0)  # let the batcher start a batch between copies
+        outcomes = await asyncio.gather(*futures)
+        assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+        assert len({tuple(t.id for t in o.transfers) for o in outcomes}) == 1  # type: ignore[union-attr]
+        return [o.created for o in outcomes]  # type: ignore[union-attr]
+
+    try:
+        async with asyncio.timeout(30):
+            assert sorted(await send(funding, 40)) == [False] * 39 + [True]
+            assert sorted(await send(hold, 40)) == [False] * 39 + [True]
+            assert sorted(await send(Resolve(hold.id, "post", 45), 40)) == [False] * 39 + [True]
+    finally:
+        await ledger.stop()
+    async with sessions() as session:
+        counters = (
+            await session.execute(
+                text("SELECT debits_pending, debits_posted, credits_posted FROM accounts WHERE id = :id"),
+                {"id": player.id},
+            )
+        ).one()
+        transfers = await session.scalar(
+            text("SELECT count(*) FROM transfers WHERE id = ANY(CAST(:ids AS uuid[])) OR pending_id = :hold"),
+            {"ids": [funding.id, hold.id], "hold": hold.id},
+        )
+    assert tuple(counters) == (0, 45, 100)
+    assert transfers == 3
