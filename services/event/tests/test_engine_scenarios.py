@@ -533,3 +533,17 @@ def test_a_late_entry_grows_the_pool_at_once() -> None:
     tournament.register("late")
     assert tournament.prize_pool == 1_000
     assert sum(tournament.payouts) == 1_000
+
+
+def test_deal_offers_for_the_players_left() -> None:
+    tournament = started(3, seats_per_table=3, payout=PayoutRule(fixed_bp=(5_000, 3_000, 2_000)), buy_in=1_000)
+    a, b, c = [e for e in tournament.tables[1].seats if e is not None]
+    stacks = {a: 15_000, b: 9_000, c: 6_000}
+    tournament.hand_finished(1, stacks)
+    chop = {row["entry"]: row["amount"] for row in tournament.deal_offer("chip-chop")}
+    assert chop == {a: 1_200, b: 960, c: 840}, "600 locked up each, the other 1,200 by chips"
+    icm = [row["amount"] for row in tournament.deal_offer("icm")]
+    assert icm == pay.icm_deal([15_000, 9_000, 6_000], [1_500, 900, 600])
+    assert sum(icm) == 3_000
+    with pytest.raises(TournamentRuleError):
+        tournament.deal_offer("coin-flip")

@@ -308,6 +308,15 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 12_000
     assert await ledger.balance(fees) - fees_before == 1_200
+    # Deal offers for the director: chip chop for any field, ICM for at most 12 players.
+    response = await client.get(f"/api/v1/tournaments/{tournament_id}/deal?method=chip-chop", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    assert sum(row["amount"] for row in response.json()) == 12_000
+    response = await client.get(f"/api/v1/tournaments/{tournament_id}/deal?method=icm", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    assert sum(row["amount"] for row in response.json()) == 12_000
+    response = await client.get(f"/api/v1/tournaments/{tournament_id}/deal?method=dice", headers=DIRECTOR)
+    assert response.status_code == 400, response.text
 
     await play_to_the_end(client, tournament_id)
     lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_event.api.schemas import (
@@ -21,11 +21,11 @@ from tablium_event.api.schemas import (
     UndoIn,
 )
 from tablium_event.db.models import Registration, TournamentRow
-from tablium_event.domain.config import TournamentConfig
+from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.service import Tournaments
 from tablium_kit.auth import BEARER, requires_roles
 from tablium_kit.deps import Caller, DbSession
-from tablium_kit.errors import NotFound
+from tablium_kit.errors import Conflict, NotFound
 
 TournamentsDep: TypeAlias = NamedDependency[Tournaments]
 DIRECTOR = requires_roles("tournament_director", "admin")
@@ -220,6 +220,27 @@ class TournamentController(Controller):
     ) -> list[dict[str, Any]]:
         engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
         return engine.decisions(since)[:limit] if engine else []
+
+    @get(
+        "/{tournament_id:uuid}/deal",
+        security=BEARER,
+        guards=[DIRECTOR],
+        summary="A deal offer for the players left: ICM (Malmuth-Harville) or chip chop",
+    )
+    async def deal(
+        self,
+        tournament_id: FromPath[UUID],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+        method: FromQuery[Literal["icm", "chip-chop"]] = "icm",
+    ) -> list[dict[str, Any]]:
+        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        if engine is None:
+            raise Conflict("the tournament has not started")
+        try:
+            return engine.deal_offer(method)
+        except TournamentRuleError as exc:
+            raise Conflict(str(exc)) from exc
 
     # -- the lobby: public reads --------------------------------------------------------------
 

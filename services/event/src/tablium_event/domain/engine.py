@@ -742,6 +742,26 @@ class Tournament:
         rows += [{"entry": e.id, "player": e.player, "place": e.place, "prize": e.prize} for e in done if e.place]
         return rows
 
+    def deal_offer(self, method: str) -> list[dict[str, Any]]:
+        """What an ICM (Malmuth-Harville) or chip-chop deal gives each live entry, from the prizes of the
+        places still to be decided; the amounts sum exactly to those prizes. Offered to the director."""
+        if self.status != "running":
+            raise TournamentRuleError("a deal is offered only while the tournament runs")
+        live = sorted((e for e in self.entries.values() if not e.busted), key=lambda e: (-e.stack, e.id))
+        prizes = self.payouts[: len(live)]
+        stacks = [e.stack for e in live]
+        match method:
+            case "icm":
+                amounts = pay.icm_deal(stacks, prizes)
+            case "chip-chop":
+                amounts = pay.chip_chop_deal(stacks, prizes)
+            case _:
+                raise TournamentRuleError(f"unknown deal {method!r}: icm or chip-chop")
+        return [
+            {"entry": e.id, "player": e.player, "stack": e.stack, "amount": amount}
+            for e, amount in zip(live, amounts, strict=True)
+        ]
+
     def places(self) -> list[tuple[int, int]]:
         return [(e.id, e.place) for e in self.entries.values() if e.place]
 
