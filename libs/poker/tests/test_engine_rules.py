@@ -376,3 +376,46 @@ def test_table_rules_refuse_non_int_amounts(fields: dict[str, object]) -> None:
     values: dict[str, object] = {"small_blind": 50, "big_blind": 100, **fields}
     with pytest.raises(InvalidSetup):
         TableRules(**values)  # type: ignore[arg-type]
+
+
+def test_dead_button_with_the_default_plan() -> None:
+    # Seat 0 holds the button but nobody sits there: blinds go to the next seats clockwise.
+    hand = Hand.start(RULES, dict.fromkeys((1, 2, 3, 4), 1000), 0, stacked(["AsAd", "KsKd", "QsQd", "JsJd"]))
+    assert [(e.kind, e.seat) for e in hand.events if e.kind.endswith("blind")] == [
+        ("small_blind", 1),
+        ("big_blind", 2),
+    ]
+    assert hand.actor_seat == 3
+
+
+def test_two_short_all_ins_that_add_up_to_a_full_raise_reopen_the_betting() -> None:
+    stacks = {0: 5000, 1: 5000, 2: 250, 3: 300}
+    hand = Hand.start(RULES, stacks, 3, stacked(["AsAd", "KsKd", "QsQd", "JsJd"]))
+    for seat in (2, 3, 0):
+        hand.call(seat)
+    hand.check(1)
+    hand.bet(0, 100)
+    hand.call(1)
+    hand.all_in(2)  # to 150: 50 more, not a full raise
+    hand.all_in(3)  # to 200: 50 more again, not a full raise
+    # Seat 0 already acted but now faces 100 more, a full raise in total: it may raise again.
+    assert hand.legal_actions().seat == 0
+    assert (hand.legal_actions().min_to, hand.legal_actions().max_to) == (300, 4900)
+
+
+def test_rake_is_taken_per_pot_main_pot_first_and_attributed_to_who_paid() -> None:
+    rules = TableRules(50, 100, rake_percent_bps=1000, rake_cap=100)
+    hand = Hand.start(rules, {0: 300, 1: 1000, 2: 1000}, 2, stacked(["AsAd", "KsKd", "QsQd"]))
+    hand.call(2)
+    hand.all_in(0)  # to 300
+    hand.call(1)
+    hand.call(2)
+    hand.bet(1, 200)
+    hand.call(2)
+    for _ in range(2):
+        hand.check(1)
+        hand.check(2)
+    # Main pot 900: 10% = 90, 30 from each; side pot 400: 40, capped to the 10 left, 5 each.
+    assert [(e.seat, e.amount) for e in hand.events if e.kind == "pot"] == [(0, 810), (1, 390)]
+    assert hand.rake_by_seat() == {0: 30, 1: 35, 2: 35}
+    assert hand.stacks() == {0: 810, 1: 890, 2: 500}

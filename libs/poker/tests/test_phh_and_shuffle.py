@@ -48,6 +48,7 @@ DEAL = ["d dh p1 AsAd", "d dh p2 KsKd", "d dh p3 ????"]
         (phh(DEAL, "1000, inf, 1000"), "not a chip amount"),
         (phh(DEAL, "1000, 1e400000, 1000"), "not a chip amount"),
         (phh(DEAL, "1000, 99999999999999999999, 1000"), "more chips than the engine holds"),
+        (phh(DEAL, "1000, 9223372036854775808.0, 1000"), "more chips than the engine holds"),
         (phh([*DEAL, "p3 cbr NaN"]), "not a chip amount"),
         (phh([*DEAL, "p3 cbr -300"]), "must be to 200..1000"),
         (ONE_PLAYER, "1 players"),

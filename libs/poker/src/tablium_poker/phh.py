@@ -94,10 +94,10 @@ def _chip(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise PhhError(f"{name}: {value!r} is not a chip amount")
     # Bound the size before int() so nan, inf or 1e400000 never reach it (the last would take
-    # seconds to expand); the engine checks the exact 64-bit limit.
-    if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() > _MAX_DIGITS):
+    # seconds to expand).
+    if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() >= _MAX_DIGITS):
         raise PhhError(f"{name}: {value} is not a chip amount")
-    if isinstance(value, int) and abs(value) > MAX_CHIPS:
+    if not -MAX_CHIPS <= value <= MAX_CHIPS:
         raise PhhError(f"{name}: {value} is more chips than the engine holds ({MAX_CHIPS})")
     if value != int(value):
         raise PhhError(f"{name}: {value} is not a whole number of chips (the engine never splits a chip)")
