@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["cards", "shuffle", "evaluator", "engine", "phh"]
+MODULES = ["cards", "shuffle", "evaluator", "rules", "engine", "phh"]
 
 
 @pytest.mark.parametrize("name", MODULES)

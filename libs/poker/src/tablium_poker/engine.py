@@ -32,8 +32,8 @@ from .rules import (
     FoldRule,
     TableRules,
     clockwise_from_button,
-    default_blind_plan,
     is_chips,
+    positional_blind_plan,
 )
 
 _EVAL7 = _pheval.evaluate_7cards
@@ -170,19 +170,24 @@ class Hand:
         """
         if not isinstance(rules, TableRules):
             raise InvalidSetup("rules must be TableRules")
-        if not all(type(seat) is int and seat >= 0 for seat in (*stacks, button)):
+        # Checked with C-speed set and min/max passes: this runs for every hand dealt.
+        if set(map(type, stacks)) | {type(button)} != {int} or min(stacks, default=button) < 0 or button < 0:
             raise InvalidSetup("seat numbers and the button must be ints >= 0")
         seats = clockwise_from_button(list(stacks), button)
         n = len(seats)
         if not 2 <= n <= MAX_PLAYERS:
             raise InvalidSetup(f"a hand needs 2 to {MAX_PLAYERS} players, got {n}")
-        if not all(is_chips(chips, 1) for chips in stacks.values()):
+        chips = list(stacks.values())
+        if set(map(type, chips)) != {int} or min(chips) < 1 or max(chips) > MAX_CHIPS:
             raise InvalidSetup(f"every player dealt in needs an int stack of 1..{MAX_CHIPS} chips")
         if len(deck) < 2 * n + 8 or len(_ALL_CARDS.intersection(deck)) != len(deck) or set(map(type, deck)) != {int}:
             raise InvalidSetup(f"the deck needs {2 * n + 8} distinct card ids (ints 0..51) for {n} players")
-        plan = blinds or default_blind_plan(rules, seats, button)
         index = {seat: i for i, seat in enumerate(seats)}
-        _check_blind_plan(plan, rules, index)
+        if blinds is None:
+            plan = positional_blind_plan(rules, seats)
+        else:
+            _check_blind_plan(blinds, rules, index)
+            plan = blinds
 
         h = cls.__new__(cls)
         h.rules = rules

@@ -1,5 +1,6 @@
 """Table rules and per-hand setup: blinds, antes, rake and the explicit house rules."""
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -106,14 +107,23 @@ class BlindPlan:
 
 
 def clockwise_from_button(seats: list[int], button: int) -> list[int]:
-    """Order seats clockwise starting with the first seat left of the button (the button last)."""
-    span = max([*seats, button]) + 1
-    return sorted(seats, key=lambda s: (s - button - 1) % span)
+    """Order seats (ints >= 0) clockwise from the first seat left of the button (the button last).
+
+    >>> clockwise_from_button([7, 0, 3, 5], 3)
+    [5, 7, 0, 3]
+    """
+    ordered = sorted(seats)
+    cut = bisect_right(ordered, button)
+    return ordered[cut:] + ordered[:cut]
 
 
 def default_blind_plan(rules: TableRules, seats: list[int], button: int) -> BlindPlan:
     """Blinds by position; heads-up the button posts the small blind and acts first pre-flop."""
-    order = clockwise_from_button(seats, button)
+    return positional_blind_plan(rules, clockwise_from_button(seats, button))
+
+
+def positional_blind_plan(rules: TableRules, order: list[int]) -> BlindPlan:
+    """The default plan for seats already ordered by :func:`clockwise_from_button`."""
     if len(order) == 2:
         return BlindPlan(order[1], order[0])
     straddle = order[2] if rules.straddle and len(order) > 3 else None
