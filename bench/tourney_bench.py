@@ -3,9 +3,14 @@
     .venv/bin/python bench/tourney_bench.py [--sizes 10000,100000,250000] [--seats 9] [--seed 1]
 
 Each size runs in its own process (so peak RSS is that run's own). Per run: wall time, hands, eliminations,
-moves per elimination, and the time of each fact that made a balancing decision (a move planned or a
-table broken) — mean and max. Target: 250,000 entrants in under 60 s on one core, and a balancing cost
-that does not grow with the field.
+moves per elimination, the time of each hand report that made a balancing decision (a move planned,
+redirected or withdrawn, a seat re-chosen, a table broken) — mean, p99 and max — and, apart, the
+hand-for-hand reports (the last table of each hand-for-hand hand releases every table: O(tables) by nature).
+
+Baseline, measured in the same run on the same field just after the seat draw: finding the shortest and
+the longest table the naive way (a scan of every table, what balancing costs without an index), against
+the engine's sorted index. Target: 250,000 entrants in under 60 s on one core, and a balancing cost that
+does not grow with the field.
 """
 
 from __future__ import annotations
@@ -19,16 +24,46 @@ import sys
 import time
 
 
+def lookup_costs(entrants: int, seats: int, seed: int, repeats: int = 200) -> tuple[float, float]:
+    """(naive scan, engine index) in microseconds per shortest+longest lookup, on a freshly drawn field."""
+    from tablium_event.domain.config import TournamentConfig
+    from tablium_event.domain.engine import Tournament
+
+    tournament = Tournament(TournamentConfig(seats_per_table=seats, seed=seed))
+    for i in range(entrants):
+        tournament.register(f"p{i}")
+    tournament.start()
+    tables = list(tournament.tables.values())
+    began = time.perf_counter()
+    for _ in range(repeats):
+        min(tables, key=lambda t: t.key())
+        max(tables, key=lambda t: t.key())
+    naive = (time.perf_counter() - began) / repeats
+    order = tournament.order
+    began = time.perf_counter()
+    for _ in range(repeats):
+        order.first()
+        order.last()
+    indexed = (time.perf_counter() - began) / repeats
+    return naive * 1e6, indexed * 1e6
+
+
 def one(entrants: int, seats: int, seed: int) -> dict[str, float]:
     from tablium_event.domain.simulator import simulate
 
+    naive_us, indexed_us = lookup_costs(entrants, seats, seed)
     began = time.perf_counter()
     report = simulate(entrants, seats=seats, seed=seed, time_decisions=True)
     wall = time.perf_counter() - began
     times = report.decision_times
+    steps = report.step_times
     assert report.moves_mid_hand == 0
     assert report.prizes_paid == report.prize_pool
     return {
+        "naive_lookup_us": naive_us,
+        "indexed_lookup_us": indexed_us,
+        "steps": len(steps),
+        "step_max_ms": max(steps) * 1e3 if steps else 0.0,
         "entrants": entrants,
         "wall_s": wall,
         "hands": report.hands,
@@ -67,7 +102,8 @@ def main() -> None:
     print(f"tournament engine, {args.seats}-max, seed {args.seed}, random bust-outs to a winner (one core)")
     header = (
         f"{'entrants':>9} {'wall s':>7} {'hands':>8} {'moves':>7} {'moves/elim':>10} {'spread':>6} "
-        f"{'decisions':>9} {'mean us':>8} {'p99 us':>8} {'max us':>9} {'peak MB':>8}"
+        f"{'decisions':>9} {'mean us':>8} {'p99 us':>8} {'max us':>9} {'h4h facts':>10} {'step max ms':>11} "
+        f"{'peak MB':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -76,8 +112,14 @@ def main() -> None:
             f"{r['entrants']:>9} {r['wall_s']:>7.2f} {r['hands']:>8} {r['moves']:>7} "
             f"{r['moves_per_elimination']:>10.3f} {r['max_spread']:>6} {r['decisions']:>9} "
             f"{r['decision_mean_us']:>8.1f} {r['decision_p99_us']:>8.1f} {r['decision_max_us']:>9.0f} "
-            f"{r['peak_rss_mb']:>8.0f}"
+            f"{r['steps']:>10} {r['step_max_ms']:>11.1f} {r['peak_rss_mb']:>8.0f}"
         )
+    print()
+    print("baseline, same run: shortest + longest table after the seat draw, us per lookup")
+    print(f"{'entrants':>9} {'tables':>7} {'naive scan':>10} {'engine index':>12}")
+    for r in rows:
+        tables = -(-int(r["entrants"]) // args.seats)
+        print(f"{r['entrants']:>9} {tables:>7} {r['naive_lookup_us']:>10.1f} {r['indexed_lookup_us']:>12.2f}")
     biggest = rows[-1]
     verdict = "PASS" if biggest["wall_s"] < 60 else "FAIL"
     print(f"target: {biggest['entrants']} entrants to a winner in < 60 s: {verdict} ({biggest['wall_s']:.1f} s)")

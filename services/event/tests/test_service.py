@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import jwt
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
@@ -641,3 +642,51 @@ async def test_bad_configurations_are_refused_before_anything_starts(client: Asy
         response = await client.post("/api/v1/tournaments", json={"name": "bad", **bad}, headers=DIRECTOR)
         assert 400 <= response.status_code < 500, (bad, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_reconciler(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+) -> None:
+    """A crash between the hold and the entry of a late registration: the reconciler posts it and seats
+    the player (or would void it if registration had closed), so no money stays held for nothing."""
+    tournament_id = uuid.UUID(
+        await new_tournament(
+            client, fee=0, late_reg_until_level=2, levels=[{"small_blind": 10, "big_blind": 20, "duration_s": 3600}]
+        )
+    )
+    await register_players(client, ledger, str(tournament_id), 2)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    player = uuid.uuid4()
+    account = await ledger.fund(str(player), 5_000)
+    engine = db.create_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+    async with sessions() as session:
+        session.add(
+            Registration(
+                tournament_id=tournament_id,
+                player_id=player,
+                entry_no=1,
+                status="holding",
+                amount=1_000,
+                hold_transfer_id=transfer_id(tournament_id, "hold", player, 1),
+            )
+        )
+        await session.commit()
+    reconciler = Tournaments(
+        msgspec.structs.replace(settings, late_entry_grace_s=0.0),
+        Wallet(settings.wallet_url, settings.service_token_secret),
+    )
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+        await session.commit()
+        reg = await session.scalar(select(Registration).where(Registration.player_id == player))
+    await reconciler.wallet.aclose()
+    await engine.dispose()
+    assert reg is not None
+    assert (reg.status, reg.entry_id) == ("posted", 3)
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby["entries"], lobby["players_left"], lobby["prize_pool"]) == (3, 3, 3_000)
+    assert await ledger.balance(account) == 4_000
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 3_000

@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -135,7 +135,8 @@ class Tournaments:
         """pause, resume, undo, lock, tolerance: the engine decides; the result is saved and published."""
         row = await self._locked(session, tournament_id)
         engine = self._engine(row)
-        engine.tick(self._now_ms(row))
+        # What the clock did since the last fact is published with the command's own instructions.
+        ticked = engine.tick(self._now_ms(row))
         try:
             match action:
                 case "pause":
@@ -153,7 +154,7 @@ class Tournaments:
                     raise InvalidInput(f"unknown command {action}")
         except TournamentRuleError as exc:
             raise rule_error(exc) from exc
-        await self._save(session, row, engine, out)
+        await self._save(session, row, engine, ticked + out)
         return row
 
     async def cancel(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
@@ -263,30 +264,42 @@ class Tournaments:
             raise PaymentRefused(reg.failure or "the wallet refused the hold")
         row = await self._locked(session, tournament_id)
         if row.status == "running":
-            engine = self._engine(row)
-            engine.tick(self._now_ms(row))
-            # The lock was let go while the wallet held the money: ask again before posting it, so
-            # nobody pays for an entry that late registration closing (or a re-entry) has refused.
-            refusal = engine.registration_refusal(str(player_id))
-            if refusal is None:
-                await self._post_entry(row, reg)
-                if reg.status != "posted":
-                    refusal = reg.failure or "the hold could not be posted"
+            await session.refresh(reg)  # the reconciler may have finished it meanwhile
+            refusal = await self._enter_late(session, row, reg)
             if refusal is not None:
-                if reg.status == "held":
-                    result = await self.wallet.void(reg.hold_transfer_id)
-                    reg.status = "voided" if result["status"] in ("voided", "expired") else reg.status
-                reg.failure = refusal[:200]
-                await session.commit()
                 raise Conflict(refusal)
-            reg.entry_id, out = engine.register(str(player_id))
-            await self._save(session, row, engine, out)
         elif config.format == "sng":
             held = await self._registrations(session, row.id, ("held",))
             if len(held) == config.seats_per_table:
                 await session.commit()
                 await self.start(session, row.id)
         return reg
+
+    async def _enter_late(self, session: AsyncSession, row: TournamentRow, reg: Registration) -> str | None:
+        """A held registration of a running tournament (the row locked): post it and seat the entry, or,
+        if the engine refuses it now, void the hold. Returns the refusal, if any."""
+        if reg.status != "held" or reg.entry_id is not None:
+            return None
+        engine = self._engine(row)
+        ticked = engine.tick(self._now_ms(row))
+        # The lock was let go while the wallet held the money: ask again before posting it, so
+        # nobody pays for an entry that late registration closing (or a re-entry) has refused.
+        refusal = engine.registration_refusal(str(reg.player_id))
+        if refusal is None:
+            await self._post_entry(row, reg)
+            if reg.status != "posted":
+                refusal = reg.failure or "the hold could not be posted"
+        if refusal is not None:
+            if reg.status == "held":
+                result = await self.wallet.void(reg.hold_transfer_id)
+                reg.status = "voided" if result["status"] in ("voided", "expired") else reg.status
+            reg.failure = refusal[:200]
+            await session.commit()
+            return refusal
+        reg.entry_id, out = engine.register(str(reg.player_id))
+        await self._save(session, row, engine, ticked + out)
+        await session.commit()
+        return None
 
     async def unregister(self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
         row = await self._locked(session, tournament_id)
@@ -454,6 +467,27 @@ class Tournaments:
             if row is not None and row.status in ("registering", "running", "starting"):
                 await self._take_hold(row, reg)
                 await session.commit()
+        # A late registration cut short after its hold: finish it (or void it if it is too late now).
+        # Only ones left alone for a while, so an answer still on its way is not raced.
+        quiet_since = datetime.now(UTC) - timedelta(seconds=self.settings.late_entry_grace_s)
+        late = (
+            await session.scalars(
+                select(Registration)
+                .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
+                .where(
+                    Registration.status == "held",
+                    Registration.entry_id.is_(None),
+                    Registration.updated_at < quiet_since,
+                    TournamentRow.status.in_(("running", "finished")),
+                )
+                .limit(100)
+            )
+        ).all()
+        for reg in late:
+            row = await self._locked(session, reg.tournament_id)
+            await session.refresh(reg)
+            await self._enter_late(session, row, reg)
+            await session.commit()
         for tournament_id in (
             await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
         ).all():

@@ -14,6 +14,9 @@ class EventSettings(ServiceSettings, kw_only=True):
     # Background work: the tournament clock, and finishing half-done wallet steps (0 turns it off).
     clock_interval_s: float = 1.0
     reconcile_interval_s: float = 5.0
+    # The reconciler finishes a late registration left held (a crash after the hold) once it has been
+    # untouched this long, so it never races the request still finishing it.
+    late_entry_grace_s: float = 30.0
     # Consume wallet.transfer_voided (a hold that expired). Tests that share a broker turn it off.
     consume_events: bool = True
 

@@ -45,8 +45,8 @@ class Report:
     hands: int = 0
     wall_s: float = 0.0
     # With ``time_decisions``: the time of each hand report that made a balancing decision (a move
-    # planned, redirected or withdrawn, a seat re-chosen, a table broken), and of each synchronized step
-    # (a break or hand-for-hand hand releasing every table), which is O(tables) by nature.
+    # planned, redirected or withdrawn, a seat re-chosen, a table broken), and apart the reports made
+    # during hand-for-hand, where the last table of each hand releases every table: O(tables) by nature.
     decision_times: list[float] = field(default_factory=list)
     step_times: list[float] = field(default_factory=list)
 
@@ -214,12 +214,12 @@ def simulate(
         players = list(runner.seated[table].values())
         after = play_hand(rng, players, stacks, bust_weights)
         runner.stop_dealing(table)
-        logged = len(tournament.log)
+        logged, hand_for_hand = len(tournament.log), tournament.hand_for_hand
         t0 = perf()
         out = tournament.hand_finished(table, after)
         if time_decisions:
             spent = perf() - t0
-            if sum(isinstance(i, ResumeTable) for i in out) > 1:
+            if hand_for_hand or tournament.hand_for_hand:
                 report.step_times.append(spent)
             elif any(row[2] in BALANCING for row in tournament.log[logged:]):
                 report.decision_times.append(spent)
