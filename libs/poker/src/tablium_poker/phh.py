@@ -32,6 +32,7 @@ from .errors import PhhError, PokerError
 from .rules import MAX_CHIPS, MAX_PLAYERS, TableRules, default_blind_plan
 
 _HOLE_CARDS = 2
+_STREET_CARDS = (3, 1, 1)
 _MAX_DIGITS = len(str(MAX_CHIPS))
 _UNKNOWN = -1
 
@@ -224,13 +225,20 @@ def _stacked_deck(actions: Sequence[_Action], n: int) -> list[int]:
     unknown cards and burns are filled with cards nobody has seen.
     """
     hole: list[list[int]] = [[_UNKNOWN] * _HOLE_CARDS for _ in range(n)]
+    dealt: set[int] = set()
     board: list[int] = []
     for actor, op, _, cards in actions:
         if op == "dh":
             if len(cards) != _HOLE_CARDS:
                 raise PhhError(f"p{actor + 1} must be dealt {_HOLE_CARDS} hole cards")
+            if actor in dealt:
+                raise PhhError(f"p{actor + 1} is dealt hole cards twice")
+            dealt.add(actor)
             hole[actor] = list(cards)
         elif op == "db":
+            streets_dealt = len(board) and len(board) - 2  # 0 before the flop, then 1, 2, 3
+            if streets_dealt >= len(_STREET_CARDS) or len(cards) != _STREET_CARDS[streets_dealt]:
+                raise PhhError("the board is dealt as a flop of 3 cards, then a turn and a river of 1")
             board.extend(cards)
         elif op == "sm" and cards:
             if len(cards) != _HOLE_CARDS or any(
@@ -238,8 +246,8 @@ def _stacked_deck(actions: Sequence[_Action], n: int) -> list[int]:
             ):
                 raise PhhError(f"p{actor + 1} shows {format_cards(c for c in cards if c >= 0)}, not the cards dealt")
             hole[actor] = list(cards)
-    if len(board) > 5 or _UNKNOWN in board:
-        raise PhhError("the board must be at most 5 known cards")
+    if _UNKNOWN in board:
+        raise PhhError("board cards must be known ('d db ??' cannot be replayed)")
     deck = [_UNKNOWN] * (2 * n + 8)
     for i, (first, second) in enumerate(hole):
         deck[i], deck[n + i] = first, second
