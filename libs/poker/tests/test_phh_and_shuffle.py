@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tablium_poker import BlindPlan, Hand, PhhError, TableRules, commitment, deck_from_seed, new_seed
+from tablium_poker import BlindPlan, Hand, PhhError, TableRules, commitment, deck_from_seed, format_cards, new_seed
 from tablium_poker.errors import InvalidSetup
 from tablium_poker.phh import dump_phh, history_from_hand, load_phh, replay
 
@@ -152,6 +152,10 @@ def test_deck_is_a_pure_function_of_the_seed() -> None:
     assert deck_from_seed(seed, 20) == deck[:20]
     assert deck_from_seed(bytes(32)) != deck
     assert commitment(seed) == "630dcd2966c4336691125448bbb25b4ff412a49c732db2c8abc1b8581bd710dd"
+    # Pinned: a deal committed to yesterday must rebuild the same way tomorrow.
+    assert format_cards(deck) == (
+        "2cJd6dJc7cKd4cKs6h6c8c3c9cJsAs5h8sTsAc7h3dJh4sQs5dAd5c3h4h7s2h2d3sQhAh6s9d9hThKc5s2sKhTcTd4d8d7d9s8hQcQd"
+    )
     assert len(new_seed()) == 32
     assert new_seed() != new_seed()
     with pytest.raises(InvalidSetup):

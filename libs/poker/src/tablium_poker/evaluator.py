@@ -23,6 +23,7 @@ from .cards import RANKS
 from .errors import PokerError
 
 DISTINCT_HANDS = 7462
+_TOP = DISTINCT_HANDS + 1  # strength = _TOP - phevaluator rank
 _EVAL = {5: _pheval.evaluate_5cards, 6: _pheval.evaluate_6cards, 7: _pheval.evaluate_7cards}
 _EVAL7 = _pheval.evaluate_7cards
 # The C functions index their tables with the card ids unchecked (an id of 100000 crashes the
@@ -84,7 +85,7 @@ def evaluate(cards: Sequence[int]) -> int:
     if evaluator is None or len(_VALID_CARDS(cards)) != len(cards):
         raise EvaluationError(f"need 5 to 7 distinct cards (ids 0..51), got {list(cards)!r}")
     try:
-        return DISTINCT_HANDS + 1 - int(evaluator(*cards))
+        return _TOP - evaluator(*cards)  # type: ignore[no-any-return]
     except TypeError:  # a float such as 3.0 passes the set test; the C function refuses it
         raise EvaluationError(f"card ids must be ints, got {list(cards)!r}") from None
 
@@ -97,9 +98,8 @@ def evaluate_many(hands: Iterable[Sequence[int]]) -> list[int]:
     batch = hands if isinstance(hands, list) else list(hands)
     if batch and set(map(len, map(_VALID_CARDS, batch))) != {7}:
         raise EvaluationError("every hand of a batch needs 7 distinct cards (ids 0..51)")
-    top = DISTINCT_HANDS + 1
     try:
-        return [top - r for r in starmap(_EVAL7, batch)]
+        return [_TOP - r for r in starmap(_EVAL7, batch)]
     except TypeError:  # more than 7 items, or a float id such as 3.0
         raise EvaluationError("every hand of a batch needs exactly 7 int card ids") from None
 
