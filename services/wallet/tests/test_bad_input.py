@@ -77,6 +77,8 @@ async def test_mismatched_assets_and_same_account(client: AsyncTestClient, api: 
     problem = assert_problem(await api.transfer(usdt, eth, 5), 422)
     assert "asset" in problem["detail"]
     assert_problem(await api.transfer(usdt, usdt, 5), 422)
+    assert (await api.account(usdt["id"]))["balance"]["balance"] == 100
+    assert (await api.account(eth["id"]))["balance"]["balance"] == 0
 
 
 async def test_balance_overflow_is_refused(client: AsyncTestClient, api: Any) -> None:

@@ -53,15 +53,26 @@ async def test_admin_credit_debit_and_audit(
         headers=bearer(ADMIN, ["admin"]),
     )
     assert too_much.status_code == 409
+    debit_id = str(uuid.uuid4())
+    debited = await client.post(
+        "/api/v1/admin/wallet/debit",
+        json={"player_id": player_id, "asset": "USDT", "amount": 5, "reason": "chargeback", "id": debit_id},
+        headers=bearer(ADMIN, ["admin"]),
+    )
+    assert debited.status_code == 201, debited.text
     balances = (await client.get("/api/v1/wallet/balances", headers=bearer(player_id))).json()
-    assert [b["balance"]["balance"] for b in balances] == [1_005]
+    assert [b["balance"]["balance"] for b in balances] == [1_000]
     async with sessions() as session:
         audit = (
             await session.execute(
-                text("SELECT actor, action, amount, reason FROM audit_log WHERE transfer_id = :t"), {"t": key}
+                text(
+                    "SELECT actor, action, amount, reason FROM audit_log WHERE transfer_id = ANY(CAST(:t AS uuid[])) "
+                    "ORDER BY created_at"
+                ),
+                {"t": [key, debit_id]},
             )
         ).all()
-    assert audit == [(ADMIN, "admin_credit", 1_000, "demo funding")]
+    assert audit == [(ADMIN, "admin_credit", 1_000, "demo funding"), (ADMIN, "admin_debit", 5, "chargeback")]
 
 
 async def test_history_pages_and_filters(client: AsyncTestClient, api: Any) -> None:
@@ -115,6 +126,9 @@ async def test_limits_tighten_now_loosen_later_and_are_enforced(
     assert body["in_force"]["daily_loss_limit"] == {"USDT": 300}  # not yet
     assert body["scheduled"]["daily_loss_limit"] == {"USDT": 5_000}
     assert body["scheduled_at"] is not None
+    shown = (await client.get("/api/v1/wallet/limits", headers=headers)).json()
+    assert shown["in_force"]["daily_loss_limit"] == {"USDT": 300}
+    assert shown["scheduled"]["daily_loss_limit"] == {"USDT": 5_000}
     until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     excluded = await client.put("/api/v1/wallet/limits", json={"self_excluded_until": until}, headers=headers)
     assert excluded.json()["in_force"]["self_excluded_until"] is not None
