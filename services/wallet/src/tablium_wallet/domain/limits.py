@@ -72,6 +72,7 @@ def plan_change(current: Limits, requested: Limits, now: datetime, cooling_off: 
     new_until = (
         requested.self_excluded_until if requested.self_excluded_until and requested.self_excluded_until > now else None
     )
+    until_now: datetime | None
     if new_until is not None and (old_until is None or new_until >= old_until):
         until_now, exclusion_loosened = new_until, False
     else:
