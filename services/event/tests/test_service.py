@@ -690,3 +690,17 @@ async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_r
     assert await ledger.balance(account) == 4_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 3_000
+
+
+async def test_a_satellite_that_buys_a_seat_for_everyone_pays_at_the_start(
+    client: AsyncTestClient, ledger: Ledger
+) -> None:
+    tournament_id = await new_tournament(client, format="satellite", satellite_seat_value=1_000)
+    players = await register_players(client, ledger, tournament_id, 2)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "finished"
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000 - 1_100 + 1_000, "a seat's worth each, paid at once"
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 0

@@ -127,6 +127,9 @@ class Tournaments:
         row.started_at = datetime.now(UTC)
         row.status = "running"
         await self._save(session, row, engine, out)
+        await session.commit()
+        # A satellite whose pool buys a seat for everyone is over at once: its prizes are owed now.
+        await self.pay_prizes(session, row.id)
         return row
 
     async def command(
