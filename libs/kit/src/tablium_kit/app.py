@@ -33,7 +33,6 @@ from tablium_kit import db, migrations
 from tablium_kit.auth import (
     SECURITY_COMPONENTS,
     AccessTokenVerifier,
-    AuthMiddleware,
     JwksKeySource,
     KeySource,
     Principal,
@@ -44,10 +43,9 @@ from tablium_kit.errors import internal_error_handler, problem_details_plugin
 from tablium_kit.health import HealthController, Readiness
 from tablium_kit.messaging import Consumer, MessagingTables, Relay
 from tablium_kit.messaging.consumer import Handler
-from tablium_kit.net import ClientContextMiddleware
+from tablium_kit.middleware import ServiceMiddleware
 from tablium_kit.observability import (
     MetricsController,
-    MetricsMiddleware,
     instrument_database,
     instrument_redis,
     logging_plugin,
@@ -193,9 +191,13 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
             *([tracing_plugin(settings)] if settings.tracing_enabled else []),
         ],
         middleware=[
-            DefineMiddleware(ClientContextMiddleware, trusted_proxies=settings.trusted_proxies),
-            DefineMiddleware(MetricsMiddleware, app_name=f"tablium-{settings.service_name}"),
-            DefineMiddleware(AuthMiddleware, access=access, services=service_tokens),
+            DefineMiddleware(
+                ServiceMiddleware,
+                trusted_proxies=settings.trusted_proxies,
+                app_name=f"tablium-{settings.service_name}",
+                access=access,
+                services=service_tokens,
+            )
         ],
         exception_handlers={
             Exception: internal_error_handler,

@@ -28,7 +28,6 @@ from jwt.algorithms import RSAAlgorithm
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from tablium_kit.errors import Forbidden, Unauthorized
 
@@ -124,34 +123,55 @@ class JwksKeySource:
             self._fetched_at = time.monotonic()
 
 
+class VerifiedTokens:
+    """Tokens already verified, each with its expiry, in a bounded cache.
+
+    A client sends the same token with every request for its whole lifetime, and
+    verifying one (pyjwt's parsing plus the signature check) costs more than the
+    rest of a small request. Only tokens that passed every check are stored, and
+    a hit is re-checked against the token's own expiry (with the same leeway as
+    pyjwt), so the cache never accepts what verification would refuse.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, expires_at = entry
+        if time.time() < expires_at + LEEWAY_S:
+            return principal
+        del self._entries[token]
+        return None
+
+    def put(self, token: str, principal: Principal, expires_at: float) -> None:
+        if len(self._entries) >= self._size:
+            # Dicts keep insertion order: drop the oldest entry.
+            del self._entries[next(iter(self._entries))]
+        self._entries[token] = (principal, expires_at)
+
+
 class AccessTokenVerifier:
     """Verifies RS256 user access tokens. Only RS256 is accepted: no ``none``, no HMAC confusion.
 
-    A client sends the same token with every request for its whole lifetime, and
-    verifying one (parsing plus an RSA signature check) costs far more than the
-    rest of a typical request. So each verified token is remembered, with its
-    expiry, in a bounded cache: a hit costs a dict lookup and a clock read.
+    Verified tokens are cached (:class:`VerifiedTokens`): a hit costs a dict
+    lookup and a clock read.
     """
 
     def __init__(self, keys: KeySource, *, issuer: str, audience: str, cache_size: int = 10_000) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
-        self._cache_size = cache_size
-        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._verified = VerifiedTokens(cache_size)
 
     async def verify(self, token: str) -> Principal:
-        cached = self._verified.get(token)
-        if cached is not None:
-            principal, expires_at = cached
-            if time.time() < expires_at + LEEWAY_S:
-                return principal
-            del self._verified[token]
-        principal, expires_at = await self._verify(token)
-        if len(self._verified) >= self._cache_size:
-            # Dicts keep insertion order: drop the oldest entry.
-            del self._verified[next(iter(self._verified))]
-        self._verified[token] = (principal, expires_at)
+        principal = self._verified.get(token)
+        if principal is None:
+            principal, expires_at = await self._verify(token)
+            self._verified.put(token, principal, expires_at)
         return principal
 
     async def _verify(self, token: str) -> tuple[Principal, float]:
@@ -190,11 +210,14 @@ class AccessTokenVerifier:
 class ServiceTokens:
     """Issues and verifies service identity tokens for ``/internal`` calls."""
 
-    def __init__(self, secret: str, *, service_name: str, ttl_seconds: int = 300) -> None:
+    def __init__(self, secret: str, *, service_name: str, ttl_seconds: int = 300, cache_size: int = 1_000) -> None:
         self._secret = secret
         self._service_name = service_name
         self._ttl = ttl_seconds
         self._cached: tuple[str, float] | None = None
+        # A calling service reuses its token for half its lifetime (see ``token``), so
+        # internal routes see the same few tokens over and over: verify each once.
+        self._verified = VerifiedTokens(cache_size)
 
     def token(self) -> str:
         """A token for calls made by this service (reused until close to expiry)."""
@@ -214,6 +237,13 @@ class ServiceTokens:
         return encoded
 
     def verify(self, token: str) -> Principal:
+        principal = self._verified.get(token)
+        if principal is None:
+            principal, expires_at = self._verify(token)
+            self._verified.put(token, principal, expires_at)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -231,47 +261,24 @@ class ServiceTokens:
         subject = str(claims["sub"])
         if not subject.startswith("service:"):
             raise Unauthorized("not a service token")
-        return Principal(subject=subject, kind="service", roles=frozenset({"service"}))
+        return Principal(subject=subject, kind="service", roles=frozenset({"service"})), float(claims["exp"])
 
 
-def _required_schemes(handler: BaseRouteHandler) -> frozenset[str]:
+def required_schemes(handler: BaseRouteHandler) -> frozenset[str]:
+    """The security schemes a route declares (``BearerToken``, ``ServiceToken``); empty when public."""
     resolve = getattr(handler, "resolve_security", None)
     if resolve is None:  # websocket and ASGI handlers declare security through opt
         return frozenset(handler.opt.get("security_schemes", ()))
     return frozenset(name for requirement in resolve() for name in requirement)
 
 
-def _bearer(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token:
-                return token.strip()
-            break
+def bearer_token(authorization: bytes | None) -> str:
+    """The token of an ``Authorization: Bearer`` header value."""
+    if authorization is not None:
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
     raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-
-
-class AuthMiddleware:
-    """Authenticates each request as its route's security requirement says; public routes pass."""
-
-    def __init__(self, app: ASGIApp, access: AccessTokenVerifier, services: ServiceTokens) -> None:
-        self.app = app
-        self.access = access
-        self.services = services
-        # A route's security never changes after start-up; resolve it once per handler.
-        self._schemes: dict[int, frozenset[str]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            handler = scope["route_handler"]
-            schemes = self._schemes.get(id(handler))
-            if schemes is None:
-                schemes = self._schemes[id(handler)] = _required_schemes(handler)
-            if "ServiceToken" in schemes:
-                scope["user"] = self.services.verify(_bearer(scope))
-            elif "BearerToken" in schemes:
-                scope["user"] = await self.access.verify(_bearer(scope))
-        await self.app(scope, receive, send)
 
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]

@@ -92,6 +92,11 @@ def _from_problem_error(exc: ProblemError) -> ProblemDetailsException:
     )
 
 
+def problem_response(exc: ProblemError, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    """The response the problem-details plugin gives ``exc``, for code that answers before any handler runs."""
+    return _from_problem_error(exc).to_response(request)
+
+
 def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     extra: dict[str, Any] | None = None
     detail = exc.detail

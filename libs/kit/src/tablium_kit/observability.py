@@ -6,30 +6,27 @@
   instrumentation), Redis (redis instrumentation) and messaging (the kit's
   relay/consumer). Exported over OTLP/HTTP when an endpoint is configured.
 * Metrics: Prometheus, per-route request counts and latency histograms from
-  Litestar's plugin; the messaging code adds its own gauges and counters.
+  the kit's middleware (:mod:`tablium_kit.middleware`), exposed by Litestar's
+  ``PrometheusController``; the messaging code adds its own gauges and counters.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, ClassVar
+from typing import Any
 
 import msgspec
 import structlog
-from litestar.enums import ScopeType
 from litestar.logging.config import LoggingConfig, StructLoggingConfig
 from litestar.middleware.logging import LoggingMiddlewareConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusController
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -170,64 +167,6 @@ def instrument_redis(provider: TracerProvider) -> None:
     instrumentor = RedisInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument(tracer_provider=provider)
-
-
-class MetricsMiddleware:
-    """Per-route request count, latency histogram and 5xx count, labelled by route template.
-
-    Litestar's Prometheus middleware builds a ``Request`` and resolves five label
-    sets on every request, which costs more than a small handler; this one keeps
-    the same metric names and labels but caches each label set's children, so a
-    request costs two clock reads and two updates. Exposed by Litestar's
-    ``PrometheusController`` at ``/metrics``.
-    """
-
-    _families: ClassVar[dict[str, tuple[Counter, Histogram, Counter]]] = {}
-
-    def __init__(self, app: ASGIApp, app_name: str) -> None:
-        self.app = app
-        self.app_name = app_name
-        if "tablium" not in self._families:
-            labels = ["method", "path", "status_code", "app_name"]
-            self._families["tablium"] = (
-                Counter("tablium_requests_total", "Requests handled", labels),
-                Histogram("tablium_request_duration_seconds", "Request duration, in seconds", labels),
-                Counter("tablium_requests_error_total", "Requests answered with a 5xx", labels),
-            )
-        self.requests, self.durations, self.errors = self._families["tablium"]
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["path"] in UNOBSERVED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        method = scope["method"]
-        status = 500  # what an exception that escapes everything becomes
-        start = time.perf_counter()
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            key = (method, scope.get("path_template", scope["path"]), status)
-            children = self._children.get(key)
-            if children is None:
-                values = (*key, self.app_name)
-                children = (
-                    self.requests.labels(*values),
-                    self.durations.labels(*values),
-                    self.errors.labels(*values),
-                )
-                self._children[key] = children
-            children[0].inc()
-            children[1].observe(time.perf_counter() - start)
-            if status >= 500:
-                children[2].inc()
 
 
 class MetricsController(PrometheusController):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from tablium_kit.auth import ServiceTokens
@@ -141,3 +142,34 @@ async def test_ready_is_503_naming_what_is_down(sample_settings: ServiceSettings
         assert ready.status_code == 503
         assert ready.json()["checks"]["database"] == "up"
         assert ready.json()["checks"]["redis"].startswith("down")
+
+
+async def test_refused_requests_carry_the_request_id_and_are_counted_as_refused(sample: AsyncTestClient) -> None:
+    # Authentication answers before any handler runs; the answer still goes through the kit's layer.
+    refused = await sample.get("/api/v1/sample/private", headers={"X-Request-ID": "req-401"})
+    is_problem(refused, 401)
+    assert refused.headers["x-request-id"] == "req-401"
+    assert refused.headers["www-authenticate"] == "Bearer"
+    metrics = (await sample.get("/metrics")).text
+    private = 'path="/api/v1/sample/private",status_code='
+    assert f'tablium_requests_total{{app_name="tablium-sample",method="GET",{private}"401"}}' in metrics
+    assert f'{private}"500"' not in metrics  # not mistaken for a server error
+
+
+def test_request_latency_buckets() -> None:
+    from tablium_kit.middleware import RequestMetrics
+
+    metrics = RequestMetrics()
+    key = ("GET", "/x", 200, "tablium-test")
+    for seconds in (0.001, 0.005, 0.006, 20.0):
+        metrics.observe(key, seconds)
+    requests, durations, errors = metrics.collect()
+    assert requests.samples[0].value == 4
+    buckets = {s.labels["le"]: s.value for s in durations.samples if s.name.endswith("_bucket")}
+    assert buckets["0.005"] == 2  # "le": 0.005 itself is in the first bucket
+    assert buckets["0.01"] == 3
+    assert buckets["10.0"] == 3
+    assert buckets["+Inf"] == 4
+    total = next(s.value for s in durations.samples if s.name.endswith("_sum"))
+    assert total == pytest.approx(20.012)
+    assert errors.samples[0].value == 0
