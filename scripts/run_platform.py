@@ -7,6 +7,7 @@ runs under granian on its own port, and is reachable through the gateway on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,7 +56,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60
 
 def start(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = (RUN / "logs" / f"{name}.log").open("ab")
-    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    # Its own process group: stopping it reaches granian's worker processes too, even
+    # when the server's main process is gone before them.
+    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+
+
+def signal_group(child: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, sig)
 
 
 def seed_demo_data(env: dict[str, str]) -> None:
@@ -112,13 +120,11 @@ def main() -> None:
 
     def stop(*_: object) -> None:
         for child in children:
-            if child.poll() is None:
-                child.terminate()
+            signal_group(child, signal.SIGTERM)
         for child in children:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            signal_group(child, signal.SIGKILL)  # whatever of its group is still there
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)
