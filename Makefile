@@ -21,7 +21,10 @@ lint: install
 typecheck: install
 	.venv/bin/mypy libs/kit/src libs/poker/src
 
+# The HTTP and wallet benchmarks load the services with wrk (Debian's package, installed when root).
 bench: install infra
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "bench: wrk is needed (as root: apt-get install wrk)" >&2; exit 1; }
 	.venv/bin/python bench/run_all.py
 
 migrate: install infra
