@@ -107,9 +107,13 @@ class EchoUpstream:
                     payload = b"x" * BIG_BODY_SIZE
                 else:
                     payload = json.dumps({"method": method, "target": target, "body_length": len(body)}).encode()
+                # Like the kit's services, echo the request id it was given.
+                request_id = f"x-request-id: {named['x-request-id']}\r\n" if "x-request-id" in named else ""
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"set-cookie: upstream=1; Path=/\r\n" + f"content-length: {len(payload)}\r\n\r\n".encode() + payload
+                    b"set-cookie: upstream=1; Path=/\r\n"
+                    + f"{request_id}content-length: {len(payload)}\r\n\r\n".encode()
+                    + payload
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):

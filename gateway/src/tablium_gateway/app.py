@@ -289,9 +289,10 @@ class Gateway:
             )
             return
         try:
-            response_headers = [
-                (name.lower(), value) for name, value in response.headers.raw if name.lower() not in _HOP_BY_HOP
-            ]
+            # Headers the gateway sets itself (request id, CORS, rate limits) replace the upstream's, as in Kong.
+            own = _HOP_BY_HOP | {name.lower() for name, _ in downstream}
+            raw = response.headers.raw
+            response_headers = [(name.lower(), value) for name, value in raw if name.lower() not in own]
             response_headers += downstream
             response_headers.append(_VIA)
             await send({"type": "http.response.start", "status": response.status_code, "headers": response_headers})
