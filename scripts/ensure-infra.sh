@@ -37,13 +37,23 @@ apt_install() {
 }
 
 start_postgres() {
+  local installed_here=0 version
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then
     apt_install postgresql || return 1
+    installed_here=1
   fi
-  local version
   version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
   [ -n "$version" ] || return 1
+  if [ "$installed_here" = 1 ]; then
+    # Debian's new cluster wants a password over TCP; Tablium's development setup connects
+    # as postgres without one. Only a cluster this script just installed is changed.
+    sed -i -E 's/^(host[[:space:]]+all[[:space:]]+all[[:space:]]+(127\.0\.0\.1\/32|::1\/128)[[:space:]]+)[^[:space:]]+$/\1trust/' \
+      "/etc/postgresql/$version/main/pg_hba.conf"
+  fi
   pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  # Already running (apt starts a new cluster): make it read the changed pg_hba.conf.
+  [ "$installed_here" = 1 ] && pg_ctlcluster --skip-systemctl-redirect "$version" main reload 2>/dev/null
+  return 0
 }
 
 start_redis() {
