@@ -24,6 +24,7 @@ PRIVATE_ROUTES = {
     "event-tournament-decisions",
     "event-registrations",
     "event-registration-me",
+    "event-purchases",
     "wallet-me",
     "wallet-limits",
     "wallet-admin",

@@ -371,6 +371,29 @@ def test_rebuys_and_addons_grow_the_pool() -> None:
         tournament.addon(winner)
 
 
+def test_a_rebuy_bought_during_a_hand_arrives_with_its_report_and_saves_a_bust() -> None:
+    structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)))
+    tournament = started(6, seats_per_table=6, rebuy_until_level=1, rebuy_chips=1_000, structure=structure)
+    loser, winner = [e for e in tournament.tables[1].seats if e is not None][:2]
+    assert tournament.buy_rebuy(loser) == [], "no chips mid-hand"
+    assert (tournament.entries[loser].stack, tournament.prize_pool) == (10_000, 700)
+    with pytest.raises(TournamentRuleError):
+        tournament.buy_rebuy(loser)  # one at a time: the next once these chips are in play
+    tournament = Tournament.from_state(json.loads(json.dumps(tournament.to_state())))
+    out = bust(tournament, 1, [loser], winner)
+    assert SetStack(loser, 1, tournament.entries[loser].seat, 1_000, "rebuy") in out
+    assert not tournament.entries[loser].busted
+    assert not any(isinstance(i, EliminatePlayer) for i in out)
+    assert (tournament.rebuys, tournament.pending_rebuys) == (1, [])
+    with pytest.raises(TournamentRuleError):
+        tournament.buy_rebuy(winner)  # above the starting stack
+    tournament.tick(60_000)
+    quiet_hand(tournament, 1)
+    assert tournament.level == 2
+    with pytest.raises(TournamentRuleError):
+        tournament.buy_rebuy(loser)  # the rebuy period is over
+
+
 def test_pko_bounties_are_paid_exactly() -> None:
     tournament = started(4, seats_per_table=4, bounty=101)
     table = tournament.tables[1]

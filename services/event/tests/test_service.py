@@ -704,3 +704,175 @@ async def test_a_satellite_that_buys_a_seat_for_everyone_pays_at_the_start(
         assert await ledger.balance(account) == 5_000 - 1_100 + 1_000, "a seat's worth each, paid at once"
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 0
+
+
+REBUYS = {
+    "levels": [{"small_blind": 10, "big_blind": 20, "duration_s": 60}, {"small_blind": 20, "big_blind": 40}],
+    "breaks": [{"after_level": 1, "duration_s": 30}],
+    "rebuy_until_level": 1,
+    "rebuy_chips": 10_000,
+    "addon_chips": 5_000,
+}
+
+
+async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+) -> None:
+    from tablium_event.db.models import TournamentRow
+
+    fees = await ledger.account("house", "house_fees")
+    fees_before = await ledger.balance(fees)
+    tournament_id = await new_tournament(client, **REBUYS)
+    players = await register_players(client, ledger, tournament_id, 4)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 4_000
+    rebuyer, adder, late, _ = players
+    url = f"/api/v1/tournaments/{tournament_id}"
+    spent = dict.fromkeys(players, 1_100)
+
+    async def buy(player: str, what: str, request_id: str) -> httpx.Response:
+        return await client.post(f"{url}/{what}", json={"request_id": request_id}, headers=bearer(player, ["player"]))
+
+    async def balances_are_as_spent(pool_balance: int) -> None:
+        assert await ledger.balance(pool) == pool_balance
+        for player, account in players.items():
+            assert await ledger.balance(account) == 5_000 - spent[player], player
+
+    # A rebuy: exactly the buy-in from the player into the pool; a retry of the same request charges once.
+    request_id = str(uuid.uuid4())
+    response = await buy(rebuyer, "rebuys", request_id)
+    assert response.status_code == 201, response.text
+    first = response.json()
+    assert (first["kind"], first["status"], first["amount"]) == ("rebuy", "posted", 1_000)
+    spent[rebuyer] += 1_000
+    retry = await buy(rebuyer, "rebuys", request_id)
+    assert retry.status_code == 201, retry.text
+    assert retry.json() == first
+    await balances_are_as_spent(5_000)
+    assert (await client.get(url)).json()["prize_pool"] == 5_000
+    # Refused by the engine: a second rebuy while the first one's chips are not yet in play, and an
+    # add-on outside a break. Nothing moves.
+    for player, what in ((rebuyer, "rebuys"), (adder, "addons")):
+        response = await buy(player, what, str(uuid.uuid4()))
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+    await balances_are_as_spent(5_000)
+    # Someone without an entry cannot buy one.
+    response = await buy(str(uuid.uuid4()), "rebuys", str(uuid.uuid4()))
+    assert response.status_code == 409, response.text
+
+    # The chips come with the table's next hand report, never mid-hand.
+    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    [table] = (await client.get(f"{url}/tables")).json()
+    seats = {s["player"]: s for s in table["seats"] if s is not None}
+    assert seats[rebuyer]["stack"] == 10_000, "not during the hand"
+    stacks = {str(s["entry"]): s["stack"] for s in seats.values()}
+    body = {"hand_id": "rebuy-hand", "table": table["table"], "stacks": stacks}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    set_stacks = [i for i in response.json()["instructions"] if i["kind"] == "set_stack"]
+    assert [(i["entry"], i["stack"], i["reason"]) for i in set_stacks] == [(seats[rebuyer]["entry"], 20_000, "rebuy")]
+
+    clock = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    engine = db.create_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+
+    async def run_clock(seconds_since_start: int) -> None:
+        async with sessions() as session:
+            started = datetime.now(UTC) - timedelta(seconds=seconds_since_start)
+            await session.execute(
+                update(TournamentRow).where(TournamentRow.id == uuid.UUID(tournament_id)).values(started_at=started)
+            )
+            await session.commit()
+            await clock._clock(session)
+            await session.commit()
+
+    # The break after level 1: the add-on, once per entry.
+    await run_clock(61)
+    [table] = (await client.get(f"{url}/tables")).json()
+    stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+    body = {"hand_id": "before-break", "table": table["table"], "stacks": stacks}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert response.json()["clock"]["on_break"] is True
+    response = await buy(adder, "addons", str(uuid.uuid4()))
+    assert response.status_code == 201, response.text
+    assert (response.json()["kind"], response.json()["status"]) == ("addon", "posted")
+    spent[adder] += 1_000
+    response = await buy(adder, "addons", str(uuid.uuid4()))
+    assert response.status_code == 409, "one add-on per entry"
+    await balances_are_as_spent(6_000)
+    # Level 2: the rebuy period is over; refused, nothing moved.
+    await run_clock(100)
+    assert (await client.get(url)).json()["clock"]["level"] == 2
+    response = await buy(late, "rebuys", str(uuid.uuid4()))
+    assert response.status_code == 409, response.text
+    await balances_are_as_spent(6_000)
+    await clock.wallet.aclose()
+    await engine.dispose()
+
+    # Played to the end: the pool paid out includes the rebuy and the add-on, every unit accounted for.
+    await play_to_the_end(client, tournament_id)
+    lobby = (await client.get(url)).json()
+    assert (lobby["status"], lobby["prize_pool"]) == ("finished", 6_000)
+    standings = (await client.get(f"{url}/standings")).json()
+    prizes = {row["player"]: row["prize"] for row in standings}
+    assert sum(prizes.values()) == 6_000
+    assert await ledger.balance(pool) == 0
+    for player, account in players.items():
+        assert await ledger.balance(account) == 5_000 - spent[player] + prizes[player]
+    assert await ledger.balance(fees) - fees_before == 400, "rebuys and add-ons carry no fee"
+
+
+async def test_cancel_refunds_rebuys_too(client: AsyncTestClient, ledger: Ledger) -> None:
+    tournament_id = await new_tournament(client, **REBUYS)
+    players = await register_players(client, ledger, tournament_id, 3)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    rebuyer = next(iter(players))
+    response = await client.post(
+        f"/api/v1/tournaments/{tournament_id}/rebuys",
+        json={"request_id": str(uuid.uuid4())},
+        headers=bearer(rebuyer, ["player"]),
+    )
+    assert response.status_code == 201, response.text
+    assert await ledger.balance(players[rebuyer]) == 5_000 - 2_100
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 0
+
+
+async def test_bad_rebuy_settings_are_refused(client: AsyncTestClient) -> None:
+    for bad in (
+        {"rebuy_chips": 5_000, "rebuy_until_level": 2, "buy_in": 0, "fee": 0},  # sold at the buy-in: needs one
+        {"addon_chips": 5_000, "buy_in": 0},
+        {"rebuy_chips": 5_000},  # no rebuy period
+        {"rebuy_until_level": 3},  # a period without chips
+        {"rebuy_chips": -1, "rebuy_until_level": 1},
+    ):
+        body = {"name": "bad", "buy_in": 1_000, **bad}
+        response = await client.post("/api/v1/tournaments", json=body, headers=DIRECTOR)
+        assert 400 <= response.status_code < 500, (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    response = await client.post(
+        "/api/v1/tournaments", json={"name": "ok", "buy_in": 1_000, **REBUYS}, headers=DIRECTOR
+    )
+    assert response.status_code == 201, response.text
+    tournament_id = response.json()["id"]
+    response = await client.patch(
+        f"/api/v1/tournaments/{tournament_id}",
+        json={"config": {"name": "ok", "buy_in": 0, "rebuy_chips": 10_000, "rebuy_until_level": 1}},
+        headers=DIRECTOR,
+    )
+    assert response.status_code == 422, response.text
+    assert "buy-in" in response.json()["detail"]
+    response = await client.post(
+        f"/api/v1/tournaments/{tournament_id}/rebuys",
+        json={"request_id": "not-a-uuid"},
+        headers=bearer(str(uuid.uuid4()), ["player"]),
+    )
+    assert 400 <= response.status_code < 500, response.text

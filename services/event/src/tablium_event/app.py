@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from tablium_event.api.internal import TablesController
-from tablium_event.api.tournaments import RegistrationController, TournamentController
+from tablium_event.api.tournaments import PurchaseController, RegistrationController, TournamentController
 from tablium_event.db.models import MESSAGING
 from tablium_event.events.handlers import HANDLERS
 from tablium_event.service import Tournaments
@@ -44,7 +44,7 @@ def create_app(settings: EventSettings | None = None, *, key_source: KeySource |
         ServiceDefinition(
             settings=settings,
             title="Tablium event service",
-            route_handlers=[TournamentController, RegistrationController, TablesController],
+            route_handlers=[TournamentController, RegistrationController, PurchaseController, TablesController],
             migrations_dir=MIGRATIONS,
             messaging=MESSAGING,
             event_handlers=HANDLERS if settings.consume_events else {},

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_event.db.models import HandReport, Prize, Registration, TournamentRow
+from tablium_event.db.models import HandReport, Prize, Purchase, Registration, TournamentRow
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
@@ -39,6 +39,21 @@ def rule_error(exc: TournamentRuleError) -> Conflict:
     return Conflict(str(exc))
 
 
+def check_config(config: TournamentConfig) -> None:
+    """The engine's rules, and the service's: rebuys and add-ons are sold at the buy-in (the engine adds
+    one buy-in to the pool for each), so they need one, and a rebuy needs a level to be bought in."""
+    try:
+        config.check()
+    except TournamentRuleError as exc:
+        raise InvalidInput(str(exc)) from exc
+    if (config.rebuy_chips or config.addon_chips) and config.buy_in <= 0:
+        raise InvalidInput("rebuys and add-ons cost the buy-in: they need a positive buy-in")
+    if config.rebuy_chips and config.rebuy_until_level < 1:
+        raise InvalidInput("rebuys need a last rebuy level (rebuy_until_level >= 1)")
+    if config.rebuy_until_level and not config.rebuy_chips:
+        raise InvalidInput("a rebuy period needs rebuy chips")
+
+
 class Tournaments:
     """One per app: the wallet client and the background clock and reconciler."""
 
@@ -53,10 +68,7 @@ class Tournaments:
     async def create(
         self, session: AsyncSession, *, name: str, config: TournamentConfig, director: str
     ) -> TournamentRow:
-        try:
-            config.check()
-        except TournamentRuleError as exc:
-            raise InvalidInput(str(exc)) from exc
+        check_config(config)
         row = TournamentRow(name=name, config=config.to_dict(), created_by=director, status="draft", version=1)
         session.add(row)
         await session.flush()
@@ -79,10 +91,7 @@ class Tournaments:
                     current.asset,
                 ):
                     raise Conflict("the price cannot change once players have registered")
-            try:
-                config.check()
-            except TournamentRuleError as exc:
-                raise InvalidInput(str(exc)) from exc
+            check_config(config)
             row.config = config.to_dict()
         if name is not None:
             row.name = name
@@ -177,6 +186,9 @@ class Tournaments:
         for reg in await self._registrations(session, row.id, LIVE):
             await self._give_back(row, config, reg)
             await session.commit()
+        for purchase in await self._purchases(session, row.id, LIVE):
+            await self._give_back_purchase(row, config, purchase)
+            await session.commit()
         row = await self._locked(session, row.id)
         if row.state is not None:
             engine = self._engine(row)
@@ -219,6 +231,14 @@ class Tournaments:
                     metadata={"tournament_id": str(row.id)},
                 )
             reg.status = "refunded"
+
+    async def _give_back_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
+        if purchase.status == "holding":
+            await self._hold_purchase(row, config, purchase)
+        if purchase.status == "held":
+            await self._void_purchase(row, config, purchase, "the tournament was cancelled")
+        elif purchase.status == "posted":
+            await self._refund_purchase(row, config, purchase)
 
     # ------------------------------------------------------------------ players
 
@@ -325,6 +345,152 @@ class Tournaments:
         engine = self._engine(row)
         return any(not engine.entries[e].busted for e in engine.by_player.get(str(player_id), []))
 
+    async def buy(
+        self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID, kind: str, request_id: uuid.UUID
+    ) -> Purchase:
+        """A rebuy or an add-on of the player's live entry, for the buy-in, into the prize pool.
+
+        Like a late registration: the row first, then a hold, then (locked again) the engine is asked
+        once more before the hold is posted, so a refusal (window closed meanwhile) leaves nothing
+        moved (the hold is voided). A retry with the same ``request_id`` finds its row and charges once.
+        """
+        tid = transfer_id(tournament_id, kind, player_id, request_id)
+        purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
+        if purchase is None:
+            row = await self._locked(session, tournament_id)
+            if row.status != "running":
+                raise Conflict("the tournament is not running")
+            engine = self._engine(row)
+            engine.tick(self._now_ms(row))
+            entry_id = self._live_entry(engine, player_id)
+            refusal = self._purchase_refusal(engine, kind, entry_id)
+            if refusal is not None:
+                raise Conflict(refusal)
+            purchase = Purchase(
+                transfer_id=tid,
+                tournament_id=row.id,
+                player_id=player_id,
+                entry_id=entry_id,
+                kind=kind,
+                amount=TournamentConfig.from_dict(row.config).buy_in,
+                status="holding",
+            )
+            session.add(purchase)
+            await session.commit()  # the row first: a hold can never exist without it
+        if purchase.status in ("holding", "held"):
+            await self._finish_purchase(session, purchase)
+        if purchase.status in ("failed", "voided", "refunded"):
+            failure = purchase.failure or f"the {kind} was refused"
+            raise PaymentRefused(failure) if purchase.status == "failed" else Conflict(failure)
+        return purchase
+
+    async def _finish_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        row = await session.get(TournamentRow, purchase.tournament_id)
+        assert row is not None
+        config = TournamentConfig.from_dict(row.config)
+        if purchase.status == "holding":
+            await self._hold_purchase(row, config, purchase)
+            await session.commit()
+            if purchase.status != "held":
+                return
+        row = await self._locked(session, purchase.tournament_id)
+        await session.refresh(purchase)
+        if purchase.status != "held":
+            return  # a concurrent retry finished it
+        if row.status != "running":
+            await self._void_purchase(row, config, purchase, "the tournament is not running")
+            await session.commit()
+            return
+        engine = self._engine(row)
+        ticked = engine.tick(self._now_ms(row))
+        # The lock was let go while the wallet held the money: the engine decides again before the post.
+        try:
+            out = engine.buy_rebuy(purchase.entry_id) if purchase.kind == "rebuy" else engine.addon(purchase.entry_id)
+        except TournamentRuleError as exc:
+            await self._void_purchase(row, config, purchase, str(exc))
+            await session.commit()
+            return
+        result = await self.wallet.post(purchase.transfer_id)
+        if result["status"] != "posted":
+            purchase.status = "failed"
+            purchase.failure = f"the hold is {result['status']}"
+            await session.commit()
+            return
+        purchase.status = "posted"
+        await self._save(session, row, engine, ticked + out)
+        await session.commit()
+
+    async def _hold_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
+        """Hold the price from the player's account into the pool (pending). Replays are free."""
+        if purchase.player_account_id is None:
+            purchase.player_account_id = await self.wallet.open_account(
+                f"player:{purchase.player_id}", "player", config.asset
+            )
+        try:
+            result = await self.wallet.transfer(
+                purchase.transfer_id,
+                debit=purchase.player_account_id,
+                credit=self._pool(row),
+                amount=purchase.amount,
+                asset=config.asset,
+                code=f"tournament_{purchase.kind}",
+                pending=True,
+                timeout_s=self.settings.hold_timeout_s,
+                metadata={"tournament_id": str(row.id), "entry": purchase.entry_id},
+            )
+        except PaymentRefused as exc:
+            purchase.status = "failed"
+            purchase.failure = exc.detail[:200]
+            return
+        # "posted": a post whose answer was lost; the next step replays it and the engine decides again.
+        purchase.status = "held" if result["status"] in ("pending", "posted") else "failed"
+        if purchase.status == "failed":
+            purchase.failure = f"the hold is {result['status']}"
+
+    async def _void_purchase(
+        self, row: TournamentRow, config: TournamentConfig, purchase: Purchase, reason: str
+    ) -> None:
+        """Nothing stays moved: the hold is voided, or, if a post whose answer was lost went through,
+        the price goes back from the pool."""
+        result = await self.wallet.void(purchase.transfer_id)
+        if result["status"] in ("voided", "expired"):
+            purchase.status = "voided"
+        else:
+            await self._refund_purchase(row, config, purchase)
+        purchase.failure = reason[:200]
+
+    async def _refund_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
+        assert purchase.player_account_id is not None
+        await self.wallet.transfer(
+            transfer_id(row.id, "refund", purchase.id),
+            debit=self._pool(row),
+            credit=purchase.player_account_id,
+            amount=purchase.amount,
+            asset=config.asset,
+            code="tournament_refund",
+            metadata={"tournament_id": str(row.id), "kind": purchase.kind},
+        )
+        purchase.status = "refunded"
+
+    @staticmethod
+    def _live_entry(engine: Tournament, player_id: uuid.UUID) -> int:
+        live = [e for e in engine.by_player.get(str(player_id), []) if not engine.entries[e].busted]
+        if not live:
+            raise Conflict("you have no live entry in this tournament")
+        return live[-1]
+
+    @staticmethod
+    def _purchase_refusal(engine: Tournament, kind: str, entry_id: int) -> str | None:
+        """Why the engine refuses it now. It is applied to ``engine``, which the caller then discards."""
+        try:
+            if kind == "rebuy":
+                engine.buy_rebuy(entry_id)
+            else:
+                engine.addon(entry_id)
+        except TournamentRuleError as exc:
+            return str(exc)
+        return None
+
     # ------------------------------------------------------------------ tables (the lobby)
 
     async def hand_finished(
@@ -375,7 +541,8 @@ class Tournaments:
         assert row is not None
         config = TournamentConfig.from_dict(row.config)
         posted = len(await self._registrations(session, row.id, ("posted",)))
-        overlay = config.guarantee - posted * config.buy_in
+        bought = sum(p.amount for p in await self._purchases(session, row.id, ("posted",)))
+        overlay = config.guarantee - posted * config.buy_in - bought
         if overlay > 0:
             await self.wallet.transfer(
                 transfer_id(row.id, "overlay"),
@@ -510,6 +677,19 @@ class Tournaments:
         if row is None:
             raise NotFound("no such tournament")
         return row
+
+    async def _purchases(
+        self, session: AsyncSession, tournament_id: uuid.UUID, statuses: Sequence[str]
+    ) -> list[Purchase]:
+        return list(
+            (
+                await session.scalars(
+                    select(Purchase)
+                    .where(Purchase.tournament_id == tournament_id, Purchase.status.in_(statuses))
+                    .order_by(Purchase.created_at, Purchase.id)
+                )
+            ).all()
+        )
 
     async def _registrations(
         self, session: AsyncSession, tournament_id: uuid.UUID, statuses: Sequence[str]

@@ -55,6 +55,12 @@ class TournamentIn(Request):
     breaks: Annotated[list[BreakIn], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
     late_reg_until_level: Annotated[int, msgspec.Meta(ge=0)] = 0
     max_reentries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    # Rebuys (chips for one buy-in each) while the level is <= rebuy_until_level and the stack is at most
+    # the starting stack; one add-on per entry, bought during a break. Both cost the buy-in, all of it
+    # into the prize pool (no fee).
+    rebuy_until_level: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
+    rebuy_chips: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    addon_chips: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
     format: Literal["mtt", "sng", "satellite"] = "mtt"
     satellite_seat_value: Money = 0
     tolerance: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
@@ -81,6 +87,9 @@ class TournamentIn(Request):
             ),
             late_reg_until_level=self.late_reg_until_level,
             max_reentries=self.max_reentries,
+            rebuy_until_level=self.rebuy_until_level,
+            rebuy_chips=self.rebuy_chips,
+            addon_chips=self.addon_chips,
             format=self.format,
             satellite_seat_value=self.satellite_seat_value,
             tolerance=self.tolerance,
@@ -121,6 +130,12 @@ class SeatLockIn(Request):
 
 class ToleranceIn(Request):
     tolerance: Annotated[int, msgspec.Meta(ge=1, le=5)]
+
+
+class PurchaseIn(Request):
+    """A rebuy or an add-on. ``request_id`` is the client's: a retry with the same id is charged once."""
+
+    request_id: UUID
 
 
 class HandIn(Request):
@@ -169,3 +184,14 @@ class RegistrationOut(msgspec.Struct, kw_only=True):
     amount: int
     hold_transfer_id: UUID
     entry_id: int | None
+
+
+class PurchaseOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    tournament_id: UUID
+    player_id: UUID
+    entry_id: int
+    kind: str
+    status: str
+    amount: int
+    transfer_id: UUID

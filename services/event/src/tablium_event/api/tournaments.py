@@ -11,6 +11,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_event.api.schemas import (
+    PurchaseIn,
+    PurchaseOut,
     RegistrationOut,
     SeatLockIn,
     ToleranceIn,
@@ -20,7 +22,7 @@ from tablium_event.api.schemas import (
     TournamentSummary,
     UndoIn,
 )
-from tablium_event.db.models import Registration, TournamentRow
+from tablium_event.db.models import Purchase, Registration, TournamentRow
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.service import Tournaments
 from tablium_kit.auth import BEARER, requires_roles
@@ -60,6 +62,19 @@ def registration_out(reg: Registration) -> RegistrationOut:
         amount=reg.amount,
         hold_transfer_id=reg.hold_transfer_id,
         entry_id=reg.entry_id,
+    )
+
+
+def purchase_out(purchase: Purchase) -> PurchaseOut:
+    return PurchaseOut(
+        id=purchase.id,
+        tournament_id=purchase.tournament_id,
+        player_id=purchase.player_id,
+        entry_id=purchase.entry_id,
+        kind=purchase.kind,
+        status=purchase.status,
+        amount=purchase.amount,
+        transfer_id=purchase.transfer_id,
     )
 
 
@@ -313,3 +328,35 @@ class RegistrationController(Controller):
     ) -> RegistrationOut:
         reg = await tournaments.unregister(db_session, tournament_id, UUID(principal.subject))
         return registration_out(reg)
+
+
+class PurchaseController(Controller):
+    """Rebuys and add-ons of the caller's live entry, paid from their wallet into the prize pool."""
+
+    path = "/api/v1/tournaments/{tournament_id:uuid}"
+    tags = ["tournaments: players"]
+    security = BEARER
+
+    @post("/rebuys", status_code=HTTP_201_CREATED, summary="Buy a rebuy (the buy-in; chips after the current hand)")
+    async def rebuy(
+        self,
+        tournament_id: FromPath[UUID],
+        data: JSONBody[PurchaseIn],
+        principal: Caller,
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+    ) -> PurchaseOut:
+        purchase = await tournaments.buy(db_session, tournament_id, UUID(principal.subject), "rebuy", data.request_id)
+        return purchase_out(purchase)
+
+    @post("/addons", status_code=HTTP_201_CREATED, summary="Buy the add-on (the buy-in; during a break)")
+    async def addon(
+        self,
+        tournament_id: FromPath[UUID],
+        data: JSONBody[PurchaseIn],
+        principal: Caller,
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+    ) -> PurchaseOut:
+        purchase = await tournaments.buy(db_session, tournament_id, UUID(principal.subject), "addon", data.request_id)
+        return purchase_out(purchase)

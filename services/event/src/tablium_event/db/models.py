@@ -81,3 +81,23 @@ class HandReport(Base):
     tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), primary_key=True)
     hand_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class Purchase(UUIDv7PrimaryKey, AuditColumns, Base):
+    """A rebuy or an add-on bought by a player during the tournament: the price (the buy-in) goes into the pool.
+
+    status: holding (row written, wallet hold not confirmed) -> held -> posted (in the pool, chips given) |
+    voided (the engine refused it after the hold) | failed (the wallet refused it) | refunded (cancelled).
+    """
+
+    __tablename__ = "purchases"
+    # uuid5 of (tournament, kind, player, the client's request id): a retried request finds its row.
+    transfer_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), index=True)
+    player_id: Mapped[uuid.UUID] = mapped_column()
+    entry_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))  # rebuy | addon
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="holding", index=True)
+    player_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    failure: Mapped[str | None] = mapped_column(String(200), default=None)

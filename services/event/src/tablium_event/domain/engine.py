@@ -261,6 +261,8 @@ class Tournament:
         self.bounties_paid = 0
         self.rebuys = 0
         self.addons = 0
+        # Entries that bought a rebuy (paid, counted in the pool) whose chips come with their table's next report.
+        self.pending_rebuys: list[int] = []
         self.level = 1
         self.level_elapsed_ms = 0
         self.now_ms = 0
@@ -414,6 +416,7 @@ class Tournament:
         table.in_hand = False
         self.hands += 1
         rebuying = set(rebuys)
+        bought = set(self.pending_rebuys).intersection(seated)
         busts: list[Entry] = []
         for entry_id in seated:
             entry = entries[entry_id]
@@ -421,8 +424,14 @@ class Tournament:
             entry.stack = stacks[entry_id]
             if entry_id in rebuying:
                 self._rebuy(entry, out)
+            if entry_id in bought:
+                # Paid and checked when it was bought: the chips arrive between hands, never mid-hand.
+                entry.stack += self.config.rebuy_chips
+                out.append(SetStack(entry.id, entry.table, entry.seat, entry.stack, "rebuy"))
             if entry.stack == 0:
                 busts.append(entry)
+        if bought:
+            self.pending_rebuys = [e for e in self.pending_rebuys if e not in bought]
         pending = self.pending_undo
         if pending is not None and entries[pending["from_entry"]].table == table.id:
             self.pending_undo = None
@@ -581,6 +590,22 @@ class Tournament:
         if self.status == "running":
             self._balance(out, None)
         return out
+
+    def buy_rebuy(self, entry_id: int) -> list[Instruction]:
+        """A player buys a rebuy during a hand: it is checked and counted in the pool now, and its chips
+        are added when the player's table reports the hand (before busts, so it saves a player who busts)."""
+        entry = self._entry(entry_id)
+        if self.status != "running" or entry.busted or entry_id in self.pending_rebuys:
+            raise TournamentRuleError(f"entry {entry_id} cannot rebuy now")
+        config = self.config
+        if self.level > config.rebuy_until_level or config.rebuy_chips <= 0 or entry.stack > config.starting_stack:
+            raise TournamentRuleError(f"entry {entry_id} cannot rebuy now")
+        if self.prizes_paid:
+            raise TournamentRuleError("prizes are already being paid")
+        self.pending_rebuys.append(entry_id)
+        self.rebuys += 1
+        self._refresh_payouts()
+        return []
 
     def addon(self, entry_id: int) -> list[Instruction]:
         """One add-on per entry, during a break."""
@@ -1423,6 +1448,7 @@ class Tournament:
             "bounties_paid": self.bounties_paid,
             "rebuys": self.rebuys,
             "addons": self.addons,
+            "pending_rebuys": self.pending_rebuys,
             "level": self.level,
             "level_elapsed_ms": self.level_elapsed_ms,
             "now_ms": self.now_ms,
@@ -1479,6 +1505,7 @@ class Tournament:
         tournament.round_busts = [(t, e) for t, e in state["round_busts"]]
         tournament.log = [list(row) for row in state["log"]]
         tournament.fixed_seats = set(state["fixed_seats"])
+        tournament.pending_rebuys = list(state.get("pending_rebuys", ()))
         for row in state["entries"]:
             entry = Entry.load(row)
             tournament.entries[entry.id] = entry
