@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text, update
 from tablium_event.app import create_app
-from tablium_event.db.models import Prize, Registration
+from tablium_event.db.models import Prize, Purchase, Registration
 from tablium_event.domain.instructions import (
     BreakTable,
     EliminatePlayer,
@@ -876,3 +876,52 @@ async def test_bad_rebuy_settings_are_refused(client: AsyncTestClient) -> None:
         headers=bearer(str(uuid.uuid4()), ["player"]),
     )
     assert 400 <= response.status_code < 500, response.text
+
+
+async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+) -> None:
+    """A crash after a purchase's row was written: the reconciler takes the hold and asks the engine;
+    a rebuy it accepts is posted into the pool, an add-on it refuses (no break) is voided."""
+    tournament_id = uuid.UUID(await new_tournament(client, **REBUYS))
+    players = await register_players(client, ledger, str(tournament_id), 2)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    entries = {s["player"]: s["entry"] for s in table["seats"] if s is not None}
+    rebuyer, adder = players
+    engine = db.create_engine(settings.database_url)
+    sessions = db.session_factory(engine)
+    async with sessions() as session:
+        for player, kind in ((rebuyer, "rebuy"), (adder, "addon")):
+            session.add(
+                Purchase(
+                    transfer_id=transfer_id(tournament_id, kind, player, uuid.uuid4()),
+                    tournament_id=tournament_id,
+                    player_id=uuid.UUID(player),
+                    entry_id=entries[player],
+                    kind=kind,
+                    amount=1_000,
+                    status="holding",
+                )
+            )
+        await session.commit()
+    reconciler = Tournaments(
+        msgspec.structs.replace(settings, late_entry_grace_s=0.0),
+        Wallet(settings.wallet_url, settings.service_token_secret),
+    )
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+        await session.commit()
+        statuses = {
+            p.kind: p.status
+            for p in await session.scalars(select(Purchase).where(Purchase.tournament_id == tournament_id))
+        }
+    await reconciler.wallet.aclose()
+    await engine.dispose()
+    assert statuses == {"rebuy": "posted", "addon": "voided"}
+    assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["prize_pool"] == 3_000
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 3_000
+    assert await ledger.balance(players[rebuyer]) == 5_000 - 1_100 - 1_000
+    assert await ledger.balance(players[adder]) == 5_000 - 1_100

@@ -630,7 +630,7 @@ class Tournaments:
             await session.commit()
 
     async def reconcile(self, session: AsyncSession) -> None:
-        """Finish half-done wallet steps: holds not confirmed, prizes owed, starts and cancels cut short."""
+        """Finish half-done wallet steps: holds not confirmed, prizes owed, starts, cancels and purchases cut short."""
         stale = (await session.scalars(select(Registration).where(Registration.status == "holding").limit(100))).all()
         for reg in stale:
             row = await session.get(TournamentRow, reg.tournament_id)
@@ -657,6 +657,17 @@ class Tournaments:
             row = await self._locked(session, reg.tournament_id)
             await session.refresh(reg)
             await self._enter_late(session, row, reg)
+            await session.commit()
+        # Rebuys/add-ons cut short the same way: posted and applied, or voided if the engine refuses now.
+        cut_short = (
+            await session.scalars(
+                select(Purchase)
+                .where(Purchase.status.in_(("holding", "held")), Purchase.updated_at < quiet_since)
+                .limit(100)
+            )
+        ).all()
+        for purchase in cut_short:
+            await self._finish_purchase(session, purchase)
             await session.commit()
         for tournament_id in (
             await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
