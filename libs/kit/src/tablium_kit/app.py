@@ -19,7 +19,6 @@ from typing import Any
 import aio_pika
 import anyio
 import structlog
-from advanced_alchemy.extensions.litestar import AsyncSessionConfig, SQLAlchemyAsyncConfig, SQLAlchemyPlugin
 from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -27,7 +26,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from tablium_kit import db, migrations
 from tablium_kit.auth import (
@@ -178,14 +177,6 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
         route_handlers=[HealthController, MetricsController, *service.route_handlers],
         lifespan=[lifespan],
         plugins=[
-            SQLAlchemyPlugin(
-                SQLAlchemyAsyncConfig(
-                    engine_instance=engine,
-                    session_config=AsyncSessionConfig(expire_on_commit=False),
-                    before_send_handler="autocommit",
-                    set_default_exception_handler=False,
-                )
-            ),
             problem_details_plugin(),
             logging_plugin(settings),
             *([tracing_plugin(settings)] if settings.tracing_enabled else []),
@@ -208,8 +199,13 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
             components=SECURITY_COMPONENTS,
             path="/schema",
         ),
-        dependencies={"principal": Provide(_provide_principal, sync_to_thread=False), **service.dependencies},
-        signature_namespace=service.signature_namespace,
+        dependencies={
+            "principal": Provide(_provide_principal, sync_to_thread=False),
+            # Committed or rolled back by ServiceMiddleware (see db.RequestSessions).
+            "db_session": Provide(db.RequestSessions(engine), sync_to_thread=False),
+            **service.dependencies,
+        },
+        signature_namespace={"AsyncEngine": AsyncEngine, "AsyncSession": AsyncSession, **service.signature_namespace},
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,
     )

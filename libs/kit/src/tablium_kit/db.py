@@ -9,7 +9,10 @@ one ``MetaData`` (tests may load several services in one process)::
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
+from litestar.types import Scope
 from sqlalchemy import MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -38,6 +41,43 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# Where a request's session lives once a handler asked for one (``scope["state"]``).
+REQUEST_SESSION_KEY = "tablium.db_session"
+
+
+class RequestSessions:
+    """The ``db_session`` dependency: one session per request, opened only when a handler asks.
+
+    The kit's layer (``middleware.py``) commits it when the response starts with a 2xx
+    and rolls it back otherwise. advanced-alchemy's plugin did this from a hook that
+    Litestar runs on every message of every response, session or not (~3 µs a request).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.factory = session_factory(engine)
+
+    def __call__(self, scope: Scope) -> AsyncSession:
+        state: dict[str, Any] = scope["state"]
+        session: AsyncSession | None = state.get(REQUEST_SESSION_KEY)
+        if session is None:
+            session = state[REQUEST_SESSION_KEY] = self.factory()
+        return session
+
+
+async def finish_request_session(scope: Scope, status: int) -> None:
+    """Commit the request's session on a 2xx, roll it back otherwise, and close it; no session, no cost."""
+    session: AsyncSession | None = scope["state"].pop(REQUEST_SESSION_KEY, None)
+    if session is None:
+        return
+    try:
+        if 200 <= status < 300:
+            await session.commit()
+        else:
+            await session.rollback()
+    finally:
+        await session.close()
 
 
 def _asyncpg_dsn(database_url: str, database: str | None = None) -> str:

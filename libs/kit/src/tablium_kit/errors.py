@@ -141,11 +141,14 @@ def _from_integrity_error(_: IntegrityError) -> ProblemDetailsException:
     return _from_problem_error(Conflict("the change conflicts with existing data"))
 
 
+INTERNAL_ERROR: dict[str, Any] = {"type": _type_uri("internal-error"), "title": "Internal server error", "status": 500}
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """The last resort: log everything, tell the client nothing it could misuse."""
     log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return Response(
-        {"type": _type_uri("internal-error"), "title": "Internal server error", "status": 500},
+        INTERNAL_ERROR,
         status_code=500,
         media_type=PROBLEM_JSON,
     )

@@ -2,10 +2,11 @@
 
 It does, per request: the real client address (from trusted forwarding headers),
 the request id (taken or made, echoed, visible to log lines), authentication as
-the route's OpenAPI security requirement says, and the Prometheus request count
-and latency. These were three middleware layers; each layer costs a call and a
-``send`` wrapper per request, which for a small handler is a large share of the
-time (ADR 0001), so they are one.
+the route's OpenAPI security requirement says, the Prometheus request count
+and latency, and the commit or rollback of the request's database session if a
+handler opened one (``db.RequestSessions``). These were three middleware layers
+and a hook on every message; each costs a call per request, which for a small
+handler is a large share of the time (ADR 0001), so they are one.
 
 Litestar builds this middleware once per route, after routing, so
 ``scope["route_handler"]`` and ``scope["path_template"]`` are known. An error
@@ -17,6 +18,7 @@ failures are answered here, through it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import time
 from bisect import bisect_left
@@ -24,6 +26,7 @@ from collections.abc import Iterator
 from itertools import accumulate, count
 from typing import Any, Final
 
+import structlog
 from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,11 +35,18 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from tablium_kit.auth import AccessTokenVerifier, ServiceTokens, bearer_token, required_schemes
-from tablium_kit.errors import ProblemError, problem_response
+from tablium_kit.db import REQUEST_SESSION_KEY, finish_request_session
+from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON, ProblemError, problem_response
 from tablium_kit.net import REQUEST_ID_HEADER, real_client, request_id_var
 from tablium_kit.observability import UNOBSERVED_PATHS
 
+log = structlog.get_logger("tablium.kit")
 _UNOBSERVED = frozenset(UNOBSERVED_PATHS)
+_INTERNAL_ERROR_BODY = json.dumps(INTERNAL_ERROR).encode()
+_INTERNAL_ERROR_HEADERS = [
+    (b"content-type", PROBLEM_JSON.encode()),
+    (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
+]
 _HTTP: Final = ScopeType.HTTP  # an enum member lookup per use costs more than the comparison
 _LABELS = ["method", "path", "status_code", "app_name"]
 # prometheus_client's default latency buckets, in seconds (+Inf is the last slot).
@@ -130,12 +140,27 @@ class ServiceMiddleware:
         encoded_id = request_id.encode("latin-1")
         context = request_id_var.set(request_id)
         status = 500  # what an exception that escapes everything becomes
+        commit_failed = False
 
         async def send_tagged(message: Message) -> None:
-            nonlocal status
+            nonlocal status, commit_failed
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if REQUEST_SESSION_KEY in scope["state"]:
+                    try:
+                        await finish_request_session(scope, status)
+                    except Exception:
+                        # Litestar counts the response as started, so raising would only abort it:
+                        # the client is told 500 instead of the handler's answer, whose effects are gone.
+                        log.exception("request session commit failed", path=scope["path"], status=status)
+                        commit_failed = True
+                        status = 500
+                        message = {"type": "http.response.start", "status": 500, "headers": _INTERNAL_ERROR_HEADERS}
                 message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, encoded_id)]
+            elif commit_failed and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return  # the handler's body is not sent; the error's is, in place of its last part
+                message = {"type": "http.response.body", "body": _INTERNAL_ERROR_BODY, "more_body": False}
             await send(message)
 
         handler = scope["route_handler"]
@@ -156,6 +181,9 @@ class ServiceMiddleware:
                 return
             await self.app(scope, receive, send_tagged)
         finally:
+            if REQUEST_SESSION_KEY in scope["state"]:
+                # No response was started (an escaped error, a websocket): nothing is committed.
+                await finish_request_session(scope, 500)
             request_id_var.reset(context)
             if scope["type"] == _HTTP and scope["path"] not in _UNOBSERVED:
                 path = scope.get("path_template", scope["path"])
