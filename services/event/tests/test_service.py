@@ -26,6 +26,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_event.app import create_app
 from tablium_event.db.models import Prize, Purchase, Registration
 from tablium_event.domain.instructions import (
@@ -46,6 +47,8 @@ from tablium_kit import db
 from tablium_kit.auth import ServiceTokens, StaticKeySource
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
+
+SessionFactory = async_sessionmaker[AsyncSession]
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("tablium_wallet") is None,
@@ -191,6 +194,14 @@ class Ledger:
 
 
 @pytest.fixture
+async def sessions(settings: EventSettings) -> AsyncIterator[SessionFactory]:
+    """Sessions on the event service's database, for tests that set up or inspect rows directly."""
+    engine = db.create_engine(settings.database_url)
+    yield db.session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
 async def ledger(wallet_url: str) -> AsyncIterator[Ledger]:
     ledger = Ledger(wallet_url)
     yield ledger
@@ -279,7 +290,7 @@ async def play_to_the_end(client: AsyncTestClient, tournament_id: str, seed: int
 
 
 async def test_a_whole_tournament_moves_every_unit_exactly_once(
-    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     fees = await ledger.account("house", "house_fees")
     fees_before = await ledger.balance(fees)
@@ -333,8 +344,7 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
 
     # Paying again (a retry, the reconciler) moves nothing.
     retry = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
-    engine = db.create_engine(settings.database_url)
-    async with db.session_factory(engine)() as session:
+    async with sessions() as session:
         await session.execute(update(Prize).values(status="owed"))  # as if every payment's answer was lost
         await session.commit()
         await retry.pay_prizes(session, uuid.UUID(tournament_id))
@@ -342,7 +352,6 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
         await session.commit()
         types = set((await session.scalars(text("SELECT DISTINCT type FROM outbox"))).all())
     await retry.wallet.aclose()
-    await engine.dispose()
     for player, account in players.items():
         assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
     assert await ledger.balance(pool) == 0
@@ -416,14 +425,12 @@ async def test_edit_before_start_only(client: AsyncTestClient, ledger: Ledger) -
 
 
 async def test_a_half_done_registration_is_finished_by_the_reconciler(
-    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     """The row is written before the wallet is called: a crash in between leaves 'holding', never an orphan hold."""
     tournament_id = uuid.UUID(await new_tournament(client))
     player = uuid.uuid4()
     account = await ledger.fund(str(player), 5_000)
-    engine = db.create_engine(settings.database_url)
-    sessions = db.session_factory(engine)
     async with sessions() as session:
         session.add(
             Registration(
@@ -456,7 +463,6 @@ async def test_a_half_done_registration_is_finished_by_the_reconciler(
     )
     assert response.status_code == 200, response.text
     assert await ledger.balance(account) == 5_000
-    await engine.dispose()
 
 
 async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient, ledger: Ledger) -> None:
@@ -533,7 +539,7 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
 
 
 async def test_a_hold_voided_by_the_wallet_releases_the_registration(
-    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     from tablium_event.events.handlers import on_transfer_voided
 
@@ -549,12 +555,10 @@ async def test_a_hold_voided_by_the_wallet_releases_the_registration(
         subject=str(hold),
         data={"transfer_id": str(uuid.uuid4()), "pending_id": str(hold), "status": "expired"},
     )
-    engine = db.create_engine(settings.database_url)
-    async with db.session_factory(engine)() as session:
+    async with sessions() as session:
         await on_transfer_voided(session, event)
         await session.commit()
         status = await session.scalar(select(Registration.status).where(Registration.hold_transfer_id == hold))
-    await engine.dispose()
     assert status == "voided"
 
 
@@ -578,7 +582,7 @@ async def test_pko_with_an_overlay_pays_out_the_whole_pool(client: AsyncTestClie
 
 
 async def test_levels_and_breaks_run_on_the_clock_and_are_published(
-    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     from tablium_event.db.models import TournamentRow
 
@@ -591,8 +595,6 @@ async def test_levels_and_breaks_run_on_the_clock_and_are_published(
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     clock = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
-    engine = db.create_engine(settings.database_url)
-    sessions = db.session_factory(engine)
 
     async def run_clock(seconds_since_start: int) -> None:
         """The background clock, as if the tournament had started ``seconds_since_start`` ago."""
@@ -629,7 +631,6 @@ async def test_levels_and_breaks_run_on_the_clock_and_are_published(
     assert published.index("event.break_started") < published.index("event.break_ended")
     assert published.count("event.level_changed") == 2, "level 1 at the start, level 2 after the break"
     await clock.wallet.aclose()
-    await engine.dispose()
 
 
 async def test_bad_configurations_are_refused_before_anything_starts(client: AsyncTestClient) -> None:
@@ -645,7 +646,7 @@ async def test_bad_configurations_are_refused_before_anything_starts(client: Asy
 
 
 async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_reconciler(
-    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     """A crash between the hold and the entry of a late registration: the reconciler posts it and seats
     the player (or would void it if registration had closed), so no money stays held for nothing."""
@@ -659,8 +660,6 @@ async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_r
     assert response.status_code == 200, response.text
     player = uuid.uuid4()
     account = await ledger.fund(str(player), 5_000)
-    engine = db.create_engine(settings.database_url)
-    sessions = db.session_factory(engine)
     async with sessions() as session:
         session.add(
             Registration(
@@ -682,7 +681,6 @@ async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_r
         await session.commit()
         reg = await session.scalar(select(Registration).where(Registration.player_id == player))
     await reconciler.wallet.aclose()
-    await engine.dispose()
     assert reg is not None
     assert (reg.status, reg.entry_id) == ("posted", 3)
     lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
@@ -716,7 +714,7 @@ REBUYS = {
 
 
 async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
-    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     from tablium_event.db.models import TournamentRow
 
@@ -776,8 +774,6 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     assert [(i["entry"], i["stack"], i["reason"]) for i in set_stacks] == [(seats[rebuyer]["entry"], 20_000, "rebuy")]
 
     clock = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
-    engine = db.create_engine(settings.database_url)
-    sessions = db.session_factory(engine)
 
     async def run_clock(seconds_since_start: int) -> None:
         async with sessions() as session:
@@ -810,7 +806,6 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     assert response.status_code == 409, response.text
     await balances_are_as_spent(6_000)
     await clock.wallet.aclose()
-    await engine.dispose()
 
     # Played to the end: the pool paid out includes the rebuy and the add-on, every unit accounted for.
     await play_to_the_end(client, tournament_id)
@@ -879,7 +874,7 @@ async def test_bad_rebuy_settings_are_refused(client: AsyncTestClient) -> None:
 
 
 async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
-    client: AsyncTestClient, ledger: Ledger, settings: EventSettings
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     """A crash after a purchase's row was written: the reconciler takes the hold and asks the engine;
     a rebuy it accepts is posted into the pool, an add-on it refuses (no break) is voided."""
@@ -890,8 +885,6 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
     [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
     entries = {s["player"]: s["entry"] for s in table["seats"] if s is not None}
     rebuyer, adder = players
-    engine = db.create_engine(settings.database_url)
-    sessions = db.session_factory(engine)
     async with sessions() as session:
         for player, kind in ((rebuyer, "rebuy"), (adder, "addon")):
             session.add(
@@ -918,7 +911,6 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
             for p in await session.scalars(select(Purchase).where(Purchase.tournament_id == tournament_id))
         }
     await reconciler.wallet.aclose()
-    await engine.dispose()
     assert statuses == {"rebuy": "posted", "addon": "voided"}
     assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["prize_pool"] == 3_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
