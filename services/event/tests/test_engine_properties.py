@@ -199,6 +199,14 @@ class Director:
                 runner.apply(tournament.undo("bust", stack=giver.stack // 2, from_entry=giver.id))
             except TournamentRuleError:
                 return  # paid, re-entered, a bounty, or another undo waiting
+        elif roll < 0.16 and live:
+            # A rebuy (paid now, chips with the table's next report) or, during a break, an add-on; the
+            # engine refuses whatever its rules do not allow at this moment.
+            entry = rng.choice(live)
+            try:
+                runner.apply(tournament.addon(entry.id) if rng.random() < 0.5 else tournament.buy_rebuy(entry.id))
+            except TournamentRuleError:
+                return
         if tournament.remaining <= 4 * tournament.config.seats_per_table:
             for entry in live:
                 if entry.locked:
@@ -215,6 +223,9 @@ chaos_configs = st.builds(
     max_reentries=st.integers(0, 2),
     format=st.sampled_from(["mtt", "mtt", "satellite"]),
     satellite_seat_value=st.integers(2_000, 20_000),
+    rebuy_until_level=st.integers(0, 2),
+    rebuy_chips=st.sampled_from([0, 5_000]),
+    addon_chips=st.sampled_from([0, 8_000]),
     hand_for_hand_margin=st.integers(1, 3),
     payout=st.builds(PayoutRule, round_to=st.sampled_from([1, 5, 100])),
     structure=st.just(
@@ -229,9 +240,9 @@ chaos_configs = st.builds(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=chaos_configs, entrants=st.integers(2, 120), seed=st.integers(0, 2**31))
 def test_random_tournaments_with_a_busy_director(config: TournamentConfig, entrants: int, seed: int) -> None:
-    """Late entries, re-entries, satellites, PKO, pauses, seat locks, tolerance changes and undos in
-    between hands: every invariant after every fact, and at the end every unit of the pool (and every
-    bounty) paid exactly once, places unique and complete."""
+    """Late entries, re-entries, rebuys, add-ons, satellites, PKO, pauses, seat locks, tolerance changes
+    and undos in between hands: every invariant after every fact, and at the end every unit of the pool
+    (and every bounty, rebuys' included) paid exactly once, places unique and complete."""
     seen: list[Tournament] = []
     director = Director(seed)
     runners: list[TableRunner] = []
@@ -255,4 +266,7 @@ def test_random_tournaments_with_a_busy_director(config: TournamentConfig, entra
     assert report.moves_mid_hand == 0
     check_finished(tournament)
     assert runner.awarded == tournament.prize_pool, "each unit of the pool awarded once"
-    assert runner.bounties == tournament.bounties_paid == len(tournament.entries) * config.bounty
+    paid_in = (len(tournament.entries) + tournament.rebuys) * config.bounty
+    assert runner.bounties == tournament.bounties_paid == tournament.bounties_collected == paid_in
+    pool_in = (len(tournament.entries) + tournament.rebuys + tournament.addons) * config.buy_in
+    assert tournament.prize_pool == max(pool_in, config.guarantee)

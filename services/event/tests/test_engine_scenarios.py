@@ -8,8 +8,16 @@ from typing import Any
 import pytest
 from engine_checks import check_finished, check_invariants
 from tablium_event.domain import payouts as pay
-from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig, TournamentRuleError
-from tablium_event.domain.engine import Tournament
+from tablium_event.domain.config import (
+    Break,
+    Level,
+    PayoutRule,
+    Price,
+    Structure,
+    TournamentConfig,
+    TournamentRuleError,
+)
+from tablium_event.domain.engine import Entry, Tournament
 from tablium_event.domain.instructions import (
     AwardPrize,
     BreakTable,
@@ -101,16 +109,62 @@ def test_big_blind_next_moves_to_the_worst_position() -> None:
     assert (short.bb == seat) == next_bb
 
 
-def test_three_short_table_stops_until_balanced() -> None:
+THREE_SHORT = (
+    'TOURNAMENT.md [11D]: "Play at a table 3 or more players short of the largest table stops once its blinds'
+    ' are affected, until it is balanced."'
+)
+
+
+def seat_after(table: Any, seat: int, step: int) -> int:
+    return (seat + step) % len(table.seats)
+
+
+def test_three_short_table_stops_at_once_when_its_next_big_blind_passes_an_incoming_seat() -> None:
+    """TOURNAMENT.md [11D]: "Play at a table 3 or more players short of the largest table stops once its
+    blinds are affected, until it is balanced." Here the seats kept for the incoming players lie where the
+    next hand's big blind would go: dealing it would change its blinds, so the table stops now."""
     tournament = started(27)
-    losers = [e for e in tournament.tables[1].seats if e is not None][:3]
+    short = tournament.tables[1]
+    next_bb = short.next_occupied(short.bb)
+    # The three players from the big blind on bust: the seats kept for the movers come right after it.
+    losers = [short.seats[seat_after(short, short.bb, step)] or 0 for step in (0, 1, 2)]
     out = bust(tournament, 1, losers)
-    # Table 1 has 6 players while the others have 9 (mid-hand): it holds until players arrive [11D].
+    assert next_bb in short.reserved, "the next big blind's seat is kept for an incoming player"
+    # Table 1 has 6 players while the others have 9 (mid-hand): it holds until players arrive.
     assert [h.table for h in of(HoldTable, out)] == [1]
-    assert tournament.tables[1].reserved
     later = quiet_hand(tournament, 2) + quiet_hand(tournament, 3)
     assert of(MovePlayer, later)
     assert 1 in [r.table for r in of(ResumeTable, later)]
+
+
+def test_three_short_table_deals_on_while_its_blinds_are_not_affected() -> None:
+    """TOURNAMENT.md [11D]: "Play at a table 3 or more players short of the largest table stops once its
+    blinds are affected, until it is balanced." The short table is balanced at once (players are on their
+    way) and keeps dealing while each hand has the very blinds it would have with them seated; it stops
+    before the first hand whose big blind would pass a seat kept for them, and no other table stops."""
+    tournament = started(27)
+    short = tournament.tables[1]
+    next_bb = short.next_occupied(short.bb)
+    # Bust the three players two to four seats after the next big blind.
+    losers = [short.seats[seat_after(short, next_bb, step)] or 0 for step in (2, 3, 4)]
+    out = bust(tournament, 1, losers)
+    assert sorted(short.reserved) == sorted(seat_after(short, next_bb, step) for step in (2, 3))
+    assert not of(HoldTable, out), "the next hand's blinds are the same with the movers seated"
+    assert short.in_hand
+    assert short.bb == next_bb
+    out = quiet_hand(tournament, 1)
+    assert not of(HoldTable, out), "nor the hand after: its big blind is the next seat, taken"
+    assert short.bb == seat_after(short, next_bb, 1)
+    out = quiet_hand(tournament, 1)
+    assert of(HoldTable, out) == [HoldTable(1, "3 short: waiting for players [11D]")], (
+        "the next big blind would pass the seats kept for the movers: blinds affected, play stops"
+    )
+    assert tournament.tables[2].in_hand, "only the short table stops"
+    assert tournament.tables[3].in_hand
+    later = quiet_hand(tournament, 2)
+    [move] = of(MovePlayer, later)
+    assert (move.to_table, move.to_seat) == (1, seat_after(short, next_bb, 2)), "the worst seat [11A]"
+    assert ResumeTable(1) in later, "no longer 3 short: it deals again"
 
 
 def test_simultaneous_busts_are_ranked_by_starting_stack_and_ties_split() -> None:
@@ -211,6 +265,28 @@ def test_heads_up_small_blind_has_the_button() -> None:
     bust(tournament, 1, [loser])
     assert table.n == 2
     assert table.button == table.sb != table.bb
+
+
+def test_the_mover_is_the_least_moved_candidate_over_every_longest_table() -> None:
+    """TOURNAMENT.md (balancing): "never bouncing the same player twice when another choice exists" and
+    [11A] "Ties among candidates: least moved first, then a fixed procedure [11C]". Twelve tables of 9; at
+    every long table but one the player due the big blind has moved before; the one who never moved sits
+    at the table the seeded order looks at last. Only that player may be moved."""
+    tournament = started(108)  # 12 tables of 9
+    long_tables = sorted((t for t in tournament.tables.values() if t.id != 1), key=lambda t: t.rank)
+    target_table = long_tables[0]  # the lowest seeded rank: looked at last
+    due = {t.id: t.seats[t.next_occupied(t.bb)] for t in long_tables}
+    state = json.loads(json.dumps(tournament.to_state()))
+    moves_at = Entry.FIELDS.index("moves")
+    for row in state["entries"]:
+        if row[0] in due.values() and row[0] != due[target_table.id]:
+            row[moves_at] = 1
+    tournament = Tournament.from_state(state)
+    check_invariants(tournament)
+    bust(tournament, 1, [e for e in tournament.tables[1].seats if e is not None][:2])
+    [row] = [row for row in tournament.log if row[2] == "balance"]
+    assert (row[3], row[4]) == (due[target_table.id], target_table.id), "the never-moved player moves"
+    assert row[11] == 0, "moved 0 times before"
 
 
 def test_seat_lock_exempts_from_moves() -> None:
@@ -412,6 +488,103 @@ def test_pko_bounties_are_paid_exactly() -> None:
         out = tournament.hand_finished(1, stacks, knockouts={loser: [a]})
     assert of(TournamentFinished, out)
     assert tournament.bounties_paid == 4 * 101
+
+
+def test_a_pko_rebuy_adds_its_bounty_part_to_the_buyers_bounty() -> None:
+    """TOURNAMENT.md: "Progressive knockout (PKO) bounties: a share of the buy-in funds bounties" and
+    "rebuys and add-ons (keep the seat)". A rebuy is a new buy-in for the same seat: split like the
+    entry's (prize pool, bounty, fee), its bounty part added to the buyer's own bounty; an add-on buys
+    chips only. Prize pool and bounties still pay out every unit paid in."""
+    structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
+    config = {"bounty": 101, "fee": 7, "rebuy_until_level": 1, "rebuy_chips": 1_000, "addon_chips": 500}
+    tournament = started(4, seats_per_table=4, structure=structure, **config)
+    assert tournament.config.price("entry") == tournament.config.price("rebuy") == Price(100, 101, 7)
+    assert tournament.config.price("rebuy").total == 208
+    assert tournament.config.price("addon") == Price(100, 0, 0)
+    a, b, c, d = [e for e in tournament.tables[1].seats if e is not None]
+    stacks = stacks_of(tournament, 1)
+    stacks[a] += stacks[b]
+    stacks[b] = 0
+    tournament.hand_finished(1, stacks, rebuys=[b])  # b busts and rebuys in the same report
+    assert tournament.entries[b].bounty == 202, "the rebuy's bounty part joins the entry's"
+    tournament.buy_rebuy(b)  # and once more, bought during the next hand
+    assert tournament.entries[b].bounty == 303
+    assert (tournament.prize_pool, tournament.bounties_collected) == (600, 6 * 101)
+    tournament.tick(60_000)
+    quiet_hand(tournament, 1)
+    tournament.addon(c)
+    assert (tournament.entries[c].bounty, tournament.prize_pool) == (101, 700), "an add-on carries no bounty"
+    tournament.tick(90_000)
+    hunter = a
+    for loser in (b, c, d):
+        stacks = stacks_of(tournament, 1)
+        stacks[hunter] += stacks[loser]
+        stacks[loser] = 0
+        out = tournament.hand_finished(1, stacks, knockouts={loser: [hunter]})
+    assert of(TournamentFinished, out)
+    assert [(p.entry, p.amount) for p in of(AwardPrize, out) if p.prize == "bounty"][-1][0] == hunter
+    assert tournament.bounties_paid == tournament.bounties_collected == 6 * 101, "every bounty unit paid once"
+    check_finished(tournament)
+    restored = Tournament.from_state(json.loads(json.dumps(tournament.to_state())))
+    assert restored.bounties_collected == 6 * 101
+
+
+def test_a_state_saved_before_rebuy_bounties_restores_with_none() -> None:
+    tournament = started(4, seats_per_table=4, bounty=50, rebuy_until_level=1, rebuy_chips=1_000)
+    state = json.loads(json.dumps(tournament.to_state()))
+    del state["rebuy_bounties"]
+    restored = Tournament.from_state(state)
+    assert restored.bounties_collected == 4 * 50
+    assert restored.to_state()["rebuy_bounties"] == 0
+
+
+def addon_event(**config: Any) -> Tournament:
+    levels = (Level(10, 20, duration_s=60), Level(20, 40, duration_s=60), Level(40, 80, duration_s=60))
+    structure = Structure(levels=levels, breaks=(Break(1, 30), Break(2, 30), Break(3, 30)))
+    return started(6, seats_per_table=6, structure=structure, rebuy_chips=1_000, addon_chips=2_000, **config)
+
+
+def through_break(tournament: Tournament, now_ms: int) -> None:
+    """The clock reaches ``now_ms`` (a level's end), the table finishes its hand and the break starts."""
+    tournament.tick(now_ms)
+    quiet_hand(tournament, 1)
+    assert tournament.break_ends_ms is not None
+
+
+def test_an_addon_only_at_the_break_after_the_rebuy_period() -> None:
+    """TOURNAMENT.md: "rebuys and add-ons (keep the seat)"; config: one add-on per entry, at the first
+    break after the rebuy period. Rebuys until level 2, breaks after levels 1, 2 and 3: the add-on is
+    refused at the first break, taken once per entry at the second, refused at the third."""
+    tournament = addon_event(rebuy_until_level=2)
+    assert tournament.config.addon_level() == 2
+    someone, other = [e for e in tournament.tables[1].seats if e is not None][:2]
+    with pytest.raises(TournamentRuleError, match="only during the break after level 2"):
+        tournament.addon(someone)  # no break at all
+    through_break(tournament, 60_000)
+    with pytest.raises(TournamentRuleError, match="only during the break after level 2"):
+        tournament.addon(someone)  # a break, but inside the rebuy period
+    tournament.tick(90_000)  # the break ends: level 2
+    assert tournament.level == 2
+    through_break(tournament, 150_000)
+    assert tournament.level == 2
+    [stack] = of(SetStack, tournament.addon(someone))
+    assert stack.stack == 12_000
+    with pytest.raises(TournamentRuleError, match="already took its add-on"):
+        tournament.addon(someone)  # once per entry
+    tournament.tick(180_000)
+    through_break(tournament, 240_000)
+    with pytest.raises(TournamentRuleError, match="only during the break after level 2"):
+        tournament.addon(other)  # the add-on break is over
+    assert tournament.addons == 1
+
+
+def test_no_addon_without_a_break_after_the_rebuy_period() -> None:
+    """A structure whose breaks all come inside the rebuy period has no add-on break: refused, clearly."""
+    tournament = addon_event(rebuy_until_level=4)
+    assert tournament.config.addon_level() is None
+    through_break(tournament, 60_000)
+    with pytest.raises(TournamentRuleError, match="no add-on"):
+        tournament.addon(next(e for e in tournament.tables[1].seats if e is not None))
 
 
 def test_cancel() -> None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 Format = Literal["mtt", "sng", "satellite"]
 BreakOrder = Literal["highest", "lowest", "random"]
+Purchase = Literal["entry", "rebuy", "addon"]
 
 
 class TournamentRuleError(ValueError):
@@ -99,6 +100,20 @@ class PayoutRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Price:
+    """What one purchase costs and where each part goes: the prize pool, the buyer's own PKO bounty
+    (held in the pool account until a knockout pays it), the house fee."""
+
+    prize_pool: int
+    bounty: int
+    fee: int
+
+    @property
+    def total(self) -> int:
+        return self.prize_pool + self.bounty + self.fee
+
+
+@dataclass(frozen=True, slots=True)
 class TournamentConfig:
     seats_per_table: int = 9
     starting_stack: int = 10_000
@@ -112,8 +127,9 @@ class TournamentConfig:
     # Registration stays open while the current level is <= this (0: closes at the start).
     late_reg_until_level: int = 0
     max_reentries: int = 0
-    # Rebuys while the level is <= rebuy_until_level and the stack is <= the starting stack;
-    # one add-on per entry at the first break after the rebuy period.
+    # Rebuys while the level is <= rebuy_until_level and the stack is <= the starting stack; a rebuy
+    # costs what an entry costs, split the same way (see ``price``). One add-on per entry, during the
+    # first break after the rebuy period (``addon_level``).
     rebuy_until_level: int = 0
     rebuy_chips: int = 0
     addon_chips: int = 0
@@ -145,6 +161,24 @@ class TournamentConfig:
             raise TournamentRuleError("rebuy/add-on chips and the hand-for-hand margin cannot be negative")
         self.structure.check()
         self.payout.check()
+
+    def price(self, purchase: Purchase) -> Price:
+        """The split of an entry (or re-entry), a rebuy or an add-on.
+
+        A rebuy is a new buy-in for the same seat: the same prize-pool part, the same PKO bounty part
+        (added to the buyer's bounty, as the entry's is) and the same fee. An add-on buys chips only:
+        its price (the buy-in) goes to the prize pool whole, no bounty and no fee."""
+        if purchase == "addon":
+            return Price(prize_pool=self.buy_in, bounty=0, fee=0)
+        return Price(prize_pool=self.buy_in, bounty=self.bounty, fee=self.fee)
+
+    def addon_level(self) -> int | None:
+        """The level after which the add-on break comes: the first break at or after the end of the
+        rebuy period (None: no such break, so no add-on is ever possible)."""
+        return min(
+            (brk.after_level for brk in self.structure.breaks if brk.after_level >= self.rebuy_until_level),
+            default=None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

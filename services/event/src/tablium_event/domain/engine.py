@@ -43,6 +43,7 @@ from tablium_event.domain.instructions import (
 from tablium_event.domain.sorted import SortedList
 
 Key = tuple[int, int, int]  # (effective players, seeded rank, table id)
+MoverKey = tuple[int, int, int, int]  # (effective players, -moves of its due-big-blind player, seeded rank, table id)
 WAITING = "waiting for players"
 SHORT = "3 short: waiting for players [11D]"
 
@@ -86,9 +87,6 @@ def describe(row: Sequence[Any]) -> dict[str, Any]:
     seq, hands, kind, *data = row
     text = REASONS.get(kind, kind).format(*data, *[""] * 10)
     return {"seq": seq, "hands": hands, "kind": kind, "reason": text, "data": data}
-
-
-SCAN_LIMIT = 8  # longest tables examined for a never-moved candidate: bounded work per move
 
 
 class Entry:
@@ -166,6 +164,7 @@ class Table:
         "held",
         "id",
         "in_hand",
+        "mover",
         "n",
         "outgoing",
         "rank",
@@ -187,6 +186,7 @@ class Table:
         self.in_hand = False
         self.held: str | None = None
         self.breaking = False
+        self.mover: MoverKey | None = None  # this table's entry in Tournament.movers (derived, not stored)
 
     @property
     def effective(self) -> int:
@@ -246,6 +246,9 @@ class Tournament:
         self.by_player: dict[str, list[int]] = {}
         self.tables: dict[int, Table] = {}
         self.order: SortedList[Key] = SortedList()
+        # Per table, the player it would send [11A] (the next big blind, not locked, not leaving), keyed by
+        # how often that player moved before: the least-moved candidate over every longest table in O(log T).
+        self.movers: SortedList[MoverKey] = SortedList()
         # Tables by physical player count (0..seats), for the 3-short rule [11D].
         self.by_count = [0] * (config.seats_per_table + 1)
         self.numbers: SortedList[int] = SortedList()
@@ -259,6 +262,7 @@ class Tournament:
         self.prize_pool = 0
         self.prizes_paid = 0
         self.bounties_paid = 0
+        self.rebuy_bounties = 0  # PKO bounty parts of rebuys, added to the buyers' bounties
         self.rebuys = 0
         self.addons = 0
         # Entries that bought a rebuy (paid, counted in the pool) whose chips come with their table's next report.
@@ -464,20 +468,39 @@ class Tournament:
             self._check_barrier(out)
         elif table.n < 2:
             self._hold(table, WAITING, out)
-        elif table.reserved and self._longest_physical() - table.n >= 3:
+        elif self._three_short_stop(table):
             self._hold(table, SHORT, out)
         else:
             self._deal(table)
 
     def _maybe_release(self, table: Table, out: list[Instruction]) -> None:
-        """A table held for players deals again once it has two and is no longer 3 short (or expects nobody)."""
+        """A table held for players deals again once it has two and its next hand no longer waits for
+        them under the 3-short rule [11D]."""
         if (
             table.held in (WAITING, SHORT)
             and self.barrier is None
             and table.n >= 2
-            and (not table.reserved or self._longest_physical() - table.n < 3)
+            and not self._three_short_stop(table)
         ):
             self._release(table, out)
+
+    def _three_short_stop(self, table: Table) -> bool:
+        """[11D] "Play at a table 3 or more players short of the largest table stops once its blinds are
+        affected, until it is balanced." The balance is planned at once (players are on their way); the
+        short table deals on while its next hand has the very blinds it would have with them seated, and
+        stops before the first hand whose big blind would pass a seat kept for one of them (or, heads-up,
+        with the heads-up blinds). It deals again once they sit down or it is no longer 3 short."""
+        if not table.reserved or self._longest_physical() - table.n < 3:
+            return False
+        if table.n <= 2 or table.bb < 0:
+            return True
+        size = len(table.seats)
+        seat = (table.bb + 1) % size
+        while table.seats[seat] is None:  # the seats the big blind passes on its way to the next player
+            if seat in table.reserved:
+                return True
+            seat = (seat + 1) % size
+        return False
 
     # ------------------------------------------------------------------ clock
 
@@ -578,7 +601,11 @@ class Tournament:
 
     def lock_seat(self, entry_id: int, locked: bool = True) -> None:
         """A locked seat is never chosen for a balancing move (a broken table still moves it)."""
-        self._entry(entry_id).locked = locked
+        entry = self._entry(entry_id)
+        entry.locked = locked
+        table = self.tables.get(entry.table)
+        if table is not None and not entry.busted:
+            self._refresh_mover(table)
         self._log("lock", entry_id, int(locked))
 
     def set_tolerance(self, tolerance: int) -> list[Instruction]:
@@ -603,15 +630,35 @@ class Tournament:
         if self.prizes_paid:
             raise TournamentRuleError("prizes are already being paid")
         self.pending_rebuys.append(entry_id)
-        self.rebuys += 1
-        self._refresh_payouts()
+        self._count_rebuy(entry)
         return []
 
+    def _count_rebuy(self, entry: Entry) -> None:
+        """A rebuy is paid like an entry (``config.price("rebuy")``): its prize-pool part grows the pool
+        and, in a PKO event, its bounty part grows the buyer's own bounty, as the entry's did."""
+        bounty = self.config.price("rebuy").bounty
+        entry.bounty += bounty
+        self.rebuy_bounties += bounty
+        self.rebuys += 1
+        self._refresh_payouts()
+
+    @property
+    def bounties_collected(self) -> int:
+        """Every PKO bounty part paid in (entries and rebuys): what the bounties pay out, in the end, exactly."""
+        return len(self.entries) * self.config.bounty + self.rebuy_bounties
+
     def addon(self, entry_id: int) -> list[Instruction]:
-        """One add-on per entry, during a break."""
+        """One add-on per entry, during the add-on break: the first break after the rebuy period
+        (``config.addon_level()``), while every table is held."""
         entry = self._entry(entry_id)
-        if self.break_ends_ms is None or self.config.addon_chips <= 0 or entry.addon or entry.busted:
-            raise TournamentRuleError("an add-on is possible once per entry, during a break")
+        config = self.config
+        level = config.addon_level()
+        if config.addon_chips <= 0 or level is None:
+            raise TournamentRuleError("this tournament has no add-on")
+        if self.status != "running" or self.break_ends_ms is None or self.level != level:
+            raise TournamentRuleError(f"an add-on is possible only during the break after level {level}")
+        if entry.addon or entry.busted:
+            raise TournamentRuleError(f"entry {entry_id} already took its add-on or is out")
         if self.prizes_paid:
             raise TournamentRuleError("prizes are already being paid")
         entry.addon = True
@@ -812,6 +859,22 @@ class Tournament:
         if not table.breaking:
             self.order.remove(old)
             self.order.add(table.key())
+        self._refresh_mover(table)
+
+    def _refresh_mover(self, table: Table) -> None:
+        """Re-index the player ``table`` would send [11A] after anything that can change who that is or
+        how long the table is: its seats, its big blind, a planned move, a seat lock, a player's moves."""
+        new: MoverKey | None = None
+        if not table.breaking and table.id in self.tables:
+            entry = self._due_big_blind(table)
+            if entry is not None:
+                new = (table.n - len(table.outgoing) + len(table.reserved), -entry.moves, table.rank, table.id)
+        if new != table.mover:
+            if table.mover is not None:
+                self.movers.remove(table.mover)
+            if new is not None:
+                self.movers.add(new)
+            table.mover = new
 
     def _seat(self, entry: Entry, table: Table, seat: int) -> None:
         table.seats[seat] = entry.id
@@ -899,6 +962,7 @@ class Tournament:
         else:
             table.sb = table.next_occupied(table.button)
             table.bb = table.next_occupied(table.sb)
+        self._refresh_mover(table)
 
     def _deal(self, table: Table) -> None:
         """Dead-button rule [32]: the big blind moves to the next player; the small blind and the button
@@ -915,6 +979,7 @@ class Tournament:
         else:
             table.sb = previous_bb
             table.button = previous_sb
+        self._refresh_mover(table)
 
     def _hold(self, table: Table, reason: str, out: list[Instruction]) -> None:
         if table.held is None:
@@ -932,10 +997,14 @@ class Tournament:
     def _resume_all(self, out: list[Instruction]) -> None:
         for table in self.tables.values():
             if table.held is not None and not table.in_hand:
-                if table.n >= 2:
-                    self._release(table, out)
-                else:
+                if table.n < 2:
                     table.held = WAITING
+                elif self._three_short_stop(table):
+                    # Still waiting for its players [11D]: it stays held, now for that reason.
+                    table.held = SHORT
+                    out.append(HoldTable(table.id, SHORT))
+                else:
+                    self._release(table, out)
 
     # ------------------------------------------------------------------ moves, balancing, breaking
 
@@ -983,6 +1052,9 @@ class Tournament:
         }
         if dest.bb < 0:
             self._first_positions(dest)
+        # Neither table's effective count changed, but who each would send next did.
+        self._refresh_mover(dest)
+        self._refresh_mover(source)
         self._maybe_release(dest, out)
         if source.breaking:
             self._close_if_empty(source, out)
@@ -1026,6 +1098,7 @@ class Tournament:
             self.order.remove(table.key())
             self.numbers.remove(table_id)
             table.breaking = True
+            self._refresh_mover(table)
             self._log("break-table", table_id, self.remaining, len(self.order), self.config.break_order)
             for seat, entry_id in list(table.reserved.items()):
                 # A player on the way here stays where they are (balancing runs next), unless their own
@@ -1116,36 +1189,20 @@ class Tournament:
         return False
 
     def _pick_mover(self, longest: int, reporting: Table | None) -> tuple[Table, Entry] | None:
-        """The player due the big blind next at a longest table [11A]; among the longest tables the one
-        between hands first, then by seeded rank, preferring a player never moved [11C]."""
-        best: tuple[Table, Entry] | None = None
-        candidates: list[Table] = []
-        if reporting is not None and not reporting.breaking and reporting.effective == longest:
-            candidates.append(reporting)
-        for key in reversed(self.order):
-            if key[0] != longest:
-                break
-            if reporting is None or key[2] != reporting.id:
-                candidates.append(self.tables[key[2]])
-            if len(candidates) >= SCAN_LIMIT:
-                break
-        for table in candidates:
-            entry = self._due_big_blind(table)
-            if entry is None:
-                continue
-            if best is None or entry.moves < best[1].moves:
-                best = (table, entry)
-            if entry.moves == 0:
-                break
-        if best is None and len(candidates) >= SCAN_LIMIT:
-            # Everyone scanned so far is locked: look at every longest table.
-            for key in reversed(self.order):
-                if key[0] != longest:
-                    break
-                entry = self._due_big_blind(self.tables[key[2]])
-                if entry is not None:
-                    return self.tables[key[2]], entry
-        return best
+        """The player due the big blind next at a longest table [11A], over every longest table: the one
+        moved least often ("never bouncing the same player twice when another choice exists"), then the
+        table that just reported (its move happens at once), then the seeded rank [11C]. The movers index
+        holds each table's candidate, so this is one lookup whatever the field."""
+        if not self.movers:
+            return None
+        top = self.movers.last()
+        if top[0] != longest:
+            return None  # at every longest table the candidates are locked or already leaving
+        table = self.tables[top[3]]
+        if reporting is not None and reporting.mover is not None and reporting.mover[:2] == top[:2]:
+            table = reporting
+        entry = self._due_big_blind(table)
+        return None if entry is None else (table, entry)
 
     def _due_big_blind(self, table: Table) -> Entry | None:
         size = len(table.seats)
@@ -1277,9 +1334,9 @@ class Tournament:
         config = self.config
         self.prize_pool = pay.prize_pool(
             entries=len(self.entries),
-            buy_in=config.buy_in,
+            buy_in=config.price("entry").prize_pool,
             guarantee=config.guarantee,
-            extra=(self.rebuys + self.addons) * config.buy_in,
+            extra=self.rebuys * config.price("rebuy").prize_pool + self.addons * config.price("addon").prize_pool,
         ).total
         self._payouts = None
 
@@ -1301,8 +1358,7 @@ class Tournament:
         if self.prizes_paid:
             raise TournamentRuleError("prizes are already being paid")
         entry.stack += config.rebuy_chips
-        self.rebuys += 1
-        self._refresh_payouts()
+        self._count_rebuy(entry)
         out.append(SetStack(entry.id, entry.table, entry.seat, entry.stack, "rebuy"))
 
     def paid_places(self) -> int:
@@ -1446,6 +1502,7 @@ class Tournament:
             "payouts": self._payouts,
             "prizes_paid": self.prizes_paid,
             "bounties_paid": self.bounties_paid,
+            "rebuy_bounties": self.rebuy_bounties,
             "rebuys": self.rebuys,
             "addons": self.addons,
             "pending_rebuys": self.pending_rebuys,
@@ -1506,6 +1563,8 @@ class Tournament:
         tournament.log = [list(row) for row in state["log"]]
         tournament.fixed_seats = set(state["fixed_seats"])
         tournament.pending_rebuys = list(state.get("pending_rebuys", ()))
+        # States saved before rebuys carried a bounty part: none of their rebuys added one.
+        tournament.rebuy_bounties = state.get("rebuy_bounties", 0)
         for row in state["entries"]:
             entry = Entry.load(row)
             tournament.entries[entry.id] = entry
@@ -1519,6 +1578,8 @@ class Tournament:
                 tournament.numbers.add(table.id)
             if table.held is not None:
                 tournament.held += 1
+        for table in tournament.tables.values():
+            tournament._refresh_mover(table)  # derived: rebuilt from the seats, never stored
         tournament.remaining = sum(1 for e in tournament.entries.values() if not e.busted)
         tournament.prize_pool = state["prize_pool"]
         tournament._payouts = state["payouts"]
