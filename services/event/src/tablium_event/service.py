@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,11 +20,12 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_event.db.models import HandReport, Prize, Purchase, Registration, TournamentRow
+from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, TournamentRow
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
 from tablium_event.events import TOURNAMENT_CANCELLED, TOURNAMENT_CREATED, publish, publish_instructions
+from tablium_event.journal import COMMANDS, Live, LiveEngines, apply, hand_payload
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_kit.errors import Conflict, InvalidInput, NotFound
@@ -62,6 +63,7 @@ class Tournaments:
         self.wallet = wallet
         self._house: dict[tuple[str, str], uuid.UUID] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.engines = LiveEngines()
 
     # ------------------------------------------------------------------ director
 
@@ -121,13 +123,28 @@ class Tournaments:
             raise Conflict("at least two registrations are needed to start")
         row.status = "starting"
         await session.commit()  # from here on a retry (or the reconciler) finishes the start
-        for reg in ready:
-            await self._post_entry(row, reg)
-        await session.commit()
-        row = await self._locked(session, tournament_id)
+        return await self._finish_start(session, row, ready)
+
+    async def _finish_start(
+        self, session: AsyncSession, row: TournamentRow, ready: list[Registration]
+    ) -> TournamentRow:
+        """Post the entries (a chunk at a time, each chunk committed), then build the engine, once.
+
+        Every step replays by its transfer id, so a start cut short anywhere is finished by calling this
+        again (a retry of ``start``, or the reconciler); the engine is built only by the call that finds
+        the tournament still ``starting`` under the row lock.
+        """
+        size = max(1, self.settings.wallet_batch_size)
+        for first in range(0, len(ready), size):
+            await self._post_entries(row, ready[first : first + size])
+            await session.commit()
+        row = await self._locked(session, row.id)
+        if row.status != "starting":
+            return row  # another call finished (or cancelled) it meanwhile
         config = TournamentConfig.from_dict(row.config)
         engine = Tournament(config)
-        for reg in sorted((r for r in regs if r.status == "posted"), key=lambda r: (r.created_at, r.id)):
+        posted = await self._registrations(session, row.id, ("posted",))
+        for reg in posted:  # in registration order (created_at, id): entry ids replay identically
             reg.entry_id, _ = engine.register(str(reg.player_id))
         try:
             out = engine.start()
@@ -135,8 +152,16 @@ class Tournaments:
             raise rule_error(exc) from exc
         row.started_at = datetime.now(UTC)
         row.status = "running"
-        await self._save(session, row, engine, out)
-        await session.commit()
+        row.version += 1
+        self._snapshot(row, engine)
+        await self._effects(session, row, engine, out)
+        version = row.version
+        live = await self.engines.checkout(row.id)  # none yet: taken only to follow the protocol
+        try:
+            await session.commit()
+            live = Live(version, engine)
+        finally:
+            self.engines.checkin(row.id, live)
         # A satellite whose pool buys a seat for everyone is over at once: its prizes are owed now.
         await self.pay_prizes(session, row.id)
         return row
@@ -145,28 +170,17 @@ class Tournaments:
         self, session: AsyncSession, tournament_id: uuid.UUID, action: str, **kwargs: Any
     ) -> TournamentRow:
         """pause, resume, undo, lock, tolerance: the engine decides; the result is saved and published."""
+        if action not in COMMANDS:
+            raise InvalidInput(f"unknown command {action}")
         row = await self._locked(session, tournament_id)
-        engine = self._engine(row)
-        # What the clock did since the last fact is published with the command's own instructions.
-        ticked = engine.tick(self._now_ms(row))
-        try:
-            match action:
-                case "pause":
-                    out = engine.pause()
-                case "resume":
-                    out = engine.resume()
-                case "undo":
-                    out = engine.undo(kwargs["what"], stack=kwargs.get("stack"), from_entry=kwargs.get("from_entry"))
-                case "lock":
-                    engine.lock_seat(kwargs["entry"], kwargs["locked"])
-                    out = []
-                case "tolerance":
-                    out = engine.set_tolerance(kwargs["tolerance"])
-                case _:
-                    raise InvalidInput(f"unknown command {action}")
-        except TournamentRuleError as exc:
-            raise rule_error(exc) from exc
-        await self._save(session, row, engine, ticked + out)
+        async with self._fact(session, row) as engine:
+            # What the clock did since the last fact is published with the command's own instructions.
+            payload = {"now_ms": self._now_ms(row, engine), **kwargs}
+            try:
+                out = apply(engine, action, payload)
+            except TournamentRuleError as exc:
+                raise rule_error(exc) from exc
+            await self._record(session, row, engine, action, payload, out)
         return row
 
     async def cancel(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
@@ -174,7 +188,8 @@ class Tournaments:
         row = await self._locked(session, tournament_id)
         if row.status in ("finished", "cancelled"):
             raise Conflict("the tournament is over")
-        if row.state is not None and (row.state.get("prizes_paid") or row.state.get("bounties_paid")):
+        engine = await self.engine_of(session, row)
+        if engine is not None and (engine.prizes_paid or engine.bounties_paid):
             raise Conflict("prizes were already paid: the tournament cannot be cancelled")
         row.status = "cancelling"
         await session.commit()
@@ -190,10 +205,16 @@ class Tournaments:
             await self._give_back_purchase(row, config, purchase)
             await session.commit()
         row = await self._locked(session, row.id)
-        if row.state is not None:
-            engine = self._engine(row)
-            engine.cancel()
-            row.state = engine.to_state()
+        if row.status != "cancelling":
+            return
+        if row.started_at is not None:
+            async with self._fact(session, row) as engine:
+                payload = {"now_ms": self._now_ms(row, engine)}
+                out = apply(engine, "cancel", payload)
+                row.status = "cancelled"
+                await self._record(session, row, engine, "cancel", payload, out)
+                await publish(session, row.id, row.version, TOURNAMENT_CANCELLED, {})
+            return
         row.status = "cancelled"
         row.version += 1
         await publish(session, row.id, row.version, TOURNAMENT_CANCELLED, {})
@@ -245,8 +266,9 @@ class Tournaments:
     async def register(self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
         row = await self._locked(session, tournament_id)
         config = TournamentConfig.from_dict(row.config)
+        engine = await self.engine_of(session, row)
         if row.status == "running":
-            if not self._engine(row).registration_open:
+            if engine is None or not engine.registration_open:
                 raise Conflict("registration is closed")
         elif row.status != "registering":
             raise Conflict("registration is not open")
@@ -257,11 +279,7 @@ class Tournaments:
         ).all()
         if any(r.status in ("holding", "held") for r in mine) or (
             any(r.status == "posted" for r in mine)
-            and (
-                row.state is None
-                or not self._engine(row).by_player.get(str(player_id))
-                or self._has_live_entry(row, player_id)
-            )
+            and (engine is None or not engine.by_player.get(str(player_id)) or self._has_live_entry(engine, player_id))
         ):
             raise Conflict("already registered")
         if row.status == "registering" and config.format == "sng":
@@ -303,25 +321,26 @@ class Tournaments:
         if the engine refuses it now, void the hold. Returns the refusal, if any."""
         if reg.status != "held" or reg.entry_id is not None:
             return None
-        engine = self._engine(row)
-        ticked = engine.tick(self._now_ms(row))
-        # The lock was let go while the wallet held the money: ask again before posting it, so
-        # nobody pays for an entry that late registration closing (or a re-entry) has refused.
-        refusal = engine.registration_refusal(str(reg.player_id))
-        if refusal is None:
-            await self._post_entry(row, reg)
-            if reg.status != "posted":
-                refusal = reg.failure or "the hold could not be posted"
-        if refusal is not None:
-            if reg.status == "held":
-                result = await self.wallet.void(reg.hold_transfer_id)
-                reg.status = "voided" if result["status"] in ("voided", "expired") else reg.status
-            reg.failure = refusal[:200]
-            await session.commit()
-            return refusal
-        reg.entry_id, out = engine.register(str(reg.player_id))
-        await self._save(session, row, engine, ticked + out)
-        await session.commit()
+        async with self._fact(session, row) as engine:
+            # The engine calls of journal.apply("entry"), with the wallet between them: tick, ask, register.
+            payload: dict[str, Any] = {"now_ms": self._now_ms(row, engine), "player": str(reg.player_id)}
+            ticked = engine.tick(payload["now_ms"])
+            # The lock was let go while the wallet held the money: ask again before posting it, so
+            # nobody pays for an entry that late registration closing (or a re-entry) has refused.
+            refusal = engine.registration_refusal(str(reg.player_id))
+            if refusal is None:
+                await self._post_entry(row, reg)
+                if reg.status != "posted":
+                    refusal = reg.failure or "the hold could not be posted"
+            if refusal is not None:
+                if reg.status == "held":
+                    result = await self.wallet.void(reg.hold_transfer_id)
+                    reg.status = "voided" if result["status"] in ("voided", "expired") else reg.status
+                reg.failure = refusal[:200]
+                await session.commit()  # the ticked engine is not kept (nothing recorded)
+                return refusal
+            reg.entry_id, out = engine.register(str(reg.player_id))
+            await self._record(session, row, engine, "entry", payload, ticked + out)
         return None
 
     async def unregister(self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
@@ -341,8 +360,8 @@ class Tournaments:
             reg.status = "voided"
         return reg
 
-    def _has_live_entry(self, row: TournamentRow, player_id: uuid.UUID) -> bool:
-        engine = self._engine(row)
+    @staticmethod
+    def _has_live_entry(engine: Tournament, player_id: uuid.UUID) -> bool:
         return any(not engine.entries[e].busted for e in engine.by_player.get(str(player_id), []))
 
     async def buy(
@@ -360,8 +379,9 @@ class Tournaments:
             row = await self._locked(session, tournament_id)
             if row.status != "running":
                 raise Conflict("the tournament is not running")
-            engine = self._engine(row)
-            engine.tick(self._now_ms(row))
+            # A throwaway engine (loaded, never the live one): the refusal is asked by applying it.
+            engine = (await self._up_to_date(session, row.id, row.version, None)).engine
+            engine.tick(self._now_ms(row, engine))
             entry_id = self._live_entry(engine, player_id)
             refusal = self._purchase_refusal(engine, kind, entry_id)
             if refusal is not None:
@@ -401,24 +421,23 @@ class Tournaments:
             await self._void_purchase(row, config, purchase, "the tournament is not running")
             await session.commit()
             return
-        engine = self._engine(row)
-        ticked = engine.tick(self._now_ms(row))
-        # The lock was let go while the wallet held the money: the engine decides again before the post.
-        try:
-            out = engine.buy_rebuy(purchase.entry_id) if purchase.kind == "rebuy" else engine.addon(purchase.entry_id)
-        except TournamentRuleError as exc:
-            await self._void_purchase(row, config, purchase, str(exc))
-            await session.commit()
-            return
-        result = await self.wallet.post(purchase.transfer_id)
-        if result["status"] != "posted":
-            purchase.status = "failed"
-            purchase.failure = f"the hold is {result['status']}"
-            await session.commit()
-            return
-        purchase.status = "posted"
-        await self._save(session, row, engine, ticked + out)
-        await session.commit()
+        async with self._fact(session, row) as engine:
+            payload = {"now_ms": self._now_ms(row, engine), "entry": purchase.entry_id}
+            # The lock was let go while the wallet held the money: the engine decides again before the post.
+            try:
+                out = apply(engine, purchase.kind, payload)
+            except TournamentRuleError as exc:
+                await self._void_purchase(row, config, purchase, str(exc))
+                await session.commit()  # the engine that refused is not kept (nothing recorded)
+                return
+            result = await self.wallet.post(purchase.transfer_id)
+            if result["status"] != "posted":
+                purchase.status = "failed"
+                purchase.failure = f"the hold is {result['status']}"
+                await session.commit()
+                return
+            purchase.status = "posted"
+            await self._record(session, row, engine, purchase.kind, payload, out)
 
     async def _hold_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
         """Hold the price from the player's account into the pool (pending). Replays are free."""
@@ -509,20 +528,19 @@ class Tournaments:
         row = await self._locked(session, tournament_id)
         if row.status != "running":
             raise Conflict("the tournament is not running")
-        engine = self._engine(row)
-        out = engine.tick(self._now_ms(row))
-        try:
-            out += engine.hand_finished(table, stacks, knockouts=knockouts)
-        except TournamentRuleError as exc:
-            raise rule_error(exc) from exc
-        response = {
-            "instructions": [i.to_dict() for i in out],
-            "next_hand": engine.table_view(table) if table in engine.tables else None,
-            "clock": engine.clock(),
-        }
-        session.add(HandReport(tournament_id=row.id, hand_id=hand_id, response=response))
-        await self._save(session, row, engine, out)
-        await session.commit()
+        async with self._fact(session, row) as engine:
+            payload = hand_payload(self._now_ms(row, engine), table, stacks, knockouts)
+            try:
+                out = apply(engine, "hand", payload)
+            except TournamentRuleError as exc:
+                raise rule_error(exc) from exc
+            response = {
+                "instructions": [i.to_dict() for i in out],
+                "next_hand": engine.table_view(table) if table in engine.tables else None,
+                "clock": engine.clock(),
+            }
+            session.add(HandReport(tournament_id=row.id, hand_id=hand_id, response=response))
+            await self._record(session, row, engine, "hand", payload, out)
         await self.pay_prizes(session, row.id)
         return response
 
@@ -581,8 +599,19 @@ class Tournaments:
     async def entries(self, session: AsyncSession, tournament_id: uuid.UUID) -> int:
         return len(await self._registrations(session, tournament_id, LIVE))
 
-    def engine_of(self, row: TournamentRow) -> Tournament | None:
-        return self._engine(row) if row.state is not None else None
+    async def engine_of(self, session: AsyncSession, row: TournamentRow) -> Tournament | None:
+        """The engine as of ``row.version`` (or newer), None before the start. Read it at once: it is the
+        live engine, which the next fact changes."""
+        if row.started_at is None:
+            return None
+        live = await self.engines.checkout(row.id)
+        try:
+            live = await self._up_to_date(session, row.id, row.version, live)
+        except BaseException:
+            self.engines.checkin(row.id, None)
+            raise
+        self.engines.checkin(row.id, live)
+        return live.engine
 
     # ------------------------------------------------------------------ background: clock and reconciler
 
@@ -621,13 +650,13 @@ class Tournaments:
                 select(TournamentRow).where(TournamentRow.id == tournament_id).with_for_update(skip_locked=True)
             )
             if row is None or row.status != "running":
+                await session.commit()
                 continue
-            engine = self._engine(row)
-            out = engine.tick(self._now_ms(row))
-            if out:
-                # Without instructions nothing needs saving: the next tick measures from the saved time.
-                await self._save(session, row, engine, out)
-            await session.commit()
+            # Every tick is a fact, even one that changed only the clock, so a replay is exact.
+            async with self._fact(session, row) as engine:
+                payload = {"now_ms": self._now_ms(row, engine)}
+                out = apply(engine, "tick", payload)
+                await self._record(session, row, engine, "tick", payload, out)
 
     async def reconcile(self, session: AsyncSession) -> None:
         """Finish half-done wallet steps: holds not confirmed, prizes owed, starts, cancels and purchases cut short."""
@@ -675,6 +704,20 @@ class Tournaments:
             await self.pay_prizes(session, tournament_id)
         for row in (await session.scalars(select(TournamentRow).where(TournamentRow.status == "cancelling"))).all():
             await self._finish_cancel(session, row)
+            await session.commit()
+        # Starts cut short after ``starting`` was committed: post what is left and build the engine.
+        for tournament_id in (
+            await session.scalars(
+                select(TournamentRow.id).where(
+                    TournamentRow.status == "starting", TournamentRow.updated_at < quiet_since
+                )
+            )
+        ).all():
+            try:
+                await self.start(session, tournament_id)
+            except Conflict as exc:
+                log.warning("a start cut short cannot be finished yet", tournament=str(tournament_id), error=str(exc))
+                await session.rollback()
 
     # ------------------------------------------------------------------ internals
 
@@ -715,14 +758,73 @@ class Tournaments:
             ).all()
         )
 
-    def _engine(self, row: TournamentRow) -> Tournament:
-        if row.state is None:
-            raise Conflict("the tournament has not started")
-        return Tournament.from_state(row.state)
+    @contextlib.asynccontextmanager
+    async def _fact(self, session: AsyncSession, row: TournamentRow) -> AsyncIterator[Tournament]:
+        """The live engine of ``row`` (locked) for one fact, up to date with the row's version.
 
-    def _now_ms(self, row: TournamentRow) -> int:
+        If the body recorded the fact (``_record``), the transaction is committed here and only then is
+        the engine kept for the next fact; if it recorded nothing, raised, or the commit failed, the
+        engine (possibly half-changed) is dropped.
+        """
+        live = await self.engines.checkout(row.id)
+        kept: Live | None = None
+        try:
+            live = await self._up_to_date(session, row.id, row.version, live)
+            before = row.version
+            yield live.engine
+            if row.version != before:
+                version = row.version
+                await session.commit()
+                kept = Live(version, live.engine)
+        finally:
+            self.engines.checkin(row.id, kept)
+
+    async def _up_to_date(
+        self, session: AsyncSession, tournament_id: uuid.UUID, version: int, live: Live | None
+    ) -> Live:
+        """The engine at ``version`` (or newer): ``live`` as it is, or brought forward by the facts
+        journaled since (another process wrote them), else the snapshot with the facts after it."""
+        if live is not None and live.version >= version:
+            return live
+        if live is not None:
+            facts = await self._facts(session, tournament_id, live.version, version)
+            if len(facts) == version - live.version:
+                for fact in facts:
+                    apply(live.engine, fact.kind, fact.payload)
+                live.version = version
+                return live
+        state, state_version = (
+            await session.execute(
+                select(TournamentRow.state, TournamentRow.state_version).where(TournamentRow.id == tournament_id)
+            )
+        ).one()
+        if state is None:
+            raise Conflict("the tournament has not started")
+        engine = Tournament.from_state(state)
+        version = max(version, state_version)  # a reader may find a snapshot newer than its row
+        facts = await self._facts(session, tournament_id, state_version, version)
+        if len(facts) != version - state_version:
+            raise RuntimeError(f"tournament {tournament_id}: the journal after version {state_version} has a gap")
+        for fact in facts:
+            apply(engine, fact.kind, fact.payload)
+        return Live(version, engine)
+
+    @staticmethod
+    async def _facts(session: AsyncSession, tournament_id: uuid.UUID, after: int, upto: int) -> Sequence[Fact]:
+        if upto <= after:
+            return []
+        return (
+            await session.scalars(
+                select(Fact)
+                .where(Fact.tournament_id == tournament_id, Fact.seq > after, Fact.seq <= upto)
+                .order_by(Fact.seq)
+            )
+        ).all()
+
+    def _now_ms(self, row: TournamentRow, engine: Tournament) -> int:
+        """Milliseconds since the start; never before the engine's own clock (another process, a clock step)."""
         started = row.started_at or datetime.now(UTC)
-        return max(0, int((time.time() - started.timestamp()) * 1000))
+        return max(engine.now_ms, int((time.time() - started.timestamp()) * 1000))
 
     def _pool(self, row: TournamentRow) -> uuid.UUID:
         if row.prize_pool_account_id is None:
@@ -785,11 +887,62 @@ class Tournaments:
                 metadata={"tournament_id": str(row.id)},
             )
 
-    async def _save(
+    async def _post_entries(self, row: TournamentRow, regs: Sequence[Registration]) -> None:
+        """``_post_entry`` for many: the holds posted together, the fees in one batch request."""
+        config = TournamentConfig.from_dict(row.config)
+        held = [reg for reg in regs if reg.status == "held"]
+        results = await asyncio.gather(*(self.wallet.post(reg.hold_transfer_id) for reg in held))
+        for reg, result in zip(held, results, strict=True):
+            if result["status"] == "posted":
+                reg.status = "posted"
+            else:
+                reg.status = "failed"
+                reg.failure = f"the hold is {result['status']}"
+        posted = [reg for reg in regs if reg.status == "posted"]
+        if not (config.fee and posted):
+            return
+        house = await self._house_account("house_fees", config.asset)
+        await self.wallet.transfers(
+            [
+                {
+                    "id": transfer_id(row.id, "fee", reg.id),
+                    "debit": self._pool(row),
+                    "credit": house,
+                    "amount": config.fee,
+                    "asset": config.asset,
+                    "code": "tournament_fee",
+                    "metadata": {"tournament_id": str(row.id)},
+                }
+                for reg in posted
+            ]
+        )
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        row: TournamentRow,
+        engine: Tournament,
+        kind: str,
+        payload: dict[str, Any],
+        out: list[Instruction],
+    ) -> None:
+        """The fact applied to ``engine``: one journal row, a snapshot now and then, and its effects,
+        all in the row's transaction."""
+        row.version += 1
+        session.add(Fact(tournament_id=row.id, seq=row.version, kind=kind, payload=payload))
+        if engine.status != "running" or row.version - row.state_version >= self.settings.snapshot_every:
+            self._snapshot(row, engine)
+        await self._effects(session, row, engine, out)
+
+    @staticmethod
+    def _snapshot(row: TournamentRow, engine: Tournament) -> None:
+        row.state = engine.to_state()
+        row.state_version = row.version
+
+    async def _effects(
         self, session: AsyncSession, row: TournamentRow, engine: Tournament, out: list[Instruction]
     ) -> None:
-        row.state = engine.to_state()
-        row.version += 1
+        """Prizes owed and events out, for the instructions of the fact that made ``row.version``."""
         if engine.status == "finished":
             row.status = "finished"
         bounty_index = 0

@@ -4,7 +4,10 @@ so any step can be retried (by a request or by the reconciler) without acting tw
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
+
+import httpx
 
 from tablium_kit.auth import ServiceTokens
 from tablium_kit.errors import Conflict, ProblemError
@@ -27,8 +30,9 @@ class PaymentRefused(ProblemError):
 
 
 class Wallet:
-    def __init__(self, base_url: str, secret: str) -> None:
-        self.client = InternalClient("wallet", base_url, ServiceTokens(secret, service_name="event"))
+    def __init__(self, base_url: str, secret: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        tokens = ServiceTokens(secret, service_name="event")
+        self.client = InternalClient("wallet", base_url, tokens, transport=transport)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -73,6 +77,33 @@ class Wallet:
                 raise PaymentRefused(exc.detail, extra={"reason": exc.problem.get("type")}) from exc
             raise
         return result
+
+    async def transfers(self, transfers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Independent posted transfers in one request (``/transfers/batch``, at most 256), each replayed
+        by its id. Each item has the arguments of ``transfer``; any refused one raises, as alone."""
+        body = {
+            "transfers": [
+                {
+                    "id": str(t["id"]),
+                    "debit_account_id": str(t["debit"]),
+                    "credit_account_id": str(t["credit"]),
+                    "amount": t["amount"],
+                    "asset": t["asset"],
+                    "code": t["code"],
+                    "metadata": t.get("metadata") or {},
+                }
+                for t in transfers
+            ]
+        }
+        # The ids make it idempotent; the key names this exact set, so a retry replays it.
+        key = "batch:" + str(uuid.uuid5(NAMESPACE, ",".join(item["id"] for item in body["transfers"])))
+        answer = await self.client.request("POST", "/internal/v1/transfers/batch", json=body, idempotency_key=key)
+        results: list[dict[str, Any]] = []
+        for result in answer["results"]:
+            if result["status"] >= 400:
+                raise UpstreamError("wallet", result["status"], result.get("problem") or {})
+            results.append(result["transfer"])
+        return results
 
     async def post(self, id: uuid.UUID) -> dict[str, Any]:
         return await self._resolve(id, "post", {"amount": None})

@@ -34,7 +34,7 @@ DIRECTOR = requires_roles("tournament_director", "admin")
 
 
 async def tournament_out(service: Tournaments, session: DbSession, row: TournamentRow) -> TournamentOut:
-    engine = service.engine_of(row)
+    engine = await service.engine_of(session, row)
     return TournamentOut(
         id=row.id,
         name=row.name,
@@ -233,7 +233,7 @@ class TournamentController(Controller):
         since: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
     ) -> list[dict[str, Any]]:
-        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
         return engine.decisions(since)[:limit] if engine else []
 
     @get(
@@ -249,7 +249,7 @@ class TournamentController(Controller):
         tournaments: TournamentsDep,
         method: FromQuery[Literal["icm", "chip-chop"]] = "icm",
     ) -> list[dict[str, Any]]:
-        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
         if engine is None:
             raise Conflict("the tournament has not started")
         try:
@@ -286,14 +286,14 @@ class TournamentController(Controller):
     async def tables(
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> list[dict[str, Any]]:
-        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
         return [engine.table_view(t) for t in sorted(engine.tables)] if engine else []
 
     @get("/{tournament_id:uuid}/tables/{table:int}", summary="One table")
     async def table(
         self, tournament_id: FromPath[UUID], table: FromPath[int], db_session: DbSession, tournaments: TournamentsDep
     ) -> dict[str, Any]:
-        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
         if engine is None or table not in engine.tables:
             raise NotFound("no such table")
         return engine.table_view(table)
@@ -306,7 +306,7 @@ class TournamentController(Controller):
         tournaments: TournamentsDep,
         limit: Annotated[int, Parameter(ge=1, le=10_000)] = 500,
     ) -> list[dict[str, Any]]:
-        engine = tournaments.engine_of(await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
         return engine.standings()[:limit] if engine else []
 
 

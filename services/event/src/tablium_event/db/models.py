@@ -24,16 +24,23 @@ MESSAGING = messaging_tables(Base.metadata)
 
 
 class TournamentRow(UUIDv7PrimaryKey, AuditColumns, Base):
-    """A tournament: its configuration, and once started the engine's whole state (JSON)."""
+    """A tournament: its configuration, and once started a snapshot of the engine's state (JSON).
+
+    The engine now is ``state`` (taken at ``state_version``) with the journal's facts after it replayed
+    (docs/adr/0006-tournament-engine.md, "Persistence").
+    """
 
     __tablename__ = "tournaments"
     name: Mapped[str] = mapped_column(String(100))
     # draft -> registering -> starting -> running -> finished; cancelling -> cancelled from any before finished.
     status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
     config: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    state: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
+    # Deferred: megabytes for a big field, read only to load the engine (and then with its version).
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None, deferred=True)
     # Bumped on every change of state; carried in events so consumers can order them.
     version: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The version ``state`` was taken at: the journal's facts with a higher seq come after it.
+    state_version: Mapped[int] = mapped_column(BigInteger, default=0)
     created_by: Mapped[str] = mapped_column(String(64))
     prize_pool_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
@@ -72,6 +79,20 @@ class Prize(Base):
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="owed", index=True)  # owed | paid
+
+
+class Fact(Base):
+    """One fact the engine was given (a hand, a clock tick, a command, a late entry, a purchase), in order.
+
+    ``seq`` is the tournament's version once the fact was applied; ``payload`` holds its arguments,
+    including the ``now_ms`` of the clock tick that comes with it, so replaying it is exact.
+    """
+
+    __tablename__ = "tournament_facts"
+    tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
 class HandReport(Base):

@@ -1,0 +1,444 @@
+"""The engine's persistence (snapshot + fact journal, the live engine kept in process) and starts cut short.
+
+Against the real wallet (a separate process), Postgres and RabbitMQ names, like test_service.py, whose
+fixtures and helpers these tests share. Snapshots are taken every few facts here, so loading always
+replays a journal tail, and entries are posted at the start in chunks of a few.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import test_service
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select, text
+from tablium_event.app import create_app
+from tablium_event.db.models import Fact, Registration, TournamentRow
+from tablium_event.domain.engine import Tournament
+from tablium_event.domain.instructions import SeatPlayer
+from tablium_event.domain.simulator import TableRunner, play_hand
+from tablium_event.service import Tournaments
+from tablium_event.settings import EventSettings
+from tablium_event.wallet import Wallet
+from test_service import (
+    DIRECTOR,
+    KID,
+    SERVICE,
+    SIGNING_KEY,
+    Ledger,
+    SessionFactory,
+    instructions_of,
+    new_tournament,
+    register_players,
+)
+
+from tablium_kit.auth import StaticKeySource
+from tablium_kit.messaging.testing import AmqpNames
+
+# test_service's wallet process, ledger and sessions (a wallet of this module's own) and its skip mark.
+wallet_url = test_service.wallet_url
+ledger = test_service.ledger
+sessions = test_service.sessions
+pytestmark = test_service.pytestmark
+
+SNAPSHOT_EVERY = 7
+Report = Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+async def settings(
+    make_database: Callable[[str], Awaitable[str]],
+    amqp_names: AmqpNames,
+    wallet_url: str,
+) -> EventSettings:
+    return EventSettings.from_env(
+        "event",
+        {
+            "TABLIUM_EVENT_DATABASE_URL": await make_database("event_persistence"),
+            "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+            "TABLIUM_ENVIRONMENT": "test",
+            "TABLIUM_EVENT_WALLET_URL": wallet_url,
+            "TABLIUM_EVENT_CLOCK_INTERVAL_S": "0",
+            "TABLIUM_EVENT_RECONCILE_INTERVAL_S": "0",
+            "TABLIUM_EVENT_CONSUME_EVENTS": "false",
+            "TABLIUM_EVENT_SNAPSHOT_EVERY": str(SNAPSHOT_EVERY),
+            "TABLIUM_EVENT_WALLET_BATCH_SIZE": "4",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+async def client(settings: EventSettings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(settings, key_source=StaticKeySource({KID: SIGNING_KEY.public_key()}))
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def other_process(settings: EventSettings) -> AsyncIterator[Tournaments]:
+    """A second event service on the same database: its own engines in memory, its own wallet client."""
+    tournaments = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    yield tournaments
+    await tournaments.wallet.aclose()
+
+
+def live_service(client: AsyncTestClient) -> Tournaments:
+    tournaments: Tournaments = client.app.state.tournaments
+    return tournaments
+
+
+def comparable(engine: Tournament) -> Any:
+    """The state as stored: JSON (int keys become strings, tuples lists) on both sides of a comparison.
+    The payout table is computed when first read (a lobby read does): computed on both sides."""
+    assert engine.payouts is not None
+    return json.loads(json.dumps(engine.to_state()))
+
+
+async def replayed(settings: EventSettings, sessions: SessionFactory, tournament_id: str) -> tuple[int, Any]:
+    """(version, state) loaded by a fresh process from the snapshot and the journal after it."""
+    fresh = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    async with sessions() as session:
+        row = await session.get(TournamentRow, uuid.UUID(tournament_id))
+        assert row is not None
+        live = await fresh._up_to_date(session, row.id, row.version, None)
+        assert live.version == row.version
+    await fresh.wallet.aclose()
+    return live.version, comparable(live.engine)
+
+
+def assert_live_is_replayed(tournaments: Tournaments, tournament_id: str, expected: tuple[int, Any]) -> None:
+    live = tournaments.engines.peek(uuid.UUID(tournament_id))
+    assert live is not None, "the live engine is kept after a fact"
+    assert live.version == expected[0]
+    assert comparable(live.engine) == expected[1], "snapshot + journal replay = the live engine"
+
+
+async def drive(
+    client: AsyncTestClient,
+    tournament_id: str,
+    rng: random.Random,
+    report: Report,
+    after_hand: Callable[[int], Awaitable[None]] | None = None,
+) -> int:
+    """The lobby's part (as in test_service.play_to_the_end), reporting each hand through ``report``."""
+    runner = TableRunner()
+    stacks: dict[int, int] = {}
+    for table in (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json():
+        for seat, occupant in enumerate(table["seats"]):
+            if occupant is not None:
+                runner.apply(
+                    [SeatPlayer(occupant["entry"], occupant["player"], table["table"], seat, occupant["stack"], "")]
+                )
+                stacks[occupant["entry"]] = occupant["stack"]
+        runner.start_dealing(table["table"])
+    hands = 0
+    weights = (0.75, 0.22, 0.03)  # busts now and then: long enough a tournament for every kind of fact
+    while (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["status"] == "running":
+        table = runner.dealing[rng.randrange(len(runner.dealing))]
+        after = play_hand(rng, list(runner.seated[table].values()), stacks, weights)
+        runner.stop_dealing(table)
+        body = {"hand_id": f"h{hands}", "table": table, "stacks": {str(e): s for e, s in after.items()}}
+        answer = await report(hands, body)
+        stacks.update(after)
+        runner.apply(instructions_of(answer))
+        if table not in runner.held and table in runner.seated:
+            runner.start_dealing(table)
+        assert runner.moves_mid_hand == 0
+        hands += 1
+        if after_hand is not None:
+            await after_hand(hands)
+    return hands
+
+
+def over_http(client: AsyncTestClient, tournament_id: str) -> Report:
+    async def report(_: int, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+        response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    return report
+
+
+async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    settings: EventSettings,
+    sessions: SessionFactory,
+) -> None:
+    """A random tournament through the service, with every kind of fact: after each one a fresh process
+    loading snapshot + journal gets the live engine's exact state, also after the live process restarts
+    (its engines forgotten), and a refused fact leaves no changed engine behind."""
+    tournament_id = await new_tournament(
+        client, fee=0, late_reg_until_level=3, levels=[{"small_blind": 10, "big_blind": 20, "duration_s": 60}]
+    )
+    await register_players(client, ledger, tournament_id, 20)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    live = live_service(client)
+    url = f"/api/v1/tournaments/{tournament_id}"
+    await register_players(client, ledger, tournament_id, 1)  # a late entry (seated before the first hand)
+    for command in ("pause", "resume"):
+        response = await client.post(f"{url}/{command}", headers=DIRECTOR)
+        assert response.status_code == 200, response.text
+    assert_live_is_replayed(live, tournament_id, await replayed(settings, sessions, tournament_id))
+
+    async def after_hand(hands: int) -> None:
+        if hands % 10 == 0:
+            # The background clock, 40 s on: levels change (late registration closes at level 4).
+            async with sessions() as session:
+                await session.execute(
+                    text("UPDATE tournaments SET started_at = started_at - interval '40 seconds' WHERE id = :id"),
+                    {"id": uuid.UUID(tournament_id)},
+                )
+                await session.commit()
+                await live._clock(session)
+        if hands == 15:
+            live.engines.clear()  # a restart: the next fact loads snapshot + journal
+            return
+        if hands == 20:
+            # A refused fact (chips appear from nowhere): 409, and the engine it touched is not kept.
+            [table, *_] = (await client.get(f"{url}/tables")).json()
+            stacks = {str(s["entry"]): s["stack"] + 1 for s in table["seats"] if s is not None}
+            body = {"hand_id": "bad", "table": table["table"], "stacks": stacks}
+            headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+            response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+            assert response.status_code == 409, response.text
+            assert live.engines.peek(uuid.UUID(tournament_id)) is None
+            return
+        assert_live_is_replayed(live, tournament_id, await replayed(settings, sessions, tournament_id))
+
+    hands = await drive(client, tournament_id, random.Random(3), over_http(client, tournament_id), after_hand)
+    assert hands > 30
+    lobby = (await client.get(url)).json()
+    assert (lobby["status"], lobby["entries"]) == ("finished", 21)
+    assert lobby["clock"]["level"] > 2, "the clock moved the levels on"
+    async with sessions() as session:
+        row = await session.get(TournamentRow, uuid.UUID(tournament_id))
+        assert row is not None
+        assert row.state_version == row.version, "a finished tournament is snapshotted"
+        kinds = set((await session.scalars(select(Fact.kind).where(Fact.tournament_id == row.id))).all())
+    assert {"entry", "pause", "resume", "hand", "tick"} <= kinds
+    standings = (await client.get(f"{url}/standings")).json()
+    assert sorted(row["place"] for row in standings) == list(range(1, 22))
+    assert sum(row["prize"] for row in standings) == 21_000
+
+
+async def test_two_processes_alternating_hand_reports_stay_correct(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    settings: EventSettings,
+    sessions: SessionFactory,
+    other_process: Tournaments,
+) -> None:
+    """Two event services on one database take turns: each finds the other's facts by the row's version
+    under its lock and replays them onto its own live engine; the tournament plays out exactly."""
+    tournament_id = await new_tournament(client, fee=0)
+    players = await register_players(client, ledger, tournament_id, 14)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    via_http = over_http(client, tournament_id)
+    first_engine: list[object] = []
+
+    async def report(hand: int, body: dict[str, Any]) -> dict[str, Any]:
+        if hand % 2 == 0:
+            return await via_http(hand, body)
+        async with sessions() as session:
+            answer = await other_process.hand_finished(
+                session,
+                uuid.UUID(tournament_id),
+                hand_id=body["hand_id"],
+                table=body["table"],
+                stacks={int(e): s for e, s in body["stacks"].items()},
+                knockouts={},
+            )
+            await session.commit()
+        kept = other_process.engines.peek(uuid.UUID(tournament_id))
+        assert kept is not None
+        first_engine.append(kept.engine)
+        return answer
+
+    hands = await drive(client, tournament_id, random.Random(11), report)
+    assert hands > 20
+    # The other process brought the same engine forward each time (never a reload from the snapshot).
+    assert all(engine is first_engine[0] for engine in first_engine)
+    expected = await replayed(settings, sessions, tournament_id)
+    for tournaments in (live_service(client), other_process):
+        async with sessions() as session:
+            row = await session.get(TournamentRow, uuid.UUID(tournament_id))
+            assert row is not None
+            await tournaments.engine_of(session, row)  # a read brings a stale one up to date
+        assert_live_is_replayed(tournaments, tournament_id, expected)
+    standings = (await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json()
+    assert sorted(row["place"] for row in standings) == list(range(1, 15))
+    prizes = {row["player"]: row["prize"] for row in standings}
+    for player, account in players.items():
+        assert await ledger.balance(account) == 5_000 - 1_000 + prizes[player]
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 0
+
+
+# ---------------------------------------------------------------------------- starts cut short
+
+
+class WalletDies(httpx.AsyncBaseTransport):
+    """The network to the wallet fails during a start: the first ``posts`` hold posts are answered, the
+    next ones reach the wallet (which posts them) but their answers are lost, and from then on nothing
+    gets through — to the event service, a process that died after ``posts`` posts."""
+
+    def __init__(self, posts: int) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.left = posts
+        self.dead = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.dead:
+            raise httpx.ConnectError("the wallet is unreachable", request=request)
+        response = await self.inner.handle_async_request(request)
+        if request.url.path.endswith("/post"):
+            if self.left == 0:
+                self.dead = True
+                await response.aclose()
+                raise httpx.ReadError("the answer was lost", request=request)
+            self.left -= 1
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def start_cut_short(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    settings: EventSettings,
+    sessions: SessionFactory,
+    players: int,
+) -> tuple[str, dict[str, str]]:
+    """A tournament whose start died after 6 posts (chunks of 4: one chunk committed, one not)."""
+    tournament_id = await new_tournament(client)
+    accounts = await register_players(client, ledger, tournament_id, players)
+    dying = Tournaments(
+        settings, Wallet(settings.wallet_url, settings.service_token_secret, transport=WalletDies(posts=6))
+    )
+    async with sessions() as session:
+        with pytest.raises(httpx.TransportError):
+            await dying.start(session, uuid.UUID(tournament_id))
+    await dying.wallet.aclose()
+    async with sessions() as session:
+        row = await session.get(TournamentRow, uuid.UUID(tournament_id))
+        assert row is not None
+        assert (row.status, row.started_at) == ("starting", None)
+        statuses = (
+            await session.scalars(select(Registration.status).where(Registration.tournament_id == row.id))
+        ).all()
+    assert sorted(statuses).count("posted") == 4, "the first chunk was posted and committed"
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) >= 4 * 1_000, "the wallet got further than the database knows"
+    return tournament_id, accounts
+
+
+async def assert_started_once(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    sessions: SessionFactory,
+    tournament_id: str,
+    accounts: dict[str, str],
+    fees_before: int,
+) -> None:
+    count = len(accounts)
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby["status"], lobby["entries"], lobby["prize_pool"]) == ("running", count, count * 1_000)
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == count * 1_000, "the pool holds the buy-ins, each once"
+    fees = await ledger.account("house", "house_fees")
+    assert await ledger.balance(fees) - fees_before == count * 100, "each fee once"
+    for account in accounts.values():
+        assert await ledger.balance(account) == 5_000 - 1_100, "each entry posted exactly once"
+    async with sessions() as session:
+        regs = (
+            await session.scalars(select(Registration).where(Registration.tournament_id == uuid.UUID(tournament_id)))
+        ).all()
+        started = await session.scalar(
+            text("SELECT count(*) FROM outbox WHERE subject = :id AND type = 'event.tournament_started'"),
+            {"id": tournament_id},
+        )
+    assert {r.status for r in regs} == {"posted"}
+    assert sorted(r.entry_id for r in regs) == list(range(1, count + 1))
+    assert started == 1, "the engine was built once: one event.tournament_started"
+    seated = [s for t in (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json() for s in t["seats"]]
+    assert sorted(s["entry"] for s in seated if s is not None) == list(range(1, count + 1))
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 409, "started already"
+
+
+async def test_a_start_cut_short_is_finished_by_a_retry(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    settings: EventSettings,
+    sessions: SessionFactory,
+) -> None:
+    fees_before = await ledger.balance(await ledger.account("house", "house_fees"))
+    tournament_id, accounts = await start_cut_short(client, ledger, settings, sessions, 13)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    await assert_started_once(client, ledger, sessions, tournament_id, accounts, fees_before)
+
+
+async def test_a_start_cut_short_is_finished_by_the_reconciler(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    settings: EventSettings,
+    sessions: SessionFactory,
+) -> None:
+    fees_before = await ledger.balance(await ledger.account("house", "house_fees"))
+    tournament_id, accounts = await start_cut_short(client, ledger, settings, sessions, 10)
+    reconciler = Tournaments(
+        msgspec.structs.replace(settings, late_entry_grace_s=0.0),
+        Wallet(settings.wallet_url, settings.service_token_secret),
+    )
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+        await session.commit()
+    await reconciler.wallet.aclose()
+    await assert_started_once(client, ledger, sessions, tournament_id, accounts, fees_before)
+
+
+async def test_two_starts_at_once_build_one_engine(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    settings: EventSettings,
+    sessions: SessionFactory,
+    other_process: Tournaments,
+) -> None:
+    """A director's double click on two instances (or a retry racing the reconciler): both post the same
+    entries (replays), one builds the engine, the other finds it running."""
+    fees_before = await ledger.balance(await ledger.account("house", "house_fees"))
+    tournament_id = await new_tournament(client)
+    accounts = await register_players(client, ledger, tournament_id, 9)
+
+    async def start(tournaments: Tournaments) -> str:
+        async with sessions() as session:
+            row = await tournaments.start(session, uuid.UUID(tournament_id))
+            await session.commit()
+            return row.status
+
+    # (The app's own service runs on the test client's event loop: a third one stands in for it.)
+    one_more = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    statuses = await asyncio.gather(start(one_more), start(other_process))
+    await one_more.wallet.aclose()
+    assert statuses == ["running", "running"]
+    await assert_started_once(client, ledger, sessions, tournament_id, accounts, fees_before)
+    async with sessions() as session:
+        facts = await session.scalar(
+            select(func.count()).select_from(Fact).where(Fact.tournament_id == uuid.UUID(tournament_id))
+        )
+    assert facts == 0, "a start is a snapshot, not a fact"
