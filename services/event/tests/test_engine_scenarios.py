@@ -109,12 +109,6 @@ def test_big_blind_next_moves_to_the_worst_position() -> None:
     assert (short.bb == seat) == next_bb
 
 
-THREE_SHORT = (
-    'TOURNAMENT.md [11D]: "Play at a table 3 or more players short of the largest table stops once its blinds'
-    ' are affected, until it is balanced."'
-)
-
-
 def seat_after(table: Any, seat: int, step: int) -> int:
     return (seat + step) % len(table.seats)
 
