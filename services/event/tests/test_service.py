@@ -848,6 +848,8 @@ async def test_bad_rebuy_settings_are_refused(client: AsyncTestClient) -> None:
         {"rebuy_chips": 5_000},  # no rebuy period
         {"rebuy_until_level": 3},  # a period without chips
         {"rebuy_chips": -1, "rebuy_until_level": 1},
+        {"addon_chips": 5_000},  # no break after the rebuy period: no add-on break
+        {**REBUYS, "bounty": 200},  # a PKO rebuy's bounty part is not charged yet
     ):
         body = {"name": "bad", "buy_in": 1_000, **bad}
         response = await client.post("/api/v1/tournaments", json=body, headers=DIRECTOR)

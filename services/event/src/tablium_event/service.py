@@ -53,6 +53,11 @@ def check_config(config: TournamentConfig) -> None:
         raise InvalidInput("rebuys need a last rebuy level (rebuy_until_level >= 1)")
     if config.rebuy_until_level and not config.rebuy_chips:
         raise InvalidInput("a rebuy period needs rebuy chips")
+    if config.addon_chips and config.addon_level() is None:
+        raise InvalidInput("add-ons are sold at the first break after the rebuy period: the structure has none")
+    if config.rebuy_chips and config.bounty:
+        # The engine prices a PKO rebuy with its bounty part; the service charges the buy-in only (so far).
+        raise InvalidInput("rebuys in a knockout (bounty) tournament are not sold yet")
 
 
 class Tournaments:
@@ -891,8 +896,15 @@ class Tournaments:
         """``_post_entry`` for many: the holds posted together, the fees in one batch request."""
         config = TournamentConfig.from_dict(row.config)
         held = [reg for reg in regs if reg.status == "held"]
-        results = await asyncio.gather(*(self.wallet.post(reg.hold_transfer_id) for reg in held))
+        # Every post runs to its end (none left in flight behind a failure); a failure is raised after.
+        results = await asyncio.gather(
+            *(self.wallet.post(reg.hold_transfer_id) for reg in held), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         for reg, result in zip(held, results, strict=True):
+            assert not isinstance(result, BaseException)
             if result["status"] == "posted":
                 reg.status = "posted"
             else:
