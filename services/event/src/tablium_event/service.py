@@ -139,7 +139,7 @@ class Tournaments:
         again (a retry of ``start``, or the reconciler); the engine is built only by the call that finds
         the tournament still ``starting`` under the row lock.
         """
-        size = max(1, self.settings.wallet_batch_size)
+        size = min(max(1, self.settings.wallet_batch_size), 200)  # the wallet's 64 KiB body limit
         for first in range(0, len(ready), size):
             await self._post_entries(row, ready[first : first + size])
             await session.commit()
@@ -161,12 +161,13 @@ class Tournaments:
         self._snapshot(row, engine)
         await self._effects(session, row, engine, out)
         version = row.version
-        live = await self.engines.checkout(row.id)  # none yet: taken only to follow the protocol
+        await self.engines.checkout(row.id)  # none yet: taken only so that nobody reads half of it
+        kept: Live | None = None
         try:
             await session.commit()
-            live = Live(version, engine)
+            kept = Live(version, engine)
         finally:
-            self.engines.checkin(row.id, live)
+            self.engines.checkin(row.id, kept)
         # A satellite whose pool buys a seat for everyone is over at once: its prizes are owed now.
         await self.pay_prizes(session, row.id)
         return row

@@ -20,7 +20,7 @@ class EventSettings(ServiceSettings, kw_only=True):
     # The engine's whole state is snapshotted every this many facts (and at start, finish, cancel);
     # between snapshots each fact is one journal row (docs/adr/0006-tournament-engine.md, "Persistence").
     snapshot_every: int = 200
-    # Entries posted per step of a start (one commit each), their fees in one wallet batch (at most 256).
+    # Entries posted per step of a start (one commit each), their fees in one wallet batch (at most 200).
     wallet_batch_size: int = 100
     # Consume wallet.transfer_voided (a hold that expired). Tests that share a broker turn it off.
     consume_events: bool = True
