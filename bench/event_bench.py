@@ -1,6 +1,6 @@
 """Event service: the cost of one hand report of a running tournament, on real Postgres.
 
-    .venv/bin/python bench/event_bench.py [--sizes 1000,10000] [--hands 100] [--baseline-hands 30]
+    .venv/bin/python bench/event_bench.py [--sizes 1000,10000] [--hands 250] [--baseline-hands 30]
 
 For each field size, a tournament is started in a throwaway database (the engine built and
 snapshotted, no wallet needed: nobody busts, so no prize is owed) and hand reports go through
@@ -13,7 +13,7 @@ outbox, hand report row, commit. Three ways, measured in the same run:
 - ``snapshot each``: the live engine kept in process, but the whole state still written every fact;
 - ``journal``: the live engine kept, one journal row per fact, a snapshot every 200 facts (the default).
 
-Mean, p50 and max ms per hand report; the journal's max includes its periodic snapshot.
+Mean, p50 and max ms per hand report; the journal's 250 reports include one periodic snapshot (its max).
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ async def run(sizes: list[int], hands: int, baseline_hands: int) -> list[tuple[i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
-    parser.add_argument("--hands", type=int, default=100)
+    parser.add_argument("--hands", type=int, default=250)
     parser.add_argument("--baseline-hands", type=int, default=30)
     args = parser.parse_args()
     began = time.perf_counter()
