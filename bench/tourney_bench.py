@@ -9,7 +9,9 @@ hand-for-hand reports (the last table of each hand-for-hand hand releases every 
 
 Baseline, measured in the same run on the same field just after the seat draw: finding the shortest and
 the longest table the naive way (a scan of every table, what balancing costs without an index), against
-the engine's sorted index. Target: 250,000 entrants in under 60 s on one core, and a balancing cost that
+the engine's sorted index; and choosing the mover [11A] exactly (the least-moved player due the big blind
+over every longest table — right after the draw every table is a longest one) by a scan, against the
+engine's movers index. Target: 250,000 entrants in under 60 s on one core, and a balancing cost that
 does not grow with the field.
 """
 
@@ -24,8 +26,9 @@ import sys
 import time
 
 
-def lookup_costs(entrants: int, seats: int, seed: int, repeats: int = 200) -> tuple[float, float]:
-    """(naive scan, engine index) in microseconds per shortest+longest lookup, on a freshly drawn field."""
+def lookup_costs(entrants: int, seats: int, seed: int, repeats: int = 200) -> tuple[float, float, float, float]:
+    """Microseconds per shortest+longest lookup (naive scan, engine index) and per exact mover choice
+    (naive scan, engine index), on a freshly drawn field."""
     from tablium_event.domain.config import TournamentConfig
     from tablium_event.domain.engine import Tournament
 
@@ -45,13 +48,30 @@ def lookup_costs(entrants: int, seats: int, seed: int, repeats: int = 200) -> tu
         order.first()
         order.last()
     indexed = (time.perf_counter() - began) / repeats
-    return naive * 1e6, indexed * 1e6
+    longest = order.last()[0]
+    due = tournament._due_big_blind
+    scans = max(5, repeats // 10)  # a scan of every table is slow: fewer repeats
+    began = time.perf_counter()
+    for _ in range(scans):
+        # Every table at the longest count, its candidate's moves: what an exact pick costs without an index.
+        min(
+            ((candidate.moves, -t.rank, t.id) for t in tables if t.effective == longest if (candidate := due(t))),
+            default=None,
+        )
+    naive_mover = (time.perf_counter() - began) / scans
+    movers = tournament.movers
+    began = time.perf_counter()
+    for _ in range(repeats):
+        top = movers.last()
+        due(tournament.tables[top[3]])
+    indexed_mover = (time.perf_counter() - began) / repeats
+    return naive * 1e6, indexed * 1e6, naive_mover * 1e6, indexed_mover * 1e6
 
 
 def one(entrants: int, seats: int, seed: int) -> dict[str, float]:
     from tablium_event.domain.simulator import simulate
 
-    naive_us, indexed_us = lookup_costs(entrants, seats, seed)
+    naive_us, indexed_us, naive_mover_us, indexed_mover_us = lookup_costs(entrants, seats, seed)
     began = time.perf_counter()
     report = simulate(entrants, seats=seats, seed=seed, time_decisions=True)
     wall = time.perf_counter() - began
@@ -62,6 +82,8 @@ def one(entrants: int, seats: int, seed: int) -> dict[str, float]:
     return {
         "naive_lookup_us": naive_us,
         "indexed_lookup_us": indexed_us,
+        "naive_mover_us": naive_mover_us,
+        "indexed_mover_us": indexed_mover_us,
         "steps": len(steps),
         "step_max_ms": max(steps) * 1e3 if steps else 0.0,
         "entrants": entrants,
@@ -115,11 +137,16 @@ def main() -> None:
             f"{r['steps']:>10} {r['step_max_ms']:>11.1f} {r['peak_rss_mb']:>8.0f}"
         )
     print()
-    print("baseline, same run: shortest + longest table after the seat draw, us per lookup")
-    print(f"{'entrants':>9} {'tables':>7} {'naive scan':>10} {'engine index':>12}")
+    print("baseline, same run, after the seat draw, us per lookup: shortest + longest table; exact mover [11A]")
+    print(
+        f"{'entrants':>9} {'tables':>7} {'naive scan':>10} {'engine index':>12} {'mover scan':>10} {'mover index':>11}"
+    )
     for r in rows:
         tables = -(-int(r["entrants"]) // args.seats)
-        print(f"{r['entrants']:>9} {tables:>7} {r['naive_lookup_us']:>10.1f} {r['indexed_lookup_us']:>12.2f}")
+        print(
+            f"{r['entrants']:>9} {tables:>7} {r['naive_lookup_us']:>10.1f} {r['indexed_lookup_us']:>12.2f} "
+            f"{r['naive_mover_us']:>10.1f} {r['indexed_mover_us']:>11.2f}"
+        )
     biggest = rows[-1]
     verdict = "PASS" if biggest["wall_s"] < 60 else "FAIL"
     print(f"target: {biggest['entrants']} entrants to a winner in < 60 s: {verdict} ({biggest['wall_s']:.1f} s)")
