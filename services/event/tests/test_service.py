@@ -738,13 +738,14 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
         for player, account in players.items():
             assert await ledger.balance(account) == 5_000 - spent[player], player
 
-    # A rebuy: exactly the buy-in from the player into the pool; a retry of the same request charges once.
+    # A rebuy: its price (buy-in + fee) from the player, the buy-in stays in the pool, the fee goes on to
+    # the house; a retry of the same request charges once.
     request_id = str(uuid.uuid4())
     response = await buy(rebuyer, "rebuys", request_id)
     assert response.status_code == 201, response.text
     first = response.json()
-    assert (first["kind"], first["status"], first["amount"]) == ("rebuy", "posted", 1_000)
-    spent[rebuyer] += 1_000
+    assert (first["kind"], first["status"], first["amount"]) == ("rebuy", "posted", 1_100)
+    spent[rebuyer] += 1_100
     retry = await buy(rebuyer, "rebuys", request_id)
     assert retry.status_code == 201, retry.text
     assert retry.json() == first
@@ -817,7 +818,7 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     assert await ledger.balance(pool) == 0
     for player, account in players.items():
         assert await ledger.balance(account) == 5_000 - spent[player] + prizes[player]
-    assert await ledger.balance(fees) - fees_before == 400, "rebuys and add-ons carry no fee"
+    assert await ledger.balance(fees) - fees_before == 500, "four entry fees and the rebuy's; add-ons carry none"
 
 
 async def test_cancel_refunds_rebuys_too(client: AsyncTestClient, ledger: Ledger) -> None:
@@ -832,7 +833,7 @@ async def test_cancel_refunds_rebuys_too(client: AsyncTestClient, ledger: Ledger
         headers=bearer(rebuyer, ["player"]),
     )
     assert response.status_code == 201, response.text
-    assert await ledger.balance(players[rebuyer]) == 5_000 - 2_100
+    assert await ledger.balance(players[rebuyer]) == 5_000 - 2_200
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     for account in players.values():
@@ -849,7 +850,6 @@ async def test_bad_rebuy_settings_are_refused(client: AsyncTestClient) -> None:
         {"rebuy_until_level": 3},  # a period without chips
         {"rebuy_chips": -1, "rebuy_until_level": 1},
         {"addon_chips": 5_000},  # no break after the rebuy period: no add-on break
-        {**REBUYS, "bounty": 200},  # a PKO rebuy's bounty part is not charged yet
     ):
         body = {"name": "bad", "buy_in": 1_000, **bad}
         response = await client.post("/api/v1/tournaments", json=body, headers=DIRECTOR)
@@ -896,7 +896,7 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
                     player_id=uuid.UUID(player),
                     entry_id=entries[player],
                     kind=kind,
-                    amount=1_000,
+                    amount={"rebuy": 1_100, "addon": 1_000}[kind],
                     status="holding",
                 )
             )
@@ -917,5 +917,65 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
     assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["prize_pool"] == 3_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 3_000
-    assert await ledger.balance(players[rebuyer]) == 5_000 - 1_100 - 1_000
+    assert await ledger.balance(players[rebuyer]) == 5_000 - 1_100 - 1_100
     assert await ledger.balance(players[adder]) == 5_000 - 1_100
+
+
+@pytest.mark.parametrize("ending", ["played", "cancelled"])
+async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounted(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, ending: str
+) -> None:
+    """A PKO rebuy costs buy-in + bounty + fee: the buy-in counts towards the guarantee, the bounty part
+    is paid as a bounty, the fee goes to the house. Played to the end, every unit the players paid is a
+    prize, a bounty or a fee; cancelled, every unit is back with them; the pool ends at 0 either way."""
+    fees = await ledger.account("house", "house_fees")
+    adjustments = await ledger.account("house", "house_adjustments")
+    tournament_id = await new_tournament(client, **REBUYS, bounty=200, guarantee=6_000)
+    players = await register_players(client, ledger, tournament_id, 4)
+    fees_before, adjustments_before = await ledger.balance(fees), await ledger.balance(adjustments)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    rebuyer = next(iter(players))
+    url = f"/api/v1/tournaments/{tournament_id}"
+    response = await client.post(
+        f"{url}/rebuys", json={"request_id": str(uuid.uuid4())}, headers=bearer(rebuyer, ["player"])
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["amount"] == 1_300
+    assert await ledger.balance(players[rebuyer]) == 5_000 - 2 * 1_300
+    assert await ledger.balance(pool) == 5 * 1_200, "buy-ins and bounty parts in the pool, fees moved on"
+    assert await ledger.balance(fees) - fees_before == 5 * 100
+    if ending == "cancelled":
+        response = await client.post(f"{url}/cancel", headers=DIRECTOR)
+        assert response.status_code == 200, response.text
+        for account in players.values():
+            assert await ledger.balance(account) == 5_000
+        assert await ledger.balance(pool) == 0
+        assert await ledger.balance(fees) == fees_before, "the house gives back exactly the fees"
+        assert await ledger.balance(adjustments) == adjustments_before
+        return
+    # The rebuy's chips come with the next report; then played to a winner.
+    [table] = (await client.get(f"{url}/tables")).json()
+    stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+    body = {"hand_id": "pko-rebuy-hand", "table": table["table"], "stacks": stacks}
+    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    await play_to_the_end(client, tournament_id, seed=3)
+    assert (await client.get(url)).json()["status"] == "finished"
+    async with sessions() as session:
+        prizes = (await session.scalars(select(Prize).where(Prize.tournament_id == uuid.UUID(tournament_id)))).all()
+    assert {p.status for p in prizes} == {"paid"}
+    by_kind = {kind: sum(p.amount for p in prizes if p.kind == kind) for kind in ("place", "bounty")}
+    # 5,000 of buy-ins (the rebuy's counted) topped up to the 6,000 guarantee; 5 bounty parts of 200.
+    assert by_kind == {"place": 6_000, "bounty": 1_000}
+    assert adjustments_before - await ledger.balance(adjustments) == 1_000, "the overlay: 6,000 - 5,000"
+    assert await ledger.balance(pool) == 0
+    assert await ledger.balance(fees) - fees_before == 5 * 100, "house fees are exactly the fees"
+    won = dict.fromkeys(players, 0)
+    for prize in prizes:
+        won[str(prize.player_id)] += prize.amount
+    for player, account in players.items():
+        paid = 1_300 * (2 if player == rebuyer else 1)
+        assert await ledger.balance(account) == 5_000 - paid + won[player]

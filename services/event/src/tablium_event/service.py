@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, TournamentRow
-from tablium_event.domain.config import TournamentConfig, TournamentRuleError
+from tablium_event.domain.config import Price, TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
 from tablium_event.events import TOURNAMENT_CANCELLED, TOURNAMENT_CREATED, publish, publish_instructions
@@ -41,8 +41,9 @@ def rule_error(exc: TournamentRuleError) -> Conflict:
 
 
 def check_config(config: TournamentConfig) -> None:
-    """The engine's rules, and the service's: rebuys and add-ons are sold at the buy-in (the engine adds
-    one buy-in to the pool for each), so they need one, and a rebuy needs a level to be bought in."""
+    """The engine's rules, and the service's: rebuys and add-ons are sold at ``config.price`` (the
+    buy-in into the pool, plus a rebuy's bounty part and fee), so they need a buy-in, and a rebuy needs
+    a level to be bought in."""
     try:
         config.check()
     except TournamentRuleError as exc:
@@ -55,9 +56,13 @@ def check_config(config: TournamentConfig) -> None:
         raise InvalidInput("a rebuy period needs rebuy chips")
     if config.addon_chips and config.addon_level() is None:
         raise InvalidInput("add-ons are sold at the first break after the rebuy period: the structure has none")
-    if config.rebuy_chips and config.bounty:
-        # The engine prices a PKO rebuy with its bounty part; the service charges the buy-in only (so far).
-        raise InvalidInput("rebuys in a knockout (bounty) tournament are not sold yet")
+
+
+def price_of(config: TournamentConfig, kind: str) -> Price:
+    """A purchase's price and its split (a rebuy: pool part, bounty part, fee; an add-on: the pool part)."""
+    if kind not in ("rebuy", "addon"):
+        raise ValueError(f"not a purchase: {kind}")
+    return config.price("rebuy" if kind == "rebuy" else "addon")
 
 
 class Tournaments:
@@ -398,7 +403,7 @@ class Tournaments:
                 player_id=player_id,
                 entry_id=entry_id,
                 kind=kind,
-                amount=TournamentConfig.from_dict(row.config).buy_in,
+                amount=price_of(TournamentConfig.from_dict(row.config), kind).total,
                 status="holding",
             )
             session.add(purchase)
@@ -443,6 +448,7 @@ class Tournaments:
                 await session.commit()
                 return
             purchase.status = "posted"
+            await self._purchase_fee(row, config, purchase)
             await self._record(session, row, engine, purchase.kind, payload, out)
 
     async def _hold_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
@@ -484,17 +490,49 @@ class Tournaments:
             await self._refund_purchase(row, config, purchase)
         purchase.failure = reason[:200]
 
+    @staticmethod
+    def _purchase_fee_part(config: TournamentConfig, purchase: Purchase) -> int:
+        """The fee in what was charged: a purchase held before rebuys were charged their full price
+        (its amount is the buy-in alone) carried none."""
+        price = price_of(config, purchase.kind)
+        return price.fee if purchase.amount == price.total else 0
+
+    async def _purchase_fee(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
+        """A posted rebuy's fee part moves on from the pool to the house, as an entry's does. Replays are free."""
+        fee = self._purchase_fee_part(config, purchase)
+        if fee:
+            await self.wallet.transfer(
+                transfer_id(row.id, "fee", purchase.id),
+                debit=self._pool(row),
+                credit=await self._house_account("house_fees", config.asset),
+                amount=fee,
+                asset=config.asset,
+                code="tournament_fee",
+                metadata={"tournament_id": str(row.id), "kind": purchase.kind},
+            )
+
     async def _refund_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
+        """The price back from where each part went: pool and bounty parts from the pool, the fee from
+        the house. The fee's own transfer is replayed first (free if it happened), so the house refunds
+        only what it received when a purchase was cut short between its post and its fee."""
         assert purchase.player_account_id is not None
-        await self.wallet.transfer(
-            transfer_id(row.id, "refund", purchase.id),
-            debit=self._pool(row),
-            credit=purchase.player_account_id,
-            amount=purchase.amount,
-            asset=config.asset,
-            code="tournament_refund",
-            metadata={"tournament_id": str(row.id), "kind": purchase.kind},
+        fee = self._purchase_fee_part(config, purchase)
+        await self._purchase_fee(row, config, purchase)
+        refunds = (
+            ("refund", self._pool(row), purchase.amount - fee),
+            ("refund-fee", await self._house_account("house_fees", config.asset), fee),
         )
+        for purpose, debit, amount in refunds:
+            if amount:
+                await self.wallet.transfer(
+                    transfer_id(row.id, purpose, purchase.id),
+                    debit=debit,
+                    credit=purchase.player_account_id,
+                    amount=amount,
+                    asset=config.asset,
+                    code="tournament_refund",
+                    metadata={"tournament_id": str(row.id), "kind": purchase.kind},
+                )
         purchase.status = "refunded"
 
     @staticmethod
@@ -565,7 +603,8 @@ class Tournaments:
         assert row is not None
         config = TournamentConfig.from_dict(row.config)
         posted = len(await self._registrations(session, row.id, ("posted",)))
-        bought = sum(p.amount for p in await self._purchases(session, row.id, ("posted",)))
+        # Only prize-pool parts count towards the guarantee: bounty parts are paid as bounties, fees are the house's.
+        bought = sum(price_of(config, p.kind).prize_pool for p in await self._purchases(session, row.id, ("posted",)))
         overlay = config.guarantee - posted * config.buy_in - bought
         if overlay > 0:
             await self.wallet.transfer(
