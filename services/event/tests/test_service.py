@@ -979,3 +979,60 @@ async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounte
     for player, account in players.items():
         paid = 1_300 * (2 if player == rebuyer else 1)
         assert await ledger.balance(account) == 5_000 - paid + won[player]
+
+
+@pytest.mark.parametrize("how", ["start", "reconciler"])
+async def test_a_start_left_with_fewer_than_two_entries_is_cancelled_and_refunded(
+    client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory, how: str
+) -> None:
+    """Holds that expired before the start's posts (voided in the wallet behind the service's back):
+    one entry posted is not a tournament. It is cancelled, the entry refunded (fee included), the
+    others voided, and event.tournament_cancelled published once — not left ``starting``."""
+    from tablium_event.db.models import TournamentRow
+
+    fees = await ledger.account("house", "house_fees")
+    fees_before = await ledger.balance(fees)
+    tournament_id = await new_tournament(client)
+    players = await register_players(client, ledger, tournament_id, 3)
+    wallet = Wallet(settings.wallet_url, settings.service_token_secret)
+    for player in list(players)[1:]:
+        result = await wallet.void(transfer_id(uuid.UUID(tournament_id), "hold", uuid.UUID(player), 1))
+        assert result["status"] == "voided"
+    if how == "start":
+        response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+        assert response.status_code == 409, response.text
+        assert "cancelled" in response.json()["detail"]
+    else:  # a start cut short right after ``starting`` was committed, finished by the reconciler
+        async with sessions() as session:
+            await session.execute(
+                update(TournamentRow).where(TournamentRow.id == uuid.UUID(tournament_id)).values(status="starting")
+            )
+            await session.commit()
+        reconciler = Tournaments(msgspec.structs.replace(settings, late_entry_grace_s=0.0), wallet)
+        for _ in range(2):  # a second pass finds nothing left to do
+            async with sessions() as session:
+                await reconciler.reconcile(session)
+                await session.commit()
+    await wallet.aclose()
+    assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["status"] == "cancelled"
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 0
+    assert await ledger.balance(fees) == fees_before
+    async with sessions() as session:
+        statuses = sorted(
+            (
+                await session.scalars(
+                    select(Registration.status).where(Registration.tournament_id == uuid.UUID(tournament_id))
+                )
+            ).all()
+        )
+        cancelled = await session.scalar(
+            text("SELECT count(*) FROM outbox WHERE subject = :id AND type = 'event.tournament_cancelled'"),
+            {"id": tournament_id},
+        )
+    assert statuses == ["failed", "failed", "refunded"]
+    assert cancelled == 1
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 409, "over: never started again"

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from sqlalchemy import select
@@ -130,6 +130,8 @@ class Tournaments:
                 await self._take_hold(row, reg)
         ready = [r for r in regs if r.status in ("held", "posted")]
         if len(ready) < 2:
+            if row.status == "starting":  # holds expired or failed since the start was begun
+                return await self._abandon_start(session, row)
             raise Conflict("at least two registrations are needed to start")
         row.status = "starting"
         await session.commit()  # from here on a retry (or the reconciler) finishes the start
@@ -151,9 +153,11 @@ class Tournaments:
         row = await self._locked(session, row.id)
         if row.status != "starting":
             return row  # another call finished (or cancelled) it meanwhile
+        posted = await self._registrations(session, row.id, ("posted",))
+        if len(posted) < 2:
+            return await self._abandon_start(session, row)
         config = TournamentConfig.from_dict(row.config)
         engine = Tournament(config)
-        posted = await self._registrations(session, row.id, ("posted",))
         for reg in posted:  # in registration order (created_at, id): entry ids replay identically
             reg.entry_id, _ = engine.register(str(reg.player_id))
         try:
@@ -176,6 +180,17 @@ class Tournaments:
         # A satellite whose pool buys a seat for everyone is over at once: its prizes are owed now.
         await self.pay_prizes(session, row.id)
         return row
+
+    async def _abandon_start(self, session: AsyncSession, row: TournamentRow) -> NoReturn:
+        """A start that cannot complete (fewer than two entries could be posted: holds expired or
+        failed) is cancelled, not left ``starting``: posted entries refunded, holds voided, and
+        ``event.tournament_cancelled`` published once (``_finish_cancel`` under the row lock)."""
+        log.warning("start abandoned: fewer than two entries could be posted", tournament=str(row.id))
+        row.status = "cancelling"
+        await session.commit()  # from here on a retry (or the reconciler) finishes the cancel
+        await self._finish_cancel(session, row)
+        await session.commit()  # the cancel is done: the answer below is an error, which rolls back
+        raise Conflict("fewer than two entries could be posted: the tournament was cancelled, every entry refunded")
 
     async def command(
         self, session: AsyncSession, tournament_id: uuid.UUID, action: str, **kwargs: Any
