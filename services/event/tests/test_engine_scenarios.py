@@ -737,3 +737,59 @@ def test_deal_offers_for_the_players_left() -> None:
     assert sum(icm) == 3_000
     with pytest.raises(TournamentRuleError):
         tournament.deal_offer("coin-flip")
+
+
+def test_idle_ticks_can_be_skipped_the_next_clock_event_says_when() -> None:
+    """An engine ticked every second and one ticked only when ``next_clock_event_ms`` is due (plus the
+    tick every fact brings) end every fact, and every due tick, in the same state with the same
+    instructions: levels, a synchronized break, a pause during a break and outside it, hands all along."""
+    structure = Structure(
+        levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=45), Level(40, 80, duration_s=30)),
+        breaks=(Break(1, 30), Break(3, 20)),
+    )
+    every, skipping = started(18, structure=structure), started(18, structure=structure)
+    out_every: list[Instruction] = []
+    out_skipping: list[Instruction] = []
+    skipped = 0
+    for second in range(1, 400):
+        now = second * 1000
+        out_every += every.tick(now)
+        due = skipping.next_clock_event_ms()
+        if due is not None and now >= due:
+            out_skipping += skipping.tick(now)
+            assert skipping.to_state() == every.to_state()
+        else:
+            skipped += 1
+        if second % 7 == 0:  # a fact: the clock first (as journal.apply does), then a hand at each table
+            out_skipping += skipping.tick(now)
+            for engine, out in ((every, out_every), (skipping, out_skipping)):
+                for table_id in sorted(engine.tables):
+                    if engine.tables[table_id].in_hand:
+                        out += engine.hand_finished(table_id, stacks_of(engine, table_id))
+            assert skipping.to_state() == every.to_state()
+            assert out_skipping == out_every
+        if second in (75, 200):  # paused on the first break, and during level 3
+            out_skipping += skipping.tick(now)
+            out_every += every.pause()
+            out_skipping += skipping.pause()
+            assert skipping.next_clock_event_ms() is None, "paused: nothing falls due on the clock"
+        if second in (110, 230):
+            out_skipping += skipping.tick(now)
+            out_every += every.resume()
+            out_skipping += skipping.resume()
+            assert skipping.to_state() == every.to_state()
+    assert len(of(StartBreak, out_every)) == len(of(EndBreak, out_every)) == 2
+    assert len(of(NewLevel, out_every)) >= 3
+    assert out_skipping == out_every
+    assert skipped > 300, "most seconds change nothing"
+
+
+def test_the_clock_read_projects_the_time_since_the_last_tick() -> None:
+    structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
+    tournament = started(9, structure=structure)
+    tournament.tick(10_000)
+    assert tournament.clock(25_000)["remaining_s"] == 35
+    assert tournament.clock()["remaining_s"] == 50, "a read changes nothing"
+    assert tournament.clock(90_000)["remaining_s"] == 0, "never past the next clock event"
+    tournament.pause()
+    assert tournament.clock(40_000)["remaining_s"] == 50, "paused: the level's time stands still"

@@ -187,21 +187,52 @@ async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
     live = live_service(client)
     url = f"/api/v1/tournaments/{tournament_id}"
     await register_players(client, ledger, tournament_id, 1)  # a late entry (seated before the first hand)
+    clock_calls, idle_calls = 0, 0
+
+    async def clock_after(seconds: int) -> None:
+        """The background clock, ``seconds`` later. An idle tick (nothing due) is no fact: the row's
+        version and the cached engine stay as they are."""
+        nonlocal clock_calls, idle_calls
+        cached = live.engines.peek(uuid.UUID(tournament_id))
+        async with sessions() as session:
+            await session.execute(
+                text("UPDATE tournaments SET started_at = started_at - make_interval(secs => :s) WHERE id = :id"),
+                {"id": uuid.UUID(tournament_id), "s": seconds},
+            )
+            await session.commit()
+            row = await session.get(TournamentRow, uuid.UUID(tournament_id))
+            assert row is not None
+            before = row.version
+            engine = await live.engine_of(session, row)
+            assert engine is not None
+            due = engine.next_clock_event_ms()
+            idle = due is None or live._now_ms(row, engine) < due
+            await session.commit()
+            await live._clock(session)
+            row = await session.get(TournamentRow, uuid.UUID(tournament_id), populate_existing=True)
+            assert row is not None
+        clock_calls += 1
+        if idle:
+            idle_calls += 1
+            assert row.version == before, "an idle tick is not journaled"
+            kept = live.engines.peek(uuid.UUID(tournament_id))
+            assert kept is not None
+            assert cached is None or kept.engine is cached.engine, "nor does it touch the cached engine"
+
     for command in ("pause", "resume"):
         response = await client.post(f"{url}/{command}", headers=DIRECTOR)
         assert response.status_code == 200, response.text
+        if command == "pause":
+            await clock_after(100)  # paused: nothing can fall due, however long
+            assert idle_calls == 1
+            assert_live_is_replayed(live, tournament_id, await replayed(settings, sessions, tournament_id))
     assert_live_is_replayed(live, tournament_id, await replayed(settings, sessions, tournament_id))
 
     async def after_hand(hands: int) -> None:
         if hands % 10 == 0:
-            # The background clock, 40 s on: levels change (late registration closes at level 4).
-            async with sessions() as session:
-                await session.execute(
-                    text("UPDATE tournaments SET started_at = started_at - interval '40 seconds' WHERE id = :id"),
-                    {"id": uuid.UUID(tournament_id)},
-                )
-                await session.commit()
-                await live._clock(session)
+            await clock_after(40)  # levels change (late registration closes at level 4)
+        elif hands % 10 == 5:
+            await clock_after(2)  # mostly idle: the level has time left
         if hands == 15:
             live.engines.clear()  # a restart: the next fact loads snapshot + journal
             return
@@ -228,6 +259,8 @@ async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
         assert row.state_version == row.version, "a finished tournament is snapshotted"
         kinds = set((await session.scalars(select(Fact.kind).where(Fact.tournament_id == row.id))).all())
     assert {"entry", "pause", "resume", "hand", "tick"} <= kinds
+    assert idle_calls > 1, "idle periods were part of the run"
+    assert clock_calls > idle_calls, "and ticks that changed the level"
     standings = (await client.get(f"{url}/standings")).json()
     assert sorted(row["place"] for row in standings) == list(range(1, 22))
     assert sum(row["prize"] for row in standings) == 21_000

@@ -712,7 +712,14 @@ class Tournaments:
             if row is None or row.status != "running":
                 await session.commit()
                 continue
-            # Every tick is a fact, even one that changed only the clock, so a replay is exact.
+            # Only a tick that changes something is a fact (a level, a break): an idle one would only add
+            # the time elapsed, which the next fact's own tick adds anyway, so skipping it (and leaving the
+            # cached engine untouched) keeps the replay exact without a row per tournament per second.
+            engine = await self.engine_of(session, row)
+            due = engine.next_clock_event_ms() if engine is not None else None
+            if engine is None or due is None or self._now_ms(row, engine) < due:
+                await session.commit()
+                continue
             async with self._fact(session, row) as engine:
                 payload = {"now_ms": self._now_ms(row, engine)}
                 out = apply(engine, "tick", payload)
@@ -880,6 +887,10 @@ class Tournaments:
                 .order_by(Fact.seq)
             )
         ).all()
+
+    def clock_of(self, row: TournamentRow, engine: Tournament) -> dict[str, Any]:
+        """The lobby's clock, now: idle ticks are not journaled, so the engine's time may lag the wall clock."""
+        return engine.clock(self._now_ms(row, engine))
 
     def _now_ms(self, row: TournamentRow, engine: Tournament) -> int:
         """Milliseconds since the start; never before the engine's own clock (another process, a clock step)."""

@@ -44,7 +44,7 @@ async def tournament_out(service: Tournaments, session: DbSession, row: Tourname
         entries=len(engine.entries) if engine else await service.entries(session, row.id),
         prize_pool=engine.prize_pool if engine else 0,
         payouts=list(engine.payouts) if engine else [],
-        clock=engine.clock() if engine else None,
+        clock=service.clock_of(row, engine) if engine else None,
         tables=len(engine.tables) if engine else 0,
         players_left=engine.remaining if engine else None,
         created_at=row.created_at,

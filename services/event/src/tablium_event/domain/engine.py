@@ -536,6 +536,23 @@ class Tournament:
             self._next_level(out)
         return out
 
+    def next_clock_event_ms(self) -> int | None:
+        """When ``tick`` next changes more than the clock's own counters: the end of the level (a new
+        level, or a break falling due) or of the running break. None while nothing can fall due on the
+        clock: not running, paused, or a break due but waiting for the tables (the barrier, not the clock).
+
+        Pure. A tick before this time only adds the time elapsed (to the level, or to a paused break's
+        end), and the next tick adds the rest: skipping it leaves the same state as making it.
+        """
+        if self.status != "running":
+            return None
+        if self.break_ends_ms is not None:
+            return None if self.clock_paused else self.break_ends_ms
+        if self.clock_paused or self.break_due:
+            return None
+        duration_ms = self.config.structure.level(self.level).duration_s * 1000
+        return self.now_ms + max(0, duration_ms - self.level_elapsed_ms)
+
     def _next_level(self, out: list[Instruction]) -> None:
         self.level += 1
         out.append(self._level_instruction())
@@ -557,20 +574,34 @@ class Tournament:
         self._resume_all(out)
         self._resume_pending_barrier(out)
 
-    def clock(self) -> dict[str, Any]:
+    def clock(self, now_ms: int | None = None) -> dict[str, Any]:
+        """The clock as the lobby shows it, at ``now_ms`` if given (the engine's time otherwise).
+
+        A read: idle clock ticks are not facts (``next_clock_event_ms``), so the engine's own time may
+        lag; the time since is projected here (up to the next clock event, which a tick makes)."""
+        elapsed = 0
+        if now_ms is not None and now_ms > self.now_ms and self.status == "running":
+            due = self.next_clock_event_ms()
+            elapsed = min(now_ms, due if due is not None else now_ms) - self.now_ms
         level = self.config.structure.level(self.level)
+        level_running = self.status == "running" and not (
+            self.clock_paused or self.break_due or self.break_ends_ms is not None
+        )
+        level_elapsed_ms = self.level_elapsed_ms + (elapsed if level_running else 0)
+        break_remaining_ms = 0
+        if self.break_ends_ms is not None:
+            # A paused break's end moves with the time, so its remaining time stands still.
+            break_remaining_ms = self.break_ends_ms - self.now_ms - (0 if self.clock_paused else elapsed)
         return {
             "level": self.level,
             "small_blind": level.small_blind,
             "big_blind": level.big_blind,
             "ante": level.ante,
             "big_blind_ante": level.big_blind_ante,
-            "remaining_s": max(0, level.duration_s - self.level_elapsed_ms // 1000),
+            "remaining_s": max(0, level.duration_s - level_elapsed_ms // 1000),
             "paused": self.clock_paused,
             "on_break": self.break_ends_ms is not None,
-            "break_remaining_s": max(0, (self.break_ends_ms - self.now_ms) // 1000)
-            if self.break_ends_ms is not None
-            else 0,
+            "break_remaining_s": max(0, break_remaining_ms // 1000),
             "hand_for_hand": self.hand_for_hand,
         }
 
