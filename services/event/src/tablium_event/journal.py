@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,9 +91,12 @@ class LiveEngines:
     write too: the row's version under its lock says whether the cached engine is still current.
     """
 
-    def __init__(self) -> None:
-        self._live: dict[uuid.UUID, Live] = {}
+    def __init__(self, max_engines: int = 64) -> None:
+        # Least recently checked in first: beyond ``max_engines`` the oldest is dropped (it reloads from
+        # snapshot + journal when next used). Finished and cancelled tournaments are not kept at all.
+        self._live: OrderedDict[uuid.UUID, Live] = OrderedDict()
         self._out: dict[uuid.UUID, asyncio.Event] = {}
+        self.max_engines = max(1, max_engines)
 
     async def checkout(self, tournament_id: uuid.UUID) -> Live | None:
         while (busy := self._out.get(tournament_id)) is not None:
@@ -102,8 +106,11 @@ class LiveEngines:
 
     def checkin(self, tournament_id: uuid.UUID, live: Live | None) -> None:
         """Give it back (``live``) or drop it (None); wakes whoever waits for it."""
-        if live is not None:
+        if live is not None and live.engine.status not in ("finished", "cancelled"):
             self._live[tournament_id] = live
+            self._live.move_to_end(tournament_id)
+            while len(self._live) > self.max_engines:
+                self._live.popitem(last=False)
         busy = self._out.pop(tournament_id, None)
         if busy is not None:
             busy.set()
@@ -112,6 +119,9 @@ class LiveEngines:
         """Forget every engine (as a restarted process would); nothing may be checked out."""
         assert not self._out, "an engine is checked out"
         self._live.clear()
+
+    def __len__(self) -> int:
+        return len(self._live)
 
     def peek(self, tournament_id: uuid.UUID) -> Live | None:
         """For tests: the cached engine, if any."""

@@ -17,23 +17,33 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, TournamentRow
+from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, Snapshot, TournamentRow
 from tablium_event.domain.config import Price, TournamentConfig, TournamentRuleError
-from tablium_event.domain.engine import Tournament
+from tablium_event.domain.engine import RULES_VERSION, Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
 from tablium_event.events import TOURNAMENT_CANCELLED, TOURNAMENT_CREATED, publish, publish_instructions
 from tablium_event.journal import COMMANDS, Live, LiveEngines, apply, hand_payload
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
-from tablium_kit.errors import Conflict, InvalidInput, NotFound
+from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 
 log = structlog.get_logger("tablium.event")
 
 LIVE = ("holding", "held", "posted")
 EDITABLE = ("draft", "registering")
+
+
+class RulesVersionMismatch(ProblemError):
+    """The journal since the snapshot was written by an engine of other rules: replaying it could make
+    other decisions than the ones already published, so the tournament is not loaded (an operator's
+    problem, not the client's: snapshot with the engine that wrote it, ``tablium-event snapshot``)."""
+
+    status_code = 503
+    title = "Engine rules changed"
+    slug = "rules-version-mismatch"
 
 
 def rule_error(exc: TournamentRuleError) -> Conflict:
@@ -73,7 +83,7 @@ class Tournaments:
         self.wallet = wallet
         self._house: dict[tuple[str, str], uuid.UUID] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.engines = LiveEngines()
+        self.engines = LiveEngines(settings.live_engines_max)
 
     # ------------------------------------------------------------------ director
 
@@ -167,7 +177,7 @@ class Tournaments:
         row.started_at = datetime.now(UTC)
         row.status = "running"
         row.version += 1
-        self._snapshot(row, engine)
+        await self._snapshot(session, row, engine)
         await self._effects(session, row, engine, out)
         version = row.version
         await self.engines.checkout(row.id)  # none yet: taken only so that nobody reads half of it
@@ -715,15 +725,18 @@ class Tournaments:
             # Only a tick that changes something is a fact (a level, a break): an idle one would only add
             # the time elapsed, which the next fact's own tick adds anyway, so skipping it (and leaving the
             # cached engine untouched) keeps the replay exact without a row per tournament per second.
-            engine = await self.engine_of(session, row)
-            due = engine.next_clock_event_ms() if engine is not None else None
-            if engine is None or due is None or self._now_ms(row, engine) < due:
-                await session.commit()
-                continue
-            async with self._fact(session, row) as engine:
-                payload = {"now_ms": self._now_ms(row, engine)}
-                out = apply(engine, "tick", payload)
-                await self._record(session, row, engine, "tick", payload, out)
+            try:
+                engine = await self.engine_of(session, row)
+                due = engine.next_clock_event_ms() if engine is not None else None
+                if engine is None or due is None or self._now_ms(row, engine) < due:
+                    await session.commit()
+                    continue
+                async with self._fact(session, row) as engine:
+                    payload = {"now_ms": self._now_ms(row, engine)}
+                    out = apply(engine, "tick", payload)
+                    await self._record(session, row, engine, "tick", payload, out)
+            except RulesVersionMismatch:
+                await session.rollback()  # logged where it was found; the other tournaments' clocks go on
 
     async def reconcile(self, session: AsyncSession) -> None:
         """Finish half-done wallet steps: holds not confirmed, prizes owed, starts, cancels and purchases cut short."""
@@ -856,6 +869,7 @@ class Tournaments:
         if live is not None:
             facts = await self._facts(session, tournament_id, live.version, version)
             if len(facts) == version - live.version:
+                self._check_rules(tournament_id, live.version, None, facts)
                 for fact in facts:
                     apply(live.engine, fact.kind, fact.payload)
                 live.version = version
@@ -867,14 +881,39 @@ class Tournaments:
         ).one()
         if state is None:
             raise Conflict("the tournament has not started")
-        engine = Tournament.from_state(state)
         version = max(version, state_version)  # a reader may find a snapshot newer than its row
         facts = await self._facts(session, tournament_id, state_version, version)
         if len(facts) != version - state_version:
             raise RuntimeError(f"tournament {tournament_id}: the journal after version {state_version} has a gap")
+        self._check_rules(tournament_id, state_version, state.get("rules_version", 1), facts)
+        engine = Tournament.from_state(state)
         for fact in facts:
             apply(engine, fact.kind, fact.payload)
         return Live(version, engine)
+
+    @staticmethod
+    def _check_rules(tournament_id: uuid.UUID, after: int, snapshot_rules: int | None, facts: Sequence[Fact]) -> None:
+        """Refuse to replay facts applied under other rules than this engine's (and a snapshot of newer
+        rules, which this engine may not read right). A snapshot of older rules is fine: it is data, and
+        these rules apply from it on — that is what snapshotting before a deploy is for."""
+        if snapshot_rules is not None and snapshot_rules > RULES_VERSION:
+            problem = f"its snapshot at version {after} was written by rules version {snapshot_rules}"
+        else:
+            other = sorted({fact.rules_version for fact in facts if fact.rules_version != RULES_VERSION})
+            if not other:
+                return
+            problem = f"facts after version {after} were journaled under rules version {', '.join(map(str, other))}"
+        log.error(
+            "tournament not loaded: engine rules changed",
+            tournament=str(tournament_id),
+            after=after,
+            rules_version=RULES_VERSION,
+            problem=problem,
+        )
+        raise RulesVersionMismatch(
+            f"tournament {tournament_id} cannot be loaded by engine rules version {RULES_VERSION}: {problem}; "
+            "snapshot it with the engine that wrote them (tablium-event snapshot) before deploying new rules"
+        )
 
     @staticmethod
     async def _facts(session: AsyncSession, tournament_id: uuid.UUID, after: int, upto: int) -> Sequence[Fact]:
@@ -1007,15 +1046,60 @@ class Tournaments:
         """The fact applied to ``engine``: one journal row, a snapshot now and then, and its effects,
         all in the row's transaction."""
         row.version += 1
-        session.add(Fact(tournament_id=row.id, seq=row.version, kind=kind, payload=payload))
+        session.add(
+            Fact(tournament_id=row.id, seq=row.version, kind=kind, payload=payload, rules_version=RULES_VERSION)
+        )
         if engine.status != "running" or row.version - row.state_version >= self.settings.snapshot_every:
-            self._snapshot(row, engine)
+            await self._snapshot(session, row, engine)
         await self._effects(session, row, engine, out)
 
-    @staticmethod
-    def _snapshot(row: TournamentRow, engine: Tournament) -> None:
+    async def _snapshot(self, session: AsyncSession, row: TournamentRow, engine: Tournament) -> None:
+        """``engine`` (at ``row.version``) becomes the snapshot, in the row's transaction; the journal
+        before the snapshots kept (``keep_snapshots``) is pruned. The latest snapshot and every fact
+        after it always stay: they are the tournament."""
         row.state = engine.to_state()
         row.state_version = row.version
+        session.add(Snapshot(tournament_id=row.id, version=row.version, rules_version=RULES_VERSION))
+        keep = self.settings.keep_snapshots
+        if keep < 1:
+            return  # the whole journal is kept (the audit trail)
+        await session.flush()
+        older = await session.scalar(
+            select(Snapshot.version)
+            .where(Snapshot.tournament_id == row.id)
+            .order_by(Snapshot.version.desc())
+            .offset(keep)
+            .limit(1)
+        )
+        if older is None:
+            return
+        # Facts up to a snapshot older than the latest ``keep`` ones: covered by every later snapshot.
+        await session.execute(delete(Fact).where(Fact.tournament_id == row.id, Fact.seq <= older))
+        await session.execute(delete(Snapshot).where(Snapshot.tournament_id == row.id, Snapshot.version <= older))
+
+    async def snapshot_running(self, session: AsyncSession) -> list[tuple[uuid.UUID, int]]:
+        """Snapshot every running tournament whose journal has facts after its snapshot (the step before
+        a deploy that changes the engine's rules: run by the engine that wrote the journal). Returns
+        (tournament, version) of each snapshot taken; each is committed on its own."""
+        taken: list[tuple[uuid.UUID, int]] = []
+        ids = (await session.scalars(select(TournamentRow.id).where(TournamentRow.status == "running"))).all()
+        for tournament_id in ids:
+            row = await self._locked(session, tournament_id)
+            if row.status != "running" or row.state_version >= row.version:
+                await session.commit()
+                continue
+            live = await self.engines.checkout(row.id)
+            try:
+                live = await self._up_to_date(session, row.id, row.version, live)
+                await self._snapshot(session, row, live.engine)
+                await session.commit()
+            except BaseException:
+                self.engines.checkin(row.id, None)
+                raise
+            self.engines.checkin(row.id, live)  # same version, same state: still current
+            taken.append((row.id, row.version))
+            log.info("snapshot taken", tournament=str(row.id), version=row.version, rules_version=RULES_VERSION)
+        return taken
 
     async def _effects(
         self, session: AsyncSession, row: TournamentRow, engine: Tournament, out: list[Instruction]

@@ -20,6 +20,12 @@ class EventSettings(ServiceSettings, kw_only=True):
     # The engine's whole state is snapshotted every this many facts (and at start, finish, cancel);
     # between snapshots each fact is one journal row (docs/adr/0006-tournament-engine.md, "Persistence").
     snapshot_every: int = 200
+    # Journal pruning: facts up to a snapshot older than the latest this many are deleted when a snapshot
+    # is taken. 0 keeps the whole journal (the audit trail); at least the latest snapshot and the facts
+    # after it always remain.
+    keep_snapshots: int = 0
+    # Live engines kept in process (least recently used dropped beyond this); finished/cancelled ones are dropped.
+    live_engines_max: int = 64
     # Entries posted per step of a start (one commit each), their fees in one wallet batch (at most 200).
     wallet_batch_size: int = 100
     # Consume wallet.transfer_voided (a hold that expired). Tests that share a broker turn it off.

@@ -8,7 +8,7 @@ from typing import Any
 
 from advanced_alchemy.mixins import AuditColumns, UUIDv7PrimaryKey
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -93,6 +93,19 @@ class Fact(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The engine's RULES_VERSION that applied it: a replay by an engine of other rules is refused.
+    rules_version: Mapped[int] = mapped_column(Integer)
+
+
+class Snapshot(Base):
+    """When a snapshot was taken (its state is ``TournamentRow.state`` while it is the latest): the
+    journal before an old enough one may be pruned (``EventSettings.keep_snapshots``)."""
+
+    __tablename__ = "tournament_snapshots"
+    tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rules_version: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
 
 
 class HandReport(Base):

@@ -44,6 +44,11 @@ from tablium_event.domain.sorted import SortedList
 
 Key = tuple[int, int, int]  # (effective players, seeded rank, table id)
 MoverKey = tuple[int, int, int, int]  # (effective players, -moves of its due-big-blind player, seeded rank, table id)
+# The version of the rules this engine applies. Bump it with any change that can make a different decision
+# from the same facts (who moves, when a table holds, what is accepted): a journal written under one version
+# must not be replayed by another (docs/adr/0006-tournament-engine.md, "Rules version").
+RULES_VERSION = 1
+
 WAITING = "waiting for players"
 SHORT = "3 short: waiting for players [11D]"
 
@@ -1519,6 +1524,7 @@ class Tournament:
     def to_state(self) -> dict[str, Any]:
         version, internal, gauss = self.rng.getstate()
         return {
+            "rules_version": RULES_VERSION,
             "config": self.config.to_dict(),
             "rng": [version, list(internal), gauss],
             "status": self.status,
