@@ -14,6 +14,10 @@ outbox, hand report row, commit. Three ways, measured in the same run:
 - ``journal``: the live engine kept, one journal row per fact, a snapshot every 200 facts (the default).
 
 Mean, p50 and max ms per hand report; the journal's 250 reports include one periodic snapshot (its max).
+
+Then the background clock over ``--clock-tournaments`` running tournaments (100 entrants each, a level
+far from its end): ms per clock step and journal rows written per step, the service's ``_clock`` (an idle
+tick is no fact) against the baseline of journaling every tick as a fact (how the clock worked before).
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tablium_event.db.models import TournamentRow
+from tablium_event.db.models import Fact, TournamentRow
 from tablium_event.domain.config import TournamentConfig
 from tablium_event.domain.engine import Tournament
+from tablium_event.journal import apply
 from tablium_event.service import Tournaments
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import Wallet
@@ -117,7 +123,55 @@ async def measure(
     return times, state_bytes
 
 
-async def run(sizes: list[int], hands: int, baseline_hands: int) -> list[tuple[int, str, list[float], int]]:
+async def every_tick_a_fact(service: Tournaments, session: AsyncSession) -> None:
+    """The baseline: the clock step as it was, every running tournament's tick journaled as a fact."""
+    ids = (await session.scalars(select(TournamentRow.id).where(TournamentRow.status == "running"))).all()
+    for tournament_id in ids:
+        row = await session.scalar(
+            select(TournamentRow).where(TournamentRow.id == tournament_id).with_for_update(skip_locked=True)
+        )
+        if row is None:
+            continue
+        async with service._fact(session, row) as engine:
+            payload = {"now_ms": service._now_ms(row, engine)}
+            out = apply(engine, "tick", payload)
+            await service._record(session, row, engine, "tick", payload, out)
+
+
+async def measure_clock(
+    session_factory: Sessions, settings: EventSettings, tournaments: int, steps: int
+) -> tuple[int, list[tuple[str, list[float], float]]]:
+    """The tournaments running (``tournaments`` more, besides the hand reports' ones) and per way
+    (ms per clock step, journal rows per step)."""
+    for _ in range(tournaments):
+        await started(session_factory, 100)
+    async with session_factory() as session:
+        running = await session.scalar(
+            select(func.count()).select_from(TournamentRow).where(TournamentRow.status == "running")
+        )
+    service = Tournaments(settings, Wallet("http://127.0.0.1:9", "unused"))
+    results = []
+    for name, step in (("every tick", every_tick_a_fact), ("idle skipped", service._clock)):
+        async with session_factory() as session:
+            facts_before = await session.scalar(select(func.count()).select_from(Fact))
+        times = []
+        for i in range(steps + 2):  # the first two load the engines
+            began = time.perf_counter()
+            async with session_factory() as session:
+                await step(service, session) if step is every_tick_a_fact else await step(session)
+                await session.commit()
+            if i >= 2:
+                times.append((time.perf_counter() - began) * 1000)
+        async with session_factory() as session:
+            facts = await session.scalar(select(func.count()).select_from(Fact))
+        results.append((name, times, ((facts or 0) - (facts_before or 0)) / (steps + 2)))
+    await service.wallet.aclose()
+    return running or 0, results
+
+
+async def run(
+    sizes: list[int], hands: int, baseline_hands: int, clock_tournaments: int, clock_steps: int
+) -> tuple[list[tuple[int, str, list[float], int]], tuple[int, list[tuple[str, list[float], float]]]]:
     url = f"{BASE_URL}tablium_event_bench_{os.getpid()}"
     await db.ensure_database(url)
     rows = []
@@ -136,10 +190,11 @@ async def run(sizes: list[int], hands: int, baseline_hands: int) -> list[tuple[i
                     session_factory, settings, size, count, snapshot_every=every, keep_engine=keep
                 )
                 rows.append((size, name, times, state_bytes))
+        clock = await measure_clock(session_factory, settings, clock_tournaments, clock_steps)
         await engine.dispose()
     finally:
         await db.drop_database(url)
-    return rows
+    return rows, clock
 
 
 def main() -> None:
@@ -147,9 +202,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--hands", type=int, default=250)
     parser.add_argument("--baseline-hands", type=int, default=30)
+    parser.add_argument("--clock-tournaments", type=int, default=50)
+    parser.add_argument("--clock-steps", type=int, default=20)
     args = parser.parse_args()
     began = time.perf_counter()
-    rows = asyncio.run(run([int(s) for s in args.sizes.split(",")], args.hands, args.baseline_hands))
+    rows, (running, clock) = asyncio.run(
+        run(
+            [int(s) for s in args.sizes.split(",")],
+            args.hands,
+            args.baseline_hands,
+            args.clock_tournaments,
+            args.clock_steps,
+        )
+    )
     print("event service: one hand report of a running tournament (real Postgres, 9-max, nobody busts)")
     print(
         f"{'entrants':>9} {'state KB':>9} {'persistence':>14} {'hands':>6} {'mean ms':>8} {'p50 ms':>8} {'max ms':>8}"
@@ -158,6 +223,13 @@ def main() -> None:
         print(
             f"{size:>9,} {state_bytes / 1024:>9,.0f} {name:>14} {len(times):>6} {statistics.fmean(times):>8.2f} "
             f"{statistics.median(times):>8.2f} {max(times):>8.2f}"
+        )
+    print(f"background clock: one step over {running} running tournaments (100 entrants, mid-level)")
+    print(f"{'clock':>14} {'steps':>6} {'mean ms':>8} {'p50 ms':>8} {'max ms':>8} {'facts/step':>11}")
+    for name, times, facts in clock:
+        print(
+            f"{name:>14} {len(times):>6} {statistics.fmean(times):>8.2f} {statistics.median(times):>8.2f} "
+            f"{max(times):>8.2f} {facts:>11.1f}"
         )
     print(f"(whole run {time.perf_counter() - began:.0f} s)")
 

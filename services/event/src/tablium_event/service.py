@@ -714,21 +714,31 @@ class Tournaments:
                 log.exception("background step failed", step=step.__name__)
 
     async def _clock(self, session: AsyncSession) -> None:
-        ids = (await session.scalars(select(TournamentRow.id).where(TournamentRow.status == "running"))).all()
-        for tournament_id in ids:
+        """Tick the running tournaments whose clock has something due. Only a tick that changes something
+        is a fact (a level, a break): an idle one would only add the time elapsed, which the next fact's
+        own tick adds anyway, so skipping it (leaving the cached engine untouched) keeps the replay exact
+        without a journal row per tournament per second."""
+        running = (
+            await session.execute(
+                select(TournamentRow.id, TournamentRow.version, TournamentRow.started_at).where(
+                    TournamentRow.status == "running"
+                )
+            )
+        ).all()
+        await session.commit()
+        for tournament_id, version, started_at in running:
+            cached = self.engines.peek(tournament_id)
+            if cached is not None and cached.version == version and not self._clock_due(cached.engine, started_at):
+                continue  # the engine this process holds is current and nothing is due: no lock, no query
             row = await session.scalar(
                 select(TournamentRow).where(TournamentRow.id == tournament_id).with_for_update(skip_locked=True)
             )
             if row is None or row.status != "running":
                 await session.commit()
                 continue
-            # Only a tick that changes something is a fact (a level, a break): an idle one would only add
-            # the time elapsed, which the next fact's own tick adds anyway, so skipping it (and leaving the
-            # cached engine untouched) keeps the replay exact without a row per tournament per second.
             try:
                 engine = await self.engine_of(session, row)
-                due = engine.next_clock_event_ms() if engine is not None else None
-                if engine is None or due is None or self._now_ms(row, engine) < due:
+                if engine is None or not self._clock_due(engine, row.started_at):
                     await session.commit()
                     continue
                 async with self._fact(session, row) as engine:
@@ -737,6 +747,10 @@ class Tournaments:
                     await self._record(session, row, engine, "tick", payload, out)
             except RulesVersionMismatch:
                 await session.rollback()  # logged where it was found; the other tournaments' clocks go on
+
+    def _clock_due(self, engine: Tournament, started_at: datetime | None) -> bool:
+        due = engine.next_clock_event_ms()
+        return due is not None and self._now_ms_since(started_at, engine) >= due
 
     async def reconcile(self, session: AsyncSession) -> None:
         """Finish half-done wallet steps: holds not confirmed, prizes owed, starts, cancels and purchases cut short."""
@@ -933,7 +947,11 @@ class Tournaments:
 
     def _now_ms(self, row: TournamentRow, engine: Tournament) -> int:
         """Milliseconds since the start; never before the engine's own clock (another process, a clock step)."""
-        started = row.started_at or datetime.now(UTC)
+        return self._now_ms_since(row.started_at, engine)
+
+    @staticmethod
+    def _now_ms_since(started_at: datetime | None, engine: Tournament) -> int:
+        started = started_at or datetime.now(UTC)
         return max(engine.now_ms, int((time.time() - started.timestamp()) * 1000))
 
     def _pool(self, row: TournamentRow) -> uuid.UUID:
