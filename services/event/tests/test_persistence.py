@@ -337,9 +337,9 @@ async def test_two_processes_alternating_hand_reports_stay_correct(
 
 
 class WalletDies(httpx.AsyncBaseTransport):
-    """The network to the wallet fails during a start: the first ``posts`` hold posts are answered, the
-    next ones reach the wallet (which posts them) but their answers are lost, and from then on nothing
-    gets through — to the event service, a process that died after ``posts`` posts."""
+    """The network to the wallet fails during a start: requests posting the first ``posts`` holds are
+    answered, the next one reaches the wallet (which posts its holds) but its answer is lost, and from
+    then on nothing gets through — to the event service, a process that died after ``posts`` posts."""
 
     def __init__(self, posts: int) -> None:
         self.inner = httpx.AsyncHTTPTransport()
@@ -349,13 +349,18 @@ class WalletDies(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.dead:
             raise httpx.ConnectError("the wallet is unreachable", request=request)
-        response = await self.inner.handle_async_request(request)
+        posts = 0
         if request.url.path.endswith("/post"):
-            if self.left == 0:
+            posts = 1
+        elif request.url.path.endswith("/transfers/resolutions"):
+            posts = len(json.loads(request.content)["resolutions"])
+        response = await self.inner.handle_async_request(request)
+        if posts:
+            if self.left < posts:
                 self.dead = True
                 await response.aclose()
                 raise httpx.ReadError("the answer was lost", request=request)
-            self.left -= 1
+            self.left -= posts
         return response
 
     async def aclose(self) -> None:

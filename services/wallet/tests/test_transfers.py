@@ -189,3 +189,39 @@ async def test_a_malformed_batch_is_refused_whole(client: AsyncTestClient, api: 
         assert response.status_code == 400, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
     assert (await api.account(alice["id"]))["balance"]["balance"] == 100
+
+
+async def test_a_batch_of_resolutions_posts_or_voids_each_hold_on_its_own(client: AsyncTestClient, api: Any) -> None:
+    player, pool = await api.player(), await api.open(f"tournament:{uuid.uuid4().hex[:8]}", "prize_pool")
+    await api.fund(player, 1_000)
+    holds = [(await api.transfer(player, pool, 100, pending=True)).json() for _ in range(5)]
+    voided = await client.post(f"/internal/v1/transfers/{holds[3]['id']}/void", headers=internal())
+    assert voided.status_code == 200, voided.text
+    resolutions = [
+        {"pending_id": holds[0]["id"], "action": "post"},
+        {"pending_id": holds[1]["id"], "action": "post", "amount": 60},  # the rest released
+        {"pending_id": holds[2]["id"], "action": "void"},
+        {"pending_id": holds[3]["id"], "action": "post"},  # voided before: refused alone
+        {"pending_id": str(uuid.uuid4()), "action": "post"},  # no such hold
+        {"pending_id": holds[4]["id"], "action": "post", "amount": 101},  # more than held
+    ]
+    body = {"resolutions": resolutions}
+    response = await client.post("/internal/v1/transfers/resolutions", json=body, headers=internal())
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [200, 200, 200, 409, 404, 422]
+    assert [r["transfer"]["status"] for r in results[:3]] == ["posted", "posted", "voided"]
+    assert results[1]["transfer"]["posted_amount"] == 60
+    assert results[3]["problem"]["type"] == "urn:tablium:problem:pending-transfer-resolved"
+    balance = (await api.account(player["id"]))["balance"]
+    # 100 + 60 posted; holds[4] still pending (100); the rest released.
+    assert (balance["balance"], balance["available"], balance["debits_pending"]) == (840, 740, 100)
+    assert (await api.account(pool["id"]))["balance"]["balance"] == 160
+    # The same batch again: resolved holds answer as they are (idempotent), refusals are refused again.
+    again = await client.post("/internal/v1/transfers/resolutions", json=body, headers=internal())
+    assert [r["status"] for r in again.json()["results"]] == [200, 200, 200, 409, 404, 422]
+    assert (await api.account(player["id"]))["balance"] == balance
+    for bad in ({"resolutions": []}, {"resolutions": [{"pending_id": holds[4]["id"], "action": "expire"}]}):
+        response = await client.post("/internal/v1/transfers/resolutions", json=bad, headers=internal())
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")

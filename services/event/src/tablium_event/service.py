@@ -1016,18 +1016,11 @@ class Tournaments:
             )
 
     async def _post_entries(self, row: TournamentRow, regs: Sequence[Registration]) -> None:
-        """``_post_entry`` for many: the holds posted together, the fees in one batch request."""
+        """``_post_entry`` for many: the holds posted in one resolutions request, the fees in one batch."""
         config = TournamentConfig.from_dict(row.config)
         held = [reg for reg in regs if reg.status == "held"]
-        # Every post runs to its end (none left in flight behind a failure); a failure is raised after.
-        results = await asyncio.gather(
-            *(self.wallet.post(reg.hold_transfer_id) for reg in held), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        results = await self.wallet.post_many([reg.hold_transfer_id for reg in held]) if held else []
         for reg, result in zip(held, results, strict=True):
-            assert not isinstance(result, BaseException)
             if result["status"] == "posted":
                 reg.status = "posted"
             else:

@@ -105,6 +105,26 @@ class Wallet:
             results.append(result["transfer"])
         return results
 
+    async def post_many(self, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+        """Post many pending transfers in one request (``/transfers/resolutions``, at most 256); each
+        answer is the transfer as it is now, as ``post`` reports it (posted, or voided/expired if it was
+        resolved the other way). Any other refusal raises, as alone."""
+        body = {"resolutions": [{"pending_id": str(id), "action": "post"} for id in ids]}
+        key = "post:" + str(uuid.uuid5(NAMESPACE, ",".join(map(str, ids))))
+        answer = await self.client.request("POST", "/internal/v1/transfers/resolutions", json=body, idempotency_key=key)
+        results: list[dict[str, Any]] = []
+        for id, result in zip(ids, answer["results"], strict=True):
+            if result["status"] == 409:  # already resolved the other way (or expired): what it is now
+                current = await self.get_transfer(id)
+                if current is None:
+                    raise Conflict(result.get("problem", {}).get("detail", f"transfer {id} is resolved"))
+                results.append(current)
+            elif result["status"] >= 400:
+                raise UpstreamError("wallet", result["status"], result.get("problem") or {})
+            else:
+                results.append(result["transfer"])
+        return results
+
     async def post(self, id: uuid.UUID) -> dict[str, Any]:
         return await self._resolve(id, "post", {"amount": None})
 

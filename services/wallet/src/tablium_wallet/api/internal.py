@@ -27,10 +27,12 @@ from tablium_wallet.api.schemas import (
     LinkedRequest,
     OpenAccountRequest,
     PostRequest,
+    ResolutionsRequest,
     TransferOut,
     TransferRequest,
     account_out,
     batch_result,
+    resolution_result,
     transfer_out,
 )
 from tablium_wallet.services.accounts import find_accounts, get_account, open_account
@@ -104,6 +106,17 @@ class InternalController(Controller):
         # (a hand's settlement, a tournament's payouts). Unlike /linked, one refusal fails only itself.
         outcomes = await ledger.submit_many([t.to_operation() for t in data.transfers])
         return BatchOut(results=[batch_result(outcome) for outcome in outcomes])
+
+    @post(
+        "/transfers/resolutions",
+        status_code=HTTP_200_OK,
+        summary="Post or void many pending transfers at once; each is resolved or refused on its own",
+    )
+    async def resolve_batch(self, data: JSONBody[ResolutionsRequest], ledger: LedgerDep) -> BatchOut:
+        # The batch endpoint's counterpart for holds (a tournament's entries posted at its start): one
+        # request, one round of the batcher; each resolution is what /transfers/{id}/post|void would do.
+        outcomes = await ledger.submit_many([Resolve(r.pending_id, r.action, r.amount) for r in data.resolutions])
+        return BatchOut(results=[resolution_result(outcome) for outcome in outcomes])
 
     @get("/transfers/{transfer_id:uuid}", summary="A transfer and its status")
     async def get_transfer(self, transfer_id: FromPath[UUID], db_session: DbSession) -> TransferOut:

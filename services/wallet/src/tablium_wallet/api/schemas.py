@@ -104,6 +104,18 @@ class PostRequest(Request):
     amount: Amount | None = None
 
 
+class ResolutionRequest(Request):
+    """Post (all, or ``amount`` of) or void one pending transfer, as ``/transfers/{id}/post|void`` does."""
+
+    pending_id: UUID
+    action: Literal["post", "void"]
+    amount: Amount | None = None
+
+
+class ResolutionsRequest(Request):
+    resolutions: Annotated[list[ResolutionRequest], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
 class TransferOut(msgspec.Struct, kw_only=True):
     id: UUID
     debit_account_id: UUID
@@ -227,6 +239,14 @@ def problem_out(error: ProblemError) -> dict[str, Any]:
         "detail": error.detail,
         **error.extra,
     }
+
+
+def resolution_result(outcome: Outcome) -> BatchResultOut:
+    """One resolution of a batch: 200 and the pending transfer as it is now (as the single post/void
+    answers, also for a repeated resolution), or the problem it would have had alone."""
+    if isinstance(outcome, ProblemError):
+        return BatchResultOut(status=outcome.status_code, problem=problem_out(outcome))
+    return BatchResultOut(status=HTTP_200_OK, transfer=transfer_out(outcome.transfers[0]))
 
 
 def batch_result(outcome: Outcome) -> BatchResultOut:
