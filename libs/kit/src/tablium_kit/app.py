@@ -84,6 +84,13 @@ def _provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return current_principal(request)
 
 
+def _constant(value: db.Reader) -> Callable[[], db.Reader]:
+    def provide() -> db.Reader:
+        return value
+
+    return provide
+
+
 async def _migrate(settings: ServiceSettings, migrations_dir: Path) -> None:
     await db.ensure_database(settings.database_url)
     await anyio.to_thread.run_sync(migrations.upgrade, settings.database_url, migrations_dir)
@@ -203,9 +210,15 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
             "principal": Provide(_provide_principal, sync_to_thread=False),
             # Committed or rolled back by ServiceMiddleware (see db.RequestSessions).
             "db_session": Provide(db.RequestSessions(engine), sync_to_thread=False),
+            "db_reader": Provide(_constant(db.Reader(engine)), sync_to_thread=False),
             **service.dependencies,
         },
-        signature_namespace={"AsyncEngine": AsyncEngine, "AsyncSession": AsyncSession, **service.signature_namespace},
+        signature_namespace={
+            "AsyncEngine": AsyncEngine,
+            "AsyncSession": AsyncSession,
+            "Reader": db.Reader,
+            **service.signature_namespace,
+        },
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,
     )

@@ -8,11 +8,11 @@ import pytest
 from litestar import get, post
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, Table, Text, bindparam, select, text
 
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app
-from tablium_kit.deps import DbSession
+from tablium_kit.deps import DbReader, DbSession
 from tablium_kit.errors import Conflict
 from tablium_kit.settings import ServiceSettings
 
@@ -52,6 +52,28 @@ async def list_marks(db_session: DbSession) -> list[str]:
     return list(await db_session.scalars(text("SELECT name FROM marks ORDER BY name")))
 
 
+marks = Table("marks", MetaData(), Column("name", Text))
+ALL_MARKS = select(marks.c.name).order_by(marks.c.name)
+MARK_BY_NAME = select(marks.c.name).where(marks.c.name == bindparam("name"))
+
+
+@get("/marks/read")
+async def read_marks(db_reader: DbReader) -> list[str]:
+    return [row.name for row in await db_reader.all(ALL_MARKS)]
+
+
+@get("/marks/{name:str}")
+async def read_mark(db_reader: DbReader, name: FromPath[str]) -> dict[str, str | None]:
+    found = await db_reader.one_or_none(MARK_BY_NAME, name=name)
+    return {"found": None if found is None else found.name}
+
+
+@get("/marks/{name:str}/written-in")
+async def read_mark_written_in(db_reader: DbReader, name: FromPath[str]) -> dict[str, bool]:
+    # A value written into the statement (no bindparam), built per call: bound all the same.
+    return {"found": await db_reader.one_or_none(select(marks.c.name).where(marks.c.name == name)) is not None}
+
+
 @pytest.fixture(scope="module")
 async def client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterator[AsyncTestClient]:
     url = await make_database("sessions")
@@ -68,7 +90,16 @@ async def client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterato
         ServiceDefinition(
             settings=settings,
             title="sessions",
-            route_handlers=[add_mark, add_mark_then_conflict, add_mark_then_crash, add_mark_twice, list_marks],
+            route_handlers=[
+                add_mark,
+                add_mark_then_conflict,
+                add_mark_then_crash,
+                add_mark_twice,
+                list_marks,
+                read_marks,
+                read_mark,
+                read_mark_written_in,
+            ],
         )
     )
     async with AsyncTestClient(app=app) as test_client:
@@ -96,3 +127,19 @@ async def test_a_request_without_a_session_opens_none(client: AsyncTestClient) -
     before = pool.checkedout()
     assert (await client.get("/health")).status_code == 200
     assert pool.checkedout() == before == 0
+
+
+async def test_the_reader_sees_committed_rows_and_leaves_sessions_transactional(client: AsyncTestClient) -> None:
+    assert (await client.post("/marks/read-me")).status_code == 201
+    assert "read-me" in (await client.get("/marks/read")).json()
+    assert (await client.get("/marks/read-me")).json() == {"found": "read-me"}
+    assert (await client.get("/marks/nobody")).json() == {"found": None}
+    for _ in range(2):  # compiled once, then from the reader's cache
+        assert (await client.get("/marks/read-me/written-in")).json() == {"found": True}
+        assert (await client.get("/marks/nobody/written-in")).json() == {"found": False}
+    pool = client.app.state.db_engine_instance.pool
+    assert pool.checkedout() == 0
+    # Requests run one at a time here, so the next session gets the connection the reader
+    # just used: had it stayed in autocommit, the crashed request's insert would be kept.
+    assert (await client.post("/marks/after-reader/crash")).status_code == 500
+    assert "after-reader" not in (await client.get("/marks")).json()

@@ -17,9 +17,10 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.di import NamedDependency
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_kit.db import Reader, Record
 from tablium_kit.errors import Conflict, NotFound, Unauthorized
 from tablium_kit.ratelimit import RateLimiter
 from tablium_player.api.schemas import OwnProfile, Preferences, ProfileUpdate, PublicProfile, Stats, TokenPair
@@ -28,6 +29,8 @@ from tablium_player.domain import rules
 from tablium_player.domain.tokens import SigningKeys, issue_access_token, new_refresh_secret, refresh_token_hash
 from tablium_player.events import publish_player_registered
 from tablium_player.settings import PlayerSettings
+
+PLAYER_BY_ID = select(Player.__table__).where(Player.id == bindparam("player_id"))
 
 
 class PlayerRepository(SQLAlchemyAsyncRepository[Player]):
@@ -160,6 +163,13 @@ class Accounts:
             raise NotFound("no such player")
         return player
 
+    async def read(self, reader: Reader, player_id: uuid.UUID) -> Record:
+        """A player for a read-only answer: one statement, no transaction, no ORM loading."""
+        player = await reader.one_or_none(PLAYER_BY_ID, player_id=player_id)
+        if player is None:
+            raise NotFound("no such player")
+        return player
+
     async def update_profile(self, session: AsyncSession, player_id: uuid.UUID, change: ProfileUpdate) -> Player:
         player = await self.get(session, player_id)
         for name in ("display_name", "country", "bio"):
@@ -217,19 +227,24 @@ async def create_player(
 AccountsDep: TypeAlias = NamedDependency[Accounts]
 
 
-def preferences_of(player: Player) -> Preferences:
+# What profiles are built from: the ORM object after a change, or a record read with ``Accounts.read``
+# (same attribute names).
+PlayerRecord: TypeAlias = Player | Record
+
+
+def preferences_of(player: PlayerRecord) -> Preferences:
     return msgspec.convert(player.preferences or {}, Preferences)
 
 
-def public_profile(player: Player) -> PublicProfile:
+def public_profile(player: PlayerRecord) -> PublicProfile:
     return PublicProfile(**_profile_fields(player))
 
 
-def own_profile(player: Player) -> OwnProfile:
+def own_profile(player: PlayerRecord) -> OwnProfile:
     return OwnProfile(**_profile_fields(player), email=player.email, roles=list(player.roles))
 
 
-def _profile_fields(player: Player) -> dict[str, object]:
+def _profile_fields(player: PlayerRecord) -> dict[str, object]:
     hands = player.hands_played
     return {
         "id": player.id,

@@ -9,7 +9,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from tablium_kit.auth import BEARER, requires_roles
-from tablium_kit.deps import AuthenticatedRequest, DbSession
+from tablium_kit.deps import AuthenticatedRequest, DbReader, DbSession
 from tablium_player.api.schemas import OwnProfile, Preferences, ProfileUpdate, PublicProfile, RolesUpdate
 from tablium_player.service import AccountsDep, own_profile, preferences_of, public_profile
 
@@ -23,10 +23,10 @@ class MyProfileController(Controller):
     async def get_me(
         self,
         request: AuthenticatedRequest,
-        db_session: DbSession,
+        db_reader: DbReader,
         accounts: AccountsDep,
     ) -> OwnProfile:
-        return own_profile(await accounts.get(db_session, UUID(request.user.subject)))
+        return own_profile(await accounts.read(db_reader, UUID(request.user.subject)))
 
     @patch(summary="Change my profile")
     async def update_me(
@@ -42,10 +42,10 @@ class MyProfileController(Controller):
     async def get_preferences(
         self,
         request: AuthenticatedRequest,
-        db_session: DbSession,
+        db_reader: DbReader,
         accounts: AccountsDep,
     ) -> Preferences:
-        return preferences_of(await accounts.get(db_session, UUID(request.user.subject)))
+        return preferences_of(await accounts.read(db_reader, UUID(request.user.subject)))
 
     @put("/preferences", summary="Replace my preferences")
     async def put_preferences(
@@ -63,10 +63,8 @@ class PublicProfileController(Controller):
     tags = ["players"]
 
     @get("/{player_id:uuid}", summary="A player's public profile")
-    async def get_player(
-        self, player_id: FromPath[UUID], db_session: DbSession, accounts: AccountsDep
-    ) -> PublicProfile:
-        return public_profile(await accounts.get(db_session, player_id))
+    async def get_player(self, player_id: FromPath[UUID], db_reader: DbReader, accounts: AccountsDep) -> PublicProfile:
+        return public_profile(await accounts.read(db_reader, player_id))
 
 
 class AdminController(Controller):
