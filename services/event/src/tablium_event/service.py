@@ -403,7 +403,8 @@ class Tournaments:
     async def buy(
         self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID, kind: str, request_id: uuid.UUID
     ) -> Purchase:
-        """A rebuy or an add-on of the player's live entry, for the buy-in, into the prize pool.
+        """A rebuy or an add-on of the player's live entry, at ``price_of`` (into the prize pool; a rebuy's
+        fee then on to the house).
 
         Like a late registration: the row first, then a hold, then (locked again) the engine is asked
         once more before the hold is posted, so a refusal (window closed meanwhile) leaves nothing

@@ -118,7 +118,9 @@ class HandReport(Base):
 
 
 class Purchase(UUIDv7PrimaryKey, AuditColumns, Base):
-    """A rebuy or an add-on bought by a player during the tournament: the price (the buy-in) goes into the pool.
+    """A rebuy or an add-on bought by a player during the tournament: ``amount`` is its price,
+    ``config.price(kind).total`` (a rebuy: buy-in + PKO bounty part + fee, the fee moved on to the house
+    after the post; an add-on: the buy-in).
 
     status: holding (row written, wallet hold not confirmed) -> held -> posted (in the pool, chips given) |
     voided (the engine refused it after the hold) | failed (the wallet refused it) | refunded (cancelled).
