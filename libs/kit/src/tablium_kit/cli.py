@@ -19,11 +19,14 @@ def service_cli(
     settings: Callable[[], ServiceSettings],
     app_factory: str,
     migrations_dir: Path,
+    websockets: bool = False,
 ) -> click.Group:
     """Build the ``tablium-<name>`` command group.
 
     ``app_factory`` is the import path of the service's ``create_app`` (granian
-    imports it in each worker process).
+    imports it in each worker process). ``websockets``: serve WebSocket upgrades
+    (only services with WebSocket routes; granian's WebSocket support costs every
+    HTTP request a little, ADR 0001).
     """
 
     @click.group(help=f"Tablium {name} service.")
@@ -47,6 +50,7 @@ def service_cli(
             workers=workers or current.workers,
             loop=Loops.uvloop,
             factory=True,
+            websockets=websockets,
             log_access=False,
         ).serve()
 
