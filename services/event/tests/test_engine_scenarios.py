@@ -33,6 +33,7 @@ from tablium_event.domain.instructions import (
     StartBreak,
     TournamentFinished,
 )
+from tablium_event.domain.simulator import simulate
 
 
 def started(entrants: int, **config: Any) -> Tournament:
@@ -620,6 +621,15 @@ def test_payouts_sum_exactly_whatever_the_rounding(pool: int, entries: int, unit
     amounts = pay.payout_table(pool, entries, pool // entries, PayoutRule(round_to=unit))
     assert sum(amounts) == pool
     assert all(a % unit == 0 for a in amounts[1:])
+
+
+def test_fixed_shares_for_more_places_than_entries_pay_the_whole_pool() -> None:
+    """Three paid places, two entries: the third place's share is spread over the two places there are."""
+    rule = PayoutRule(fixed_bp=(5_000, 3_000, 2_000))
+    assert pay.payout_table(2_000, 2, 1_000, rule) == [1_250, 750]
+    assert pay.payout_table(3_000, 3, 1_000, rule) == [1_500, 900, 600]
+    report = simulate(2, seats=9, seed=1, config=TournamentConfig(buy_in=1_000, payout=rule))
+    assert report.prizes_paid == report.prize_pool == 2_000
 
 
 def test_guarantee_overlay() -> None:

@@ -636,6 +636,7 @@ async def test_levels_and_breaks_run_on_the_clock_and_are_published(
 async def test_bad_configurations_are_refused_before_anything_starts(client: AsyncTestClient) -> None:
     for bad in (
         {"payout": {"fixed_bp": [6_000, 3_000]}},  # shares must sum to 10,000 basis points
+        {"payout": {"fixed_bp": [3_000, 7_000]}},  # second place would win more than first
         {"levels": [{"small_blind": 50, "big_blind": 20}]},
         {"format": "satellite"},  # without a seat value
         {"breaks": [{"after_level": 0}]},
@@ -1036,3 +1037,72 @@ async def test_a_start_left_with_fewer_than_two_entries_is_cancelled_and_refunde
     assert cancelled == 1
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 409, "over: never started again"
+
+
+async def test_bad_input_on_every_endpoint_is_a_problem_4xx(client: AsyncTestClient, ledger: Ledger) -> None:
+    """Malformed JSON, wrong types, unknown fields, unknown ids: problem+json 4xx everywhere, never a 500."""
+    draft = await new_tournament(client)
+    running = await new_tournament(client)
+    await register_players(client, ledger, running, 3)
+    assert (await client.post(f"/api/v1/tournaments/{running}/start", headers=DIRECTOR)).status_code == 200
+    player = bearer(str(uuid.uuid4()), ["player"])
+    lobby = {"Authorization": f"Bearer {SERVICE.token()}"}
+    base = "/api/v1/tournaments"
+    cases: list[tuple[str, str, Any, dict[str, str]]] = [
+        ("POST", base, raw, DIRECTOR) for raw in (b"{", b"[]", b"null", b'{"name": 5}', b'{"name": "x", "typo": 1}')
+    ]
+    for bad in (
+        {"seats_per_table": 1},
+        {"levels": [{"small_blind": 1, "big_blind": 2, "typo": 1}]},
+        {"levels": []},
+        {"payout": {"paid_fraction": 0.0}},
+        {"payout": {"fixed_bp": [0, 10_000]}},
+        {"payout": {"round_to": 0}},
+        {"starting_stack": 0},
+        {"seed": "abc"},
+    ):
+        cases.append(("POST", base, {"name": "x", **bad}, DIRECTOR))
+    hand = "/internal/v1/tournaments/{}/hands"
+    for tid in (draft, running, str(uuid.uuid4())):
+        cases += [
+            ("PATCH", f"{base}/{tid}", b"{", DIRECTOR),
+            ("PATCH", f"{base}/{tid}", {"typo": 1}, DIRECTOR),
+            ("POST", f"{base}/{tid}/undo", {"what": "hand"}, DIRECTOR),
+            ("POST", f"{base}/{tid}/undo", {"what": "bust", "stack": 10, "from_entry": 999}, DIRECTOR),
+            ("POST", f"{base}/{tid}/undo", {"what": "move"}, DIRECTOR),
+            ("POST", f"{base}/{tid}/seat-locks", {"entry": 999}, DIRECTOR),
+            ("POST", f"{base}/{tid}/seat-locks", {"entry": 1, "locked": "yes"}, DIRECTOR),
+            ("POST", f"{base}/{tid}/tolerance", {"tolerance": 0}, DIRECTOR),
+            ("GET", f"{base}/{tid}/decisions?since=-1", None, DIRECTOR),
+            ("GET", f"{base}/{tid}/deal?method=dice", None, DIRECTOR),
+            ("GET", f"{base}/{tid}/tables/99999999999999999999999", None, {}),
+            ("GET", f"{base}/{tid}/standings?limit=0", None, {}),
+            ("POST", f"{base}/{tid}/rebuys", {"request_id": "x"}, player),
+            ("POST", f"{base}/{tid}/addons", {"request_id": str(uuid.uuid4())}, player),
+            ("DELETE", f"{base}/{tid}/registrations/me", None, player),
+            ("POST", hand.format(tid), b"{", lobby),
+            ("POST", hand.format(tid), {"hand_id": "1", "table": 1, "stacks": {"a": 1}}, lobby),
+            ("POST", hand.format(tid), {"hand_id": "2", "table": 1, "stacks": {"1": -1}}, lobby),
+            ("POST", hand.format(tid), {"hand_id": "3", "table": 99, "stacks": {"1": 1}}, lobby),
+            ("POST", hand.format(tid), {"hand_id": "4", "table": 1, "stacks": {"1": 1}}, lobby),
+            (
+                "POST",
+                hand.format(tid),
+                {"hand_id": "5", "table": 1, "stacks": {"1": 0}, "knockouts": {"x": [1]}},
+                lobby,
+            ),
+            ("POST", f"{base}/{tid}/open", None, DIRECTOR),
+            ("POST", f"{base}/{tid}/resume", None, DIRECTOR),
+        ]
+    cases += [("GET", f"{base}/not-a-uuid", None, {}), ("GET", f"{base}?limit=abc", None, {})]
+    answers = []
+    for method, url, body, headers in cases:
+        if isinstance(body, bytes):
+            response = await client.request(
+                method, url, content=body, headers={**headers, "content-type": "application/json"}
+            )
+        else:
+            response = await client.request(method, url, json=body, headers=headers)
+        answers.append((response.status_code, response.headers.get("content-type", ""), method, url, body))
+    wrong = [a for a in answers if not (400 <= a[0] < 500 and a[1].startswith("application/problem+json"))]
+    assert not wrong, wrong

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -66,6 +67,10 @@ def check_config(config: TournamentConfig) -> None:
         raise InvalidInput("a rebuy period needs rebuy chips")
     if config.addon_chips and config.addon_level() is None:
         raise InvalidInput("add-ons are sold at the first break after the rebuy period: the structure has none")
+    shares = config.payout.fixed_bp
+    if shares and any(later > earlier for earlier, later in itertools.pairwise(shares)):
+        # Checked here, not in the engine's check(): a stored configuration must still load.
+        raise InvalidInput("fixed payout shares must not grow from one place to the next")
 
 
 def price_of(config: TournamentConfig, kind: str) -> Price:

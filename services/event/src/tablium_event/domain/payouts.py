@@ -66,7 +66,10 @@ def payout_table(pool: int, entries: int, buy_in: int, rule: PayoutRule) -> list
     if pool <= 0 or entries <= 0:
         return []
     if rule.fixed_bp is not None:
-        return _from_shares(pool, rule.fixed_bp)
+        _check_shares(rule.fixed_bp)
+        # A field smaller than the table pays only the places it has; the shares of the others are
+        # spread over those in proportion (rounded down, remainder to first), so the whole pool is paid.
+        return _from_shares(pool, rule.fixed_bp[:entries])
     if entries <= 10:
         paid = 1 if entries <= 4 else 2 if entries <= 7 else 3
         return _from_shares(pool, SMALL_FIELD_SHARES[paid])
@@ -110,10 +113,15 @@ def _curve(pool: int, paid: int, min_cash: int, first_share: float) -> list[floa
     return amounts((low + high) / 2)
 
 
-def _from_shares(pool: int, shares_bp: tuple[int, ...]) -> list[int]:
+def _check_shares(shares_bp: tuple[int, ...]) -> None:
     if sum(shares_bp) != 10_000 or any(share < 0 for share in shares_bp):
         raise TournamentRuleError("payout shares must be non-negative and sum to 10,000 basis points")
-    amounts = [pool * share // 10_000 for share in shares_bp]
+
+
+def _from_shares(pool: int, shares_bp: tuple[int, ...]) -> list[int]:
+    """``pool`` cut in proportion to ``shares_bp`` (rounded down; the remainder to first place)."""
+    total = sum(shares_bp)
+    amounts = [pool * share // total for share in shares_bp] if total else [0] * len(shares_bp)
     amounts[0] += pool - sum(amounts)
     return amounts
 
