@@ -21,7 +21,12 @@ configs = st.builds(
     tolerance=st.integers(1, 2),
     break_order=st.sampled_from(["highest", "lowest", "random"]),
     hand_for_hand_margin=st.integers(1, 3),
-    payout=st.builds(PayoutRule, round_to=st.sampled_from([1, 5, 100])),
+    payout=st.builds(
+        PayoutRule,
+        round_to=st.sampled_from([1, 5, 100]),
+        # A fixed table may pay more places than a small field has: the pool is still paid out exactly.
+        fixed_bp=st.sampled_from([None, None, (5_000, 3_000, 2_000), (4_000, 2_500, 1_500, 1_000, 1_000)]),
+    ),
     structure=st.just(
         Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
     ),
@@ -227,7 +232,12 @@ chaos_configs = st.builds(
     rebuy_chips=st.sampled_from([0, 5_000]),
     addon_chips=st.sampled_from([0, 8_000]),
     hand_for_hand_margin=st.integers(1, 3),
-    payout=st.builds(PayoutRule, round_to=st.sampled_from([1, 5, 100])),
+    payout=st.builds(
+        PayoutRule,
+        round_to=st.sampled_from([1, 5, 100]),
+        # A fixed table may pay more places than a small field has: the pool is still paid out exactly.
+        fixed_bp=st.sampled_from([None, None, (5_000, 3_000, 2_000), (4_000, 2_500, 1_500, 1_000, 1_000)]),
+    ),
     structure=st.just(
         Structure(
             levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60), Level(40, 80, duration_s=60)),

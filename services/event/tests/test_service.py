@@ -705,6 +705,26 @@ async def test_a_satellite_that_buys_a_seat_for_everyone_pays_at_the_start(
     assert await ledger.balance(pool) == 0
 
 
+async def test_a_sit_and_go_starts_when_full_and_pays_out_the_pool(client: AsyncTestClient, ledger: Ledger) -> None:
+    """The registration that fills the table starts it (no director); one more is refused, nothing held."""
+    tournament_id = await new_tournament(client, format="sng", seats_per_table=3)
+    players = await register_players(client, ledger, tournament_id, 3)
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby["status"], lobby["entries"], lobby["prize_pool"], lobby["tables"]) == ("running", 3, 3_000, 1)
+    late = str(uuid.uuid4())
+    late_account = await ledger.fund(late, 5_000)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(late, ["player"]))
+    assert response.status_code == 409, response.text
+    assert await ledger.balance(late_account) == 5_000
+    await play_to_the_end(client, tournament_id, seed=3)
+    standings = (await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json()
+    prizes = {row["player"]: row["prize"] for row in standings}
+    for player, account in players.items():
+        assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 0
+
+
 REBUYS = {
     "levels": [{"small_blind": 10, "big_blind": 20, "duration_s": 60}, {"small_blind": 20, "big_blind": 40}],
     "breaks": [{"after_level": 1, "duration_s": 30}],

@@ -173,10 +173,13 @@ class Tournaments:
             return await self._abandon_start(session, row)
         config = TournamentConfig.from_dict(row.config)
         engine = Tournament(config)
-        for reg in posted:  # in registration order (created_at, id): entry ids replay identically
-            reg.entry_id, _ = engine.register(str(reg.player_id))
+        out: list[Instruction] = []
         try:
-            out = engine.start()
+            for reg in posted:  # in registration order (created_at, id): entry ids replay identically
+                reg.entry_id, registered = engine.register(str(reg.player_id))
+                out += registered  # a sit-and-go starts itself when its last seat is taken
+            if engine.status == "registering":
+                out += engine.start()
         except TournamentRuleError as exc:
             raise rule_error(exc) from exc
         row.started_at = datetime.now(UTC)
