@@ -424,6 +424,23 @@ async def test_edit_before_start_only(client: AsyncTestClient, ledger: Ledger) -
     assert response.status_code == 409
 
 
+async def test_an_edit_to_a_sit_and_go_with_fewer_seats_than_registrations_is_refused(
+    client: AsyncTestClient, ledger: Ledger
+) -> None:
+    tournament_id = await new_tournament(client)
+    players = await register_players(client, ledger, tournament_id, 3)
+    config = {"name": "SNG", "buy_in": 1_000, "fee": 100, "format": "sng", "seats_per_table": 2}
+    url = f"/api/v1/tournaments/{tournament_id}"
+    response = await client.patch(url, json={"config": config}, headers=DIRECTOR)
+    assert response.status_code == 409, response.text
+    response = await client.patch(url, json={"config": {**config, "seats_per_table": 4}}, headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    response = await client.post(f"{url}/cancel", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000
+
+
 async def test_a_half_done_registration_is_finished_by_the_reconciler(
     client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:

@@ -109,7 +109,11 @@ class Tournaments:
         if row.status not in EDITABLE:
             raise Conflict("a tournament can be edited only before it starts")
         if config is not None:
-            if row.status == "registering" and await self._registrations(session, row.id, LIVE):
+            registered = await self._registrations(session, row.id, LIVE) if row.status == "registering" else []
+            if config.format == "sng" and len(registered) > config.seats_per_table:
+                # The engine refuses a sit-and-go entry beyond its seats: the start would post every hold, then fail.
+                raise Conflict(f"{len(registered)} players are registered: more than the sit-and-go's seats")
+            if registered:
                 current = TournamentConfig.from_dict(row.config)
                 if (config.buy_in, config.fee, config.bounty, config.asset) != (
                     current.buy_in,
