@@ -32,3 +32,10 @@ def test_simulate_prints_one_json_object_with_exactly_the_specified_keys() -> No
     assert report["prizes_paid"] == report["prize_pool"] == 200 * 1_000
     assert sorted(place for _, place in report["places"])[0] == 1
     assert len({player for player, _ in report["places"]}) == 200
+
+
+def test_bad_arguments_are_usage_errors_not_tracebacks() -> None:
+    for args in (["--entrants", "1"], ["--entrants", "20", "--seats", "1"], ["--entrants", "20", "--seats", "11"]):
+        result = CliRunner().invoke(main, ["simulate", *args, "--json"])
+        assert result.exit_code == 2, (args, result.output)
+        assert "Invalid value" in result.output

@@ -15,8 +15,9 @@ def main() -> None:
 
 
 @main.command("simulate", help="Run the engine alone with random bust-outs to a winner.")
-@click.option("--entrants", type=int, required=True)
-@click.option("--seats", type=int, default=9, show_default=True)
+# The engine's own limits, checked here so that bad input is a usage error, not a traceback.
+@click.option("--entrants", type=click.IntRange(min=2), required=True)
+@click.option("--seats", type=click.IntRange(2, 10), default=9, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--no-places", is_flag=True, help="Leave the (long) list of places out.")
