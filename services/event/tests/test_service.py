@@ -7,6 +7,7 @@ The lobby's part is played by the simulator's table runner over the internal han
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 import random
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import jwt
 import msgspec
@@ -45,6 +47,7 @@ from tablium_event.wallet import Wallet, transfer_id
 
 from tablium_kit import db
 from tablium_kit.auth import ServiceTokens, StaticKeySource
+from tablium_kit.messaging.envelope import CONTENT_TYPE, decode
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
 
@@ -1114,6 +1117,8 @@ async def test_bad_input_on_every_endpoint_is_a_problem_4xx(client: AsyncTestCli
             ("GET", f"{base}/{tid}/deal?method=dice", None, DIRECTOR),
             ("GET", f"{base}/{tid}/tables/99999999999999999999999", None, {}),
             ("GET", f"{base}/{tid}/standings?limit=0", None, {}),
+            ("GET", f"{base}/{tid}/entries?limit=0", None, {}),
+            ("GET", f"{base}/{tid}/entries?offset=x", None, {}),
             ("POST", f"{base}/{tid}/rebuys", {"request_id": "x"}, player),
             ("POST", f"{base}/{tid}/addons", {"request_id": str(uuid.uuid4())}, player),
             ("DELETE", f"{base}/{tid}/registrations/me", None, player),
@@ -1143,3 +1148,252 @@ async def test_bad_input_on_every_endpoint_is_a_problem_4xx(client: AsyncTestCli
         answers.append((response.status_code, response.headers.get("content-type", ""), method, url, body))
     wrong = [a for a in answers if not (400 <= a[0] < 500 and a[1].startswith("application/problem+json"))]
     assert not wrong, wrong
+
+
+async def report_hand(
+    client: AsyncTestClient, tournament_id: str, hand_id: str, table: int, stacks: dict[int, int]
+) -> list[dict[str, Any]]:
+    """The lobby reports a hand of ``table``; returns the instructions of the answer."""
+    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    body = {"hand_id": hand_id, "table": table, "stacks": {str(e): s for e, s in stacks.items()}}
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    instructions: list[dict[str, Any]] = response.json()["instructions"]
+    return instructions
+
+
+async def table_stacks(client: AsyncTestClient, tournament_id: str) -> dict[int, dict[int, int]]:
+    """table -> entry -> chips, as the lobby shows them."""
+    tables = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    return {t["table"]: {s["entry"]: s["stack"] for s in t["seats"] if s is not None} for t in tables}
+
+
+async def outbox_of(sessions: SessionFactory, tournament_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(event id, type, data) of the tournament's events, in the order the relay publishes them."""
+    async with sessions() as session:
+        rows = await session.execute(
+            text("SELECT id, type, envelope FROM outbox WHERE subject = :id ORDER BY seq"), {"id": tournament_id}
+        )
+        return [(str(row[0]), row[1], row[2]["data"]) for row in rows]
+
+
+async def test_the_lobby_lists_who_is_registered_before_and_after_the_start(
+    client: AsyncTestClient, ledger: Ledger
+) -> None:
+    tournament_id = await new_tournament(client)
+    url = f"/api/v1/tournaments/{tournament_id}/entries"
+    assert (await client.get(url)).json() == [], "nobody yet"
+    players = list(await register_players(client, ledger, tournament_id, 4))
+    response = await client.delete(
+        f"/api/v1/tournaments/{tournament_id}/registrations/me", headers=bearer(players[1], ["player"])
+    )
+    assert response.status_code == 200, response.text
+    # Public (no token), in registration order, without the one who unregistered.
+    response = await client.get(url)
+    assert response.status_code == 200, response.text
+    before = response.json()
+    assert [(e["player_id"], e["entry_no"], e["status"], e["entry_id"]) for e in before] == [
+        (p, 1, "registered", None) for p in (players[0], players[2], players[3])
+    ]
+    registered_at = [datetime.fromisoformat(e["registered_at"]) for e in before]
+    assert registered_at == sorted(registered_at)
+    # Bounded and paginated.
+    page = (await client.get(url, params={"offset": 1, "limit": 1})).json()
+    assert [e["player_id"] for e in page] == [players[2]]
+    assert (await client.get(url, params={"offset": 3})).json() == []
+    for bad in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"limit": "x"}):
+        response = await client.get(url, params=bad)
+        assert response.status_code == 400, (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    response = await client.get(f"/api/v1/tournaments/{uuid.uuid4()}/entries")
+    assert response.status_code == 404, response.text
+
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    after = (await client.get(url)).json()
+    assert [(e["player_id"], e["entry_no"], e["status"]) for e in after] == [
+        (p, 1, "entered") for p in (players[0], players[2], players[3])
+    ]
+    seated = {
+        s["player"]: s["entry"]
+        for t in (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+        for s in t["seats"]
+        if s is not None
+    }
+    assert {e["player_id"]: e["entry_id"] for e in after} == seated, "the entry id the tables and standings use"
+
+
+async def test_a_director_undo_of_a_bust_out_is_published(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory
+) -> None:
+    """event.player_eliminated consumers learn of the undo: event.elimination_undone with the place undone."""
+    tournament_id = await new_tournament(client, fee=0)
+    await register_players(client, ledger, tournament_id, 4)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    [(table, stacks)] = (await table_stacks(client, tournament_id)).items()
+    loser, winner = list(stacks)[:2]
+    players = {
+        e["entry_id"]: e["player_id"] for e in (await client.get(f"/api/v1/tournaments/{tournament_id}/entries")).json()
+    }
+    stacks[winner] += stacks[loser]
+    stacks[loser] = 0
+    out = await report_hand(client, tournament_id, "bust", table, stacks)
+    assert [(i["entry"], i["place"]) for i in out if i["kind"] == "eliminate_player"] == [(loser, 4)]
+    response = await client.post(
+        f"/api/v1/tournaments/{tournament_id}/undo",
+        json={"what": "bust", "stack": 1_000, "from_entry": winner},
+        headers=DIRECTOR,
+    )
+    assert response.status_code == 200, response.text
+    assert "event.elimination_undone" not in [t for _, t, _ in await outbox_of(sessions, tournament_id)], (
+        "the table is dealing: the undo happens when it reports that hand"
+    )
+    del stacks[loser]
+    out = await report_hand(client, tournament_id, "after-undo", table, stacks)
+    assert [i["kind"] for i in out if i.get("entry") == loser][:2] == ["elimination_undone", "seat_player"]
+    undone = [data for _, t, data in await outbox_of(sessions, tournament_id) if t == "event.elimination_undone"]
+    assert len(undone) == 1
+    assert {k: undone[0][k] for k in ("tournament_id", "entry", "player", "table", "place", "place_to")} == {
+        "tournament_id": tournament_id,
+        "entry": loser,
+        "player": players[loser],
+        "table": table,
+        "place": 4,
+        "place_to": 4,
+    }
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert lobby["players_left"] == 4
+
+
+async def test_a_director_undo_of_a_move_sends_the_player_back_to_their_seat(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory
+) -> None:
+    tournament_id = await new_tournament(client, fee=0, seats_per_table=4)
+    await register_players(client, ledger, tournament_id, 7)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    undo_url = f"/api/v1/tournaments/{tournament_id}/undo"
+    response = await client.post(undo_url, json={"what": "move"}, headers=DIRECTOR)
+    assert response.status_code == 409, "no move yet"
+    assert response.headers["content-type"].startswith("application/problem+json")
+    tables = await table_stacks(client, tournament_id)
+    short, long = sorted(tables, key=lambda t: len(tables[t]))
+    assert (len(tables[short]), len(tables[long])) == (3, 4)
+    # A bust at the short table: 2 against 4, so one player of the long table moves once its hand ends.
+    stacks = tables[short]
+    loser, winner = list(stacks)[:2]
+    stacks[winner] += stacks[loser]
+    stacks[loser] = 0
+    out = await report_hand(client, tournament_id, "bust", short, stacks)
+    assert not [i for i in out if i["kind"] == "move_player"], "the long table is mid-hand"
+    out = await report_hand(client, tournament_id, "long-1", long, tables[long])
+    [move] = [i for i in out if i["kind"] == "move_player"]
+    assert (move["from_table"], move["to_table"]) == (long, short)
+    # The director undoes it: the player goes back to the very seat, once the short table is between hands.
+    response = await client.post(undo_url, json={"what": "move"}, headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    tables = await table_stacks(client, tournament_id)
+    assert move["entry"] in tables[short], "not mid-hand"
+    out = await report_hand(client, tournament_id, "short-2", short, tables[short])
+    [back] = [i for i in out if i["kind"] == "move_player"]
+    assert (back["entry"], back["from_table"], back["from_seat"], back["to_table"], back["to_seat"]) == (
+        move["entry"],
+        short,
+        move["to_seat"],
+        long,
+        move["from_seat"],
+    )
+    tables = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    seat_of = {s["entry"]: (t["table"], i) for t in tables for i, s in enumerate(t["seats"]) if s is not None}
+    assert seat_of[move["entry"]] == (long, move["from_seat"])
+    moved = [data for _, t, data in await outbox_of(sessions, tournament_id) if t == "event.player_moved"]
+    assert [(d["entry"], d["from_table"], d["to_table"]) for d in moved] == [
+        (move["entry"], long, short),
+        (move["entry"], short, long),
+    ]
+    decisions = (await client.get(f"/api/v1/tournaments/{tournament_id}/decisions", headers=DIRECTOR)).json()
+    assert any(row["kind"] == "undo-move" for row in decisions)
+
+
+@pytest.fixture
+async def event_listener(amqp_names: AmqpNames) -> AsyncIterator[list[aio_pika.abc.AbstractIncomingMessage]]:
+    """A test queue bound to the run's events exchange with ``event.#``: every event message, as delivered."""
+    messages: list[aio_pika.abc.AbstractIncomingMessage] = []
+    connection = await aio_pika.connect(amqp_names.url)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(exclusive=True)
+        await queue.bind(exchange, "event.#")
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            messages.append(message)
+            await message.ack()
+
+        await queue.consume(on_message)
+        yield messages
+
+
+async def test_a_whole_tournament_publishes_its_events_over_rabbitmq_once_each_in_order(
+    client: AsyncTestClient,
+    ledger: Ledger,
+    sessions: SessionFactory,
+    event_listener: list[aio_pika.abc.AbstractIncomingMessage],
+) -> None:
+    """The app's own relay publishes the outbox to the real broker: every event of the tournament arrives
+    once, as a CloudEvents envelope, in the order it was written, from the creation to the finish."""
+    tournament_id = await new_tournament(client, seats_per_table=4)
+    await register_players(client, ledger, tournament_id, 7)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    await play_to_the_end(client, tournament_id, seed=7)
+    written = await outbox_of(sessions, tournament_id)
+
+    def arrived() -> list[aio_pika.abc.AbstractIncomingMessage]:
+        return [m for m in event_listener if decode(m.body).subject == tournament_id]
+
+    async with asyncio.timeout(30):
+        while len(arrived()) < len(written):  # noqa: ASYNC110 - waiting for the relay and the broker
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # would a second copy still arrive?
+    messages = arrived()
+    events = [decode(m.body) for m in messages]
+    assert [str(e.id) for e in events] == [event_id for event_id, _, _ in written], "each once, in order"
+    for message, event in zip(messages, events, strict=True):
+        assert (message.content_type, message.message_id, message.routing_key) == (
+            CONTENT_TYPE,
+            str(event.id),
+            event.type,
+        )
+        assert (event.specversion, event.source, event.datacontenttype) == (
+            "1.0",
+            "/services/event",
+            "application/json",
+        )
+        assert event.data["tournament_id"] == tournament_id
+    seqs = [e.data["seq"] for e in events]
+    assert seqs == sorted(seqs), "the tournament's version never goes back"
+    facts = [e.type for e in events if e.type != "event.table_instructions"]
+    assert facts[:4] == [
+        "event.tournament_created",
+        "event.registration_opened",
+        "event.tournament_started",
+        "event.level_changed",
+    ]
+    assert facts[-1] == "event.tournament_finished"
+    for once in ("event.tournament_created", "event.registration_opened", "event.tournament_started"):
+        assert facts.count(once) == 1, once
+    assert facts.count("event.tournament_finished") == 1
+    busts = [e.data for e in events if e.type == "event.player_eliminated"]
+    assert len({b["entry"] for b in busts}) == len(busts) == 6, "every bust-out once"
+    # A tie (same hand, same starting stack) shares the places it covers: 2..7, each covered once.
+    ranges = sorted({(b["place"], b["place_to"]) for b in busts})
+    assert [p for first, last in ranges for p in range(first, last + 1)] == list(range(2, 8))
+    for first, last in ranges:
+        assert sum((b["place"], b["place_to"]) == (first, last) for b in busts) == last - first + 1
+    assert "event.player_moved" in facts
+    prizes = [e.data for e in events if e.type == "event.prize_awarded"]
+    assert prizes
+    assert {p["asset"] for p in prizes} == {"USDT"}
+    assert sum(p["amount"] for p in prizes) == 7_000, "the prize pool, awarded once"

@@ -25,7 +25,13 @@ from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registrat
 from tablium_event.domain.config import Price, TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import RULES_VERSION, Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
-from tablium_event.events import TOURNAMENT_CANCELLED, TOURNAMENT_CREATED, publish, publish_instructions
+from tablium_event.events import (
+    REGISTRATION_OPENED,
+    TOURNAMENT_CANCELLED,
+    TOURNAMENT_CREATED,
+    publish,
+    publish_instructions,
+)
 from tablium_event.journal import COMMANDS, Live, LiveEngines, apply, hand_payload
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
@@ -137,6 +143,7 @@ class Tournaments:
         row.prize_pool_account_id = await self.wallet.open_account(f"tournament:{row.id}", "prize_pool", config.asset)
         row.status = "registering"
         row.version += 1
+        await publish(session, row.id, row.version, REGISTRATION_OPENED, {"name": row.name, "config": row.config})
         return row
 
     async def start(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
@@ -682,6 +689,21 @@ class Tournaments:
     async def entries(self, session: AsyncSession, tournament_id: uuid.UUID) -> int:
         return len(await self._registrations(session, tournament_id, LIVE))
 
+    async def registered(
+        self, session: AsyncSession, tournament_id: uuid.UUID, *, offset: int, limit: int
+    ) -> Sequence[Registration]:
+        """The live registrations (registered or entered), in registration order: the lobby's entry list."""
+        await self.get(session, tournament_id)
+        return (
+            await session.scalars(
+                select(Registration)
+                .where(Registration.tournament_id == tournament_id, Registration.status.in_(LIVE))
+                .order_by(Registration.created_at, Registration.id)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
+
     async def engine_of(self, session: AsyncSession, row: TournamentRow) -> Tournament | None:
         """The engine as of ``row.version`` (or newer), None before the start. Read it at once: it is the
         live engine, which the next fact changes."""
@@ -1150,4 +1172,4 @@ class Tournaments:
                         amount=instruction.amount,
                     )
                 )
-        await publish_instructions(session, row.id, row.version, out)
+        await publish_instructions(session, row.id, row.version, out, asset=row.config["asset"])

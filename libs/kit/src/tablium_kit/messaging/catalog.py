@@ -43,12 +43,18 @@ CATALOG: dict[str, EventSpec] = {
         ("player", "rakeback", "event"),
     ),
     "event.tournament_created": EventSpec("A tournament was created.", ("lobby",)),
+    "event.registration_opened": EventSpec("A tournament opened its registration.", ("lobby",)),
     "event.tournament_started": EventSpec("A tournament started; tables are drawn.", ("lobby",)),
     "event.level_changed": EventSpec("Blinds moved to the next level.", ("lobby",)),
     "event.break_started": EventSpec("A synchronized break started.", ("lobby",)),
     "event.break_ended": EventSpec("A break ended.", ("lobby",)),
     "event.player_moved": EventSpec("Balancing moved a player to another seat.", ("lobby",)),
     "event.player_eliminated": EventSpec("A player busted out, with place.", ("lobby", "player")),
+    "event.elimination_undone": EventSpec(
+        "A director undid a bust-out: the entry is back in play; the place it had is given back "
+        "(the places corrected follow as event.player_eliminated).",
+        ("lobby", "player"),
+    ),
     "event.tournament_finished": EventSpec("A tournament ended.", ("lobby", "player")),
     "event.prize_awarded": EventSpec("A prize was awarded to a player.", ("wallet", "player")),
     "event.tournament_cancelled": EventSpec("A tournament was cancelled; every entry refunded.", ("lobby", "player")),

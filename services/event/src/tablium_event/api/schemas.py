@@ -186,6 +186,18 @@ class RegistrationOut(msgspec.Struct, kw_only=True):
     entry_id: int | None
 
 
+class EntryOut(msgspec.Struct, kw_only=True):
+    """One registration in the lobby's entry list. ``status``: registered (the buy-in is held, before the
+    start or while a late entry is being seated) or entered (the buy-in is in the prize pool); ``entry_id``
+    is the engine's entry (tables, standings) once entered."""
+
+    player_id: UUID
+    entry_no: int
+    status: Literal["registered", "entered"]
+    registered_at: datetime
+    entry_id: int | None
+
+
 class PurchaseOut(msgspec.Struct, kw_only=True):
     id: UUID
     tournament_id: UUID

@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_event.api.schemas import (
+    EntryOut,
     PurchaseIn,
     PurchaseOut,
     RegistrationOut,
@@ -281,6 +282,26 @@ class TournamentController(Controller):
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
         return await tournament_out(tournaments, db_session, await tournaments.get(db_session, tournament_id))
+
+    @get("/{tournament_id:uuid}/entries", summary="Who is registered: players, entry numbers, status, in order")
+    async def entries(
+        self,
+        tournament_id: FromPath[UUID],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+        offset: Annotated[int, Parameter(ge=0, le=10_000_000)] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
+    ) -> list[EntryOut]:
+        return [
+            EntryOut(
+                player_id=reg.player_id,
+                entry_no=reg.entry_no,
+                status="entered" if reg.status == "posted" else "registered",
+                registered_at=reg.created_at,
+                entry_id=reg.entry_id,
+            )
+            for reg in await tournaments.registered(db_session, tournament_id, offset=offset, limit=limit)
+        ]
 
     @get("/{tournament_id:uuid}/tables", summary="Tables with seats, stacks, button and blinds")
     async def tables(

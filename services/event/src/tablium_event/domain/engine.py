@@ -26,6 +26,7 @@ from tablium_event.domain.instructions import (
     AwardPrize,
     BreakTable,
     EliminatePlayer,
+    EliminationUndone,
     EndBreak,
     HandForHand,
     HoldTable,
@@ -762,6 +763,8 @@ class Tournament:
 
     def _undo_bust(self, undo: Mapping[str, Any], out: list[Instruction]) -> None:
         entry, giver = self.entries[undo["entry"]], self.entries[undo["from_entry"]]
+        # First, so that whoever learnt of the bust-out learns of its undo before the places re-announced.
+        out.append(EliminationUndone(entry.id, entry.player, undo["table"], entry.place, entry.place_to))
         if entry.place:
             # Everyone placed since finished before this player now: one place worse each.
             for later in self._placed_after(entry):

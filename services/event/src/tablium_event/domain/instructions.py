@@ -111,6 +111,19 @@ class EliminatePlayer(Instruction):
 
 
 @dataclass(frozen=True, slots=True)
+class EliminationUndone(Instruction):
+    """A director undid the bust-out of ``entry``: it is back in play; ``place``..``place_to`` is the
+    place it had been given (0 while the bust-out was still waiting for its place)."""
+
+    kind: ClassVar[str] = "elimination_undone"
+    entry: int
+    player: str
+    table: int
+    place: int
+    place_to: int
+
+
+@dataclass(frozen=True, slots=True)
 class AwardPrize(Instruction):
     kind: ClassVar[str] = "award_prize"
     entry: int

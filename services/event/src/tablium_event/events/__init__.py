@@ -3,7 +3,9 @@
 Engine instructions become events in the same transaction as the state they come from:
 the ``event.*`` facts of ARCHITECTURE.md §4, plus ``event.table_instructions`` carrying, in
 order, everything the lobby must do at the tournament's tables (seat, move, hold, resume,
-break a table, new level).
+break a table, new level). ``event.elimination_undone`` follows a director's undo of a bust-out
+(after it, the places corrected are announced again as ``event.player_eliminated``); a prize carries
+the tournament's ``asset``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tablium_event.db.models import MESSAGING
 from tablium_event.domain.instructions import (
     AwardPrize,
     EliminatePlayer,
+    EliminationUndone,
     EndBreak,
     Instruction,
     MovePlayer,
@@ -30,6 +33,7 @@ from tablium_kit.messaging import Outbox
 outbox = Outbox("event", MESSAGING)
 
 TOURNAMENT_CREATED = "event.tournament_created"
+REGISTRATION_OPENED = "event.registration_opened"
 TOURNAMENT_CANCELLED = "event.tournament_cancelled"
 TABLE_INSTRUCTIONS = "event.table_instructions"
 
@@ -40,6 +44,7 @@ _FACTS: dict[type[Instruction], str] = {
     EndBreak: "event.break_ended",
     MovePlayer: "event.player_moved",
     EliminatePlayer: "event.player_eliminated",
+    EliminationUndone: "event.elimination_undone",
     TournamentFinished: "event.tournament_finished",
     AwardPrize: "event.prize_awarded",
 }
@@ -60,13 +65,18 @@ async def publish(
 
 
 async def publish_instructions(
-    session: AsyncSession, tournament_id: uuid.UUID, version: int, instructions: list[Instruction]
+    session: AsyncSession, tournament_id: uuid.UUID, version: int, instructions: list[Instruction], *, asset: str
 ) -> None:
     """One event per fact, and one batch of table instructions for the lobby."""
     for instruction in instructions:
         type_ = _FACTS.get(type(instruction))
-        if type_ is not None and not (isinstance(instruction, EliminatePlayer) and instruction.place == 0):
-            await publish(session, tournament_id, version, type_, instruction.to_dict())
+        # A bust-out still waiting for its place is announced once placed; undone before that, it never was.
+        unplaced = isinstance(instruction, (EliminatePlayer, EliminationUndone)) and instruction.place == 0
+        if type_ is not None and not unplaced:
+            data = instruction.to_dict()
+            if isinstance(instruction, AwardPrize):
+                data["asset"] = asset
+            await publish(session, tournament_id, version, type_, data)
     for_tables = [i.to_dict() for i in instructions if i.kind in _FOR_TABLES]
     if for_tables:
         await publish(session, tournament_id, version, TABLE_INSTRUCTIONS, {"instructions": for_tables})
