@@ -22,6 +22,7 @@ from tablium_event.domain.instructions import (
     AwardPrize,
     BreakTable,
     EliminatePlayer,
+    EliminationUndone,
     EndBreak,
     HandForHand,
     HoldTable,
@@ -324,6 +325,8 @@ def test_undo_the_last_bust_takes_the_chips_back_between_hands() -> None:
     assert chips_in_play(tournament) == total, "no chip created or lost"
     assert tournament.entries[other].place == 27, "the later bust-out now finished last"
     assert [(e.entry, e.place) for e in of(EliminatePlayer, out)] == [(other, 27)]
+    assert of(EliminationUndone, out) == [EliminationUndone(victim, tournament.entries[victim].player, 1, 27, 27)]
+    assert out.index(of(EliminationUndone, out)[0]) < out.index(of(EliminatePlayer, out)[0]), "the undo first"
     assert {s.entry: s.stack for s in of(SetStack, out)} == {winner: winner_stack - 3_000}
     assert tournament.placed == 1
     assert tournament.remaining == 26
