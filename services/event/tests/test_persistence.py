@@ -25,7 +25,6 @@ import test_service
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text
 from tablium_event import service as service_module
-from tablium_event.app import create_app
 from tablium_event.db.models import Fact, Registration, Snapshot, TournamentRow
 from tablium_event.domain import engine as engine_module
 from tablium_event.domain.config import TournamentConfig
@@ -38,9 +37,7 @@ from tablium_event.settings import EventSettings
 from tablium_event.wallet import Wallet
 from test_service import (
     DIRECTOR,
-    KID,
     SERVICE,
-    SIGNING_KEY,
     Ledger,
     SessionFactory,
     instructions_of,
@@ -48,7 +45,6 @@ from test_service import (
     register_players,
 )
 
-from tablium_kit.auth import StaticKeySource
 from tablium_kit.messaging.testing import AmqpNames
 
 # test_service's wallet process, ledger and sessions (a wallet of this module's own) and its skip mark.
@@ -61,33 +57,22 @@ SNAPSHOT_EVERY = 7
 Report = Callable[[int, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+client = test_service.client
+
+
 @pytest.fixture(scope="module")
 async def settings(
     make_database: Callable[[str], Awaitable[str]],
     amqp_names: AmqpNames,
     wallet_url: str,
 ) -> EventSettings:
-    return EventSettings.from_env(
-        "event",
-        {
-            "TABLIUM_EVENT_DATABASE_URL": await make_database("event_persistence"),
-            "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
-            "TABLIUM_ENVIRONMENT": "test",
-            "TABLIUM_EVENT_WALLET_URL": wallet_url,
-            "TABLIUM_EVENT_CLOCK_INTERVAL_S": "0",
-            "TABLIUM_EVENT_RECONCILE_INTERVAL_S": "0",
-            "TABLIUM_EVENT_CONSUME_EVENTS": "false",
-            "TABLIUM_EVENT_SNAPSHOT_EVERY": str(SNAPSHOT_EVERY),
-            "TABLIUM_EVENT_WALLET_BATCH_SIZE": "4",
-        },
+    return test_service.event_settings(
+        await make_database("event_persistence"),
+        amqp_names,
+        wallet_url,
+        snapshot_every=str(SNAPSHOT_EVERY),
+        wallet_batch_size="4",
     )
-
-
-@pytest.fixture(scope="module")
-async def client(settings: EventSettings) -> AsyncIterator[AsyncTestClient]:
-    app = create_app(settings, key_source=StaticKeySource({KID: SIGNING_KEY.public_key()}))
-    async with AsyncTestClient(app=app) as test_client:
-        yield test_client
 
 
 @pytest.fixture
@@ -291,21 +276,13 @@ async def test_two_processes_alternating_hand_reports_stay_correct(
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     via_http = over_http(client, tournament_id)
+    via_other = by_service(other_process, sessions, tournament_id)
     first_engine: list[object] = []
 
     async def report(hand: int, body: dict[str, Any]) -> dict[str, Any]:
         if hand % 2 == 0:
             return await via_http(hand, body)
-        async with sessions() as session:
-            answer = await other_process.hand_finished(
-                session,
-                uuid.UUID(tournament_id),
-                hand_id=body["hand_id"],
-                table=body["table"],
-                stacks={int(e): s for e, s in body["stacks"].items()},
-                knockouts={},
-            )
-            await session.commit()
+        answer = await via_other(hand, body)
         kept = other_process.engines.peek(uuid.UUID(tournament_id))
         if kept is None:
             assert any(i["kind"] == "tournament_finished" for i in answer["instructions"]), "only one that is over"

@@ -129,14 +129,12 @@ async def wallet_url(make_database: Callable[[str], Awaitable[str]], amqp_names:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-async def settings(
-    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames, wallet_url: str
-) -> EventSettings:
+def event_settings(database_url: str, amqp_names: AmqpNames, wallet_url: str, **overrides: str) -> EventSettings:
+    """Test settings: this run's database, exchange and wallet; ``overrides`` as TABLIUM_EVENT_<NAME>."""
     return EventSettings.from_env(
         "event",
         {
-            "TABLIUM_EVENT_DATABASE_URL": await make_database("event"),
+            "TABLIUM_EVENT_DATABASE_URL": database_url,
             "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
             "TABLIUM_ENVIRONMENT": "test",
             "TABLIUM_EVENT_WALLET_URL": wallet_url,
@@ -145,8 +143,16 @@ async def settings(
             "TABLIUM_EVENT_RECONCILE_INTERVAL_S": "0",
             # The handler is called directly (test_a_hold_voided_by_the_wallet_...); no queue on the shared broker.
             "TABLIUM_EVENT_CONSUME_EVENTS": "false",
+            **{f"TABLIUM_EVENT_{name.upper()}": value for name, value in overrides.items()},
         },
     )
+
+
+@pytest.fixture(scope="module")
+async def settings(
+    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames, wallet_url: str
+) -> EventSettings:
+    return event_settings(await make_database("event"), amqp_names, wallet_url)
 
 
 @pytest.fixture(scope="module")
