@@ -9,6 +9,7 @@ one ``MetaData`` (tests may load several services in one process)::
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,18 +100,23 @@ class Reader:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._compiled: dict[int, tuple[Select[Any], str, tuple[str, ...], dict[str, Any]]] = {}
+        # Weakly keyed by the statement object (Select compares by identity): a statement built per call
+        # is compiled each time and its entry goes with it; one built at import is compiled once.
+        self._compiled: weakref.WeakKeyDictionary[Select[Any], tuple[str, tuple[str, ...], dict[str, Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _sql(self, statement: Select[Any], params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        # Keyed by identity and kept with the statement (so its id is never reused while cached).
-        entry = self._compiled.get(id(statement))
-        if entry is None or entry[0] is not statement:
+        entry = self._compiled.get(statement)
+        if entry is None:
             compiled = statement.compile(dialect=self._engine.dialect)
             # Values written into the statement itself (``column == 5``) are bound too.
-            entry = (statement, compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
-            if len(self._compiled) < 1024:
-                self._compiled[id(statement)] = entry
-        _, sql, names, literals = entry
+            entry = self._compiled[statement] = (
+                compiled.string,
+                tuple(compiled.positiontup or ()),
+                dict(compiled.params),
+            )
+        sql, names, literals = entry
         return sql, [params[name] if name in params else literals[name] for name in names]
 
     async def one_or_none(self, statement: Select[Any], **params: Any) -> Record | None:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import structlog
 from sqlalchemy import delete, select
@@ -38,6 +38,7 @@ from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 
 log = structlog.get_logger("tablium.event")
+Paid = TypeVar("Paid", Registration, Purchase)
 
 LIVE = ("holding", "held", "posted")
 EDITABLE = ("draft", "registering")
@@ -83,7 +84,19 @@ def price_of(config: TournamentConfig, kind: str) -> Price:
     """A purchase's price and its split (a rebuy: pool part, bounty part, fee; an add-on: the pool part)."""
     if kind not in ("rebuy", "addon"):
         raise ValueError(f"not a purchase: {kind}")
-    return config.price("rebuy" if kind == "rebuy" else "addon")
+    return config.price(kind)
+
+
+async def _in_order(
+    session: AsyncSession, model: type[Paid], tournament_id: uuid.UUID, statuses: Sequence[str]
+) -> list[Paid]:
+    """A tournament's registrations or purchases in these statuses, oldest first (the order entries replay in)."""
+    rows = await session.scalars(
+        select(model)
+        .where(model.tournament_id == tournament_id, model.status.in_(statuses))
+        .order_by(model.created_at, model.id)
+    )
+    return list(rows.all())
 
 
 class Tournaments:
@@ -435,11 +448,18 @@ class Tournaments:
             row = await self._locked(session, tournament_id)
             if row.status != "running":
                 raise Conflict("the tournament is not running")
-            # A throwaway engine (loaded, never the live one): the refusal is asked by applying it.
-            engine = (await self._up_to_date(session, row.id, row.version, None)).engine
-            engine.tick(self._now_ms(row, engine))
+            # Asked of the live engine, which the question does not change. Only when a level or break is
+            # due that no fact has applied yet is a throwaway engine (loaded, never the live one) ticked to now.
+            engine = await self.engine_of(session, row)
+            assert engine is not None
+            if self._clock_due(engine, row.started_at):
+                engine = (await self._up_to_date(session, row.id, row.version, None)).engine
+                engine.tick(self._now_ms(row, engine))
             entry_id = self._live_entry(engine, player_id)
-            refusal = self._purchase_refusal(engine, kind, entry_id)
+            try:
+                refusal = engine.purchase_refusal(kind, entry_id)
+            except TournamentRuleError as exc:
+                refusal = str(exc)
             if refusal is not None:
                 raise Conflict(refusal)
             purchase = Purchase(
@@ -586,18 +606,6 @@ class Tournaments:
         if not live:
             raise Conflict("you have no live entry in this tournament")
         return live[-1]
-
-    @staticmethod
-    def _purchase_refusal(engine: Tournament, kind: str, entry_id: int) -> str | None:
-        """Why the engine refuses it now. It is applied to ``engine``, which the caller then discards."""
-        try:
-            if kind == "rebuy":
-                engine.buy_rebuy(entry_id)
-            else:
-                engine.addon(entry_id)
-        except TournamentRuleError as exc:
-            return str(exc)
-        return None
 
     # ------------------------------------------------------------------ tables (the lobby)
 
@@ -864,28 +872,12 @@ class Tournaments:
     async def _purchases(
         self, session: AsyncSession, tournament_id: uuid.UUID, statuses: Sequence[str]
     ) -> list[Purchase]:
-        return list(
-            (
-                await session.scalars(
-                    select(Purchase)
-                    .where(Purchase.tournament_id == tournament_id, Purchase.status.in_(statuses))
-                    .order_by(Purchase.created_at, Purchase.id)
-                )
-            ).all()
-        )
+        return await _in_order(session, Purchase, tournament_id, statuses)
 
     async def _registrations(
         self, session: AsyncSession, tournament_id: uuid.UUID, statuses: Sequence[str]
     ) -> list[Registration]:
-        return list(
-            (
-                await session.scalars(
-                    select(Registration)
-                    .where(Registration.tournament_id == tournament_id, Registration.status.in_(statuses))
-                    .order_by(Registration.created_at, Registration.id)
-                )
-            ).all()
-        )
+        return await _in_order(session, Registration, tournament_id, statuses)
 
     @contextlib.asynccontextmanager
     async def _fact(self, session: AsyncSession, row: TournamentRow) -> AsyncIterator[Tournament]:

@@ -358,7 +358,11 @@ class PurchaseController(Controller):
     tags = ["tournaments: players"]
     security = BEARER
 
-    @post("/rebuys", status_code=HTTP_201_CREATED, summary="Buy a rebuy (the buy-in; chips after the current hand)")
+    @post(
+        "/rebuys",
+        status_code=HTTP_201_CREATED,
+        summary="Buy a rebuy (buy-in, bounty part and fee; chips after the current hand)",
+    )
     async def rebuy(
         self,
         tournament_id: FromPath[UUID],
@@ -370,7 +374,11 @@ class PurchaseController(Controller):
         purchase = await tournaments.buy(db_session, tournament_id, UUID(principal.subject), "rebuy", data.request_id)
         return purchase_out(purchase)
 
-    @post("/addons", status_code=HTTP_201_CREATED, summary="Buy the add-on (the buy-in; during a break)")
+    @post(
+        "/addons",
+        status_code=HTTP_201_CREATED,
+        summary="Buy the add-on (the buy-in; at the break after the rebuy period)",
+    )
     async def addon(
         self,
         tournament_id: FromPath[UUID],

@@ -655,17 +655,37 @@ class Tournament:
             self._balance(out, None)
         return out
 
+    def purchase_refusal(self, kind: str, entry_id: int) -> str | None:
+        """Why ``entry_id`` cannot buy a rebuy or the add-on now, or None (asked before any money is
+        taken; changes nothing). ``buy_rebuy`` and ``addon`` refuse for exactly these reasons."""
+        entry = self._entry(entry_id)
+        config = self.config
+        if kind == "rebuy":
+            if self.status != "running" or entry.busted or entry_id in self.pending_rebuys:
+                return f"entry {entry_id} cannot rebuy now"
+            if self.level > config.rebuy_until_level or config.rebuy_chips <= 0 or entry.stack > config.starting_stack:
+                return f"entry {entry_id} cannot rebuy now"
+        elif kind == "addon":
+            level = config.addon_level()
+            if config.addon_chips <= 0 or level is None:
+                return "this tournament has no add-on"
+            if self.status != "running" or self.break_ends_ms is None or self.level != level:
+                return f"an add-on is possible only during the break after level {level}"
+            if entry.addon or entry.busted:
+                return f"entry {entry_id} already took its add-on or is out"
+        else:
+            raise ValueError(f"not a purchase: {kind}")
+        if self.prizes_paid:
+            return "prizes are already being paid"
+        return None
+
     def buy_rebuy(self, entry_id: int) -> list[Instruction]:
         """A player buys a rebuy during a hand: it is checked and counted in the pool now, and its chips
         are added when the player's table reports the hand (before busts, so it saves a player who busts)."""
-        entry = self._entry(entry_id)
-        if self.status != "running" or entry.busted or entry_id in self.pending_rebuys:
-            raise TournamentRuleError(f"entry {entry_id} cannot rebuy now")
-        config = self.config
-        if self.level > config.rebuy_until_level or config.rebuy_chips <= 0 or entry.stack > config.starting_stack:
-            raise TournamentRuleError(f"entry {entry_id} cannot rebuy now")
-        if self.prizes_paid:
-            raise TournamentRuleError("prizes are already being paid")
+        refusal = self.purchase_refusal("rebuy", entry_id)
+        if refusal is not None:
+            raise TournamentRuleError(refusal)
+        entry = self.entries[entry_id]
         self.pending_rebuys.append(entry_id)
         self._count_rebuy(entry)
         return []
@@ -687,17 +707,10 @@ class Tournament:
     def addon(self, entry_id: int) -> list[Instruction]:
         """One add-on per entry, during the add-on break: the first break after the rebuy period
         (``config.addon_level()``), while every table is held."""
-        entry = self._entry(entry_id)
-        config = self.config
-        level = config.addon_level()
-        if config.addon_chips <= 0 or level is None:
-            raise TournamentRuleError("this tournament has no add-on")
-        if self.status != "running" or self.break_ends_ms is None or self.level != level:
-            raise TournamentRuleError(f"an add-on is possible only during the break after level {level}")
-        if entry.addon or entry.busted:
-            raise TournamentRuleError(f"entry {entry_id} already took its add-on or is out")
-        if self.prizes_paid:
-            raise TournamentRuleError("prizes are already being paid")
+        refusal = self.purchase_refusal("addon", entry_id)
+        if refusal is not None:
+            raise TournamentRuleError(refusal)
+        entry = self.entries[entry_id]
         entry.addon = True
         entry.stack += self.config.addon_chips
         self.addons += 1
