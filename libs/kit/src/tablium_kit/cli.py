@@ -24,9 +24,9 @@ def service_cli(
     """Build the ``tablium-<name>`` command group.
 
     ``app_factory`` is the import path of the service's ``create_app`` (granian
-    imports it in each worker process). ``websockets``: serve WebSocket upgrades
-    (only services with WebSocket routes; granian's WebSocket support costs every
-    HTTP request a little, ADR 0001).
+    imports it in each worker process). ``websockets``: serve WebSocket upgrades,
+    for services with WebSocket routes only (the others refuse an upgrade at the
+    server; an A/B on this machine was within its noise, ADR 0001).
     """
 
     @click.group(help=f"Tablium {name} service.")
