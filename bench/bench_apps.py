@@ -9,8 +9,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from litestar import Litestar, get
 
 from tablium_kit.app import ServiceDefinition, create_service_app
-from tablium_kit.auth import BEARER, StaticKeySource
-from tablium_kit.deps import AuthenticatedRequest
+from tablium_kit.auth import BEARER, StaticKeySource, caller
 from tablium_kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +27,8 @@ def create_bare_app() -> Litestar:
 
 
 @get("/ping", security=BEARER, sync_to_thread=False)
-def kit_ping(request: AuthenticatedRequest) -> dict[str, str]:
-    return {"subject": request.user.subject}
+def kit_ping() -> dict[str, str]:
+    return {"subject": caller().subject}
 
 
 def create_kit_app() -> Litestar:

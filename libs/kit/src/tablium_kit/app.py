@@ -19,10 +19,12 @@ from typing import Any
 import aio_pika
 import anyio
 import structlog
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
+from litestar.exceptions import ImproperlyConfiguredException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.routes import HTTPRoute
 from litestar.types import ControllerRouterHandler
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -34,15 +36,16 @@ from tablium_kit.auth import (
     AccessTokenVerifier,
     JwksKeySource,
     KeySource,
-    Principal,
+    RouteAuthenticator,
     ServiceTokens,
-    current_principal,
+    authenticated,
+    required_schemes,
 )
 from tablium_kit.errors import internal_error_handler, problem_details_plugin
 from tablium_kit.health import HealthController, Readiness
 from tablium_kit.messaging import Consumer, MessagingTables, Relay
 from tablium_kit.messaging.consumer import Handler
-from tablium_kit.middleware import ServiceMiddleware
+from tablium_kit.middleware import ServiceLayer
 from tablium_kit.observability import (
     MetricsController,
     instrument_database,
@@ -80,15 +83,32 @@ class ServiceDefinition:
     event_handlers: Mapping[str, Handler] = field(default_factory=dict)
 
 
-def _provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    return current_principal(request)
-
-
 def _constant(value: db.Reader) -> Callable[[], db.Reader]:
     def provide() -> db.Reader:
         return value
 
     return provide
+
+
+def _check_authentication_cannot_be_skipped(app: Litestar, authenticator: RouteAuthenticator) -> None:
+    """Refuse routes on which the kit's authentication would not run.
+
+    HTTP routes are authenticated by the application's ``before_request`` hook, which a
+    router's, controller's or handler's own hook would replace; WebSocket routes have no
+    such hook, so one declaring security must carry the :func:`authenticated` guard.
+    """
+    for route in app.routes:
+        # An HTTP route has a handler per method; WebSocket and ASGI routes have one.
+        for handler in route.route_handlers if isinstance(route, HTTPRoute) else [route.route_handler]:
+            if isinstance(handler, HTTPRouteHandler):
+                if handler.resolve_before_request() is not authenticator:
+                    raise ImproperlyConfiguredException(
+                        f"{route.path}: a before_request hook of its own would skip the kit's authentication"
+                    )
+            elif required_schemes(handler) and authenticated not in (handler.guards or ()):
+                raise ImproperlyConfiguredException(
+                    f"{route.path}: a WebSocket route declaring security needs guards=[authenticated]"
+                )
 
 
 async def _migrate(settings: ServiceSettings, migrations_dir: Path) -> None:
@@ -125,6 +145,7 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
         audience=settings.jwt_audience,
     )
     service_tokens = ServiceTokens(settings.service_token_secret, service_name=settings.service_name)
+    authenticator = RouteAuthenticator(access, service_tokens)
 
     async def check_database() -> None:
         async with engine.connect() as connection:
@@ -188,15 +209,8 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
             logging_plugin(settings),
             *([tracing_plugin(settings)] if settings.tracing_enabled else []),
         ],
-        middleware=[
-            DefineMiddleware(
-                ServiceMiddleware,
-                trusted_proxies=settings.trusted_proxies,
-                app_name=f"tablium-{settings.service_name}",
-                access=access,
-                services=service_tokens,
-            )
-        ],
+        # Authentication after routing, by the route's declared security (auth.RouteAuthenticator).
+        before_request=authenticator,
         exception_handlers={
             Exception: internal_error_handler,
         },
@@ -207,8 +221,7 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
             path="/schema",
         ),
         dependencies={
-            "principal": Provide(_provide_principal, sync_to_thread=False),
-            # Committed or rolled back by ServiceMiddleware (see db.RequestSessions).
+            # Committed or rolled back by the kit's layer (see db.RequestSessions).
             "db_session": Provide(db.RequestSessions(engine), sync_to_thread=False),
             "db_reader": Provide(_constant(db.Reader(engine)), sync_to_thread=False),
             **service.dependencies,
@@ -222,7 +235,13 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
         request_max_body_size=settings.max_request_body_bytes,
         debug=False,
     )
+    _check_authentication_cannot_be_skipped(app, authenticator)
+    # Outside Litestar's error handling, so every response passes through it (middleware.py).
+    app.asgi_handler = ServiceLayer(
+        app.asgi_handler, trusted_proxies=settings.trusted_proxies, app_name=f"tablium-{settings.service_name}"
+    )
     app.state.settings = settings
+    app.state.authenticator = authenticator
     app.state.readiness = readiness
     app.state.db_engine_instance = engine
     app.state.service_tokens = service_tokens

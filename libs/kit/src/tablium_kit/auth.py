@@ -9,8 +9,13 @@ Two kinds of bearer token reach a service:
   service secret, accepted only on ``/internal`` routes.
 
 Which one a route needs is declared once, in its OpenAPI security requirement
-(:data:`BEARER` or :data:`SERVICE`); the middleware reads that same declaration,
-so the documented contract and the enforced one cannot drift apart.
+(:data:`BEARER` or :data:`SERVICE`); :class:`RouteAuthenticator` reads that same
+declaration, so the documented contract and the enforced one cannot drift apart.
+It runs as the application's ``before_request`` hook (after routing, before the
+handler's arguments are resolved), or earlier when a kit guard needs the caller
+(guards run before that hook), and on WebSocket routes as the :func:`authenticated`
+guard. Handlers read the caller with :func:`caller` (no handler argument: Litestar
+resolving one costs more than the whole authentication), or ``request.user``.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, Literal, Protocol
 
 import httpx
 import jwt
 import msgspec
 from jwt.algorithms import RSAAlgorithm
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
@@ -44,6 +51,10 @@ SECURITY_COMPONENTS = Components(
         ),
     }
 )
+
+# The raw ``Authorization`` header, put in the scope by the kit's layer (which reads every header once).
+AUTHORIZATION_KEY = "tablium.authorization"
+_AUTHENTICATED_KEY = "tablium.authenticated"
 
 SERVICE_TOKEN_ISSUER = "tablium-service"
 SERVICE_TOKEN_AUDIENCE = "tablium-internal"
@@ -281,7 +292,72 @@ def bearer_token(authorization: bytes | None) -> str:
     raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+# Who is calling the request being handled: set by RouteAuthenticator, cleared by the kit's layer
+# when the request ends (a task may serve several requests, as test clients do).
+caller_var: ContextVar[Principal | None] = ContextVar("tablium_caller", default=None)
+
+
+def caller() -> Principal:
+    """Who is calling: the principal the route's declared security authenticated.
+
+    Raises :class:`Unauthorized` on a public route (no principal). Costs a context
+    variable read, where a handler argument (``request``, a dependency) costs
+    Litestar's argument resolution on every request.
+    """
+    principal = caller_var.get()
+    if principal is None:
+        raise Unauthorized("authentication required")
+    return principal
+
+
+class RouteAuthenticator:
+    """Authenticates a connection as its route's security requirement says, once per connection.
+
+    Puts the :class:`Principal` in ``scope["user"]`` (``request.user``) and in the
+    context read by :func:`caller`; a public route gets no principal. Failures are
+    :class:`Unauthorized`, answered as problem+json by the application's error handling.
+    """
+
+    def __init__(self, access: AccessTokenVerifier, services: ServiceTokens) -> None:
+        self.access = access
+        self.services = services
+        # A route's security never changes after start-up: resolved once per handler.
+        self._schemes: dict[int, frozenset[str]] = {}
+
+    async def authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        scope = connection.scope
+        if _AUTHENTICATED_KEY in scope:
+            return  # a guard needed the caller first
+        handler = scope["route_handler"]
+        schemes = self._schemes.get(id(handler))
+        if schemes is None:
+            schemes = self._schemes[id(handler)] = required_schemes(handler)
+        principal: Principal | None = None
+        if "ServiceToken" in schemes:
+            principal = self.services.verify(bearer_token(scope.get(AUTHORIZATION_KEY)))  # type: ignore[arg-type]
+        elif "BearerToken" in schemes:
+            principal = await self.access.verify(bearer_token(scope.get(AUTHORIZATION_KEY)))  # type: ignore[arg-type]
+        if principal is not None:
+            scope["user"] = principal
+        scope[_AUTHENTICATED_KEY] = True  # type: ignore[literal-required]
+        caller_var.set(principal)
+
+    # Litestar's ``before_request`` hook: returning None lets the handler run.
+    async def __call__(self, request: Request[Any, Any, Any]) -> None:
+        await self.authenticate(request)
+
+
+async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard authenticating a connection by its route's declared security.
+
+    HTTP routes need no guard (the kit's ``before_request`` hook does it); a WebSocket
+    route declaring security must carry this guard, or the service refuses to start.
+    """
+    authenticator: RouteAuthenticator = connection.app.state.authenticator
+    await authenticator.authenticate(connection)
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def requires_roles(*roles: str) -> Guard:
@@ -289,7 +365,8 @@ def requires_roles(*roles: str) -> Guard:
 
     wanted = frozenset(roles)
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        await authenticated(connection, handler)  # guards run before the kit's before_request hook
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal) or not (principal.roles & wanted):
             raise Forbidden(f"requires one of the roles: {', '.join(sorted(wanted))}")
@@ -302,7 +379,8 @@ def requires_service(*names: str) -> Guard:
 
     allowed = {f"service:{name}" for name in names}
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        await authenticated(connection, handler)
         principal = connection.scope.get("user")
         if not isinstance(principal, Principal) or principal.kind != "service":
             raise Forbidden("internal route: service token required")
@@ -311,9 +389,3 @@ def requires_service(*names: str) -> Guard:
 
     return guard
 
-
-def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    principal = connection.scope.get("user")
-    if not isinstance(principal, Principal):
-        raise Unauthorized("authentication required")
-    return principal

@@ -1,18 +1,19 @@
-"""The one pure-ASGI layer the kit puts around every route.
+"""The one pure-ASGI layer the kit puts around every service.
 
-It does, per request: the real client address (from trusted forwarding headers),
-the request id (taken or made, echoed, visible to log lines), authentication as
-the route's OpenAPI security requirement says, the Prometheus request count
-and latency, and the commit or rollback of the request's database session if a
-handler opened one (``db.RequestSessions``). These were three middleware layers
-and a hook on every message; each costs a call per request, which for a small
-handler is a large share of the time (ADR 0001), so they are one.
+It wraps the whole application (``Litestar.asgi_handler``, outside Litestar's own
+error handling), so every response passes through it: those of handlers, of
+errors and of requests that matched no route. Per request it does the real client
+address (from trusted forwarding headers), the request id (taken or made, echoed,
+visible to log lines), the Prometheus request count and latency, and the commit or
+rollback of the request's database session if a handler opened one
+(``db.RequestSessions``). It hands the ``Authorization`` header on in the scope:
+authentication needs the matched route's declared security, so it runs after
+routing, as the application's ``before_request`` hook (``auth.RouteAuthenticator``).
 
-Litestar builds this middleware once per route, after routing, so
-``scope["route_handler"]`` and ``scope["path_template"]`` are known. An error
-raised here would be answered by the application's outer exception handler,
-past this layer's ``send`` (no request id, counted as a 500), so authentication
-failures are answered here, through it.
+Why one layer around the application and not Litestar middleware: every
+middleware layer costs a call and a ``send`` wrapper per request, and Litestar
+adds a second error-handling layer inside route middleware; for a small handler
+those are a large share of the time (ADR 0001).
 """
 
 from __future__ import annotations
@@ -24,19 +25,18 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from itertools import accumulate, count
-from typing import Any, Final
+from typing import Final
 
 import structlog
-from litestar import Request
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import REGISTRY, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from tablium_kit.auth import AccessTokenVerifier, ServiceTokens, bearer_token, required_schemes
+from tablium_kit.auth import AUTHORIZATION_KEY, caller_var
 from tablium_kit.db import REQUEST_SESSION_KEY, finish_request_session
-from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON, ProblemError, problem_response
+from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON
 from tablium_kit.net import REQUEST_ID_HEADER, real_client, request_id_var
 from tablium_kit.observability import UNOBSERVED_PATHS
 
@@ -48,6 +48,8 @@ _INTERNAL_ERROR_HEADERS = [
     (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
 ]
 _HTTP: Final = ScopeType.HTTP  # an enum member lookup per use costs more than the comparison
+# The route label of requests that matched no route (404, 405): one series, whatever the path.
+UNMATCHED_ROUTE: Final = "<unmatched>"
 _LABELS = ["method", "path", "status_code", "app_name"]
 # prometheus_client's default latency buckets, in seconds (+Inf is the last slot).
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -101,34 +103,21 @@ REQUEST_METRICS = RequestMetrics()
 REGISTRY.register(REQUEST_METRICS)
 
 
-class ServiceMiddleware:
-    """Client address, request id, authentication and request metrics (:class:`RequestMetrics`), in one layer."""
+class ServiceLayer:
+    """Client address, request id, request session and request metrics (:class:`RequestMetrics`), in one layer."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        trusted_proxies: list[str],
-        app_name: str,
-        access: AccessTokenVerifier,
-        services: ServiceTokens,
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, trusted_proxies: list[str], app_name: str) -> None:
         self.app = app
         self.trusted = [ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies]
         self.app_name = app_name
-        self.access = access
-        self.services = services
-        # A route's security never changes after start-up: resolved once per handler.
-        self._schemes: dict[int, frozenset[str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         forwarded_for: str | None = None
         request_id: str | None = None
-        authorization: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                authorization = authorization or value  # the first one counts
+                scope.setdefault(AUTHORIZATION_KEY, value)  # type: ignore[misc]  # the first one counts
             elif name == b"x-forwarded-for":
                 forwarded_for = value.decode("latin-1")
             elif name == REQUEST_ID_HEADER:
@@ -138,7 +127,8 @@ class ServiceMiddleware:
             scope["client"] = (real_client(client[0], forwarded_for, self.trusted), client[1])
         request_id = request_id or f"{_ID_PREFIX}{next(_id_counter):012x}"
         encoded_id = request_id.encode("latin-1")
-        context = request_id_var.set(request_id)
+        request_context = request_id_var.set(request_id)
+        caller_context = caller_var.set(None)
         status = 500  # what an exception that escapes everything becomes
         commit_failed = False
 
@@ -163,28 +153,14 @@ class ServiceMiddleware:
                 message = {"type": "http.response.body", "body": _INTERNAL_ERROR_BODY, "more_body": False}
             await send(message)
 
-        handler = scope["route_handler"]
-        schemes = self._schemes.get(id(handler))
-        if schemes is None:
-            schemes = self._schemes[id(handler)] = required_schemes(handler)
         try:
-            try:
-                if "ServiceToken" in schemes:
-                    scope["user"] = self.services.verify(bearer_token(authorization))
-                elif "BearerToken" in schemes:
-                    scope["user"] = await self.access.verify(bearer_token(authorization))
-            except ProblemError as exc:
-                if scope["type"] != _HTTP:
-                    raise  # a websocket is closed by Litestar's exception handling
-                request: Request[Any, Any, Any] = Request(scope, receive)
-                await problem_response(exc, request).to_asgi_response(None, request)(scope, receive, send_tagged)
-                return
             await self.app(scope, receive, send_tagged)
         finally:
             if REQUEST_SESSION_KEY in scope["state"]:
                 # No response was started (an escaped error, a websocket): nothing is committed.
                 await finish_request_session(scope, 500)
-            request_id_var.reset(context)
+            caller_var.reset(caller_context)
+            request_id_var.reset(request_context)
             if scope["type"] == _HTTP and scope["path"] not in _UNOBSERVED:
-                path = scope.get("path_template", scope["path"])
+                path = scope.get("path_template", UNMATCHED_ROUTE)
                 REQUEST_METRICS.observe((scope["method"], path, status, self.app_name), time.perf_counter() - start)

@@ -10,13 +10,12 @@ import jwt
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
 from tablium_kit.app import ServiceDefinition, create_service_app
-from tablium_kit.auth import BEARER, SERVICE, StaticKeySource, requires_roles, requires_service
-from tablium_kit.deps import Caller
+from tablium_kit.auth import BEARER, SERVICE, Principal, StaticKeySource, caller, requires_roles, requires_service
 from tablium_kit.errors import Conflict
 from tablium_kit.settings import ServiceSettings
 
@@ -36,8 +35,17 @@ class SampleController(Controller):
         return {"hello": "world"}
 
     @get("/private", security=BEARER)
-    async def private(self, principal: Caller) -> dict[str, Any]:
-        return {"subject": principal.subject, "roles": sorted(principal.roles)}
+    async def private(self, request: Request[Principal, Any, Any]) -> dict[str, Any]:
+        # request.user is the same principal as caller(); both stay available to handlers.
+        return {"subject": request.user.subject, "roles": sorted(caller().roles)}
+
+    @get("/me", security=BEARER)
+    async def me(self) -> dict[str, str]:
+        return {"subject": caller().subject}
+
+    @get("/anyone")
+    async def anyone(self) -> dict[str, str]:
+        return {"subject": caller().subject}  # a public route has no caller: 401
 
     @get("/directors", security=BEARER, guards=[requires_roles("tournament_director")])
     async def directors(self) -> dict[str, bool]:
@@ -58,8 +66,8 @@ class InternalController(Controller):
     path = "/internal/sample"
 
     @get("/who", security=SERVICE, guards=[requires_service("wallet")])
-    async def who(self, principal: Caller) -> dict[str, str]:
-        return {"caller": principal.subject}
+    async def who(self) -> dict[str, str]:
+        return {"caller": caller().subject}
 
 
 @pytest.fixture(scope="session")

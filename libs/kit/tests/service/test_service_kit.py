@@ -6,10 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from litestar.testing import AsyncTestClient
+from cryptography.hazmat.primitives.asymmetric import rsa
+from litestar import Controller, Request, WebSocket, get, websocket
+from litestar.exceptions import ImproperlyConfiguredException, WebSocketDisconnect
+from litestar.testing import AsyncTestClient, TestClient
 
-from tablium_kit.auth import ServiceTokens
+from tablium_kit.app import ServiceDefinition, create_service_app
+from tablium_kit.auth import BEARER, ServiceTokens, StaticKeySource, authenticated, caller
 from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET, ServiceSettings
+
+KID = "test-key"  # the key id the sample service's conftest signs with
 
 
 def is_problem(response: Any, status: int) -> dict[str, Any]:
@@ -34,9 +40,25 @@ async def test_private_route_needs_a_valid_token(sample: AsyncTestClient, make_t
     )
 
 
+async def test_the_caller_is_who_the_token_says_and_nobody_on_public_routes(
+    sample: AsyncTestClient, make_token: Callable[..., str]
+) -> None:
+    is_problem(await sample.get("/api/v1/sample/me"), 401)
+    alice = {"Authorization": f"Bearer {make_token('p-alice')}"}
+    bob = {"Authorization": f"Bearer {make_token('p-bob')}"}
+    assert (await sample.get("/api/v1/sample/me", headers=alice)).json() == {"subject": "p-alice"}
+    assert (await sample.get("/api/v1/sample/me", headers=bob)).json() == {"subject": "p-bob"}
+    # A token sent to a public route authenticates nobody, and no earlier request's caller lingers.
+    is_problem(await sample.get("/api/v1/sample/anyone", headers=alice), 401)
+    is_problem(await sample.get("/api/v1/sample/anyone"), 401)
+
+
 async def test_role_guard(sample: AsyncTestClient, make_token: Callable[..., str]) -> None:
     player = {"Authorization": f"Bearer {make_token()}"}
     director = {"Authorization": f"Bearer {make_token(roles=['player', 'tournament_director'])}"}
+    # Guards run before the kit's before_request hook; they authenticate first, so no token is a 401.
+    is_problem(await sample.get("/api/v1/sample/directors"), 401)
+    is_problem(await sample.get("/api/v1/sample/directors", headers={"Authorization": "Bearer junk"}), 401)
     is_problem(await sample.get("/api/v1/sample/directors", headers=player), 403)
     assert (await sample.get("/api/v1/sample/directors", headers=director)).json() == {"ok": True}
 
@@ -90,6 +112,74 @@ async def test_request_id_is_echoed_or_made(sample: AsyncTestClient) -> None:
     assert given.headers["x-request-id"] == "req-123"
     made = await sample.get("/api/v1/sample/public")
     assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_requests_matching_no_route_are_answered_through_the_kit_and_counted_as_one_series(
+    sample: AsyncTestClient,
+) -> None:
+    for path in ("/api/v1/nothing-here", "/api/v1/sample/public/../../x", "/wp-login.php"):
+        missing = await sample.get(path, headers={"X-Request-ID": "req-404"})
+        is_problem(missing, 404)
+        assert missing.headers["x-request-id"] == "req-404"
+    wrong_method = await sample.delete("/api/v1/sample/public")
+    is_problem(wrong_method, 405)
+    assert len(wrong_method.headers["x-request-id"]) == 32
+    metrics = (await sample.get("/metrics")).text
+    assert 'method="GET",path="<unmatched>",status_code="404"}' in metrics
+    assert 'method="DELETE",path="<unmatched>",status_code="405"}' in metrics
+    assert "wp-login" not in metrics  # paths nobody routes never become series of their own
+
+
+def test_a_route_cannot_replace_the_kit_s_authentication(sample_settings: ServiceSettings) -> None:
+    async def own_hook(_: Request[Any, Any, Any]) -> None:
+        return None
+
+    class Hooked(Controller):
+        path = "/api/v1/hooked"
+        before_request = own_hook
+
+        @get("/", security=BEARER)
+        async def private(self) -> dict[str, str]:
+            return {"subject": caller().subject}
+
+    with pytest.raises(ImproperlyConfiguredException, match="skip the kit's authentication"):
+        create_service_app(ServiceDefinition(settings=sample_settings, title="t", route_handlers=[Hooked]))
+
+
+@websocket("/ws/unguarded", opt={"security_schemes": ["BearerToken"]})
+async def unguarded_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.accept()
+
+
+@websocket("/ws/table", opt={"security_schemes": ["BearerToken"]}, guards=[authenticated])
+async def table_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.accept()
+    await socket.send_json({"subject": caller().subject})
+    await socket.close()
+
+
+def test_a_websocket_declaring_security_must_be_guarded(sample_settings: ServiceSettings) -> None:
+    with pytest.raises(ImproperlyConfiguredException, match="needs guards=\\[authenticated\\]"):
+        create_service_app(ServiceDefinition(settings=sample_settings, title="t", route_handlers=[unguarded_socket]))
+
+
+def test_a_guarded_websocket_knows_its_caller(
+    sample_settings: ServiceSettings, signing_key: rsa.RSAPrivateKey, make_token: Callable[..., str]
+) -> None:
+    app = create_service_app(
+        ServiceDefinition(
+            settings=sample_settings,
+            title="t",
+            route_handlers=[table_socket],
+            key_source=StaticKeySource({KID: signing_key.public_key()}),
+        )
+    )
+    with TestClient(app=app) as client:
+        headers = {"Authorization": f"Bearer {make_token('p-ws')}"}
+        with client.websocket_connect("/ws/table", headers=headers) as socket:
+            assert socket.receive_json() == {"subject": "p-ws"}
+        with pytest.raises(WebSocketDisconnect), client.websocket_connect("/ws/table") as socket:
+            socket.receive_json()
 
 
 def test_dev_secret_is_refused_in_production() -> None:

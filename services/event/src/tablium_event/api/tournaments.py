@@ -26,8 +26,8 @@ from tablium_event.api.schemas import (
 from tablium_event.db.models import Purchase, Registration, TournamentRow
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.service import Tournaments
-from tablium_kit.auth import BEARER, requires_roles
-from tablium_kit.deps import Caller, DbSession
+from tablium_kit.auth import BEARER, caller, requires_roles
+from tablium_kit.deps import DbSession
 from tablium_kit.errors import Conflict, NotFound
 
 TournamentsDep: TypeAlias = NamedDependency[Tournaments]
@@ -87,9 +87,9 @@ class TournamentController(Controller):
 
     @post(security=BEARER, guards=[DIRECTOR], summary="Create a tournament (draft)")
     async def create(
-        self, data: JSONBody[TournamentIn], principal: Caller, db_session: DbSession, tournaments: TournamentsDep
+        self, data: JSONBody[TournamentIn], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
-        row = await tournaments.create(db_session, name=data.name, config=data.to_config(), director=principal.subject)
+        row = await tournaments.create(db_session, name=data.name, config=data.to_config(), director=caller().subject)
         return await tournament_out(tournaments, db_session, row)
 
     @patch("/{tournament_id:uuid}", security=BEARER, guards=[DIRECTOR], summary="Edit a tournament before it starts")
@@ -338,16 +338,16 @@ class RegistrationController(Controller):
 
     @post(status_code=HTTP_201_CREATED, summary="Register (a hold of buy-in + fee on my wallet)")
     async def register(
-        self, tournament_id: FromPath[UUID], principal: Caller, db_session: DbSession, tournaments: TournamentsDep
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> RegistrationOut:
-        reg = await tournaments.register(db_session, tournament_id, UUID(principal.subject))
+        reg = await tournaments.register(db_session, tournament_id, UUID(caller().subject))
         return registration_out(reg)
 
     @delete("/me", status_code=HTTP_200_OK, summary="Unregister (the hold is voided)")
     async def unregister(
-        self, tournament_id: FromPath[UUID], principal: Caller, db_session: DbSession, tournaments: TournamentsDep
+        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> RegistrationOut:
-        reg = await tournaments.unregister(db_session, tournament_id, UUID(principal.subject))
+        reg = await tournaments.unregister(db_session, tournament_id, UUID(caller().subject))
         return registration_out(reg)
 
 
@@ -367,11 +367,10 @@ class PurchaseController(Controller):
         self,
         tournament_id: FromPath[UUID],
         data: JSONBody[PurchaseIn],
-        principal: Caller,
         db_session: DbSession,
         tournaments: TournamentsDep,
     ) -> PurchaseOut:
-        purchase = await tournaments.buy(db_session, tournament_id, UUID(principal.subject), "rebuy", data.request_id)
+        purchase = await tournaments.buy(db_session, tournament_id, UUID(caller().subject), "rebuy", data.request_id)
         return purchase_out(purchase)
 
     @post(
@@ -383,9 +382,8 @@ class PurchaseController(Controller):
         self,
         tournament_id: FromPath[UUID],
         data: JSONBody[PurchaseIn],
-        principal: Caller,
         db_session: DbSession,
         tournaments: TournamentsDep,
     ) -> PurchaseOut:
-        purchase = await tournaments.buy(db_session, tournament_id, UUID(principal.subject), "addon", data.request_id)
+        purchase = await tournaments.buy(db_session, tournament_id, UUID(caller().subject), "addon", data.request_id)
         return purchase_out(purchase)

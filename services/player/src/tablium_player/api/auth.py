@@ -8,8 +8,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from tablium_kit.auth import BEARER
-from tablium_kit.deps import AuthenticatedRequest, DbSession
+from tablium_kit.auth import BEARER, caller
+from tablium_kit.deps import DbSession
 from tablium_player.api.schemas import LoginRequest, OwnProfile, RefreshRequest, RegisterRequest, Session, TokenPair
 from tablium_player.service import AccountsDep, own_profile
 
@@ -58,10 +58,10 @@ class AuthController(Controller):
         await accounts.logout(db_session, data.refresh_token)
 
     @get("/session", security=BEARER, summary="Who my access token says I am", sync_to_thread=False)
-    def session(self, request: AuthenticatedRequest) -> Session:
+    def session(self) -> Session:
         # Answered from the verified token alone: clients check a session without a database read.
-        caller = request.user
-        return Session(player_id=caller.subject, roles=sorted(caller.roles))
+        principal = caller()
+        return Session(player_id=principal.subject, roles=sorted(principal.roles))
 
     @get("/jwks", summary="Public keys that verify access tokens", cache=60)
     async def jwks(self, accounts: AccountsDep) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from litestar import Controller, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from tablium_kit.auth import BEARER, requires_roles
-from tablium_kit.deps import AuthenticatedRequest, DbReader, DbSession
+from tablium_kit.auth import BEARER, caller, requires_roles
+from tablium_kit.deps import DbReader, DbSession
 from tablium_player.api.schemas import OwnProfile, Preferences, ProfileUpdate, PublicProfile, RolesUpdate
 from tablium_player.service import AccountsDep, own_profile, preferences_of, public_profile
 
@@ -22,40 +22,36 @@ class MyProfileController(Controller):
     @get(summary="My profile")
     async def get_me(
         self,
-        request: AuthenticatedRequest,
         db_reader: DbReader,
         accounts: AccountsDep,
     ) -> OwnProfile:
-        return own_profile(await accounts.read(db_reader, UUID(request.user.subject)))
+        return own_profile(await accounts.read(db_reader, UUID(caller().subject)))
 
     @patch(summary="Change my profile")
     async def update_me(
         self,
         data: JSONBody[ProfileUpdate],
-        request: AuthenticatedRequest,
         db_session: DbSession,
         accounts: AccountsDep,
     ) -> OwnProfile:
-        return own_profile(await accounts.update_profile(db_session, UUID(request.user.subject), data))
+        return own_profile(await accounts.update_profile(db_session, UUID(caller().subject), data))
 
     @get("/preferences", summary="My preferences")
     async def get_preferences(
         self,
-        request: AuthenticatedRequest,
         db_reader: DbReader,
         accounts: AccountsDep,
     ) -> Preferences:
-        return preferences_of(await accounts.read(db_reader, UUID(request.user.subject)))
+        return preferences_of(await accounts.read(db_reader, UUID(caller().subject)))
 
     @put("/preferences", summary="Replace my preferences")
     async def put_preferences(
         self,
         data: JSONBody[Preferences],
-        request: AuthenticatedRequest,
         db_session: DbSession,
         accounts: AccountsDep,
     ) -> Preferences:
-        return await accounts.set_preferences(db_session, UUID(request.user.subject), data)
+        return await accounts.set_preferences(db_session, UUID(caller().subject), data)
 
 
 class PublicProfileController(Controller):

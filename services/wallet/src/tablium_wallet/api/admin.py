@@ -3,35 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from litestar import Controller, Response, post
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from tablium_kit.auth import BEARER, requires_roles
-from tablium_kit.deps import Caller, DbSession
+from tablium_kit.auth import BEARER, Principal, caller, requires_roles
+from tablium_kit.deps import DbSession
 from tablium_wallet.api.schemas import AdjustRequest, TransferOut, transfer_out
 from tablium_wallet.services.admin import adjust
-
-_admin = requires_roles("admin")
-
-
-async def admin_caller(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    # A coroutine: Litestar would run a synchronous guard in a worker thread.
-    _admin(connection, handler)
 
 
 class AdminWalletController(Controller):
     path = "/api/v1/admin/wallet"
     tags = ["admin"]
     security = BEARER
-    guards = [admin_caller]
+    guards = [requires_roles("admin")]
 
     async def _adjust(
-        self, action: Literal["credit", "debit"], data: AdjustRequest, principal: Caller, db_session: DbSession
+        self, action: Literal["credit", "debit"], data: AdjustRequest, principal: Principal, db_session: DbSession
     ) -> Response[TransferOut]:
         record, created = await adjust(
             db_session,
@@ -46,13 +37,9 @@ class AdminWalletController(Controller):
         return Response(transfer_out(record), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @post("/credit", summary="Credit a player's account (from house adjustments)")
-    async def credit(
-        self, data: JSONBody[AdjustRequest], principal: Caller, db_session: DbSession
-    ) -> Response[TransferOut]:
-        return await self._adjust("credit", data, principal, db_session)
+    async def credit(self, data: JSONBody[AdjustRequest], db_session: DbSession) -> Response[TransferOut]:
+        return await self._adjust("credit", data, caller(), db_session)
 
     @post("/debit", summary="Debit a player's account (to house adjustments)")
-    async def debit(
-        self, data: JSONBody[AdjustRequest], principal: Caller, db_session: DbSession
-    ) -> Response[TransferOut]:
-        return await self._adjust("debit", data, principal, db_session)
+    async def debit(self, data: JSONBody[AdjustRequest], db_session: DbSession) -> Response[TransferOut]:
+        return await self._adjust("debit", data, caller(), db_session)

@@ -55,7 +55,7 @@ async def internal_caller(connection: ASGIConnection[Any, Any, Any, Any], handle
     One guard, and a coroutine: Litestar runs a synchronous guard in a worker thread, which cost more
     than the whole ledger's share of a transfer request.
     """
-    _any_service(connection, handler)
+    await _any_service(connection, handler)
     if connection.scope.get("method") in ("POST", "PUT") and not connection.headers.get("idempotency-key"):
         raise IdempotencyKeyRequired("internal POST and PUT requests need an Idempotency-Key header")
 

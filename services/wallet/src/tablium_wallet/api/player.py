@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from litestar.params import FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_kit.auth import BEARER
-from tablium_kit.deps import Caller, DbSession
+from tablium_kit.auth import BEARER, caller
+from tablium_kit.deps import DbSession
 from tablium_kit.errors import InvalidInput
 from tablium_wallet.api.schemas import AccountOut, HistoryPage, Limits, LimitsOut, account_out, transfer_out
 from tablium_wallet.domain import limits as rules
@@ -53,13 +53,12 @@ class WalletController(Controller):
     security = BEARER
 
     @get("/balances", summary="My accounts and balances")
-    async def balances(self, principal: Caller, db_session: DbSession) -> list[AccountOut]:
-        return await _player_accounts(db_session, principal.subject)
+    async def balances(self, db_session: DbSession) -> list[AccountOut]:
+        return await _player_accounts(db_session, caller().subject)
 
     @get("/history", summary="My transfers, newest first")
     async def history(
         self,
-        principal: Caller,
         db_session: DbSession,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
@@ -69,7 +68,7 @@ class WalletController(Controller):
         # ASCII digits only (str.isdigit() accepts "²", which int() refuses) and within bigint.
         if cursor is not None and not (_CURSOR.fullmatch(cursor) and int(cursor) <= MAX_AMOUNT):
             raise InvalidInput("cursor must be a value returned as next_cursor")
-        accounts = await find_accounts(db_session, owner=player_owner(principal.subject))
+        accounts = await find_accounts(db_session, owner=player_owner(caller().subject))
         items, next_cursor = await history(
             db_session,
             [a.id for a in accounts],
@@ -83,21 +82,19 @@ class WalletController(Controller):
         )
 
     @get("/limits", summary="My responsible-play limits")
-    async def get_limits(self, principal: Caller, db_session: DbSession, state: State) -> LimitsOut:
+    async def get_limits(self, db_session: DbSession, state: State) -> LimitsOut:
         settings: WalletSettings = state.settings
-        return _limits_out(await get_limits(db_session, player_owner(principal.subject), datetime.now(UTC)), settings)
+        return _limits_out(await get_limits(db_session, player_owner(caller().subject), datetime.now(UTC)), settings)
 
     @put("/limits", summary="Set my limits: tightening applies now, loosening after the cooling-off")
-    async def put_limits(
-        self, data: JSONBody[Limits], principal: Caller, db_session: DbSession, state: State
-    ) -> LimitsOut:
+    async def put_limits(self, data: JSONBody[Limits], db_session: DbSession, state: State) -> LimitsOut:
         settings: WalletSettings = state.settings
         changed = await set_limits(
             db_session,
-            player_owner(principal.subject),
+            player_owner(caller().subject),
             rules.Limits(dict(data.daily_deposit_limit), dict(data.daily_loss_limit), data.self_excluded_until),
             now=datetime.now(UTC),
             cooling_off=timedelta(seconds=settings.limits_cooling_off_s),
-            actor=principal.subject,
+            actor=caller().subject,
         )
         return _limits_out(changed, settings)
