@@ -24,19 +24,18 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from typing import Any, Literal, Protocol
 
 import httpx
 import jwt
 import msgspec
 from jwt.algorithms import RSAAlgorithm
-from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 
 from tablium_kit.errors import Forbidden, Unauthorized
+from tablium_kit.net import request_context
 
 BEARER: list[SecurityRequirement] = [{"BearerToken": []}]
 SERVICE: list[SecurityRequirement] = [{"ServiceToken": []}]
@@ -51,10 +50,6 @@ SECURITY_COMPONENTS = Components(
         ),
     }
 )
-
-# The raw ``Authorization`` header, put in the scope by the kit's layer (which reads every header once).
-AUTHORIZATION_KEY = "tablium.authorization"
-_AUTHENTICATED_KEY = "tablium.authenticated"
 
 SERVICE_TOKEN_ISSUER = "tablium-service"
 SERVICE_TOKEN_AUDIENCE = "tablium-internal"
@@ -178,6 +173,10 @@ class AccessTokenVerifier:
         self._audience = audience
         self._verified = VerifiedTokens(cache_size)
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before and not expired; no coroutine on the hot path."""
+        return self._verified.get(token)
+
     async def verify(self, token: str) -> Principal:
         principal = self._verified.get(token)
         if principal is None:
@@ -292,11 +291,6 @@ def bearer_token(authorization: bytes | None) -> str:
     raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-# Who is calling the request being handled: set by RouteAuthenticator, cleared by the kit's layer
-# when the request ends (a task may serve several requests, as test clients do).
-caller_var: ContextVar[Principal | None] = ContextVar("tablium_caller", default=None)
-
-
 def caller() -> Principal:
     """Who is calling: the principal the route's declared security authenticated.
 
@@ -304,9 +298,10 @@ def caller() -> Principal:
     variable read, where a handler argument (``request``, a dependency) costs
     Litestar's argument resolution on every request.
     """
-    principal = caller_var.get()
-    if principal is None:
+    request = request_context.get()
+    if request is None or request.caller is None:
         raise Unauthorized("authentication required")
+    principal: Principal = request.caller
     return principal
 
 
@@ -324,27 +319,25 @@ class RouteAuthenticator:
         # A route's security never changes after start-up: resolved once per handler.
         self._schemes: dict[int, frozenset[str]] = {}
 
-    async def authenticate(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
-        scope = connection.scope
-        if _AUTHENTICATED_KEY in scope:
+    # Litestar's ``before_request`` hook (returning None lets the handler run), and what guards call.
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        request = request_context.get()
+        if request is None:  # outside the kit's layer: nothing to authenticate against
+            raise Unauthorized("authentication required")
+        if request.authenticated:
             return  # a guard needed the caller first
-        handler = scope["route_handler"]
+        handler = connection.scope["route_handler"]
         schemes = self._schemes.get(id(handler))
         if schemes is None:
             schemes = self._schemes[id(handler)] = required_schemes(handler)
-        principal: Principal | None = None
         if "ServiceToken" in schemes:
-            principal = self.services.verify(bearer_token(scope.get(AUTHORIZATION_KEY)))  # type: ignore[arg-type]
+            request.caller = self.services.verify(bearer_token(request.authorization))
         elif "BearerToken" in schemes:
-            principal = await self.access.verify(bearer_token(scope.get(AUTHORIZATION_KEY)))  # type: ignore[arg-type]
-        if principal is not None:
-            scope["user"] = principal
-        scope[_AUTHENTICATED_KEY] = True  # type: ignore[literal-required]
-        caller_var.set(principal)
-
-    # Litestar's ``before_request`` hook: returning None lets the handler run.
-    async def __call__(self, request: Request[Any, Any, Any]) -> None:
-        await self.authenticate(request)
+            token = bearer_token(request.authorization)
+            request.caller = self.access.cached(token) or await self.access.verify(token)
+        if request.caller is not None:
+            connection.scope["user"] = request.caller
+        request.authenticated = True
 
 
 async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -354,7 +347,7 @@ async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
     route declaring security must carry this guard, or the service refuses to start.
     """
     authenticator: RouteAuthenticator = connection.app.state.authenticator
-    await authenticator.authenticate(connection)
+    await authenticator(connection)
 
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
@@ -388,4 +381,3 @@ def requires_service(*names: str) -> Guard:
             raise Forbidden("this service may not call this route")
 
     return guard
-

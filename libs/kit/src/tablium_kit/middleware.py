@@ -6,9 +6,10 @@ errors and of requests that matched no route. Per request it does the real clien
 address (from trusted forwarding headers), the request id (taken or made, echoed,
 visible to log lines), the Prometheus request count and latency, and the commit or
 rollback of the request's database session if a handler opened one
-(``db.RequestSessions``). It hands the ``Authorization`` header on in the scope:
-authentication needs the matched route's declared security, so it runs after
-routing, as the application's ``before_request`` hook (``auth.RouteAuthenticator``).
+(``db.RequestSessions``). It opens the request's ``net.RequestContext`` (with the
+``Authorization`` header): authentication needs the matched route's declared
+security, so it runs after routing, as the application's ``before_request`` hook
+(``auth.RouteAuthenticator``).
 
 Why one layer around the application and not Litestar middleware: every
 middleware layer costs a call and a ``send`` wrapper per request, and Litestar
@@ -34,10 +35,9 @@ from prometheus_client import REGISTRY, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from tablium_kit.auth import AUTHORIZATION_KEY, caller_var
 from tablium_kit.db import REQUEST_SESSION_KEY, finish_request_session
 from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON
-from tablium_kit.net import REQUEST_ID_HEADER, real_client, request_id_var
+from tablium_kit.net import REQUEST_ID_HEADER, RequestContext, real_client, request_context
 from tablium_kit.observability import UNOBSERVED_PATHS
 
 log = structlog.get_logger("tablium.kit")
@@ -115,9 +115,10 @@ class ServiceLayer:
         start = time.perf_counter()
         forwarded_for: str | None = None
         request_id: str | None = None
+        authorization: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                scope.setdefault(AUTHORIZATION_KEY, value)  # type: ignore[misc]  # the first one counts
+                authorization = authorization or value  # the first one counts
             elif name == b"x-forwarded-for":
                 forwarded_for = value.decode("latin-1")
             elif name == REQUEST_ID_HEADER:
@@ -127,8 +128,7 @@ class ServiceLayer:
             scope["client"] = (real_client(client[0], forwarded_for, self.trusted), client[1])
         request_id = request_id or f"{_ID_PREFIX}{next(_id_counter):012x}"
         encoded_id = request_id.encode("latin-1")
-        request_context = request_id_var.set(request_id)
-        caller_context = caller_var.set(None)
+        context = request_context.set(RequestContext(request_id, authorization))
         status = 500  # what an exception that escapes everything becomes
         commit_failed = False
 
@@ -159,8 +159,7 @@ class ServiceLayer:
             if REQUEST_SESSION_KEY in scope["state"]:
                 # No response was started (an escaped error, a websocket): nothing is committed.
                 await finish_request_session(scope, 500)
-            caller_var.reset(caller_context)
-            request_id_var.reset(request_context)
+            request_context.reset(context)
             if scope["type"] == _HTTP and scope["path"] not in _UNOBSERVED:
                 path = scope.get("path_template", UNMATCHED_ROUTE)
                 REQUEST_METRICS.observe((scope["method"], path, status, self.app_name), time.perf_counter() - start)

@@ -1,5 +1,9 @@
 """Who the client really is, and which request this is.
 
+The kit's layer opens a :class:`RequestContext` for every request, in one context
+variable: the request id (log lines and outgoing calls carry it), the raw
+``Authorization`` header, and the caller once authentication ran.
+
 Behind the gateway every request comes from the gateway's address. The gateway
 appends the client's address to ``X-Forwarded-For``; we believe that header only
 from trusted proxies, so rate limits and logs see the real client.
@@ -9,10 +13,24 @@ from __future__ import annotations
 
 import ipaddress
 from contextvars import ContextVar
+from typing import Any
 
 REQUEST_ID_HEADER = b"x-request-id"
-# The id of the request being handled; log lines and outgoing calls carry it.
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class RequestContext:
+    """The request being handled, as the kit knows it (one object, so one context variable per request)."""
+
+    __slots__ = ("authenticated", "authorization", "caller", "request_id")
+
+    def __init__(self, request_id: str, authorization: bytes | None) -> None:
+        self.request_id = request_id
+        self.authorization = authorization  # the raw header, read once by the layer
+        self.authenticated = False
+        self.caller: Any = None  # an auth.Principal once authenticated on a secured route
+
+
+request_context: ContextVar[RequestContext | None] = ContextVar("tablium_request", default=None)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

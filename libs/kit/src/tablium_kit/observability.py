@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from tablium_kit.net import request_id_var
+from tablium_kit.net import request_context
 from tablium_kit.settings import ServiceSettings
 
 # Probes and scrapes would drown the real traffic in metrics and traces.
@@ -51,9 +51,9 @@ def _json_text(event: EventDict, **_: Any) -> str:
 
 
 def _add_request_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    request_id = request_id_var.get()
-    if request_id is not None:
-        event["request_id"] = request_id
+    request = request_context.get()
+    if request is not None:
+        event["request_id"] = request.request_id
     span = trace.get_current_span().get_span_context()
     if span.is_valid:
         event["trace_id"] = format(span.trace_id, "032x")
