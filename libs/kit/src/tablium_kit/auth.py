@@ -136,14 +136,16 @@ class VerifiedTokens:
     verifying one (pyjwt's parsing plus the signature check) costs more than the
     rest of a small request. Only tokens that passed every check are stored, and
     a hit is re-checked against the token's own expiry (with the same leeway as
-    pyjwt), so the cache never accepts what verification would refuse.
+    pyjwt), so the cache never accepts what verification would refuse. Entries are
+    keyed by the token, or by the raw ``Authorization`` header that carried it (a
+    hit then skips parsing the header too).
     """
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
-        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._entries: dict[str | bytes, tuple[Principal, float]] = {}
 
-    def get(self, token: str) -> Principal | None:
+    def get(self, token: str | bytes) -> Principal | None:
         entry = self._entries.get(token)
         if entry is None:
             return None
@@ -153,7 +155,7 @@ class VerifiedTokens:
         del self._entries[token]
         return None
 
-    def put(self, token: str, principal: Principal, expires_at: float) -> None:
+    def put(self, token: str | bytes, principal: Principal, expires_at: float) -> None:
         if len(self._entries) >= self._size:
             # Dicts keep insertion order: drop the oldest entry.
             del self._entries[next(iter(self._entries))]
@@ -173,9 +175,17 @@ class AccessTokenVerifier:
         self._audience = audience
         self._verified = VerifiedTokens(cache_size)
 
-    def cached(self, token: str) -> Principal | None:
-        """The principal of a token verified before and not expired; no coroutine on the hot path."""
-        return self._verified.get(token)
+    def cached(self, authorization: bytes) -> Principal | None:
+        """The principal of an ``Authorization`` header verified before, not expired; no coroutine on the hot path."""
+        return self._verified.get(authorization)
+
+    async def verify_header(self, authorization: bytes | None) -> Principal:
+        """The principal of an ``Authorization: Bearer`` header (cached under the header itself)."""
+        principal = self._verified.get(authorization) if authorization is not None else None
+        if principal is None:
+            principal, expires_at = await self._verify(bearer_token(authorization))
+            self._verified.put(authorization, principal, expires_at)  # type: ignore[arg-type]  # parsed: not None
+        return principal
 
     async def verify(self, token: str) -> Principal:
         principal = self._verified.get(token)
@@ -251,6 +261,14 @@ class ServiceTokens:
         if principal is None:
             principal, expires_at = self._verify(token)
             self._verified.put(token, principal, expires_at)
+        return principal
+
+    def verify_header(self, authorization: bytes | None) -> Principal:
+        """The principal of an ``Authorization: Bearer`` header (cached under the header itself)."""
+        principal = self._verified.get(authorization) if authorization is not None else None
+        if principal is None:
+            principal, expires_at = self._verify(bearer_token(authorization))
+            self._verified.put(authorization, principal, expires_at)  # type: ignore[arg-type]  # parsed: not None
         return principal
 
     def _verify(self, token: str) -> tuple[Principal, float]:
@@ -330,11 +348,12 @@ class RouteAuthenticator:
         schemes = self._schemes.get(id(handler))
         if schemes is None:
             schemes = self._schemes[id(handler)] = required_schemes(handler)
+        authorization = request.authorization
         if "ServiceToken" in schemes:
-            request.caller = self.services.verify(bearer_token(request.authorization))
+            request.caller = self.services.verify_header(authorization)
         elif "BearerToken" in schemes:
-            token = bearer_token(request.authorization)
-            request.caller = self.access.cached(token) or await self.access.verify(token)
+            cached = self.access.cached(authorization) if authorization is not None else None
+            request.caller = cached or await self.access.verify_header(authorization)
         if request.caller is not None:
             connection.scope["user"] = request.caller
         request.authenticated = True

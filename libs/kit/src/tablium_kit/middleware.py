@@ -56,9 +56,9 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0
 SeriesKey = tuple[str, str, int, str]  # method, route template, status, app
 
 
-# Made request ids: a random per-process prefix and a counter, 32 hex digits, unique
+# Made request ids: a random per-process start plus a counter, 32 hex digits, unique
 # across processes and cheaper than reading the OS's random source for each request.
-_ID_PREFIX = os.urandom(10).hex()
+_ID_START = int.from_bytes(os.urandom(10)) << 48
 _id_counter = count()
 
 
@@ -114,7 +114,7 @@ class ServiceLayer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         forwarded_for: str | None = None
-        request_id: str | None = None
+        request_id: bytes | None = None
         authorization: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -122,12 +122,11 @@ class ServiceLayer:
             elif name == b"x-forwarded-for":
                 forwarded_for = value.decode("latin-1")
             elif name == REQUEST_ID_HEADER:
-                request_id = value.decode("latin-1")[:128]
+                request_id = value[:128]
         client = scope.get("client")
         if client and forwarded_for:
             scope["client"] = (real_client(client[0], forwarded_for, self.trusted), client[1])
-        request_id = request_id or f"{_ID_PREFIX}{next(_id_counter):012x}"
-        encoded_id = request_id.encode("latin-1")
+        request_id = request_id or b"%032x" % (_ID_START + next(_id_counter))
         context = request_context.set(RequestContext(request_id, authorization))
         status = 500  # what an exception that escapes everything becomes
         commit_failed = False
@@ -146,7 +145,7 @@ class ServiceLayer:
                         commit_failed = True
                         status = 500
                         message = {"type": "http.response.start", "status": 500, "headers": _INTERNAL_ERROR_HEADERS}
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, encoded_id)]
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
             elif commit_failed and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return  # the handler's body is not sent; the error's is, in place of its last part

@@ -21,13 +21,18 @@ REQUEST_ID_HEADER = b"x-request-id"
 class RequestContext:
     """The request being handled, as the kit knows it (one object, so one context variable per request)."""
 
-    __slots__ = ("authenticated", "authorization", "caller", "request_id")
+    __slots__ = ("authenticated", "authorization", "caller", "raw_request_id")
 
-    def __init__(self, request_id: str, authorization: bytes | None) -> None:
-        self.request_id = request_id
+    def __init__(self, raw_request_id: bytes, authorization: bytes | None) -> None:
+        self.raw_request_id = raw_request_id  # as echoed in the response header
         self.authorization = authorization  # the raw header, read once by the layer
         self.authenticated = False
         self.caller: Any = None  # an auth.Principal once authenticated on a secured route
+
+    @property
+    def request_id(self) -> str:
+        # Decoded only when something logs it or passes it on.
+        return self.raw_request_id.decode("latin-1")
 
 
 request_context: ContextVar[RequestContext | None] = ContextVar("tablium_request", default=None)
