@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from litestar import Litestar, get
+from litestar import Controller, Litestar, get
 
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import BEARER, StaticKeySource, caller
@@ -21,9 +22,24 @@ def bare_ping() -> dict[str, bool]:
     return {"ok": True}
 
 
+class BareSession(msgspec.Struct, kw_only=True):
+    player_id: str
+    roles: list[str]
+
+
+class BareAuthController(Controller):
+    """The player's ``GET /auth/session`` shape (a controller method returning a Struct), without the kit."""
+
+    path = "/api/v1/auth"
+
+    @get("/session", sync_to_thread=False)
+    def session(self) -> BareSession:
+        return BareSession(player_id="6f1c2a52-0b7e-4b8e-9d2a-3c4d5e6f7a8b", roles=sorted({"player"}))
+
+
 def create_bare_app() -> Litestar:
     """The baseline: plain Litestar, nothing else."""
-    return Litestar(route_handlers=[bare_ping])
+    return Litestar(route_handlers=[bare_ping, BareAuthController])
 
 
 @get("/ping", security=BEARER, sync_to_thread=False)
