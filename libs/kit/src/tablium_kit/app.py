@@ -38,7 +38,7 @@ from tablium_kit.auth import (
     KeySource,
     RouteAuthenticator,
     ServiceTokens,
-    authenticated,
+    authenticates,
     required_schemes,
 )
 from tablium_kit.errors import internal_error_handler, problem_details_plugin
@@ -95,7 +95,8 @@ def _check_authentication_cannot_be_skipped(app: Litestar, authenticator: RouteA
 
     HTTP routes are authenticated by the application's ``before_request`` hook, which a
     router's, controller's or handler's own hook would replace; WebSocket routes have no
-    such hook, so one declaring security must carry the :func:`authenticated` guard.
+    such hook, so one declaring security must carry a guard that authenticates
+    (:func:`authenticated`, or a kit role/service guard).
     """
     for route in app.routes:
         # An HTTP route has a handler per method; WebSocket and ASGI routes have one.
@@ -105,9 +106,10 @@ def _check_authentication_cannot_be_skipped(app: Litestar, authenticator: RouteA
                     raise ImproperlyConfiguredException(
                         f"{route.path}: a before_request hook of its own would skip the kit's authentication"
                     )
-            elif required_schemes(handler) and authenticated not in (handler.guards or ()):
+            elif required_schemes(handler) and not any(authenticates(guard) for guard in handler.guards or ()):
                 raise ImproperlyConfiguredException(
                     f"{route.path}: a WebSocket route declaring security needs guards=[authenticated]"
+                    " (or a kit role/service guard)"
                 )
 
 

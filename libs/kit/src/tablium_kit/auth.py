@@ -370,6 +370,13 @@ async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
 
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+# The kit's role and service guards, which authenticate before they check (see ``authenticates``).
+_AUTHENTICATING_GUARDS: set[Guard] = set()
+
+
+def authenticates(guard: Any) -> bool:
+    """Whether a guard authenticates the connection itself (``authenticated`` and the kit's role/service guards)."""
+    return guard is authenticated or guard in _AUTHENTICATING_GUARDS
 
 
 def requires_roles(*roles: str) -> Guard:
@@ -383,6 +390,7 @@ def requires_roles(*roles: str) -> Guard:
         if not isinstance(principal, Principal) or not (principal.roles & wanted):
             raise Forbidden(f"requires one of the roles: {', '.join(sorted(wanted))}")
 
+    _AUTHENTICATING_GUARDS.add(guard)
     return guard
 
 
@@ -399,4 +407,5 @@ def requires_service(*names: str) -> Guard:
         if allowed and principal.subject not in allowed:
             raise Forbidden("this service may not call this route")
 
+    _AUTHENTICATING_GUARDS.add(guard)
     return guard

@@ -12,7 +12,7 @@ from litestar.exceptions import ImproperlyConfiguredException, WebSocketDisconne
 from litestar.testing import AsyncTestClient, TestClient
 
 from tablium_kit.app import ServiceDefinition, create_service_app
-from tablium_kit.auth import BEARER, ServiceTokens, StaticKeySource, authenticated, caller
+from tablium_kit.auth import BEARER, ServiceTokens, StaticKeySource, authenticated, caller, requires_roles
 from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET, ServiceSettings
 
 KID = "test-key"  # the key id the sample service's conftest signs with
@@ -158,9 +158,16 @@ async def table_socket(socket: WebSocket[Any, Any, Any]) -> None:
     await socket.close()
 
 
+@websocket("/ws/directors", opt={"security_schemes": ["BearerToken"]}, guards=[requires_roles("tournament_director")])
+async def directors_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.accept()
+
+
 def test_a_websocket_declaring_security_must_be_guarded(sample_settings: ServiceSettings) -> None:
     with pytest.raises(ImproperlyConfiguredException, match="needs guards=\\[authenticated\\]"):
         create_service_app(ServiceDefinition(settings=sample_settings, title="t", route_handlers=[unguarded_socket]))
+    # The kit's role guards authenticate before they check: enough on their own.
+    create_service_app(ServiceDefinition(settings=sample_settings, title="t", route_handlers=[directors_socket]))
 
 
 def test_a_guarded_websocket_knows_its_caller(
