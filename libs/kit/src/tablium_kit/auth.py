@@ -56,6 +56,10 @@ SERVICE_TOKEN_AUDIENCE = "tablium-internal"
 LEEWAY_S = 5
 
 
+def _missing_token() -> Unauthorized:
+    return Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
 class Principal(msgspec.Struct, frozen=True):
     """Who is calling: a player (``subject`` = player id) or a service (``service:<name>``)."""
 
@@ -137,29 +141,29 @@ class VerifiedTokens:
     rest of a small request. Only tokens that passed every check are stored, and
     a hit is re-checked against the token's own expiry (with the same leeway as
     pyjwt), so the cache never accepts what verification would refuse. Entries are
-    keyed by the token, or by the raw ``Authorization`` header that carried it (a
-    hit then skips parsing the header too).
+    keyed by the raw ``Authorization`` header that carried the token, so a hit
+    parses nothing.
     """
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
-        self._entries: dict[str | bytes, tuple[Principal, float]] = {}
+        self._entries: dict[bytes, tuple[Principal, float]] = {}
 
-    def get(self, token: str | bytes) -> Principal | None:
-        entry = self._entries.get(token)
+    def get(self, authorization: bytes) -> Principal | None:
+        entry = self._entries.get(authorization)
         if entry is None:
             return None
         principal, expires_at = entry
         if time.time() < expires_at + LEEWAY_S:
             return principal
-        del self._entries[token]
+        del self._entries[authorization]
         return None
 
-    def put(self, token: str | bytes, principal: Principal, expires_at: float) -> None:
+    def put(self, authorization: bytes, principal: Principal, expires_at: float) -> None:
         if len(self._entries) >= self._size:
             # Dicts keep insertion order: drop the oldest entry.
             del self._entries[next(iter(self._entries))]
-        self._entries[token] = (principal, expires_at)
+        self._entries[authorization] = (principal, expires_at)
 
 
 class AccessTokenVerifier:
@@ -179,19 +183,14 @@ class AccessTokenVerifier:
         """The principal of an ``Authorization`` header verified before, not expired; no coroutine on the hot path."""
         return self._verified.get(authorization)
 
-    async def verify_header(self, authorization: bytes | None) -> Principal:
-        """The principal of an ``Authorization: Bearer`` header (cached under the header itself)."""
-        principal = self._verified.get(authorization) if authorization is not None else None
+    async def verify(self, authorization: bytes | None) -> Principal:
+        """The principal of an ``Authorization: Bearer`` header: verified once, then answered from the cache."""
+        if authorization is None:
+            raise _missing_token()
+        principal = self._verified.get(authorization)
         if principal is None:
             principal, expires_at = await self._verify(bearer_token(authorization))
-            self._verified.put(authorization, principal, expires_at)  # type: ignore[arg-type]  # parsed: not None
-        return principal
-
-    async def verify(self, token: str) -> Principal:
-        principal = self._verified.get(token)
-        if principal is None:
-            principal, expires_at = await self._verify(token)
-            self._verified.put(token, principal, expires_at)
+            self._verified.put(authorization, principal, expires_at)
         return principal
 
     async def _verify(self, token: str) -> tuple[Principal, float]:
@@ -256,19 +255,14 @@ class ServiceTokens:
         self._cached = (encoded, now + self._ttl)
         return encoded
 
-    def verify(self, token: str) -> Principal:
-        principal = self._verified.get(token)
-        if principal is None:
-            principal, expires_at = self._verify(token)
-            self._verified.put(token, principal, expires_at)
-        return principal
-
-    def verify_header(self, authorization: bytes | None) -> Principal:
-        """The principal of an ``Authorization: Bearer`` header (cached under the header itself)."""
-        principal = self._verified.get(authorization) if authorization is not None else None
+    def verify(self, authorization: bytes | None) -> Principal:
+        """The principal of an ``Authorization: Bearer`` header: verified once, then answered from the cache."""
+        if authorization is None:
+            raise _missing_token()
+        principal = self._verified.get(authorization)
         if principal is None:
             principal, expires_at = self._verify(bearer_token(authorization))
-            self._verified.put(authorization, principal, expires_at)  # type: ignore[arg-type]  # parsed: not None
+            self._verified.put(authorization, principal, expires_at)
         return principal
 
     def _verify(self, token: str) -> tuple[Principal, float]:
@@ -300,13 +294,12 @@ def required_schemes(handler: BaseRouteHandler) -> frozenset[str]:
     return frozenset(name for requirement in resolve() for name in requirement)
 
 
-def bearer_token(authorization: bytes | None) -> str:
+def bearer_token(authorization: bytes) -> str:
     """The token of an ``Authorization: Bearer`` header value."""
-    if authorization is not None:
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    raise Unauthorized("missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    scheme, _, token = authorization.decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    raise _missing_token()
 
 
 def caller() -> Principal:
@@ -350,10 +343,10 @@ class RouteAuthenticator:
             schemes = self._schemes[id(handler)] = required_schemes(handler)
         authorization = request.authorization
         if "ServiceToken" in schemes:
-            request.caller = self.services.verify_header(authorization)
+            request.caller = self.services.verify(authorization)
         elif "BearerToken" in schemes:
             cached = self.access.cached(authorization) if authorization is not None else None
-            request.caller = cached or await self.access.verify_header(authorization)
+            request.caller = cached or await self.access.verify(authorization)
         if request.caller is not None:
             connection.scope["user"] = request.caller
         request.authenticated = True

@@ -18,6 +18,11 @@ from tablium_kit.auth import AccessTokenVerifier, JwksKeySource
 from tablium_kit.errors import Unauthorized
 
 
+def bearer(token: str) -> bytes:
+    """The Authorization header value a client sends with ``token``."""
+    return f"Bearer {token}".encode()
+
+
 class Issuer:
     """Serves a JWKS over real HTTP on 127.0.0.1 and counts fetches."""
 
@@ -73,11 +78,11 @@ async def test_keys_are_cached_and_rotation_is_picked_up(issuer: tuple[Issuer, s
         JwksKeySource(url, cache_seconds=300, min_refetch_seconds=0), issuer="tablium-player", audience="tablium"
     )
     for _ in range(5):
-        assert (await verifier.verify(state.token("k1"))).subject == "p1"
+        assert (await verifier.verify(bearer(state.token("k1")))).subject == "p1"
     assert state.fetches == 1  # cached
 
     state.add_key("k2")  # the issuer rotates
-    assert (await verifier.verify(state.token("k2"))).subject == "p1"
+    assert (await verifier.verify(bearer(state.token("k2")))).subject == "p1"
     assert state.fetches == 2  # an unknown kid triggered one re-fetch
 
 
@@ -88,7 +93,7 @@ async def test_unknown_key_is_rejected(issuer: tuple[Issuer, str]) -> None:
     stranger = Issuer()
     stranger.add_key("k9")
     with pytest.raises(Unauthorized):
-        await verifier.verify(stranger.token("k9"))
+        await verifier.verify(bearer(stranger.token("k9")))
 
 
 async def test_issuer_down_means_401_not_500() -> None:
@@ -98,4 +103,4 @@ async def test_issuer_down_means_401_not_500() -> None:
     state = Issuer()
     state.add_key("k1")
     with pytest.raises(Unauthorized, match="unavailable"):
-        await verifier.verify(state.token("k1"))
+        await verifier.verify(bearer(state.token("k1")))

@@ -15,6 +15,11 @@ from tablium_kit.errors import Unauthorized
 SECRET = "a-test-service-secret-of-enough-length-0123"
 
 
+def bearer(token: str) -> bytes:
+    """The Authorization header value a client sends with ``token``."""
+    return f"Bearer {token}".encode()
+
+
 @pytest.fixture
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Counts pyjwt verifications done by the kit."""
@@ -34,7 +39,7 @@ def test_a_service_token_is_verified_once_then_answered_from_the_cache(decodes: 
     callee = ServiceTokens(SECRET, service_name="wallet")
     token = caller.token()
     for _ in range(3):
-        principal = callee.verify(token)
+        principal = callee.verify(bearer(token))
         assert principal.subject == "service:event"
         assert principal.kind == "service"
     assert decodes == [token]
@@ -45,24 +50,24 @@ def test_a_cached_service_token_is_not_answered_past_its_expiry(
 ) -> None:
     callee = ServiceTokens(SECRET, service_name="wallet")
     token = ServiceTokens(SECRET, service_name="event", ttl_seconds=60).token()
-    callee.verify(token)
-    callee.verify(token)
+    callee.verify(bearer(token))
+    callee.verify(bearer(token))
     assert decodes == [token]
     # The kit's clock passes the expiry (pyjwt keeps its own clock, so the token verifies again
     # there): the cache must not answer, the token goes back through full verification.
     later = time.time() + 60 + LEEWAY_S + 1
     monkeypatch.setattr(auth.time, "time", lambda: later)
-    callee.verify(token)
+    callee.verify(bearer(token))
     assert decodes == [token, token]
 
 
 def test_a_cached_entry_expires_with_the_token() -> None:
     cache = VerifiedTokens()
     principal = Principal(subject="service:event", kind="service")
-    cache.put("t", principal, expires_at=time.time() - LEEWAY_S - 1)
-    assert cache.get("t") is None
-    cache.put("t", principal, expires_at=time.time() + 60)
-    assert cache.get("t") == principal
+    cache.put(b"Bearer t", principal, expires_at=time.time() - LEEWAY_S - 1)
+    assert cache.get(b"Bearer t") is None
+    cache.put(b"Bearer t", principal, expires_at=time.time() + 60)
+    assert cache.get(b"Bearer t") == principal
 
 
 def test_refused_tokens_are_not_remembered(decodes: list[str]) -> None:
@@ -70,7 +75,7 @@ def test_refused_tokens_are_not_remembered(decodes: list[str]) -> None:
     forged = ServiceTokens("another-secret-of-enough-length-0123456789", service_name="event").token()
     for _ in range(2):
         with pytest.raises(Unauthorized):
-            callee.verify(forged)
+            callee.verify(bearer(forged))
     assert decodes == [forged, forged]  # checked every time, never cached
 
 
@@ -78,6 +83,19 @@ def test_the_cache_is_bounded() -> None:
     callee = ServiceTokens(SECRET, service_name="wallet", cache_size=2)
     tokens = [ServiceTokens(SECRET, service_name=name).token() for name in ("a", "b", "c")]
     for token in tokens:
-        callee.verify(token)
+        callee.verify(bearer(token))
     assert len(callee._verified._entries) == 2
     assert tokens[0] not in callee._verified._entries  # the oldest went first
+
+
+def test_a_header_is_parsed_and_verified_once_and_a_bad_one_never_remembered(decodes: list[str]) -> None:
+    callee = ServiceTokens(SECRET, service_name="wallet")
+    token = ServiceTokens(SECRET, service_name="event").token()
+    for header in (bearer(token), bearer(token), f"bearer  {token} ".encode()):
+        assert callee.verify(header).subject == "service:event"
+    # The same header is answered from the cache; another spelling of it is verified once more.
+    assert decodes == [token, token]
+    for bad in (None, b"", b"Basic abc", b"Bearer ", b"Bearer"):
+        with pytest.raises(Unauthorized):
+            callee.verify(bad)
+    assert len(callee._verified._entries) == 2  # the two good spellings; nothing refused was stored

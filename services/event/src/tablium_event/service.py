@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, Snapshot, TournamentRow
-from tablium_event.domain.config import Price, TournamentConfig, TournamentRuleError
+from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import RULES_VERSION, Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
 from tablium_event.events import (
@@ -80,21 +80,22 @@ def check_config(config: TournamentConfig) -> None:
         raise InvalidInput("fixed payout shares must not grow from one place to the next")
 
 
-def price_of(config: TournamentConfig, kind: str) -> Price:
-    """A purchase's price and its split (a rebuy: pool part, bounty part, fee; an add-on: the pool part)."""
-    if kind not in ("rebuy", "addon"):
-        raise ValueError(f"not a purchase: {kind}")
-    return config.price(kind)
-
-
 async def _in_order(
-    session: AsyncSession, model: type[Paid], tournament_id: uuid.UUID, statuses: Sequence[str]
+    session: AsyncSession,
+    model: type[Paid],
+    tournament_id: uuid.UUID,
+    statuses: Sequence[str],
+    *,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> list[Paid]:
     """A tournament's registrations or purchases in these statuses, oldest first (the order entries replay in)."""
     rows = await session.scalars(
         select(model)
         .where(model.tournament_id == tournament_id, model.status.in_(statuses))
         .order_by(model.created_at, model.id)
+        .offset(offset)
+        .limit(limit)
     )
     return list(rows.all())
 
@@ -435,7 +436,7 @@ class Tournaments:
     async def buy(
         self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID, kind: str, request_id: uuid.UUID
     ) -> Purchase:
-        """A rebuy or an add-on of the player's live entry, at ``price_of`` (into the prize pool; a rebuy's
+        """A rebuy or an add-on of the player's live entry, at ``config.price(kind)`` (into the prize pool; a rebuy's
         fee then on to the house).
 
         Like a late registration: the row first, then a hold, then (locked again) the engine is asked
@@ -468,7 +469,7 @@ class Tournaments:
                 player_id=player_id,
                 entry_id=entry_id,
                 kind=kind,
-                amount=price_of(TournamentConfig.from_dict(row.config), kind).total,
+                amount=TournamentConfig.from_dict(row.config).price(kind).total,
                 status="holding",
             )
             session.add(purchase)
@@ -559,7 +560,7 @@ class Tournaments:
     def _purchase_fee_part(config: TournamentConfig, purchase: Purchase) -> int:
         """The fee in what was charged: a purchase held before rebuys were charged their full price
         (its amount is the buy-in alone) carried none."""
-        price = price_of(config, purchase.kind)
+        price = config.price(purchase.kind)
         return price.fee if purchase.amount == price.total else 0
 
     async def _purchase_fee(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
@@ -657,7 +658,7 @@ class Tournaments:
         config = TournamentConfig.from_dict(row.config)
         posted = len(await self._registrations(session, row.id, ("posted",)))
         # Only prize-pool parts count towards the guarantee: bounty parts are paid as bounties, fees are the house's.
-        bought = sum(price_of(config, p.kind).prize_pool for p in await self._purchases(session, row.id, ("posted",)))
+        bought = sum(config.price(p.kind).prize_pool for p in await self._purchases(session, row.id, ("posted",)))
         overlay = config.guarantee - posted * config.buy_in - bought
         if overlay > 0:
             await self.wallet.transfer(
@@ -702,15 +703,7 @@ class Tournaments:
     ) -> Sequence[Registration]:
         """The live registrations (registered or entered), in registration order: the lobby's entry list."""
         await self.get(session, tournament_id)
-        return (
-            await session.scalars(
-                select(Registration)
-                .where(Registration.tournament_id == tournament_id, Registration.status.in_(LIVE))
-                .order_by(Registration.created_at, Registration.id)
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
+        return await _in_order(session, Registration, tournament_id, LIVE, offset=offset, limit=limit)
 
     async def engine_of(self, session: AsyncSession, row: TournamentRow) -> Tournament | None:
         """The engine as of ``row.version`` (or newer), None before the start. Read it at once: it is the

@@ -9,7 +9,7 @@ from litestar import Controller, Response, post
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from tablium_kit.auth import BEARER, Principal, caller, requires_roles
+from tablium_kit.auth import BEARER, caller, requires_roles
 from tablium_kit.deps import DbSession
 from tablium_wallet.api.schemas import AdjustRequest, TransferOut, transfer_out
 from tablium_wallet.services.admin import adjust
@@ -22,11 +22,11 @@ class AdminWalletController(Controller):
     guards = [requires_roles("admin")]
 
     async def _adjust(
-        self, action: Literal["credit", "debit"], data: AdjustRequest, principal: Principal, db_session: DbSession
+        self, action: Literal["credit", "debit"], data: AdjustRequest, db_session: DbSession
     ) -> Response[TransferOut]:
         record, created = await adjust(
             db_session,
-            actor=principal.subject,
+            actor=caller().subject,
             action=action,
             player_id=data.player_id,
             asset=data.asset,
@@ -38,8 +38,8 @@ class AdminWalletController(Controller):
 
     @post("/credit", summary="Credit a player's account (from house adjustments)")
     async def credit(self, data: JSONBody[AdjustRequest], db_session: DbSession) -> Response[TransferOut]:
-        return await self._adjust("credit", data, caller(), db_session)
+        return await self._adjust("credit", data, db_session)
 
     @post("/debit", summary="Debit a player's account (to house adjustments)")
     async def debit(self, data: JSONBody[AdjustRequest], db_session: DbSession) -> Response[TransferOut]:
-        return await self._adjust("debit", data, caller(), db_session)
+        return await self._adjust("debit", data, db_session)

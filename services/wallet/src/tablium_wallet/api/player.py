@@ -89,12 +89,13 @@ class WalletController(Controller):
     @put("/limits", summary="Set my limits: tightening applies now, loosening after the cooling-off")
     async def put_limits(self, data: JSONBody[Limits], db_session: DbSession, state: State) -> LimitsOut:
         settings: WalletSettings = state.settings
+        player_id = caller().subject
         changed = await set_limits(
             db_session,
-            player_owner(caller().subject),
+            player_owner(player_id),
             rules.Limits(dict(data.daily_deposit_limit), dict(data.daily_loss_limit), data.self_excluded_until),
             now=datetime.now(UTC),
             cooling_off=timedelta(seconds=settings.limits_cooling_off_s),
-            actor=caller().subject,
+            actor=player_id,
         )
         return _limits_out(changed, settings)
