@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
@@ -12,6 +13,16 @@ from tablium_kit.auth import BEARER, caller
 from tablium_kit.deps import DbSession
 from tablium_player.api.schemas import LoginRequest, OwnProfile, RefreshRequest, RegisterRequest, Session, TokenPair
 from tablium_player.service import AccountsDep, own_profile
+
+# Responses that carry tokens must not be kept by browsers or shared caches (RFC 6749 §5.1);
+# Pragma for HTTP/1.0 caches.
+NO_STORE = CacheControlHeader(no_store=True)
+NO_CACHE_PRAGMA = [ResponseHeader(name="Pragma", value="no-cache", description="Tokens are never cached.")]
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    # The kit has already replaced the peer with the real client when a trusted gateway forwarded it.
+    return request.client.host if request.client else "unknown"
 
 
 class AuthController(Controller):
@@ -22,13 +33,22 @@ class AuthController(Controller):
     async def register(
         self,
         data: JSONBody[RegisterRequest],
+        request: Request[Any, Any, Any],
         db_session: DbSession,
         accounts: AccountsDep,
     ) -> OwnProfile:
-        player = await accounts.register(db_session, username=data.username, email=data.email, password=data.password)
+        player = await accounts.register(
+            db_session, username=data.username, email=data.email, password=data.password, client_ip=client_ip(request)
+        )
         return own_profile(player)
 
-    @post("/login", status_code=HTTP_200_OK, summary="Exchange credentials for tokens")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Exchange credentials for tokens",
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE_PRAGMA,
+    )
     async def login(
         self,
         data: JSONBody[LoginRequest],
@@ -36,10 +56,15 @@ class AuthController(Controller):
         db_session: DbSession,
         accounts: AccountsDep,
     ) -> TokenPair:
-        client_ip = request.client.host if request.client else "unknown"
-        return await accounts.login(db_session, login=data.login, password=data.password, client_ip=client_ip)
+        return await accounts.login(db_session, login=data.login, password=data.password, client_ip=client_ip(request))
 
-    @post("/refresh", status_code=HTTP_200_OK, summary="Rotate a refresh token")
+    @post(
+        "/refresh",
+        status_code=HTTP_200_OK,
+        summary="Rotate a refresh token",
+        cache_control=NO_STORE,
+        response_headers=NO_CACHE_PRAGMA,
+    )
     async def refresh(
         self,
         data: JSONBody[RefreshRequest],
