@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+from sqlalchemy.exc import IntegrityError
 
+from tablium_kit import db
+from tablium_kit.errors import Conflict
+from tablium_player.app import password_hasher
 from tablium_player.domain.rules import PASSWORD_MAX
+from tablium_player.service import create_player
+from tablium_player.settings import PlayerSettings
 
 
 @pytest.mark.parametrize(
@@ -71,3 +78,24 @@ async def test_a_taken_email_is_not_named(client: AsyncTestClient, api: Any) -> 
     assert by_email.status_code == by_name.status_code == 409
     assert by_email.json() == by_name.json()
     assert owner["email"] not in by_email.text
+
+
+async def test_a_registration_racing_past_the_check_is_a_409(settings: PlayerSettings, api: Any) -> None:
+    """Two registrations that both pass the "is it taken?" query: the unique index decides, as a 409."""
+    engine = db.create_engine(settings.database_url, pool_size=2)
+    sessions = db.session_factory(engine)
+    hasher = password_hasher(settings)
+    user = api.new_user()
+    try:
+        async with sessions() as first, sessions() as second:
+            await create_player(first, hasher, **user)  # flushed, not committed: the second can't see it
+            racing = asyncio.create_task(
+                create_player(second, hasher, **{**user, "username": user["username"].upper()})
+            )
+            await asyncio.sleep(0.5)  # the second has passed its check and waits on the index
+            await first.commit()
+            with pytest.raises(Conflict) as refused:
+                await racing
+            assert isinstance(refused.value.__cause__, IntegrityError)
+    finally:
+        await engine.dispose()
