@@ -17,7 +17,7 @@ from litestar.testing import transport as litestar_transport
 from tablium_player.settings import PlayerSettings
 
 WRONG = "not the password at all"
-Address = Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]]
+Address = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 class FakeClock:
@@ -64,9 +64,10 @@ class _AtAddress(litestar_transport.TestClientTransport[Any]):
 def address(client: AsyncTestClient) -> Address:
     """A client at a fresh address of its own (the throttle's counters live in Redis for the whole run)."""
 
-    def at_new_address() -> AbstractAsyncContextManager[httpx.AsyncClient]:
-        host = uuid.uuid4().hex
-        ip = f"2001:db8:{host[:4]}:{host[4:8]}::{host[8:12]}"  # the documentation range
+    def at_new_address(ip: str | None = None) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        if ip is None:
+            host = uuid.uuid4().hex
+            ip = f"2001:db8:{host[:4]}:{host[4:8]}::{host[8:12]}"  # the documentation range, a /64 of its own
         return httpx.AsyncClient(transport=_AtAddress(client, ip), base_url="http://testserver.local")
 
     return at_new_address
@@ -146,6 +147,19 @@ async def test_an_address_failing_on_many_logins_waits_too(
         assert_wait(await login(sprayer, user["username"], user["password"]))
     async with address() as elsewhere:
         assert (await login(elsewhere, user["username"], user["password"])).status_code == 200
+
+
+async def test_an_ipv6_client_counts_by_its_64(api: Any, address: Address, settings: PlayerSettings) -> None:
+    """Every address of a /64 is one subscriber's: taking the next one must not give fresh budgets."""
+    user = await api.register()
+    prefix = "2001:db8:" + ":".join(uuid.uuid4().hex[n : n + 4] for n in (0, 4))
+    for n in range(settings.login_free_failures_per_account):
+        async with address(f"{prefix}::{n + 1:x}") as rotating:
+            assert (await login(rotating, user["username"], WRONG)).status_code == 401
+    async with address(f"{prefix}:ffff:ffff:ffff:ffff") as next_one:
+        assert_wait(await login(next_one, user["username"], user["password"]))
+    async with address(f"{prefix[:-1]}{'0' if prefix[-1] != '0' else '1'}::1") as other_subscriber:
+        assert (await login(other_subscriber, user["username"], user["password"])).status_code == 200
 
 
 async def test_concurrent_guesses_do_not_slip_past_the_backoff(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -21,8 +22,22 @@ NO_CACHE_PRAGMA = [ResponseHeader(name="Pragma", value="no-cache", description="
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
-    # The kit has already replaced the peer with the real client when a trusted gateway forwarded it.
-    return request.client.host if request.client else "unknown"
+    """The client as the login and registration throttles count it.
+
+    The kit has already replaced the peer with the real client when a trusted gateway forwarded
+    it. An IPv6 client counts by its /64: one subscriber gets at least a /64 and could otherwise
+    take a fresh address, and fresh budgets, for every attempt.
+    """
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host
 
 
 class AuthController(Controller):
