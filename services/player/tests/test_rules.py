@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,6 +40,7 @@ def test_a_username_is_refused_or_fits(username: str) -> None:
 def test_an_email_is_refused_or_fits(email: str) -> None:
     with contextlib.suppress(InvalidInput):
         stored = rules.normalize_email(email)
+        assert not any(unicodedata.category(c) == "Cc" for c in stored)
         assert len(stored) <= column_length("email")
         assert len(rules.identity_key(stored)) <= column_length("email_key")
 

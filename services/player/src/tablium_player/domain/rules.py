@@ -10,8 +10,12 @@ from zxcvbn import zxcvbn
 from tablium_kit.errors import InvalidInput
 
 USERNAME = re.compile(r"[A-Za-z0-9_]{3,20}")
-# Deliberately modest: one @, a dotted domain, no spaces. Deliverability is proven by mail, not regex.
-EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+")
+# Deliberately modest: one @, a dotted domain, no spaces or control characters (Postgres refuses NUL).
+# Deliverability is proven by mail, not regex.
+EMAIL = re.compile(
+    r"[^@\s\x00-\x1f\x7f-\x9f]{1,64}"  # local part
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+"
+)
 EMAIL_MAX = 254
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
 # zxcvbn's scale: 3 is "safely unguessable" (about 10^8 guesses and up); 0-2 are found in its
