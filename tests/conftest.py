@@ -80,6 +80,8 @@ async def platform(
         "TABLIUM_PLAYER_PORT": str(player_port),
         "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
         "TABLIUM_PLAYER_LOGIN_ATTEMPTS_PER_IP": "8",
+        # Every test here registers from 127.0.0.1.
+        "TABLIUM_PLAYER_REGISTRATIONS_PER_IP": "1000",
     }
     processes = Processes(tmp_path_factory.mktemp("logs"))
     try:

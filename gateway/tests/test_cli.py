@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from tablium_gateway.cli import LOCAL_UPSTREAMS, main, parse_upstreams
 from tablium_gateway.config import ConfigError, load_config
 
-from .conftest import EchoUpstream, make_token
+from .conftest import EchoUpstream, assert_problem, make_token
 
 SCRIPT = Path(sys.executable).parent / "tablium-gateway"
 
@@ -58,8 +58,7 @@ async def served(kong_yml: Path, upstream: EchoUpstream, tmp_path: Path) -> Asyn
 async def test_granian_serves_kong_yml(served: str, upstream: EchoUpstream, dev_private_key: RSAPrivateKey) -> None:
     async with httpx.AsyncClient(base_url=served) as client:
         missing = await client.get("/internal/anything")
-        assert missing.status_code == 404
-        assert missing.json() == {"message": "no Route matched with those values"}
+        assert_problem(missing, 404, "no Route matched with those values")
 
         public = await client.get("/api/v1/players/3fa85f64-5717-4562-b3fc-2c963f66afa6")
         assert public.status_code == 200

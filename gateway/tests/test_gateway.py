@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -14,15 +15,16 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from tablium_gateway.app import Gateway
 from tablium_gateway.config import GatewayConfig, RateLimitConfig, load_config, parse_config
 
-from .conftest import BIG_BODY_SIZE, DEV_KEYS, EchoUpstream, FakeClock, make_token
+from .conftest import BIG_BODY_SIZE, DEV_KEYS, EchoUpstream, FakeClock, assert_problem, make_token
 
 CLIENT_IP = "203.0.113.7"
-NO_ROUTE = {"message": "no Route matched with those values"}
+NO_ROUTE = "no Route matched with those values"
 
 GatewayFactory = Callable[..., httpx.AsyncClient]
 
@@ -106,8 +108,7 @@ async def test_private_routes_need_a_token(
     gw: httpx.AsyncClient, upstream: EchoUpstream, token: str, method: str, path: str
 ) -> None:
     anonymous = await gw.request(method, path)
-    assert anonymous.status_code == 401
-    assert anonymous.json() == {"message": "Unauthorized"}
+    assert_problem(anonymous, 401, "Unauthorized")
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
 
     response = await gw.request(method, path, headers=bearer(token))
@@ -139,8 +140,7 @@ async def test_private_routes_need_a_token(
 )
 async def test_unmatched_paths_get_kongs_404(gw: httpx.AsyncClient, method: str, path: str) -> None:
     response = await gw.request(method, path)
-    assert response.status_code == 404
-    assert response.json() == NO_ROUTE
+    assert_problem(response, 404, NO_ROUTE)
 
 
 async def test_me_is_private_and_only_uuids_are_public_profiles(gw: httpx.AsyncClient) -> None:
@@ -218,17 +218,17 @@ async def test_valid_rs256_token_is_accepted(gw: httpx.AsyncClient, token: str) 
 @pytest.mark.parametrize(
     ("make", "expected"),
     [
-        (lambda own, other: make_token(own, ttl_s=-1), {"exp": "token expired"}),
-        (lambda own, other: make_token(other), {"message": "Invalid signature"}),
-        (lambda own, other: make_token(own, iss="someone-else"), {"message": "No credentials found for given 'iss'"}),
-        (lambda own, other: make_token(own, iss=None), {"message": "No mandatory 'iss' in claims"}),
-        (lambda own, other: make_token(own, iss=""), {"message": "Invalid 'iss' in claims"}),
-        (lambda own, other: _alg_none(), {"message": "Invalid algorithm"}),
-        (lambda own, other: _hs256_with_public_key_as_secret(), {"message": "Invalid algorithm"}),
+        (lambda own, other: make_token(own, ttl_s=-1), "exp: token expired"),
+        (lambda own, other: make_token(other), "Invalid signature"),
+        (lambda own, other: make_token(own, iss="someone-else"), "No credentials found for given 'iss'"),
+        (lambda own, other: make_token(own, iss=None), "No mandatory 'iss' in claims"),
+        (lambda own, other: make_token(own, iss=""), "Invalid 'iss' in claims"),
+        (lambda own, other: _alg_none(), "Invalid algorithm"),
+        (lambda own, other: _hs256_with_public_key_as_secret(), "Invalid algorithm"),
         (lambda own, other: make_token("a-shared-secret-of-32-bytes-long!", algorithm="HS256"), None),
-        (lambda own, other: make_token(own, algorithm="RS512"), {"message": "Invalid algorithm"}),
+        (lambda own, other: make_token(own, algorithm="RS512"), "Invalid algorithm"),
         (lambda own, other: "not.a.jwt", None),
-        (lambda own, other: make_token(own)[:-4] + "AAAA", {"message": "Invalid signature"}),
+        (lambda own, other: make_token(own)[:-4] + "AAAA", "Invalid signature"),
     ],
 )
 async def test_bad_tokens_are_rejected(
@@ -237,13 +237,11 @@ async def test_bad_tokens_are_rejected(
     dev_private_key: RSAPrivateKey,
     other_private_key: RSAPrivateKey,
     make: Callable[[Any, Any], str],
-    expected: dict[str, str] | None,
+    expected: str | None,
 ) -> None:
     before = len(upstream.seen)
     response = await gw.get("/api/v1/players/me", headers=bearer(make(dev_private_key, other_private_key)))
-    assert response.status_code == 401
-    if expected is not None:
-        assert response.json() == expected
+    assert_problem(response, 401, expected)
     assert "invalid_token" in response.headers["www-authenticate"]
     assert len(upstream.seen) == before
 
@@ -256,8 +254,7 @@ async def test_expiry_is_checked_on_every_request_even_for_a_cached_token(
     assert (await gw.get("/api/v1/players/me", headers=bearer(token))).status_code == 200
     clock.now += 61
     response = await gw.get("/api/v1/players/me", headers=bearer(token))
-    assert response.status_code == 401
-    assert response.json() == {"exp": "token expired"}
+    assert_problem(response, 401, "exp: token expired")
 
 
 async def test_token_without_exp_is_rejected(gw: httpx.AsyncClient, dev_private_key: RSAPrivateKey) -> None:
@@ -307,8 +304,7 @@ async def test_rate_limit_per_client_ip(kong_yml: Path, upstream: EchoUpstream, 
         assert response.headers["ratelimit-remaining"] == str(remaining)
         assert response.headers["ratelimit-reset"] == "60"
     limited = await gw.post("/api/v1/auth/login", json={})  # a global plugin: any route counts
-    assert limited.status_code == 429
-    assert limited.json() == {"message": "API rate limit exceeded"}
+    assert_problem(limited, 429, "API rate limit exceeded")
     assert limited.headers["retry-after"] == "60"
     assert limited.headers["ratelimit-remaining"] == "0"
 
@@ -338,8 +334,7 @@ async def test_request_size_limit(gw: httpx.AsyncClient, upstream: EchoUpstream)
     assert upstream.last.body == b"x" * 64 * 1024
 
     too_big = await gw.post("/api/v1/auth/register", content=b"x" * (64 * 1024 + 1))
-    assert too_big.status_code == 413
-    assert too_big.json() == {"message": "Request size limit exceeded"}
+    assert_problem(too_big, 413, "Request size limit exceeded")
 
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(70):
@@ -440,9 +435,44 @@ async def test_upstream_cookies_reach_the_client_but_are_not_kept_by_the_proxy(
 async def test_502_when_the_service_is_down(gateway_for: GatewayFactory) -> None:
     gw = gateway_for(player_url="http://127.0.0.1:9")  # discard port: nothing listens
     response = await gw.get("/api/v1/players/3fa85f64-5717-4562-b3fc-2c963f66afa6")
-    assert response.status_code == 502
-    assert response.json() == {"message": "An invalid response was received from the upstream server"}
+    assert_problem(response, 502, "An invalid response was received from the upstream server")
+    assert "127.0.0.1" not in response.text  # never the service's address
     assert "x-request-id" in response.headers
+
+
+async def test_responses_are_never_sniffed(gw: httpx.AsyncClient, upstream: EchoUpstream) -> None:
+    """kong.yml's response-transformer adds nosniff to the services' responses that lack it, as Kong would."""
+    proxied = await gw.get("/api/v1/players/3fa85f64-5717-4562-b3fc-2c963f66afa6")
+    assert proxied.status_code == 200  # the echo upstream sends no X-Content-Type-Options
+    assert proxied.headers.get_list("x-content-type-options") == ["nosniff"]
+    preflight = await gw.options(
+        "/api/v1/auth/login",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.headers.get_list("x-content-type-options") == ["nosniff"]
+
+
+@pytest.fixture
+def slow_player_config(kong_yml: Path) -> GatewayConfig:
+    """kong.yml with a 0.2 s read timeout for the player service."""
+    kong = yaml.safe_load(kong_yml.read_text())
+    services = [{**s, "read_timeout": 200} if s["name"] == "player" else s for s in kong["services"]]
+    return parse_config({**kong, "services": services})
+
+
+async def test_504_when_the_service_is_too_slow(gateway_for: GatewayFactory, slow_player_config: GatewayConfig) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        await asyncio.sleep(5)  # never answers within the read timeout below
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    gw = gateway_for(slow_player_config, player_url=f"http://127.0.0.1:{port}")
+    response = await gw.get("/api/v1/players/3fa85f64-5717-4562-b3fc-2c963f66afa6")
+    assert_problem(response, 504, "The upstream server is timing out")
+    assert str(port) not in response.text
+    server.close()
 
 
 async def test_metrics_count_requests_by_route_and_status(gateway_for: GatewayFactory, kong_yml: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tablium_gateway.config import load_config
+from tablium_gateway.config import ConfigError, load_config, parse_config
 
 from .conftest import DEV_KEYS, ISSUER
 
@@ -109,7 +109,14 @@ def test_consumer_key_is_the_player_issuer_and_key_is_the_dev_public_key(kong: d
 
 def test_global_plugins(kong: dict[str, Any]) -> None:
     plugins = {p["name"]: p.get("config", {}) for p in kong["plugins"]}
-    assert set(plugins) == {"correlation-id", "cors", "rate-limiting", "request-size-limiting", "prometheus"}
+    assert set(plugins) == {
+        "correlation-id",
+        "cors",
+        "rate-limiting",
+        "request-size-limiting",
+        "response-transformer",
+        "prometheus",
+    }
     assert plugins["correlation-id"]["header_name"] == "X-Request-ID"
     assert plugins["correlation-id"]["echo_downstream"] is True
     assert plugins["rate-limiting"]["limit_by"] == "ip"
@@ -119,6 +126,8 @@ def test_global_plugins(kong: dict[str, Any]) -> None:
         "size_unit": "kilobytes",
         "require_content_length": False,
     }
+    # Kong's own refusals carry it too (header_filter runs on them), not only the services' responses.
+    assert plugins["response-transformer"] == {"add": {"headers": ["X-Content-Type-Options:nosniff"]}}
 
 
 def test_dev_gateway_accepts_the_file(kong_yml: Path) -> None:
@@ -126,3 +135,19 @@ def test_dev_gateway_accepts_the_file(kong_yml: Path) -> None:
     private = {r.name for r in config.routes if r.is_private}
     assert private == PRIVATE_ROUTES
     assert set(config.credentials) == {ISSUER}
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"remove": {"headers": ["Server"]}},
+        {"add": {"json": ["injected:1"]}},
+        {"replace": {"headers": ["Content-Type:text/plain"]}},
+        {"add": {"headers": ["no-colon-here"]}},
+    ],
+)
+def test_response_transformer_beyond_add_headers_is_refused(kong: dict[str, Any], config: dict[str, Any]) -> None:
+    plugins = [p for p in kong["plugins"] if p["name"] != "response-transformer"]
+    changed = {**kong, "plugins": [*plugins, {"name": "response-transformer", "config": config}]}
+    with pytest.raises(ConfigError, match="response-transformer"):
+        parse_config(changed)

@@ -3,7 +3,11 @@
 Per request, in Kong's plugin order: route match (404 if none), correlation-id, cors
 (preflights answered here), jwt (401), request-size-limiting (413), rate-limiting
 (429), then a streaming proxy to the route's service over one shared, pooled
-``httpx.AsyncClient`` (502 when the service can't be reached, 504 on a timeout).
+``httpx.AsyncClient`` (502 when the service can't be reached, 504 on a timeout);
+response-transformer's headers are added to every response.
+
+The gateway's own refusals are problem+json (RFC 9457) like the services' errors, with
+Kong's messages as the detail (see docs/adr/0004-dev-gateway.md for what Kong itself sends).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -60,8 +65,21 @@ _REPLACED_UPSTREAM = _HOP_BY_HOP | {
     b"x-credential-identifier",
     b"x-anonymous-consumer",
 }
-_JSON = (b"content-type", b"application/json; charset=utf-8")
+_PROBLEM_JSON = (b"content-type", b"application/problem+json")
+# The gateway's bodies are always JSON; a browser must never sniff one into something else.
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 _VIA = (b"via", b"1.1 tablium-dev-gateway")
+# The services' problem titles (tablium_kit.errors), so clients handle the gateway's refusals like theirs.
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    404: "Not found",
+    411: "Length required",
+    413: "Request too large",
+    429: "Too many requests",
+    502: "Bad gateway",
+    504: "Gateway timeout",
+}
 _MAX_REQUEST_ID = 200
 NO_ROUTE = "no Route matched with those values"
 
@@ -189,7 +207,7 @@ class Gateway:
             outcome = self._jwt.authenticate(jwt_conf, headers, scope.get("query_string", b"").decode("latin-1"))
             if not isinstance(outcome, Authenticated):
                 challenge = (b"www-authenticate", outcome.www_authenticate.encode())
-                await self._respond_json(send, 401, outcome.body, [*downstream, challenge], route, started)
+                await self._error(send, 401, outcome.detail, [*downstream, challenge], route, started)
                 return
             upstream.append((b"x-consumer-username", outcome.credential.consumer.encode()))
             upstream.append((b"x-credential-identifier", outcome.credential.key.encode()))
@@ -294,6 +312,7 @@ class Gateway:
             raw = response.headers.raw
             response_headers = [(name.lower(), value) for name, value in raw if name.lower() not in own]
             response_headers += downstream
+            response_headers += _missing(route, response_headers)
             response_headers.append(_VIA)
             await send({"type": "http.response.start", "status": response.status_code, "headers": response_headers})
             async for chunk in response.aiter_raw():
@@ -344,23 +363,12 @@ class Gateway:
         self,
         send: Send,
         status: int,
-        message: str,
+        detail: str,
         headers: list[tuple[bytes, bytes]],
         route: Route | None,
         started: float,
     ) -> None:
-        await self._respond_json(send, status, {"message": message}, headers, route, started)
-
-    async def _respond_json(
-        self,
-        send: Send,
-        status: int,
-        body: Mapping[str, Any],
-        headers: list[tuple[bytes, bytes]],
-        route: Route | None,
-        started: float,
-    ) -> None:
-        await self._respond(send, status, [*headers, _JSON], json.dumps(body).encode(), route, started)
+        await self._respond(send, status, [*headers, _PROBLEM_JSON], problem(status, detail), route, started)
 
     async def _respond(
         self,
@@ -371,7 +379,8 @@ class Gateway:
         route: Route | None,
         started: float,
     ) -> None:
-        headers = [*headers, (b"content-length", str(len(body)).encode()), _VIA]
+        headers = [*headers, (b"content-length", str(len(body)).encode()), _NOSNIFF, _VIA]
+        headers += _missing(route, headers)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._observe(route, status, "kong", started, None)
@@ -384,6 +393,23 @@ class Gateway:
         self.metrics.request_latency.labels(service, name).observe((now - started) * 1000)
         if sent is not None:
             self.metrics.upstream_latency.labels(service, name).observe((now - sent) * 1000)
+
+
+def problem(status: int, detail: str) -> bytes:
+    """An RFC 9457 body shaped like the services' (type, title, status, detail); never an upstream's address."""
+    title = _TITLES.get(status) or HTTPStatus(status).phrase.capitalize()
+    slug = title.lower().replace(" ", "-")
+    body = {"type": f"urn:tablium:problem:{slug}", "title": title, "status": status, "detail": detail}
+    return json.dumps(body).encode()
+
+
+def _missing(route: Route | None, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """response-transformer's add.headers that the response doesn't have yet (Kong's add never overwrites)."""
+    transformer = route.plugins.response_transformer if route is not None else None
+    if transformer is None:
+        return []
+    present = {name.lower() for name, _ in headers}
+    return [(name, value) for name, value in transformer.add_headers if name not in present]
 
 
 def _request_path(scope: Scope) -> str | None:

@@ -26,6 +26,7 @@ PLUGIN_ORDER = (
     "jwt",
     "request-size-limiting",
     "rate-limiting",
+    "response-transformer",
     "prometheus",
 )
 
@@ -125,6 +126,12 @@ class SizeLimitConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseTransformerConfig:
+    # Kong's add.headers: set on every response (the gateway's own answers included) that lacks them.
+    add_headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PrometheusConfig:
     status_code_metrics: bool = False
     latency_metrics: bool = False
@@ -139,6 +146,7 @@ class Plugins:
     jwt: JwtConfig | None = None
     size_limit: SizeLimitConfig | None = None
     rate_limit: RateLimitConfig | None = None
+    response_transformer: ResponseTransformerConfig | None = None
     prometheus: PrometheusConfig | None = None
 
 
@@ -211,6 +219,7 @@ _PLUGIN_ATTRS = {
     "jwt": "jwt",
     "request-size-limiting": "size_limit",
     "rate-limiting": "rate_limit",
+    "response-transformer": "response_transformer",
     "prometheus": "prometheus",
 }
 
@@ -415,6 +424,22 @@ def _size_limit(conf: Mapping[str, Any], route: str) -> SizeLimitConfig:
     )
 
 
+def _response_transformer(conf: Mapping[str, Any], route: str) -> ResponseTransformerConfig:
+    # Only add.headers: the rest (remove, rename, replace, append, JSON bodies) would change
+    # the services' responses and is refused rather than silently ignored.
+    for action, fields in conf.items():
+        for name, values in (fields or {}).items():
+            if values and (action, name) != ("add", "headers"):
+                raise ConfigError(f"route {route}: response-transformer {action}.{name} is not implemented")
+    headers = []
+    for header in (conf.get("add") or {}).get("headers") or ():
+        name, sep, value = str(header).partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"route {route}: response-transformer header {header!r} is not name:value")
+        headers.append((name.strip().lower().encode("latin-1"), value.strip().encode("latin-1")))
+    return ResponseTransformerConfig(add_headers=tuple(headers))
+
+
 def _prometheus(conf: Mapping[str, Any], route: str) -> PrometheusConfig:
     return PrometheusConfig(
         status_code_metrics=bool(conf.get("status_code_metrics", False)),
@@ -428,6 +453,7 @@ _PARSERS = {
     "jwt": _jwt,
     "request-size-limiting": _size_limit,
     "rate-limiting": _rate_limit,
+    "response-transformer": _response_transformer,
     "prometheus": _prometheus,
 }
 

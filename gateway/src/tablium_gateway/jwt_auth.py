@@ -1,9 +1,10 @@
 """Kong's jwt plugin: find the token, find the credential by its key claim, check the
 algorithm is the credential's, verify the signature, then the registered claims.
 
-The messages and their order are Kong's, so a client sees the same 401 from either
-gateway. One deliberate difference: when ``exp`` is in ``claims_to_verify`` a token
-without ``exp`` is rejected (Kong lets it through); the platform never issues one.
+The messages and their order are Kong's, so a client reads the same reason from either
+gateway (here as the detail of a problem+json body). One deliberate difference: when
+``exp`` is in ``claims_to_verify`` a token without ``exp`` is rejected (Kong lets it
+through); the platform never issues one.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Authenticated:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    body: Mapping[str, Any]
+    detail: str  # Kong's message
     www_authenticate: str
 
 
@@ -57,9 +58,9 @@ class JwtAuthenticator:
     def authenticate(self, conf: JwtConfig, headers: Mapping[str, str], query_string: str) -> Authenticated | Rejected:
         tokens = _find_tokens(conf, headers, query_string)
         if not tokens:
-            return Rejected({"message": "Unauthorized"}, WWW_AUTHENTICATE)
+            return Rejected("Unauthorized", WWW_AUTHENTICATE)
         if len(tokens) > 1:
-            return Rejected({"message": "Multiple tokens provided"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected("Multiple tokens provided", WWW_AUTHENTICATE_INVALID)
         token = tokens.pop()
         cache_key = (conf.key_claim_name, token)
         verified = self._verified.get(cache_key)
@@ -73,7 +74,8 @@ class JwtAuthenticator:
             self._verified[cache_key] = verified
         errors = self._claim_errors(conf, verified.claims)
         if errors:
-            return Rejected(errors, WWW_AUTHENTICATE_INVALID)
+            # Kong answers {"exp": "token expired"}; as a problem detail: "exp: token expired".
+            return Rejected("; ".join(f"{claim}: {error}" for claim, error in errors.items()), WWW_AUTHENTICATE_INVALID)
         return Authenticated(verified.credential, verified.claims)
 
     def _verify(self, conf: JwtConfig, token: str) -> _Verified | Rejected:
@@ -81,20 +83,20 @@ class JwtAuthenticator:
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
-            return Rejected({"message": f"Bad token; {exc}"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected(f"Bad token; {exc}", WWW_AUTHENTICATE_INVALID)
         key_name = conf.key_claim_name
         key = claims.get(key_name, header.get(key_name))
         if key is None:
-            return Rejected({"message": f"No mandatory '{key_name}' in claims"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected(f"No mandatory '{key_name}' in claims", WWW_AUTHENTICATE_INVALID)
         if not isinstance(key, str) or key == "":
-            return Rejected({"message": f"Invalid '{key_name}' in claims"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected(f"Invalid '{key_name}' in claims", WWW_AUTHENTICATE_INVALID)
         credential = self._credentials.get(key)
         if credential is None:
-            return Rejected({"message": f"No credentials found for given '{key_name}'"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected(f"No credentials found for given '{key_name}'", WWW_AUTHENTICATE_INVALID)
         # Checked before the signature, with the credential's algorithm only: this is
         # what stops alg=none and HS256-signed-with-the-public-key tokens.
         if header.get("alg") != credential.algorithm:
-            return Rejected({"message": "Invalid algorithm"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected("Invalid algorithm", WWW_AUTHENTICATE_INVALID)
         try:
             jwt.decode(
                 token,
@@ -109,9 +111,9 @@ class JwtAuthenticator:
                 },
             )
         except jwt.InvalidSignatureError:
-            return Rejected({"message": "Invalid signature"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected("Invalid signature", WWW_AUTHENTICATE_INVALID)
         except jwt.PyJWTError as exc:
-            return Rejected({"message": f"Bad token; {exc}"}, WWW_AUTHENTICATE_INVALID)
+            return Rejected(f"Bad token; {exc}", WWW_AUTHENTICATE_INVALID)
         return _Verified(credential, claims)
 
     def _claim_errors(self, conf: JwtConfig, claims: Mapping[str, Any]) -> dict[str, str]:

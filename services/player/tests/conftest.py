@@ -28,6 +28,8 @@ async def settings(make_database: Callable[[str], Awaitable[str]], amqp_names: A
             # Cheaper argon2id so hundreds of logins stay fast; the algorithm is the same.
             "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
             "TABLIUM_PLAYER_ARGON2_TIME_COST": "1",
+            # Tests register hundreds of accounts from one address; test_registration.py checks the limit.
+            "TABLIUM_PLAYER_REGISTRATIONS_PER_IP": "100000",
         },
     )
 
@@ -40,9 +42,9 @@ async def client(settings: PlayerSettings) -> AsyncIterator[AsyncTestClient]:
 
 @pytest.fixture(autouse=True)
 async def clear_login_limits() -> AsyncIterator[None]:
-    """Login throttles live in Redis (under this run's namespace); each test starts with none."""
+    """Login and registration throttles live in Redis (under this run's namespace); each test starts with none."""
     redis = Redis.from_url("redis://127.0.0.1:6379/0")
-    keys = [key async for key in redis.scan_iter(f"test-{RUN_ID}:player:login:*")]
+    keys = [key for what in ("login", "register") async for key in redis.scan_iter(f"test-{RUN_ID}:player:{what}:*")]
     if keys:
         await redis.delete(*keys)
     yield

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 
@@ -46,11 +47,54 @@ async def test_usernames_and_emails_unique_ignoring_case(client: AsyncTestClient
     same_name = {**api.new_user(), "username": user["username"].upper()}
     response = await client.post("/api/v1/auth/register", json=same_name)
     assert response.status_code == 409
-    assert response.json()["detail"] == "username is taken"
+    # One answer for either clash: naming the e-mail address would tell anyone it has an account.
+    assert response.json()["detail"] == "username or e-mail address is already registered"
     same_email = {**api.new_user(), "email": user["email"].upper()}
     response = await client.post("/api/v1/auth/register", json=same_email)
     assert response.status_code == 409
-    assert response.json()["detail"] == "e-mail address is already registered"
+    assert response.json()["detail"] == "username or e-mail address is already registered"
+
+
+async def test_fullwidth_username_is_the_same_name(client: AsyncTestClient, api: Any) -> None:
+    user = await api.register()
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in user["username"])  # U+FF01..U+FF5E; NFKC undoes it
+    assert fullwidth != user["username"]
+    response = await client.post("/api/v1/auth/register", json={**api.new_user(), "username": fullwidth})
+    assert response.status_code == 409, response.text
+    login = await client.post("/api/v1/auth/login", json={"login": fullwidth.upper(), "password": user["password"]})
+    assert login.status_code == 200, login.text
+    me = await client.get("/api/v1/players/me", headers=api.bearer(login.json()))
+    assert me.json()["id"] == user["id"]
+    # A fullwidth name nobody has is stored in its plain form.
+    plain = api.new_user()["username"]
+    created = await api.register({**api.new_user(), "username": "\uff42" + plain[1:]})
+    assert created["username"] == "b" + plain[1:]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "status"),
+    [
+        # Dotted capital I folds to "i" + combining dot above (U+0307), which Postgres' lower() doesn't:
+        # the old check passed and the lower() index answered with a 500.
+        ("\u0130x{n}@example.com", "i\u0307x{n}@example.com", 409),
+        ("\u0130x{n}@example.com", "\u0130X{n}@EXAMPLE.COM", 409),
+        ("\u0130x{n}@example.com", "ix{n}@example.com", 201),  # a different address, as in Python
+        ("stra\u00dfe{n}@example.com", "STRASSE{n}@example.com", 409),  # full case folding: ß is ss
+        ("\uff41x{n}@example.com", "ax{n}@example.com", 409),  # fullwidth
+    ],
+)
+async def test_emails_compare_nfkc_casefolded(
+    client: AsyncTestClient, api: Any, first: str, second: str, status: int
+) -> None:
+    n = api.new_user()["username"]
+    owner = await api.register({**api.new_user(), "email": first.format(n=n)})
+    response = await client.post("/api/v1/auth/register", json={**api.new_user(), "email": second.format(n=n)})
+    assert response.status_code == status, response.text
+    # Logging in with the second spelling reaches the owner's account exactly when it was refused as taken.
+    login = await client.post("/api/v1/auth/login", json={"login": second.format(n=n), "password": owner["password"]})
+    assert login.status_code == 200, login.text
+    me = await client.get("/api/v1/players/me", headers=api.bearer(login.json()))
+    assert (me.json()["id"] == owner["id"]) is (status == 409)
 
 
 async def test_public_profile_hides_private_fields(client: AsyncTestClient, api: Any) -> None:

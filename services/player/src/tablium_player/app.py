@@ -18,6 +18,7 @@ from tablium_kit.ratelimit import RateLimiter
 from tablium_player.api.auth import AuthController
 from tablium_player.api.players import AdminController, MyProfileController, PublicProfileController
 from tablium_player.db.models import MESSAGING
+from tablium_player.domain.throttle import BackoffPolicy, LoginThrottle
 from tablium_player.domain.tokens import SigningKeys
 from tablium_player.service import Accounts
 from tablium_player.settings import PlayerSettings, load_settings
@@ -69,11 +70,22 @@ def create_app(settings: PlayerSettings | None = None) -> Litestar:
                 limit=settings.login_attempts_per_ip,
                 window_s=settings.login_ip_window_s,
             ),
-            account_limiter=RateLimiter(
+            login_throttle=LoginThrottle(
                 redis,
-                prefix=settings.redis_key("login", "account"),
-                limit=settings.login_failures_per_account,
-                window_s=settings.login_account_window_s,
+                prefix=settings.redis_key("login", "backoff"),
+                policy=BackoffPolicy(
+                    free_failures_per_ip=settings.login_free_failures_per_ip,
+                    free_failures_per_account=settings.login_free_failures_per_account,
+                    base_s=settings.login_backoff_base_s,
+                    max_s=settings.login_backoff_max_s,
+                    memory_s=settings.login_failure_memory_s,
+                ),
+            ),
+            registration_limiter=RateLimiter(
+                redis,
+                prefix=settings.redis_key("register", "ip"),
+                limit=settings.registrations_per_ip,
+                window_s=settings.registration_window_s,
             ),
         )
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tablium_kit import db
 from tablium_kit.cli import service_cli
 from tablium_player.app import MIGRATIONS, password_hasher
 from tablium_player.db.models import Player
-from tablium_player.domain.rules import ROLES
+from tablium_player.domain.rules import ROLES, identity_key
 from tablium_player.service import create_player
 from tablium_player.settings import load_settings
 
@@ -33,7 +33,8 @@ def create_account(username: str, email: str, password: str, roles: tuple[str, .
         engine = db.create_engine(settings.database_url, pool_size=1)
         try:
             async with db.session_factory(engine)() as session, session.begin():
-                existing = await session.scalar(select(Player).where(func.lower(Player.username) == username.lower()))
+                key = identity_key(username)
+                existing = await session.scalar(select(Player).where(Player.username_key == key))
                 if existing is not None:
                     if if_missing:
                         return f"player: {username} exists"

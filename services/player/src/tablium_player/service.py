@@ -6,6 +6,7 @@ response is a success and rolls it back otherwise.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,8 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.di import NamedDependency
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.db import Reader, Record
@@ -26,10 +28,13 @@ from tablium_kit.ratelimit import RateLimiter
 from tablium_player.api.schemas import OwnProfile, Preferences, ProfileUpdate, PublicProfile, Stats, TokenPair
 from tablium_player.db.models import Player, RefreshToken
 from tablium_player.domain import rules
+from tablium_player.domain.throttle import LoginThrottle
 from tablium_player.domain.tokens import SigningKeys, issue_access_token, new_refresh_secret, refresh_token_hash
 from tablium_player.events import publish_player_registered
 from tablium_player.settings import PlayerSettings
 
+IDENTIFIER_TAKEN = "username or e-mail address is already registered"
+UNIQUE_VIOLATION = "23505"
 PLAYER_BY_ID = select(Player.__table__).where(Player.id == bindparam("player_id"))
 
 
@@ -46,42 +51,45 @@ class Accounts:
         keys: SigningKeys,
         hasher: PasswordHasher,
         ip_limiter: RateLimiter,
-        account_limiter: RateLimiter,
+        login_throttle: LoginThrottle,
+        registration_limiter: RateLimiter,
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.hasher = hasher
         self.ip_limiter = ip_limiter
-        self.account_limiter = account_limiter
+        self.login_throttle = login_throttle
+        self.registration_limiter = registration_limiter
         # Verifying against this when the account does not exist keeps the timing of
         # "no such user" and "wrong password" alike.
         self._dummy_hash = hasher.hash("not-a-real-password")
 
     # -- registration and login -------------------------------------------------------------
 
-    async def register(self, session: AsyncSession, *, username: str, email: str, password: str) -> Player:
+    async def register(
+        self, session: AsyncSession, *, username: str, email: str, password: str, client_ip: str
+    ) -> Player:
+        # Every attempt counts, refused ones included: each answer tells whether an identifier is
+        # free, so this bounds how fast one address can probe for registered e-mail addresses.
+        await self.registration_limiter.hit(client_ip, what="registrations from this address")
         return await create_player(session, self.hasher, username=username, email=email, password=password)
 
     async def login(self, session: AsyncSession, *, login: str, password: str, client_ip: str) -> TokenPair:
         await self.ip_limiter.hit(client_ip, what="login attempts from this address")
-        account_key = login.strip().lower()
-        await self._check_account_not_locked(account_key)
-        player = await session.scalar(
-            select(Player).where(
-                or_(func.lower(Player.username) == account_key, func.lower(Player.email) == account_key)
-            )
-        )
-        if player is None or not await self._verify(player.password_hash if player else self._dummy_hash, password):
-            await self.account_limiter.hit(account_key, what="failed logins for this account")
+        key = rules.identity_key(login.strip())
+        player = await session.scalar(select(Player).where(or_(Player.username_key == key, Player.email_key == key)))
+        # Throttled by account, so its username and its e-mail address share one budget; a login
+        # nobody has is throttled by itself, exactly alike, so the answers don't reveal which exist.
+        account = f"id:{player.id}" if player is not None else f"login:{key}"
+        await self.login_throttle.attempt(client_ip=client_ip, account=account)
+        # Always one hash verification, so "no such login" takes as long as "wrong password".
+        valid = await self._verify(player.password_hash if player is not None else self._dummy_hash, password)
+        if player is None or not valid:
             raise Unauthorized("invalid login or password")
-        await self.account_limiter.reset(account_key)
+        await self.login_throttle.succeeded(client_ip=client_ip, account=account)
         if self.hasher.check_needs_rehash(player.password_hash):
             player.password_hash = await anyio.to_thread.run_sync(self.hasher.hash, password)
         return await self._issue_pair(session, player, family_id=uuid.uuid4())
-
-    async def _check_account_not_locked(self, account_key: str) -> None:
-        # Only failures count against an account, so look without counting this attempt.
-        await self.account_limiter.check(account_key, what="failed logins for this account")
 
     async def _verify(self, password_hash: str, password: str) -> bool:
         def verify() -> bool:
@@ -201,25 +209,39 @@ async def create_player(
     password: str,
     roles: list[str] | None = None,
 ) -> Player:
-    """Validate and create an account, and record ``player.registered`` in the same transaction."""
-    rules.check_username(username)
+    """Validate and create an account, and record ``player.registered`` in the same transaction.
+
+    A clash of username or e-mail address is one 409 that doesn't say which: naming the
+    address would tell anyone which addresses have accounts, which the login form doesn't.
+    """
+    username = rules.normalize_username(username)
     email = rules.normalize_email(email)
-    rules.check_password(password, username=username)
+    # zxcvbn takes up to ~0.1 s on a long password: off the event loop, like the hash.
+    await anyio.to_thread.run_sync(functools.partial(rules.check_password, password, username=username, email=email))
     roles = rules.check_roles(roles or ["player"])
-    taken = await session.execute(
-        select(Player.username, Player.email).where(
-            or_(func.lower(Player.username) == username.lower(), func.lower(Player.email) == email.lower())
-        )
+    username_key, email_key = rules.identity_key(username), rules.identity_key(email)
+    taken = await session.scalar(
+        select(Player.id).where(or_(Player.username_key == username_key, Player.email_key == email_key)).limit(1)
     )
-    for existing_username, existing_email in taken:
-        if existing_username.lower() == username.lower():
-            raise Conflict("username is taken")
-        if existing_email.lower() == email.lower():
-            raise Conflict("e-mail address is already registered")
+    if taken is not None:
+        raise Conflict(IDENTIFIER_TAKEN)
     password_hash = await anyio.to_thread.run_sync(hasher.hash, password)
-    player = Player(username=username, email=email, password_hash=password_hash, roles=roles, preferences={})
+    player = Player(
+        username=username,
+        email=email,
+        username_key=username_key,
+        email_key=email_key,
+        password_hash=password_hash,
+        roles=roles,
+        preferences={},
+    )
     session.add(player)
-    await session.flush()  # surfaces a concurrent duplicate here, as a 409, not at commit
+    try:
+        await session.flush()  # a concurrent registration of the same key fails here, on the unique index
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+            raise Conflict(IDENTIFIER_TAKEN) from exc
+        raise
     await publish_player_registered(session, player)
     return player
 

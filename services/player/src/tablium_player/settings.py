@@ -20,11 +20,20 @@ class PlayerSettings(ServiceSettings, kw_only=True):
     jwt_retired_public_key_files: list[str] = msgspec.field(default_factory=list)
     access_token_ttl_s: int = 15 * 60
     refresh_token_ttl_s: int = 30 * 24 * 3600
-    # Login throttling: attempts per client address, failures per account.
+    # Login throttling (docs/adr/0001-service-kit.md, "Player accounts"): attempts per client
+    # address per window, then failures that are free before each next attempt waits a doubling
+    # delay, from base to max; failures are forgotten memory_s after the last attempt (longer
+    # than the largest delay, or waiting it out would start the count again).
     login_attempts_per_ip: int = 30
     login_ip_window_s: int = 60
-    login_failures_per_account: int = 5
-    login_account_window_s: int = 15 * 60
+    login_free_failures_per_ip: int = 20
+    login_free_failures_per_account: int = 5
+    login_backoff_base_s: float = 1.0
+    login_backoff_max_s: float = 15 * 60
+    login_failure_memory_s: int = 60 * 60
+    # Registration attempts per client address per window (refused ones count).
+    registrations_per_ip: int = 10
+    registration_window_s: int = 60 * 60
     # argon2id cost (OWASP's second recommended profile: 19 MiB, t=2, p=1).
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19 * 1024

@@ -8,8 +8,19 @@ from uuid import UUID
 
 import msgspec
 
-Username = Annotated[str, msgspec.Meta(min_length=3, max_length=20, pattern=r"^[A-Za-z0-9_]+$")]
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+# Checked after NFKC normalisation (rules.normalize_username), so no pattern here: a fullwidth
+# "\uff41lice" is "alice", and taken if "alice" is.
+Username = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=20,
+        description="3-20 letters, digits or underscores after Unicode NFKC normalisation; unique ignoring case.",
+    ),
+]
+Email = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=254, description="Unique ignoring case (NFKC, Unicode case folding).")
+]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from advanced_alchemy.mixins import AuditColumns, UUIDv7PrimaryKey
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, func
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -30,6 +30,12 @@ class Player(UUIDv7PrimaryKey, AuditColumns, Base):
     __tablename__ = "players"
     username: Mapped[str] = mapped_column(String(20))
     email: Mapped[str] = mapped_column(String(254))
+    # rules.identity_key of username and email (NFKC, case folded): what uniqueness and logins
+    # compare, computed in Python only, so the check before an insert and the index agree. NULL
+    # only for an account whose identifier collided with an older one when the keys were
+    # introduced (migration 5b1f0c7d2e94); new accounts always have both.
+    username_key: Mapped[str | None] = mapped_column(String(20), unique=True)
+    email_key: Mapped[str | None] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)), default=lambda: ["player"])
     display_name: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -44,11 +50,6 @@ class Player(UUIDv7PrimaryKey, AuditColumns, Base):
     tournaments_played: Mapped[int] = mapped_column(BigInteger, default=0)
     # Net chips won, in minor units (negative when losing).
     net_winnings: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-# Uniqueness ignores case: "Alice" and "alice" are one name, as are e-mail addresses.
-Index("uq_players_username_lower", func.lower(Player.username), unique=True)
-Index("uq_players_email_lower", func.lower(Player.email), unique=True)
 
 
 class RefreshToken(Base):
