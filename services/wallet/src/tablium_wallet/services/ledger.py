@@ -35,9 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import Conflict, ProblemError
 from tablium_kit.messaging.envelope import new_event
+from tablium_kit.money import MAX_AMOUNT, format_amount
 from tablium_wallet.domain import limits as limit_rules
 from tablium_wallet.domain.accounts import STAKE_KINDS
-from tablium_wallet.domain.assets import ASSETS, MAX_AMOUNT
+from tablium_wallet.domain.assets import ASSETS
 from tablium_wallet.domain.errors import (
     AccountNotFound,
     InvalidTransfer,
@@ -152,18 +153,21 @@ TRANSFER_COLUMNS = (
 
 
 def record_from_row(row: Sequence[Any]) -> TransferRecord:
+    # Amounts are numeric, which asyncpg decodes as Decimal: int() is exact, and Decimal arithmetic
+    # (28 significant digits by default) would not be.
+    amount = int(row[3])
     resolution_flags, resolution_amount = row[12], row[13]
     status = status_of(row[6], resolution_flags)
     posted = None
     if row[6] & TransferFlags.PENDING:
-        posted = resolution_amount if status == "posted" else None
+        posted = int(resolution_amount) if status == "posted" else None
     elif status == "posted":
-        posted = row[3]
+        posted = amount
     return TransferRecord(
         id=row[0],
         debit_account_id=row[1],
         credit_account_id=row[2],
-        amount=row[3],
+        amount=amount,
         asset=row[4],
         code=row[5],
         flags=row[6],
@@ -205,7 +209,7 @@ _WRITE = text(
     " INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id,"
     " timeout_s, expires_at, metadata, created_at)"
     " SELECT i, d, c, a, s, k, f, p, t, e, m::jsonb, :now FROM unnest("
-    " CAST(:id AS uuid[]), CAST(:debit AS uuid[]), CAST(:credit AS uuid[]), CAST(:amount AS bigint[]),"
+    " CAST(:id AS uuid[]), CAST(:debit AS uuid[]), CAST(:credit AS uuid[]), CAST(:amount AS numeric[]),"
     " CAST(:asset AS text[]), CAST(:code AS text[]), CAST(:flags AS int[]), CAST(:pending_id AS uuid[]),"
     " CAST(:timeout AS int[]), CAST(:expires AS timestamptz[]), CAST(:metadata AS text[])"
     " ) AS u(i, d, c, a, s, k, f, p, t, e, m)"
@@ -216,8 +220,9 @@ _WRITE = text(
     " DELETE FROM pending_transfers WHERE transfer_id = ANY(CAST(:closed AS uuid[]))"
     "), counters AS ("
     " UPDATE accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp,"
-    " credits_posted = u.cpo FROM unnest(CAST(:account AS uuid[]), CAST(:dp AS bigint[]), CAST(:dpo AS bigint[]),"
-    " CAST(:cp AS bigint[]), CAST(:cpo AS bigint[])) AS u(id, dp, dpo, cp, cpo) WHERE a.id = u.id"
+    " credits_posted = u.cpo FROM unnest(CAST(:account AS uuid[]), CAST(:dp AS numeric[]),"
+    " CAST(:dpo AS numeric[]), CAST(:cp AS numeric[]), CAST(:cpo AS numeric[])) AS u(id, dp, dpo, cp, cpo)"
+    " WHERE a.id = u.id"
     "), events AS ("
     " INSERT INTO outbox (id, type, subject, envelope, headers)"
     " SELECT i, t, s, e::jsonb, CAST(:headers AS jsonb) FROM unnest("
@@ -276,7 +281,7 @@ class _Batch:
         rows = await self.session.execute(_LOCK_ACCOUNTS, {"ids": list(account_ids)})
         for row in rows:
             self.accounts[row[0]] = _Account(
-                id=row[0], owner=row[1], kind=row[2], asset=row[3], balance=Balance(*row[4:9])
+                id=row[0], owner=row[1], kind=row[2], asset=row[3], balance=Balance(row[4], *map(int, row[5:9]))
             )
             deposit, loss, until, scheduled, scheduled_at = row[9:14]
             if deposit is not None and row[1] not in self.limits:
@@ -310,7 +315,7 @@ class _Batch:
         for debit, credit, amount, flags, debit_kind, credit_kind, still_open in rows:
             if flags & (TransferFlags.VOID_PENDING_TRANSFER) or (flags & TransferFlags.PENDING and not still_open):
                 continue  # released, or counted by the transfer that posted it
-            self._count(debit, credit, debit_kind, credit_kind, amount)
+            self._count(debit, credit, debit_kind, credit_kind, int(amount))
 
     def _count(self, debit: uuid.UUID, credit: uuid.UUID, debit_kind: str, credit_kind: str, amount: int) -> None:
         if credit in self.day_totals and debit_kind == "chain_clearing":
@@ -378,7 +383,7 @@ class _Batch:
                 return known, False
             raise TransferExists(f"transfer {t.id} exists with a different body")
         if not 0 < t.amount <= MAX_AMOUNT:
-            raise InvalidTransfer("amount must be a positive integer that fits 64 bits")
+            raise InvalidTransfer("amount must be a positive integer below 2^128")
         if t.asset not in ASSETS:
             raise InvalidTransfer(f"unknown asset {t.asset!r}")
         if t.debit_account_id == t.credit_account_id:
@@ -446,8 +451,8 @@ class _Batch:
                     "transfer_id": str(t.id),
                     "activity": what,
                     "limit": breach.limit,
-                    "limit_value": breach.value,
-                    "amount": t.amount,
+                    "limit_value": format_amount(breach.value) if isinstance(breach.value, int) else breach.value,
+                    "amount": format_amount(t.amount),
                     "asset": t.asset,
                     "code": t.code,
                 },
@@ -542,7 +547,7 @@ class _Batch:
                 "credit_account_id": str(credit.id),
                 "credit_owner": credit.owner,
                 "credit_kind": credit.kind,
-                "amount": record.amount,
+                "amount": format_amount(record.amount),
                 "asset": record.asset,
                 "code": record.code,
                 "metadata": record.metadata,
