@@ -33,7 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_kit.errors import Conflict, ProblemError
+from tablium_kit.errors import ProblemError, database_unavailable
 from tablium_kit.messaging.envelope import new_event
 from tablium_kit.money import MAX_AMOUNT, format_amount
 from tablium_wallet.domain import limits as limit_rules
@@ -685,8 +685,18 @@ class Ledger:
         """Apply independent operations (each succeeds or fails alone); one outcome per operation, in order.
 
         They join the queue together, so they share the next batch (or the next few, past ``max_batch``).
+        An operation that could not be applied at all (the database unavailable) raises its error, once
+        every operation is settled.
         """
-        return list(await asyncio.gather(*(self.submit_nowait(op) for op in ops)))
+        futures = [self.submit_nowait(op) for op in ops]
+        if not futures:
+            return []
+        await asyncio.wait(futures)
+        # Every failure retrieved (none is logged as never retrieved); the first is raised.
+        for failure in [future.exception() for future in futures]:
+            if failure is not None:
+                raise failure
+        return [future.result() for future in futures]
 
     def submit_nowait(self, op: Operation) -> asyncio.Future[Outcome]:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -716,13 +726,19 @@ class Ledger:
         ops = [op for op, _ in batch]
         try:
             outcomes = await self._transaction(ops)
-        except DBAPIError as error:
-            # Rare: a race with another process on a new transfer id, or a deadlock with a writer that
-            # does not lock in id order. Each operation then runs alone, so one cannot fail the others.
-            log.warning("batch failed; retrying its operations one by one", error=str(error.orig), size=len(ops))
-            outcomes = [await self._alone(op) for op in ops]
         except Exception as error:
-            log.exception("batch failed")
+            if isinstance(error, DBAPIError) and not database_unavailable(error):
+                # Rare: a race with another process on a new transfer id, or a deadlock with a writer that
+                # does not lock in id order. Each operation then runs alone, so one cannot fail the others.
+                log.warning("batch failed; retrying its operations one by one", error=str(error.orig), size=len(ops))
+                await self._settle_alone(batch)
+                return
+            if database_unavailable(error):
+                # Nothing was applied, and each operation alone would only meet the outage again: every
+                # caller gets the error (the kit answers 503 and Retry-After) and retries with its own ids.
+                log.warning("batch failed: the database is unavailable", error=repr(error), size=len(ops))
+            else:
+                log.exception("batch failed")
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
@@ -730,6 +746,17 @@ class Ledger:
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+
+    async def _settle_alone(self, batch: list[tuple[Operation, asyncio.Future[Outcome]]]) -> None:
+        for op, future in batch:
+            try:
+                outcome = await self._alone(op)
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(outcome)
 
     async def _transaction(self, ops: Sequence[Operation]) -> list[Outcome]:
         async with self._sessions() as session:
@@ -741,11 +768,15 @@ class Ledger:
             return outcomes
 
     async def _alone(self, op: Operation) -> Outcome:
-        for attempt in range(3):
+        """Up to three attempts. A failure is raised, never turned into a refusal: the database being
+        unavailable at once, a third one at the end (a lasting deadlock or serialization failure is a 503
+        for the kit too, anything else a 500). The operation's own refusals are outcomes, not failures."""
+        for _ in range(2):
             try:
                 (outcome,) = await self._transaction([op])
                 return outcome
             except DBAPIError as error:
-                if attempt == 2:
-                    return Conflict(f"the ledger could not apply this operation: {error.orig}")
-        raise AssertionError("unreachable")
+                if database_unavailable(error):
+                    raise
+        (outcome,) = await self._transaction([op])
+        return outcome
