@@ -4,8 +4,8 @@ ETH counts in wei (10^18 a coin) and the ledger's counters only grow, so 64 bits
 128 bits are TigerBeetle's width. Chips are counted the same way. See ADR 0007.
 
 - **JSON** (API bodies, event payloads): a decimal string of canonical digits, ``"1000"``. A JSON
-  number would lose precision in any JavaScript client past 2^53, and msgspec cannot even encode an
-  int past 2^64. Fields are typed :data:`Amount` (0 allowed), :data:`PositiveAmount` (a transfer's
+  number would lose precision in any JavaScript client past 2^53 (and in any decoder that reads
+  numbers as doubles). Fields are typed :data:`Amount` (0 allowed), :data:`PositiveAmount` (a transfer's
   amount) or :data:`SignedAmount` (derived figures that may be negative: a clearing account's
   balance). The pattern refuses ``1e3``, ``5.0``, ``" 5"``, ``"+5"``, ``"05"`` and ``"5\\n"`` while
   decoding; :func:`parse_amount` turns the string into the ``int`` domain code uses and refuses
