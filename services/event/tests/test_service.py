@@ -593,6 +593,7 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     decisions = (await client.get(f"/api/v1/tournaments/{tournament_id}/decisions", headers=DIRECTOR)).json()
     assert any(row["kind"] == "pause" for row in decisions)
     assert all(row["reason"] for row in decisions)
+    assert [row["data"][4] for row in decisions if row["kind"] == "undo-bust"] == ["100"], "chips as a string"
 
 
 async def test_a_hold_voided_by_the_wallet_releases_the_registration(

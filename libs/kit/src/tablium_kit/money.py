@@ -73,6 +73,18 @@ SignedAmount = Annotated[
     ),
 ]
 
+
+def _members(pattern: str, where: str) -> msgspec.Meta:
+    return msgspec.Meta(extra_json_schema={"extra": {where: {"type": "string", "pattern": pattern}}})
+
+
+# Litestar's OpenAPI shows a list's or a dict's members without their constraints (msgspec still enforces
+# them); annotating the container with one of these puts the pattern back in the document:
+# ``Annotated[list[Amount], AMOUNT_ITEMS]``, ``Annotated[dict[str, PositiveAmount], POSITIVE_AMOUNT_VALUES]``.
+AMOUNT_ITEMS = _members(AMOUNT_PATTERN, "items")
+AMOUNT_VALUES = _members(AMOUNT_PATTERN, "additionalProperties")
+POSITIVE_AMOUNT_VALUES = _members(POSITIVE_AMOUNT_PATTERN, "additionalProperties")
+
 _AMOUNT = re.compile(AMOUNT_PATTERN)
 
 

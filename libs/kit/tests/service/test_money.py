@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
 
 import msgspec
 import pytest
@@ -17,9 +18,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import StaticKeySource
 from tablium_kit.money import (
+    AMOUNT_ITEMS,
     AMOUNT_PATTERN,
+    AMOUNT_VALUES,
     MAX_AMOUNT,
     POSITIVE_AMOUNT_PATTERN,
+    POSITIVE_AMOUNT_VALUES,
     Amount,
     AmountOutOfRange,
     AmountType,
@@ -52,13 +56,24 @@ async def deposit(data: JSONBody[Deposit]) -> DepositOut:
     return DepositOut(amount=format_amount(amount), balance=format_amount(parse_amount(data.fee) - amount))
 
 
+class Payouts(msgspec.Struct, forbid_unknown_fields=True):
+    prizes: Annotated[list[Amount], AMOUNT_ITEMS]
+    caps: Annotated[dict[str, PositiveAmount], POSITIVE_AMOUNT_VALUES]
+    stacks: Annotated[dict[str, Amount], AMOUNT_VALUES]
+
+
+@post("/payouts")
+async def payouts(data: JSONBody[Payouts]) -> Payouts:
+    return data
+
+
 @pytest.fixture(scope="module")
 async def client(sample_settings: ServiceSettings, signing_key: rsa.RSAPrivateKey) -> AsyncIterator[AsyncTestClient]:
     app = create_service_app(
         ServiceDefinition(
             settings=sample_settings,
             title="money",
-            route_handlers=[deposit],
+            route_handlers=[deposit, payouts],
             key_source=StaticKeySource({KID: signing_key.public_key()}),
         )
     )
@@ -158,3 +173,15 @@ async def test_numeric_39_0_round_trips_ints_exactly_and_checks_the_range(
                     await connection.execute(insert(ledger), [{"amount": outside}])
     finally:
         await engine.dispose()
+
+
+async def test_members_of_lists_and_dicts_are_checked_and_documented(client: AsyncTestClient) -> None:
+    good = {"prizes": ["0", "5"], "caps": {"USDT": "1"}, "stacks": {"1": "0"}}
+    assert (await client.post("/payouts", json=good)).json() == good
+    for bad in ({"prizes": [5]}, {"prizes": ["05"]}, {"caps": {"USDT": "0"}}, {"stacks": {"1": "1e3"}}):
+        response = await client.post("/payouts", json={**good, **bad})
+        assert response.status_code == 400, (bad, response.text)
+    fields = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]["Payouts"]["properties"]
+    assert fields["prizes"]["items"] == {"type": "string", "pattern": AMOUNT_PATTERN}
+    assert fields["caps"]["additionalProperties"] == {"type": "string", "pattern": POSITIVE_AMOUNT_PATTERN}
+    assert fields["stacks"]["additionalProperties"] == {"type": "string", "pattern": AMOUNT_PATTERN}

@@ -46,6 +46,20 @@ def _strings(value: Any) -> Any:
     return value
 
 
+# Decision log rows carry their facts by position: the kinds with chips among them, and where.
+_CHIPS_IN_DECISIONS = {"undo-bust": 4}
+
+
+def decision_to_wire(decision: dict[str, Any]) -> dict[str, Any]:
+    """A decision log row (``engine.describe``) with its chips, if it has any, as a decimal string."""
+    index = _CHIPS_IN_DECISIONS.get(decision["kind"])
+    if index is None:
+        return decision
+    data = list(decision["data"])
+    data[index] = format_amount(data[index])
+    return {**decision, "data": data}
+
+
 def to_wire(value: Any) -> Any:
     """``value`` (dicts and lists, nested) with every amount of money or chips as a decimal string."""
     if isinstance(value, dict):

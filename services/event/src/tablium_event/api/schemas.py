@@ -10,7 +10,7 @@ from uuid import UUID
 import msgspec
 
 from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig
-from tablium_kit.money import Amount, PositiveAmount, parse_amount
+from tablium_kit.money import AMOUNT_ITEMS, AMOUNT_VALUES, Amount, PositiveAmount, parse_amount
 
 # Money (in the asset's minor unit) and chips are the kit's amounts: decimal strings in JSON.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -152,7 +152,7 @@ class HandIn(Request):
     hand_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     table: Annotated[int, msgspec.Meta(ge=1)]
     # Entry id (as a string: JSON object keys) -> chips after the hand, for every seated entry.
-    stacks: dict[str, Amount]
+    stacks: Annotated[dict[str, Amount], AMOUNT_VALUES]
     # Busted entry -> the entries that eliminated it (PKO bounties).
     knockouts: dict[str, list[int]] = msgspec.field(default_factory=dict)
 
@@ -166,7 +166,7 @@ class TournamentOut(msgspec.Struct, kw_only=True):
     config: dict[str, Any]
     entries: int
     prize_pool: Amount
-    payouts: list[Amount]
+    payouts: Annotated[list[Amount], AMOUNT_ITEMS]
     clock: dict[str, Any] | None
     tables: int
     players_left: int | None

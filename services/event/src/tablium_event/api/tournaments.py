@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from tablium_event.amounts import to_wire
+from tablium_event.amounts import decision_to_wire, to_wire
 from tablium_event.api.schemas import (
     EntryOut,
     PurchaseIn,
@@ -242,7 +242,7 @@ class TournamentController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
     ) -> list[dict[str, Any]]:
         engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
-        return engine.decisions(since)[:limit] if engine else []
+        return [decision_to_wire(row) for row in engine.decisions(since)[:limit]] if engine else []
 
     @get(
         "/{tournament_id:uuid}/deal",

@@ -11,7 +11,14 @@ import msgspec
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_kit.errors import ProblemError
-from tablium_kit.money import Amount, PositiveAmount, SignedAmount, format_amount, parse_amount
+from tablium_kit.money import (
+    POSITIVE_AMOUNT_VALUES,
+    Amount,
+    PositiveAmount,
+    SignedAmount,
+    format_amount,
+    parse_amount,
+)
 from tablium_wallet.domain import limits as rules
 from tablium_wallet.domain.accounts import flag_names
 from tablium_wallet.domain.ledger import TransferFlags
@@ -167,8 +174,12 @@ class HistoryPage(msgspec.Struct, kw_only=True):
 class Limits(Request):
     """Daily limits per asset (minor units; an asset left out has no limit) and self-exclusion."""
 
-    daily_deposit_limit: dict[AssetCode, PositiveAmount] = msgspec.field(default_factory=dict)
-    daily_loss_limit: dict[AssetCode, PositiveAmount] = msgspec.field(default_factory=dict)
+    daily_deposit_limit: Annotated[dict[AssetCode, PositiveAmount], POSITIVE_AMOUNT_VALUES] = msgspec.field(
+        default_factory=dict
+    )
+    daily_loss_limit: Annotated[dict[AssetCode, PositiveAmount], POSITIVE_AMOUNT_VALUES] = msgspec.field(
+        default_factory=dict
+    )
     self_excluded_until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
     def to_rules(self) -> rules.Limits:
