@@ -126,7 +126,7 @@ class InternalController(Controller):
     async def post_pending(
         self, transfer_id: FromPath[UUID], data: JSONBody[PostRequest], ledger: LedgerDep
     ) -> TransferOut:
-        result = await ledger.submit(Resolve(transfer_id, "post", data.amount_value()))
+        result = await ledger.submit(data.to_operation(transfer_id))
         return transfer_out(result.transfers[0])
 
     @post("/transfers/{transfer_id:uuid}/void", status_code=HTTP_200_OK, summary="Void a pending transfer")

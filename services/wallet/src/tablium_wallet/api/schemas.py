@@ -111,8 +111,8 @@ class PostRequest(Request):
     # None posts the whole pending amount; less releases the rest.
     amount: PositiveAmount | None = None
 
-    def amount_value(self) -> int | None:
-        return None if self.amount is None else parse_amount(self.amount)
+    def to_operation(self, pending_id: UUID) -> Resolve:
+        return Resolve(pending_id, "post", None if self.amount is None else parse_amount(self.amount))
 
 
 class ResolutionRequest(Request):
