@@ -84,7 +84,7 @@ local function transfer()
   local c = math.random(#accounts - 1)
   if c >= d then c = c + 1 end
   return id, string.format(
-    '{"id":"%%s","debit_account_id":"%%s","credit_account_id":"%%s","amount":%%d,"asset":"USDT","code":"bench"}',
+    '{"id":"%%s","debit_account_id":"%%s","credit_account_id":"%%s","amount":"%%d","asset":"USDT","code":"bench"}',
     id, accounts[d], accounts[c], math.random(100))
 end
 function request()

@@ -106,10 +106,17 @@ def fund_demo_players() -> None:
             "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tablium-demo-funding:{username}:USDT")),
             "player_id": me.raise_for_status().json()["id"],
             "asset": "USDT",
-            "amount": 1_000 * 10**6,
+            "amount": str(1_000 * 10**6),
             "reason": "demo data",
         }
-        httpx.post(f"{wallet}/api/v1/admin/wallet/credit", json=credit, headers=admin).raise_for_status()
+        # The wallet credits registered players only, and learns of them from player.registered: the
+        # just-seeded players may take a moment to reach it.
+        for _ in range(100):
+            response = httpx.post(f"{wallet}/api/v1/admin/wallet/credit", json=credit, headers=admin)
+            if response.status_code != 404:
+                break
+            time.sleep(0.1)
+        response.raise_for_status()
 
 
 def main() -> None:

@@ -41,8 +41,10 @@ from test_service import (
     Ledger,
     SessionFactory,
     instructions_of,
+    ints,
     new_tournament,
     register_players,
+    wire,
 )
 
 from tablium_kit.messaging.testing import AmqpNames
@@ -127,7 +129,7 @@ async def drive(
     """The lobby's part (as in test_service.play_to_the_end), reporting each hand through ``report``."""
     runner = TableRunner()
     stacks: dict[int, int] = {}
-    for table in (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json():
+    for table in ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()):
         for seat, occupant in enumerate(table["seats"]):
             if occupant is not None:
                 runner.apply(
@@ -157,7 +159,9 @@ async def drive(
 def over_http(client: AsyncTestClient, tournament_id: str) -> Report:
     async def report(_: int, body: dict[str, Any]) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {SERVICE.token()}"}
-        response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+        response = await client.post(
+            f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers
+        )
         assert response.status_code == 200, response.text
         answer: dict[str, Any] = response.json()
         return answer
@@ -234,11 +238,13 @@ async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
             return
         if hands == 20:
             # A refused fact (chips appear from nowhere): 409, and the engine it touched is not kept.
-            [table, *_] = (await client.get(f"{url}/tables")).json()
+            [table, *_] = ints((await client.get(f"{url}/tables")).json())
             stacks = {str(s["entry"]): s["stack"] + 1 for s in table["seats"] if s is not None}
             body = {"hand_id": "bad", "table": table["table"], "stacks": stacks}
             headers = {"Authorization": f"Bearer {SERVICE.token()}"}
-            response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+            response = await client.post(
+                f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers
+            )
             assert response.status_code == 409, response.text
             assert live.engines.peek(uuid.UUID(tournament_id)) is None
             return
@@ -246,7 +252,7 @@ async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
 
     hands = await drive(client, tournament_id, random.Random(3), over_http(client, tournament_id), after_hand)
     assert hands > 30
-    lobby = (await client.get(url)).json()
+    lobby = ints((await client.get(url)).json())
     assert (lobby["status"], lobby["entries"]) == ("finished", 21)
     assert lobby["clock"]["level"] > 2, "the clock moved the levels on"
     async with sessions() as session:
@@ -257,7 +263,7 @@ async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
     assert {"entry", "pause", "resume", "hand", "tick"} <= kinds
     assert idle_calls > 1, "idle periods were part of the run"
     assert clock_calls > idle_calls, "and ticks that changed the level"
-    standings = (await client.get(f"{url}/standings")).json()
+    standings = ints((await client.get(f"{url}/standings")).json())
     assert sorted(row["place"] for row in standings) == list(range(1, 22))
     assert sum(row["prize"] for row in standings) == 21_000
 
@@ -301,7 +307,7 @@ async def test_two_processes_alternating_hand_reports_stay_correct(
             assert row is not None
             await tournaments.engine_of(session, row)  # a read brings a stale one up to date
         assert_live_is_replayed(tournaments, tournament_id, expected)
-    standings = (await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json()
+    standings = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json())
     assert sorted(row["place"] for row in standings) == list(range(1, 15))
     prizes = {row["player"]: row["prize"] for row in standings}
     for player, account in players.items():
@@ -383,7 +389,7 @@ async def assert_started_once(
     fees_before: int,
 ) -> None:
     count = len(accounts)
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["status"], lobby["entries"], lobby["prize_pool"]) == ("running", count, count * 1_000)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == count * 1_000, "the pool holds the buy-ins, each once"
@@ -402,7 +408,9 @@ async def assert_started_once(
     assert {r.status for r in regs} == {"posted"}
     assert sorted(r.entry_id for r in regs) == list(range(1, count + 1))
     assert started == 1, "the engine was built once: one event.tournament_started"
-    seated = [s for t in (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json() for s in t["seats"]]
+    seated = [
+        s for t in ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()) for s in t["seats"]
+    ]
     assert sorted(s["entry"] for s in seated if s is not None) == list(range(1, count + 1))
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 409, "started already"
@@ -533,7 +541,7 @@ async def test_the_journal_before_the_kept_snapshots_is_pruned_and_replay_stays_
     await pruning.wallet.aclose()
     assert hands > 3 * SNAPSHOT_EVERY
     assert pruned, "the journal was pruned"
-    standings = (await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json()
+    standings = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json())
     assert sorted(row["place"] for row in standings) == list(range(1, 13))
 
 

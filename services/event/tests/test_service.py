@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tablium_event.amounts import MONEY_AND_CHIPS, to_wire
 from tablium_event.app import create_app
 from tablium_event.db.models import Prize, Purchase, Registration
 from tablium_event.domain.instructions import (
@@ -80,6 +81,30 @@ def bearer(subject: str, roles: list[str]) -> dict[str, str]:
 
 
 DIRECTOR = bearer(str(uuid.uuid4()), ["player", "tournament_director"])
+
+
+def wire(body: Any) -> Any:
+    """A request body with its money and chips (a hand report's ``stacks`` too) as decimal strings."""
+    body = to_wire(body)
+    if isinstance(body, dict) and isinstance(body.get("stacks"), dict):
+        body["stacks"] = {entry: to_wire({"stack": stack})["stack"] for entry, stack in body["stacks"].items()}
+    return body
+
+
+def _int(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_int(item) for item in value]
+    assert not isinstance(value, int) or isinstance(value, bool), f"{value} travelled as a JSON number"
+    return int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value
+
+
+def ints(body: Any) -> Any:
+    """A response with its money and chips back as ints, for arithmetic; a JSON number there fails."""
+    if isinstance(body, dict):
+        return {key: _int(item) if key in MONEY_AND_CHIPS else ints(item) for key, item in body.items()}
+    if isinstance(body, list):
+        return [ints(item) for item in body]
+    return body
 
 
 def free_port() -> int:
@@ -183,7 +208,7 @@ class Ledger:
     async def balance(self, account_id: str) -> int:
         response = await self.http.get(f"/internal/v1/accounts/{account_id}", headers=self.headers())
         assert response.status_code == 200, response.text
-        balance: int = response.json()["balance"]["available"]
+        balance = int(response.json()["balance"]["available"])
         return balance
 
     async def fund(self, player: str, amount: int) -> str:
@@ -197,7 +222,7 @@ class Ledger:
             "asset": "USDT",
             "code": "test_funding",
         }
-        response = await self.http.post("/internal/v1/transfers", json=body, headers=self.headers())
+        response = await self.http.post("/internal/v1/transfers", json=wire(body), headers=self.headers())
         assert response.status_code in (200, 201), response.text
         return account
 
@@ -219,7 +244,7 @@ async def ledger(wallet_url: str) -> AsyncIterator[Ledger]:
 
 async def new_tournament(client: AsyncTestClient, **config: Any) -> str:
     body = {"name": "Sunday test", "buy_in": 1_000, "fee": 100, "seats_per_table": 6, "seed": 42, **config}
-    response = await client.post("/api/v1/tournaments", json=body, headers=DIRECTOR)
+    response = await client.post("/api/v1/tournaments", json=wire(body), headers=DIRECTOR)
     assert response.status_code == 201, response.text
     tournament_id: str = response.json()["id"]
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/open", headers=DIRECTOR)
@@ -264,7 +289,7 @@ async def play_to_the_end(client: AsyncTestClient, tournament_id: str, seed: int
     """The lobby's part: deal at tables, report hands, follow the instructions."""
     rng = random.Random(seed)
     runner = TableRunner()
-    tables = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    tables = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     stacks: dict[int, int] = {}
     for table in tables:
         for seat, occupant in enumerate(table["seats"]):
@@ -285,13 +310,17 @@ async def play_to_the_end(client: AsyncTestClient, tournament_id: str, seed: int
         after = play_hand(rng, players, stacks, (0.3, 0.6, 0.1))
         runner.stop_dealing(table)
         body = {"hand_id": f"h{hands}", "table": table, "stacks": {str(e): s for e, s in after.items()}}
-        response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+        response = await client.post(
+            f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers
+        )
         assert response.status_code == 200, response.text
         if hands == 0:
-            replay = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+            replay = await client.post(
+                f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers
+            )
             assert replay.json() == response.json(), "a repeated hand report is answered, not applied again"
         stacks.update(after)
-        runner.apply(instructions_of(response.json()))
+        runner.apply(instructions_of(ints(response.json())))
         if table not in runner.held and table in runner.seated:
             runner.start_dealing(table)
         assert runner.moves_mid_hand == 0
@@ -324,7 +353,7 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
 
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
-    lobby = response.json()
+    lobby = ints(response.json())
     assert (lobby["status"], lobby["entries"], lobby["prize_pool"]) == ("running", 12, 12_000)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 12_000
@@ -332,17 +361,17 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
     # Deal offers for the director: chip chop for any field, ICM for at most 12 players.
     response = await client.get(f"/api/v1/tournaments/{tournament_id}/deal?method=chip-chop", headers=DIRECTOR)
     assert response.status_code == 200, response.text
-    assert sum(row["amount"] for row in response.json()) == 12_000
+    assert sum(row["amount"] for row in ints(response.json())) == 12_000
     response = await client.get(f"/api/v1/tournaments/{tournament_id}/deal?method=icm", headers=DIRECTOR)
     assert response.status_code == 200, response.text
-    assert sum(row["amount"] for row in response.json()) == 12_000
+    assert sum(row["amount"] for row in ints(response.json())) == 12_000
     response = await client.get(f"/api/v1/tournaments/{tournament_id}/deal?method=dice", headers=DIRECTOR)
     assert response.status_code == 400, response.text
 
     await play_to_the_end(client, tournament_id)
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert lobby["status"] == "finished"
-    standings = (await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json()
+    standings = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json())
     prizes = {row["player"]: row["prize"] for row in standings}
     assert sorted(row["place"] for row in standings) == list(range(1, 13))
     assert sum(prizes.values()) == 12_000
@@ -409,7 +438,7 @@ async def test_only_directors_direct_and_only_services_report_hands(client: Asyn
     assert response.status_code == 401
     response = await client.post(
         f"/internal/v1/tournaments/{uuid.uuid4()}/hands",
-        json={"hand_id": "1", "table": 1, "stacks": {}},
+        json=wire({"hand_id": "1", "table": 1, "stacks": {}}),
         headers=player,
     )
     assert response.status_code == 401
@@ -421,7 +450,9 @@ async def test_edit_before_start_only(client: AsyncTestClient, ledger: Ledger) -
     tournament_id = await new_tournament(client)
     response = await client.patch(
         f"/api/v1/tournaments/{tournament_id}",
-        json={"name": "Renamed", "config": {"name": "Renamed", "buy_in": 1_000, "fee": 100, "seats_per_table": 9}},
+        json=wire(
+            {"name": "Renamed", "config": {"name": "Renamed", "buy_in": 1_000, "fee": 100, "seats_per_table": 9}}
+        ),
         headers=DIRECTOR,
     )
     assert response.status_code == 200, response.text
@@ -440,9 +471,9 @@ async def test_an_edit_to_a_sit_and_go_with_fewer_seats_than_registrations_is_re
     players = await register_players(client, ledger, tournament_id, 3)
     config = {"name": "SNG", "buy_in": 1_000, "fee": 100, "format": "sng", "seats_per_table": 2}
     url = f"/api/v1/tournaments/{tournament_id}"
-    response = await client.patch(url, json={"config": config}, headers=DIRECTOR)
+    response = await client.patch(url, json=wire({"config": config}), headers=DIRECTOR)
     assert response.status_code == 409, response.text
-    response = await client.patch(url, json={"config": {**config, "seats_per_table": 4}}, headers=DIRECTOR)
+    response = await client.patch(url, json=wire({"config": {**config, "seats_per_table": 4}}), headers=DIRECTOR)
     assert response.status_code == 200, response.text
     response = await client.post(f"{url}/cancel", headers=DIRECTOR)
     assert response.status_code == 200, response.text
@@ -504,12 +535,12 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     assert response.status_code == 200, response.text
     # A late entry: held, then posted at once and seated.
     late = await register_players(client, ledger, tournament_id, 1)
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["entries"], lobby["prize_pool"], lobby["players_left"]) == (5, 5_000, 5)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 5_000
     # Someone busts; the director undoes it, then it happens again and the player re-enters.
-    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    [table] = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     seated = [s for s in table["seats"] if s is not None]
     loser, winner = seated[0], seated[1]
     stacks = {str(s["entry"]): s["stack"] for s in seated}
@@ -517,39 +548,39 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     stacks[str(loser["entry"])] = 0
     headers = {"Authorization": f"Bearer {SERVICE.token()}"}
     body = {"hand_id": "late-1", "table": table["table"], "stacks": stacks}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
     undo_url = f"/api/v1/tournaments/{tournament_id}/undo"
-    response = await client.post(undo_url, json={"what": "bust", "stack": 100}, headers=DIRECTOR)
+    response = await client.post(undo_url, json=wire({"what": "bust", "stack": 100}), headers=DIRECTOR)
     assert response.status_code == 409, "chips are never created: they must come back from a player"
     assert response.headers["content-type"].startswith("application/problem+json")
     response = await client.post(
-        undo_url, json={"what": "bust", "stack": 100, "from_entry": winner["entry"]}, headers=DIRECTOR
+        undo_url, json=wire({"what": "bust", "stack": 100, "from_entry": winner["entry"]}), headers=DIRECTOR
     )
     assert response.status_code == 200, response.text
     # The table is dealing: the correction happens when it reports that hand.
-    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    [table] = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
     body = {"hand_id": "late-2", "table": table["table"], "stacks": stacks}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
-    kinds = {(i["kind"], i["entry"]): i for i in response.json()["instructions"] if "entry" in i}
+    kinds = {(i["kind"], i["entry"]): i for i in ints(response.json())["instructions"] if "entry" in i}
     assert kinds[("seat_player", loser["entry"])]["stack"] == 100
     assert kinds[("set_stack", winner["entry"])]["stack"] == stacks[str(winner["entry"])] - 100
     # The player busts again and re-enters.
-    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    [table] = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
     stacks[str(winner["entry"])] += stacks[str(loser["entry"])]
     stacks[str(loser["entry"])] = 0
     body = {"hand_id": "late-3", "table": table["table"], "stacks": stacks}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
     response = await client.post(
         f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(loser["player"], ["player"])
     )
     assert response.status_code == 201, response.text
     assert response.json()["entry_no"] == 2
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["entries"], lobby["prize_pool"], lobby["players_left"]) == (6, 6_000, 5)
     all_players = {**players, **late}
     assert await ledger.balance(all_players[loser["player"]]) == 5_000 - 2 * 1_000
@@ -562,6 +593,7 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     decisions = (await client.get(f"/api/v1/tournaments/{tournament_id}/decisions", headers=DIRECTOR)).json()
     assert any(row["kind"] == "pause" for row in decisions)
     assert all(row["reason"] for row in decisions)
+    assert [row["data"][4] for row in decisions if row["kind"] == "undo-bust"] == ["100"], "chips as a string"
 
 
 async def test_a_hold_voided_by_the_wallet_releases_the_registration(
@@ -597,7 +629,7 @@ async def test_pko_with_an_overlay_pays_out_the_whole_pool(client: AsyncTestClie
     fees_before, adjustments_before = await ledger.balance(fees), await ledger.balance(adjustments)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
-    assert response.json()["prize_pool"] == 20_000, "the guarantee tops 12,000 of buy-ins up"
+    assert ints(response.json())["prize_pool"] == 20_000, "the guarantee tops 12,000 of buy-ins up"
     await play_to_the_end(client, tournament_id, seed=5)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 0
@@ -641,17 +673,17 @@ async def test_levels_and_breaks_run_on_the_clock_and_are_published(
             return [row[0] for row in rows]
 
     await run_clock(61)
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert lobby["clock"]["on_break"] is False, "the break waits for the table to finish its hand"
-    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    [table] = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
     headers = {"Authorization": f"Bearer {SERVICE.token()}"}
     body = {"hand_id": "before-break", "table": table["table"], "stacks": stacks}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert [i["kind"] for i in response.json()["instructions"]][-2:] == ["hold_table", "start_break"]
     assert response.json()["clock"]["on_break"] is True
     await run_clock(100)
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["clock"]["on_break"], lobby["clock"]["level"], lobby["clock"]["big_blind"]) == (False, 2, 40)
     published = await types()
     assert published.index("event.break_started") < published.index("event.break_ended")
@@ -667,7 +699,7 @@ async def test_bad_configurations_are_refused_before_anything_starts(client: Asy
         {"format": "satellite"},  # without a seat value
         {"breaks": [{"after_level": 0}]},
     ):
-        response = await client.post("/api/v1/tournaments", json={"name": "bad", **bad}, headers=DIRECTOR)
+        response = await client.post("/api/v1/tournaments", json=wire({"name": "bad", **bad}), headers=DIRECTOR)
         assert 400 <= response.status_code < 500, (bad, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
 
@@ -710,7 +742,7 @@ async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_r
     await reconciler.wallet.aclose()
     assert reg is not None
     assert (reg.status, reg.entry_id) == ("posted", 3)
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["entries"], lobby["players_left"], lobby["prize_pool"]) == (3, 3, 3_000)
     assert await ledger.balance(account) == 4_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
@@ -735,7 +767,7 @@ async def test_a_sit_and_go_starts_when_full_and_pays_out_the_pool(client: Async
     """The registration that fills the table starts it (no director); one more is refused, nothing held."""
     tournament_id = await new_tournament(client, format="sng", seats_per_table=3)
     players = await register_players(client, ledger, tournament_id, 3)
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["status"], lobby["entries"], lobby["prize_pool"], lobby["tables"]) == ("running", 3, 3_000, 1)
     late = str(uuid.uuid4())
     late_account = await ledger.fund(late, 5_000)
@@ -743,7 +775,7 @@ async def test_a_sit_and_go_starts_when_full_and_pays_out_the_pool(client: Async
     assert response.status_code == 409, response.text
     assert await ledger.balance(late_account) == 5_000
     await play_to_the_end(client, tournament_id, seed=3)
-    standings = (await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json()
+    standings = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json())
     prizes = {row["player"]: row["prize"] for row in standings}
     for player, account in players.items():
         assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
@@ -791,13 +823,13 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     response = await buy(rebuyer, "rebuys", request_id)
     assert response.status_code == 201, response.text
     first = response.json()
-    assert (first["kind"], first["status"], first["amount"]) == ("rebuy", "posted", 1_100)
+    assert (first["kind"], first["status"], first["amount"]) == ("rebuy", "posted", "1100")
     spent[rebuyer] += 1_100
     retry = await buy(rebuyer, "rebuys", request_id)
     assert retry.status_code == 201, retry.text
     assert retry.json() == first
     await balances_are_as_spent(5_000)
-    assert (await client.get(url)).json()["prize_pool"] == 5_000
+    assert ints((await client.get(url)).json())["prize_pool"] == 5_000
     # Refused by the engine: a second rebuy while the first one's chips are not yet in play, and an
     # add-on outside a break. Nothing moves.
     for player, what in ((rebuyer, "rebuys"), (adder, "addons")):
@@ -811,14 +843,14 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
 
     # The chips come with the table's next hand report, never mid-hand.
     headers = {"Authorization": f"Bearer {SERVICE.token()}"}
-    [table] = (await client.get(f"{url}/tables")).json()
+    [table] = ints((await client.get(f"{url}/tables")).json())
     seats = {s["player"]: s for s in table["seats"] if s is not None}
     assert seats[rebuyer]["stack"] == 10_000, "not during the hand"
     stacks = {str(s["entry"]): s["stack"] for s in seats.values()}
     body = {"hand_id": "rebuy-hand", "table": table["table"], "stacks": stacks}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
-    set_stacks = [i for i in response.json()["instructions"] if i["kind"] == "set_stack"]
+    set_stacks = [i for i in ints(response.json())["instructions"] if i["kind"] == "set_stack"]
     assert [(i["entry"], i["stack"], i["reason"]) for i in set_stacks] == [(seats[rebuyer]["entry"], 20_000, "rebuy")]
 
     clock = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
@@ -835,10 +867,10 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
 
     # The break after level 1: the add-on, once per entry.
     await run_clock(61)
-    [table] = (await client.get(f"{url}/tables")).json()
+    [table] = ints((await client.get(f"{url}/tables")).json())
     stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
     body = {"hand_id": "before-break", "table": table["table"], "stacks": stacks}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.json()["clock"]["on_break"] is True
     response = await buy(adder, "addons", str(uuid.uuid4()))
     assert response.status_code == 201, response.text
@@ -857,9 +889,9 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
 
     # Played to the end: the pool paid out includes the rebuy and the add-on, every unit accounted for.
     await play_to_the_end(client, tournament_id)
-    lobby = (await client.get(url)).json()
+    lobby = ints((await client.get(url)).json())
     assert (lobby["status"], lobby["prize_pool"]) == ("finished", 6_000)
-    standings = (await client.get(f"{url}/standings")).json()
+    standings = ints((await client.get(f"{url}/standings")).json())
     prizes = {row["player"]: row["prize"] for row in standings}
     assert sum(prizes.values()) == 6_000
     assert await ledger.balance(pool) == 0
@@ -899,17 +931,17 @@ async def test_bad_rebuy_settings_are_refused(client: AsyncTestClient) -> None:
         {"addon_chips": 5_000},  # no break after the rebuy period: no add-on break
     ):
         body = {"name": "bad", "buy_in": 1_000, **bad}
-        response = await client.post("/api/v1/tournaments", json=body, headers=DIRECTOR)
+        response = await client.post("/api/v1/tournaments", json=wire(body), headers=DIRECTOR)
         assert 400 <= response.status_code < 500, (bad, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
     response = await client.post(
-        "/api/v1/tournaments", json={"name": "ok", "buy_in": 1_000, **REBUYS}, headers=DIRECTOR
+        "/api/v1/tournaments", json=wire({"name": "ok", "buy_in": 1_000, **REBUYS}), headers=DIRECTOR
     )
     assert response.status_code == 201, response.text
     tournament_id = response.json()["id"]
     response = await client.patch(
         f"/api/v1/tournaments/{tournament_id}",
-        json={"config": {"name": "ok", "buy_in": 0, "rebuy_chips": 10_000, "rebuy_until_level": 1}},
+        json=wire({"config": {"name": "ok", "buy_in": 0, "rebuy_chips": 10_000, "rebuy_until_level": 1}}),
         headers=DIRECTOR,
     )
     assert response.status_code == 422, response.text
@@ -931,7 +963,7 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
     players = await register_players(client, ledger, str(tournament_id), 2)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
-    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    [table] = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     entries = {s["player"]: s["entry"] for s in table["seats"] if s is not None}
     rebuyer, adder = players
     async with sessions() as session:
@@ -961,7 +993,7 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
         }
     await reconciler.wallet.aclose()
     assert statuses == {"rebuy": "posted", "addon": "voided"}
-    assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["prize_pool"] == 3_000
+    assert ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())["prize_pool"] == 3_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 3_000
     assert await ledger.balance(players[rebuyer]) == 5_000 - 1_100 - 1_100
@@ -989,7 +1021,7 @@ async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounte
         f"{url}/rebuys", json={"request_id": str(uuid.uuid4())}, headers=bearer(rebuyer, ["player"])
     )
     assert response.status_code == 201, response.text
-    assert response.json()["amount"] == 1_300
+    assert ints(response.json())["amount"] == 1_300
     assert await ledger.balance(players[rebuyer]) == 5_000 - 2 * 1_300
     assert await ledger.balance(pool) == 5 * 1_200, "buy-ins and bounty parts in the pool, fees moved on"
     assert await ledger.balance(fees) - fees_before == 5 * 100
@@ -1003,11 +1035,11 @@ async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounte
         assert await ledger.balance(adjustments) == adjustments_before
         return
     # The rebuy's chips come with the next report; then played to a winner.
-    [table] = (await client.get(f"{url}/tables")).json()
+    [table] = ints((await client.get(f"{url}/tables")).json())
     stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
     body = {"hand_id": "pko-rebuy-hand", "table": table["table"], "stacks": stacks}
     headers = {"Authorization": f"Bearer {SERVICE.token()}"}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
     await play_to_the_end(client, tournament_id, seed=3)
     assert (await client.get(url)).json()["status"] == "finished"
@@ -1150,7 +1182,7 @@ async def test_bad_input_on_every_endpoint_is_a_problem_4xx(client: AsyncTestCli
                 method, url, content=body, headers={**headers, "content-type": "application/json"}
             )
         else:
-            response = await client.request(method, url, json=body, headers=headers)
+            response = await client.request(method, url, json=wire(body), headers=headers)
         answers.append((response.status_code, response.headers.get("content-type", ""), method, url, body))
     wrong = [a for a in answers if not (400 <= a[0] < 500 and a[1].startswith("application/problem+json"))]
     assert not wrong, wrong
@@ -1162,15 +1194,15 @@ async def report_hand(
     """The lobby reports a hand of ``table``; returns the instructions of the answer."""
     headers = {"Authorization": f"Bearer {SERVICE.token()}"}
     body = {"hand_id": hand_id, "table": table, "stacks": {str(e): s for e, s in stacks.items()}}
-    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+    response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
-    instructions: list[dict[str, Any]] = response.json()["instructions"]
+    instructions: list[dict[str, Any]] = ints(response.json())["instructions"]
     return instructions
 
 
 async def table_stacks(client: AsyncTestClient, tournament_id: str) -> dict[int, dict[int, int]]:
     """table -> entry -> chips, as the lobby shows them."""
-    tables = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    tables = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     return {t["table"]: {s["entry"]: s["stack"] for s in t["seats"] if s is not None} for t in tables}
 
 
@@ -1222,7 +1254,7 @@ async def test_the_lobby_lists_who_is_registered_before_and_after_the_start(
     ]
     seated = {
         s["player"]: s["entry"]
-        for t in (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+        for t in ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
         for s in t["seats"]
         if s is not None
     }
@@ -1248,7 +1280,7 @@ async def test_a_director_undo_of_a_bust_out_is_published(
     assert [(i["entry"], i["place"]) for i in out if i["kind"] == "eliminate_player"] == [(loser, 4)]
     response = await client.post(
         f"/api/v1/tournaments/{tournament_id}/undo",
-        json={"what": "bust", "stack": 1_000, "from_entry": winner},
+        json=wire({"what": "bust", "stack": 1_000, "from_entry": winner}),
         headers=DIRECTOR,
     )
     assert response.status_code == 200, response.text
@@ -1268,7 +1300,7 @@ async def test_a_director_undo_of_a_bust_out_is_published(
         "place": 4,
         "place_to": 4,
     }
-    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert lobby["players_left"] == 4
 
 
@@ -1310,7 +1342,7 @@ async def test_a_director_undo_of_a_move_sends_the_player_back_to_their_seat(
         long,
         move["from_seat"],
     )
-    tables = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    tables = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     seat_of = {s["entry"]: (t["table"], i) for t in tables for i, s in enumerate(t["seats"]) if s is not None}
     assert seat_of[move["entry"]] == (long, move["from_seat"])
     moved = [data for _, t, data in await outbox_of(sessions, tournament_id) if t == "event.player_moved"]
@@ -1402,4 +1434,63 @@ async def test_a_whole_tournament_publishes_its_events_over_rabbitmq_once_each_i
     prizes = [e.data for e in events if e.type == "event.prize_awarded"]
     assert prizes
     assert {p["asset"] for p in prizes} == {"USDT"}
-    assert sum(p["amount"] for p in prizes) == 7_000, "the prize pool, awarded once"
+    # Money travels as decimal strings in events too.
+    assert sum(int(p["amount"]) for p in prizes) == 7_000, "the prize pool, awarded once"
+    created = next(e.data for e in events if e.type == "event.tournament_created")
+    assert (created["config"]["buy_in"], created["config"]["starting_stack"]) == ("1000", "10000")
+    level = next(e.data for e in events if e.type == "event.level_changed")
+    assert all(isinstance(level[key], str) for key in ("small_blind", "big_blind", "ante"))
+    seats = [
+        i
+        for e in events
+        if e.type == "event.table_instructions"
+        for i in e.data["instructions"]
+        if i["kind"] == "seat_player"
+    ]
+    assert seats
+    assert all(i["stack"] == "10000" for i in seats)
+
+
+async def test_money_and_chips_travel_as_decimal_strings_past_64_bits(client: AsyncTestClient, ledger: Ledger) -> None:
+    """Buy-ins of 10^24 minor units (past 2^64) through the real wallet, and strict amounts on the way in."""
+    big = 10**24
+    body = {"name": "High roller", "buy_in": str(big), "fee": "7", "starting_stack": str(2**100), "seed": 1}
+    response = await client.post("/api/v1/tournaments", json=body, headers=DIRECTOR)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert (created["config"]["buy_in"], created["config"]["starting_stack"]) == (str(big), str(2**100))
+    tournament_id = created["id"]
+    assert (await client.post(f"/api/v1/tournaments/{tournament_id}/open", headers=DIRECTOR)).status_code == 200
+    listed = (await client.get("/api/v1/tournaments")).json()
+    summary = next(t for t in listed if t["id"] == tournament_id)
+    assert (summary["buy_in"], summary["fee"], summary["starts_with"]) == (str(big), "7", str(2**100))
+    players = [str(uuid.uuid4()) for _ in range(2)]
+    for player in players:
+        await ledger.fund(player, 3 * big)
+        response = await client.post(
+            f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(player, ["player"])
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["amount"] == str(big + 7)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    lobby = response.json()
+    assert lobby["prize_pool"] == str(2 * big)
+    assert sum(int(prize) for prize in lobby["payouts"]) == 2 * big
+    assert all(isinstance(prize, str) for prize in lobby["payouts"])
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 2 * big
+    (table,) = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    assert [seat["stack"] for seat in table["seats"] if seat is not None] == [str(2**100)] * 2
+    assert all(isinstance(lobby["clock"][key], str) for key in ("small_blind", "big_blind", "ante"))
+
+    for bad in (1000, 1e3, "1e3", "5.0", " 5", "+5", "05", "5\n", str(2**128)):
+        response = await client.post("/api/v1/tournaments", json={"name": "bad", "buy_in": bad}, headers=DIRECTOR)
+        assert response.status_code in (400, 422), (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    seat = next(s for s in table["seats"] if s is not None)
+    for bad in (2**100, "1e3", "-1"):
+        body = {"hand_id": "bad", "table": table["table"], "stacks": {str(seat["entry"]): bad}}
+        response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
+        assert response.status_code == 400, (bad, response.text)

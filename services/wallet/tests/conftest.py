@@ -106,7 +106,7 @@ class WalletApi:
             "id": str(uuid.uuid4()),
             "debit_account_id": debit["id"],
             "credit_account_id": credit["id"],
-            "amount": amount,
+            "amount": str(amount),
             "asset": debit["asset"],
             "code": "test",
             **extra,
@@ -123,6 +123,16 @@ class WalletApi:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    async def balance(self, account_id: str) -> dict[str, int]:
+        """An account's counters and balances, read as the strings they travel as."""
+        return amounts((await self.account(account_id))["balance"])
+
+
+def amounts(balance: dict[str, Any]) -> dict[str, int]:
+    """A balance's figures as ints, once checked to be the decimal strings the API promises."""
+    assert all(isinstance(v, str) for v in balance.values()), balance
+    return {k: int(v) for k, v in balance.items()}
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def body(debit: dict[str, Any], credit: dict[str, Any], **changes: Any) -> dict[
         "id": str(uuid.uuid4()),
         "debit_account_id": debit["id"],
         "credit_account_id": credit["id"],
-        "amount": 10,
+        "amount": "10",
         "asset": "USDT",
         "code": "test",
         **changes,
@@ -44,12 +44,24 @@ def body(debit: dict[str, Any], credit: dict[str, Any], **changes: Any) -> dict[
 @pytest.mark.parametrize(
     ("changes", "status"),
     [
-        ({"amount": 0}, 400),
-        ({"amount": -5}, 400),
-        ({"amount": 2**63}, 400),
-        ({"amount": 10**30}, 400),
+        ({"amount": "0"}, 400),
+        ({"amount": "-5"}, 400),
+        ({"amount": str(2**128)}, 422),
+        ({"amount": "9" * 39}, 422),
+        ({"amount": "9" * 40}, 400),
         ({"amount": "ten"}, 400),
+        # Amounts are canonical decimal strings only: no JSON numbers, exponents, fractions, spaces, signs,
+        # leading zeros or trailing newlines.
+        ({"amount": 10}, 400),
         ({"amount": 1.5}, 400),
+        ({"amount": 1e3}, 400),
+        ({"amount": "1e3"}, 400),
+        ({"amount": "5.0"}, 400),
+        ({"amount": " 5"}, 400),
+        ({"amount": "5 "}, 400),
+        ({"amount": "+5"}, 400),
+        ({"amount": "05"}, 400),
+        ({"amount": "5\n"}, 400),
         ({"asset": "ETH"}, 422),
         ({"asset": "DOGE"}, 422),
         ({"debit_account_id": str(uuid.uuid4())}, 404),
@@ -67,8 +79,8 @@ async def test_bad_transfers_change_nothing(
     alice, bob = pair
     response = await client.post("/internal/v1/transfers", json=body(alice, bob, **changes), headers=internal())
     assert_problem(response, status)
-    assert (await api.account(alice["id"]))["balance"]["balance"] == 1_000
-    assert (await api.account(bob["id"]))["balance"]["balance"] == 0
+    assert (await api.balance(alice["id"]))["balance"] == 1_000
+    assert (await api.balance(bob["id"]))["balance"] == 0
 
 
 async def test_mismatched_assets_and_same_account(client: AsyncTestClient, api: Any) -> None:
@@ -77,17 +89,24 @@ async def test_mismatched_assets_and_same_account(client: AsyncTestClient, api: 
     problem = assert_problem(await api.transfer(usdt, eth, 5), 422)
     assert "asset" in problem["detail"]
     assert_problem(await api.transfer(usdt, usdt, 5), 422)
-    assert (await api.account(usdt["id"]))["balance"]["balance"] == 100
-    assert (await api.account(eth["id"]))["balance"]["balance"] == 0
+    assert (await api.balance(usdt["id"]))["balance"] == 100
+    assert (await api.balance(eth["id"]))["balance"] == 0
 
 
-async def test_balance_overflow_is_refused(client: AsyncTestClient, api: Any) -> None:
-    player = await api.player()
-    house = await api.open("house", "house_rake")
-    assert (await api.transfer(house, player, 2**63 - 1)).status_code == 201
+async def test_counters_grow_past_64_bits_and_refuse_to_overflow_128(client: AsyncTestClient, api: Any) -> None:
+    player = await api.player("ETH")
+    house = await api.open("house", "house_rake", "ETH")
+    for _ in range(3):  # 3 * 2^63: past signed and unsigned 64 bits
+        assert (await api.transfer(house, player, 2**63)).status_code == 201
+    assert (await api.balance(player["id"]))["credits_posted"] == 3 * 2**63
+    assert (await api.balance(house["id"]))["balance"] == -3 * 2**63
+    assert (await api.transfer(house, player, 2**128 - 1 - 3 * 2**63)).status_code == 201
     problem = assert_problem(await api.transfer(house, player, 1), 422)
     assert problem["type"] == "urn:tablium:problem:overflow"
-    assert (await api.account(player["id"]))["balance"]["balance"] == 2**63 - 1
+    assert "2^128-1" in problem["detail"]
+    balance = await api.account(player["id"])
+    assert balance["balance"]["balance"] == str(2**128 - 1)
+    assert (await api.account(house["id"]))["balance"]["balance"] == f"-{2**128 - 1}"
 
 
 async def test_malformed_json_and_not_an_object(client: AsyncTestClient) -> None:

@@ -20,6 +20,7 @@ from tablium_wallet.services.accounts import open_account
 from tablium_wallet.services.ledger import NewTransfer, execute_one
 from tablium_wallet.settings import WalletSettings
 
+from tablium_kit.errors import ProblemError
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.testing import AmqpNames
 
@@ -72,7 +73,7 @@ async def test_transfer_event_commits_with_the_transfer_and_is_published(
         event = await _receive(queue, transfer_id)
         assert event.type == "wallet.transfer_posted"
         assert event.source == "/services/wallet"
-        assert event.data["amount"] == 60
+        assert event.data["amount"] == "60"
         assert event.data["credit_owner"] == bob["owner"]
         # A hold announces nothing until it is resolved; a void is announced as such.
         hold = (await api.transfer(alice, bob, 30, pending=True)).json()
@@ -80,7 +81,7 @@ async def test_transfer_event_commits_with_the_transfer_and_is_published(
         assert voided.status_code == 200
         event = await _receive(queue, hold["id"])
         assert event.type == "wallet.transfer_voided"
-        assert (event.data["status"], event.data["pending_id"], event.data["amount"]) == ("voided", hold["id"], 30)
+        assert (event.data["status"], event.data["pending_id"], event.data["amount"]) == ("voided", hold["id"], "30")
 
 
 async def test_a_crash_between_commit_and_publish_loses_no_event(
@@ -144,12 +145,12 @@ async def test_a_redelivered_deposit_credits_once(
 ) -> None:
     player_id = uuid.uuid4()
     facts = {"chain_id": 31337, "tx_hash": "0x" + "ab" * 32, "log_index": 3, "player_id": str(player_id)}
-    deposit = _event("blockchain.deposit_confirmed", {**facts, "asset": "USDT", "amount": 250_000_000})
+    deposit = _event("blockchain.deposit_confirmed", {**facts, "asset": "USDT", "amount": "250000000"})
     await _publish(amqp_names, deposit)
     await _publish(amqp_names, deposit)  # the same message again (a redelivery)
     # The same on-chain deposit in a new envelope (a republish by the blockchain service): still once.
     await _publish(
-        amqp_names, _event("blockchain.deposit_confirmed", {**facts, "asset": "USDT", "amount": 250_000_000})
+        amqp_names, _event("blockchain.deposit_confirmed", {**facts, "asset": "USDT", "amount": "250000000"})
     )
     marker = _event("player.registered", {"player_id": str(uuid.uuid4())})
     await _publish(amqp_names, marker)
@@ -163,7 +164,7 @@ async def test_a_redelivered_deposit_credits_once(
     await asyncio.sleep(0.3)
     accounts = await api.client.get(f"/internal/v1/accounts?owner=player:{player_id}", headers=internal())
     (account,) = accounts.json()
-    assert account["balance"]["balance"] == 250_000_000
+    assert account["balance"]["balance"] == "250000000"
     async with sessions() as session:
         transfers = await session.scalar(
             text("SELECT count(*) FROM transfers WHERE id = :id"),
@@ -200,22 +201,83 @@ async def test_withdrawal_settlement_posts_or_voids_the_hold(
 
     await _wait_for(settled)
     await asyncio.sleep(0.3)
-    balance = (await api.account(player["id"]))["balance"]
+    balance = await api.balance(player["id"])
     assert balance["balance"] == 700
     assert balance["debits_pending"] == 0
-    assert (await api.account(clearing["id"]))["balance"]["balance"] == 300
+    assert (await api.balance(clearing["id"]))["balance"] == 300
 
 
 async def test_rakeback_payout_pays_from_the_pool(consumer: Consumer, api: Any, amqp_names: AmqpNames) -> None:
     player_id = uuid.uuid4()
-    payout = {"payout_id": str(uuid.uuid4()), "player_id": str(player_id), "asset": "USDT", "amount": 42}
+    payout = {"payout_id": str(uuid.uuid4()), "player_id": str(player_id), "asset": "USDT", "amount": "42"}
     await _publish(amqp_names, _event("rakeback.payout_requested", payout))
     await _publish(amqp_names, _event("rakeback.payout_requested", payout))
 
     async def paid() -> bool:
         accounts = (await api.client.get(f"/internal/v1/accounts?owner=player:{player_id}", headers=internal())).json()
-        return bool(accounts) and accounts[0]["balance"]["balance"] == 42
+        return bool(accounts) and accounts[0]["balance"]["balance"] == "42"
 
     await _wait_for(paid)
     await asyncio.sleep(0.5)
     assert await paid()
+
+
+async def test_a_10_pow_24_wei_deposit_posting_and_withdrawal(
+    consumer: Consumer, api: Any, amqp_names: AmqpNames
+) -> None:
+    """A million ETH in wei: past 64 bits in every amount, counter and event, and back exactly as strings."""
+    wei, player_id, chain_id = 10**24, uuid.uuid4(), uuid.uuid4().int % 10**12
+    facts = {"chain_id": chain_id, "tx_hash": "0x" + "cd" * 32, "log_index": 0, "player_id": str(player_id)}
+    connection, queue = await _listen(amqp_names, "wallet.transfer_posted")
+    async with connection:
+        await _publish(
+            amqp_names, _event("blockchain.deposit_confirmed", {**facts, "asset": "ETH", "amount": str(wei)})
+        )
+        event = await _receive(queue, str(deposit_transfer_id(chain_id, facts["tx_hash"], 0)))
+        assert (event.data["amount"], event.data["asset"]) == ("1000000000000000000000000", "ETH")
+        (player,) = (await api.client.get(f"/internal/v1/accounts?owner=player:{player_id}", headers=internal())).json()
+        assert player["balance"]["balance"] == "1000000000000000000000000"
+
+        # A posting: a buy-in held, then posted.
+        pool = await api.open(f"tournament:{uuid.uuid4().hex[:8]}", "prize_pool", "ETH")
+        hold = (await api.transfer(player, pool, 4 * 10**23, pending=True, code="buy_in")).json()
+        posted = await api.client.post(f"/internal/v1/transfers/{hold['id']}/post", json={}, headers=internal())
+        assert posted.json()["posted_amount"] == "400000000000000000000000"
+        event = await _receive(queue, hold["id"])
+        assert event.data["amount"] == "400000000000000000000000"
+
+        # A withdrawal: the blockchain service's hold (player -> chain clearing), posted on confirmation.
+        clearing = await api.open(f"chain:{chain_id}", "chain_clearing", "ETH")
+        withdrawal = await api.transfer(player, clearing, 6 * 10**23 - 1, pending=True, code="withdrawal")
+        assert withdrawal.status_code == 201, withdrawal.text
+        transfer_id = withdrawal.json()["id"]
+        confirmed = {"withdrawal_id": str(uuid.uuid4()), "transfer_id": transfer_id}
+        await _publish(amqp_names, _event("blockchain.withdrawal_confirmed", confirmed))
+        event = await _receive(queue, transfer_id)
+        assert (event.data["status"], event.data["amount"]) == ("posted", "599999999999999999999999")
+
+    account = await api.account(player["id"])
+    assert account["balance"] == {
+        "debits_pending": "0",
+        "debits_posted": "999999999999999999999999",
+        "credits_pending": "0",
+        "credits_posted": "1000000000000000000000000",
+        "balance": "1",
+        "available": "1",
+    }
+    assert (await api.account(clearing["id"]))["balance"]["balance"] == "-400000000000000000000001"
+    assert (await api.account(pool["id"]))["balance"]["balance"] == "400000000000000000000000"
+
+
+@pytest.mark.parametrize("amount", [10**24, 1e3, "1e3", "5.0", " 5", "+5", "05", "5\n", str(2**128)])
+async def test_a_consumed_amount_must_be_a_canonical_string(
+    client: AsyncTestClient, sessions: async_sessionmaker[AsyncSession], amount: object
+) -> None:
+    """A deposit whose amount is not a canonical decimal string moves nothing (the consumer retries, then
+    dead-letters it for a human)."""
+    facts = {"chain_id": 1, "tx_hash": "0x" + "ef" * 32, "log_index": 0, "player_id": str(uuid.uuid4())}
+    with pytest.raises((msgspec.ValidationError, ProblemError)):
+        async with sessions() as session, session.begin():
+            await HANDLERS["blockchain.deposit_confirmed"](
+                session, _event("blockchain.deposit_confirmed", {**facts, "asset": "ETH", "amount": amount})
+            )

@@ -25,17 +25,17 @@ async def test_transfer_and_idempotent_replay(client: AsyncTestClient, api: Any)
     assert response.status_code == 201, response.text
     first = response.json()
     assert first["status"] == "posted"
-    assert first["posted_amount"] == 400
+    assert (first["amount"], first["posted_amount"]) == ("400", "400")
     again = await client.post("/internal/v1/transfers", json=replay_body(first), headers=internal())
     assert again.status_code == 200
     assert again.json() == first
     changed = await client.post(
-        "/internal/v1/transfers", json={**replay_body(first), "amount": 401}, headers=internal()
+        "/internal/v1/transfers", json={**replay_body(first), "amount": "401"}, headers=internal()
     )
     assert changed.status_code == 409
     assert changed.json()["type"] == "urn:tablium:problem:transfer-exists"
-    assert (await api.account(alice["id"]))["balance"]["balance"] == 600
-    assert (await api.account(bob["id"]))["balance"]["balance"] == 400
+    assert (await api.balance(alice["id"]))["balance"] == 600
+    assert (await api.balance(bob["id"]))["balance"] == 400
     broke = await api.transfer(bob, alice, 401)
     assert broke.status_code == 409
     assert broke.json()["type"] == "urn:tablium:problem:insufficient-funds"
@@ -48,20 +48,20 @@ async def test_hold_post_partially_releases_the_rest(client: AsyncTestClient, ap
     await api.fund(player, 1_000)
     hold = (await api.transfer(player, table, 600, pending=True, code="table_buy_in")).json()
     assert hold["status"] == "pending"
-    balance = (await api.account(player["id"]))["balance"]
+    balance = await api.balance(player["id"])
     assert (balance["balance"], balance["available"], balance["debits_pending"]) == (1_000, 400, 600)
     assert (await api.transfer(player, table, 500)).status_code == 409  # held funds are not available
     path = f"/internal/v1/transfers/{hold['id']}"
-    posted = await client.post(f"{path}/post", json={"amount": 450}, headers=internal())
+    posted = await client.post(f"{path}/post", json={"amount": "450"}, headers=internal())
     assert posted.status_code == 200, posted.text
     assert posted.json()["status"] == "posted"
-    assert posted.json()["posted_amount"] == 450
+    assert posted.json()["posted_amount"] == "450"
     # Idempotent: posting the same again answers the same; voiding now is a conflict.
-    assert (await client.post(f"{path}/post", json={"amount": 450}, headers=internal())).json()["status"] == "posted"
+    assert (await client.post(f"{path}/post", json={"amount": "450"}, headers=internal())).json()["status"] == "posted"
     assert (await client.post(f"{path}/void", headers=internal())).status_code == 409
-    balance = (await api.account(player["id"]))["balance"]
+    balance = await api.balance(player["id"])
     assert (balance["balance"], balance["available"], balance["debits_pending"]) == (550, 550, 0)
-    assert (await api.account(table["id"]))["balance"]["balance"] == 450
+    assert (await api.balance(table["id"]))["balance"] == 450
 
 
 async def test_void_and_bad_posts(client: AsyncTestClient, api: Any) -> None:
@@ -69,13 +69,13 @@ async def test_void_and_bad_posts(client: AsyncTestClient, api: Any) -> None:
     await api.fund(player, 100)
     hold = (await api.transfer(player, table, 80, pending=True)).json()
     path = f"/internal/v1/transfers/{hold['id']}"
-    assert (await client.post(f"{path}/post", json={"amount": 81}, headers=internal())).status_code == 422
+    assert (await client.post(f"{path}/post", json={"amount": "81"}, headers=internal())).status_code == 422
     voided = await client.post(f"{path}/void", headers=internal())
     assert voided.status_code == 200
     assert voided.json()["status"] == "voided"
     assert (await client.post(f"{path}/void", headers=internal())).json()["status"] == "voided"
     assert (await client.post(f"{path}/post", json={}, headers=internal())).status_code == 409
-    assert (await api.account(player["id"]))["balance"]["available"] == 100
+    assert (await api.balance(player["id"]))["available"] == 100
 
 
 async def test_pending_transfers_expire_once(client: AsyncTestClient, api: Any) -> None:
@@ -88,7 +88,7 @@ async def test_pending_transfers_expire_once(client: AsyncTestClient, api: Any) 
         while (await client.get(path, headers=internal())).json()["status"] != "expired":  # noqa: ASYNC110
             await asyncio.sleep(0.1)
     assert (await client.post(f"{path}/post", json={}, headers=internal())).status_code == 409
-    balance = (await api.account(player["id"]))["balance"]
+    balance = await api.balance(player["id"])
     assert (balance["available"], balance["debits_pending"]) == (100, 0)
 
 
@@ -101,7 +101,7 @@ async def test_linked_transfers_are_all_or_nothing(client: AsyncTestClient, api:
             "id": str(uuid.uuid4()),
             "debit_account_id": debit["id"],
             "credit_account_id": credit["id"],
-            "amount": amount,
+            "amount": str(amount),
             "asset": "USDT",
             "code": "payout",
         }
@@ -111,7 +111,7 @@ async def test_linked_transfers_are_all_or_nothing(client: AsyncTestClient, api:
     assert response.status_code == 409, response.text
     assert response.json()["index"] == 2
     for account, expected in ((alice, 100), (bob, 0), (carol, 0)):
-        assert (await api.account(account["id"]))["balance"]["balance"] == expected
+        assert (await api.balance(account["id"]))["balance"] == expected
     good = {"transfers": [t(alice, bob, 60), t(bob, carol, 30), t(alice, carol, 40)]}
     response = await client.post("/internal/v1/transfers/linked", json=good, headers=internal())
     assert response.status_code == 201, response.text
@@ -119,7 +119,7 @@ async def test_linked_transfers_are_all_or_nothing(client: AsyncTestClient, api:
     replay = await client.post("/internal/v1/transfers/linked", json=good, headers=internal())
     assert replay.status_code == 200
     for account, expected in ((alice, 0), (bob, 30), (carol, 70)):
-        assert (await api.account(account["id"]))["balance"]["balance"] == expected
+        assert (await api.balance(account["id"]))["balance"] == expected
 
 
 async def test_a_batch_makes_or_refuses_each_transfer_on_its_own(client: AsyncTestClient, api: Any) -> None:
@@ -132,7 +132,7 @@ async def test_a_batch_makes_or_refuses_each_transfer_on_its_own(client: AsyncTe
             "id": str(uuid.uuid4()),
             "debit_account_id": debit["id"],
             "credit_account_id": credit["id"],
-            "amount": amount,
+            "amount": str(amount),
             "asset": "USDT",
             "code": "payout",
             **extra,
@@ -143,7 +143,7 @@ async def test_a_batch_makes_or_refuses_each_transfer_on_its_own(client: AsyncTe
         t(alice, bob, 30),
         t(bob, alice, 1_000),  # more than bob has: refused alone
         replay_body(existing),  # a retry: the stored transfer
-        {**replay_body(existing), "amount": 11},  # the same id, another body
+        {**replay_body(existing), "amount": "11"},  # the same id, another body
         t(alice, table, 20, pending=True, timeout_s=60),
         t(alice, {"id": str(uuid.uuid4())}, 1),  # an unknown account
         t(bob, alice, 35),  # applied in order: bob has 10 + 30 by now
@@ -159,13 +159,13 @@ async def test_a_batch_makes_or_refuses_each_transfer_on_its_own(client: AsyncTe
     assert results[4]["transfer"]["status"] == "pending"
     assert results[5]["problem"]["type"] == "urn:tablium:problem:account-not-found"
     assert [r["transfer"]["id"] for r in results if r["status"] == 201] == [transfers[i]["id"] for i in (0, 4, 6)]
-    alice_balance = (await api.account(alice["id"]))["balance"]
+    alice_balance = await api.balance(alice["id"])
     assert (alice_balance["balance"], alice_balance["available"]) == (100 - 10 - 30 + 35, 100 - 10 - 30 + 35 - 20)
-    assert (await api.account(bob["id"]))["balance"]["balance"] == 10 + 30 - 35
+    assert (await api.balance(bob["id"]))["balance"] == 10 + 30 - 35
     # The whole batch again: every transfer made is now a replay, every refusal is refused again.
     again = await client.post("/internal/v1/transfers/batch", json={"transfers": transfers}, headers=internal())
     assert [r["status"] for r in again.json()["results"]] == [200, 409, 200, 409, 200, 404, 200]
-    assert (await api.account(alice["id"]))["balance"] == alice_balance
+    assert await api.balance(alice["id"]) == alice_balance
 
 
 async def test_a_malformed_batch_is_refused_whole(client: AsyncTestClient, api: Any) -> None:
@@ -175,20 +175,20 @@ async def test_a_malformed_batch_is_refused_whole(client: AsyncTestClient, api: 
         "id": str(uuid.uuid4()),
         "debit_account_id": alice["id"],
         "credit_account_id": bob["id"],
-        "amount": 5,
+        "amount": "5",
         "asset": "USDT",
         "code": "payout",
     }
     for body in (
         {"transfers": []},
-        {"transfers": [good, {**good, "id": str(uuid.uuid4()), "amount": 2**64}]},
+        {"transfers": [good, {**good, "id": str(uuid.uuid4()), "amount": 5}]},  # a JSON number
         {"transfers": [good] * 257},
         {"transfers": [good], "linked": True},
     ):
         response = await client.post("/internal/v1/transfers/batch", json=body, headers=internal())
         assert response.status_code == 400, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
-    assert (await api.account(alice["id"]))["balance"]["balance"] == 100
+    assert (await api.balance(alice["id"]))["balance"] == 100
 
 
 async def test_a_batch_of_resolutions_posts_or_voids_each_hold_on_its_own(client: AsyncTestClient, api: Any) -> None:
@@ -199,11 +199,11 @@ async def test_a_batch_of_resolutions_posts_or_voids_each_hold_on_its_own(client
     assert voided.status_code == 200, voided.text
     resolutions = [
         {"pending_id": holds[0]["id"], "action": "post"},
-        {"pending_id": holds[1]["id"], "action": "post", "amount": 60},  # the rest released
+        {"pending_id": holds[1]["id"], "action": "post", "amount": "60"},  # the rest released
         {"pending_id": holds[2]["id"], "action": "void"},
         {"pending_id": holds[3]["id"], "action": "post"},  # voided before: refused alone
         {"pending_id": str(uuid.uuid4()), "action": "post"},  # no such hold
-        {"pending_id": holds[4]["id"], "action": "post", "amount": 101},  # more than held
+        {"pending_id": holds[4]["id"], "action": "post", "amount": "101"},  # more than held
     ]
     body = {"resolutions": resolutions}
     response = await client.post("/internal/v1/transfers/resolutions", json=body, headers=internal())
@@ -211,16 +211,16 @@ async def test_a_batch_of_resolutions_posts_or_voids_each_hold_on_its_own(client
     results = response.json()["results"]
     assert [r["status"] for r in results] == [200, 200, 200, 409, 404, 422]
     assert [r["transfer"]["status"] for r in results[:3]] == ["posted", "posted", "voided"]
-    assert results[1]["transfer"]["posted_amount"] == 60
+    assert results[1]["transfer"]["posted_amount"] == "60"
     assert results[3]["problem"]["type"] == "urn:tablium:problem:pending-transfer-resolved"
-    balance = (await api.account(player["id"]))["balance"]
+    balance = await api.balance(player["id"])
     # 100 + 60 posted; holds[4] still pending (100); the rest released.
     assert (balance["balance"], balance["available"], balance["debits_pending"]) == (840, 740, 100)
-    assert (await api.account(pool["id"]))["balance"]["balance"] == 160
+    assert (await api.balance(pool["id"]))["balance"] == 160
     # The same batch again: resolved holds answer as they are (idempotent), refusals are refused again.
     again = await client.post("/internal/v1/transfers/resolutions", json=body, headers=internal())
     assert [r["status"] for r in again.json()["results"]] == [200, 200, 200, 409, 404, 422]
-    assert (await api.account(player["id"]))["balance"] == balance
+    assert await api.balance(player["id"]) == balance
     for bad in ({"resolutions": []}, {"resolutions": [{"pending_id": holds[4]["id"], "action": "expire"}]}):
         response = await client.post("/internal/v1/transfers/resolutions", json=bad, headers=internal())
         assert response.status_code == 400, response.text

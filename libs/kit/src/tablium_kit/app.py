@@ -41,7 +41,7 @@ from tablium_kit.auth import (
     authenticates,
     required_schemes,
 )
-from tablium_kit.errors import internal_error_handler, problem_details_plugin
+from tablium_kit.errors import TRANSIENT_ERROR_HANDLERS, internal_error_handler, problem_details_plugin
 from tablium_kit.health import HealthController, Readiness
 from tablium_kit.messaging import Consumer, MessagingTables, Relay
 from tablium_kit.messaging.consumer import Handler
@@ -215,6 +215,8 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
         before_request=authenticator,
         exception_handlers={
             Exception: internal_error_handler,
+            # A database outage is a 503 with Retry-After, not a 500 (errors.py).
+            **TRANSIENT_ERROR_HANDLERS,
         },
         openapi_config=OpenAPIConfig(
             title=service.title,

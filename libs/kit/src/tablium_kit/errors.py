@@ -8,8 +8,11 @@ are converted by the problem-details plugin; anything unexpected becomes a bare
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import asyncpg
+import sqlalchemy.exc
 import structlog
 from advanced_alchemy.exceptions import IntegrityError, NotFoundError
 from litestar import Request, Response
@@ -19,6 +22,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+from litestar.types import ExceptionHandlersMap
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("tablium.errors")
@@ -166,3 +170,86 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
             },
         )
     )
+
+
+# -- Transient failures: 503 and Retry-After, never a refusal ---------------------------------------------
+#
+# A database that is down, restarting, out of connections or unreachable, a pool that timed out, or a
+# serialization failure or deadlock that outlived its retries says nothing about the request: the same
+# request may succeed in a moment. Answering 409 or 422 would tell a client to give up; a 500 would
+# page someone for what is an outage. Services get 503 with Retry-After for all of them.
+
+RETRY_AFTER_S = 1
+# SQLSTATEs of failures that pass: connection exceptions (class 08), operator intervention (admin or
+# crash shutdown, cannot connect now), too many connections; serialization failure, deadlock.
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+_CONTENTION_STATES = frozenset({"40001", "40P01"})
+
+
+class ServiceUnavailable(ProblemError):
+    status_code = 503
+    title = "Service unavailable"
+    slug = "service-unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = RETRY_AFTER_S) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, the driver error SQLAlchemy wrapped, and their causes and contexts, each once."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+
+
+def _sqlstate(exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return state if isinstance(state, str) else ""
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or the connection was lost (refused, reset, closed, shut down,
+    out of connections), or the pool timed out waiting for one."""
+    for cause in _causes(exc):
+        if isinstance(cause, sqlalchemy.exc.DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, sqlalchemy.exc.TimeoutError | ConnectionError | TimeoutError):
+            return True
+        state = _sqlstate(cause)
+        if state.startswith("08") or state in _UNAVAILABLE_STATES:
+            return True
+    return False
+
+
+def transient_failure(exc: BaseException) -> bool:
+    """Whether the same request may well succeed shortly: the database is unavailable, or the request lost
+    a serialization conflict or a deadlock (after whatever retries the service made)."""
+    return database_unavailable(exc) or any(_sqlstate(cause) in _CONTENTION_STATES for cause in _causes(exc))
+
+
+def transient_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """503 with Retry-After for a transient failure; anything else these types cover is a 500."""
+    if not transient_failure(exc):
+        return internal_error_handler(request, exc)
+    log.warning("transient failure answered 503", path=request.url.path, error=repr(exc))
+    return problem_response(ServiceUnavailable("a dependency is unavailable; try again shortly"), request)
+
+
+# The exception types a transient failure arrives as: SQLAlchemy's (the driver's wrapped), the pool's
+# timeout, asyncpg's own (raised while connecting, outside SQLAlchemy's translation), the OS's.
+TRANSIENT_ERROR_HANDLERS: ExceptionHandlersMap = {
+    sqlalchemy.exc.DBAPIError: transient_error_handler,
+    sqlalchemy.exc.TimeoutError: transient_error_handler,
+    asyncpg.PostgresError: transient_error_handler,
+    asyncpg.InterfaceError: transient_error_handler,
+    ConnectionError: transient_error_handler,
+    TimeoutError: transient_error_handler,
+}

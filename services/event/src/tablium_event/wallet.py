@@ -12,6 +12,7 @@ import httpx
 from tablium_kit.auth import ServiceTokens
 from tablium_kit.errors import Conflict, ProblemError
 from tablium_kit.internal import InternalClient, UpstreamError
+from tablium_kit.money import format_amount
 
 # uuid5 namespace of every transfer id the event service makes.
 NAMESPACE = uuid.UUID("6f1c7e0a-3b0e-5b7e-9c59-7a1e0b7c2d11")
@@ -61,7 +62,7 @@ class Wallet:
             "id": str(id),
             "debit_account_id": str(debit),
             "credit_account_id": str(credit),
-            "amount": amount,
+            "amount": format_amount(amount),
             "asset": asset,
             "code": code,
             "pending": pending,
@@ -87,7 +88,7 @@ class Wallet:
                     "id": str(t["id"]),
                     "debit_account_id": str(t["debit"]),
                     "credit_account_id": str(t["credit"]),
-                    "amount": t["amount"],
+                    "amount": format_amount(t["amount"]),
                     "asset": t["asset"],
                     "code": t["code"],
                     "metadata": t.get("metadata") or {},

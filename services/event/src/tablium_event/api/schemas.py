@@ -10,8 +10,9 @@ from uuid import UUID
 import msgspec
 
 from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig
+from tablium_kit.money import AMOUNT_ITEMS, AMOUNT_VALUES, Amount, PositiveAmount, parse_amount
 
-Money = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+# Money (in the asset's minor unit) and chips are the kit's amounts: decimal strings in JSON.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
@@ -20,11 +21,20 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class LevelIn(Request):
-    small_blind: Annotated[int, msgspec.Meta(gt=0)]
-    big_blind: Annotated[int, msgspec.Meta(gt=0)]
-    ante: Annotated[int, msgspec.Meta(ge=0)] = 0
+    small_blind: PositiveAmount
+    big_blind: PositiveAmount
+    ante: Amount = "0"
     big_blind_ante: bool = False
     duration_s: Annotated[int, msgspec.Meta(gt=0, le=24 * 3600)] = 900
+
+    def to_level(self) -> Level:
+        return Level(
+            small_blind=parse_amount(self.small_blind),
+            big_blind=parse_amount(self.big_blind),
+            ante=parse_amount(self.ante),
+            big_blind_ante=self.big_blind_ante,
+            duration_s=self.duration_s,
+        )
 
 
 class BreakIn(Request):
@@ -45,11 +55,11 @@ class TournamentIn(Request):
 
     name: Name
     seats_per_table: Annotated[int, msgspec.Meta(ge=2, le=10)] = 9
-    starting_stack: Annotated[int, msgspec.Meta(gt=0)] = 10_000
-    buy_in: Money = 0
-    fee: Money = 0
-    bounty: Money = 0
-    guarantee: Money = 0
+    starting_stack: PositiveAmount = "10000"
+    buy_in: Amount = "0"
+    fee: Amount = "0"
+    bounty: Amount = "0"
+    guarantee: Amount = "0"
     asset: Literal["USDT"] = "USDT"
     levels: Annotated[list[LevelIn], msgspec.Meta(min_length=1, max_length=100)] | None = None
     breaks: Annotated[list[BreakIn], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
@@ -59,10 +69,10 @@ class TournamentIn(Request):
     # the starting stack; one add-on per entry, bought during a break. Both cost the buy-in, all of it
     # into the prize pool (no fee).
     rebuy_until_level: Annotated[int, msgspec.Meta(ge=0, le=100)] = 0
-    rebuy_chips: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
-    addon_chips: Annotated[int, msgspec.Meta(ge=0, le=10**12)] = 0
+    rebuy_chips: Amount = "0"
+    addon_chips: Amount = "0"
     format: Literal["mtt", "sng", "satellite"] = "mtt"
-    satellite_seat_value: Money = 0
+    satellite_seat_value: Amount = "0"
     tolerance: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
     break_order: Literal["highest", "lowest", "random"] = "highest"
     hand_for_hand_margin: Annotated[int, msgspec.Meta(ge=0, le=100)] = 1
@@ -73,25 +83,23 @@ class TournamentIn(Request):
         base = TournamentConfig()
         return TournamentConfig(
             seats_per_table=self.seats_per_table,
-            starting_stack=self.starting_stack,
-            buy_in=self.buy_in,
-            fee=self.fee,
-            bounty=self.bounty,
-            guarantee=self.guarantee,
+            starting_stack=parse_amount(self.starting_stack),
+            buy_in=parse_amount(self.buy_in),
+            fee=parse_amount(self.fee),
+            bounty=parse_amount(self.bounty),
+            guarantee=parse_amount(self.guarantee),
             asset=self.asset,
             structure=Structure(
-                levels=tuple(Level(**msgspec.structs.asdict(level)) for level in self.levels)
-                if self.levels
-                else base.structure.levels,
+                levels=tuple(level.to_level() for level in self.levels) if self.levels else base.structure.levels,
                 breaks=tuple(Break(**msgspec.structs.asdict(brk)) for brk in self.breaks),
             ),
             late_reg_until_level=self.late_reg_until_level,
             max_reentries=self.max_reentries,
             rebuy_until_level=self.rebuy_until_level,
-            rebuy_chips=self.rebuy_chips,
-            addon_chips=self.addon_chips,
+            rebuy_chips=parse_amount(self.rebuy_chips),
+            addon_chips=parse_amount(self.addon_chips),
             format=self.format,
-            satellite_seat_value=self.satellite_seat_value,
+            satellite_seat_value=parse_amount(self.satellite_seat_value),
             tolerance=self.tolerance,
             break_order=self.break_order,
             hand_for_hand_margin=self.hand_for_hand_margin,
@@ -119,7 +127,7 @@ class UndoIn(Request):
     ``from_entry`` (the player of that table who won them), once that table is between hands."""
 
     what: Literal["bust", "move"]
-    stack: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    stack: PositiveAmount | None = None
     from_entry: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
@@ -144,7 +152,7 @@ class HandIn(Request):
     hand_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     table: Annotated[int, msgspec.Meta(ge=1)]
     # Entry id (as a string: JSON object keys) -> chips after the hand, for every seated entry.
-    stacks: dict[str, Annotated[int, msgspec.Meta(ge=0)]]
+    stacks: Annotated[dict[str, Amount], AMOUNT_VALUES]
     # Busted entry -> the entries that eliminated it (PKO bounties).
     knockouts: dict[str, list[int]] = msgspec.field(default_factory=dict)
 
@@ -154,10 +162,11 @@ class TournamentOut(msgspec.Struct, kw_only=True):
     name: str
     status: str
     version: int
+    # As created, with money and chips as decimal strings (so are the clock's blinds).
     config: dict[str, Any]
     entries: int
-    prize_pool: int
-    payouts: list[int]
+    prize_pool: Amount
+    payouts: Annotated[list[Amount], AMOUNT_ITEMS]
     clock: dict[str, Any] | None
     tables: int
     players_left: int | None
@@ -169,9 +178,9 @@ class TournamentSummary(msgspec.Struct, kw_only=True):
     id: UUID
     name: str
     status: str
-    buy_in: int
-    fee: int
-    starts_with: int
+    buy_in: Amount
+    fee: Amount
+    starts_with: Amount
     created_at: datetime
 
 
@@ -181,7 +190,7 @@ class RegistrationOut(msgspec.Struct, kw_only=True):
     player_id: UUID
     entry_no: int
     status: str
-    amount: int
+    amount: Amount
     hold_transfer_id: UUID
     entry_id: int | None
 
@@ -205,5 +214,5 @@ class PurchaseOut(msgspec.Struct, kw_only=True):
     entry_id: int
     kind: str
     status: str
-    amount: int
+    amount: Amount
     transfer_id: UUID

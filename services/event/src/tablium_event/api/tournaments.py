@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from tablium_event.amounts import decision_to_wire, to_wire
 from tablium_event.api.schemas import (
     EntryOut,
     PurchaseIn,
@@ -29,6 +30,7 @@ from tablium_event.service import Tournaments
 from tablium_kit.auth import BEARER, caller, requires_roles
 from tablium_kit.deps import DbSession
 from tablium_kit.errors import Conflict, NotFound
+from tablium_kit.money import format_amount, parse_amount
 
 TournamentsDep: TypeAlias = NamedDependency[Tournaments]
 DIRECTOR = requires_roles("tournament_director", "admin")
@@ -41,11 +43,11 @@ async def tournament_out(service: Tournaments, session: DbSession, row: Tourname
         name=row.name,
         status=row.status,
         version=row.version,
-        config=row.config,
+        config=to_wire(row.config),
         entries=len(engine.entries) if engine else await service.entries(session, row.id),
-        prize_pool=engine.prize_pool if engine else 0,
-        payouts=list(engine.payouts) if engine else [],
-        clock=service.clock_of(row, engine) if engine else None,
+        prize_pool=format_amount(engine.prize_pool if engine else 0),
+        payouts=[format_amount(prize) for prize in engine.payouts] if engine else [],
+        clock=to_wire(service.clock_of(row, engine)) if engine else None,
         tables=len(engine.tables) if engine else 0,
         players_left=engine.remaining if engine else None,
         created_at=row.created_at,
@@ -60,7 +62,7 @@ def registration_out(reg: Registration) -> RegistrationOut:
         player_id=reg.player_id,
         entry_no=reg.entry_no,
         status=reg.status,
-        amount=reg.amount,
+        amount=format_amount(reg.amount),
         hold_transfer_id=reg.hold_transfer_id,
         entry_id=reg.entry_id,
     )
@@ -74,7 +76,7 @@ def purchase_out(purchase: Purchase) -> PurchaseOut:
         entry_id=purchase.entry_id,
         kind=purchase.kind,
         status=purchase.status,
-        amount=purchase.amount,
+        amount=format_amount(purchase.amount),
         transfer_id=purchase.transfer_id,
     )
 
@@ -182,7 +184,12 @@ class TournamentController(Controller):
         self, tournament_id: FromPath[UUID], data: JSONBody[UndoIn], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
         row = await tournaments.command(
-            db_session, tournament_id, "undo", what=data.what, stack=data.stack, from_entry=data.from_entry
+            db_session,
+            tournament_id,
+            "undo",
+            what=data.what,
+            stack=None if data.stack is None else parse_amount(data.stack),
+            from_entry=data.from_entry,
         )
         return await tournament_out(tournaments, db_session, row)
 
@@ -235,7 +242,7 @@ class TournamentController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
     ) -> list[dict[str, Any]]:
         engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
-        return engine.decisions(since)[:limit] if engine else []
+        return [decision_to_wire(row) for row in engine.decisions(since)[:limit]] if engine else []
 
     @get(
         "/{tournament_id:uuid}/deal",
@@ -254,7 +261,7 @@ class TournamentController(Controller):
         if engine is None:
             raise Conflict("the tournament has not started")
         try:
-            return engine.deal_offer(method)
+            return to_wire(engine.deal_offer(method))
         except TournamentRuleError as exc:
             raise Conflict(str(exc)) from exc
 
@@ -269,9 +276,9 @@ class TournamentController(Controller):
                 id=row.id,
                 name=row.name,
                 status=row.status,
-                buy_in=row.config["buy_in"],
-                fee=row.config["fee"],
-                starts_with=row.config["starting_stack"],
+                buy_in=format_amount(row.config["buy_in"]),
+                fee=format_amount(row.config["fee"]),
+                starts_with=format_amount(row.config["starting_stack"]),
                 created_at=row.created_at,
             )
             for row in await tournaments.newest(db_session, limit)
@@ -308,7 +315,7 @@ class TournamentController(Controller):
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> list[dict[str, Any]]:
         engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
-        return [engine.table_view(t) for t in sorted(engine.tables)] if engine else []
+        return [to_wire(engine.table_view(t)) for t in sorted(engine.tables)] if engine else []
 
     @get("/{tournament_id:uuid}/tables/{table:int}", summary="One table")
     async def table(
@@ -317,7 +324,7 @@ class TournamentController(Controller):
         engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
         if engine is None or table not in engine.tables:
             raise NotFound("no such table")
-        return engine.table_view(table)
+        return to_wire(engine.table_view(table))
 
     @get("/{tournament_id:uuid}/standings", summary="Standings: live stacks, then places and prizes")
     async def standings(
@@ -328,7 +335,7 @@ class TournamentController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=10_000)] = 500,
     ) -> list[dict[str, Any]]:
         engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
-        return engine.standings()[:limit] if engine else []
+        return to_wire(engine.standings()[:limit]) if engine else []
 
 
 class RegistrationController(Controller):

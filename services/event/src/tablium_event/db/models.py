@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tablium_kit.db import service_metadata
 from tablium_kit.messaging import messaging_tables
+from tablium_kit.money import AmountType, amount_checks
 
 
 class Base(DeclarativeBase):
@@ -54,12 +55,12 @@ class Registration(UUIDv7PrimaryKey, AuditColumns, Base):
     """
 
     __tablename__ = "registrations"
-    __table_args__ = (UniqueConstraint("tournament_id", "player_id", "entry_no"),)
+    __table_args__ = (UniqueConstraint("tournament_id", "player_id", "entry_no"), *amount_checks("amount"))
     tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), index=True)
     player_id: Mapped[uuid.UUID] = mapped_column(index=True)
     entry_no: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="holding", index=True)
-    amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(AmountType)
     hold_transfer_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     player_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     # The engine's entry id, once the entry is in the tournament.
@@ -71,13 +72,14 @@ class Prize(Base):
     """Money owed from the prize pool to a player: a place or a bounty. Paid once (deterministic transfer id)."""
 
     __tablename__ = "prizes"
+    __table_args__ = amount_checks("amount")
     transfer_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), index=True)
     player_id: Mapped[uuid.UUID] = mapped_column()
     entry_id: Mapped[int] = mapped_column(Integer)
     place: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
-    amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(AmountType)
     status: Mapped[str] = mapped_column(String(16), default="owed", index=True)  # owed | paid
 
 
@@ -127,13 +129,14 @@ class Purchase(UUIDv7PrimaryKey, AuditColumns, Base):
     """
 
     __tablename__ = "purchases"
+    __table_args__ = amount_checks("amount")
     # uuid5 of (tournament, kind, player, the client's request id): a retried request finds its row.
     transfer_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     tournament_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tournaments.id", ondelete="CASCADE"), index=True)
     player_id: Mapped[uuid.UUID] = mapped_column()
     entry_id: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(8))  # rebuy | addon
-    amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(AmountType)
     status: Mapped[str] = mapped_column(String(16), default="holding", index=True)
     player_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     failure: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -5,7 +5,8 @@ the ``event.*`` facts of ARCHITECTURE.md §4, plus ``event.table_instructions`` 
 order, everything the lobby must do at the tournament's tables (seat, move, hold, resume,
 break a table, new level). ``event.elimination_undone`` follows a director's undo of a bust-out
 (after it, the places corrected are announced again as ``event.player_eliminated``); a prize carries
-the tournament's ``asset``.
+the tournament's ``asset``. Money and chips (prizes, stacks, blinds, the configuration's buy-in...) travel
+as decimal strings (``amounts.to_wire``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_event.amounts import to_wire
 from tablium_event.db.models import MESSAGING
 from tablium_event.domain.instructions import (
     AwardPrize,
@@ -60,7 +62,7 @@ async def publish(
         session,
         type=type_,
         subject=str(tournament_id),
-        data={"tournament_id": str(tournament_id), "seq": version, **data},
+        data={"tournament_id": str(tournament_id), "seq": version, **to_wire(data)},
     )
 
 

@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_kit.auth import BEARER, caller, requires_roles
 from tablium_kit.deps import DbSession
+from tablium_kit.money import parse_amount
 from tablium_wallet.api.schemas import AdjustRequest, TransferOut, transfer_out
 from tablium_wallet.services.admin import adjust
 
@@ -30,13 +31,13 @@ class AdminWalletController(Controller):
             action=action,
             player_id=data.player_id,
             asset=data.asset,
-            amount=data.amount,
+            amount=parse_amount(data.amount),
             reason=data.reason,
             transfer_id=data.id or uuid.uuid4(),
         )
         return Response(transfer_out(record), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
-    @post("/credit", summary="Credit a player's account (from house adjustments)")
+    @post("/credit", summary="Credit a registered player's account (from house adjustments)")
     async def credit(self, data: JSONBody[AdjustRequest], db_session: DbSession) -> Response[TransferOut]:
         return await self._adjust("credit", data, db_session)
 

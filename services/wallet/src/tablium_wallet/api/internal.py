@@ -115,7 +115,7 @@ class InternalController(Controller):
     async def resolve_batch(self, data: JSONBody[ResolutionsRequest], ledger: LedgerDep) -> BatchOut:
         # The batch endpoint's counterpart for holds (a tournament's entries posted at its start): one
         # request, one round of the batcher; each resolution is what /transfers/{id}/post|void would do.
-        outcomes = await ledger.submit_many([Resolve(r.pending_id, r.action, r.amount) for r in data.resolutions])
+        outcomes = await ledger.submit_many([r.to_operation() for r in data.resolutions])
         return BatchOut(results=[resolution_result(outcome) for outcome in outcomes])
 
     @get("/transfers/{transfer_id:uuid}", summary="A transfer and its status")
@@ -126,7 +126,7 @@ class InternalController(Controller):
     async def post_pending(
         self, transfer_id: FromPath[UUID], data: JSONBody[PostRequest], ledger: LedgerDep
     ) -> TransferOut:
-        result = await ledger.submit(Resolve(transfer_id, "post", data.amount))
+        result = await ledger.submit(data.to_operation(transfer_id))
         return transfer_out(result.transfers[0])
 
     @post("/transfers/{transfer_id:uuid}/void", status_code=HTTP_200_OK, summary="Void a pending transfer")

@@ -15,29 +15,21 @@ from tablium_kit.auth import BEARER, caller
 from tablium_kit.deps import DbSession
 from tablium_kit.errors import InvalidInput
 from tablium_wallet.api.schemas import AccountOut, HistoryPage, Limits, LimitsOut, account_out, transfer_out
-from tablium_wallet.domain import limits as rules
 from tablium_wallet.domain.accounts import player_owner
-from tablium_wallet.domain.assets import MAX_AMOUNT
 from tablium_wallet.services.accounts import find_accounts
 from tablium_wallet.services.history import history
 from tablium_wallet.services.limits import LimitsState, get_limits, set_limits
 from tablium_wallet.settings import WalletSettings
 
 _CURSOR = re.compile(r"[0-9]{1,19}")
-
-
-def _limits(value: rules.Limits) -> Limits:
-    return Limits(
-        daily_deposit_limit=dict(value.daily_deposit_limit),
-        daily_loss_limit=dict(value.daily_loss_limit),
-        self_excluded_until=value.self_excluded_until,
-    )
+# Cursors are transfers' ``seq``, a bigint.
+_MAX_CURSOR = 2**63 - 1
 
 
 def _limits_out(state: LimitsState, settings: WalletSettings) -> LimitsOut:
     return LimitsOut(
-        in_force=_limits(state.in_force),
-        scheduled=_limits(state.scheduled) if state.scheduled else None,
+        in_force=Limits.of(state.in_force),
+        scheduled=Limits.of(state.scheduled) if state.scheduled else None,
         scheduled_at=state.scheduled_at,
         cooling_off_s=settings.limits_cooling_off_s,
     )
@@ -66,7 +58,7 @@ class WalletController(Controller):
         code: FromQuery[str | None] = None,
     ) -> HistoryPage:
         # ASCII digits only (str.isdigit() accepts "²", which int() refuses) and within bigint.
-        if cursor is not None and not (_CURSOR.fullmatch(cursor) and int(cursor) <= MAX_AMOUNT):
+        if cursor is not None and not (_CURSOR.fullmatch(cursor) and int(cursor) <= _MAX_CURSOR):
             raise InvalidInput("cursor must be a value returned as next_cursor")
         accounts = await find_accounts(db_session, owner=player_owner(caller().subject))
         items, next_cursor = await history(
@@ -93,7 +85,7 @@ class WalletController(Controller):
         changed = await set_limits(
             db_session,
             player_owner(player_id),
-            rules.Limits(dict(data.daily_deposit_limit), dict(data.daily_loss_limit), data.self_excluded_until),
+            data.to_rules(),
             now=datetime.now(UTC),
             cooling_off=timedelta(seconds=settings.limits_cooling_off_s),
             actor=player_id,

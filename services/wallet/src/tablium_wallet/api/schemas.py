@@ -11,14 +11,21 @@ import msgspec
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_kit.errors import ProblemError
+from tablium_kit.money import (
+    POSITIVE_AMOUNT_VALUES,
+    Amount,
+    PositiveAmount,
+    SignedAmount,
+    format_amount,
+    parse_amount,
+)
+from tablium_wallet.domain import limits as rules
 from tablium_wallet.domain.accounts import flag_names
-from tablium_wallet.domain.assets import MAX_AMOUNT
 from tablium_wallet.domain.ledger import TransferFlags
 from tablium_wallet.services.accounts import AccountRecord
-from tablium_wallet.services.ledger import MAX_TIMEOUT_S, NewTransfer, Outcome, TransferRecord
+from tablium_wallet.services.ledger import MAX_TIMEOUT_S, NewTransfer, Outcome, Resolve, TransferRecord
 
-# Integers in the asset's minor unit; they must fit Postgres' signed 64-bit bigint.
-Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
+# Amounts are the kit's: unsigned 128-bit integers in the asset's minor unit, as decimal strings.
 AssetCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9]{1,15}$")]
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Owner = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -47,13 +54,14 @@ class OpenAccountRequest(Request):
 
 
 class BalanceOut(msgspec.Struct, kw_only=True):
-    debits_pending: int
-    debits_posted: int
-    credits_pending: int
-    credits_posted: int
-    # Derived: credits_posted - debits_posted, and that less what pending debits hold.
-    balance: int
-    available: int
+    debits_pending: Amount
+    debits_posted: Amount
+    credits_pending: Amount
+    credits_posted: Amount
+    # Derived: credits_posted - debits_posted, and that less what pending debits hold (negative for
+    # the platform's side of the ledger: chain clearing, house, rakeback).
+    balance: SignedAmount
+    available: SignedAmount
 
 
 class AccountOut(msgspec.Struct, kw_only=True):
@@ -69,7 +77,7 @@ class TransferRequest(Request):
     id: UUID
     debit_account_id: UUID
     credit_account_id: UUID
-    amount: Amount
+    amount: PositiveAmount
     asset: AssetCode
     code: Code
     pending: bool = False
@@ -81,7 +89,7 @@ class TransferRequest(Request):
             id=self.id,
             debit_account_id=self.debit_account_id,
             credit_account_id=self.credit_account_id,
-            amount=self.amount,
+            amount=parse_amount(self.amount),
             asset=self.asset,
             code=self.code,
             pending=self.pending,
@@ -101,7 +109,10 @@ class BatchRequest(Request):
 
 class PostRequest(Request):
     # None posts the whole pending amount; less releases the rest.
-    amount: Amount | None = None
+    amount: PositiveAmount | None = None
+
+    def to_operation(self, pending_id: UUID) -> Resolve:
+        return Resolve(pending_id, "post", None if self.amount is None else parse_amount(self.amount))
 
 
 class ResolutionRequest(Request):
@@ -109,7 +120,10 @@ class ResolutionRequest(Request):
 
     pending_id: UUID
     action: Literal["post", "void"]
-    amount: Amount | None = None
+    amount: PositiveAmount | None = None
+
+    def to_operation(self) -> Resolve:
+        return Resolve(self.pending_id, self.action, None if self.amount is None else parse_amount(self.amount))
 
 
 class ResolutionsRequest(Request):
@@ -120,7 +134,7 @@ class TransferOut(msgspec.Struct, kw_only=True):
     id: UUID
     debit_account_id: UUID
     credit_account_id: UUID
-    amount: int
+    amount: Amount
     asset: str
     code: str
     flags: list[str]
@@ -130,7 +144,7 @@ class TransferOut(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any]
     created_at: datetime
     status: Status
-    posted_amount: int | None
+    posted_amount: Amount | None
 
 
 class LinkedOut(msgspec.Struct, kw_only=True):
@@ -160,9 +174,28 @@ class HistoryPage(msgspec.Struct, kw_only=True):
 class Limits(Request):
     """Daily limits per asset (minor units; an asset left out has no limit) and self-exclusion."""
 
-    daily_deposit_limit: dict[AssetCode, Amount] = msgspec.field(default_factory=dict)
-    daily_loss_limit: dict[AssetCode, Amount] = msgspec.field(default_factory=dict)
+    daily_deposit_limit: Annotated[dict[AssetCode, PositiveAmount], POSITIVE_AMOUNT_VALUES] = msgspec.field(
+        default_factory=dict
+    )
+    daily_loss_limit: Annotated[dict[AssetCode, PositiveAmount], POSITIVE_AMOUNT_VALUES] = msgspec.field(
+        default_factory=dict
+    )
     self_excluded_until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+    def to_rules(self) -> rules.Limits:
+        return rules.Limits(
+            {asset: parse_amount(cap) for asset, cap in self.daily_deposit_limit.items()},
+            {asset: parse_amount(cap) for asset, cap in self.daily_loss_limit.items()},
+            self.self_excluded_until,
+        )
+
+    @classmethod
+    def of(cls, limits: rules.Limits) -> Limits:
+        return cls(
+            daily_deposit_limit={asset: format_amount(cap) for asset, cap in limits.daily_deposit_limit.items()},
+            daily_loss_limit={asset: format_amount(cap) for asset, cap in limits.daily_loss_limit.items()},
+            self_excluded_until=limits.self_excluded_until,
+        )
 
 
 class LimitsOut(msgspec.Struct, kw_only=True):
@@ -176,7 +209,7 @@ class LimitsOut(msgspec.Struct, kw_only=True):
 class AdjustRequest(Request):
     player_id: UUID
     asset: AssetCode
-    amount: Amount
+    amount: PositiveAmount
     reason: Annotated[str, msgspec.Meta(min_length=3, max_length=500)]
     # Makes the adjustment idempotent: the same id is applied once.
     id: UUID | None = None
@@ -201,12 +234,12 @@ def account_out(account: AccountRecord) -> AccountOut:
         asset=account.asset,
         flags=flag_names(account.flags),
         balance=BalanceOut(
-            debits_pending=b.debits_pending,
-            debits_posted=b.debits_posted,
-            credits_pending=b.credits_pending,
-            credits_posted=b.credits_posted,
-            balance=b.balance,
-            available=b.available,
+            debits_pending=format_amount(b.debits_pending),
+            debits_posted=format_amount(b.debits_posted),
+            credits_pending=format_amount(b.credits_pending),
+            credits_posted=format_amount(b.credits_posted),
+            balance=format_amount(b.balance),
+            available=format_amount(b.available),
         ),
     )
 
@@ -216,7 +249,7 @@ def transfer_out(t: TransferRecord) -> TransferOut:
         id=t.id,
         debit_account_id=t.debit_account_id,
         credit_account_id=t.credit_account_id,
-        amount=t.amount,
+        amount=format_amount(t.amount),
         asset=t.asset,
         code=t.code,
         flags=flag_list(t.flags),
@@ -226,7 +259,7 @@ def transfer_out(t: TransferRecord) -> TransferOut:
         metadata=t.metadata,
         created_at=t.created_at,
         status=t.status,
-        posted_amount=t.posted_amount,
+        posted_amount=None if t.posted_amount is None else format_amount(t.posted_amount),
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tablium_kit.db import service_metadata
 from tablium_kit.messaging import messaging_tables
+from tablium_kit.money import AmountType, amount_checks
 
 
 class Base(DeclarativeBase):
@@ -36,22 +37,22 @@ MESSAGING = messaging_tables(Base.metadata)
 
 
 class Account(Base):
-    """One owner's account in one asset. The four counters are derived from its transfers."""
+    """One owner's account in one asset. The four counters are derived from its transfers.
+
+    Counters are unsigned 128-bit (ADR 0007): they only grow, and a clearing account's move every wei.
+    """
 
     __tablename__ = "accounts"
     __table_args__ = (
         UniqueConstraint("owner", "kind", "asset"),
-        CheckConstraint(
-            "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 AND credits_posted >= 0",
-            name="counters_not_negative",
-        ),
         # The ledger checks these before writing; the database refuses a bug that would not.
+        *amount_checks("debits_pending", "debits_posted", "credits_pending", "credits_posted"),
         CheckConstraint(
-            "flags & 1 = 0 OR debits_pending::numeric + debits_posted <= credits_posted",
+            "flags & 1 = 0 OR debits_pending + debits_posted <= credits_posted",
             name="debits_must_not_exceed_credits",
         ),
         CheckConstraint(
-            "flags & 2 = 0 OR credits_pending::numeric + credits_posted <= debits_posted",
+            "flags & 2 = 0 OR credits_pending + credits_posted <= debits_posted",
             name="credits_must_not_exceed_debits",
         ),
     )
@@ -61,10 +62,10 @@ class Account(Base):
     kind: Mapped[str] = mapped_column(String(32))
     asset: Mapped[str] = mapped_column(String(16))
     flags: Mapped[int] = mapped_column(Integer, default=0)
-    debits_pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    debits_posted: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    credits_pending: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    credits_posted: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    debits_pending: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
+    debits_posted: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
+    credits_pending: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
+    credits_posted: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -75,6 +76,7 @@ class Transfer(Base):
     __tablename__ = "transfers"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
+        *amount_checks("amount"),
         CheckConstraint("debit_account_id <> credit_account_id", name="accounts_differ"),
         Index("ix_transfers_debit_account_seq", "debit_account_id", "seq"),
         Index("ix_transfers_credit_account_seq", "credit_account_id", "seq"),
@@ -85,7 +87,7 @@ class Transfer(Base):
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
     debit_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"))
     credit_account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id"))
-    amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(AmountType)
     asset: Mapped[str] = mapped_column(String(16))
     code: Mapped[str] = mapped_column(String(64))
     flags: Mapped[int] = mapped_column(Integer)
@@ -128,14 +130,28 @@ class AuditEntry(Base):
     """Who did what to which account, why and when (admin credits and debits, limit changes)."""
 
     __tablename__ = "audit_log"
+    __table_args__ = amount_checks("amount")
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(50))
     account_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("accounts.id"))
     transfer_id: Mapped[uuid.UUID | None] = mapped_column()
-    amount: Mapped[int | None] = mapped_column(BigInteger)
+    amount: Mapped[int | None] = mapped_column(AmountType)
     asset: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+
+
+class Player(Base):
+    """A registered player (from ``player.registered``): who may be credited by an admin.
+
+    Money only moves to accounts of players that exist; an admin credit to a mistyped id would
+    otherwise fund an account nobody owns.
+    """
+
+    __tablename__ = "players"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -6,9 +6,6 @@ from dataclasses import dataclass
 
 from tablium_wallet.domain.errors import InvalidTransfer
 
-# Amounts and balances are Postgres bigint: signed 64-bit.
-MAX_AMOUNT = 2**63 - 1
-
 
 @dataclass(frozen=True)
 class Asset:
@@ -16,7 +13,7 @@ class Asset:
     decimals: int
 
 
-# 1 USDT = 10^6 minor units; 1 ETH = 10^18 wei (so at most ~9.22 ETH fits one signed 64-bit amount).
+# 1 USDT = 10^6 minor units; 1 ETH = 10^18 wei. Amounts and counters are unsigned 128-bit (ADR 0007).
 ASSETS: dict[str, Asset] = {asset.code: asset for asset in (Asset("USDT", 6), Asset("ETH", 18))}
 
 

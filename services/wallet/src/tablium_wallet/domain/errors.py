@@ -20,6 +20,11 @@ class AccountNotFound(NotFound):
     slug = "account-not-found"
 
 
+class PlayerNotFound(NotFound):
+    title = "Player not found"
+    slug = "player-not-found"
+
+
 class TransferNotFound(NotFound):
     title = "Transfer not found"
     slug = "transfer-not-found"

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntFlag
 
+from tablium_kit.money import MAX_AMOUNT
 from tablium_wallet.domain.accounts import AccountFlags
-from tablium_wallet.domain.assets import MAX_AMOUNT
 from tablium_wallet.domain.errors import InsufficientFunds, Overflow
 
 
@@ -66,11 +66,11 @@ _CREDITS_LIMITED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 def _check(debit: Balance, debits: int, credit: Balance, credits: int) -> None:
     """Refuse new totals (``debits`` of the debit account, ``credits`` of the credit account) that overflow
-    64 bits or break a flag. A counter never exceeds its account's total, so the totals bound them all."""
+    128 bits or break a flag. A counter never exceeds its account's total, so the totals bound them all."""
     if debits > MAX_AMOUNT:
-        raise Overflow("the debit account's debits would exceed the 64-bit limit")
+        raise Overflow("the debit account's debits would exceed 2^128-1, the most an account can count")
     if credits > MAX_AMOUNT:
-        raise Overflow("the credit account's credits would exceed the 64-bit limit")
+        raise Overflow("the credit account's credits would exceed 2^128-1, the most an account can count")
     if debit.flags & _DEBITS_LIMITED and debits > debit.credits_posted:
         raise InsufficientFunds(f"insufficient funds: the debit account would be {debits - debit.credits_posted} short")
     if credit.flags & _CREDITS_LIMITED and credits > credit.debits_posted:

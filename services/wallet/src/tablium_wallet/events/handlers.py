@@ -8,7 +8,6 @@ the row and is skipped. The transfers they make also carry ids derived from the 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 import msgspec
 import structlog
@@ -16,17 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging import CloudEvent
 from tablium_kit.messaging.consumer import Handler
+from tablium_kit.money import PositiveAmount, parse_amount
 from tablium_wallet.domain.accounts import player_owner
-from tablium_wallet.domain.assets import MAX_AMOUNT
 from tablium_wallet.domain.errors import PendingTransferResolved
-from tablium_wallet.services.accounts import open_account
+from tablium_wallet.services.accounts import open_account, record_player
 from tablium_wallet.services.ledger import NewTransfer, Resolve, execute_one
 
 log = structlog.get_logger("tablium.wallet.events")
 
 # Namespace of transfer ids derived from other services' facts.
 EVENT_NAMESPACE = uuid.UUID("0b8a3f52-9c4e-4a8e-8f5e-6d2f6b3c9e01")
-Amount = Annotated[int, msgspec.Meta(gt=0, le=MAX_AMOUNT)]
 
 
 class DepositConfirmed(msgspec.Struct, kw_only=True):
@@ -35,14 +33,14 @@ class DepositConfirmed(msgspec.Struct, kw_only=True):
     log_index: int
     player_id: uuid.UUID
     asset: str
-    amount: Amount
+    amount: PositiveAmount
 
 
 class PayoutRequested(msgspec.Struct, kw_only=True):
     payout_id: uuid.UUID
     player_id: uuid.UUID
     asset: str
-    amount: Amount
+    amount: PositiveAmount
 
 
 class WithdrawalSettled(msgspec.Struct, kw_only=True):
@@ -76,7 +74,7 @@ async def on_deposit_confirmed(session: AsyncSession, event: CloudEvent) -> None
             id=deposit_transfer_id(deposit.chain_id, deposit.tx_hash, deposit.log_index),
             debit_account_id=clearing.id,
             credit_account_id=player.id,
-            amount=deposit.amount,
+            amount=parse_amount(deposit.amount),
             asset=deposit.asset,
             code="deposit",
             metadata={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash.lower(), "log_index": deposit.log_index},
@@ -96,7 +94,7 @@ async def on_payout_requested(session: AsyncSession, event: CloudEvent) -> None:
             id=payout_transfer_id(payout.payout_id),
             debit_account_id=pool.id,
             credit_account_id=player.id,
-            amount=payout.amount,
+            amount=parse_amount(payout.amount),
             asset=payout.asset,
             code="rakeback_payout",
             metadata={"payout_id": str(payout.payout_id)},
@@ -125,8 +123,10 @@ async def on_withdrawal_failed(session: AsyncSession, event: CloudEvent) -> None
 
 
 async def on_player_registered(session: AsyncSession, event: CloudEvent) -> None:
-    """Every player gets a USDT account at registration, so balances show one from the start."""
+    """Every player gets a USDT account at registration, so balances show one from the start; and the
+    wallet learns the player exists (admin credits go to registered players only)."""
     registered = msgspec.convert(event.data, PlayerRegistered)
+    await record_player(session, registered.player_id)
     await open_account(session, owner=player_owner(registered.player_id), kind="player", asset="USDT")
 
 

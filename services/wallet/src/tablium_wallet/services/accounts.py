@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_wallet.domain.accounts import check_owner
 from tablium_wallet.domain.assets import check_asset
-from tablium_wallet.domain.errors import AccountNotFound
+from tablium_wallet.domain.errors import AccountNotFound, PlayerNotFound
 from tablium_wallet.domain.ledger import Balance
 
 
@@ -33,11 +33,14 @@ _OPEN = text(
 )
 _BY_KEY = text(f"SELECT {_COLUMNS} FROM accounts WHERE owner = :owner AND kind = :kind AND asset = :asset")  # noqa: S608 (constant column lists only)
 _BY_ID = text(f"SELECT {_COLUMNS} FROM accounts WHERE id = :id")  # noqa: S608 (constant column lists only)
+_RECORD_PLAYER = text("INSERT INTO players (id) VALUES (:id) ON CONFLICT (id) DO NOTHING")
+_PLAYER_EXISTS = text("SELECT EXISTS (SELECT FROM players WHERE id = :id)")
 
 
 def _record(row: Sequence[Any]) -> AccountRecord:
+    # The counters are numeric (asyncpg: Decimal); ints keep the ledger's arithmetic exact.
     return AccountRecord(
-        id=row[0], owner=row[1], kind=row[2], asset=row[3], flags=row[4], balance=Balance(row[4], *row[5:9])
+        id=row[0], owner=row[1], kind=row[2], asset=row[3], flags=row[4], balance=Balance(row[4], *map(int, row[5:9]))
     )
 
 
@@ -49,6 +52,17 @@ async def open_account(session: AsyncSession, *, owner: str, kind: str, asset: s
     await session.execute(_OPEN, {**params, "id": uuid.uuid4(), "flags": int(flags)})
     row = (await session.execute(_BY_KEY, params)).one()
     return _record(row)
+
+
+async def record_player(session: AsyncSession, player_id: uuid.UUID) -> None:
+    """Remember that ``player_id`` registered (``player.registered``; a redelivery changes nothing)."""
+    await session.execute(_RECORD_PLAYER, {"id": player_id})
+
+
+async def check_player(session: AsyncSession, player_id: uuid.UUID) -> None:
+    """Refuse a player the wallet never heard of: money moved to them would have no owner."""
+    if not await session.scalar(_PLAYER_EXISTS, {"id": player_id}):
+        raise PlayerNotFound(f"no registered player {player_id}")
 
 
 async def get_account(session: AsyncSession, account_id: uuid.UUID) -> AccountRecord:

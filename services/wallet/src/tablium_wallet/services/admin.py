@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_wallet.db.models import AuditEntry
 from tablium_wallet.domain.accounts import player_owner
-from tablium_wallet.services.accounts import open_account
+from tablium_wallet.services.accounts import check_player, open_account
 from tablium_wallet.services.ledger import NewTransfer, TransferRecord, execute_one
 
 
@@ -25,6 +25,7 @@ async def adjust(
     reason: str,
     transfer_id: uuid.UUID,
 ) -> tuple[TransferRecord, bool]:
+    await check_player(session, player_id)
     player = await open_account(session, owner=player_owner(player_id), kind="player", asset=asset)
     house = await open_account(session, owner="house", kind="house_adjustments", asset=asset)
     debit, credit = (house, player) if action == "credit" else (player, house)

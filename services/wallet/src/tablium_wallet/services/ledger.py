@@ -33,11 +33,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_kit.errors import Conflict, ProblemError
+from tablium_kit.errors import ProblemError, database_unavailable
 from tablium_kit.messaging.envelope import new_event
+from tablium_kit.money import MAX_AMOUNT, format_amount
 from tablium_wallet.domain import limits as limit_rules
 from tablium_wallet.domain.accounts import STAKE_KINDS
-from tablium_wallet.domain.assets import ASSETS, MAX_AMOUNT
+from tablium_wallet.domain.assets import ASSETS
 from tablium_wallet.domain.errors import (
     AccountNotFound,
     InvalidTransfer,
@@ -152,18 +153,21 @@ TRANSFER_COLUMNS = (
 
 
 def record_from_row(row: Sequence[Any]) -> TransferRecord:
+    # Amounts are numeric, which asyncpg decodes as Decimal: int() is exact, and Decimal arithmetic
+    # (28 significant digits by default) would not be.
+    amount = int(row[3])
     resolution_flags, resolution_amount = row[12], row[13]
     status = status_of(row[6], resolution_flags)
     posted = None
     if row[6] & TransferFlags.PENDING:
-        posted = resolution_amount if status == "posted" else None
+        posted = int(resolution_amount) if status == "posted" else None
     elif status == "posted":
-        posted = row[3]
+        posted = amount
     return TransferRecord(
         id=row[0],
         debit_account_id=row[1],
         credit_account_id=row[2],
-        amount=row[3],
+        amount=amount,
         asset=row[4],
         code=row[5],
         flags=row[6],
@@ -205,7 +209,7 @@ _WRITE = text(
     " INSERT INTO transfers (id, debit_account_id, credit_account_id, amount, asset, code, flags, pending_id,"
     " timeout_s, expires_at, metadata, created_at)"
     " SELECT i, d, c, a, s, k, f, p, t, e, m::jsonb, :now FROM unnest("
-    " CAST(:id AS uuid[]), CAST(:debit AS uuid[]), CAST(:credit AS uuid[]), CAST(:amount AS bigint[]),"
+    " CAST(:id AS uuid[]), CAST(:debit AS uuid[]), CAST(:credit AS uuid[]), CAST(:amount AS numeric[]),"
     " CAST(:asset AS text[]), CAST(:code AS text[]), CAST(:flags AS int[]), CAST(:pending_id AS uuid[]),"
     " CAST(:timeout AS int[]), CAST(:expires AS timestamptz[]), CAST(:metadata AS text[])"
     " ) AS u(i, d, c, a, s, k, f, p, t, e, m)"
@@ -216,8 +220,9 @@ _WRITE = text(
     " DELETE FROM pending_transfers WHERE transfer_id = ANY(CAST(:closed AS uuid[]))"
     "), counters AS ("
     " UPDATE accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp,"
-    " credits_posted = u.cpo FROM unnest(CAST(:account AS uuid[]), CAST(:dp AS bigint[]), CAST(:dpo AS bigint[]),"
-    " CAST(:cp AS bigint[]), CAST(:cpo AS bigint[])) AS u(id, dp, dpo, cp, cpo) WHERE a.id = u.id"
+    " credits_posted = u.cpo FROM unnest(CAST(:account AS uuid[]), CAST(:dp AS numeric[]),"
+    " CAST(:dpo AS numeric[]), CAST(:cp AS numeric[]), CAST(:cpo AS numeric[])) AS u(id, dp, dpo, cp, cpo)"
+    " WHERE a.id = u.id"
     "), events AS ("
     " INSERT INTO outbox (id, type, subject, envelope, headers)"
     " SELECT i, t, s, e::jsonb, CAST(:headers AS jsonb) FROM unnest("
@@ -276,7 +281,7 @@ class _Batch:
         rows = await self.session.execute(_LOCK_ACCOUNTS, {"ids": list(account_ids)})
         for row in rows:
             self.accounts[row[0]] = _Account(
-                id=row[0], owner=row[1], kind=row[2], asset=row[3], balance=Balance(*row[4:9])
+                id=row[0], owner=row[1], kind=row[2], asset=row[3], balance=Balance(row[4], *map(int, row[5:9]))
             )
             deposit, loss, until, scheduled, scheduled_at = row[9:14]
             if deposit is not None and row[1] not in self.limits:
@@ -310,7 +315,7 @@ class _Batch:
         for debit, credit, amount, flags, debit_kind, credit_kind, still_open in rows:
             if flags & (TransferFlags.VOID_PENDING_TRANSFER) or (flags & TransferFlags.PENDING and not still_open):
                 continue  # released, or counted by the transfer that posted it
-            self._count(debit, credit, debit_kind, credit_kind, amount)
+            self._count(debit, credit, debit_kind, credit_kind, int(amount))
 
     def _count(self, debit: uuid.UUID, credit: uuid.UUID, debit_kind: str, credit_kind: str, amount: int) -> None:
         if credit in self.day_totals and debit_kind == "chain_clearing":
@@ -378,7 +383,7 @@ class _Batch:
                 return known, False
             raise TransferExists(f"transfer {t.id} exists with a different body")
         if not 0 < t.amount <= MAX_AMOUNT:
-            raise InvalidTransfer("amount must be a positive integer that fits 64 bits")
+            raise InvalidTransfer("amount must be a positive integer below 2^128")
         if t.asset not in ASSETS:
             raise InvalidTransfer(f"unknown asset {t.asset!r}")
         if t.debit_account_id == t.credit_account_id:
@@ -446,8 +451,8 @@ class _Batch:
                     "transfer_id": str(t.id),
                     "activity": what,
                     "limit": breach.limit,
-                    "limit_value": breach.value,
-                    "amount": t.amount,
+                    "limit_value": format_amount(breach.value) if isinstance(breach.value, int) else breach.value,
+                    "amount": format_amount(t.amount),
                     "asset": t.asset,
                     "code": t.code,
                 },
@@ -542,7 +547,7 @@ class _Batch:
                 "credit_account_id": str(credit.id),
                 "credit_owner": credit.owner,
                 "credit_kind": credit.kind,
-                "amount": record.amount,
+                "amount": format_amount(record.amount),
                 "asset": record.asset,
                 "code": record.code,
                 "metadata": record.metadata,
@@ -680,8 +685,18 @@ class Ledger:
         """Apply independent operations (each succeeds or fails alone); one outcome per operation, in order.
 
         They join the queue together, so they share the next batch (or the next few, past ``max_batch``).
+        An operation that could not be applied at all (the database unavailable) raises its error, once
+        every operation is settled.
         """
-        return list(await asyncio.gather(*(self.submit_nowait(op) for op in ops)))
+        futures = [self.submit_nowait(op) for op in ops]
+        if not futures:
+            return []
+        await asyncio.wait(futures)
+        # Every failure retrieved (none is logged as never retrieved); the first is raised.
+        for failure in [future.exception() for future in futures]:
+            if failure is not None:
+                raise failure
+        return [future.result() for future in futures]
 
     def submit_nowait(self, op: Operation) -> asyncio.Future[Outcome]:
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
@@ -711,13 +726,19 @@ class Ledger:
         ops = [op for op, _ in batch]
         try:
             outcomes = await self._transaction(ops)
-        except DBAPIError as error:
-            # Rare: a race with another process on a new transfer id, or a deadlock with a writer that
-            # does not lock in id order. Each operation then runs alone, so one cannot fail the others.
-            log.warning("batch failed; retrying its operations one by one", error=str(error.orig), size=len(ops))
-            outcomes = [await self._alone(op) for op in ops]
         except Exception as error:
-            log.exception("batch failed")
+            if isinstance(error, DBAPIError) and not database_unavailable(error):
+                # Rare: a race with another process on a new transfer id, or a deadlock with a writer that
+                # does not lock in id order. Each operation then runs alone, so one cannot fail the others.
+                log.warning("batch failed; retrying its operations one by one", error=str(error.orig), size=len(ops))
+                await self._settle_alone(batch)
+                return
+            if database_unavailable(error):
+                # Nothing was applied, and each operation alone would only meet the outage again: every
+                # caller gets the error (the kit answers 503 and Retry-After) and retries with its own ids.
+                log.warning("batch failed: the database is unavailable", error=repr(error), size=len(ops))
+            else:
+                log.exception("batch failed")
             for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
@@ -725,6 +746,17 @@ class Ledger:
         for (_, future), outcome in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(outcome)
+
+    async def _settle_alone(self, batch: list[tuple[Operation, asyncio.Future[Outcome]]]) -> None:
+        for op, future in batch:
+            try:
+                outcome = await self._alone(op)
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                if not future.done():
+                    future.set_result(outcome)
 
     async def _transaction(self, ops: Sequence[Operation]) -> list[Outcome]:
         async with self._sessions() as session:
@@ -736,11 +768,15 @@ class Ledger:
             return outcomes
 
     async def _alone(self, op: Operation) -> Outcome:
-        for attempt in range(3):
+        """Up to three attempts. A failure is raised, never turned into a refusal: the database being
+        unavailable at once, a third one at the end (a lasting deadlock or serialization failure is a 503
+        for the kit too, anything else a 500). The operation's own refusals are outcomes, not failures."""
+        for _ in range(2):
             try:
                 (outcome,) = await self._transaction([op])
                 return outcome
             except DBAPIError as error:
-                if attempt == 2:
-                    return Conflict(f"the ledger could not apply this operation: {error.orig}")
-        raise AssertionError("unreachable")
+                if database_unavailable(error):
+                    raise
+        (outcome,) = await self._transaction([op])
+        return outcome
