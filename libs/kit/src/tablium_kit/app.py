@@ -43,6 +43,7 @@ from tablium_kit.auth import (
 )
 from tablium_kit.errors import internal_error_handler, problem_details_plugin
 from tablium_kit.health import HealthController, Readiness
+from tablium_kit.inputs import StrictJSONRequest
 from tablium_kit.messaging import Consumer, MessagingTables, Relay
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.middleware import ServiceLayer
@@ -235,6 +236,8 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
             **service.signature_namespace,
         },
         request_max_body_size=settings.max_request_body_bytes,
+        # JSON bodies decoded strictly into the handler's type, JSON content types only (inputs.py).
+        request_class=StrictJSONRequest,
         debug=False,
     )
     _check_authentication_cannot_be_skipped(app, authenticator)

@@ -8,6 +8,7 @@ are converted by the problem-details plugin; anything unexpected becomes a bare
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import structlog
@@ -139,6 +140,13 @@ def _from_repository_not_found(exc: NotFoundError) -> ProblemDetailsException:
 def _from_integrity_error(_: IntegrityError) -> ProblemDetailsException:
     # Races past a service's own checks (two concurrent inserts of one unique name) land here.
     return _from_problem_error(Conflict("the change conflicts with existing data"))
+
+
+def problem_body(status: int, detail: str) -> bytes:
+    """A problem+json body for code answering outside Litestar (the kit's layer), as the plugin would write it."""
+    title = _STATUS_TITLES.get(status, "Error")
+    problem = {"type": _type_uri(title.lower().replace(" ", "-")), "title": title, "status": status, "detail": detail}
+    return json.dumps(problem).encode()
 
 
 INTERNAL_ERROR: dict[str, Any] = {"type": _type_uri("internal-error"), "title": "Internal server error", "status": 500}

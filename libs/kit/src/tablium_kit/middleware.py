@@ -36,7 +36,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from tablium_kit.db import REQUEST_SESSION_KEY, finish_request_session
-from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON
+from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON, problem_body
+from tablium_kit.inputs import control_character_in
 from tablium_kit.net import REQUEST_ID_HEADER, RequestContext, real_client, request_context
 from tablium_kit.observability import UNOBSERVED_PATHS
 
@@ -103,6 +104,17 @@ REQUEST_METRICS = RequestMetrics()
 REGISTRY.register(REQUEST_METRICS)
 
 
+async def _refuse(send: Send, status: int, detail: str, request_id: bytes) -> None:
+    body = problem_body(status, detail)
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (REQUEST_ID_HEADER, request_id),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 class ServiceLayer:
     """Client address, request id, request session and request metrics (:class:`RequestMetrics`), in one layer."""
 
@@ -116,7 +128,8 @@ class ServiceLayer:
         forwarded_for: str | None = None
         request_id: bytes | None = None
         authorization: bytes | None = None
-        for name, value in scope["headers"]:
+        headers = scope["headers"]
+        for name, value in headers:
             if name == b"authorization":
                 authorization = authorization or value  # the first one counts
             elif name == b"x-forwarded-for":
@@ -127,6 +140,14 @@ class ServiceLayer:
         if client and forwarded_for:
             scope["client"] = (real_client(client[0], forwarded_for, self.trusted), client[1])
         request_id = request_id or b"%032x" % (_ID_START + next(_id_counter))
+        if scope["type"] == _HTTP and (where := control_character_in(scope["path"], scope["query_string"], headers)):
+            # Refused before anything reads them: Postgres refuses NUL in text (a 500), logs and
+            # echoed headers would carry the rest. Counted as one unmatched series, like a 404.
+            # A fresh request id: the client's may be what carries the control character.
+            made_id = b"%032x" % (_ID_START + next(_id_counter))
+            await _refuse(send, 400, f"control characters are not accepted (in the {where})", made_id)
+            REQUEST_METRICS.observe((scope["method"], UNMATCHED_ROUTE, 400, self.app_name), time.perf_counter() - start)
+            return
         context = request_context.set(RequestContext(request_id, authorization))
         status = 500  # what an exception that escapes everything becomes
         commit_failed = False

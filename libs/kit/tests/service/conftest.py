@@ -11,12 +11,13 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Controller, Request, get, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import BEARER, SERVICE, Principal, StaticKeySource, caller, requires_roles, requires_service
 from tablium_kit.errors import Conflict
+from tablium_kit.inputs import exact
 from tablium_kit.settings import ServiceSettings
 
 KID = "test-key"
@@ -25,6 +26,12 @@ KID = "test-key"
 class Seat(msgspec.Struct, forbid_unknown_fields=True):
     table: Annotated[str, msgspec.Meta(min_length=1)]
     seat: Annotated[int, msgspec.Meta(ge=1, le=10)]
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True):
+    sound: bool
+    country: Annotated[str, msgspec.Meta(pattern=exact("[A-Z]{2}"))]
+    seats: int = 9
 
 
 class SampleController(Controller):
@@ -56,6 +63,14 @@ class SampleController(Controller):
         if data.table == "full":
             raise Conflict("table is full")
         return data
+
+    @post("/settings", status_code=200)
+    async def settings(self, data: JSONBody[Settings]) -> Settings:
+        return data
+
+    @get("/echo/{word:str}")
+    async def echo(self, word: FromPath[str], q: FromQuery[str] = "") -> dict[str, str]:
+        return {"word": word, "q": q}
 
     @get("/boom")
     async def boom(self) -> None:

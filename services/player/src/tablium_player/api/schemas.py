@@ -8,7 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-Username = Annotated[str, msgspec.Meta(min_length=3, max_length=20, pattern=r"^[A-Za-z0-9_]+$")]
+from tablium_kit.inputs import exact
+
+Username = Annotated[str, msgspec.Meta(min_length=3, max_length=20, pattern=exact("[A-Za-z0-9_]+"))]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
@@ -73,7 +75,7 @@ class OwnProfile(PublicProfile, kw_only=True):
 
 class ProfileUpdate(Request):
     display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | msgspec.UnsetType | None = msgspec.UNSET
-    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | msgspec.UnsetType | None = msgspec.UNSET
+    country: Annotated[str, msgspec.Meta(pattern=exact("[A-Z]{2}"))] | msgspec.UnsetType | None = msgspec.UNSET
     bio: Annotated[str, msgspec.Meta(max_length=280)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -82,7 +84,7 @@ class Preferences(Request):
     auto_muck_losing_hands: bool = True
     sound: bool = True
     show_bets_in_big_blinds: bool = False
-    language: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
+    language: Annotated[str, msgspec.Meta(pattern=exact("[a-z]{2}(-[A-Z]{2})?"))] = "en"
     time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
 
 
