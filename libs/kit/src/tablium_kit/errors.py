@@ -20,6 +20,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("tablium.errors")
@@ -137,9 +138,14 @@ def _from_repository_not_found(exc: NotFoundError) -> ProblemDetailsException:
     return _from_problem_error(NotFound(exc.detail or "not found"))
 
 
-def _from_integrity_error(_: IntegrityError) -> ProblemDetailsException:
-    # Races past a service's own checks (two concurrent inserts of one unique name) land here.
-    return _from_problem_error(Conflict("the change conflicts with existing data"))
+CONFLICT_DETAIL = "the change conflicts with existing data"
+
+
+def _from_integrity_error(exc: IntegrityError | DatabaseIntegrityError) -> ProblemDetailsException:
+    # Races past a service's own checks (two concurrent inserts of one unique name) land here:
+    # advanced-alchemy's repositories raise their own class, a session flush SQLAlchemy's.
+    log.warning("integrity error answered 409", error=str(getattr(exc, "orig", exc)))
+    return _from_problem_error(Conflict(CONFLICT_DETAIL))
 
 
 def problem_body(status: int, detail: str) -> bytes:
@@ -171,6 +177,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 HTTPException: _from_http_exception,
                 NotFoundError: _from_repository_not_found,
                 IntegrityError: _from_integrity_error,
+                DatabaseIntegrityError: _from_integrity_error,
             },
         )
     )

@@ -34,20 +34,26 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import REGISTRY, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import IntegrityError
 
 from tablium_kit.db import REQUEST_SESSION_KEY, finish_request_session
-from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON, problem_body
+from tablium_kit.errors import CONFLICT_DETAIL, INTERNAL_ERROR, PROBLEM_JSON, problem_body
 from tablium_kit.inputs import control_character_in
 from tablium_kit.net import REQUEST_ID_HEADER, RequestContext, real_client, request_context
 from tablium_kit.observability import UNOBSERVED_PATHS
 
 log = structlog.get_logger("tablium.kit")
 _UNOBSERVED = frozenset(UNOBSERVED_PATHS)
-_INTERNAL_ERROR_BODY = json.dumps(INTERNAL_ERROR).encode()
-_INTERNAL_ERROR_HEADERS = [
-    (b"content-type", PROBLEM_JSON.encode()),
-    (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
-]
+# A status, its headers and its body: what the layer answers itself.
+_Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _answer(status: int, body: bytes) -> _Answer:
+    return status, [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())], body
+
+
+_INTERNAL_ERROR = _answer(500, json.dumps(INTERNAL_ERROR).encode())
+_CONFLICT = _answer(409, problem_body(409, CONFLICT_DETAIL))
 _HTTP: Final = ScopeType.HTTP  # an enum member lookup per use costs more than the comparison
 # The route label of requests that matched no route (404, 405): one series, whatever the path.
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -105,13 +111,10 @@ REGISTRY.register(REQUEST_METRICS)
 
 
 async def _refuse(send: Send, status: int, detail: str, request_id: bytes) -> None:
-    body = problem_body(status, detail)
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (REQUEST_ID_HEADER, request_id),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    status, headers, body = _answer(status, problem_body(status, detail))
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [*headers, (REQUEST_ID_HEADER, request_id)]}
+    )
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -150,27 +153,33 @@ class ServiceLayer:
             return
         context = request_context.set(RequestContext(request_id, authorization))
         status = 500  # what an exception that escapes everything becomes
-        commit_failed = False
+        failure: _Answer | None = None  # what replaces the handler's answer when its commit failed
 
         async def send_tagged(message: Message) -> None:
-            nonlocal status, commit_failed
+            nonlocal status, failure
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if REQUEST_SESSION_KEY in scope["state"]:
                     try:
                         await finish_request_session(scope, status)
+                    except IntegrityError as exc:
+                        # A unique/foreign-key race lost at commit (no flush before): a conflict, like
+                        # one raised in the handler, whose answer and effects are gone.
+                        log.warning("request session commit conflicted", path=scope["path"], error=str(exc.orig))
+                        failure = _CONFLICT
                     except Exception:
                         # Litestar counts the response as started, so raising would only abort it:
                         # the client is told 500 instead of the handler's answer, whose effects are gone.
                         log.exception("request session commit failed", path=scope["path"], status=status)
-                        commit_failed = True
-                        status = 500
-                        message = {"type": "http.response.start", "status": 500, "headers": _INTERNAL_ERROR_HEADERS}
+                        failure = _INTERNAL_ERROR
+                    if failure is not None:
+                        status, headers, _ = failure
+                        message = {"type": "http.response.start", "status": status, "headers": headers}
                 message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
-            elif commit_failed and message["type"] == "http.response.body":
+            elif failure is not None and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return  # the handler's body is not sent; the error's is, in place of its last part
-                message = {"type": "http.response.body", "body": _INTERNAL_ERROR_BODY, "more_body": False}
+                message = {"type": "http.response.body", "body": failure[2], "more_body": False}
             await send(message)
 
         try:
