@@ -21,6 +21,8 @@ from tablium_kit.inputs import exact
 from tablium_kit.settings import ServiceSettings
 
 KID = "test-key"
+# Player ids, as user tokens carry them (a token whose subject is not a UUID is refused).
+PLAYER_1 = "00000000-0000-4000-8000-000000000001"
 
 
 class Seat(msgspec.Struct, forbid_unknown_fields=True):
@@ -92,7 +94,7 @@ def signing_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="session")
 def make_token(signing_key: rsa.RSAPrivateKey) -> Callable[..., str]:
-    def make(subject: str = "p-1", roles: list[str] | None = None, **overrides: Any) -> str:
+    def make(subject: str = PLAYER_1, roles: list[str] | None = None, **overrides: Any) -> str:
         now = int(time.time())
         claims = {
             "iss": "tablium-player",
