@@ -80,6 +80,8 @@ async def platform(
         "TABLIUM_PLAYER_PORT": str(player_port),
         "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
         "TABLIUM_PLAYER_LOGIN_ATTEMPTS_PER_IP": "8",
+        # The gateway below connects from loopback; services believe no one's X-Forwarded-For by default.
+        "TABLIUM_TRUSTED_PROXIES": '["127.0.0.1"]',
     }
     processes = Processes(tmp_path_factory.mktemp("logs"))
     try:
