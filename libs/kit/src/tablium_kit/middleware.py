@@ -24,7 +24,7 @@ import json
 import os
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate, count
 from typing import Final
 
@@ -110,10 +110,29 @@ REQUEST_METRICS = RequestMetrics()
 REGISTRY.register(REQUEST_METRICS)
 
 
+# Every response of a JSON API, as OWASP's REST cheat sheet has them: no MIME sniffing, no framing, no
+# referrer leaks, and nothing stored by caches unless the handler says otherwise (tokens, profiles).
+# HSTS belongs to the TLS edge (the gateway), not to services speaking plain HTTP behind it.
+_SECURITY_HEADERS: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+_NO_STORE: Final = (b"cache-control", b"no-store")
+
+
+def _with_security_headers(headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> list[tuple[bytes, bytes]]:
+    out = [*headers, (REQUEST_ID_HEADER, request_id), *_SECURITY_HEADERS]
+    if not any(name == b"cache-control" for name, _ in out):
+        out.append(_NO_STORE)
+    return out
+
+
 async def _refuse(send: Send, status: int, detail: str, request_id: bytes) -> None:
     status, headers, body = _answer(status, problem_body(status, detail))
     await send(
-        {"type": "http.response.start", "status": status, "headers": [*headers, (REQUEST_ID_HEADER, request_id)]}
+        {"type": "http.response.start", "status": status, "headers": _with_security_headers(headers, request_id)}
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -175,7 +194,7 @@ class ServiceLayer:
                     if failure is not None:
                         status, headers, _ = failure
                         message = {"type": "http.response.start", "status": status, "headers": headers}
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
+                message["headers"] = _with_security_headers(message.get("headers", ()), request_id)
             elif failure is not None and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return  # the handler's body is not sent; the error's is, in place of its last part

@@ -1,0 +1,61 @@
+"""The OpenAPI document says what the kit answers: errors are application/problem+json.
+
+Litestar documents the validation errors it knows of as ``application/json`` with its own
+error shape, and nothing else; every error leaves a service as problem+json (errors.py),
+and the kit itself answers some (control characters, 401/403, 413, 415). So, once the
+document is built, every operation's error responses are problem+json with the
+:data:`PROBLEM` schema: 400 always (the path, query and headers are checked everywhere),
+401/403 where security is declared, 413/415 where there is a body, and ``default`` for
+the rest (404, 409, 422, 429, 5xx) that handlers raise without declaring them.
+"""
+
+from __future__ import annotations
+
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema
+
+from tablium_kit.errors import PROBLEM_JSON
+
+PROBLEM = Schema(
+    type=OpenAPIType.OBJECT,
+    description="An error (RFC 9457 problem details)",
+    required=["type", "title", "status"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING, description="urn:tablium:problem:<slug>"),
+        "title": Schema(type=OpenAPIType.STRING),
+        "status": Schema(type=OpenAPIType.INTEGER),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "errors": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT), description="per field"),
+    },
+)
+_PROBLEM_REF = Reference(ref="#/components/schemas/Problem")
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def _problem(description: str) -> OpenAPIResponse:
+    return OpenAPIResponse(description=description, content={PROBLEM_JSON: OpenAPIMediaType(schema=_PROBLEM_REF)})
+
+
+def _document(operation: Operation) -> None:
+    responses = operation.responses = dict(operation.responses or {})
+    for code, response in list(responses.items()):
+        if not code.startswith(("2", "3")) and isinstance(response, OpenAPIResponse):
+            responses[code] = _problem(response.description)
+    responses.setdefault("400", _problem("Bad request (invalid parameters or body, control characters)"))
+    if operation.security:
+        responses.setdefault("401", _problem("Missing, invalid or expired token"))
+        responses.setdefault("403", _problem("The token does not allow this"))
+    if operation.request_body is not None:
+        responses.setdefault("413", _problem("Body too large"))
+        responses.setdefault("415", _problem("The body is not JSON"))
+    responses.setdefault("default", _problem("Any other error (404, 409, 422, 429, 5xx)"))
+
+
+def document_problems(openapi: OpenAPI) -> None:
+    """Rewrite ``openapi`` (built by Litestar) in place: problem+json errors on every operation."""
+    components = openapi.components
+    components.schemas = {**(components.schemas or {}), "Problem": PROBLEM}
+    for path_item in (openapi.paths or {}).values():
+        for method in _METHODS:
+            operation = getattr(path_item, method, None)
+            if isinstance(operation, Operation):
+                _document(operation)
