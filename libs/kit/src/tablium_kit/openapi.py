@@ -7,13 +7,32 @@ document is built, every operation's error responses are problem+json with the
 :data:`PROBLEM` schema: 400 always (the path, query and headers are checked everywhere),
 401/403 where security is declared, 413/415 where there is a body, and ``default`` for
 the rest (404, 409, 422, 429, 5xx) that handlers raise without declaring them.
+
+Text without a pattern of its own gets :data:`NO_CONTROL_CHARACTERS`: the kit refuses control
+characters everywhere (inputs.py), and a client, or a generator like schemathesis, should know.
 """
 
 from __future__ import annotations
 
-from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema
+import dataclasses
+from typing import Any
+
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    Reference,
+    Schema,
+)
 
 from tablium_kit.errors import PROBLEM_JSON
+from tablium_kit.inputs import exact
+
+# \uXXXX escapes mean the same in Python's re and in ECMA-262.
+NO_CONTROL_CHARACTERS = exact(r"[^\u0000-\u001f\u007f-\u009f]*")
 
 PROBLEM = Schema(
     type=OpenAPIType.OBJECT,
@@ -50,12 +69,37 @@ def _document(operation: Operation) -> None:
     responses.setdefault("default", _problem("Any other error (404, 409, 422, 429, 5xx)"))
 
 
+def _is_text(schema: Schema) -> bool:
+    kinds = schema.type if isinstance(schema.type, list) else [schema.type]
+    return OpenAPIType.STRING in kinds
+
+
+def _forbid_control_characters(node: Any) -> None:
+    """Give every free-text string schema under ``node`` the no-control-characters pattern."""
+    if isinstance(node, Schema):
+        plain = node.pattern is None and node.format is None and node.enum is None and node.const is None
+        if _is_text(node) and plain:
+            node.pattern = NO_CONTROL_CHARACTERS
+        for field in dataclasses.fields(node):
+            _forbid_control_characters(getattr(node, field.name))
+    elif isinstance(node, dict):
+        for value in node.values():
+            _forbid_control_characters(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            _forbid_control_characters(value)
+
+
 def document_problems(openapi: OpenAPI) -> None:
-    """Rewrite ``openapi`` (built by Litestar) in place: problem+json errors on every operation."""
+    """Rewrite ``openapi`` (built by Litestar) in place: problem+json errors, text without control characters."""
     components = openapi.components
+    _forbid_control_characters(components.schemas)
     components.schemas = {**(components.schemas or {}), "Problem": PROBLEM}
     for path_item in (openapi.paths or {}).values():
         for method in _METHODS:
             operation = getattr(path_item, method, None)
             if isinstance(operation, Operation):
                 _document(operation)
+                for parameter in operation.parameters or ():
+                    if isinstance(parameter, Parameter):
+                        _forbid_control_characters(parameter.schema)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
+
+from tablium_kit.inputs import exact
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -59,3 +62,12 @@ async def test_the_openapi_document_says_errors_are_problem_json(sample: AsyncTe
                 assert response["content"]["application/problem+json"]["schema"] == {
                     "$ref": "#/components/schemas/Problem"
                 }
+
+
+async def test_the_openapi_document_says_text_has_no_control_characters(sample: AsyncTestClient) -> None:
+    schemas = (await sample.get("/schema/openapi.json")).json()["components"]["schemas"]
+    free_text = schemas["Seat"]["properties"]["table"]["pattern"]
+    assert re.search(free_text, "table 7, é")
+    for bad in ("a\x00b", "a\nb", "tab\t", "nel\u0085", "end\n"):
+        assert not re.search(free_text, bad), bad
+    assert schemas["Settings"]["properties"]["country"]["pattern"] == exact("[A-Z]{2}")  # its own is kept
