@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import socket
 import time
 import uuid
 from typing import Any
@@ -194,3 +195,28 @@ def test_tokens_with_claims_of_the_wrong_type_are_401(
     for claim, headers in not_a_player.items():
         response = httpx.request(method, url, headers=headers)
         assert response.status_code == 401, (claim, response.text)
+
+
+def _raw_status(url: str, request: bytes) -> int:
+    """The status a server answers to ``request`` as sent, byte for byte (clients refuse to send such headers)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_control_characters_in_path_query_and_headers_are_refused(live_services: LiveServices, service: str) -> None:
+    url = live_services.urls[service]
+    for target in ("/api/v1/x%00y", "/api/v1/x?q=a%00b", "/api/v1/x?q=%C2%85", "/api/v1/x%0A"):
+        response = httpx.get(url + target)
+        assert response.status_code == 400, (target, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    # Header values: the HTTP server's parser refuses them before the application runs (inputs.py).
+    for value in (b"a\x00b", b"a\x01b", b"a\x7fb"):
+        request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: " + value + b"\r\nConnection: close\r\n\r\n"
+        assert _raw_status(url, request) == 400, value
+    assert _raw_status(url, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Thing: a\tb\r\nConnection: close\r\n\r\n") == 200

@@ -150,8 +150,7 @@ class ServiceLayer:
         forwarded_for: str | None = None
         request_id: bytes | None = None
         authorization: bytes | None = None
-        headers = scope["headers"]
-        for name, value in headers:
+        for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = authorization or value  # the first one counts
             elif name == b"x-forwarded-for":
@@ -162,12 +161,10 @@ class ServiceLayer:
         if client and forwarded_for:
             scope["client"] = (real_client(client[0], forwarded_for, self.trusted), client[1])
         request_id = request_id or b"%032x" % (_ID_START + next(_id_counter))
-        if scope["type"] == _HTTP and (where := control_character_in(scope["path"], scope["query_string"], headers)):
-            # Refused before anything reads them: Postgres refuses NUL in text (a 500), logs and
-            # echoed headers would carry the rest. Counted as one unmatched series, like a 404.
-            # A fresh request id: the client's may be what carries the control character.
-            made_id = b"%032x" % (_ID_START + next(_id_counter))
-            await _refuse(send, 400, f"control characters are not accepted (in the {where})", made_id)
+        if scope["type"] == _HTTP and (where := control_character_in(scope["path"], scope["query_string"])):
+            # Refused before anything reads them: Postgres refuses NUL in text (a 500), and logs would
+            # carry the rest. Counted as one unmatched series, like a 404.
+            await _refuse(send, 400, f"control characters are not accepted (in the {where})", request_id)
             REQUEST_METRICS.observe((scope["method"], UNMATCHED_ROUTE, 400, self.app_name), time.perf_counter() - start)
             return
         context = request_context.set(RequestContext(request_id, authorization))

@@ -126,13 +126,6 @@ async def test_clean_path_and_query_pass(sample: AsyncTestClient) -> None:
     assert response.json() == {"word": "café", "q": "a b %"}
 
 
-async def test_control_characters_in_headers_are_refused(sample: AsyncTestClient) -> None:
-    response = await sample.get("/api/v1/sample/public", headers={"X-Request-ID": "abc\x01def"})
-    assert_problem(response, 400)
-    assert "\x01" not in response.headers["x-request-id"]  # the refusal does not echo it
-    assert (await sample.get("/api/v1/sample/public", headers={"X-Thing": "a\tb"})).status_code == 200
-
-
 @pytest.mark.parametrize("pattern", ["[A-Z]{2}", "[a-z]{2}(-[A-Z]{2})?", "a|b"])
 def test_exact_patterns_match_whole_strings_without_a_trailing_newline(pattern: str) -> None:
     anchored = exact(pattern)
