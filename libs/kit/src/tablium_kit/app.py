@@ -55,7 +55,7 @@ from tablium_kit.observability import (
     tracer_provider,
     tracing_plugin,
 )
-from tablium_kit.openapi import document_problems
+from tablium_kit.openapi import closed_schemas, document_problems
 from tablium_kit.settings import ServiceSettings
 
 log = structlog.get_logger("tablium.kit")
@@ -244,7 +244,14 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
     _check_authentication_cannot_be_skipped(app, authenticator)
     # Litestar builds the document once and serves that object; every route is registered by now,
     # so the kit's rewrite is what /schema serves.
-    document_problems(app.openapi_schema)
+    body_types = [
+        handler.parsed_data_field.annotation
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if handler.parsed_data_field is not None
+    ]
+    document_problems(app.openapi_schema, closed=closed_schemas(body_types))
     # Outside Litestar's error handling, so every response passes through it (middleware.py).
     app.asgi_handler = ServiceLayer(
         app.asgi_handler, trusted_proxies=settings.trusted_proxies, app_name=f"tablium-{settings.service_name}"

@@ -10,13 +10,17 @@ the rest (404, 409, 422, 429, 5xx) that handlers raise without declaring them.
 
 Text without a pattern of its own gets :data:`NO_CONTROL_CHARACTERS`: the kit refuses control
 characters everywhere (inputs.py), and a client, or a generator like schemathesis, should know.
+Request bodies that refuse unknown fields (msgspec's ``forbid_unknown_fields``) say so with
+``additionalProperties: false``, which Litestar leaves out.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIMediaType,
@@ -90,10 +94,21 @@ def _forbid_control_characters(node: Any) -> None:
             _forbid_control_characters(value)
 
 
-def document_problems(openapi: OpenAPI) -> None:
-    """Rewrite ``openapi`` (built by Litestar) in place: problem+json errors, text without control characters."""
+def closed_schemas(body_types: Iterable[Any]) -> set[str]:
+    """Names of the msgspec Structs reachable from ``body_types`` that refuse unknown fields."""
+    _, components = msgspec.json.schema_components(list(body_types))
+    return {name for name, schema in components.items() if schema.get("additionalProperties") is False}
+
+
+def document_problems(openapi: OpenAPI, closed: Iterable[str] = ()) -> None:
+    """Rewrite ``openapi`` (built by Litestar) in place: problem+json errors, text without control characters,
+    ``additionalProperties: false`` on the ``closed`` component schemas (see :func:`closed_schemas`)."""
     components = openapi.components
     _forbid_control_characters(components.schemas)
+    for name in closed:
+        schema = (components.schemas or {}).get(name)
+        if isinstance(schema, Schema):
+            schema.additional_properties = False
     components.schemas = {**(components.schemas or {}), "Problem": PROBLEM}
     for path_item in (openapi.paths or {}).values():
         for method in _METHODS:

@@ -71,3 +71,10 @@ async def test_the_openapi_document_says_text_has_no_control_characters(sample: 
     for bad in ("a\x00b", "a\nb", "tab\t", "nel\u0085", "end\n"):
         assert not re.search(free_text, bad), bad
     assert schemas["Settings"]["properties"]["country"]["pattern"] == exact("[A-Z]{2}")  # its own is kept
+
+
+async def test_the_openapi_document_says_which_bodies_refuse_unknown_fields(sample: AsyncTestClient) -> None:
+    schemas = (await sample.get("/schema/openapi.json")).json()["components"]["schemas"]
+    assert schemas["Seat"]["additionalProperties"] is False  # forbid_unknown_fields=True
+    assert schemas["Settings"]["additionalProperties"] is False
+    assert "additionalProperties" not in schemas["Problem"]
