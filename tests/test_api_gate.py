@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import os
 import socket
 import time
@@ -107,22 +108,30 @@ def test_the_live_documents_are_the_ones_built_in_process(live_services: LiveSer
 
 
 @pytest.fixture(scope="module")
-def known_ids(live_services: LiveServices, live_tokens: Tokens) -> dict[str, str]:
-    """Path parameter name -> the id of something that exists, so some calls get past the 404.
+def known_ids(live_services: LiveServices, live_tokens: Tokens) -> dict[str, list[str]]:
+    """Path parameter name -> ids of things that exist, so some calls get past the 404.
 
-    Best effort and by name: what a seeding call could not make is left to random ids.
+    Best effort, by name: what a seeding call could not make is left to random ids. A draft and an
+    open, paid tournament (a freeroll's registration is issue 10's item 3), and a funded player.
     """
-    urls, known = live_services.urls, {}
+    urls, admin = live_services.urls, live_tokens["admin"]
+    known: dict[str, list[str]] = {}
     with httpx.Client(timeout=30) as client:
         me = client.get(f"{urls['player']}/api/v1/players/me", headers=live_tokens["player"])
         if me.status_code == 200:
-            known["player_id"] = me.json()["id"]
+            known["player_id"] = [me.json()["id"]]
+            if "wallet" in urls:
+                credit = {"player_id": known["player_id"][0], "asset": "USDT", "amount": 10**9, "reason": "gate"}
+                client.post(f"{urls['wallet']}/api/v1/admin/wallet/credit", json=credit, headers=admin)
         if "event" in urls:
-            draft = client.post(
-                f"{urls['event']}/api/v1/tournaments", json={"name": "gate"}, headers=live_tokens["admin"]
-            )
-            if draft.status_code == 201:
-                known["tournament_id"] = draft.json()["id"]
+            tournaments = f"{urls['event']}/api/v1/tournaments"
+            for body, opened in (({"name": "gate draft"}, False), ({"name": "gate open", "buy_in": 10}, True)):
+                created = client.post(tournaments, json=body, headers=admin)
+                if created.status_code == 201:
+                    tournament_id = created.json()["id"]
+                    if opened:
+                        client.post(f"{tournaments}/{tournament_id}/open", headers=admin)
+                    known.setdefault("tournament_id", []).append(tournament_id)
     return known
 
 
@@ -130,7 +139,7 @@ def known_ids(live_services: LiveServices, live_tokens: Tokens) -> dict[str, str
 def test_schemathesis(
     live_services: LiveServices,
     live_tokens: Tokens,
-    known_ids: dict[str, str],
+    known_ids: dict[str, list[str]],
     service: str,
     method: str,
     path: str,
@@ -144,8 +153,9 @@ def test_schemathesis(
     ]
     names = [p["name"] for p in _operation(service, method, path).get("parameters", []) if p["in"] == "path"]
     if names and all(name in known_ids for name in names):
-        known = {name: known_ids[name] for name in names}
-        strategies.append(operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=known))
+        for values in itertools.product(*(known_ids[name] for name in names)):
+            known = dict(zip(names, values, strict=True))
+            strategies.append(operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=known))
     strategy = st.one_of(strategies)
     headers = _headers(live_tokens, caller)
 
