@@ -4,9 +4,11 @@ It wraps the whole application (``Litestar.asgi_handler``, outside Litestar's ow
 error handling), so every response passes through it: those of handlers, of
 errors and of requests that matched no route. Per request it does the real client
 address (from trusted forwarding headers), the request id (taken or made, echoed,
-visible to log lines), the Prometheus request count and latency, and the commit or
-rollback of the request's database session if a handler opened one
-(``db.RequestSessions``). It opens the request's ``net.RequestContext`` (with the
+visible to log lines), the refusal of control characters in the path and query
+(``inputs.py``), the security headers of every response, the Prometheus request
+count and latency, and the commit or rollback of the request's database session if
+a handler opened one (``db.RequestSessions``; an integrity error at that commit is
+a 409, anything else a 500). It opens the request's ``net.RequestContext`` (with the
 ``Authorization`` header): authentication needs the matched route's declared
 security, so it runs after routing, as the application's ``before_request`` hook
 (``auth.RouteAuthenticator``).
@@ -138,7 +140,7 @@ async def _refuse(send: Send, status: int, detail: str, request_id: bytes) -> No
 
 
 class ServiceLayer:
-    """Client address, request id, request session and request metrics (:class:`RequestMetrics`), in one layer."""
+    """Client address, request id, input and header hygiene, request session and request metrics, in one layer."""
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: list[str], app_name: str) -> None:
         self.app = app
