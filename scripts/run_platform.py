@@ -139,7 +139,12 @@ def main() -> None:
     try:
         for name in names:
             subprocess.run([str(BIN / f"tablium-{name}"), "migrate"], env=env, check=True, cwd=ROOT)
-            service_env = {**env, f"TABLIUM_{name.upper()}_PORT": str(PORTS[name])}
+            service_env = {
+                **env,
+                f"TABLIUM_{name.upper()}_PORT": str(PORTS[name]),
+                # The dev gateway reaches services from loopback: its X-Forwarded-For is believed.
+                "TABLIUM_TRUSTED_PROXIES": env.get("TABLIUM_TRUSTED_PROXIES", '["127.0.0.1"]'),
+            }
             children.append(start(name, [str(BIN / f"tablium-{name}"), "serve"], service_env))
         for name, child in zip(names, children, strict=True):
             wait_ready(f"http://127.0.0.1:{PORTS[name]}/ready", child)

@@ -7,13 +7,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tablium_kit.auth import ServiceTokens
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
 from tablium_kit.testing import RUN_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +86,8 @@ async def platform(
         "TABLIUM_PLAYER_LOGIN_ATTEMPTS_PER_IP": "8",
         # Every test here registers from 127.0.0.1.
         "TABLIUM_PLAYER_REGISTRATIONS_PER_IP": "1000",
+        # The gateway below connects from loopback; services believe no one's X-Forwarded-For by default.
+        "TABLIUM_TRUSTED_PROXIES": '["127.0.0.1"]',
     }
     processes = Processes(tmp_path_factory.mktemp("logs"))
     try:
@@ -103,3 +109,79 @@ async def platform(
         yield {"gateway": f"http://127.0.0.1:{gateway_port}", "player": f"http://127.0.0.1:{player_port}"}
     finally:
         processes.stop()
+
+
+# Every service of the repository: a new one (lobby, club, ...) is picked up by the gate when it exists.
+SERVICES = sorted(path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml"))
+
+
+@dataclass(frozen=True)
+class LiveServices:
+    urls: dict[str, str]  # service name -> base URL
+    env: dict[str, str]  # the environment they run with (their databases, the player's JWKS, ...)
+
+
+@pytest.fixture(scope="session")
+async def live_services(
+    tmp_path_factory: pytest.TempPathFactory,
+    make_database: Callable[[str], Awaitable[str]],
+    amqp_names: AmqpNames,
+) -> AsyncIterator[LiveServices]:
+    """Every service as its own process under granian on a free port, each with its own database.
+
+    They find each other through ``TABLIUM_<NAME>_URL`` (e.g. the event service's ``wallet_url``) and verify
+    user tokens with the player's JWKS. They publish to this run's exchange and consume nothing: the shared
+    broker's service queues belong to whoever runs the platform.
+    """
+    ports = {name: free_port() for name in SERVICES}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    env = {
+        **os.environ,
+        "TABLIUM_ENVIRONMENT": "test",
+        "TABLIUM_LOG_JSON": "true",
+        "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+        "TABLIUM_REDIS_NAMESPACE": f"test-{RUN_ID}-live",
+        "TABLIUM_CONSUME_EVENTS": "false",
+        "TABLIUM_JWKS_URL": f"{urls['player']}/api/v1/auth/jwks",
+        "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
+        "TABLIUM_PLAYER_ARGON2_TIME_COST": "1",
+        **{f"TABLIUM_{name.upper()}_URL": url for name, url in urls.items()},
+        **{f"TABLIUM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    }
+    for name in SERVICES:
+        env[f"TABLIUM_{name.upper()}_DATABASE_URL"] = await make_database(f"live_{name}")
+    processes = Processes(tmp_path_factory.mktemp("live-logs"))
+    try:
+        for name in SERVICES:
+            processes.start(name, [str(BIN / f"tablium-{name}"), "serve"], env, f"{urls[name]}/ready")
+        yield LiveServices(urls, env)
+    finally:
+        processes.stop()
+
+
+@pytest.fixture(scope="session")
+def live_tokens(live_services: LiveServices) -> dict[str, dict[str, str]]:
+    """``Authorization`` headers: a player's, an admin's (also a tournament director) and a service's."""
+    player = live_services.urls["player"]
+    name = "live_" + uuid.uuid4().hex[:8]
+    password = "a live test password"
+    accounts = {"player": ["player"], "admin": ["player", "admin", "tournament_director"]}
+    headers: dict[str, dict[str, str]] = {}
+    for kind, roles in accounts.items():
+        username = f"{name}_{kind[0]}"
+        role_args = [arg for role in roles for arg in ("--role", role)]
+        email = f"{username}@example.com"
+        subprocess.run(
+            [str(BIN / "tablium-player"), "create-account", "--username", username, "--email", email, *role_args],
+            input=f"{password}\n{password}\n".encode(),
+            env=live_services.env,
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
+        )
+        login = httpx.post(f"{player}/api/v1/auth/login", json={"login": username, "password": password})
+        assert login.status_code == 200, login.text
+        headers[kind] = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    service = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="gate").token()
+    headers["service"] = {"Authorization": f"Bearer {service}"}
+    return headers

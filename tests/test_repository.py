@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import find, settings
+from hypothesis.strategies import from_regex
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
@@ -50,3 +55,25 @@ def test_every_requirement_is_pinned() -> None:
             if name.startswith("tablium-"):
                 continue
             assert name in pins, f"{pyproject}: {name} is not pinned in constraints.txt"
+
+
+def _patterns(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            yield node["pattern"]
+        for value in node.values():
+            yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_schema_pattern_lets_a_trailing_newline_through(service: str) -> None:
+    """msgspec checks ``pattern`` with ``re.search``, where ``$`` also matches before a final newline."""
+    app = importlib.import_module(f"tablium_{service}.app").create_app()
+    document = app.openapi_schema.to_schema()
+    for pattern in set(_patterns(document)):
+        # A string the pattern accepts (hypothesis builds it from the regex), then the same plus "\n".
+        accepted = find(from_regex(pattern), lambda text: not text.endswith("\n"), settings=settings(database=None))
+        assert not re.search(pattern, accepted + "\n"), f"{service}: {pattern!r} accepts {accepted + chr(10)!r}"

@@ -43,6 +43,7 @@ from tablium_kit.auth import (
 )
 from tablium_kit.errors import TRANSIENT_ERROR_HANDLERS, internal_error_handler, problem_details_plugin
 from tablium_kit.health import HealthController, Readiness
+from tablium_kit.inputs import StrictJSONRequest
 from tablium_kit.messaging import Consumer, MessagingTables, Relay
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.middleware import ServiceLayer
@@ -54,6 +55,7 @@ from tablium_kit.observability import (
     tracer_provider,
     tracing_plugin,
 )
+from tablium_kit.openapi import closed_schemas, document_problems
 from tablium_kit.settings import ServiceSettings
 
 log = structlog.get_logger("tablium.kit")
@@ -237,9 +239,21 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
             **service.signature_namespace,
         },
         request_max_body_size=settings.max_request_body_bytes,
+        # JSON bodies decoded strictly into the handler's type, JSON content types only (inputs.py).
+        request_class=StrictJSONRequest,
         debug=False,
     )
     _check_authentication_cannot_be_skipped(app, authenticator)
+    # Litestar builds the document once and serves that object; every route is registered by now,
+    # so the kit's rewrite is what /schema serves.
+    body_types = [
+        handler.parsed_data_field.annotation
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if handler.parsed_data_field is not None
+    ]
+    document_problems(app.openapi_schema, closed=closed_schemas(body_types))
     # Outside Litestar's error handling, so every response passes through it (middleware.py).
     app.asgi_handler = ServiceLayer(
         app.asgi_handler, trusted_proxies=settings.trusted_proxies, app_name=f"tablium-{settings.service_name}"

@@ -24,7 +24,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 import jwt
@@ -54,6 +54,7 @@ SECURITY_COMPONENTS = Components(
 SERVICE_TOKEN_ISSUER = "tablium-service"
 SERVICE_TOKEN_AUDIENCE = "tablium-internal"
 LEEWAY_S = 5
+ClaimsT = TypeVar("ClaimsT", bound=msgspec.Struct)
 
 
 def _missing_token() -> Unauthorized:
@@ -70,6 +71,33 @@ class Principal(msgspec.Struct, frozen=True):
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+
+class _AccessClaims(msgspec.Struct):
+    """The claims of a user access token, by type: pyjwt checks the signature, times, issuer and audience,
+    not that ``sub`` is a player id, ``roles`` a list of strings or ``exp`` a number (it takes ``"123"``)."""
+
+    sub: uuid.UUID
+    exp: float  # strict: an int or a float, never a string or a boolean (as the gateway checks)
+    iat: float
+    typ: str
+    roles: list[str] = []
+    jti: str | None = None
+    nbf: float | None = None
+
+
+class _ServiceClaims(msgspec.Struct):
+    sub: str
+    exp: float
+    iat: float
+    nbf: float | None = None
+
+
+def _typed_claims(claims: dict[str, Any], kind: type[ClaimsT]) -> ClaimsT:
+    try:
+        return msgspec.convert(claims, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise Unauthorized(f"invalid token: {exc}") from None
 
 
 class KeySource(Protocol):
@@ -215,15 +243,11 @@ class AccessTokenVerifier:
             raise Unauthorized("token expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {exc}") from None
-        if claims.get("typ") != "access":
+        typed = _typed_claims(claims, _AccessClaims)
+        if typed.typ != "access":
             raise Unauthorized("not an access token")
-        principal = Principal(
-            subject=str(claims["sub"]),
-            kind="user",
-            roles=frozenset(claims.get("roles", [])),
-            token_id=claims.get("jti"),
-        )
-        return principal, float(claims["exp"])
+        principal = Principal(subject=str(typed.sub), kind="user", roles=frozenset(typed.roles), token_id=typed.jti)
+        return principal, typed.exp
 
 
 class ServiceTokens:
@@ -280,10 +304,10 @@ class ServiceTokens:
             raise Unauthorized("service token expired") from None
         except jwt.InvalidTokenError:
             raise Unauthorized("invalid service token") from None
-        subject = str(claims["sub"])
-        if not subject.startswith("service:"):
+        typed = _typed_claims(claims, _ServiceClaims)
+        if not typed.sub.startswith("service:"):
             raise Unauthorized("not a service token")
-        return Principal(subject=subject, kind="service", roles=frozenset({"service"})), float(claims["exp"])
+        return Principal(subject=typed.sub, kind="service", roles=frozenset({"service"})), typed.exp
 
 
 def required_schemes(handler: BaseRouteHandler) -> frozenset[str]:

@@ -8,6 +8,7 @@ are converted by the problem-details plugin; anything unexpected becomes a bare
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -23,6 +24,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("tablium.errors")
@@ -140,9 +142,21 @@ def _from_repository_not_found(exc: NotFoundError) -> ProblemDetailsException:
     return _from_problem_error(NotFound(exc.detail or "not found"))
 
 
-def _from_integrity_error(_: IntegrityError) -> ProblemDetailsException:
-    # Races past a service's own checks (two concurrent inserts of one unique name) land here.
-    return _from_problem_error(Conflict("the change conflicts with existing data"))
+CONFLICT_DETAIL = "the change conflicts with existing data"
+
+
+def _from_integrity_error(exc: IntegrityError | DatabaseIntegrityError) -> ProblemDetailsException:
+    # Races past a service's own checks (two concurrent inserts of one unique name) land here:
+    # advanced-alchemy's repositories raise their own class, a session flush SQLAlchemy's.
+    log.warning("integrity error answered 409", error=str(getattr(exc, "orig", exc)))
+    return _from_problem_error(Conflict(CONFLICT_DETAIL))
+
+
+def problem_body(status: int, detail: str) -> bytes:
+    """A problem+json body for code answering outside Litestar (the kit's layer), as the plugin would write it."""
+    title = _STATUS_TITLES.get(status, "Error")
+    problem = {"type": _type_uri(title.lower().replace(" ", "-")), "title": title, "status": status, "detail": detail}
+    return json.dumps(problem).encode()
 
 
 INTERNAL_ERROR: dict[str, Any] = {"type": _type_uri("internal-error"), "title": "Internal server error", "status": 500}
@@ -167,6 +181,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 HTTPException: _from_http_exception,
                 NotFoundError: _from_repository_not_found,
                 IntegrityError: _from_integrity_error,
+                DatabaseIntegrityError: _from_integrity_error,
             },
         )
     )

@@ -4,9 +4,11 @@ It wraps the whole application (``Litestar.asgi_handler``, outside Litestar's ow
 error handling), so every response passes through it: those of handlers, of
 errors and of requests that matched no route. Per request it does the real client
 address (from trusted forwarding headers), the request id (taken or made, echoed,
-visible to log lines), the Prometheus request count and latency, and the commit or
-rollback of the request's database session if a handler opened one
-(``db.RequestSessions``). It opens the request's ``net.RequestContext`` (with the
+visible to log lines), the refusal of control characters in the path and query
+(``inputs.py``), the security headers of every response, the Prometheus request
+count and latency, and the commit or rollback of the request's database session if
+a handler opened one (``db.RequestSessions``; an integrity error at that commit is
+a 409, anything else a 500). It opens the request's ``net.RequestContext`` (with the
 ``Authorization`` header): authentication needs the matched route's declared
 security, so it runs after routing, as the application's ``before_request`` hook
 (``auth.RouteAuthenticator``).
@@ -24,7 +26,7 @@ import json
 import os
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate, count
 from typing import Final
 
@@ -34,19 +36,26 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import REGISTRY, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import IntegrityError
 
 from tablium_kit.db import REQUEST_SESSION_KEY, finish_request_session
-from tablium_kit.errors import INTERNAL_ERROR, PROBLEM_JSON
+from tablium_kit.errors import CONFLICT_DETAIL, INTERNAL_ERROR, PROBLEM_JSON, problem_body
+from tablium_kit.inputs import control_character_in
 from tablium_kit.net import REQUEST_ID_HEADER, RequestContext, real_client, request_context
 from tablium_kit.observability import UNOBSERVED_PATHS
 
 log = structlog.get_logger("tablium.kit")
 _UNOBSERVED = frozenset(UNOBSERVED_PATHS)
-_INTERNAL_ERROR_BODY = json.dumps(INTERNAL_ERROR).encode()
-_INTERNAL_ERROR_HEADERS = [
-    (b"content-type", PROBLEM_JSON.encode()),
-    (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
-]
+# A status, its headers and its body: what the layer answers itself.
+_Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _answer(status: int, body: bytes) -> _Answer:
+    return status, [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())], body
+
+
+_INTERNAL_ERROR = _answer(500, json.dumps(INTERNAL_ERROR).encode())
+_CONFLICT = _answer(409, problem_body(409, CONFLICT_DETAIL))
 _HTTP: Final = ScopeType.HTTP  # an enum member lookup per use costs more than the comparison
 # The route label of requests that matched no route (404, 405): one series, whatever the path.
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -103,8 +112,35 @@ REQUEST_METRICS = RequestMetrics()
 REGISTRY.register(REQUEST_METRICS)
 
 
+# Every response of a JSON API, as OWASP's REST cheat sheet has them: no MIME sniffing, no framing, no
+# referrer leaks, and nothing stored by caches unless the handler says otherwise (tokens, profiles).
+# HSTS belongs to the TLS edge (the gateway), not to services speaking plain HTTP behind it.
+_SECURITY_HEADERS: Final = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+_NO_STORE: Final = (b"cache-control", b"no-store")
+
+
+def _with_security_headers(headers: Iterable[tuple[bytes, bytes]], request_id: bytes) -> list[tuple[bytes, bytes]]:
+    out = [*headers, (REQUEST_ID_HEADER, request_id), *_SECURITY_HEADERS]
+    if not any(name == b"cache-control" for name, _ in out):
+        out.append(_NO_STORE)
+    return out
+
+
+async def _refuse(send: Send, status: int, detail: str, request_id: bytes) -> None:
+    status, headers, body = _answer(status, problem_body(status, detail))
+    await send(
+        {"type": "http.response.start", "status": status, "headers": _with_security_headers(headers, request_id)}
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 class ServiceLayer:
-    """Client address, request id, request session and request metrics (:class:`RequestMetrics`), in one layer."""
+    """Client address, request id, input and header hygiene, request session and request metrics, in one layer."""
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: list[str], app_name: str) -> None:
         self.app = app
@@ -127,29 +163,41 @@ class ServiceLayer:
         if client and forwarded_for:
             scope["client"] = (real_client(client[0], forwarded_for, self.trusted), client[1])
         request_id = request_id or b"%032x" % (_ID_START + next(_id_counter))
+        if scope["type"] == _HTTP and (where := control_character_in(scope["path"], scope["query_string"])):
+            # Refused before anything reads them: Postgres refuses NUL in text (a 500), and logs would
+            # carry the rest. Counted as one unmatched series, like a 404.
+            await _refuse(send, 400, f"control characters are not accepted (in the {where})", request_id)
+            REQUEST_METRICS.observe((scope["method"], UNMATCHED_ROUTE, 400, self.app_name), time.perf_counter() - start)
+            return
         context = request_context.set(RequestContext(request_id, authorization))
         status = 500  # what an exception that escapes everything becomes
-        commit_failed = False
+        failure: _Answer | None = None  # what replaces the handler's answer when its commit failed
 
         async def send_tagged(message: Message) -> None:
-            nonlocal status, commit_failed
+            nonlocal status, failure
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if REQUEST_SESSION_KEY in scope["state"]:
                     try:
                         await finish_request_session(scope, status)
+                    except IntegrityError as exc:
+                        # A unique/foreign-key race lost at commit (no flush before): a conflict, like
+                        # one raised in the handler, whose answer and effects are gone.
+                        log.warning("request session commit conflicted", path=scope["path"], error=str(exc.orig))
+                        failure = _CONFLICT
                     except Exception:
                         # Litestar counts the response as started, so raising would only abort it:
                         # the client is told 500 instead of the handler's answer, whose effects are gone.
                         log.exception("request session commit failed", path=scope["path"], status=status)
-                        commit_failed = True
-                        status = 500
-                        message = {"type": "http.response.start", "status": 500, "headers": _INTERNAL_ERROR_HEADERS}
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, request_id)]
-            elif commit_failed and message["type"] == "http.response.body":
+                        failure = _INTERNAL_ERROR
+                    if failure is not None:
+                        status, headers, _ = failure
+                        message = {"type": "http.response.start", "status": status, "headers": headers}
+                message["headers"] = _with_security_headers(message.get("headers", ()), request_id)
+            elif failure is not None and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return  # the handler's body is not sent; the error's is, in place of its last part
-                message = {"type": "http.response.body", "body": _INTERNAL_ERROR_BODY, "more_body": False}
+                message = {"type": "http.response.body", "body": failure[2], "more_body": False}
             await send(message)
 
         try:

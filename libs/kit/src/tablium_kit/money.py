@@ -35,13 +35,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from tablium_kit.errors import InvalidInput
+from tablium_kit.inputs import exact
 
 MAX_AMOUNT = 2**128 - 1
-# 39 digits is the width of 2^128-1; ``\Z`` and not ``$``, which would also match before a final
-# newline (msgspec matches with ``re.search``).
-AMOUNT_PATTERN = r"^(?:0|[1-9][0-9]{0,38})\Z"
-POSITIVE_AMOUNT_PATTERN = r"^[1-9][0-9]{0,38}\Z"
-SIGNED_AMOUNT_PATTERN = r"^(?:0|-?[1-9][0-9]{0,38})\Z"
+# 39 digits is the width of 2^128-1; ``exact`` refuses the final newline Python's ``$`` lets through
+# (msgspec matches with ``re.search``) and stays ECMA-262 for clients reading the OpenAPI.
+AMOUNT_PATTERN = exact("0|[1-9][0-9]{0,38}")
+POSITIVE_AMOUNT_PATTERN = exact("[1-9][0-9]{0,38}")
+SIGNED_AMOUNT_PATTERN = exact("0|-?[1-9][0-9]{0,38}")
 
 _EXAMPLE = "1000000000000000000000000"  # 10^6 ETH in wei: past 2^64, well within 2^128
 

@@ -52,8 +52,10 @@ class ServiceSettings(msgspec.Struct, kw_only=True):
     trace_sample_ratio: float = 1.0
     log_level: str = "INFO"
     log_json: bool = True
-    # Peers whose X-Forwarded-For is believed (the gateway); everyone else is the client.
-    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
+    # Peers whose X-Forwarded-For is believed: the gateway's address(es), set where it is deployed.
+    # None by default: trusting loopback let any local client choose its address (and dodge the
+    # per-address login limit) by rotating the header.
+    trusted_proxies: list[str] = msgspec.field(default_factory=list)
     max_request_body_bytes: int = 64 * 1024
     # Apply migrations at start-up; by default everywhere but production, where the
     # deployment runs `tablium-<service> migrate` once before rolling out.

@@ -11,20 +11,29 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Controller, Request, get, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import BEARER, SERVICE, Principal, StaticKeySource, caller, requires_roles, requires_service
 from tablium_kit.errors import Conflict
+from tablium_kit.inputs import exact
 from tablium_kit.settings import ServiceSettings
 
 KID = "test-key"
+# Player ids, as user tokens carry them (a token whose subject is not a UUID is refused).
+PLAYER_1 = "00000000-0000-4000-8000-000000000001"
 
 
 class Seat(msgspec.Struct, forbid_unknown_fields=True):
     table: Annotated[str, msgspec.Meta(min_length=1)]
     seat: Annotated[int, msgspec.Meta(ge=1, le=10)]
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True):
+    sound: bool
+    country: Annotated[str, msgspec.Meta(pattern=exact("[A-Z]{2}"))]
+    seats: int = 9
 
 
 class SampleController(Controller):
@@ -57,6 +66,14 @@ class SampleController(Controller):
             raise Conflict("table is full")
         return data
 
+    @post("/settings", status_code=200)
+    async def settings(self, data: JSONBody[Settings]) -> Settings:
+        return data
+
+    @get("/echo/{word:str}")
+    async def echo(self, word: FromPath[str], q: FromQuery[str] = "") -> dict[str, str]:
+        return {"word": word, "q": q}
+
     @get("/boom")
     async def boom(self) -> None:
         raise RuntimeError("secret internals: password=hunter2")
@@ -77,7 +94,7 @@ def signing_key() -> rsa.RSAPrivateKey:
 
 @pytest.fixture(scope="session")
 def make_token(signing_key: rsa.RSAPrivateKey) -> Callable[..., str]:
-    def make(subject: str = "p-1", roles: list[str] | None = None, **overrides: Any) -> str:
+    def make(subject: str = PLAYER_1, roles: list[str] | None = None, **overrides: Any) -> str:
         now = int(time.time())
         claims = {
             "iss": "tablium-player",

@@ -17,6 +17,8 @@ from jwt.algorithms import RSAAlgorithm
 from tablium_kit.auth import AccessTokenVerifier, JwksKeySource
 from tablium_kit.errors import Unauthorized
 
+P1 = "00000000-0000-4000-8000-000000000001"
+
 
 def bearer(token: str) -> bytes:
     """The Authorization header value a client sends with ``token``."""
@@ -43,7 +45,7 @@ class Issuer:
 
     def token(self, kid: str, **claims: Any) -> str:
         now = int(time.time())
-        body = {"iss": "tablium-player", "aud": "tablium", "sub": "p1", "iat": now, "exp": now + 60, "typ": "access"}
+        body = {"iss": "tablium-player", "aud": "tablium", "sub": P1, "iat": now, "exp": now + 60, "typ": "access"}
         return jwt.encode({**body, **claims}, self.keys[kid], algorithm="RS256", headers={"kid": kid})
 
 
@@ -78,11 +80,11 @@ async def test_keys_are_cached_and_rotation_is_picked_up(issuer: tuple[Issuer, s
         JwksKeySource(url, cache_seconds=300, min_refetch_seconds=0), issuer="tablium-player", audience="tablium"
     )
     for _ in range(5):
-        assert (await verifier.verify(bearer(state.token("k1")))).subject == "p1"
+        assert (await verifier.verify(bearer(state.token("k1")))).subject == P1
     assert state.fetches == 1  # cached
 
     state.add_key("k2")  # the issuer rotates
-    assert (await verifier.verify(bearer(state.token("k2")))).subject == "p1"
+    assert (await verifier.verify(bearer(state.token("k2")))).subject == P1
     assert state.fetches == 2  # an unknown kid triggered one re-fetch
 
 

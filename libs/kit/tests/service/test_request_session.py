@@ -47,6 +47,13 @@ async def add_mark_twice(db_session: DbSession, name: FromPath[str]) -> dict[str
     return {"name": name}
 
 
+@post("/marks/{name:str}/flush")
+async def add_mark_and_flush(db_session: DbSession, name: FromPath[str]) -> None:
+    # Checked now, in the handler: SQLAlchemy's IntegrityError, not advanced-alchemy's.
+    await db_session.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+    await _mark(db_session, name)
+
+
 @get("/marks")
 async def list_marks(db_session: DbSession) -> list[str]:
     return list(await db_session.scalars(text("SELECT name FROM marks ORDER BY name")))
@@ -82,6 +89,19 @@ async def client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterato
         await connection.execute(
             text("CREATE TABLE marks (name text, CONSTRAINT uq_marks_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED)")
         )
+        # A commit that fails for another reason than integrity: a deferred trigger raising.
+        await connection.execute(
+            text(
+                "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN IF NEW.name = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NULL; END $$"
+            )
+        )
+        await connection.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER refuse_poison AFTER INSERT ON marks DEFERRABLE INITIALLY DEFERRED"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+            )
+        )
     await engine.dispose()
     settings = ServiceSettings.from_env(
         "sessions", {"TABLIUM_SESSIONS_DATABASE_URL": url, "TABLIUM_ENVIRONMENT": "test"}
@@ -95,6 +115,7 @@ async def client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterato
                 add_mark_then_conflict,
                 add_mark_then_crash,
                 add_mark_twice,
+                add_mark_and_flush,
                 list_marks,
                 read_marks,
                 read_mark,
@@ -114,12 +135,33 @@ async def test_a_2xx_commits_and_errors_roll_back(client: AsyncTestClient) -> No
 
 
 async def test_a_failed_commit_is_answered_as_an_error(client: AsyncTestClient) -> None:
-    response = await client.post("/marks/doubled/twice")
+    response = await client.post("/marks/poison")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "urn:tablium:problem:internal-error"
     assert response.headers["x-request-id"]
+    assert "poison" not in (await client.get("/marks")).json()
+
+
+async def test_an_integrity_error_at_commit_is_a_conflict(client: AsyncTestClient) -> None:
+    response = await client.post("/marks/doubled/twice")
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "urn:tablium:problem:conflict",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "the change conflicts with existing data",
+    }
+    assert response.headers["x-request-id"]
     assert "doubled" not in (await client.get("/marks")).json()
+
+
+async def test_an_integrity_error_in_the_handler_is_a_conflict(client: AsyncTestClient) -> None:
+    assert (await client.post("/marks/flushed")).status_code == 201
+    response = await client.post("/marks/flushed/flush")
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "urn:tablium:problem:conflict"
 
 
 async def test_a_request_without_a_session_opens_none(client: AsyncTestClient) -> None:

@@ -17,6 +17,11 @@ from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET, ServiceSettings
 
 KID = "test-key"  # the key id the sample service's conftest signs with
 
+P9 = "00000000-0000-4000-8000-000000000009"
+ALICE = "00000000-0000-4000-8000-00000000a11c"
+BOB = "00000000-0000-4000-8000-000000000b0b"
+WS_PLAYER = "00000000-0000-4000-8000-0000000000a5"
+
 
 def is_problem(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
@@ -33,8 +38,8 @@ async def test_public_route_needs_no_token(sample: AsyncTestClient) -> None:
 
 async def test_private_route_needs_a_valid_token(sample: AsyncTestClient, make_token: Callable[..., str]) -> None:
     is_problem(await sample.get("/api/v1/sample/private"), 401)
-    ok = await sample.get("/api/v1/sample/private", headers={"Authorization": f"Bearer {make_token('p-9')}"})
-    assert ok.json() == {"subject": "p-9", "roles": ["player"]}
+    ok = await sample.get("/api/v1/sample/private", headers={"Authorization": f"Bearer {make_token(P9)}"})
+    assert ok.json() == {"subject": P9, "roles": ["player"]}
     is_problem(
         await sample.get("/api/v1/sample/private", headers={"Authorization": f"Bearer {make_token(exp=1)}"}), 401
     )
@@ -44,10 +49,10 @@ async def test_the_caller_is_who_the_token_says_and_nobody_on_public_routes(
     sample: AsyncTestClient, make_token: Callable[..., str]
 ) -> None:
     is_problem(await sample.get("/api/v1/sample/me"), 401)
-    alice = {"Authorization": f"Bearer {make_token('p-alice')}"}
-    bob = {"Authorization": f"Bearer {make_token('p-bob')}"}
-    assert (await sample.get("/api/v1/sample/me", headers=alice)).json() == {"subject": "p-alice"}
-    assert (await sample.get("/api/v1/sample/me", headers=bob)).json() == {"subject": "p-bob"}
+    alice = {"Authorization": f"Bearer {make_token(ALICE)}"}
+    bob = {"Authorization": f"Bearer {make_token(BOB)}"}
+    assert (await sample.get("/api/v1/sample/me", headers=alice)).json() == {"subject": ALICE}
+    assert (await sample.get("/api/v1/sample/me", headers=bob)).json() == {"subject": BOB}
     # A token sent to a public route authenticates nobody, and no earlier request's caller lingers.
     is_problem(await sample.get("/api/v1/sample/anyone", headers=alice), 401)
     is_problem(await sample.get("/api/v1/sample/anyone"), 401)
@@ -182,9 +187,9 @@ def test_a_guarded_websocket_knows_its_caller(
         )
     )
     with TestClient(app=app) as client:
-        headers = {"Authorization": f"Bearer {make_token('p-ws')}"}
+        headers = {"Authorization": f"Bearer {make_token(WS_PLAYER)}"}
         with client.websocket_connect("/ws/table", headers=headers) as socket:
-            assert socket.receive_json() == {"subject": "p-ws"}
+            assert socket.receive_json() == {"subject": WS_PLAYER}
         with pytest.raises(WebSocketDisconnect), client.websocket_connect("/ws/table") as socket:
             socket.receive_json()
 

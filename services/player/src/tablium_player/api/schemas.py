@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from tablium_kit.inputs import exact
+
 # Checked after NFKC normalisation (rules.normalize_username), so no pattern here: a fullwidth
 # "\uff41lice" is "alice", and taken if "alice" is.
 Username = Annotated[
@@ -84,7 +86,7 @@ class OwnProfile(PublicProfile, kw_only=True):
 
 class ProfileUpdate(Request):
     display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | msgspec.UnsetType | None = msgspec.UNSET
-    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | msgspec.UnsetType | None = msgspec.UNSET
+    country: Annotated[str, msgspec.Meta(pattern=exact("[A-Z]{2}"))] | msgspec.UnsetType | None = msgspec.UNSET
     bio: Annotated[str, msgspec.Meta(max_length=280)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
@@ -93,7 +95,7 @@ class Preferences(Request):
     auto_muck_losing_hands: bool = True
     sound: bool = True
     show_bets_in_big_blinds: bool = False
-    language: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
+    language: Annotated[str, msgspec.Meta(pattern=exact("[a-z]{2}(-[A-Z]{2})?"))] = "en"
     time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
 
 

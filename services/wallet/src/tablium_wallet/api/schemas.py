@@ -11,6 +11,7 @@ import msgspec
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_kit.errors import ProblemError
+from tablium_kit.inputs import exact
 from tablium_kit.money import (
     POSITIVE_AMOUNT_VALUES,
     Amount,
@@ -26,8 +27,8 @@ from tablium_wallet.services.accounts import AccountRecord
 from tablium_wallet.services.ledger import MAX_TIMEOUT_S, NewTransfer, Outcome, Resolve, TransferRecord
 
 # Amounts are the kit's: unsigned 128-bit integers in the asset's minor unit, as decimal strings.
-AssetCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z][A-Z0-9]{1,15}$")]
-Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+AssetCode = Annotated[str, msgspec.Meta(pattern=exact("[A-Z][A-Z0-9]{1,15}"))]
+Code = Annotated[str, msgspec.Meta(pattern=exact("[a-z][a-z0-9_]{0,63}"))]
 Owner = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Kind = Literal[
     "player",

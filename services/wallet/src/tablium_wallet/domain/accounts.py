@@ -22,14 +22,14 @@ def flag_names(flags: int) -> list[str]:
 # Owner pattern -> the kinds of account it may hold.
 _OWNERS: list[tuple[re.Pattern[str], frozenset[str]]] = [
     (
-        re.compile(r"^player:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+        re.compile(r"^player:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"),
         frozenset({"player"}),
     ),
-    (re.compile(r"^table:[A-Za-z0-9_.:-]{1,64}$"), frozenset({"table_escrow"})),
-    (re.compile(r"^tournament:[A-Za-z0-9_.:-]{1,64}$"), frozenset({"prize_pool"})),
-    (re.compile(r"^house$"), frozenset({"house_rake", "house_fees", "house_adjustments"})),
-    (re.compile(r"^rakeback$"), frozenset({"rakeback_pool"})),
-    (re.compile(r"^chain:[0-9]{1,20}$"), frozenset({"chain_clearing"})),
+    (re.compile(r"^table:[A-Za-z0-9_.:-]{1,64}\Z"), frozenset({"table_escrow"})),
+    (re.compile(r"^tournament:[A-Za-z0-9_.:-]{1,64}\Z"), frozenset({"prize_pool"})),
+    (re.compile(r"^house\Z"), frozenset({"house_rake", "house_fees", "house_adjustments"})),
+    (re.compile(r"^rakeback\Z"), frozenset({"rakeback_pool"})),
+    (re.compile(r"^chain:[0-9]{1,20}\Z"), frozenset({"chain_clearing"})),
 ]
 
 KINDS = frozenset(kind for _, kinds in _OWNERS for kind in kinds)
