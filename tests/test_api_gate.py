@@ -110,8 +110,10 @@ def test_the_live_documents_are_the_ones_built_in_process(live_services: LiveSer
 
 def _wallet_knows(database_url: str, player_id: str) -> None:
     url = database_url.replace("postgresql+asyncpg://", "postgresql://")
-    sql = f"INSERT INTO players (id) VALUES ('{uuid.UUID(player_id)}') ON CONFLICT DO NOTHING"
-    subprocess.run(["psql", "-q", url, "-c", sql], check=True, capture_output=True)
+    # psql quotes the id itself (:'id'), read from standard input, where variables are interpolated.
+    sql = b"INSERT INTO players (id) VALUES (:'id') ON CONFLICT DO NOTHING;"
+    command = ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"id={uuid.UUID(player_id)}", url]
+    subprocess.run(command, input=sql, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
