@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging import CATALOG, Outbox, UnknownEventError
 from tablium_kit.messaging.envelope import new_event
+from tablium_kit.messaging.outbox import check_size
 from tablium_wallet.db.models import MESSAGING
 
 SERVICE = "wallet"
@@ -53,6 +54,8 @@ async def record_events(session: AsyncSession, events: Sequence[Event]) -> None:
     if not rest:
         return
     envelopes = [new_event(service=SERVICE, type=e.type, subject=e.subject, data=e.data) for e in rest]
+    for envelope in envelopes:
+        check_size(envelope)  # what Outbox.add checks for the first
     headers: dict[str, str] = {}
     propagate.inject(headers)
     await session.execute(
