@@ -52,9 +52,10 @@ class EventTooLargeError(ValueError):
     """The envelope is over :data:`MAX_EVENT_BYTES`: split the data into several events."""
 
 
-def check_size(event: CloudEvent) -> None:
-    """Refuse an envelope over the cap, at write time, while the caller can still split it."""
-    size = len(msgspec.json.encode(event))
+def check_size(event: CloudEvent, encoded: bytes | None = None) -> None:
+    """Refuse an envelope over the cap, at write time, while the caller can still split it (``encoded``:
+    the envelope as JSON, when the caller has it already)."""
+    size = len(encoded if encoded is not None else msgspec.json.encode(event))
     if size > MAX_EVENT_BYTES:
         raise EventTooLargeError(
             f"{event.type} for {event.subject!r} is {size} bytes, over the {MAX_EVENT_BYTES}-byte cap of one "

@@ -174,7 +174,8 @@ class Relay:
                 return 0, 0
             # Known before publishing: too big for any broker. Parked at once, and its subject's later
             # events of this batch are held back with it.
-            too_big = {row.id for row in rows if len(row.envelope.encode()) > MAX_MESSAGE_BYTES}
+            bodies = {row.id: row.envelope.encode() for row in rows}
+            too_big = {row.id for row in rows if len(bodies[row.id]) > MAX_MESSAGE_BYTES}
             held_subjects = {row.subject for row in rows if row.id in too_big}
             sendable = [row for row in rows if row.subject not in held_subjects]
             tracer = trace.get_tracer(__name__)
@@ -190,7 +191,7 @@ class Relay:
                 # All confirms in flight at once; the timeout covers a broker that is down (a robust
                 # channel would wait for it forever).
                 tasks = [
-                    asyncio.ensure_future(self._publish(exchange, row.id, row.type, row.envelope, row.headers))
+                    asyncio.ensure_future(self._publish(exchange, row.id, row.type, bodies[row.id], row.headers))
                     for row in sendable
                 ]
                 if tasks:
@@ -228,11 +229,11 @@ class Relay:
         exchange: AbstractExchange,
         event_id: uuid.UUID,
         event_type: str,
-        envelope: str,
+        body: bytes,
         headers: dict[str, str],
     ) -> None:
         message = aio_pika.Message(
-            body=envelope.encode(),
+            body=body,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=str(event_id),
