@@ -201,10 +201,13 @@ class Consumer:
             event: CloudEvent | msgspec.MsgspecError = envelope.decode(message.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             event = exc
-        turn = self._take_turn(event.subject) if isinstance(event, CloudEvent) and event.type in self._ordered else None
+        ordered = isinstance(event, CloudEvent) and event.type in self._ordered
+        subject = event.subject if isinstance(event, CloudEvent) else ""
+        previous, mine = self._take_turn(subject) if ordered else (None, None)
         try:
-            if turn is not None and turn[0] is not None:
-                await asyncio.shield(turn[0])
+            if previous is not None:
+                # Shielded: this delivery being cancelled must not cancel the turn the previous one ends.
+                await asyncio.shield(previous)
             await self._process(message, event)
         except Exception:
             # The retry/dead-letter copy is not safely stored (broker trouble): give the original back.
@@ -213,8 +216,8 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
         finally:
-            if turn is not None:
-                self._end_turn(event.subject, turn[1])  # type: ignore[union-attr]
+            if mine is not None:
+                self._end_turn(subject, mine)
 
     def _take_turn(self, subject: str) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
         """(the previous delivery's turn to wait for, this one's)."""
