@@ -278,3 +278,32 @@ async def test_an_event_whose_source_is_not_its_publisher_is_dead_lettered_as_fo
     assert "/services/wallet" in letter.error
     assert await effect_counts(sessions) == {str(genuine.id): 1}
     assert sample("tablium_events_dead_lettered_total", {"service": "wallet", "reason": "forged"}) == forged_before + 1
+
+
+async def test_a_retry_copy_with_nowhere_to_go_leaves_the_original_in_the_queue(
+    sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames, started: list[Consumer]
+) -> None:
+    """Retry and dead-letter copies are published mandatory with returns raised: with the retry queue gone,
+    the original is not acked for a copy that went nowhere. It comes back until the queue's delivery limit
+    dead-letters it (at least once): in the DLQ, not lost."""
+    queues = amqp_names.service_queues("wallet")
+    consumer = Consumer(settings_for("wallet", amqp_names), sessions, TABLES, queues=queues)
+
+    @consumer.handler("player.registered")
+    async def fail(session: AsyncSession, event: CloudEvent) -> None:
+        raise RuntimeError("poison")
+
+    await consumer.start()
+    started.append(consumer)
+    connection = await aio_pika.connect(amqp_names.url)
+    async with connection:
+        await (await connection.channel()).queue_delete(queues.retry)
+    event = new_event(service="player", type="player.registered", subject="p-nowhere", data={})
+    await publish_event(amqp_names, event)
+
+    async def dead_lettered() -> bool:
+        return bool(await list_dead_letters(amqp_names.url, queues))
+
+    await wait_until(dead_lettered, within=30)
+    (letter,) = await list_dead_letters(amqp_names.url, queues)
+    assert (letter.message_id, letter.reason) == (str(event.id), "delivery_limit")

@@ -139,8 +139,9 @@ class Consumer:
             raise
         try:
             # Retries and dead letters are published on their own confirmed channel: the original is
-            # acked only once its copy is safely in the broker.
-            self._publisher = await connection.channel(publisher_confirms=True)
+            # acked only once its copy is safely in the broker. Returned (its queue is gone) raises, so
+            # the original goes back to the queue rather than being acked for a copy that went nowhere.
+            self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=self._prefetch)
             exchange = await channel.declare_exchange(
