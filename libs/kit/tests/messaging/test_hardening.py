@@ -9,14 +9,19 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
+import asyncpg
+import httpx
 import pytest
+import sqlalchemy.exc
 from litestar.testing import AsyncTestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.app import ServiceDefinition, create_service_app
+from tablium_kit.internal import UpstreamError
 from tablium_kit.messaging import CloudEvent, Consumer, list_dead_letters
+from tablium_kit.messaging.consumer import infrastructure_failure
 from tablium_kit.messaging.envelope import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, encode, new_event
 from tablium_kit.messaging.outbox import EventTooLargeError
 from tablium_kit.messaging.testing import AmqpNames
@@ -316,3 +321,36 @@ async def test_a_retry_copy_with_nowhere_to_go_leaves_the_original_in_the_queue(
     await wait_until(dead_lettered, within=30)
     (letter,) = await list_dead_letters(amqp_names.url, queues)
     assert (letter.message_id, letter.reason) == (str(event.id), "delivery_limit")
+
+
+def _wrapped(exc: BaseException) -> BaseException:
+    """``exc`` as a handler's own code would let it escape: raised from inside another exception."""
+    try:
+        try:
+            raise exc
+        except BaseException as inner:
+            raise RuntimeError("while handling the event") from inner
+    except RuntimeError as outer:
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("exc", "infrastructure"),
+    [
+        (ConnectionRefusedError(111, "Connect call failed"), True),
+        (TimeoutError(), True),
+        (sqlalchemy.exc.OperationalError("SELECT 1", {}, asyncpg.exceptions.CannotConnectNowError()), True),
+        (sqlalchemy.exc.DBAPIError("UPDATE", {}, asyncpg.exceptions.SerializationError()), True),
+        (sqlalchemy.exc.DBAPIError("UPDATE", {}, asyncpg.exceptions.DeadlockDetectedError()), True),
+        (httpx.ConnectError("refused"), True),
+        (UpstreamError("wallet", 503, {}), True),
+        (UpstreamError("wallet", 409, {"detail": "conflict"}), False),
+        (sqlalchemy.exc.IntegrityError("INSERT", {}, asyncpg.exceptions.UniqueViolationError()), False),
+        (KeyError("amount"), False),
+        (ValueError("bad data"), False),
+    ],
+)
+def test_infrastructure_failures_are_told_from_poison(exc: BaseException, infrastructure: bool) -> None:
+    """Item 1: what is retried in place without limit, and what goes the retry/DLQ way."""
+    assert infrastructure_failure(exc) is infrastructure
+    assert infrastructure_failure(_wrapped(exc)) is infrastructure

@@ -8,7 +8,8 @@ is skipped. The message is acked only after that transaction committed.
 Two kinds of failure, two treatments:
 
 - infrastructure (database unreachable or restarting, connection reset, serialization failure,
-  deadlock, timeout: :func:`tablium_kit.errors.transient_failure`) says nothing about the message. The
+  deadlock, timeout: :func:`tablium_kit.errors.transient_failure`; another service unreachable or
+  answering 502/503/504 through the kit's internal client) says nothing about the message. The
   handler is run again in place, without limit, backing off up to ``max_infra_backoff``; the message is
   held (unacked) meanwhile, so nothing reaches the dead letters because the database restarted.
 - anything else the handler raises is the message's own problem (poison): retried with exponential
@@ -31,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import aio_pika
+import httpx
 import msgspec
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from opentelemetry import propagate, trace
@@ -38,6 +40,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import transient_failure
+from tablium_kit.internal import RETRYABLE_STATUS, UpstreamError
 from tablium_kit.messaging import envelope
 from tablium_kit.messaging.catalog import source_of
 from tablium_kit.messaging.connection import connect
@@ -69,6 +72,20 @@ State = Literal["stopped", "starting", "running", "failed"]
 # A broker that does not confirm a retry within this long is treated as down.
 PUBLISH_TIMEOUT = 30.0
 _ORDERED = "__tablium_ordered_by_subject__"
+
+
+def infrastructure_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says a dependency is away (retry in place) rather than the message is poison."""
+    if transient_failure(exc):
+        return True
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx.TransportError):
+            return True
+        if isinstance(cause, UpstreamError) and cause.status in RETRYABLE_STATUS:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def ordered_by_subject(handler: H) -> H:
@@ -292,7 +309,7 @@ class Consumer:
             try:
                 return await self._handle(handler, event)
             except Exception as exc:
-                if not transient_failure(exc):
+                if not infrastructure_failure(exc):
                     raise
                 if self._stopping:
                     return "stopped"
