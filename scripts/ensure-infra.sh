@@ -91,6 +91,13 @@ ensure postgres "$PG_PORT" start_postgres 30
 ensure redis "$REDIS_PORT" start_redis 10
 ensure rabbitmq "$AMQP_PORT" start_rabbitmq 60
 
+# One broker user per service, each allowed to publish only its own event types (ADR 0002). Needs
+# rabbitmqctl on this host and the workspace installed; the services keep guest unless
+# TABLIUM_<SERVICE>_AMQP_URL names their user (production does).
+if [[ ! " ${missing[*]} " =~ " rabbitmq " ]] && command -v rabbitmqctl >/dev/null 2>&1 && [ -x .venv/bin/python ]; then
+  .venv/bin/python -m tablium_kit.messaging.brokerusers || echo "infra: could not create the services' broker users" >&2
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   cat >&2 <<MSG
 infra: not reachable: ${missing[*]}.

@@ -22,6 +22,7 @@ from tablium_wallet.settings import WalletSettings
 
 from tablium_kit.errors import ProblemError
 from tablium_kit.messaging import CloudEvent, Consumer
+from tablium_kit.messaging.catalog import source_of
 from tablium_kit.messaging.testing import AmqpNames
 
 from .conftest import internal
@@ -129,8 +130,9 @@ async def _publish(amqp_names: AmqpNames, event: CloudEvent) -> None:
 
 
 def _event(type_: str, data: dict[str, Any]) -> CloudEvent:
+    # The type's publisher as its source: consumers dead-letter any other as forged.
     return CloudEvent(
-        id=uuid.uuid4(), source="/services/blockchain", type=type_, time=datetime.now(UTC), subject="x", data=data
+        id=uuid.uuid4(), source=source_of(type_), type=type_, time=datetime.now(UTC), subject="x", data=data
     )
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import anyio
 import structlog
 from litestar import Litestar
@@ -42,7 +41,7 @@ from tablium_kit.auth import (
     required_schemes,
 )
 from tablium_kit.errors import TRANSIENT_ERROR_HANDLERS, internal_error_handler, problem_details_plugin
-from tablium_kit.health import HealthController, Readiness
+from tablium_kit.health import HealthController, NotReady, Readiness
 from tablium_kit.inputs import StrictJSONRequest
 from tablium_kit.messaging import Consumer, MessagingTables, Relay
 from tablium_kit.messaging.consumer import Handler
@@ -120,18 +119,6 @@ async def _migrate(settings: ServiceSettings, migrations_dir: Path) -> None:
     await anyio.to_thread.run_sync(migrations.upgrade, settings.database_url, migrations_dir)
 
 
-async def _start_consumer(consumer: Consumer) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await consumer.start()
-            return
-        except (ConnectionError, OSError, aio_pika.exceptions.AMQPError) as exc:
-            log.warning("consumer cannot start yet; retrying", error=str(exc), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-
 async def _stop_consumer(consumer: Consumer, starting: asyncio.Task[None]) -> None:
     starting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -194,9 +181,17 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
                     for event_type, handler in service.event_handlers.items():
                         consumer.handler(event_type)(handler)
                     # Like the relay, a consumer must not keep the service down while the broker is:
-                    # it keeps trying in the background and /ready says "down" until it is up.
-                    task = asyncio.create_task(_start_consumer(consumer), name="consumer-start")
+                    # it keeps trying in the background and /ready says why it is not running.
+                    task = asyncio.create_task(consumer.keep_starting(), name="consumer-start")
                     stack.push_async_callback(_stop_consumer, consumer, task)
+
+                    async def check_consumer() -> None:
+                        if consumer.state != "running":
+                            raise NotReady(
+                                f"{consumer.state}: {consumer.reason}" if consumer.reason else consumer.state
+                            )
+
+                    readiness.add("consumer", check_consumer)
             log.info("service started", port=settings.port, environment=settings.environment)
             try:
                 yield

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from tablium_kit import db, migrations
+from tablium_kit.messaging.topology import declare_topology
 from tablium_kit.settings import ServiceSettings
 
 
@@ -54,12 +55,16 @@ def service_cli(
             log_access=False,
         ).serve()
 
-    @group.command(help="Create the database if missing and apply all migrations.")
+    @group.command(help="Create the database if missing, apply all migrations, declare the event queues.")
     def migrate() -> None:
         current = settings()
         created = asyncio.run(db.ensure_database(current.database_url))
         migrations.upgrade(current.database_url, migrations_dir)
         click.echo(f"{name}: database {'created and ' if created else ''}migrated to head")
+        # Every consumer's queue, whoever deploys first: an event is never published into the void. The
+        # deploy job's broker credentials (TABLIUM_<NAME>_AMQP_URL) may declare every service's queues.
+        queues = asyncio.run(declare_topology(current.amqp_url, current.events_exchange))
+        click.echo(f"{name}: event queues declared for {', '.join(sorted(queues))}")
 
     @group.command(help="Autogenerate a migration from the models (developers).")
     @click.argument("message")

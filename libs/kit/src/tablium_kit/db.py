@@ -168,6 +168,9 @@ async def ensure_database(database_url: str) -> bool:
         # Identifiers cannot be bound parameters; quote it the Postgres way.
         await conn.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
         return True
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another migrator created it between our check and our CREATE (they start together).
+        return False
     finally:
         await conn.close()
 

@@ -19,6 +19,10 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 CHECK_TIMEOUT_S = 2.0
 
 
+class NotReady(Exception):
+    """A check's failure whose message is worth showing in ``/ready`` (a state and its reason)."""
+
+
 class Readiness:
     """Named dependency checks; each raises (or times out) when its dependency is unusable."""
 
@@ -32,6 +36,8 @@ class Readiness:
         async def one(check: ReadinessCheck) -> str:
             try:
                 await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+            except NotReady as exc:
+                return f"down: {exc}"
             except Exception as exc:  # any failure means "not ready"; the reason is reported
                 return f"down: {type(exc).__name__}"
             return "up"

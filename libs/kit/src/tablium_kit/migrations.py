@@ -8,6 +8,9 @@ Its ``env.py`` is two lines::
     run_env(Base.metadata)
 
 The database URL comes from the service's settings, passed in the Alembic config.
+
+Every worker of every instance migrates at start-up (outside production), so migrations run under a
+Postgres advisory lock: the first migrator applies them, the others wait for it, then find nothing to do.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+# Advisory locks are per database, so one key for every service is enough ("tablium migrate" in ASCII).
+MIGRATION_LOCK_KEY = 0x7461626C6D6967
 
 
 def alembic_config(database_url: str, migrations_dir: Path) -> Config:
@@ -48,6 +54,9 @@ def run_env(target_metadata: MetaData) -> None:
     def migrate(connection: Connection) -> None:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
+            # Taken before Alembic reads the current revision, held until the migrations commit; a
+            # waiting migrator then reads the revision the first one wrote (READ COMMITTED).
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
 
     async def run() -> None:

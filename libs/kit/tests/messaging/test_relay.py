@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.messaging import Consumer
@@ -86,6 +87,7 @@ async def test_broker_dropping_connections_mid_stream_loses_nothing_and_duplicat
     await relay.start()
     ids: list[str] = []
     enough = asyncio.Event()
+    restarts = REGISTRY.get_sample_value("tablium_consumer_restarts_total", {"service": "wallet"}) or 0.0
 
     async def produce() -> None:
         # A steady stream until both drops are behind us, so they land in the middle of it.
@@ -118,6 +120,9 @@ async def test_broker_dropping_connections_mid_stream_loses_nothing_and_duplicat
     assert sorted(counts) == sorted(ids)
     assert set(counts.values()) == {1}
     assert await unpublished(sessions) == 0
+    # Each drop is a consumer restart (what /ready showed as failed meanwhile), and it runs again.
+    assert (REGISTRY.get_sample_value("tablium_consumer_restarts_total", {"service": "wallet"}) or 0.0) >= restarts + 2
+    assert wallet.state == "running"
 
 
 async def _at_least(sessions: async_sessionmaker[AsyncSession], n: int) -> bool:

@@ -1,6 +1,7 @@
 """The catalog of event types: who publishes each, who consumes it (ARCHITECTURE.md §4).
 
-An event type is ``<publishing service>.<snake_case fact>``; it is also the routing key on the
+An event type is ``<publishing service>.<snake_case fact>``: the first segment names its one publisher,
+whose ``source`` consumers demand and whose broker user alone may publish that routing key on the
 ``tablium.events`` topic exchange. Grow the catalog here, in one place, and render it as AsyncAPI
 with :func:`asyncapi`.
 """
@@ -76,8 +77,13 @@ CATALOG: dict[str, EventSpec] = {
 
 
 def publisher(event_type: str) -> str:
-    """The service that publishes ``event_type`` (its first segment)."""
+    """The one service that publishes ``event_type`` (its first segment)."""
     return event_type.split(".", 1)[0]
+
+
+def source_of(event_type: str) -> str:
+    """The CloudEvents ``source`` of every genuine ``event_type`` event: its publisher's."""
+    return f"/services/{publisher(event_type)}"
 
 
 def asyncapi(catalog: dict[str, EventSpec] = CATALOG, *, exchange: str = "tablium.events") -> dict[str, Any]:

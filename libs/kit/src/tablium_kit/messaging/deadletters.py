@@ -39,7 +39,8 @@ async def replay_dead_letters(amqp_url: str, queues: QueueNames, ids: Collection
     connection = await aio_pika.connect(amqp_url)
     replayed = 0
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
+        # A copy the broker returns (no such queue) raises before its dead letter is acked.
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         for message in await _take_all(channel, queues):
             if ids is not None and message.message_id not in ids:
                 continue

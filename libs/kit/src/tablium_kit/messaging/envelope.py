@@ -9,6 +9,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 CONTENT_TYPE = "application/cloudevents+json"
+# Largest envelope (compact JSON) an outbox accepts. Big enough for any one fact; small enough that a
+# message never nears the broker's limit (16 MiB by default since RabbitMQ 4) nor holds a consumer's
+# prefetch hostage. A list that grows with the field (a tournament's table instructions) is split.
+MAX_EVENT_BYTES = 256 * 1024
+# What the relay publishes is Postgres's text of the JSONB envelope: a space after every ':' and ','
+# makes it longer than the compact JSON, never twice as long. A bigger row can't be from Outbox.add.
+MAX_MESSAGE_BYTES = 2 * MAX_EVENT_BYTES
 
 
 class CloudEvent(msgspec.Struct, kw_only=True, frozen=True):

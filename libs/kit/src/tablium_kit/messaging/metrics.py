@@ -7,8 +7,15 @@ from prometheus_client import Counter, Gauge, Histogram
 OUTBOX_BACKLOG = Gauge("tablium_outbox_backlog", "Outbox events not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("tablium_outbox_published_total", "Outbox events published", ["service"])
 OUTBOX_PUBLISH_FAILURES = Counter(
-    "tablium_outbox_publish_failures_total", "Outbox events whose publish failed (retried)", ["service"]
+    "tablium_outbox_publish_failures_total",
+    "Outbox events whose publish failed, by reason: unconfirmed (broker away) or refused (returned, nacked)",
+    ["service", "reason"],
 )
+OUTBOX_PARKED = Counter(
+    "tablium_outbox_parked_total", "Outbox events parked (never to be retried by themselves)", ["service", "reason"]
+)
+# Alert on this one above zero (ADR 0002): each parked event holds back its subject's later events.
+OUTBOX_PARKED_NOW = Gauge("tablium_outbox_parked_events", "Outbox events parked and still unpublished", ["service"])
 EVENTS_CONSUMED = Counter(
     "tablium_events_consumed_total",
     "Events taken off the queue, by outcome (handled, duplicate, ignored)",
@@ -18,7 +25,19 @@ HANDLER_FAILURES = Counter(
     "tablium_event_handler_failures_total", "Event handler exceptions (each one is retried)", ["service", "type"]
 )
 DEAD_LETTERED = Counter(
-    "tablium_events_dead_lettered_total", "Messages moved to the dead-letter queue", ["service", "reason"]
+    "tablium_events_dead_lettered_total",
+    "Messages moved to the dead-letter queue, by reason (failed, malformed, forged)",
+    ["service", "reason"],
+)
+INFRA_RETRIES = Counter(
+    "tablium_event_infra_retries_total",
+    "Handler runs that failed on infrastructure (database down, deadlock...) and are retried in place",
+    ["service"],
+)
+CONSUMER_RESTARTS = Counter(
+    "tablium_consumer_restarts_total",
+    "Consumer (re)starts after a failure: a failed start or declaration, a lost broker connection",
+    ["service"],
 )
 CONSUMER_LAG = Histogram(
     "tablium_event_consumer_lag_seconds",

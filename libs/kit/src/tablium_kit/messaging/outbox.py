@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from tablium_kit.messaging.catalog import CATALOG, EventSpec, publisher
-from tablium_kit.messaging.envelope import CloudEvent, new_event
+from tablium_kit.messaging.envelope import MAX_EVENT_BYTES, CloudEvent, new_event
 from tablium_kit.messaging.tables import MessagingTables
 
 _PENDING = "tablium.outbox.pending"
@@ -48,6 +48,21 @@ class UnknownEventError(ValueError):
     """The event type is not in the catalog, or this service is not its publisher."""
 
 
+class EventTooLargeError(ValueError):
+    """The envelope is over :data:`MAX_EVENT_BYTES`: split the data into several events."""
+
+
+def check_size(event: CloudEvent, encoded: bytes | None = None) -> None:
+    """Refuse an envelope over the cap, at write time, while the caller can still split it (``encoded``:
+    the envelope as JSON, when the caller has it already)."""
+    size = len(encoded if encoded is not None else msgspec.json.encode(event))
+    if size > MAX_EVENT_BYTES:
+        raise EventTooLargeError(
+            f"{event.type} for {event.subject!r} is {size} bytes, over the {MAX_EVENT_BYTES}-byte cap of one "
+            "event: split its data into several events (ADR 0002)"
+        )
+
+
 class Outbox:
     """A service's event writer: ``await outbox.add(session, type=..., subject=..., data=...)``."""
 
@@ -57,10 +72,15 @@ class Outbox:
         self._catalog = catalog
 
     async def add(self, session: AsyncSession, *, type: str, subject: str, data: dict[str, Any]) -> CloudEvent:
-        """Record an event in ``session``'s transaction; it is published after that transaction commits."""
+        """Record an event in ``session``'s transaction; it is published after that transaction commits.
+
+        Raises :class:`UnknownEventError` for a type this service doesn't publish and
+        :class:`EventTooLargeError` for an envelope over :data:`MAX_EVENT_BYTES`.
+        """
         if type not in self._catalog or publisher(type) != self._service:
             raise UnknownEventError(f"{self._service} does not publish {type!r} (see messaging/catalog.py)")
         event = new_event(service=self._service, type=type, subject=subject, data=data)
+        check_size(event)
         headers: dict[str, str] = {}
         propagate.inject(headers)
         await session.execute(

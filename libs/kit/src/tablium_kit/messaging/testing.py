@@ -30,8 +30,13 @@ class AmqpNames:
 
     def service_queues(self, service: str, prefix: str | None = None) -> QueueNames:
         names = QueueNames.for_service(service, prefix if prefix is not None else self.queue_prefix())
-        self._queues += [names.main, names.retry, names.dlq]
+        self.track(names)
         return names
+
+    def track(self, *names: QueueNames) -> None:
+        """Delete these queues too at the end (declared by the code under test, e.g. the topology)."""
+        for each in names:
+            self._queues += [each.main, each.retry, each.dlq]
 
     def queue(self, name: str) -> str:
         """A plain queue name for a test's own listener."""

@@ -7,6 +7,11 @@ break a table, new level). ``event.elimination_undone`` follows a director's und
 (after it, the places corrected are announced again as ``event.player_eliminated``); a prize carries
 the tournament's ``asset``. Money and chips (prizes, stacks, blinds, the configuration's buy-in...) travel
 as decimal strings (``amounts.to_wire``).
+
+The table instructions of one fact grow with the field (1.6 MiB at a 10k-entrant start), over the kit's
+cap on one event. They are cut, in the engine's order and only where the table changes, into ``parts``
+events numbered by ``part`` (from 1), all with the fact's ``seq``; a lobby applies a ``seq``'s parts in
+``part`` order (events may arrive out of order, ADR 0002).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_event.amounts import to_wire
@@ -50,6 +56,8 @@ _FACTS: dict[type[Instruction], str] = {
     TournamentFinished: "event.tournament_finished",
     AwardPrize: "event.prize_awarded",
 }
+# Instructions per event: well under the kit's MAX_EVENT_BYTES, whatever amounts become as strings.
+PART_BUDGET_BYTES = 64 * 1024
 _FOR_TABLES = frozenset(
     {"open_table", "seat_player", "move_player", "break_table", "hold_table", "resume_table", "new_level", "set_stack"}
 )
@@ -79,6 +87,30 @@ async def publish_instructions(
             if isinstance(instruction, AwardPrize):
                 data["asset"] = asset
             await publish(session, tournament_id, version, type_, data)
-    for_tables = [i.to_dict() for i in instructions if i.kind in _FOR_TABLES]
-    if for_tables:
-        await publish(session, tournament_id, version, TABLE_INSTRUCTIONS, {"instructions": for_tables})
+    parts = table_instruction_parts([i.to_dict() for i in instructions if i.kind in _FOR_TABLES])
+    for number, part in enumerate(parts, 1):
+        data = {"instructions": part, "part": number, "parts": len(parts)}
+        await publish(session, tournament_id, version, TABLE_INSTRUCTIONS, data)
+
+
+def table_instruction_parts(instructions: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``instructions`` cut into consecutive parts of about ``PART_BUDGET_BYTES``, between tables: a run
+    of one table's instructions (with the table-less ones after it, a new level) stays in one part."""
+    runs: list[list[dict[str, Any]]] = []
+    table: object = None
+    for instruction in instructions:
+        key = instruction.get("table", instruction.get("from_table"))
+        if not runs or (key is not None and key != table):
+            runs.append([])
+            table = key if key is not None else table
+        runs[-1].append(instruction)
+    parts: list[list[dict[str, Any]]] = []
+    size = 0
+    for run in runs:
+        run_size = sum(len(msgspec.json.encode(i)) + 1 for i in run)
+        if not parts or size + run_size > PART_BUDGET_BYTES:
+            parts.append([])
+            size = 0
+        parts[-1].extend(run)
+        size += run_size
+    return parts

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging import CATALOG, Outbox, UnknownEventError
 from tablium_kit.messaging.envelope import new_event
+from tablium_kit.messaging.outbox import check_size
 from tablium_wallet.db.models import MESSAGING
 
 SERVICE = "wallet"
@@ -53,6 +54,9 @@ async def record_events(session: AsyncSession, events: Sequence[Event]) -> None:
     if not rest:
         return
     envelopes = [new_event(service=SERVICE, type=e.type, subject=e.subject, data=e.data) for e in rest]
+    encoded = [msgspec.json.encode(e) for e in envelopes]
+    for envelope, body in zip(envelopes, encoded, strict=True):
+        check_size(envelope, body)  # what Outbox.add checks for the first
     headers: dict[str, str] = {}
     propagate.inject(headers)
     await session.execute(
@@ -61,7 +65,7 @@ async def record_events(session: AsyncSession, events: Sequence[Event]) -> None:
             "id": [e.id for e in envelopes],
             "type": [e.type for e in envelopes],
             "subject": [e.subject for e in envelopes],
-            "envelope": [msgspec.json.encode(e).decode() for e in envelopes],
+            "envelope": [body.decode() for body in encoded],
             "headers": json.dumps(headers),
         },
     )
