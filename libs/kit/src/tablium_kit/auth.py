@@ -21,6 +21,7 @@ resolving one costs more than the whole authentication), or ``request.user``.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,12 +30,14 @@ from typing import Any, Literal, Protocol, TypeVar
 import httpx
 import jwt
 import msgspec
-from jwt.algorithms import RSAAlgorithm
+import structlog
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey, RSAPublicNumbers
+from jwt.utils import from_base64url_uint
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 
-from tablium_kit.errors import Forbidden, Unauthorized
+from tablium_kit.errors import Forbidden, ServiceUnavailable, Unauthorized
 from tablium_kit.net import request_context
 
 BEARER: list[SecurityRequirement] = [{"BearerToken": []}]
@@ -55,6 +58,7 @@ SERVICE_TOKEN_ISSUER = "tablium-service"
 SERVICE_TOKEN_AUDIENCE = "tablium-internal"
 LEEWAY_S = 5
 ClaimsT = TypeVar("ClaimsT", bound=msgspec.Struct)
+log = structlog.get_logger("tablium.auth")
 
 
 def _missing_token() -> Unauthorized:
@@ -123,42 +127,122 @@ class StaticKeySource:
         return _key_by_id(self._keys, kid)
 
 
-class JwksKeySource:
-    """Public keys from a JWKS URL, cached; an unknown ``kid`` triggers one re-fetch (rotation)."""
+class _Jwk(msgspec.Struct):
+    """The members of a JWK the kit reads; anything else in it is ignored."""
 
-    def __init__(self, url: str, *, cache_seconds: int = 300, min_refetch_seconds: float = 10.0) -> None:
+    kty: str
+    kid: str | None = None
+    use: str | None = None
+    n: str | None = None
+    e: str | None = None
+
+
+class _Jwks(msgspec.Struct):
+    keys: list[_Jwk]
+
+
+class MalformedKeySet(ValueError):
+    """The issuer published a key set that isn't one: not JSON, or an RSA key that is no key."""
+
+
+def rsa_public_keys(document: bytes) -> dict[str, RSAPublicKey]:
+    """The RSA signing keys of a JWKS document, by ``kid``.
+
+    Keys of other types or uses, or without a ``kid``, are skipped. Only the public
+    members are read (a published ``d`` never makes a private key), and an RSA key
+    that can't be built, or is under 2048 bits, makes the whole set malformed: keeping
+    the keys known before beats dropping one silently.
+    """
+    try:
+        jwks = msgspec.json.decode(document, type=_Jwks)
+    except msgspec.DecodeError as exc:
+        raise MalformedKeySet(f"not a JWKS: {exc}") from None
+    keys: dict[str, RSAPublicKey] = {}
+    for jwk in jwks.keys:
+        if jwk.kty != "RSA" or jwk.kid is None or jwk.use not in (None, "sig"):
+            continue
+        if jwk.n is None or jwk.e is None:
+            raise MalformedKeySet(f"RSA key {jwk.kid!r} has no modulus or exponent")
+        try:
+            key = RSAPublicNumbers(from_base64url_uint(jwk.e), from_base64url_uint(jwk.n)).public_key()
+        except ValueError as exc:  # bad base64 (binascii.Error is a ValueError) or numbers that are no key
+            raise MalformedKeySet(f"RSA key {jwk.kid!r}: {exc}") from None
+        if key.key_size < 2048:
+            raise MalformedKeySet(f"RSA key {jwk.kid!r} is only {key.key_size} bits")
+        keys[jwk.kid] = key
+    return keys
+
+
+class JwksKeySource:
+    """Public keys from a JWKS URL, cached; an unknown ``kid`` triggers a re-fetch (rotation).
+
+    Fetches are single-flight: one request fetches while the others wait for it and
+    then re-check (so 50 concurrent first verifications make one fetch). A fetch is
+    bounded by ``timeout_s`` in total, so requests waiting behind a hanging issuer are
+    answered when it times out, not one timeout after another; and a failed fetch is
+    not retried for ``failure_backoff_s`` (negative caching), so an issuer that is down
+    costs each request nothing. A failed fetch keeps the keys already known; a token
+    whose key isn't known while the last fetch failed is a 503 (the key may well exist),
+    and one whose key isn't in a freshly fetched set is a 401.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_seconds: int = 300,
+        min_refetch_seconds: float = 10.0,
+        timeout_s: float = 2.0,
+        failure_backoff_s: float = 5.0,
+    ) -> None:
         self._url = url
         self._cache_seconds = cache_seconds
         self._min_refetch_seconds = min_refetch_seconds
-        self._keys: dict[str, Any] = {}
-        self._fetched_at = 0.0
+        self._timeout_s = timeout_s
+        self._failure_backoff_s = failure_backoff_s
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._fetched_at = -math.inf  # last successful fetch (monotonic)
+        self._failed_at = -math.inf  # last failed fetch (monotonic)
         self._lock = asyncio.Lock()
 
-    async def key_for(self, kid: str | None) -> Any:
+    def _wants_fetch(self, kid: str | None) -> bool:
         now = time.monotonic()
-        stale = now - self._fetched_at > self._cache_seconds
-        unknown = kid not in self._keys
-        if stale or (unknown and now - self._fetched_at > self._min_refetch_seconds):
-            await self._refresh()
-        return _key_by_id(self._keys, kid)
+        if now - self._failed_at < self._failure_backoff_s:
+            return False
+        if now - self._fetched_at > self._cache_seconds:
+            return True
+        # Bounded, so tokens with made-up kids can't turn every request into a fetch.
+        return kid not in self._keys and now - self._fetched_at > self._min_refetch_seconds
 
-    async def _refresh(self) -> None:
-        async with self._lock:
-            try:
-                async with httpx.AsyncClient(timeout=5.0) as client:
+    async def key_for(self, kid: str | None) -> Any:
+        if self._wants_fetch(kid):
+            async with self._lock:
+                if self._wants_fetch(kid):  # re-check: the request that held the lock may just have fetched
+                    await self._fetch()
+        try:
+            return _key_by_id(self._keys, kid)
+        except Unauthorized:
+            if self._failed_at > self._fetched_at:
+                raise ServiceUnavailable(
+                    "signing keys are unavailable", retry_after_s=math.ceil(self._failure_backoff_s)
+                ) from None
+            raise
+
+    async def _fetch(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):  # in total: a slow trickle can't hold the lock longer
+                async with httpx.AsyncClient(timeout=self._timeout_s) as client:
                     response = await client.get(self._url)
                     response.raise_for_status()
-                    document = response.json()
-            except (httpx.HTTPError, ValueError):
-                if self._keys:
-                    return  # keep serving the keys we have; the issuer is briefly unreachable
-                raise Unauthorized("signing keys are unavailable") from None
-            self._keys = {
-                jwk["kid"]: RSAAlgorithm.from_jwk(jwk)
-                for jwk in document.get("keys", [])
-                if jwk.get("kty") == "RSA" and "kid" in jwk
-            }
-            self._fetched_at = time.monotonic()
+                    keys = rsa_public_keys(response.content)
+        except (httpx.HTTPError, TimeoutError, MalformedKeySet) as exc:
+            self._failed_at = time.monotonic()
+            log.warning(
+                "JWKS fetch failed; keeping the keys known", url=self._url, error=repr(exc), known=len(self._keys)
+            )
+            return
+        self._keys = keys
+        self._fetched_at = time.monotonic()
 
 
 class VerifiedTokens:
