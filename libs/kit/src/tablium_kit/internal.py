@@ -59,7 +59,7 @@ class InternalClient:
 
     async def request(self, method: str, path: str, *, json: Any = None, idempotency_key: str | None = None) -> Any:
         """Send, retrying transient failures with the same idempotency key; return the decoded body."""
-        headers = {"Authorization": f"Bearer {self._tokens.token()}"}
+        headers = {"Authorization": f"Bearer {self._tokens.token(self.service)}"}
         if method != "GET":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         propagate.inject(headers)
