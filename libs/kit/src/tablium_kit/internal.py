@@ -37,7 +37,10 @@ class UpstreamError(ProblemError):
 
 
 class InternalClient:
-    """One per called service, shared for the caller's lifetime (connection pooling)."""
+    """One per called service, shared for the caller's lifetime (connection pooling).
+
+    ``service`` is the callee's name: the caller's identity tokens are addressed to it (``aud``).
+    """
 
     def __init__(
         self,
