@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from tablium_kit.auth import local_service_keys
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run"
 BIN = ROOT / ".venv" / "bin"
@@ -121,8 +123,14 @@ def fund_demo_players() -> None:
 
 def main() -> None:
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TABLIUM_ENVIRONMENT": os.environ.get("TABLIUM_ENVIRONMENT", "development")}
     names = services()
+    env = {
+        **os.environ,
+        "TABLIUM_ENVIRONMENT": os.environ.get("TABLIUM_ENVIRONMENT", "development"),
+        # Each service signs its service tokens with a key of its own, made now, and trusts the others' public
+        # keys, as in production: one service can't speak as another here either (docs/adr/0001-service-kit.md).
+        **local_service_keys(names, RUN / "keys"),
+    }
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(*_: object) -> None:

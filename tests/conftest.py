@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import socket
 import subprocess
@@ -11,13 +13,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tablium_kit.auth import ServiceTokens
+from tablium_kit.auth import ServiceTokens, local_service_keys
 from tablium_kit.messaging.testing import AmqpNames
-from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
+from tablium_kit.settings import ServiceSettings
 from tablium_kit.testing import RUN_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,10 +118,36 @@ async def platform(
 SERVICES = sorted(path.parent.name for path in (ROOT / "services").glob("*/pyproject.toml"))
 
 
+@functools.cache
+def openapi_document(service: str) -> dict[str, Any]:
+    """The service's OpenAPI document, built in process (the live one is the same; the gate checks it)."""
+    document: dict[str, Any] = importlib.import_module(f"tablium_{service}.app").create_app().openapi_schema.to_schema()
+    return document
+
+
+def _internal_callers() -> set[str]:
+    """The services the internal routes name, whether they exist yet or not (the event's hands: the lobby)."""
+    return {
+        name
+        for service in SERVICES
+        for item in openapi_document(service)["paths"].values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for requirement in operation.get("security", [])
+        for name in requirement.get("ServiceToken", [])
+    }
+
+
 @dataclass(frozen=True)
 class LiveServices:
     urls: dict[str, str]  # service name -> base URL
     env: dict[str, str]  # the environment they run with (their databases, the player's JWKS, ...)
+
+    def tokens(self, caller: str) -> ServiceTokens:
+        """The identity of the service ``caller`` (its own key, as the live services trust it)."""
+        settings = ServiceSettings.from_env(caller, self.env)
+        assert settings.service_key, f"no key for {caller}: the live services would refuse its development key"
+        return ServiceTokens.from_settings(settings)
 
 
 @pytest.fixture(scope="session")
@@ -130,8 +159,9 @@ async def live_services(
     """Every service as its own process under granian on a free port, each with its own database.
 
     They find each other through ``TABLIUM_<NAME>_URL`` (e.g. the event service's ``wallet_url``) and verify
-    user tokens with the player's JWKS. They publish to this run's exchange and consume nothing: the shared
-    broker's service queues belong to whoever runs the platform.
+    user tokens with the player's JWKS. Each signs its service tokens with a key of its own and trusts the
+    others' public keys, as in production (no development keys). They publish to this run's exchange and
+    consume nothing: the shared broker's service queues belong to whoever runs the platform.
     """
     ports = {name: free_port() for name in SERVICES}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -147,6 +177,8 @@ async def live_services(
         "TABLIUM_PLAYER_ARGON2_TIME_COST": "1",
         **{f"TABLIUM_{name.upper()}_URL": url for name, url in urls.items()},
         **{f"TABLIUM_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        # Keys for the services and for every caller their routes name (a test may call as one).
+        **local_service_keys(sorted({*SERVICES, *_internal_callers()}), tmp_path_factory.mktemp("service-keys")),
     }
     for name in SERVICES:
         env[f"TABLIUM_{name.upper()}_DATABASE_URL"] = await make_database(f"live_{name}")
@@ -161,7 +193,9 @@ async def live_services(
 
 @pytest.fixture(scope="session")
 def live_tokens(live_services: LiveServices) -> dict[str, dict[str, str]]:
-    """``Authorization`` headers: a player's, an admin's (also a tournament director) and a service's."""
+    """``Authorization`` headers: a player's and an admin's (also a tournament director).
+
+    Service tokens are per caller and callee: ``LiveServices.tokens``."""
     player = live_services.urls["player"]
     name = "live_" + uuid.uuid4().hex[:8]
     password = "a live test password"
@@ -182,6 +216,4 @@ def live_tokens(live_services: LiveServices) -> dict[str, dict[str, str]]:
         login = httpx.post(f"{player}/api/v1/auth/login", json={"login": username, "password": password})
         assert login.status_code == 200, login.text
         headers[kind] = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    service = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="gate").token()
-    headers["service"] = {"Authorization": f"Bearer {service}"}
     return headers

@@ -13,7 +13,6 @@ refused (400, 400, 415) before any handler runs, and a token whose subject is no
 from __future__ import annotations
 
 import functools
-import importlib
 import itertools
 import os
 import socket
@@ -36,7 +35,9 @@ from schemathesis.checks import (  # resolved by name from schemathesis' check r
     status_code_conformance,
 )
 
-from .conftest import SERVICES, LiveServices
+from tablium_kit.auth import ServiceTokens
+
+from .conftest import SERVICES, LiveServices, openapi_document
 
 EXAMPLES = int(os.environ.get("TABLIUM_GATE_EXAMPLES", "25"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -44,17 +45,12 @@ _METHODS = ("get", "put", "post", "delete", "patch")
 Tokens = dict[str, dict[str, str]]  # caller kind -> its Authorization header
 
 
-@functools.cache
-def _document(service: str) -> dict[str, Any]:
-    """The service's OpenAPI document, built in process (the live one is the same; the test checks it)."""
-    document: dict[str, Any] = importlib.import_module(f"tablium_{service}.app").create_app().openapi_schema.to_schema()
-    return document
-
-
 def _callers(operation: dict[str, Any]) -> list[str]:
-    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    security = operation.get("security", [])
+    schemes = {name for requirement in security for name in requirement}
     if "ServiceToken" in schemes:
-        return ["service"]
+        # The first of the services the route names (the kit enforces exactly that list).
+        return [f"service:{min(name for r in security for name in r.get('ServiceToken', []))}"]
     if "BearerToken" in schemes:
         return ["player", "admin"]
     return ["anonymous"]
@@ -63,7 +59,7 @@ def _callers(operation: dict[str, Any]) -> list[str]:
 def _operations() -> list[Any]:
     cases = []
     for service in SERVICES:
-        for path, item in _document(service)["paths"].items():
+        for path, item in openapi_document(service)["paths"].items():
             for method in _METHODS:
                 if method in item:
                     for caller in _callers(item[method]):
@@ -73,14 +69,15 @@ def _operations() -> list[Any]:
 
 
 def _operation(service: str, method: str, path: str) -> dict[str, Any]:
-    operation: dict[str, Any] = _document(service)["paths"][path][method.lower()]
+    operation: dict[str, Any] = openapi_document(service)["paths"][path][method.lower()]
     return operation
 
 
 OPERATIONS = _operations()
 # With the most privileged caller, so that guards let the request through to its body.
 WITH_BODY = [p for p in OPERATIONS if "requestBody" in _operation(*p.values[:3]) and p.values[3] != "player"]
-SECURED = [param for param in OPERATIONS if param.values[3] in ("player", "service")]
+SECURED = [param for param in OPERATIONS if param.values[3] == "player" or param.values[3].startswith("service:")]
+INTERNAL = [param for param in OPERATIONS if param.values[3].startswith("service:")]
 
 
 def _concrete(service: str, method: str, path: str) -> str:
@@ -98,14 +95,17 @@ def _live_schema(url: str) -> Any:
     return schemathesis.openapi.from_dict(httpx.get(f"{url}/schema/openapi.json").raise_for_status().json())
 
 
-def _headers(tokens: Tokens, caller: str) -> dict[str, str]:
+def _headers(live: LiveServices, tokens: Tokens, service: str, caller: str) -> dict[str, str]:
+    """The caller's ``Authorization`` header for a call to ``service`` (none for an anonymous caller)."""
+    if caller.startswith("service:"):
+        return {"Authorization": f"Bearer {live.tokens(caller.removeprefix('service:')).token(service)}"}
     return tokens.get(caller, {})
 
 
 def test_the_live_documents_are_the_ones_built_in_process(live_services: LiveServices) -> None:
     for service in SERVICES:
         live = httpx.get(f"{live_services.urls[service]}/schema/openapi.json").raise_for_status().json()
-        assert live == _document(service), service
+        assert live == openapi_document(service), service
 
 
 def _wallet_knows(database_url: str, player_id: str) -> None:
@@ -170,7 +170,7 @@ def test_schemathesis(
             known = dict(zip(names, values, strict=True))
             strategies.append(operation.as_strategy(generation_mode=GenerationMode.POSITIVE, path_parameters=known))
     strategy = st.one_of(strategies)
-    headers = _headers(live_tokens, caller)
+    headers = _headers(live_services, live_tokens, service, caller)
 
     @settings(
         max_examples=EXAMPLES,
@@ -200,7 +200,11 @@ def test_bad_bodies_are_refused_before_any_handler(
 ) -> None:
     url = live_services.urls[service] + _concrete(service, method, path)
     # The wallet's internal writes need an idempotency key before anything else.
-    headers = {**_headers(live_tokens, caller), "Content-Type": "application/json", "Idempotency-Key": "gate"}
+    headers = {
+        **_headers(live_services, live_tokens, service, caller),
+        "Content-Type": "application/json",
+        "Idempotency-Key": "gate",
+    }
     for body in (b'{"x": "\xff"}', b'{"x": "\\u0000"}', b'{"x": 1e3}'):
         response = httpx.request(method, url, content=body, headers=headers)
         assert response.status_code == 400, (body, response.text)
@@ -244,6 +248,34 @@ def test_tokens_with_claims_of_the_wrong_type_are_401(
     for claim, headers in not_a_player.items():
         response = httpx.request(method, url, headers=headers)
         assert response.status_code == 401, (claim, response.text)
+
+
+# Every key a service could sign with but the right one, over the live processes (issue 11, item 9).
+OLD_SHARED_SECRET = "dev-only-service-token-secret-change-me-0123456789"
+
+
+@pytest.mark.parametrize(("service", "method", "path", "caller"), INTERNAL)
+def test_internal_routes_refuse_every_service_but_those_they_name(
+    live_services: LiveServices, service: str, method: str, path: str, caller: str
+) -> None:
+    url = live_services.urls[service] + _concrete(service, method, path)
+    named = {name for r in _operation(service, method, path)["security"] for name in r.get("ServiceToken", [])}
+    allowed = live_services.tokens(caller.removeprefix("service:"))
+    now = int(time.time())
+    old = {"iss": "tablium-service", "aud": "tablium-internal", "sub": f"service:{allowed.service_name}"}
+    forged = {
+        # One the route doesn't name: refused with its own valid token.
+        "another service": (live_services.tokens(min(set(SERVICES) - named)).token(service), 403),
+        # The route's own caller: for another service, with its development key, and the old shared secret.
+        "another audience": (allowed.token("gate"), 401),
+        "a development key": (ServiceTokens.development(allowed.service_name).token(service), 401),
+        "the old shared secret": (jwt.encode({**old, "iat": now, "exp": now + 60}, OLD_SHARED_SECRET, "HS256"), 401),
+    }
+    for name, (token, status) in forged.items():
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "gate", "Content-Type": "application/json"}
+        response = httpx.request(method, url, headers=headers, content=b"{}")
+        assert response.status_code == status, (name, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 def _raw_status(url: str, request: bytes) -> int:

@@ -47,6 +47,7 @@ from test_service import (
     wire,
 )
 
+from tablium_kit.auth import ServiceTokens
 from tablium_kit.messaging.testing import AmqpNames
 
 # test_service's wallet process, ledger and sessions (a wallet of this module's own) and its skip mark.
@@ -80,7 +81,7 @@ async def settings(
 @pytest.fixture
 async def other_process(settings: EventSettings) -> AsyncIterator[Tournaments]:
     """A second event service on the same database: its own engines in memory, its own wallet client."""
-    tournaments = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    tournaments = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
     yield tournaments
     await tournaments.wallet.aclose()
 
@@ -99,7 +100,7 @@ def comparable(engine: Tournament) -> Any:
 
 async def replayed(settings: EventSettings, sessions: SessionFactory, tournament_id: str) -> tuple[int, Any]:
     """(version, state) loaded by a fresh process from the snapshot and the journal after it."""
-    fresh = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    fresh = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
     async with sessions() as session:
         row = await session.get(TournamentRow, uuid.UUID(tournament_id))
         assert row is not None
@@ -158,7 +159,7 @@ async def drive(
 
 def over_http(client: AsyncTestClient, tournament_id: str) -> Report:
     async def report(_: int, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+        headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
         response = await client.post(
             f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers
         )
@@ -241,7 +242,7 @@ async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
             [table, *_] = ints((await client.get(f"{url}/tables")).json())
             stacks = {str(s["entry"]): s["stack"] + 1 for s in table["seats"] if s is not None}
             body = {"hand_id": "bad", "table": table["table"], "stacks": stacks}
-            headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+            headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
             response = await client.post(
                 f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers
             )
@@ -361,7 +362,7 @@ async def start_cut_short(
     tournament_id = await new_tournament(client)
     accounts = await register_players(client, ledger, tournament_id, players)
     dying = Tournaments(
-        settings, Wallet(settings.wallet_url, settings.service_token_secret, transport=WalletDies(posts=6))
+        settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings), transport=WalletDies(posts=6))
     )
     async with sessions() as session:
         with pytest.raises(httpx.TransportError):
@@ -439,7 +440,7 @@ async def test_a_start_cut_short_is_finished_by_the_reconciler(
     tournament_id, accounts = await start_cut_short(client, ledger, settings, sessions, 10)
     reconciler = Tournaments(
         msgspec.structs.replace(settings, late_entry_grace_s=0.0),
-        Wallet(settings.wallet_url, settings.service_token_secret),
+        Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)),
     )
     async with sessions() as session:
         await reconciler.reconcile(session)
@@ -468,7 +469,7 @@ async def test_two_starts_at_once_build_one_engine(
             return row.status
 
     # (The app's own service runs on the test client's event loop: a third one stands in for it.)
-    one_more = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    one_more = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
     statuses = await asyncio.gather(start(one_more), start(other_process))
     await one_more.wallet.aclose()
     assert statuses == ["running", "running"]
@@ -508,7 +509,7 @@ async def test_the_journal_before_the_kept_snapshots_is_pruned_and_replay_stays_
     the live engine exactly."""
     pruning = Tournaments(
         msgspec.structs.replace(settings, keep_snapshots=2),
-        Wallet(settings.wallet_url, settings.service_token_secret),
+        Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)),
     )
     tournament_id = await new_tournament(client, fee=0)
     await register_players(client, ledger, tournament_id, 12)

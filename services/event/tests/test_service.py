@@ -50,7 +50,6 @@ from tablium_kit import db
 from tablium_kit.auth import ServiceTokens, StaticKeySource
 from tablium_kit.messaging.envelope import CONTENT_TYPE, decode
 from tablium_kit.messaging.testing import AmqpNames
-from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -62,7 +61,8 @@ pytestmark = pytest.mark.skipif(
 VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 KID = "event-test-key"
 SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-SERVICE = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="lobby")
+# The lobby, which reports hands (development keys: the services trust them in tests).
+SERVICE = ServiceTokens.development("lobby")
 
 
 def bearer(subject: str, roles: list[str]) -> dict[str, str]:
@@ -192,10 +192,10 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self.http = httpx.AsyncClient(base_url=url, timeout=10)
-        self.tokens = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="event")
+        self.tokens = ServiceTokens.development("event")
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.token()}", "Idempotency-Key": uuid.uuid4().hex}
+        return {"Authorization": f"Bearer {self.tokens.token('wallet')}", "Idempotency-Key": uuid.uuid4().hex}
 
     async def account(self, owner: str, kind: str) -> str:
         response = await self.http.put(
@@ -299,7 +299,7 @@ async def play_to_the_end(client: AsyncTestClient, tournament_id: str, seed: int
                 )
                 stacks[occupant["entry"]] = occupant["stack"]
         runner.start_dealing(table["table"])
-    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     hands = 0
     while True:
         status = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["status"]
@@ -381,7 +381,7 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
     assert await ledger.balance(fees) - fees_before == 1_200
 
     # Paying again (a retry, the reconciler) moves nothing.
-    retry = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    retry = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
     async with sessions() as session:
         await session.execute(update(Prize).values(status="owed"))  # as if every payment's answer was lost
         await session.commit()
@@ -502,7 +502,7 @@ async def test_a_half_done_registration_is_finished_by_the_reconciler(
         await session.commit()
     assert await ledger.balance(account) == 5_000
     # The reconciler of another instance (this test's event loop) finishes it.
-    reconciler = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    reconciler = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
     async with sessions() as session:
         await reconciler.reconcile(session)
         await session.commit()
@@ -546,7 +546,7 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     stacks = {str(s["entry"]): s["stack"] for s in seated}
     stacks[str(winner["entry"])] += stacks[str(loser["entry"])]
     stacks[str(loser["entry"])] = 0
-    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     body = {"hand_id": "late-1", "table": table["table"], "stacks": stacks}
     response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
@@ -652,7 +652,7 @@ async def test_levels_and_breaks_run_on_the_clock_and_are_published(
     await register_players(client, ledger, tournament_id, 4)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
-    clock = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    clock = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
 
     async def run_clock(seconds_since_start: int) -> None:
         """The background clock, as if the tournament had started ``seconds_since_start`` ago."""
@@ -677,7 +677,7 @@ async def test_levels_and_breaks_run_on_the_clock_and_are_published(
     assert lobby["clock"]["on_break"] is False, "the break waits for the table to finish its hand"
     [table] = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
-    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     body = {"hand_id": "before-break", "table": table["table"], "stacks": stacks}
     response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert [i["kind"] for i in response.json()["instructions"]][-2:] == ["hold_table", "start_break"]
@@ -733,7 +733,7 @@ async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_r
         await session.commit()
     reconciler = Tournaments(
         msgspec.structs.replace(settings, late_entry_grace_s=0.0),
-        Wallet(settings.wallet_url, settings.service_token_secret),
+        Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)),
     )
     async with sessions() as session:
         await reconciler.reconcile(session)
@@ -842,7 +842,7 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     assert response.status_code == 409, response.text
 
     # The chips come with the table's next hand report, never mid-hand.
-    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     [table] = ints((await client.get(f"{url}/tables")).json())
     seats = {s["player"]: s for s in table["seats"] if s is not None}
     assert seats[rebuyer]["stack"] == 10_000, "not during the hand"
@@ -853,7 +853,7 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     set_stacks = [i for i in ints(response.json())["instructions"] if i["kind"] == "set_stack"]
     assert [(i["entry"], i["stack"], i["reason"]) for i in set_stacks] == [(seats[rebuyer]["entry"], 20_000, "rebuy")]
 
-    clock = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    clock = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
 
     async def run_clock(seconds_since_start: int) -> None:
         async with sessions() as session:
@@ -982,7 +982,7 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
         await session.commit()
     reconciler = Tournaments(
         msgspec.structs.replace(settings, late_entry_grace_s=0.0),
-        Wallet(settings.wallet_url, settings.service_token_secret),
+        Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)),
     )
     async with sessions() as session:
         await reconciler.reconcile(session)
@@ -1038,7 +1038,7 @@ async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounte
     [table] = ints((await client.get(f"{url}/tables")).json())
     stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
     body = {"hand_id": "pko-rebuy-hand", "table": table["table"], "stacks": stacks}
-    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
     await play_to_the_end(client, tournament_id, seed=3)
@@ -1073,7 +1073,7 @@ async def test_a_start_left_with_fewer_than_two_entries_is_cancelled_and_refunde
     fees_before = await ledger.balance(fees)
     tournament_id = await new_tournament(client)
     players = await register_players(client, ledger, tournament_id, 3)
-    wallet = Wallet(settings.wallet_url, settings.service_token_secret)
+    wallet = Wallet(settings.wallet_url, ServiceTokens.from_settings(settings))
     for player in list(players)[1:]:
         result = await wallet.void(transfer_id(uuid.UUID(tournament_id), "hold", uuid.UUID(player), 1))
         assert result["status"] == "voided"
@@ -1124,7 +1124,7 @@ async def test_bad_input_on_every_endpoint_is_a_problem_4xx(client: AsyncTestCli
     await register_players(client, ledger, running, 3)
     assert (await client.post(f"/api/v1/tournaments/{running}/start", headers=DIRECTOR)).status_code == 200
     player = bearer(str(uuid.uuid4()), ["player"])
-    lobby = {"Authorization": f"Bearer {SERVICE.token()}"}
+    lobby = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     base = "/api/v1/tournaments"
     cases: list[tuple[str, str, Any, dict[str, str]]] = [
         ("POST", base, raw, DIRECTOR) for raw in (b"{", b"[]", b"null", b'{"name": 5}', b'{"name": "x", "typo": 1}')
@@ -1192,7 +1192,7 @@ async def report_hand(
     client: AsyncTestClient, tournament_id: str, hand_id: str, table: int, stacks: dict[int, int]
 ) -> list[dict[str, Any]]:
     """The lobby reports a hand of ``table``; returns the instructions of the answer."""
-    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     body = {"hand_id": hand_id, "table": table, "stacks": {str(e): s for e, s in stacks.items()}}
     response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers)
     assert response.status_code == 200, response.text
@@ -1213,6 +1213,21 @@ async def outbox_of(sessions: SessionFactory, tournament_id: str) -> list[tuple[
             text("SELECT id, type, envelope FROM outbox WHERE subject = :id ORDER BY seq"), {"id": tournament_id}
         )
         return [(str(row[0]), row[1], row[2]["data"]) for row in rows]
+
+
+async def test_only_the_lobby_reports_hands(client: AsyncTestClient) -> None:
+    """Issue 11, item 9: any service's token used to be taken. A hand report moves no money itself, but its
+    stacks decide the standings, and so the prizes."""
+    url = f"/internal/v1/tournaments/{uuid.uuid4()}/hands"
+    body = {"hand_id": "h1", "table": 1, "stacks": {}}
+    for name in ("wallet", "player", "event"):
+        headers = {"Authorization": f"Bearer {ServiceTokens.development(name).token('event')}"}
+        response = await client.post(url, json=body, headers=headers)
+        assert response.status_code == 403, (name, response.text)
+    headers = {"Authorization": f"Bearer {SERVICE.token('wallet')}"}  # the lobby's, for another service
+    assert (await client.post(url, json=body, headers=headers)).status_code == 401
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
+    assert (await client.post(url, json=body, headers=headers)).status_code == 404  # let in: no such tournament
 
 
 async def test_the_lobby_lists_who_is_registered_before_and_after_the_start(
@@ -1488,7 +1503,7 @@ async def test_money_and_chips_travel_as_decimal_strings_past_64_bits(client: As
         response = await client.post("/api/v1/tournaments", json={"name": "bad", "buy_in": bad}, headers=DIRECTOR)
         assert response.status_code in (400, 422), (bad, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
-    headers = {"Authorization": f"Bearer {SERVICE.token()}"}
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
     seat = next(s for s in table["seats"] if s is not None)
     for bad in (2**100, "1e3", "-1"):
         body = {"hand_id": "bad", "table": table["table"], "stacks": {str(seat["entry"]): bad}}

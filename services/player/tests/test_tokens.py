@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -155,11 +156,11 @@ async def test_token_responses_are_not_stored(client: AsyncTestClient, api: Any)
         assert response.headers["pragma"] == "no-cache"
 
 
-def test_production_refuses_the_development_signing_key() -> None:
+def test_production_refuses_the_development_signing_key(tmp_path: Path) -> None:
+    from tablium_kit.auth import local_service_keys
     from tablium_kit.settings import InsecureSettingsError
 
+    # A service key and trust store of its own: the development JWT key is what is left to refuse.
+    service_keys = local_service_keys(["player"], tmp_path)
     with pytest.raises(InsecureSettingsError, match="JWT signing key"):
-        PlayerSettings.from_env(
-            "player",
-            {"TABLIUM_ENVIRONMENT": "production", "TABLIUM_SERVICE_TOKEN_SECRET": "a-real-secret-from-the-vault-0123"},
-        )
+        PlayerSettings.from_env("player", {"TABLIUM_ENVIRONMENT": "production", **service_keys})

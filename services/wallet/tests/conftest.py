@@ -19,7 +19,6 @@ from tablium_wallet.settings import WalletSettings
 from tablium_kit import db
 from tablium_kit.auth import ServiceTokens, StaticKeySource
 from tablium_kit.messaging.testing import AmqpNames
-from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
 
 KID = "wallet-test-key"
 SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -44,12 +43,13 @@ def bearer(subject: str, roles: list[str] | None = None) -> dict[str, str]:
     return {"Authorization": f"Bearer {user_token(subject, roles)}"}
 
 
-SERVICE_TOKENS = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="event")
+# The event service, as the tests trust it (development keys: the wallet's trust store is empty in tests).
+SERVICE_TOKENS = ServiceTokens.development("event")
 
 
-def internal(key: str | None = None) -> dict[str, str]:
-    """Headers of an internal call: a service token and an Idempotency-Key."""
-    return {"Authorization": f"Bearer {SERVICE_TOKENS.token()}", "Idempotency-Key": key or uuid.uuid4().hex}
+def internal(key: str | None = None, tokens: ServiceTokens = SERVICE_TOKENS) -> dict[str, str]:
+    """Headers of an internal call: a service token (the event's) and an Idempotency-Key."""
+    return {"Authorization": f"Bearer {tokens.token('wallet')}", "Idempotency-Key": key or uuid.uuid4().hex}
 
 
 @pytest.fixture(scope="module")

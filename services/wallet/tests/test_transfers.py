@@ -6,7 +6,11 @@ import asyncio
 import uuid
 from typing import Any
 
+import jwt
+import pytest
 from litestar.testing import AsyncTestClient
+
+from tablium_kit.auth import ServiceTokens
 
 from .conftest import internal
 
@@ -41,6 +45,42 @@ async def test_transfer_and_idempotent_replay(client: AsyncTestClient, api: Any)
     assert broke.json()["type"] == "urn:tablium:problem:insufficient-funds"
     listed = await client.get(f"/internal/v1/accounts?owner={alice['owner']}&asset=USDT", headers=internal())
     assert [a["id"] for a in listed.json()] == [alice["id"]]
+
+
+@pytest.mark.parametrize("caller", ["event", "lobby"])
+async def test_the_event_service_and_the_lobby_may_move_money(client: AsyncTestClient, api: Any, caller: str) -> None:
+    alice, bob = await api.player(), await api.player()
+    await api.fund(alice, 10)
+    body = {"id": str(uuid.uuid4()), "debit_account_id": alice["id"], "credit_account_id": bob["id"]}
+    body |= {"amount": "1", "asset": "USDT", "code": "test"}
+    headers = internal(tokens=ServiceTokens.development(caller))
+    assert (await client.post("/internal/v1/transfers", json=body, headers=headers)).status_code == 201
+
+
+async def test_no_other_service_may_move_money(client: AsyncTestClient, api: Any) -> None:
+    alice, bob = await api.player(), await api.player()
+    await api.fund(alice, 1_000)
+    body = {"id": str(uuid.uuid4()), "debit_account_id": alice["id"], "credit_account_id": bob["id"]}
+    body |= {"amount": "1000", "asset": "USDT", "code": "test"}
+    for caller in ("player", "club", "blockchain", "rakeback", "wallet"):
+        headers = internal(tokens=ServiceTokens.development(caller))
+        answers = [
+            await client.post("/internal/v1/transfers", json=body, headers=headers),
+            await client.post("/internal/v1/transfers/batch", json={"transfers": [body]}, headers=headers),
+            await client.get(f"/internal/v1/accounts/{alice['id']}", headers=headers),
+        ]
+        for response in answers:
+            assert response.status_code == 403, (caller, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+    # The event's token for another service, and a token signed with the secret all services shared before.
+    elsewhere = {**internal(), "Authorization": f"Bearer {ServiceTokens.development('event').token('lobby')}"}
+    old_secret = "dev-only-service-token-secret-change-me-0123456789"
+    claims = {"iss": "tablium-service", "aud": "tablium-internal", "sub": "service:event", "exp": 2**31, "iat": 0}
+    forged = {**elsewhere, "Authorization": f"Bearer {jwt.encode(claims, old_secret, algorithm='HS256')}"}
+    for headers in (elsewhere, forged):
+        response = await client.post("/internal/v1/transfers", json=body, headers=headers)
+        assert response.status_code == 401, response.text
+    assert (await api.balance(bob["id"]))["balance"] == 0
 
 
 async def test_hold_post_partially_releases_the_rest(client: AsyncTestClient, api: Any) -> None:

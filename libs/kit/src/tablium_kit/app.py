@@ -37,6 +37,9 @@ from tablium_kit.auth import (
     KeySource,
     RouteAuthenticator,
     ServiceTokens,
+    ServiceTokenVerifier,
+    ServiceTrust,
+    accepted_services,
     authenticates,
     required_schemes,
 )
@@ -92,12 +95,13 @@ def _constant(value: db.Reader) -> Callable[[], db.Reader]:
 
 
 def _check_authentication_cannot_be_skipped(app: Litestar, authenticator: RouteAuthenticator) -> None:
-    """Refuse routes on which the kit's authentication would not run.
+    """Refuse routes on which the kit's authentication would not run, or would let any service in.
 
     HTTP routes are authenticated by the application's ``before_request`` hook, which a
     router's, controller's or handler's own hook would replace; WebSocket routes have no
     such hook, so one declaring security must carry a guard that authenticates
-    (:func:`authenticated`, or a kit role/service guard).
+    (:func:`authenticated`, or a kit role guard). A route taking service tokens names the
+    services it accepts (``security=from_services(...)``).
     """
     for route in app.routes:
         # An HTTP route has a handler per method; WebSocket and ASGI routes have one.
@@ -110,7 +114,11 @@ def _check_authentication_cannot_be_skipped(app: Litestar, authenticator: RouteA
             elif required_schemes(handler) and not any(authenticates(guard) for guard in handler.guards or ()):
                 raise ImproperlyConfiguredException(
                     f"{route.path}: a WebSocket route declaring security needs guards=[authenticated]"
-                    " (or a kit role/service guard)"
+                    " (or a kit role guard)"
+                )
+            if "ServiceToken" in required_schemes(handler) and not accepted_services(handler):
+                raise ImproperlyConfiguredException(
+                    f"{route.path}: an internal route names the services it accepts: security=from_services(...)"
                 )
 
 
@@ -135,8 +143,11 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )
-    service_tokens = ServiceTokens(settings.service_token_secret, service_name=settings.service_name)
-    authenticator = RouteAuthenticator(access, service_tokens)
+    # This service's identity for the services it calls (app.state.service_tokens), and the verifier of
+    # the tokens other services send it: its own key and the trust store, both from settings.
+    service_tokens = ServiceTokens.from_settings(settings)
+    services = ServiceTokenVerifier(settings.service_name, ServiceTrust.from_settings(settings))
+    authenticator = RouteAuthenticator(access, services)
 
     async def check_database() -> None:
         async with engine.connect() as connection:

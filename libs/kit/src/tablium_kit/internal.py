@@ -37,7 +37,10 @@ class UpstreamError(ProblemError):
 
 
 class InternalClient:
-    """One per called service, shared for the caller's lifetime (connection pooling)."""
+    """One per called service, shared for the caller's lifetime (connection pooling).
+
+    ``service`` is the callee's name: the caller's identity tokens are addressed to it (``aud``).
+    """
 
     def __init__(
         self,
@@ -59,7 +62,7 @@ class InternalClient:
 
     async def request(self, method: str, path: str, *, json: Any = None, idempotency_key: str | None = None) -> Any:
         """Send, retrying transient failures with the same idempotency key; return the decoded body."""
-        headers = {"Authorization": f"Bearer {self._tokens.token()}"}
+        headers = {"Authorization": f"Bearer {self._tokens.token(self.service)}"}
         if method != "GET":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
         propagate.inject(headers)

@@ -3,7 +3,8 @@
 Every service subclasses :class:`ServiceSettings`. A field ``foo_bar`` of the
 service ``player`` is read from ``TABLIUM_PLAYER_FOO_BAR``, else from the
 platform-wide ``TABLIUM_FOO_BAR``, else its default. In production a service
-refuses to start while any secret still has its development default.
+refuses to start while any secret (or the service trust store) still has its
+development default.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from typing import Any, ClassVar, Literal, TypeVar
 import msgspec
 
 Environment = Literal["development", "test", "production"]
-
-# Development-only defaults. They are public (they are in this file), which is
-# exactly why production refuses them.
-DEV_SERVICE_TOKEN_SECRET = "dev-only-service-token-secret-change-me-0123456789"
 
 S = TypeVar("S", bound="ServiceSettings")
 
@@ -44,7 +41,15 @@ class ServiceSettings(msgspec.Struct, kw_only=True):
     jwt_issuer: str = "tablium-player"
     jwt_audience: str = "tablium"
     jwks_cache_seconds: int = 300
-    service_token_secret: str = DEV_SERVICE_TOKEN_SECRET
+    # This service's Ed25519 key signing its identity tokens to other services: a PKCS#8 PEM, or the path of
+    # a file holding one. Empty: the development key derived from the service's name (anyone can derive it,
+    # so production refuses to start without a key of its own).
+    service_key: str = ""
+    # The services whose tokens this one accepts: name -> their Ed25519 public keys (PEM), several while one
+    # rotates (docs/adr/0001-service-kit.md). Empty: every service's development key, which production refuses.
+    service_trust: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    # Lifetime of the tokens this service signs (reused for half of it); verifiers refuse over 600 s.
+    service_token_ttl_s: int = 120
     otlp_endpoint: str | None = None
     # Traces are recorded when they go somewhere (an OTLP endpoint) unless forced on or off:
     # spans nobody receives cost about half of a small request's time.
@@ -62,8 +67,8 @@ class ServiceSettings(msgspec.Struct, kw_only=True):
     migrate_on_start: bool | None = None
     workers: int = 1
 
-    # Names of fields that hold secrets, with their development defaults.
-    dev_secrets: ClassVar[dict[str, str]] = {"service_token_secret": DEV_SERVICE_TOKEN_SECRET}
+    # Names of fields that hold secrets or trust, with their development defaults.
+    dev_secrets: ClassVar[dict[str, object]] = {"service_key": "", "service_trust": {}}
 
     def __post_init__(self) -> None:
         if not self.database_url:

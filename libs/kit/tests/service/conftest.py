@@ -15,7 +15,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 
 from tablium_kit.app import ServiceDefinition, create_service_app
-from tablium_kit.auth import BEARER, SERVICE, Principal, StaticKeySource, caller, requires_roles, requires_service
+from tablium_kit.auth import BEARER, Principal, StaticKeySource, caller, from_services, requires_roles
 from tablium_kit.errors import Conflict
 from tablium_kit.inputs import exact
 from tablium_kit.settings import ServiceSettings
@@ -82,8 +82,12 @@ class SampleController(Controller):
 class InternalController(Controller):
     path = "/internal/sample"
 
-    @get("/who", security=SERVICE, guards=[requires_service("wallet")])
+    @get("/who", security=from_services("wallet"))
     async def who(self) -> dict[str, str]:
+        return {"caller": caller().subject}
+
+    @get("/either", security=from_services("wallet", "lobby"))
+    async def either(self) -> dict[str, str]:
         return {"caller": caller().subject}
 
 

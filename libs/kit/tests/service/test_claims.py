@@ -10,7 +10,7 @@ import jwt
 import pytest
 from litestar.testing import AsyncTestClient
 
-from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
+from tablium_kit.auth import development_service_key
 
 NOW = int(time.time())
 
@@ -47,12 +47,12 @@ async def test_a_well_typed_token_is_accepted(sample: AsyncTestClient, make_toke
 async def test_service_tokens_of_the_wrong_type_are_refused(sample: AsyncTestClient, claims: dict[str, Any]) -> None:
     body = {
         "iss": "tablium-service",
-        "aud": "tablium-internal",
-        "sub": "service:wallet",
+        "aud": "sample",
+        "sub": "wallet",
         "iat": NOW,
         "exp": NOW + 300,
         **claims,
     }
-    token = jwt.encode(body, DEV_SERVICE_TOKEN_SECRET, algorithm="HS256")
+    token = jwt.encode(body, development_service_key("wallet"), algorithm="EdDSA", headers={"kid": "dev:wallet"})
     response = await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401, response.text

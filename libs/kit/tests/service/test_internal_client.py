@@ -8,13 +8,10 @@ from litestar.testing import AsyncTestClient
 
 from tablium_kit.auth import ServiceTokens
 from tablium_kit.internal import InternalClient, UpstreamError
-from tablium_kit.settings import ServiceSettings
 
 
-async def test_internal_call_is_authenticated_as_the_calling_service(
-    sample: AsyncTestClient, sample_settings: ServiceSettings
-) -> None:
-    tokens = ServiceTokens(sample_settings.service_token_secret, service_name="wallet")
+async def test_internal_call_is_authenticated_as_the_calling_service(sample: AsyncTestClient) -> None:
+    tokens = ServiceTokens.development("wallet")
     client = InternalClient("sample", "http://sample", tokens, transport=httpx.ASGITransport(app=sample.app))
     try:
         assert await client.request("GET", "/internal/sample/who") == {"caller": "service:wallet"}
@@ -22,10 +19,8 @@ async def test_internal_call_is_authenticated_as_the_calling_service(
         await client.aclose()
 
 
-async def test_callee_problem_becomes_an_upstream_error(
-    sample: AsyncTestClient, sample_settings: ServiceSettings
-) -> None:
-    tokens = ServiceTokens(sample_settings.service_token_secret, service_name="lobby")  # not allowed there
+async def test_callee_problem_becomes_an_upstream_error(sample: AsyncTestClient) -> None:
+    tokens = ServiceTokens.development("lobby")  # not allowed there
     client = InternalClient("sample", "http://sample", tokens, transport=httpx.ASGITransport(app=sample.app))
     try:
         with pytest.raises(UpstreamError) as error:
@@ -37,7 +32,7 @@ async def test_callee_problem_becomes_an_upstream_error(
 
 
 async def test_unreachable_service_raises_after_retries() -> None:
-    tokens = ServiceTokens("x" * 40, service_name="event")
+    tokens = ServiceTokens.development("event")
     client = InternalClient("wallet", "http://127.0.0.1:9", tokens, attempts=2)
     try:
         with pytest.raises(httpx.TransportError):

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient, TestClient
 
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import BEARER, ServiceTokens, StaticKeySource, authenticated, caller, requires_roles
-from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET, ServiceSettings
+from tablium_kit.settings import ServiceSettings
 
 KID = "test-key"  # the key id the sample service's conftest signs with
 
@@ -69,17 +69,19 @@ async def test_role_guard(sample: AsyncTestClient, make_token: Callable[..., str
 
 
 async def test_internal_routes_take_only_service_tokens(
-    sample: AsyncTestClient, make_token: Callable[..., str], sample_settings: ServiceSettings
+    sample: AsyncTestClient, make_token: Callable[..., str]
 ) -> None:
     # A user token, even a valid one, is not a service identity.
     is_problem(await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {make_token()}"}), 401)
-    wallet = ServiceTokens(sample_settings.service_token_secret, service_name="wallet").token()
+    # In tests the sample trusts the development keys (its trust store is empty); see test_service_identity.py
+    # for the production configuration.
+    wallet = ServiceTokens.development("wallet").token("sample")
     ok = await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {wallet}"})
     assert ok.json() == {"caller": "service:wallet"}
-    lobby = ServiceTokens(sample_settings.service_token_secret, service_name="lobby").token()
+    lobby = ServiceTokens.development("lobby").token("sample")
     is_problem(await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {lobby}"}), 403)
-    forged = ServiceTokens("some-other-secret-of-enough-length-000000", service_name="wallet").token()
-    is_problem(await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {forged}"}), 401)
+    elsewhere = ServiceTokens.development("wallet").token("lobby")
+    is_problem(await sample.get("/internal/sample/who", headers={"Authorization": f"Bearer {elsewhere}"}), 401)
 
 
 async def test_errors_are_problem_json(sample: AsyncTestClient) -> None:
@@ -195,20 +197,10 @@ def test_a_guarded_websocket_knows_its_caller(
 
 
 def test_dev_secret_is_refused_in_production() -> None:
-    import pytest
-
     from tablium_kit.settings import InsecureSettingsError
 
-    with pytest.raises(InsecureSettingsError):
+    with pytest.raises(InsecureSettingsError, match="service_key, service_trust"):
         ServiceSettings.from_env("sample", {"TABLIUM_ENVIRONMENT": "production"})
-    settings = ServiceSettings.from_env(
-        "sample",
-        {
-            "TABLIUM_ENVIRONMENT": "production",
-            "TABLIUM_SERVICE_TOKEN_SECRET": "a-real-secret-from-the-vault-0123456789",
-        },
-    )
-    assert settings.service_token_secret != DEV_SERVICE_TOKEN_SECRET
 
 
 def test_settings_from_environment() -> None:

@@ -7,12 +7,16 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tablium_kit import auth
-from tablium_kit.auth import LEEWAY_S, Principal, ServiceTokens, VerifiedTokens
+from tablium_kit.auth import LEEWAY_S, Principal, ServiceTokens, ServiceTokenVerifier, ServiceTrust, VerifiedTokens
 from tablium_kit.errors import Unauthorized
 
-SECRET = "a-test-service-secret-of-enough-length-0123"
+
+def wallet(cache_size: int = 1_000) -> ServiceTokenVerifier:
+    """The wallet verifying service tokens, trusting the development keys (as in tests)."""
+    return ServiceTokenVerifier("wallet", ServiceTrust({}), cache_size=cache_size)
 
 
 def bearer(token: str) -> bytes:
@@ -35,9 +39,9 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_service_token_is_verified_once_then_answered_from_the_cache(decodes: list[str]) -> None:
-    caller = ServiceTokens(SECRET, service_name="event")
-    callee = ServiceTokens(SECRET, service_name="wallet")
-    token = caller.token()
+    caller = ServiceTokens.development("event")
+    callee = wallet()
+    token = caller.token("wallet")
     for _ in range(3):
         principal = callee.verify(bearer(token))
         assert principal.subject == "service:event"
@@ -48,8 +52,8 @@ def test_a_service_token_is_verified_once_then_answered_from_the_cache(decodes: 
 def test_a_cached_service_token_is_not_answered_past_its_expiry(
     monkeypatch: pytest.MonkeyPatch, decodes: list[str]
 ) -> None:
-    callee = ServiceTokens(SECRET, service_name="wallet")
-    token = ServiceTokens(SECRET, service_name="event", ttl_seconds=60).token()
+    callee = wallet()
+    token = ServiceTokens.development("event", ttl_seconds=60).token("wallet")
     callee.verify(bearer(token))
     callee.verify(bearer(token))
     assert decodes == [token]
@@ -71,8 +75,9 @@ def test_a_cached_entry_expires_with_the_token() -> None:
 
 
 def test_refused_tokens_are_not_remembered(decodes: list[str]) -> None:
-    callee = ServiceTokens(SECRET, service_name="wallet")
-    forged = ServiceTokens("another-secret-of-enough-length-0123456789", service_name="event").token()
+    callee = wallet()
+    # Another key under the event's development kid: the signature doesn't verify.
+    forged = ServiceTokens("event", Ed25519PrivateKey.generate(), kid="dev:event").token("wallet")
     for _ in range(2):
         with pytest.raises(Unauthorized):
             callee.verify(bearer(forged))
@@ -80,8 +85,8 @@ def test_refused_tokens_are_not_remembered(decodes: list[str]) -> None:
 
 
 def test_the_cache_is_bounded() -> None:
-    callee = ServiceTokens(SECRET, service_name="wallet", cache_size=2)
-    tokens = [ServiceTokens(SECRET, service_name=name).token() for name in ("a", "b", "c")]
+    callee = wallet(cache_size=2)
+    tokens = [ServiceTokens.development(name).token("wallet") for name in ("a", "b", "c")]
     for token in tokens:
         callee.verify(bearer(token))
     assert len(callee._verified._entries) == 2
@@ -89,8 +94,8 @@ def test_the_cache_is_bounded() -> None:
 
 
 def test_a_header_is_parsed_and_verified_once_and_a_bad_one_never_remembered(decodes: list[str]) -> None:
-    callee = ServiceTokens(SECRET, service_name="wallet")
-    token = ServiceTokens(SECRET, service_name="event").token()
+    callee = wallet()
+    token = ServiceTokens.development("event").token("wallet")
     for header in (bearer(token), bearer(token), f"bearer  {token} ".encode()):
         assert callee.verify(header).subject == "service:event"
     # The same header is answered from the cache; another spelling of it is verified once more.

@@ -31,7 +31,7 @@ def create_app(settings: EventSettings | None = None, *, key_source: KeySource |
     settings = settings or load_settings()
 
     async def build(app: Litestar) -> None:
-        tournaments = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+        tournaments = Tournaments(settings, Wallet(settings.wallet_url, app.state.service_tokens))
         app.state.tournaments = tournaments
         await tournaments.start_background(db.session_factory(app.state.db_engine_instance))
 

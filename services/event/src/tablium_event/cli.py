@@ -9,6 +9,7 @@ import click
 from tablium_event.app import MIGRATIONS
 from tablium_event.settings import EventSettings, load_settings
 from tablium_kit import db
+from tablium_kit.auth import ServiceTokens
 from tablium_kit.cli import service_cli
 
 main = service_cli(
@@ -21,7 +22,7 @@ async def snapshot_running(settings: EventSettings) -> list[tuple[str, int]]:
     from tablium_event.wallet import Wallet
 
     engine = db.create_engine(settings.database_url)
-    tournaments = Tournaments(settings, Wallet(settings.wallet_url, settings.service_token_secret))
+    tournaments = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
     try:
         async with db.session_factory(engine)() as session:
             return [(str(tid), version) for tid, version in await tournaments.snapshot_running(session)]

@@ -31,8 +31,9 @@ class PaymentRefused(ProblemError):
 
 
 class Wallet:
-    def __init__(self, base_url: str, secret: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        tokens = ServiceTokens(secret, service_name="event")
+    def __init__(
+        self, base_url: str, tokens: ServiceTokens, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.client = InternalClient("wallet", base_url, tokens, transport=transport)
 
     async def aclose(self) -> None:

@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK
 from tablium_event.amounts import to_wire
 from tablium_event.api.schemas import HandIn
 from tablium_event.api.tournaments import TournamentsDep
-from tablium_kit.auth import SERVICE, requires_service
+from tablium_kit.auth import from_services
 from tablium_kit.deps import DbSession
 from tablium_kit.errors import InvalidInput
 from tablium_kit.money import parse_amount
@@ -21,8 +21,8 @@ from tablium_kit.money import parse_amount
 class TablesController(Controller):
     path = "/internal/v1/tournaments"
     tags = ["internal"]
-    security = SERVICE
-    guards = [requires_service()]
+    # The lobby runs the tables and reports their hands.
+    security = from_services("lobby")
 
     @post("/{tournament_id:uuid}/hands", status_code=HTTP_200_OK, summary="A hand finished at a tournament table")
     async def hand_finished(

@@ -1,5 +1,10 @@
 """The internal API other services code against (service tokens only; never routed by the gateway).
 
+Who may call it: the event service (buy-ins, prizes) and the lobby (seats, hands). Services to come
+get routes of their own for what they do (the blockchain service's withdrawals, the rakeback
+service's payouts), each naming that service alone, rather than these general transfers; deposits
+arrive as ``blockchain.deposit_confirmed`` events, not over this API.
+
 Every POST and PUT must carry an ``Idempotency-Key``. The operations are idempotent by their own
 keys (the transfer id; the account's owner, kind and asset; the pending transfer posted or voided),
 so a retry with the same body returns the first result.
@@ -16,7 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from tablium_kit.auth import SERVICE, requires_service
+from tablium_kit.auth import authenticated, from_services
 from tablium_kit.deps import DbSession
 from tablium_kit.errors import ProblemError
 from tablium_wallet.api.schemas import (
@@ -46,16 +51,13 @@ class IdempotencyKeyRequired(ProblemError):
     slug = "idempotency-key-required"
 
 
-_any_service = requires_service()
-
-
 async def internal_caller(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """A service token, and an Idempotency-Key on POST and PUT.
+    """A service token from a service the controller names, and an Idempotency-Key on POST and PUT.
 
     One guard, and a coroutine: Litestar runs a synchronous guard in a worker thread, which cost more
     than the whole ledger's share of a transfer request.
     """
-    await _any_service(connection, handler)
+    await authenticated(connection, handler)  # first: no token is a 401, whatever the headers
     if connection.scope.get("method") in ("POST", "PUT") and not connection.headers.get("idempotency-key"):
         raise IdempotencyKeyRequired("internal POST and PUT requests need an Idempotency-Key header")
 
@@ -67,7 +69,7 @@ def _status(created: bool) -> int:
 class InternalController(Controller):
     path = "/internal/v1"
     tags = ["internal"]
-    security = SERVICE
+    security = from_services("event", "lobby")
     guards = [internal_caller]
 
     @put("/accounts", status_code=HTTP_200_OK, summary="Open an account (or get the open one)")
