@@ -212,14 +212,15 @@ class Tournaments:
         row.version += 1
         await self._snapshot(session, row, engine)
         await self._effects(session, row, engine, out)
-        version = row.version
-        await self.engines.checkout(row.id)  # none yet: taken only so that nobody reads half of it
+        # Read before the commit: a failed commit expires the row, and the check-in below must not read it.
+        tournament_id, version = row.id, row.version
+        await self.engines.checkout(tournament_id)  # none yet: taken only so that nobody reads half of it
         kept: Live | None = None
         try:
             await session.commit()
             kept = Live(version, engine)
         finally:
-            self.engines.checkin(row.id, kept)
+            self.engines.checkin(tournament_id, kept)
         # A satellite whose pool buys a seat for everyone is over at once: its prizes are owed now.
         await self.pay_prizes(session, row.id)
         return row
@@ -620,10 +621,15 @@ class Tournaments:
         stacks: dict[int, int],
         knockouts: dict[int, list[int]],
     ) -> dict[str, Any]:
-        done = await session.get(HandReport, (tournament_id, hand_id))
+        row = await self._locked(session, tournament_id)
+        # Under the row lock: a copy of this report that got the lock first has committed its answer by now.
+        done = await session.scalar(
+            select(HandReport)
+            .where(HandReport.tournament_id == tournament_id, HandReport.hand_id == hand_id)
+            .execution_options(populate_existing=True)
+        )
         if done is not None:
             return done.response
-        row = await self._locked(session, tournament_id)
         if row.status != "running":
             raise Conflict("the tournament is not running")
         async with self._fact(session, row) as engine:
@@ -880,10 +886,13 @@ class Tournaments:
         the engine kept for the next fact; if it recorded nothing, raised, or the commit failed, the
         engine (possibly half-changed) is dropped.
         """
-        live = await self.engines.checkout(row.id)
+        # The id is read once, before anything can fail: after a failed commit the ORM row is expired, and
+        # reading it in the ``finally`` would raise and leave the engine checked out for good.
+        tournament_id = row.id
+        live = await self.engines.checkout(tournament_id)
         kept: Live | None = None
         try:
-            live = await self._up_to_date(session, row.id, row.version, live)
+            live = await self._up_to_date(session, tournament_id, row.version, live)
             before = row.version
             yield live.engine
             if row.version != before:
@@ -891,7 +900,7 @@ class Tournaments:
                 await session.commit()
                 kept = Live(version, live.engine)
         finally:
-            self.engines.checkin(row.id, kept)
+            self.engines.checkin(tournament_id, kept)
 
     async def _up_to_date(
         self, session: AsyncSession, tournament_id: uuid.UUID, version: int, live: Live | None
@@ -1119,17 +1128,18 @@ class Tournaments:
             if row.status != "running" or row.state_version >= row.version:
                 await session.commit()
                 continue
-            live = await self.engines.checkout(row.id)
+            version = row.version
+            live = await self.engines.checkout(tournament_id)
             try:
-                live = await self._up_to_date(session, row.id, row.version, live)
+                live = await self._up_to_date(session, tournament_id, version, live)
                 await self._snapshot(session, row, live.engine)
                 await session.commit()
             except BaseException:
-                self.engines.checkin(row.id, None)
+                self.engines.checkin(tournament_id, None)  # not row.id: a failed commit expired the row
                 raise
-            self.engines.checkin(row.id, live)  # same version, same state: still current
-            taken.append((row.id, row.version))
-            log.info("snapshot taken", tournament=str(row.id), version=row.version, rules_version=RULES_VERSION)
+            self.engines.checkin(tournament_id, live)  # same version, same state: still current
+            taken.append((tournament_id, version))
+            log.info("snapshot taken", tournament=str(tournament_id), version=version, rules_version=RULES_VERSION)
         return taken
 
     async def _effects(
