@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, Snapshot, TournamentRow
+from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import RULES_VERSION, Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
@@ -41,6 +42,9 @@ log = structlog.get_logger("tablium.event")
 Paid = TypeVar("Paid", Registration, Purchase)
 
 LIVE = ("holding", "held", "posted")
+# A purchase not yet done (``_drive_purchase``), or posted: what a cancel gives back.
+PURCHASE_UNDER_WAY = ("holding", "held", "posting", "voiding", "refunding")
+PURCHASE_LIVE = (*PURCHASE_UNDER_WAY, "posted")
 EDITABLE = ("draft", "registering")
 
 
@@ -271,9 +275,8 @@ class Tournaments:
         for reg in await self._registrations(session, row.id, LIVE):
             await self._give_back(row, config, reg)
             await session.commit()
-        for purchase in await self._purchases(session, row.id, LIVE):
-            await self._give_back_purchase(row, config, purchase)
-            await session.commit()
+        for purchase in await self._purchases(session, row.id, PURCHASE_LIVE):
+            await self._give_back_purchase(session, purchase)
         row = await self._locked(session, row.id)
         if row.status != "cancelling":
             return
@@ -323,13 +326,12 @@ class Tournaments:
                 )
             reg.status = "refunded"
 
-    async def _give_back_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
-        if purchase.status == "holding":
-            await self._hold_purchase(row, config, purchase)
-        if purchase.status == "held":
-            await self._void_purchase(row, config, purchase, "the tournament was cancelled")
-        elif purchase.status == "posted":
-            await self._refund_purchase(row, config, purchase)
+    async def _give_back_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """A purchase of a cancelled tournament: a posted one goes back (refunding); one still under way is
+        driven to its end, which the tournament no longer running makes a void or a refund."""
+        if await advance(session, Purchase, purchase.id, "posted", "refunding", failure="the tournament was cancelled"):
+            await session.commit()
+        await self._drive_purchase(session, purchase.id)
 
     # ------------------------------------------------------------------ players
 
@@ -438,30 +440,24 @@ class Tournaments:
         self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID, kind: str, request_id: uuid.UUID
     ) -> Purchase:
         """A rebuy or an add-on of the player's live entry, at ``config.price(kind)`` (into the prize pool; a rebuy's
-        fee then on to the house).
+        fee then on to the house). A saga (``_drive_purchase``): the row is committed first, then each step
+        commits on its own; the reconciler's ``_drive_purchase`` finishes one cut short.
 
-        Like a late registration: the row first, then a hold, then (locked again) the engine is asked
-        once more before the hold is posted, so a refusal (window closed meanwhile) leaves nothing
-        moved (the hold is voided). A retry with the same ``request_id`` finds its row and charges once.
+        A retry with the same ``request_id`` — even twenty at once — finds its row (looked up under the
+        row lock, so two first requests cannot both create it) and drives the same state machine, so the
+        player is charged once and the engine applies the purchase once.
         """
         tid = transfer_id(tournament_id, kind, player_id, request_id)
         purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
         if purchase is None:
             row = await self._locked(session, tournament_id)
+            purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
+        if purchase is None:
             if row.status != "running":
                 raise Conflict("the tournament is not running")
-            # Asked of the live engine, which the question does not change. Only when a level or break is
-            # due that no fact has applied yet is a throwaway engine (loaded, never the live one) ticked to now.
-            engine = await self.engine_of(session, row)
-            assert engine is not None
-            if self._clock_due(engine, row.started_at):
-                engine = (await self._up_to_date(session, row.id, row.version, None)).engine
-                engine.tick(self._now_ms(row, engine))
+            engine = await self._engine_now(session, row)
             entry_id = self._live_entry(engine, player_id)
-            try:
-                refusal = engine.purchase_refusal(kind, entry_id)
-            except TournamentRuleError as exc:
-                refusal = str(exc)
+            refusal = self._purchase_refusal(engine, kind, entry_id)
             if refusal is not None:
                 raise Conflict(refusal)
             purchase = Purchase(
@@ -475,59 +471,80 @@ class Tournaments:
             )
             session.add(purchase)
             await session.commit()  # the row first: a hold can never exist without it
-        if purchase.status in ("holding", "held"):
-            await self._finish_purchase(session, purchase)
+        purchase = await self._drive_purchase(session, purchase.id)
         if purchase.status in ("failed", "voided", "refunded"):
             failure = purchase.failure or f"the {kind} was refused"
             raise PaymentRefused(failure) if purchase.status == "failed" else Conflict(failure)
         return purchase
 
-    async def _finish_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+    async def _engine_now(self, session: AsyncSession, row: TournamentRow) -> Tournament:
+        """The engine to ask a question: the live one, which the question does not change; only when a level
+        or break is due that no fact has applied yet, a throwaway engine (loaded, never the live one) ticked to now."""
+        engine = await self.engine_of(session, row)
+        assert engine is not None
+        if self._clock_due(engine, row.started_at):
+            engine = (await self._up_to_date(session, row.id, row.version, None)).engine
+            engine.tick(self._now_ms(row, engine))
+        return engine
+
+    @staticmethod
+    def _purchase_refusal(engine: Tournament, kind: str, entry_id: int) -> str | None:
+        try:
+            return engine.purchase_refusal(kind, entry_id)
+        except TournamentRuleError as exc:
+            return str(exc)
+
+    async def _drive_purchase(self, session: AsyncSession, purchase_id: uuid.UUID) -> Purchase:
+        """Move a purchase forward until it is done (posted, voided, failed, refunded); returns it then.
+
+        holding -hold-> held -engine says yes-> posting -post, apply-> posted
+                        held -engine says no-> voiding -void-> voided
+                                    posting -engine refuses now-> refunding -refund-> refunded
+        holding -wallet refuses-> failed; posting -hold expired-> failed.
+
+        Each arrow is a compare-and-set (``db.steps.advance``) committed on its own; the engine's steps run
+        under the row lock, but no wallet call does (a slow wallet never stalls the tournament's hands).
+        Any number of callers may drive one purchase at once: the wallet calls replay by id, and only the
+        caller whose compare-and-set matches records a result. A wallet error propagates (a 502 to the
+        caller); the purchase stays where it was and the next caller or the reconciler goes on from there.
+        """
+        while True:
+            purchase = await session.scalar(
+                select(Purchase).where(Purchase.id == purchase_id).execution_options(populate_existing=True)
+            )
+            assert purchase is not None
+            await session.commit()  # no snapshot or lock kept while the wallet is called
+            match purchase.status:
+                case "holding":
+                    await self._hold_purchase(session, purchase)
+                case "held":
+                    await self._decide_purchase(session, purchase)
+                case "posting":
+                    await self._post_purchase(session, purchase)
+                case "voiding":
+                    await self._void_purchase(session, purchase)
+                case "refunding":
+                    await self._refund_purchase(session, purchase)
+                case _:
+                    return purchase
+
+    async def _purchase_context(
+        self, session: AsyncSession, purchase: Purchase
+    ) -> tuple[TournamentRow, TournamentConfig]:
         row = await session.get(TournamentRow, purchase.tournament_id)
         assert row is not None
-        config = TournamentConfig.from_dict(row.config)
-        if purchase.status == "holding":
-            await self._hold_purchase(row, config, purchase)
-            await session.commit()
-            if purchase.status != "held":
-                return
-        row = await self._locked(session, purchase.tournament_id)
-        await session.refresh(purchase)
-        if purchase.status != "held":
-            return  # a concurrent retry finished it
-        if row.status != "running":
-            await self._void_purchase(row, config, purchase, "the tournament is not running")
-            await session.commit()
-            return
-        async with self._fact(session, row) as engine:
-            payload = {"now_ms": self._now_ms(row, engine), "entry": purchase.entry_id}
-            # The lock was let go while the wallet held the money: the engine decides again before the post.
-            try:
-                out = apply(engine, purchase.kind, payload)
-            except TournamentRuleError as exc:
-                await self._void_purchase(row, config, purchase, str(exc))
-                await session.commit()  # the engine that refused is not kept (nothing recorded)
-                return
-            result = await self.wallet.post(purchase.transfer_id)
-            if result["status"] != "posted":
-                purchase.status = "failed"
-                purchase.failure = f"the hold is {result['status']}"
-                await session.commit()
-                return
-            purchase.status = "posted"
-            await self._purchase_fee(row, config, purchase)
-            await self._record(session, row, engine, purchase.kind, payload, out)
+        return row, TournamentConfig.from_dict(row.config)
 
-    async def _hold_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
-        """Hold the price from the player's account into the pool (pending). Replays are free."""
-        if purchase.player_account_id is None:
-            purchase.player_account_id = await self.wallet.open_account(
-                f"player:{purchase.player_id}", "player", config.asset
-            )
+    async def _hold_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """holding → held | failed: hold the price from the player's account into the pool (pending)."""
+        row, config = await self._purchase_context(session, purchase)
+        account = purchase.player_account_id or await self.wallet.open_account(
+            f"player:{purchase.player_id}", "player", config.asset
+        )
         try:
             result = await self.wallet.transfer(
                 purchase.transfer_id,
-                debit=purchase.player_account_id,
+                debit=account,
                 credit=self._pool(row),
                 amount=purchase.amount,
                 asset=config.asset,
@@ -537,25 +554,81 @@ class Tournaments:
                 metadata={"tournament_id": str(row.id), "entry": purchase.entry_id},
             )
         except PaymentRefused as exc:
-            purchase.status = "failed"
-            purchase.failure = exc.detail[:200]
+            await advance(session, Purchase, purchase.id, "holding", "failed", failure=exc.detail[:200])
+            await session.commit()
             return
-        # "posted": a post whose answer was lost; the next step replays it and the engine decides again.
-        purchase.status = "held" if result["status"] in ("pending", "posted") else "failed"
-        if purchase.status == "failed":
-            purchase.failure = f"the hold is {result['status']}"
-
-    async def _void_purchase(
-        self, row: TournamentRow, config: TournamentConfig, purchase: Purchase, reason: str
-    ) -> None:
-        """Nothing stays moved: the hold is voided, or, if a post whose answer was lost went through,
-        the price goes back from the pool."""
-        result = await self.wallet.void(purchase.transfer_id)
-        if result["status"] in ("voided", "expired"):
-            purchase.status = "voided"
+        # "posted"/"voided": another caller got further meanwhile; its compare-and-set won, this one does nothing.
+        if result["status"] in ("pending", "posted"):
+            moved = await advance(session, Purchase, purchase.id, "holding", "held", player_account_id=account)
         else:
-            await self._refund_purchase(row, config, purchase)
-        purchase.failure = reason[:200]
+            failure = f"the hold is {result['status']}"
+            moved = await advance(session, Purchase, purchase.id, "holding", "failed", failure=failure)
+        await session.commit()
+        if not moved and result["status"] == "pending":
+            # A refusal recorded by another caller, then funds arrived and this hold went through: free it.
+            current = await session.scalar(select(Purchase.status).where(Purchase.id == purchase.id))
+            await session.commit()
+            if current == "failed":
+                await self.wallet.void(purchase.transfer_id)
+
+    async def _decide_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """held → posting | voiding, under the row lock: the lock was let go while the wallet held the money,
+        so the engine is asked again before the post (a refusal leaves nothing moved: the hold is voided)."""
+        row = await self._locked(session, purchase.tournament_id)
+        if row.status != "running":
+            refusal: str | None = "the tournament is not running"
+        else:
+            refusal = self._purchase_refusal(await self._engine_now(session, row), purchase.kind, purchase.entry_id)
+        if refusal is None:
+            await advance(session, Purchase, purchase.id, "held", "posting")
+        else:
+            await advance(session, Purchase, purchase.id, "held", "voiding", failure=refusal[:200])
+        await session.commit()
+
+    async def _post_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """posting → posted | refunding | failed: post the hold and the fee (no lock), then, under the row
+        lock, the engine applies the purchase in the transaction that records it ``posted`` — or refuses
+        it now (the window closed since the decision), and the money goes back."""
+        row, config = await self._purchase_context(session, purchase)
+        result = await self.wallet.post(purchase.transfer_id)
+        if result["status"] != "posted":
+            await advance(
+                session, Purchase, purchase.id, "posting", "failed", failure=f"the hold is {result['status']}"
+            )
+            await session.commit()
+            return
+        await self._purchase_fee(row, config, purchase)
+        await session.commit()
+        row = await self._locked(session, purchase.tournament_id)
+        status = await session.scalar(select(Purchase.status).where(Purchase.id == purchase.id))
+        if status != "posting":
+            await session.commit()  # another caller applied it (or gave it back) meanwhile
+            return
+        if row.status != "running":
+            await advance(
+                session, Purchase, purchase.id, "posting", "refunding", failure="the tournament is not running"
+            )
+            await session.commit()
+            return
+        async with self._fact(session, row) as engine:
+            payload = {"now_ms": self._now_ms(row, engine), "entry": purchase.entry_id}
+            try:
+                out = apply(engine, purchase.kind, payload)
+            except TournamentRuleError as exc:
+                await advance(session, Purchase, purchase.id, "posting", "refunding", failure=str(exc)[:200])
+                await session.commit()  # the engine that refused is not kept (nothing recorded)
+                return
+            await advance(session, Purchase, purchase.id, "posting", "posted")
+            await self._record(session, row, engine, purchase.kind, payload, out)
+
+    async def _void_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """voiding → voided: the hold is let go. Only a ``held`` purchase is ever voided, and only a
+        ``posting`` one ever posted, so the wallet cannot answer "posted" here."""
+        result = await self.wallet.void(purchase.transfer_id)
+        if result["status"] not in ("voided", "expired"):
+            raise Conflict(f"the hold of purchase {purchase.id} is {result['status']}, not voided")
+        await advance(session, Purchase, purchase.id, "voiding", "voided")
+        await session.commit()
 
     @staticmethod
     def _purchase_fee_part(config: TournamentConfig, purchase: Purchase) -> int:
@@ -578,10 +651,11 @@ class Tournaments:
                 metadata={"tournament_id": str(row.id), "kind": purchase.kind},
             )
 
-    async def _refund_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
-        """The price back from where each part went: pool and bounty parts from the pool, the fee from
-        the house. The fee's own transfer is replayed first (free if it happened), so the house refunds
-        only what it received when a purchase was cut short between its post and its fee."""
+    async def _refund_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """refunding → refunded: the price back from where each part went: pool and bounty parts from the
+        pool, the fee from the house. The fee's own transfer is replayed first (free if it happened), so the
+        house refunds only what it received when a purchase was cut short between its post and its fee."""
+        row, config = await self._purchase_context(session, purchase)
         assert purchase.player_account_id is not None
         fee = self._purchase_fee_part(config, purchase)
         await self._purchase_fee(row, config, purchase)
@@ -600,7 +674,8 @@ class Tournaments:
                     code="tournament_refund",
                     metadata={"tournament_id": str(row.id), "kind": purchase.kind},
                 )
-        purchase.status = "refunded"
+        await advance(session, Purchase, purchase.id, "refunding", "refunded")
+        await session.commit()
 
     @staticmethod
     def _live_entry(engine: Tournament, player_id: uuid.UUID) -> int:
@@ -826,14 +901,13 @@ class Tournaments:
         # Rebuys/add-ons cut short the same way: posted and applied, or voided if the engine refuses now.
         cut_short = (
             await session.scalars(
-                select(Purchase)
-                .where(Purchase.status.in_(("holding", "held")), Purchase.updated_at < quiet_since)
+                select(Purchase.id)
+                .where(Purchase.status.in_(PURCHASE_UNDER_WAY), Purchase.updated_at < quiet_since)
                 .limit(100)
             )
         ).all()
-        for purchase in cut_short:
-            await self._finish_purchase(session, purchase)
-            await session.commit()
+        for purchase_id in cut_short:
+            await self._drive_purchase(session, purchase_id)
         for tournament_id in (
             await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
         ).all():

@@ -1,0 +1,258 @@
+"""The money sagas step by step: concurrent drivers of one step, a slow wallet, a crash between steps.
+
+Each purchase and registration is a state machine whose statuses only move forward by a compare-and-set
+(``db/steps.py``); no wallet call is made under the tournament's row lock or with its engine checked out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+from tablium_event.db.models import Purchase
+from tablium_event.service import Tournaments
+from tablium_event.settings import EventSettings
+from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
+from test_service import (
+    DIRECTOR,
+    REBUYS,
+    Ledger,
+    SessionFactory,
+    client,
+    ledger,
+    new_tournament,
+    register_players,
+    sessions,
+    settings,
+    wallet_url,
+)
+
+from tablium_kit.errors import Conflict
+
+__all__ = ["client", "ledger", "sessions", "settings", "wallet_url"]  # fixtures, shared with test_service
+
+
+class WalletTransport(httpx.AsyncBaseTransport):
+    """The real wallet, with a delay or a failure injected into the requests that ``match``."""
+
+    def __init__(
+        self, match: Callable[[httpx.Request], bool], *, delay_s: float = 0.0, fail: bool = False, times: int = 1
+    ) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.match, self.delay_s, self.fail, self.times = match, delay_s, fail, times
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.times > 0 and self.match(request):
+            self.times -= 1
+            await asyncio.sleep(self.delay_s)
+            if self.fail:
+                raise httpx.ConnectError("injected: the process died here")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def is_hold(request: httpx.Request) -> bool:
+    return request.url.path == "/internal/v1/transfers" and b'"pending":true' in request.content
+
+
+def is_post(request: httpx.Request) -> bool:
+    return request.url.path.endswith("/post")
+
+
+@pytest.fixture
+async def service_with(settings: EventSettings) -> AsyncIterator[Callable[..., Tournaments]]:
+    """Another instance of the service (as another process would be) with its own wallet transport."""
+    made: list[Tournaments] = []
+
+    def make(transport: httpx.AsyncBaseTransport | None = None, **overrides: Any) -> Tournaments:
+        service = Tournaments(
+            msgspec.structs.replace(settings, **overrides),
+            Wallet(settings.wallet_url, settings.service_token_secret, transport=transport),
+        )
+        made.append(service)
+        return service
+
+    yield make
+    for service in made:
+        await service.wallet.aclose()
+
+
+async def rebuy_tournament(client: AsyncTestClient, ledger: Ledger) -> tuple[uuid.UUID, dict[str, str]]:
+    tournament_id = await new_tournament(client, **REBUYS)
+    players = await register_players(client, ledger, tournament_id, 3)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    return uuid.UUID(tournament_id), players
+
+
+async def assert_one_rebuy(
+    client: AsyncTestClient, ledger: Ledger, tournament_id: uuid.UUID, players: dict[str, str], rebuyer: str
+) -> None:
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert lobby["prize_pool"] == 4_000, "the engine applied one rebuy"
+    assert await ledger.balance(pool) == 4_000, "pool in the wallet = pool in the engine"
+    for player, account in players.items():
+        assert await ledger.balance(account) == 5_000 - 1_100 - (1_100 if player == rebuyer else 0)
+
+
+async def test_a_replay_whose_hold_answers_late_never_undoes_a_later_step(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """The issue's free rebuy, step by step: a replay reads ``holding`` and its hold answers only after
+    another copy has posted and applied the rebuy. Its late answer must not set ``held`` over ``posted``
+    (which made the next step refund the posted transfer while the engine kept the rebuy)."""
+    tournament_id, players = await rebuy_tournament(client, ledger)
+    rebuyer = next(iter(players))
+    slow = service_with(WalletTransport(is_hold, delay_s=1.0))
+    fast = service_with()
+    request_id = uuid.uuid4()
+    async with sessions() as first, sessions() as second:
+        late = asyncio.create_task(slow.buy(first, tournament_id, uuid.UUID(rebuyer), "rebuy", request_id))
+        tid = transfer_id(tournament_id, "rebuy", rebuyer, request_id)
+        while await second.scalar(select(Purchase.id).where(Purchase.transfer_id == tid)) is None:
+            await second.commit()
+            await asyncio.sleep(0.02)
+        await second.commit()
+        await asyncio.sleep(0.1)  # the row is written, its hold is on its way (for a second)
+        done = await fast.buy(second, tournament_id, uuid.UUID(rebuyer), "rebuy", request_id)
+        assert done.status == "posted"
+        assert (await late).status == "posted"
+    await assert_one_rebuy(client, ledger, tournament_id, players, rebuyer)
+
+
+async def test_every_step_of_a_purchase_driven_by_several_callers_at_once_moves_money_once(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """Three instances drive one purchase from ``holding`` at once, each with its own timing, so every
+    pair of steps (hold, decide, post and apply) meets another copy of itself or of the next step."""
+    for delays in ((0.0, 0.0, 0.0), (0.2, 0.0, 0.1), (0.0, 0.3, 0.15)):
+        tournament_id, players = await rebuy_tournament(client, ledger)
+        rebuyer = next(iter(players))
+        drivers = [
+            service_with(WalletTransport(lambda r: is_hold(r) or is_post(r), delay_s=delay, times=2))
+            for delay in delays
+        ]
+        [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+        entry = next(s["entry"] for s in table["seats"] if s is not None and s["player"] == rebuyer)
+        async with sessions() as session:
+            # As ``buy`` leaves it once the row is committed (its own driver then races the others).
+            purchase = Purchase(
+                transfer_id=transfer_id(tournament_id, "rebuy", rebuyer, uuid.uuid4()),
+                tournament_id=tournament_id,
+                player_id=uuid.UUID(rebuyer),
+                entry_id=entry,
+                kind="rebuy",
+                amount=1_100,
+                status="holding",
+            )
+            session.add(purchase)
+            await session.commit()
+        purchase_id = purchase.id
+
+        async def drive(service: Tournaments, purchase_id: uuid.UUID = purchase_id) -> str:
+            async with sessions() as session:
+                return (await service._drive_purchase(session, purchase_id)).status
+
+        assert await asyncio.gather(*(drive(d) for d in drivers)) == ["posted"] * 3
+        await assert_one_rebuy(client, ledger, tournament_id, players, rebuyer)
+
+
+async def test_a_slow_wallet_does_not_stall_the_hand_reports_of_the_tournament(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """Issue 10, item 8: a rebuy's post used to wait on the wallet with the tournament's row locked and
+    its engine checked out, so every hand report of the tournament waited too."""
+    tournament_id, players = await rebuy_tournament(client, ledger)
+    rebuyer = next(iter(players))
+    slow = service_with(WalletTransport(is_post, delay_s=3.0))
+    async with sessions() as session:
+        buying = asyncio.create_task(slow.buy(session, tournament_id, uuid.UUID(rebuyer), "rebuy", uuid.uuid4()))
+        await asyncio.sleep(0.5)  # the post is on its way
+        [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+        stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+        lobby = service_with()  # in this event loop, as the slow one: no test client between them
+        started = time.monotonic()
+        async with sessions() as other:
+            await asyncio.wait_for(
+                lobby.hand_finished(
+                    other,
+                    tournament_id,
+                    hand_id="meanwhile",
+                    table=table["table"],
+                    stacks={int(entry): stack for entry, stack in stacks.items()},
+                    knockouts={},
+                ),
+                10,
+            )
+        assert time.monotonic() - started < 1.5, "the hand report did not wait for the wallet"
+        assert not buying.done()
+        assert (await buying).status == "posted"
+    await assert_one_rebuy(client, ledger, tournament_id, players, rebuyer)
+
+
+async def test_a_purchase_cut_short_between_its_post_and_its_fact_is_finished_by_the_reconciler(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """The process dies on the post (an exception injected): the purchase stays ``posting``; the
+    reconciler's ``_drive_purchase`` posts it (once) and has the engine apply it."""
+    tournament_id, players = await rebuy_tournament(client, ledger)
+    rebuyer = next(iter(players))
+    dying = service_with(WalletTransport(is_post, fail=True, times=10))
+    async with sessions() as session:
+        with pytest.raises(httpx.ConnectError):
+            await dying.buy(session, tournament_id, uuid.UUID(rebuyer), "rebuy", uuid.uuid4())
+    async with sessions() as session:
+        [status] = (await session.scalars(select(Purchase.status).where(Purchase.tournament_id == tournament_id))).all()
+    assert status == "posting"
+    reconciler = service_with(late_entry_grace_s=0.0)
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+        await session.commit()
+        [status] = (await session.scalars(select(Purchase.status).where(Purchase.tournament_id == tournament_id))).all()
+    assert status == "posted"
+    await assert_one_rebuy(client, ledger, tournament_id, players, rebuyer)
+
+
+async def test_a_cancel_racing_purchases_gives_every_unit_back(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """A cancel and purchases in every step at once: each purchase ends voided or refunded, and every
+    player has all their money back."""
+    tournament_id, players = await rebuy_tournament(client, ledger)
+    buyers = [service_with(WalletTransport(lambda r: is_hold(r) or is_post(r), delay_s=0.2 * i)) for i in range(3)]
+
+    async def buy(service: Tournaments, player: str) -> None:
+        async with sessions() as session:
+            # Refused (409) once the cancel has begun, or bought before it: the cancel gives it back.
+            with contextlib.suppress(Conflict, PaymentRefused):
+                await service.buy(session, tournament_id, uuid.UUID(player), "rebuy", uuid.uuid4())
+
+    async def cancel() -> None:
+        await asyncio.sleep(0.1)
+        response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
+        assert response.status_code == 200, response.text
+
+    await asyncio.gather(cancel(), *(buy(s, p) for s, p in zip(buyers, players, strict=True)))
+    reconciler = service_with(late_entry_grace_s=0.0)
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+        await session.commit()
+        statuses = set(
+            (await session.scalars(select(Purchase.status).where(Purchase.tournament_id == tournament_id))).all()
+        )
+    assert statuses <= {"voided", "refunded"}, statuses
+    for account in players.values():
+        assert await ledger.balance(account) == 5_000
+    assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["status"] == "cancelled"
