@@ -1403,3 +1403,43 @@ async def test_a_whole_tournament_publishes_its_events_over_rabbitmq_once_each_i
     assert prizes
     assert {p["asset"] for p in prizes} == {"USDT"}
     assert sum(p["amount"] for p in prizes) == 7_000, "the prize pool, awarded once"
+
+
+async def test_a_freeroll_takes_no_money_and_registers_unregisters_starts_and_cancels(
+    client: AsyncTestClient, ledger: Ledger
+) -> None:
+    """Issue 10, item 3: the wallet refuses a zero-amount hold, so a free tournament (the default
+    configuration) could not be registered for (502), and unregister and cancel failed the same way,
+    leaving it ``cancelling``. A freeroll takes no hold at all, no fee and no refund."""
+    fees = await ledger.account("house", "house_fees")
+    fees_before = await ledger.balance(fees)
+    for guarantee, ending in ((0, "played"), (0, "cancelled"), (1_000, "played")):
+        tournament_id = await new_tournament(client, buy_in=0, fee=0, guarantee=guarantee)
+        url = f"/api/v1/tournaments/{tournament_id}"
+        players = [str(uuid.uuid4()) for _ in range(4)]
+        for player in players:
+            response = await client.post(f"{url}/registrations", headers=bearer(player, ["player"]))
+            assert response.status_code == 201, response.text
+            assert response.json()["status"] == "held"
+        response = await client.delete(f"{url}/registrations/me", headers=bearer(players.pop(), ["player"]))
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "voided"
+        if ending == "cancelled":
+            response = await client.post(f"{url}/cancel", headers=DIRECTOR)
+            assert response.status_code == 200, response.text
+            assert (await client.get(url)).json()["status"] == "cancelled"
+            continue
+        response = await client.post(f"{url}/start", headers=DIRECTOR)
+        assert response.status_code == 200, response.text
+        assert (response.json()["entries"], response.json()["prize_pool"]) == (3, guarantee)
+        await play_to_the_end(client, tournament_id)
+        assert (await client.get(url)).json()["status"] == "finished"
+        standings = (await client.get(f"{url}/standings")).json()
+        assert sum(row["prize"] or 0 for row in standings) == guarantee
+        for player in players:
+            account = await ledger.account(f"player:{player}", "player")
+            won = sum(row["prize"] or 0 for row in standings if row["player"] == player)
+            assert await ledger.balance(account) == won, "a freeroll's player only ever receives"
+        pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+        assert await ledger.balance(pool) == 0
+    assert await ledger.balance(fees) == fees_before, "no fee"

@@ -296,8 +296,10 @@ class Tournaments:
         if reg.status == "holding":
             await self._take_hold(row, reg)
         if reg.status == "held":
-            result = await self.wallet.void(reg.hold_transfer_id)
-            reg.status = "voided" if result["status"] in ("voided", "expired") else "posted"
+            result = await self._void_hold(reg)
+            reg.status = "voided" if result in ("voided", "expired") else "posted"
+        if reg.status == "posted" and not reg.amount:
+            reg.status = "refunded"  # a freeroll's entry: nothing was paid
         if reg.status == "posted":
             # The fee may not have reached the house yet (a start cut short): replaying its transfer by
             # id is free if it did, and makes sure the house refunds only what it received.
@@ -359,20 +361,23 @@ class Tournaments:
             if len(held) >= config.seats_per_table:
                 raise Conflict("the sit-and-go is full")
         entry_no = len(mine) + 1
+        amount = config.buy_in + config.fee + config.bounty
         reg = Registration(
             tournament_id=row.id,
             player_id=player_id,
             entry_no=entry_no,
-            status="holding",
-            amount=config.buy_in + config.fee + config.bounty,
+            # A freeroll takes no hold (the wallet refuses a zero amount): nothing to wait for.
+            status="holding" if amount else "held",
+            amount=amount,
             hold_transfer_id=transfer_id(row.id, "hold", player_id, entry_no),
         )
         session.add(reg)
         await session.commit()  # the row first: a hold can never exist without it
-        try:
-            await self._take_hold(row, reg)
-        finally:
-            await session.commit()
+        if reg.status == "holding":
+            try:
+                await self._take_hold(row, reg)
+            finally:
+                await session.commit()
         if reg.status == "failed":
             raise PaymentRefused(reg.failure or "the wallet refused the hold")
         row = await self._locked(session, tournament_id)
@@ -406,8 +411,8 @@ class Tournaments:
                     refusal = reg.failure or "the hold could not be posted"
             if refusal is not None:
                 if reg.status == "held":
-                    result = await self.wallet.void(reg.hold_transfer_id)
-                    reg.status = "voided" if result["status"] in ("voided", "expired") else reg.status
+                    result = await self._void_hold(reg)
+                    reg.status = "voided" if result in ("voided", "expired") else reg.status
                 reg.failure = refusal[:200]
                 await session.commit()  # the ticked engine is not kept (nothing recorded)
                 return refusal
@@ -426,9 +431,9 @@ class Tournaments:
         if reg.status == "holding":
             await self._take_hold(row, reg)
         if reg.status == "held":
-            result = await self.wallet.void(reg.hold_transfer_id)
-            if result["status"] not in ("voided", "expired"):
-                raise Conflict(f"the hold is {result['status']}")
+            result = await self._void_hold(reg)
+            if result not in ("voided", "expired"):
+                raise Conflict(f"the hold is {result}")
             reg.status = "voided"
         return reg
 
@@ -752,6 +757,10 @@ class Tournaments:
                 metadata={"tournament_id": str(row.id)},
             )
         for prize in owed:
+            if not prize.amount:  # nothing to move (the wallet refuses a zero transfer)
+                prize.status = "paid"
+                await session.commit()
+                continue
             player = await self.wallet.open_account(f"player:{prize.player_id}", "player", config.asset)
             await self.wallet.transfer(
                 prize.transfer_id,
@@ -1075,6 +1084,9 @@ class Tournaments:
 
     async def _take_hold(self, row: TournamentRow, reg: Registration) -> None:
         """Hold buy-in + fee (+ bounty) from the player's account into the pool (pending). Replays are free."""
+        if not reg.amount:
+            reg.status = "held"  # a freeroll takes no hold
+            return
         config = TournamentConfig.from_dict(row.config)
         player = await self._player_account(reg, config)
         try:
@@ -1097,9 +1109,19 @@ class Tournaments:
         if reg.status == "failed":
             reg.failure = f"the hold is {result['status']}"
 
+    async def _void_hold(self, reg: Registration) -> str:
+        """Let a registration's hold go; its status in the wallet now (a freeroll has none: "voided")."""
+        if not reg.amount:
+            return "voided"
+        result = await self.wallet.void(reg.hold_transfer_id)
+        status: str = result["status"]
+        return status
+
     async def _post_entry(self, row: TournamentRow, reg: Registration) -> None:
         """The hold goes into the pool; the fee part moves on to the house."""
         config = TournamentConfig.from_dict(row.config)
+        if reg.status == "held" and not reg.amount:
+            reg.status = "posted"  # a freeroll's entry: no hold to post
         if reg.status == "held":
             result = await self.wallet.post(reg.hold_transfer_id)
             if result["status"] != "posted":
@@ -1121,6 +1143,9 @@ class Tournaments:
     async def _post_entries(self, row: TournamentRow, regs: Sequence[Registration]) -> None:
         """``_post_entry`` for many: the holds posted in one resolutions request, the fees in one batch."""
         config = TournamentConfig.from_dict(row.config)
+        for reg in regs:
+            if reg.status == "held" and not reg.amount:
+                reg.status = "posted"  # a freeroll's entry: no hold to post
         held = [reg for reg in regs if reg.status == "held"]
         results = await self.wallet.post_many([reg.hold_transfer_id for reg in held]) if held else []
         for reg, result in zip(held, results, strict=True):

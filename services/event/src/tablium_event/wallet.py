@@ -74,7 +74,7 @@ class Wallet:
             )
         except UpstreamError as exc:
             if exc.problem.get("type") in (INSUFFICIENT_FUNDS, LIMIT_EXCEEDED):
-                raise PaymentRefused(exc.detail, extra={"reason": exc.problem.get("type")}) from exc
+                raise PaymentRefused(exc.upstream_detail, extra={"reason": exc.problem.get("type")}) from exc
             raise
         return result
 
@@ -151,6 +151,6 @@ class Wallet:
                 current = await self.get_transfer(id)
                 if current is not None:
                     return current
-                raise Conflict(exc.detail) from exc
+                raise Conflict(exc.upstream_detail) from exc
             raise
         return result
