@@ -18,8 +18,9 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
-from tablium_event.db.models import Purchase
+from tablium_event.db.models import Purchase, TournamentRow
 from tablium_event.service import Tournaments
+from tablium_event.services.reconciler import RECONCILE_FAILURES
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from test_service import (
@@ -256,3 +257,57 @@ async def test_a_cancel_racing_purchases_gives_every_unit_back(
     for account in players.values():
         assert await ledger.balance(account) == 5_000
     assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["status"] == "cancelled"
+
+
+async def test_one_poisoned_item_fails_alone_and_the_reconciler_finishes_the_others(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """Issue 10, item 4: one item that raised (here a purchase of amount 0, which the wallet refuses
+    with a 400) ended every pass, so owed prizes, late entries and cancels after it were never reached."""
+    tournament_id, players = await rebuy_tournament(client, ledger)
+    rebuyer, poisoner, _ = players
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    entries = {s["player"]: s["entry"] for s in table["seats"] if s is not None}
+    async with sessions() as session:
+        for player, amount in ((poisoner, 0), (rebuyer, 1_100)):
+            session.add(
+                Purchase(
+                    transfer_id=transfer_id(tournament_id, "rebuy", player, uuid.uuid4()),
+                    tournament_id=tournament_id,
+                    player_id=uuid.UUID(player),
+                    entry_id=entries[player],
+                    kind="rebuy",
+                    amount=amount,
+                    status="holding",
+                )
+            )
+        await session.commit()
+    # A cancel cut short: its step comes after the purchases' in each pass.
+    cancelled = await new_tournament(client)
+    cancelled_players = await register_players(client, ledger, cancelled, 2)
+    async with sessions() as session:
+        await session.execute(
+            TournamentRow.__table__.update().where(TournamentRow.id == uuid.UUID(cancelled)).values(status="cancelling")
+        )
+        await session.commit()
+
+    failures = RECONCILE_FAILURES.labels(step="purchase")
+    before = failures._value.get()
+    reconciler = service_with(late_entry_grace_s=0.0)
+    for _ in range(2):  # the second pass does not retry the poisoned item yet: it is backing off
+        async with sessions() as session:
+            await reconciler.reconcile(session)
+    assert failures._value.get() == before + 1, "counted once; the second pass left it alone (backoff)"
+    async with sessions() as session:
+        statuses = dict(
+            (
+                await session.execute(
+                    select(Purchase.player_id, Purchase.status).where(Purchase.tournament_id == tournament_id)
+                )
+            ).all()
+        )
+    assert statuses == {uuid.UUID(poisoner): "holding", uuid.UUID(rebuyer): "posted"}
+    await assert_one_rebuy(client, ledger, tournament_id, players, rebuyer)
+    assert (await client.get(f"/api/v1/tournaments/{cancelled}")).json()["status"] == "cancelled"
+    for account in cancelled_players.values():
+        assert await ledger.balance(account) == 5_000

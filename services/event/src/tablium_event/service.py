@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 import uuid
@@ -34,6 +35,7 @@ from tablium_event.events import (
     publish_instructions,
 )
 from tablium_event.journal import COMMANDS, Live, LiveEngines, apply, hand_payload
+from tablium_event.services.reconciler import Backoff, attempt
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
@@ -45,6 +47,8 @@ LIVE = ("holding", "held", "posted")
 # A purchase not yet done (``_drive_purchase``), or posted: what a cancel gives back.
 PURCHASE_UNDER_WAY = ("holding", "held", "posting", "voiding", "refunding")
 PURCHASE_LIVE = (*PURCHASE_UNDER_WAY, "posted")
+# Items of one kind the reconciler looks at per pass.
+RECONCILE_BATCH = 500
 EDITABLE = ("draft", "registering")
 
 
@@ -113,6 +117,7 @@ class Tournaments:
         self._house: dict[tuple[str, str], uuid.UUID] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.engines = LiveEngines(settings.live_engines_max)
+        self.backoff = Backoff()
 
     # ------------------------------------------------------------------ director
 
@@ -879,64 +884,109 @@ class Tournaments:
         return due is not None and self._now_ms_since(started_at, engine) >= due
 
     async def reconcile(self, session: AsyncSession) -> None:
-        """Finish half-done wallet steps: holds not confirmed, prizes owed, starts, cancels and purchases cut short."""
-        stale = (await session.scalars(select(Registration).where(Registration.status == "holding").limit(100))).all()
-        for reg in stale:
-            row = await session.get(TournamentRow, reg.tournament_id)
-            if row is not None and row.status in ("registering", "running", "starting"):
-                await self._take_hold(row, reg)
-                await session.commit()
-        # A late registration cut short after its hold: finish it (or void it if it is too late now).
-        # Only ones left alone for a while, so an answer still on its way is not raced.
+        """Finish half-done wallet steps: holds not confirmed, late entries and purchases cut short, prizes
+        owed, cancels and starts cut short. Each item on its own (``services.reconciler.attempt``): one that
+        fails is logged, counted and retried later with backoff, and the others go on."""
+        holding = await session.scalars(
+            select(Registration.id)
+            .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
+            .where(
+                Registration.status == "holding",
+                TournamentRow.status.in_(("registering", "running", "starting")),
+            )
+            .limit(RECONCILE_BATCH)
+        )
+        for reg_id in holding.all():
+            await attempt(
+                session, self.backoff, "hold", reg_id, functools.partial(self._reconcile_hold, session, reg_id)
+            )
+        # A late registration or a purchase cut short: only ones left alone for a while, so an answer still
+        # on its way is not raced.
         quiet_since = datetime.now(UTC) - timedelta(seconds=self.settings.late_entry_grace_s)
-        late = (
-            await session.scalars(
-                select(Registration)
-                .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
-                .where(
-                    Registration.status == "held",
-                    Registration.entry_id.is_(None),
-                    Registration.updated_at < quiet_since,
-                    TournamentRow.status.in_(("running", "finished")),
-                )
-                .limit(100)
+        late = await session.scalars(
+            select(Registration.id)
+            .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
+            .where(
+                Registration.status == "held",
+                Registration.entry_id.is_(None),
+                Registration.updated_at < quiet_since,
+                TournamentRow.status.in_(("running", "finished")),
             )
-        ).all()
-        for reg in late:
-            row = await self._locked(session, reg.tournament_id)
-            await session.refresh(reg)
-            await self._enter_late(session, row, reg)
-            await session.commit()
-        # Rebuys/add-ons cut short the same way: posted and applied, or voided if the engine refuses now.
-        cut_short = (
-            await session.scalars(
-                select(Purchase.id)
-                .where(Purchase.status.in_(PURCHASE_UNDER_WAY), Purchase.updated_at < quiet_since)
-                .limit(100)
+            .limit(RECONCILE_BATCH)
+        )
+        for reg_id in late.all():
+            await attempt(
+                session, self.backoff, "late_entry", reg_id, functools.partial(self._reconcile_late, session, reg_id)
             )
-        ).all()
-        for purchase_id in cut_short:
-            await self._drive_purchase(session, purchase_id)
-        for tournament_id in (
-            await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
-        ).all():
-            await self.pay_prizes(session, tournament_id)
-        for row in (await session.scalars(select(TournamentRow).where(TournamentRow.status == "cancelling"))).all():
-            await self._finish_cancel(session, row)
-            await session.commit()
+        purchases = await session.scalars(
+            select(Purchase.id)
+            .where(Purchase.status.in_(PURCHASE_UNDER_WAY), Purchase.updated_at < quiet_since)
+            .limit(RECONCILE_BATCH)
+        )
+        for purchase_id in purchases.all():
+            # Posted and applied, or voided/refunded if the engine refuses now.
+            await attempt(
+                session,
+                self.backoff,
+                "purchase",
+                purchase_id,
+                functools.partial(self._drive_purchase, session, purchase_id),
+            )
+        owed = await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
+        for tournament_id in owed.all():
+            await attempt(
+                session,
+                self.backoff,
+                "prizes",
+                tournament_id,
+                functools.partial(self.pay_prizes, session, tournament_id),
+            )
+        cancelling = await session.scalars(select(TournamentRow.id).where(TournamentRow.status == "cancelling"))
+        for tournament_id in cancelling.all():
+            await attempt(
+                session,
+                self.backoff,
+                "cancel",
+                tournament_id,
+                functools.partial(self._reconcile_cancel, session, tournament_id),
+            )
         # Starts cut short after ``starting`` was committed: post what is left and build the engine.
-        for tournament_id in (
-            await session.scalars(
-                select(TournamentRow.id).where(
-                    TournamentRow.status == "starting", TournamentRow.updated_at < quiet_since
-                )
+        starting = await session.scalars(
+            select(TournamentRow.id).where(TournamentRow.status == "starting", TournamentRow.updated_at < quiet_since)
+        )
+        for tournament_id in starting.all():
+            await attempt(
+                session,
+                self.backoff,
+                "start",
+                tournament_id,
+                functools.partial(self._reconcile_start, session, tournament_id),
             )
-        ).all():
-            try:
-                await self.start(session, tournament_id)
-            except Conflict as exc:
-                log.warning("a start cut short cannot be finished yet", tournament=str(tournament_id), error=str(exc))
-                await session.rollback()
+
+    async def _reconcile_hold(self, session: AsyncSession, reg_id: uuid.UUID) -> None:
+        reg = await session.get(Registration, reg_id, populate_existing=True)
+        assert reg is not None
+        row = await session.get(TournamentRow, reg.tournament_id)
+        assert row is not None
+        if reg.status == "holding":
+            await self._take_hold(row, reg)
+
+    async def _reconcile_late(self, session: AsyncSession, reg_id: uuid.UUID) -> None:
+        reg = await session.get(Registration, reg_id)
+        assert reg is not None
+        row = await self._locked(session, reg.tournament_id)
+        await session.refresh(reg)
+        await self._enter_late(session, row, reg)
+
+    async def _reconcile_cancel(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
+        await self._finish_cancel(session, await self.get(session, tournament_id))
+
+    async def _reconcile_start(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
+        try:
+            await self.start(session, tournament_id)
+        except Conflict as exc:  # e.g. cancelled meanwhile: nothing to retry, not a failure
+            log.warning("a start cut short cannot be finished yet", tournament=str(tournament_id), error=str(exc))
+            await session.rollback()
 
     # ------------------------------------------------------------------ internals
 
