@@ -48,7 +48,7 @@ MoverKey = tuple[int, int, int, int]  # (effective players, -moves of its due-bi
 # The version of the rules this engine applies. Bump it with any change that can make a different decision
 # from the same facts (who moves, when a table holds, what is accepted): a journal written under one version
 # must not be replayed by another (docs/adr/0006-tournament-engine.md, "Rules version").
-RULES_VERSION = 2  # 2: fixed payout shares for more places than entries pay the whole pool
+RULES_VERSION = 3  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve
 
 WAITING = "waiting for players"
 SHORT = "3 short: waiting for players [11D]"
