@@ -736,7 +736,7 @@ class Tournaments:
     # ------------------------------------------------------------------ prizes
 
     async def pay_prizes(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
-        """Pay what is owed from the pool (the guarantee's overlay first, once)."""
+        """Pay what is owed from the pool, the guarantee's overlay first brought to what is owed now (``_top_up``)."""
         owed = (
             await session.scalars(
                 select(Prize).where(Prize.tournament_id == tournament_id, Prize.status == "owed").order_by(Prize.place)
@@ -747,20 +747,13 @@ class Tournaments:
         row = await session.get(TournamentRow, tournament_id)
         assert row is not None
         config = TournamentConfig.from_dict(row.config)
-        posted = len(await self._registrations(session, row.id, ("posted",)))
-        # Only prize-pool parts count towards the guarantee: bounty parts are paid as bounties, fees are the house's.
-        bought = sum(config.price(p.kind).prize_pool for p in await self._purchases(session, row.id, ("posted",)))
-        overlay = config.guarantee - posted * config.buy_in - bought
-        if overlay > 0:
-            await self.wallet.transfer(
-                transfer_id(row.id, "overlay"),
-                debit=await self._house_account("house_adjustments", config.asset),
-                credit=self._pool(row),
-                amount=overlay,
-                asset=config.asset,
-                code="tournament_overlay",
-                metadata={"tournament_id": str(row.id)},
-            )
+        if config.guarantee:
+            posted = len(await self._registrations(session, row.id, ("posted",)))
+            # Only prize-pool parts count towards the guarantee: bounty parts are paid as bounties, fees are
+            # the house's.
+            bought = sum(config.price(p.kind).prize_pool for p in await self._purchases(session, row.id, ("posted",)))
+            await session.commit()  # nothing locked or open while the wallet is called
+            await self._top_up(row, config, max(0, config.guarantee - posted * config.buy_in - bought))
         for prize in owed:
             if not prize.amount:  # nothing to move (the wallet refuses a zero transfer)
                 prize.status = "paid"
@@ -778,6 +771,42 @@ class Tournaments:
             )
             prize.status = "paid"
             await session.commit()
+
+    async def _top_up(self, row: TournamentRow, config: TournamentConfig, owed: int) -> None:
+        """Make the house's overlay in the pool ``owed`` (the guarantee less the prize-pool parts collected).
+
+        One transfer per change of the amount owed: step k has the id ``transfer_id(t, "overlay", k)``,
+        house -> pool when the overlay grows, pool -> house when it shrinks (a rebuy or a late entry after
+        a top-up: the surplus goes back, never stranded in the pool). The wallet is the record: the steps
+        already made are read back by id (a tournament topped up before this rule has one transfer with
+        the id ``transfer_id(t, "overlay")``), so a retry after a crash continues with the next step, and
+        two callers at once converge (the loser's step is refused as a different body, and its retry
+        reads it back).
+        """
+        pool = self._pool(row)
+        house = await self._house_account("house_adjustments", config.asset)
+
+        def into_pool(transfer: dict[str, Any]) -> int:
+            amount = int(transfer["amount"])
+            return amount if uuid.UUID(str(transfer["credit_account_id"])) == pool else -amount
+
+        legacy = await self.wallet.get_transfer(transfer_id(row.id, "overlay"))
+        given = into_pool(legacy) if legacy is not None else 0
+        step = 1
+        while (made := await self.wallet.get_transfer(transfer_id(row.id, "overlay", step))) is not None:
+            given += into_pool(made)
+            step += 1
+        change = owed - given
+        if change:
+            await self.wallet.transfer(
+                transfer_id(row.id, "overlay", step),
+                debit=house if change > 0 else pool,
+                credit=pool if change > 0 else house,
+                amount=abs(change),
+                asset=config.asset,
+                code="tournament_overlay" if change > 0 else "tournament_overlay_return",
+                metadata={"tournament_id": str(row.id), "step": step},
+            )
 
     # ------------------------------------------------------------------ views
 

@@ -327,6 +327,10 @@ class Tournament:
             return "no re-entries left"
         if self.config.format == "sng" and len(self.entries) >= self.config.seats_per_table:
             return "the sit-and-go is full"
+        if self.prizes_paid:
+            # The bounty rule (ADR 0006): bounties paid leave entries and rebuys open (a bounty comes from
+            # the bounty parts, never from the prize pool a later entry joins); the first place prize closes them.
+            return "prizes are already being paid"
         return None
 
     def unregister(self, player: str) -> int:
