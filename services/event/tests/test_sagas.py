@@ -178,10 +178,10 @@ async def test_a_slow_wallet_does_not_stall_the_hand_reports_of_the_tournament(
     tournament_id, players = await rebuy_tournament(client, ledger)
     rebuyer = next(iter(players))
     slow = service_with(WalletTransport(is_post, delay_s=3.0))
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
     async with sessions() as session:
         buying = asyncio.create_task(slow.buy(session, tournament_id, uuid.UUID(rebuyer), "rebuy", uuid.uuid4()))
         await asyncio.sleep(0.5)  # the post is on its way
-        [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
         stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
         lobby = service_with()  # in this event loop, as the slow one: no test client between them
         started = time.monotonic()
@@ -240,10 +240,13 @@ async def test_a_cancel_racing_purchases_gives_every_unit_back(
             with contextlib.suppress(Conflict, PaymentRefused):
                 await service.buy(session, tournament_id, uuid.UUID(player), "rebuy", uuid.uuid4())
 
+    director = service_with()
+
     async def cancel() -> None:
+        # Another instance in this event loop: the test client would block the loop while it waits for a lock.
         await asyncio.sleep(0.1)
-        response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
-        assert response.status_code == 200, response.text
+        async with sessions() as session:
+            await director.cancel(session, tournament_id)
 
     await asyncio.gather(cancel(), *(buy(s, p) for s, p in zip(buyers, players, strict=True)))
     reconciler = service_with(late_entry_grace_s=0.0)
@@ -311,3 +314,52 @@ async def test_one_poisoned_item_fails_alone_and_the_reconciler_finishes_the_oth
     assert (await client.get(f"/api/v1/tournaments/{cancelled}")).json()["status"] == "cancelled"
     for account in cancelled_players.values():
         assert await ledger.balance(account) == 5_000
+
+
+async def test_a_late_entry_on_a_slow_wallet_stalls_no_hand_and_a_crash_is_finished_by_the_reconciler(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """Issue 10, item 8, for late registration: the post of a late entry's hold used to run with the row
+    locked and the engine checked out. Now a hand report goes through while it is on its way; and a late
+    entry whose process died on the post is seated by the reconciler (posted once)."""
+    tournament_id = uuid.UUID(
+        await new_tournament(
+            client, fee=0, late_reg_until_level=2, levels=[{"small_blind": 10, "big_blind": 20, "duration_s": 3600}]
+        )
+    )
+    await register_players(client, ledger, str(tournament_id), 2)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    stacks = {s["entry"]: s["stack"] for s in table["seats"] if s is not None}
+    late, dying = uuid.uuid4(), uuid.uuid4()
+    accounts = {player: await ledger.fund(str(player), 5_000) for player in (late, dying)}
+    slow = service_with(WalletTransport(is_post, delay_s=3.0))
+    lobby = service_with()
+    async with sessions() as session, sessions() as other:
+        registering = asyncio.create_task(slow.register(session, tournament_id, late))
+        await asyncio.sleep(0.7)  # the hold is taken, the post on its way
+        started = time.monotonic()
+        await asyncio.wait_for(
+            lobby.hand_finished(
+                other, tournament_id, hand_id="meanwhile", table=table["table"], stacks=stacks, knockouts={}
+            ),
+            10,
+        )
+        assert time.monotonic() - started < 1.5, "the hand report did not wait for the wallet"
+        assert not registering.done()
+        reg = await registering
+        assert (reg.status, reg.entry_id) == ("posted", 3)
+    crashing = service_with(WalletTransport(is_post, fail=True, times=10))
+    async with sessions() as session:
+        with pytest.raises(httpx.ConnectError):
+            await crashing.register(session, tournament_id, dying)
+    reconciler = service_with(late_entry_grace_s=0.0)
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+    lobby_view = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby_view["entries"], lobby_view["prize_pool"]) == (4, 4_000)
+    for account in accounts.values():
+        assert await ledger.balance(account) == 4_000
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 4_000

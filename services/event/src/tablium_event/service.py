@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, Snapshot, TournamentRow
@@ -43,7 +43,9 @@ from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 log = structlog.get_logger("tablium.event")
 Paid = TypeVar("Paid", Registration, Purchase)
 
-LIVE = ("holding", "held", "posted")
+LIVE = ("holding", "held", "posting", "posted")
+# A registration's money still to move (``_drive_registration``), or posted: what a cancel gives back.
+REGISTRATION_LIVE = (*LIVE, "voiding", "refunding")
 # A purchase not yet done (``_drive_purchase``), or posted: what a cancel gives back.
 PURCHASE_UNDER_WAY = ("holding", "held", "posting", "voiding", "refunding")
 PURCHASE_LIVE = (*PURCHASE_UNDER_WAY, "posted")
@@ -104,6 +106,8 @@ async def _in_order(
         .order_by(model.created_at, model.id)
         .offset(offset)
         .limit(limit)
+        # Statuses move by compare-and-set (``db.steps.advance``), not through these objects: read them fresh.
+        .execution_options(populate_existing=True)
     )
     return list(rows.all())
 
@@ -159,24 +163,34 @@ class Tournaments:
         return row
 
     async def open_registration(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
-        row = await self._locked(session, tournament_id)
+        """The pool account is opened before the row is locked (no wallet call under a lock; opening it
+        again is free: the wallet keys it by owner, kind and asset), then the status moves under the lock."""
+        row = await self.get(session, tournament_id)
         if row.status != "draft":
             raise Conflict("registration opens once, from draft")
-        config = TournamentConfig.from_dict(row.config)
-        row.prize_pool_account_id = await self.wallet.open_account(f"tournament:{row.id}", "prize_pool", config.asset)
+        asset = TournamentConfig.from_dict(row.config).asset
+        await session.commit()
+        account = await self.wallet.open_account(f"tournament:{tournament_id}", "prize_pool", asset)
+        row = await self._locked(session, tournament_id)
+        if row.status != "draft" or TournamentConfig.from_dict(row.config).asset != asset:
+            raise Conflict("the tournament changed meanwhile: try again")
+        row.prize_pool_account_id = account
         row.status = "registering"
         row.version += 1
         await publish(session, row.id, row.version, REGISTRATION_OPENED, {"name": row.name, "config": row.config})
         return row
 
     async def start(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
+        """A saga: ``starting`` committed, then the entries posted a chunk at a time, then the engine built
+        (``_finish_start``); the reconciler's ``start`` finishes one cut short. Holds not yet confirmed are
+        taken first, with no lock held."""
+        row = await self.get(session, tournament_id)
+        for reg in await self._registrations(session, tournament_id, ("holding",)):
+            await self._take_hold(session, row, reg)
         row = await self._locked(session, tournament_id)
         if row.status not in ("registering", "starting"):
             raise Conflict("the tournament is not open for a start")
-        regs = await self._registrations(session, row.id, ("holding", "held", "posted"))
-        for reg in regs:
-            if reg.status == "holding":
-                await self._take_hold(row, reg)
+        regs = await self._registrations(session, row.id, ("held", "posted"))
         ready = [r for r in regs if r.status in ("held", "posted")]
         if len(ready) < 2:
             if row.status == "starting":  # holds expired or failed since the start was begun
@@ -197,7 +211,7 @@ class Tournaments:
         """
         size = min(max(1, self.settings.wallet_batch_size), 200)  # the wallet's 64 KiB body limit
         for first in range(0, len(ready), size):
-            await self._post_entries(row, ready[first : first + size])
+            await self._post_entries(session, row, ready[first : first + size])
             await session.commit()
         row = await self._locked(session, row.id)
         if row.status != "starting":
@@ -276,10 +290,8 @@ class Tournaments:
         return row
 
     async def _finish_cancel(self, session: AsyncSession, row: TournamentRow) -> None:
-        config = TournamentConfig.from_dict(row.config)
-        for reg in await self._registrations(session, row.id, LIVE):
-            await self._give_back(row, config, reg)
-            await session.commit()
+        for reg in await self._registrations(session, row.id, REGISTRATION_LIVE):
+            await self._give_back(session, row, reg)
         for purchase in await self._purchases(session, row.id, PURCHASE_LIVE):
             await self._give_back_purchase(session, purchase)
         row = await self._locked(session, row.id)
@@ -297,41 +309,16 @@ class Tournaments:
         row.version += 1
         await publish(session, row.id, row.version, TOURNAMENT_CANCELLED, {})
 
-    async def _give_back(self, row: TournamentRow, config: TournamentConfig, reg: Registration) -> None:
+    async def _give_back(self, session: AsyncSession, row: TournamentRow, reg: Registration) -> None:
+        """A registration of a cancelled tournament: a hold is voided, an entry (posted, or being posted)
+        refunded from where each part went; each a compare-and-set, then driven to its end."""
         if reg.status == "holding":
-            await self._take_hold(row, reg)
-        if reg.status == "held":
-            result = await self._void_hold(reg)
-            reg.status = "voided" if result in ("voided", "expired") else "posted"
-        if reg.status == "posted" and not reg.amount:
-            reg.status = "refunded"  # a freeroll's entry: nothing was paid
-        if reg.status == "posted":
-            # The fee may not have reached the house yet (a start cut short): replaying its transfer by
-            # id is free if it did, and makes sure the house refunds only what it received.
-            await self._post_entry(row, reg)
-            player = await self._player_account(reg, config)
-            pool = self._pool(row)
-            if config.buy_in + config.bounty:
-                await self.wallet.transfer(
-                    transfer_id(row.id, "refund", reg.id),
-                    debit=pool,
-                    credit=player,
-                    amount=config.buy_in + config.bounty,
-                    asset=config.asset,
-                    code="tournament_refund",
-                    metadata={"tournament_id": str(row.id)},
-                )
-            if config.fee:
-                await self.wallet.transfer(
-                    transfer_id(row.id, "refund-fee", reg.id),
-                    debit=await self._house_account("house_fees", config.asset),
-                    credit=player,
-                    amount=config.fee,
-                    asset=config.asset,
-                    code="tournament_refund",
-                    metadata={"tournament_id": str(row.id)},
-                )
-            reg.status = "refunded"
+            await self._take_hold(session, row, reg)
+        reason = "the tournament was cancelled"
+        await advance(session, Registration, reg.id, "held", "voiding", failure=reason)
+        await advance(session, Registration, reg.id, ("posting", "posted"), "refunding", failure=reason)
+        await session.commit()
+        await self._drive_registration(session, reg.id)
 
     async def _give_back_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
         """A purchase of a cancelled tournament: a posted one goes back (refunding); one still under way is
@@ -379,67 +366,171 @@ class Tournaments:
         session.add(reg)
         await session.commit()  # the row first: a hold can never exist without it
         if reg.status == "holding":
-            try:
-                await self._take_hold(row, reg)
-            finally:
-                await session.commit()
+            await self._take_hold(session, row, reg)
         if reg.status == "failed":
             raise PaymentRefused(reg.failure or "the wallet refused the hold")
-        row = await self._locked(session, tournament_id)
         if row.status == "running":
-            await session.refresh(reg)  # the reconciler may have finished it meanwhile
-            refusal = await self._enter_late(session, row, reg)
-            if refusal is not None:
-                raise Conflict(refusal)
-        elif config.format == "sng":
+            reg = await self._drive_registration(session, reg.id)
+            if reg.status in ("voided", "refunded", "failed"):
+                raise Conflict(reg.failure or "the late registration was refused")
+            return reg
+        row = await self._locked(session, tournament_id)
+        if config.format == "sng":
             held = await self._registrations(session, row.id, ("held",))
             if len(held) == config.seats_per_table:
                 await session.commit()
                 await self.start(session, row.id)
         return reg
 
-    async def _enter_late(self, session: AsyncSession, row: TournamentRow, reg: Registration) -> str | None:
-        """A held registration of a running tournament (the row locked): post it and seat the entry, or,
-        if the engine refuses it now, void the hold. Returns the refusal, if any."""
-        if reg.status != "held" or reg.entry_id is not None:
-            return None
+    async def _drive_registration(self, session: AsyncSession, reg_id: uuid.UUID) -> Registration:
+        """Move a registration of a running (or cancelled) tournament forward until it rests; returns it.
+
+        A late entry: held -engine says yes-> posting -post, fee, apply "entry"-> posted (with its entry id)
+                      held -engine says no-> voiding -void-> voided
+                      posting -engine refuses now-> refunding -refund-> refunded
+        A cancel: held -> voiding, posting/posted -> refunding (``_give_back``). A ``held`` registration
+        of a tournament not yet running rests (the start posts it).
+
+        Each arrow is a compare-and-set committed on its own; the engine's steps run under the row lock and
+        no wallet call does. Finished after a crash by the reconciler (``_reconcile_late``).
+        """
+        while True:
+            reg = await session.get(Registration, reg_id, populate_existing=True)
+            assert reg is not None
+            await session.commit()
+            match reg.status:
+                case "held" if reg.entry_id is None:
+                    if not await self._decide_late_entry(session, reg):
+                        return reg
+                case "posting":
+                    await self._post_late_entry(session, reg)
+                case "voiding":
+                    if await self._void_hold(reg) not in ("voided", "expired"):
+                        raise Conflict(f"the hold of registration {reg.id} is not voided")
+                    await advance(session, Registration, reg.id, "voiding", "voided")
+                    await session.commit()
+                case "refunding":
+                    await self._refund_entry(session, reg)
+                case _:
+                    return reg
+
+    async def _decide_late_entry(self, session: AsyncSession, reg: Registration) -> bool:
+        """held -> posting | voiding under the row lock: the lock was let go while the wallet held the
+        money, so the engine is asked again before the post. False if the registration rests (not running)."""
+        row = await self._locked(session, reg.tournament_id)
+        if row.status in ("registering", "starting"):
+            await session.commit()
+            return False
+        refusal: str | None = "the tournament is not running"
+        if row.status == "running":
+            refusal = (await self._engine_now(session, row)).registration_refusal(str(reg.player_id))
+        if refusal is None:
+            await advance(session, Registration, reg.id, "held", "posting")
+        else:
+            await advance(session, Registration, reg.id, "held", "voiding", failure=refusal[:200])
+        await session.commit()
+        return True
+
+    async def _post_late_entry(self, session: AsyncSession, reg: Registration) -> None:
+        """posting -> posted | refunding | failed: the hold posted and the fee moved (no lock), then under
+        the row lock the engine seats the entry in the transaction that records it ``posted``."""
+        row = await self.get(session, reg.tournament_id)
+        if reg.amount:
+            result = await self.wallet.post(reg.hold_transfer_id)
+            if result["status"] != "posted":
+                failure = f"the hold is {result['status']}"
+                await advance(session, Registration, reg.id, "posting", "failed", failure=failure)
+                await session.commit()
+                return
+            await self._entry_fee(row, reg)
+        await session.commit()
+        row = await self._locked(session, reg.tournament_id)
+        if await session.scalar(select(Registration.status).where(Registration.id == reg.id)) != "posting":
+            await session.commit()  # another caller seated it (or gave it back) meanwhile
+            return
+        if row.status != "running":
+            failure = "the tournament is not running"
+            await advance(session, Registration, reg.id, "posting", "refunding", failure=failure)
+            await session.commit()
+            return
         async with self._fact(session, row) as engine:
-            # The engine calls of journal.apply("entry"), with the wallet between them: tick, ask, register.
             payload: dict[str, Any] = {"now_ms": self._now_ms(row, engine), "player": str(reg.player_id)}
-            ticked = engine.tick(payload["now_ms"])
-            # The lock was let go while the wallet held the money: ask again before posting it, so
-            # nobody pays for an entry that late registration closing (or a re-entry) has refused.
-            refusal = engine.registration_refusal(str(reg.player_id))
-            if refusal is None:
-                await self._post_entry(row, reg)
-                if reg.status != "posted":
-                    refusal = reg.failure or "the hold could not be posted"
-            if refusal is not None:
-                if reg.status == "held":
-                    result = await self._void_hold(reg)
-                    reg.status = "voided" if result in ("voided", "expired") else reg.status
-                reg.failure = refusal[:200]
-                await session.commit()  # the ticked engine is not kept (nothing recorded)
-                return refusal
-            reg.entry_id, out = engine.register(str(reg.player_id))
-            await self._record(session, row, engine, "entry", payload, ticked + out)
-        return None
+            try:
+                out = apply(engine, "entry", payload)
+            except TournamentRuleError as exc:
+                await advance(session, Registration, reg.id, "posting", "refunding", failure=str(exc)[:200])
+                await session.commit()  # the engine that refused is not kept (nothing recorded)
+                return
+            entry_id = engine.by_player[str(reg.player_id)][-1]
+            await advance(session, Registration, reg.id, "posting", "posted", entry_id=entry_id)
+            await self._record(session, row, engine, "entry", payload, out)
+
+    async def _entry_fee(self, row: TournamentRow, reg: Registration) -> None:
+        """A posted entry's fee moves from the pool to the house. Replays are free."""
+        config = TournamentConfig.from_dict(row.config)
+        if config.fee and reg.amount:
+            await self.wallet.transfer(
+                transfer_id(row.id, "fee", reg.id),
+                debit=self._pool(row),
+                credit=await self._house_account("house_fees", config.asset),
+                amount=config.fee,
+                asset=config.asset,
+                code="tournament_fee",
+                metadata={"tournament_id": str(row.id)},
+            )
+
+    async def _refund_entry(self, session: AsyncSession, reg: Registration) -> None:
+        """refunding -> refunded (or voided): the hold is posted if it was not yet (free if it was; a hold
+        that expired meanwhile moved nothing), the fee replayed (free if it happened, so the house refunds
+        only what it got), then the buy-in and bounty part back from the pool and the fee from the house."""
+        row = await self.get(session, reg.tournament_id)
+        config = TournamentConfig.from_dict(row.config)
+        if reg.amount:
+            result = await self.wallet.post(reg.hold_transfer_id)
+            if result["status"] != "posted":
+                await advance(session, Registration, reg.id, "refunding", "voided")
+                await session.commit()
+                return
+            await self._entry_fee(row, reg)
+            player = await self._player_account(reg, config)
+            refunds = (
+                ("refund", self._pool(row), config.buy_in + config.bounty),
+                ("refund-fee", await self._house_account("house_fees", config.asset), config.fee),
+            )
+            for purpose, debit, amount in refunds:
+                if amount:
+                    await self.wallet.transfer(
+                        transfer_id(row.id, purpose, reg.id),
+                        debit=debit,
+                        credit=player,
+                        amount=amount,
+                        asset=config.asset,
+                        code="tournament_refund",
+                        metadata={"tournament_id": str(row.id)},
+                    )
+        await advance(session, Registration, reg.id, "refunding", "refunded")
+        await session.commit()
 
     async def unregister(self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
+        """held -> voiding (under the row lock, so a start cannot take it meanwhile) -> voided (the hold
+        voided after the commit: no wallet call under the lock). A registration still ``holding`` has its
+        hold confirmed first. The reconciler's ``_reconcile_late`` finishes a void cut short."""
+        row = await self.get(session, tournament_id)
+        for reg in await self._registrations(session, tournament_id, ("holding",)):
+            if reg.player_id == player_id:
+                await self._take_hold(session, row, reg)
         row = await self._locked(session, tournament_id)
         if row.status != "registering":
             raise Conflict("unregistering is possible only before the start")
-        regs = [r for r in await self._registrations(session, row.id, ("holding", "held")) if r.player_id == player_id]
+        regs = [r for r in await self._registrations(session, row.id, ("held", "voiding")) if r.player_id == player_id]
         if not regs:
             raise NotFound("no registration to cancel")
         reg = regs[0]
-        if reg.status == "holding":
-            await self._take_hold(row, reg)
-        if reg.status == "held":
-            result = await self._void_hold(reg)
-            if result not in ("voided", "expired"):
-                raise Conflict(f"the hold is {result}")
-            reg.status = "voided"
+        await advance(session, Registration, reg.id, "held", "voiding", failure="unregistered")
+        await session.commit()
+        reg = await self._drive_registration(session, reg.id)
+        if reg.status != "voided":
+            raise Conflict(f"the hold is {reg.status}")
         return reg
 
     @staticmethod
@@ -936,10 +1027,15 @@ class Tournaments:
             select(Registration.id)
             .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
             .where(
-                Registration.status == "held",
-                Registration.entry_id.is_(None),
+                or_(
+                    and_(
+                        Registration.status == "held",
+                        Registration.entry_id.is_(None),
+                        TournamentRow.status.in_(("running", "finished")),
+                    ),
+                    Registration.status.in_(("posting", "voiding", "refunding")),
+                ),
                 Registration.updated_at < quiet_since,
-                TournamentRow.status.in_(("running", "finished")),
             )
             .limit(RECONCILE_BATCH)
         )
@@ -998,14 +1094,10 @@ class Tournaments:
         row = await session.get(TournamentRow, reg.tournament_id)
         assert row is not None
         if reg.status == "holding":
-            await self._take_hold(row, reg)
+            await self._take_hold(session, row, reg)
 
     async def _reconcile_late(self, session: AsyncSession, reg_id: uuid.UUID) -> None:
-        reg = await session.get(Registration, reg_id)
-        assert reg is not None
-        row = await self._locked(session, reg.tournament_id)
-        await session.refresh(reg)
-        await self._enter_late(session, row, reg)
+        await self._drive_registration(session, reg_id)
 
     async def _reconcile_cancel(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
         await self._finish_cancel(session, await self.get(session, tournament_id))
@@ -1161,32 +1253,40 @@ class Tournaments:
             reg.player_account_id = await self.wallet.open_account(f"player:{reg.player_id}", "player", config.asset)
         return reg.player_account_id
 
-    async def _take_hold(self, row: TournamentRow, reg: Registration) -> None:
-        """Hold buy-in + fee (+ bounty) from the player's account into the pool (pending). Replays are free."""
-        if not reg.amount:
-            reg.status = "held"  # a freeroll takes no hold
-            return
+    async def _take_hold(self, session: AsyncSession, row: TournamentRow, reg: Registration) -> None:
+        """holding -> held | failed: hold buy-in + fee (+ bounty) from the player's account into the pool
+        (pending; a freeroll takes none). Replays are free; the result is recorded by a compare-and-set and
+        committed, and ``reg`` reloaded: a late answer never overwrites what another caller did since."""
         config = TournamentConfig.from_dict(row.config)
-        player = await self._player_account(reg, config)
-        try:
-            result = await self.wallet.transfer(
-                reg.hold_transfer_id,
-                debit=player,
-                credit=self._pool(row),
-                amount=reg.amount,
-                asset=config.asset,
-                code="tournament_buy_in",
-                pending=True,
-                timeout_s=self.settings.hold_timeout_s,
-                metadata={"tournament_id": str(row.id), "entry_no": reg.entry_no},
-            )
-        except PaymentRefused as exc:
-            reg.status = "failed"
-            reg.failure = exc.detail[:200]
-            return
-        reg.status = {"pending": "held", "posted": "posted"}.get(result["status"], "failed")
-        if reg.status == "failed":
-            reg.failure = f"the hold is {result['status']}"
+        moved: dict[str, Any]
+        if not reg.amount:
+            moved = {"status": "held"}
+        else:
+            player = await self._player_account(reg, config)
+            try:
+                result = await self.wallet.transfer(
+                    reg.hold_transfer_id,
+                    debit=player,
+                    credit=self._pool(row),
+                    amount=reg.amount,
+                    asset=config.asset,
+                    code="tournament_buy_in",
+                    pending=True,
+                    timeout_s=self.settings.hold_timeout_s,
+                    metadata={"tournament_id": str(row.id), "entry_no": reg.entry_no},
+                )
+            except PaymentRefused as exc:
+                moved = {"status": "failed", "failure": exc.detail[:200]}
+            else:
+                # "posted": another caller got further meanwhile; its compare-and-set won, this one moves nothing.
+                if result["status"] in ("pending", "posted"):
+                    moved = {"status": "held", "player_account_id": player}
+                else:
+                    moved = {"status": "failed", "failure": f"the hold is {result['status']}"}
+        status = moved.pop("status")
+        await advance(session, Registration, reg.id, "holding", status, **moved)
+        await session.commit()
+        await session.refresh(reg)
 
     async def _void_hold(self, reg: Registration) -> str:
         """Let a registration's hold go; its status in the wallet now (a freeroll has none: "voided")."""
@@ -1196,44 +1296,32 @@ class Tournaments:
         status: str = result["status"]
         return status
 
-    async def _post_entry(self, row: TournamentRow, reg: Registration) -> None:
-        """The hold goes into the pool; the fee part moves on to the house."""
+    async def _post_entries(self, session: AsyncSession, row: TournamentRow, regs: Sequence[Registration]) -> None:
+        """A start's chunk: held -> posted | failed by compare-and-set (a cancel may have taken one to
+        ``voiding`` meanwhile), the holds posted in one resolutions request, the fees of the posted ones in
+        one batch (replayed by id). A freeroll's entries have no hold to post."""
         config = TournamentConfig.from_dict(row.config)
-        if reg.status == "held" and not reg.amount:
-            reg.status = "posted"  # a freeroll's entry: no hold to post
-        if reg.status == "held":
-            result = await self.wallet.post(reg.hold_transfer_id)
-            if result["status"] != "posted":
-                reg.status = "failed"
-                reg.failure = f"the hold is {result['status']}"
-                return
-            reg.status = "posted"
-        if reg.status == "posted" and config.fee:
-            await self.wallet.transfer(
-                transfer_id(row.id, "fee", reg.id),
-                debit=self._pool(row),
-                credit=await self._house_account("house_fees", config.asset),
-                amount=config.fee,
-                asset=config.asset,
-                code="tournament_fee",
-                metadata={"tournament_id": str(row.id)},
-            )
-
-    async def _post_entries(self, row: TournamentRow, regs: Sequence[Registration]) -> None:
-        """``_post_entry`` for many: the holds posted in one resolutions request, the fees in one batch."""
-        config = TournamentConfig.from_dict(row.config)
+        held = [reg for reg in regs if reg.status == "held" and reg.amount]
+        results = await self.wallet.post_many([reg.hold_transfer_id for reg in held]) if held else []
         for reg in regs:
             if reg.status == "held" and not reg.amount:
-                reg.status = "posted"  # a freeroll's entry: no hold to post
-        held = [reg for reg in regs if reg.status == "held"]
-        results = await self.wallet.post_many([reg.hold_transfer_id for reg in held]) if held else []
+                await advance(session, Registration, reg.id, "held", "posted")
         for reg, result in zip(held, results, strict=True):
             if result["status"] == "posted":
-                reg.status = "posted"
+                await advance(session, Registration, reg.id, "held", "posted")
             else:
-                reg.status = "failed"
-                reg.failure = f"the hold is {result['status']}"
-        posted = [reg for reg in regs if reg.status == "posted"]
+                await advance(
+                    session, Registration, reg.id, "held", "failed", failure=f"the hold is {result['status']}"
+                )
+        posted = set(
+            (
+                await session.scalars(
+                    select(Registration.id).where(
+                        Registration.id.in_([reg.id for reg in regs]), Registration.status == "posted"
+                    )
+                )
+            ).all()
+        )
         if not (config.fee and posted):
             return
         house = await self._house_account("house_fees", config.asset)
@@ -1248,7 +1336,8 @@ class Tournaments:
                     "code": "tournament_fee",
                     "metadata": {"tournament_id": str(row.id)},
                 }
-                for reg in posted
+                for reg in regs
+                if reg.id in posted and reg.amount
             ]
         )
 
