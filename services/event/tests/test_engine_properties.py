@@ -321,6 +321,12 @@ def test_random_tournaments_with_a_busy_director(config: TournamentConfig, entra
             runners.append(runner)
         director(tournament, runner)
         check_invariants(tournament, runner)
+        # Pool in the wallet = pool in the engine (issue 10, item 1): the money the entries and purchases
+        # paid in, with the house's overlay, less what the tables were awarded, is what the engine holds.
+        pool_in = (len(tournament.entries) + tournament.rebuys + tournament.addons) * config.buy_in
+        bounty_in = (len(tournament.entries) + tournament.rebuys) * config.bounty
+        wallet = pool_in + bounty_in + max(0, config.guarantee - pool_in) - runner.awarded - runner.bounties
+        assert wallet == tournament.pool_held >= 0
 
     report = simulate(
         entrants,

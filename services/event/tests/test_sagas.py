@@ -20,7 +20,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from tablium_event.db.models import Purchase, TournamentRow
 from tablium_event.service import Tournaments
-from tablium_event.services.reconciler import RECONCILE_FAILURES
+from tablium_event.services.reconciler import POOL_MISMATCHES, RECONCILE_FAILURES
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from test_service import (
@@ -363,3 +363,53 @@ async def test_a_late_entry_on_a_slow_wallet_stalls_no_hand_and_a_crash_is_finis
         assert await ledger.balance(account) == 4_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
     assert await ledger.balance(pool) == 4_000
+
+
+async def test_the_reconciler_checks_the_pool_in_the_wallet_against_the_engine(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """Issue 10, item 1's invariant: pool in the wallet = pool by the engine's facts. It holds after
+    rebuys, a bust with its bounty and a guarantee topped up; one unit moved into the pool behind the
+    service's back is a mismatch, logged and counted, and the reconciler goes on."""
+    tournament_id = uuid.UUID(await new_tournament(client, **REBUYS, bounty=200, guarantee=6_000))
+    players = await register_players(client, ledger, str(tournament_id), 3)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    checker = service_with(late_entry_grace_s=0.0)
+    buyer = next(iter(players))
+    async with sessions() as session:
+        await checker.buy(session, tournament_id, uuid.UUID(buyer), "rebuy", uuid.uuid4())
+    [table] = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+    seats = [s for s in table["seats"] if s is not None]
+    busted, hunter = seats[1], seats[2]
+    stacks = {s["entry"]: s["stack"] for s in seats}
+    stacks[hunter["entry"]] += stacks[busted["entry"]]
+    stacks[busted["entry"]] = 0
+    async with sessions() as session:
+        await checker.hand_finished(
+            session,
+            tournament_id,
+            hand_id="bust",
+            table=table["table"],
+            stacks=stacks,
+            knockouts={busted["entry"]: [hunter["entry"]]},
+        )
+    async with sessions() as session:
+        assert await checker.check_pool(session, tournament_id) is True
+    mismatches = POOL_MISMATCHES._value.get()
+    house = await ledger.account("house", "house_adjustments")
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    body = {
+        "id": str(uuid.uuid4()),
+        "debit_account_id": house,
+        "credit_account_id": pool,
+        "amount": 1,
+        "asset": "USDT",
+        "code": "test_funding",
+    }
+    response = await ledger.http.post("/internal/v1/transfers", json=body, headers=ledger.headers())
+    assert response.status_code in (200, 201), response.text
+    async with sessions() as session:
+        assert await checker.check_pool(session, tournament_id) is False
+        await checker.reconcile(session)
+    assert POOL_MISMATCHES._value.get() == mismatches + 2, "each check counts the mismatch"

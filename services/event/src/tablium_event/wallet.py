@@ -131,6 +131,11 @@ class Wallet:
     async def void(self, id: uuid.UUID) -> dict[str, Any]:
         return await self._resolve(id, "void", None)
 
+    async def balance(self, account: uuid.UUID) -> int:
+        """The account's posted balance (what it holds; pending holds excluded)."""
+        result = await self.client.request("GET", f"/internal/v1/accounts/{account}")
+        return int(result["balance"]["available"])
+
     async def get_transfer(self, id: uuid.UUID) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = await self.client.request("GET", f"/internal/v1/transfers/{id}")

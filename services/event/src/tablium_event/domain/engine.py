@@ -704,6 +704,22 @@ class Tournament:
         self._refresh_payouts()
 
     @property
+    def pool_collected(self) -> int:
+        """The prize-pool parts paid in (entries, rebuys, add-ons): the pool without the guarantee's overlay."""
+        config = self.config
+        return (
+            len(self.entries) * config.price("entry").prize_pool
+            + self.rebuys * config.price("rebuy").prize_pool
+            + self.addons * config.price("addon").prize_pool
+        )
+
+    @property
+    def pool_held(self) -> int:
+        """What the pool account must hold by the facts: the prize pool (overlay included) and the bounty
+        parts paid in, less every prize and bounty awarded."""
+        return self.prize_pool + self.bounties_collected - self.prizes_paid - self.bounties_paid
+
+    @property
     def bounties_collected(self) -> int:
         """Every PKO bounty part paid in (entries and rebuys): what the bounties pay out, in the end, exactly."""
         return len(self.entries) * self.config.bounty + self.rebuy_bounties

@@ -53,7 +53,7 @@ class Backoff:
 
 
 async def attempt(
-    session: AsyncSession, backoff: Backoff, step: str, key: object, work: Callable[[], Awaitable[None]]
+    session: AsyncSession, backoff: Backoff, step: str, key: object, work: Callable[[], Awaitable[object]]
 ) -> bool:
     """Run one reconciler item unless it is backing off; True if it ran to the end. Its failure is
     rolled back, logged and counted, never raised: the other items of the pass go on."""
