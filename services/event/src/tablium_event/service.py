@@ -3,7 +3,9 @@
 Money protocol (docs/adr/0006-tournament-engine.md): every wallet step has a deterministic transfer
 id and is recorded *before* it is attempted (a registration row in ``holding``, a prize row in
 ``owed``, a tournament in ``starting``/``cancelling``), so a retry or the reconciler can always
-finish it, and replaying it never moves money twice.
+finish it, and replaying it never moves money twice. Registrations and purchases are state machines
+moved forward by compare-and-set only (``db/steps.py``); no wallet call is made under the tournament's
+row lock or with its engine checked out ("Sagas" in the ADR names each step and who finishes it).
 """
 
 from __future__ import annotations
