@@ -345,7 +345,7 @@ class Tournaments:
                 select(Registration).where(Registration.tournament_id == row.id, Registration.player_id == player_id)
             )
         ).all()
-        if any(r.status in ("holding", "held") for r in mine) or (
+        if any(r.status in ("holding", "held", "posting") for r in mine) or (
             any(r.status == "posted" for r in mine)
             and (engine is None or not engine.by_player.get(str(player_id)) or self._has_live_entry(engine, player_id))
         ):
@@ -553,31 +553,41 @@ class Tournaments:
         tid = transfer_id(tournament_id, kind, player_id, request_id)
         purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
         if purchase is None:
-            row = await self._locked(session, tournament_id)
-            purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
-        if purchase is None:
-            if row.status != "running":
-                raise Conflict("the tournament is not running")
-            engine = await self._engine_now(session, row)
-            entry_id = self._live_entry(engine, player_id)
-            refusal = self._purchase_refusal(engine, kind, entry_id)
-            if refusal is not None:
-                raise Conflict(refusal)
-            purchase = Purchase(
-                transfer_id=tid,
-                tournament_id=row.id,
-                player_id=player_id,
-                entry_id=entry_id,
-                kind=kind,
-                amount=TournamentConfig.from_dict(row.config).price(kind).total,
-                status="holding",
-            )
-            session.add(purchase)
-            await session.commit()  # the row first: a hold can never exist without it
+            purchase = await self._new_purchase(session, tournament_id, player_id, kind, tid)
         purchase = await self._drive_purchase(session, purchase.id)
         if purchase.status in ("failed", "voided", "refunded"):
             failure = purchase.failure or f"the {kind} was refused"
             raise PaymentRefused(failure) if purchase.status == "failed" else Conflict(failure)
+        return purchase
+
+    async def _new_purchase(
+        self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID, kind: str, tid: uuid.UUID
+    ) -> Purchase:
+        """The purchase's row, written (committed) before any money moves; looked up again under the row
+        lock, so two first requests of one ``request_id`` cannot both create it."""
+        row = await self._locked(session, tournament_id)
+        purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
+        if purchase is not None:
+            await session.commit()
+            return purchase
+        if row.status != "running":
+            raise Conflict("the tournament is not running")
+        engine = await self._engine_now(session, row)
+        entry_id = self._live_entry(engine, player_id)
+        refusal = self._purchase_refusal(engine, kind, entry_id)
+        if refusal is not None:
+            raise Conflict(refusal)
+        purchase = Purchase(
+            transfer_id=tid,
+            tournament_id=row.id,
+            player_id=player_id,
+            entry_id=entry_id,
+            kind=kind,
+            amount=TournamentConfig.from_dict(row.config).price(kind).total,
+            status="holding",
+        )
+        session.add(purchase)
+        await session.commit()  # the row first: a hold can never exist without it
         return purchase
 
     async def _engine_now(self, session: AsyncSession, row: TournamentRow) -> Tournament:
