@@ -46,10 +46,16 @@ class WalletTransport(httpx.AsyncBaseTransport):
     """The real wallet, with a delay or a failure injected into the requests that ``match``."""
 
     def __init__(
-        self, match: Callable[[httpx.Request], bool], *, delay_s: float = 0.0, fail: bool = False, times: int = 1
+        self,
+        match: Callable[[httpx.Request], bool],
+        *,
+        delay_s: float = 0.0,
+        fail: bool = False,
+        lose_answer: bool = False,
+        times: int = 1,
     ) -> None:
         self.inner = httpx.AsyncHTTPTransport()
-        self.match, self.delay_s, self.fail, self.times = match, delay_s, fail, times
+        self.match, self.delay_s, self.fail, self.lose_answer, self.times = match, delay_s, fail, lose_answer, times
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.times > 0 and self.match(request):
@@ -57,6 +63,9 @@ class WalletTransport(httpx.AsyncBaseTransport):
             await asyncio.sleep(self.delay_s)
             if self.fail:
                 raise httpx.ConnectError("injected: the process died here")
+            if self.lose_answer:  # the wallet did it; the caller never hears
+                await self.inner.handle_async_request(request)
+                raise httpx.ReadError("injected: the answer was lost")
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:
@@ -413,3 +422,45 @@ async def test_the_reconciler_checks_the_pool_in_the_wallet_against_the_engine(
         assert await checker.check_pool(session, tournament_id) is False
         await checker.reconcile(session)
     assert POOL_MISMATCHES._value.get() == mismatches + 2, "each check counts the mismatch"
+
+
+async def test_every_step_of_a_late_entry_driven_by_several_reconcilers_at_once_seats_it_once(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
+) -> None:
+    """A late registration whose hold went through but whose answer was lost stays ``holding``; three
+    reconcilers (three processes) then finish it at once, each with its own timing, so each step (hold,
+    decide, post, seat) meets another copy of itself: one entry seated, one charge."""
+    tournament_id = uuid.UUID(
+        await new_tournament(
+            client, fee=0, late_reg_until_level=2, levels=[{"small_blind": 10, "big_blind": 20, "duration_s": 3600}]
+        )
+    )
+    await register_players(client, ledger, str(tournament_id), 2)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    late = uuid.uuid4()
+    account = await ledger.fund(str(late), 5_000)
+    losing = service_with(WalletTransport(is_hold, lose_answer=True, times=10))
+    async with sessions() as session:
+        with pytest.raises(httpx.ReadError):
+            await losing.register(session, tournament_id, late)
+    reconcilers = [
+        service_with(
+            WalletTransport(lambda r: is_hold(r) or is_post(r), delay_s=delay, times=2), late_entry_grace_s=0.0
+        )
+        for delay in (0.0, 0.15, 0.3)
+    ]
+
+    async def reconcile(service: Tournaments) -> None:
+        async with sessions() as session:
+            await service.reconcile(session)
+
+    for _ in range(2):  # one pass finishes it; the second must find nothing left to do
+        await asyncio.gather(*(reconcile(r) for r in reconcilers))
+    lobby = (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()
+    assert (lobby["entries"], lobby["prize_pool"]) == (3, 3_000)
+    assert await ledger.balance(account) == 4_000, "charged once"
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    assert await ledger.balance(pool) == 3_000
+    async with sessions() as session:
+        assert await reconcilers[0].check_pool(session, tournament_id) is True
