@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 from engine_checks import check_finished, check_invariants
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -143,6 +144,63 @@ def test_payout_tables_sum_exactly_and_never_increase(
     assert len(amounts) <= entries
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    entries=st.integers(1, 20_000),
+    buy_in=st.integers(0, 10**6),
+    extra=st.integers(0, 10**9),
+    round_to=st.sampled_from([1, 10, 100, 1_000]),
+    paid_fraction=st.sampled_from([0.1, 0.15, 0.2, 0.333]),
+    min_cash_multiple=st.sampled_from([1.0, 1.5, 2.0]),
+    first_share=st.sampled_from([None, None, 0.2, 0.25]),
+)
+def test_payouts_are_exact_and_identical_after_a_serialise_and_replay(
+    entries: int,
+    buy_in: int,
+    extra: int,
+    round_to: int,
+    paid_fraction: float,
+    min_cash_multiple: float,
+    first_share: float | None,
+) -> None:
+    """Issue 10, item 10: the payout curve used floats (``log10``, ``**``), whose last bits may differ on
+    another machine, so a journal replayed elsewhere could pay differently. Now the table computed from a
+    configuration and a pool is the same after the configuration's JSON round trip (what a replay reads),
+    sums exactly to the pool, and never increases."""
+    rule = PayoutRule(
+        round_to=round_to, paid_fraction=paid_fraction, min_cash_multiple=min_cash_multiple, first_share=first_share
+    )
+    config = TournamentConfig(buy_in=buy_in, payout=rule)
+    replayed = TournamentConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    pool = entries * buy_in + extra
+    amounts = pay.payout_table(pool, entries, buy_in, config.payout)
+    assert amounts == pay.payout_table(pool, entries, buy_in, replayed.payout)
+    assert sum(amounts) == pool
+    assert amounts == sorted(amounts, reverse=True)
+
+
+def test_payouts_use_no_floating_point_library_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exact arithmetic only: the payout table never calls the platform's maths library (whose results
+    may differ in the last bit between machines); an engine replayed from its state pays the same."""
+
+    def refused(*args: object) -> float:
+        raise AssertionError("a floating-point library function in the payouts")
+
+    for name in ("log10", "log", "log2", "exp", "pow"):
+        monkeypatch.setattr(pay.math, name, refused)
+    for entries in (11, 150, 1_710, 30_000):
+        amounts = pay.payout_table(entries * 1_000, entries, 1_000, PayoutRule())
+        assert sum(amounts) == entries * 1_000
+    engine = Tournament(TournamentConfig(buy_in=1_000, seed=3))
+    for player in range(300):
+        engine.register(f"p{player}")
+    engine.start()
+    replayed = Tournament.from_state(json.loads(json.dumps(engine.to_state())))
+    replayed._payouts = None  # computed again from the replayed state, not read back
+    assert replayed.payouts == engine.payouts
+    assert sum(engine.payouts) == 300_000
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     stacks=st.lists(st.integers(1, 10**7), min_size=2, max_size=7),
@@ -263,6 +321,12 @@ def test_random_tournaments_with_a_busy_director(config: TournamentConfig, entra
             runners.append(runner)
         director(tournament, runner)
         check_invariants(tournament, runner)
+        # Pool in the wallet = pool in the engine (issue 10, item 1): the money the entries and purchases
+        # paid in, with the house's overlay, less what the tables were awarded, is what the engine holds.
+        pool_in = (len(tournament.entries) + tournament.rebuys + tournament.addons) * config.buy_in
+        bounty_in = (len(tournament.entries) + tournament.rebuys) * config.bounty
+        wallet = pool_in + bounty_in + max(0, config.guarantee - pool_in) - runner.awarded - runner.bounties
+        assert wallet == tournament.pool_held >= 0
 
     report = simulate(
         entrants,

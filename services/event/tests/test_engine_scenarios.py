@@ -806,3 +806,16 @@ def test_the_clock_read_projects_the_time_since_the_last_tick() -> None:
     assert tournament.clock(90_000)["remaining_s"] == 0, "never past the next clock event"
     tournament.pause()
     assert tournament.clock(40_000)["remaining_s"] == 50, "paused: the level's time stands still"
+
+
+def test_the_bounty_rule_entries_stay_open_after_bounties_and_close_with_the_first_place_prize() -> None:
+    """ADR 0006's rule, in the engine: a bounty paid does not close late registration or rebuys; a place
+    prize paid closes both."""
+    engine = Tournament(TournamentConfig(buy_in=1_000, bounty=200, late_reg_until_level=3, seed=1))
+    for player in ("a", "b", "c"):
+        engine.register(player)
+    engine.start()
+    engine.bounties_paid = 100
+    assert engine.registration_refusal("d") is None
+    engine.prizes_paid = 1_000
+    assert engine.registration_refusal("d") == "prizes are already being paid"

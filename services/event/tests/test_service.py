@@ -1509,3 +1509,99 @@ async def test_money_and_chips_travel_as_decimal_strings_past_64_bits(client: As
         body = {"hand_id": "bad", "table": table["table"], "stacks": {str(seat["entry"]): bad}}
         response = await client.post(f"/internal/v1/tournaments/{tournament_id}/hands", json=body, headers=headers)
         assert response.status_code == 400, (bad, response.text)
+
+
+async def test_a_freeroll_takes_no_money_and_registers_unregisters_starts_and_cancels(
+    client: AsyncTestClient, ledger: Ledger
+) -> None:
+    """Issue 10, item 3: the wallet refuses a zero-amount hold, so a free tournament (the default
+    configuration) could not be registered for (502), and unregister and cancel failed the same way,
+    leaving it ``cancelling``. A freeroll takes no hold at all, no fee and no refund."""
+    fees = await ledger.account("house", "house_fees")
+    fees_before = await ledger.balance(fees)
+    for guarantee, ending in ((0, "played"), (0, "cancelled"), (1_000, "played")):
+        tournament_id = await new_tournament(client, buy_in=0, fee=0, guarantee=guarantee)
+        url = f"/api/v1/tournaments/{tournament_id}"
+        players = [str(uuid.uuid4()) for _ in range(4)]
+        for player in players:
+            response = await client.post(f"{url}/registrations", headers=bearer(player, ["player"]))
+            assert response.status_code == 201, response.text
+            assert response.json()["status"] == "held"
+        response = await client.delete(f"{url}/registrations/me", headers=bearer(players.pop(), ["player"]))
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "voided"
+        if ending == "cancelled":
+            response = await client.post(f"{url}/cancel", headers=DIRECTOR)
+            assert response.status_code == 200, response.text
+            assert (await client.get(url)).json()["status"] == "cancelled"
+            continue
+        response = await client.post(f"{url}/start", headers=DIRECTOR)
+        assert response.status_code == 200, response.text
+        assert (ints(response.json())["entries"], ints(response.json())["prize_pool"]) == (3, guarantee)
+        await play_to_the_end(client, tournament_id)
+        assert (await client.get(url)).json()["status"] == "finished"
+        standings = ints((await client.get(f"{url}/standings")).json())
+        assert sum(row["prize"] or 0 for row in standings) == guarantee
+        for player in players:
+            account = await ledger.account(f"player:{player}", "player")
+            won = sum(row["prize"] or 0 for row in standings if row["player"] == player)
+            assert await ledger.balance(account) == won, "a freeroll's player only ever receives"
+        pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+        assert await ledger.balance(pool) == 0
+    assert await ledger.balance(fees) == fees_before, "no fee"
+
+
+async def test_a_guarantee_topped_up_before_a_rebuy_is_corrected_by_a_new_step_not_refused(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory
+) -> None:
+    """Issue 10, item 7: PKO with a guarantee, a bust (bounty paid, overlay topped up), a rebuy (the
+    overlay owed shrinks), a second bust: the overlay's one fixed transfer id got another amount, the
+    wallet refused it ("exists with a different body"), the hand report answered 502 and the bounty
+    stayed owed for ever. Now each change is its own step; the surplus goes back to the house."""
+    adjustments = await ledger.account("house", "house_adjustments")
+    tournament_id = await new_tournament(client, **REBUYS, bounty=200, guarantee=6_000)
+    players = await register_players(client, ledger, tournament_id, 4)
+    adjustments_before = await ledger.balance(adjustments)
+    response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    url = f"/api/v1/tournaments/{tournament_id}"
+    pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+    headers = {"Authorization": f"Bearer {SERVICE.token('event')}"}
+
+    async def bust(hand_id: str, busted: str, by: str) -> None:
+        [table] = ints((await client.get(f"{url}/tables")).json())
+        seats = {s["player"]: s for s in table["seats"] if s is not None}
+        stacks = {str(s["entry"]): s["stack"] for s in seats.values()}
+        stacks[str(seats[by]["entry"])] += stacks[str(seats[busted]["entry"])]
+        stacks[str(seats[busted]["entry"])] = 0
+        body = {
+            "hand_id": hand_id,
+            "table": table["table"],
+            "stacks": stacks,
+            "knockouts": {str(seats[busted]["entry"]): [seats[by]["entry"]]},
+        }
+        response = await client.post(
+            f"/internal/v1/tournaments/{tournament_id}/hands", json=wire(body), headers=headers
+        )
+        assert response.status_code == 200, response.text
+
+    first, second, rebuyer, hunter = players
+    await bust("bust-1", first, hunter)
+    assert adjustments_before - await ledger.balance(adjustments) == 2_000, "topped up: 6,000 - 4 x 1,000"
+    response = await client.post(
+        f"{url}/rebuys", json={"request_id": str(uuid.uuid4())}, headers=bearer(rebuyer, ["player"])
+    )
+    assert response.status_code == 201, response.text
+    await bust("bust-2", second, hunter)
+    assert adjustments_before - await ledger.balance(adjustments) == 1_000, "1,000 of surplus back to the house"
+    async with sessions() as session:
+        owed = (await session.scalars(select(Prize).where(Prize.status == "owed"))).all()
+    assert not owed, "every bounty paid"
+    await play_to_the_end(client, tournament_id, seed=5)
+    assert (await client.get(url)).json()["status"] == "finished"
+    async with sessions() as session:
+        prizes = (await session.scalars(select(Prize).where(Prize.tournament_id == uuid.UUID(tournament_id)))).all()
+    by_kind = {kind: sum(p.amount for p in prizes if p.kind == kind) for kind in ("place", "bounty")}
+    assert by_kind == {"place": 6_000, "bounty": 5 * 200}
+    assert await ledger.balance(pool) == 0, "nothing stranded in the pool"
+    assert adjustments_before - await ledger.balance(adjustments) == 1_000, "the house paid the overlay once"

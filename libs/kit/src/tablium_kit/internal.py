@@ -13,27 +13,37 @@ import uuid
 from typing import Any
 
 import httpx
+import structlog
 from opentelemetry import propagate
 
 from tablium_kit.auth import ServiceTokens
 from tablium_kit.errors import ProblemError
 
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+log = structlog.get_logger("tablium.internal")
 
 
 class UpstreamError(ProblemError):
-    """The other service answered with an error; its problem details are kept."""
+    """The other service answered with an error.
+
+    Its problem details are kept for the caller (``problem``, ``upstream_detail``: to map a refusal the
+    caller understands) and for the log, but never shown to the client: they are written for a service,
+    and may name its internal routes ("Validation failed for POST /internal/v1/transfers").
+    """
 
     status_code = 502
     title = "Upstream service error"
     slug = "upstream-error"
 
     def __init__(self, service: str, status: int, problem: dict[str, Any]) -> None:
-        detail = str(problem.get("detail") or problem.get("title") or f"{service} answered {status}")
-        super().__init__(detail, extra={"upstream": service, "upstream_status": status})
+        super().__init__(
+            f"the {service} service could not complete the request",
+            extra={"upstream": service, "upstream_status": status},
+        )
         self.service = service
         self.status = status
         self.problem = problem
+        self.upstream_detail = str(problem.get("detail") or problem.get("title") or f"{service} answered {status}")
 
 
 class InternalClient:
@@ -83,5 +93,14 @@ class InternalClient:
                 problem = response.json()
             except ValueError:
                 problem = {"detail": response.text[:200]}
-            raise UpstreamError(self.service, response.status_code, problem if isinstance(problem, dict) else {})
+            error = UpstreamError(self.service, response.status_code, problem if isinstance(problem, dict) else {})
+            log.warning(
+                "upstream error",
+                upstream=self.service,
+                method=method,
+                path=path,
+                status=response.status_code,
+                detail=error.upstream_detail,
+            )
+            raise error
         return response.json() if response.content else None

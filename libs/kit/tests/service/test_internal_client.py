@@ -39,3 +39,15 @@ async def test_unreachable_service_raises_after_retries() -> None:
             await client.request("POST", "/internal/v1/transfers", json={})
     finally:
         await client.aclose()
+
+
+async def test_an_upstream_error_shown_to_a_client_names_no_internal_route() -> None:
+    """Issue 10, item 3: a 502 answered "Validation failed for POST /internal/v1/transfers" — the
+    callee's detail, written for a service. The caller keeps it; the client sees only who failed."""
+    problem = {"status": 400, "detail": "Validation failed for POST /internal/v1/transfers"}
+    error = UpstreamError("wallet", 400, problem)
+    assert error.upstream_detail == problem["detail"]
+    assert error.problem == problem
+    assert "/internal" not in error.detail
+    assert not any("/internal" in str(value) for value in error.extra.values())
+    assert (error.status_code, error.extra) == (502, {"upstream": "wallet", "upstream_status": 400})

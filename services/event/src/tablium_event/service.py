@@ -3,13 +3,16 @@
 Money protocol (docs/adr/0006-tournament-engine.md): every wallet step has a deterministic transfer
 id and is recorded *before* it is attempted (a registration row in ``holding``, a prize row in
 ``owed``, a tournament in ``starting``/``cancelling``), so a retry or the reconciler can always
-finish it, and replaying it never moves money twice.
+finish it, and replaying it never moves money twice. Registrations and purchases are state machines
+moved forward by compare-and-set only (``db/steps.py``); no wallet call is made under the tournament's
+row lock or with its engine checked out ("Sagas" in the ADR names each step and who finishes it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 import uuid
@@ -18,10 +21,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, Snapshot, TournamentRow
+from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import RULES_VERSION, Tournament
 from tablium_event.domain.instructions import AwardPrize, Instruction
@@ -33,6 +37,7 @@ from tablium_event.events import (
     publish_instructions,
 )
 from tablium_event.journal import COMMANDS, Live, LiveEngines, apply, hand_payload
+from tablium_event.services.reconciler import POOL_MISMATCHES, Backoff, attempt
 from tablium_event.settings import EventSettings
 from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
@@ -40,7 +45,14 @@ from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 log = structlog.get_logger("tablium.event")
 Paid = TypeVar("Paid", Registration, Purchase)
 
-LIVE = ("holding", "held", "posted")
+LIVE = ("holding", "held", "posting", "posted")
+# A registration's money still to move (``_drive_registration``), or posted: what a cancel gives back.
+REGISTRATION_LIVE = (*LIVE, "voiding", "refunding")
+# A purchase not yet done (``_drive_purchase``), or posted: what a cancel gives back.
+PURCHASE_UNDER_WAY = ("holding", "held", "posting", "voiding", "refunding")
+PURCHASE_LIVE = (*PURCHASE_UNDER_WAY, "posted")
+# Items of one kind the reconciler looks at per pass.
+RECONCILE_BATCH = 500
 EDITABLE = ("draft", "registering")
 
 
@@ -96,6 +108,8 @@ async def _in_order(
         .order_by(model.created_at, model.id)
         .offset(offset)
         .limit(limit)
+        # Statuses move by compare-and-set (``db.steps.advance``), not through these objects: read them fresh.
+        .execution_options(populate_existing=True)
     )
     return list(rows.all())
 
@@ -109,6 +123,7 @@ class Tournaments:
         self._house: dict[tuple[str, str], uuid.UUID] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.engines = LiveEngines(settings.live_engines_max)
+        self.backoff = Backoff()
 
     # ------------------------------------------------------------------ director
 
@@ -150,24 +165,34 @@ class Tournaments:
         return row
 
     async def open_registration(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
-        row = await self._locked(session, tournament_id)
+        """The pool account is opened before the row is locked (no wallet call under a lock; opening it
+        again is free: the wallet keys it by owner, kind and asset), then the status moves under the lock."""
+        row = await self.get(session, tournament_id)
         if row.status != "draft":
             raise Conflict("registration opens once, from draft")
-        config = TournamentConfig.from_dict(row.config)
-        row.prize_pool_account_id = await self.wallet.open_account(f"tournament:{row.id}", "prize_pool", config.asset)
+        asset = TournamentConfig.from_dict(row.config).asset
+        await session.commit()
+        account = await self.wallet.open_account(f"tournament:{tournament_id}", "prize_pool", asset)
+        row = await self._locked(session, tournament_id)
+        if row.status != "draft" or TournamentConfig.from_dict(row.config).asset != asset:
+            raise Conflict("the tournament changed meanwhile: try again")
+        row.prize_pool_account_id = account
         row.status = "registering"
         row.version += 1
         await publish(session, row.id, row.version, REGISTRATION_OPENED, {"name": row.name, "config": row.config})
         return row
 
     async def start(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
+        """A saga: ``starting`` committed, then the entries posted a chunk at a time, then the engine built
+        (``_finish_start``); the reconciler's ``start`` finishes one cut short. Holds not yet confirmed are
+        taken first, with no lock held."""
+        row = await self.get(session, tournament_id)
+        for reg in await self._registrations(session, tournament_id, ("holding",)):
+            await self._take_hold(session, row, reg)
         row = await self._locked(session, tournament_id)
         if row.status not in ("registering", "starting"):
             raise Conflict("the tournament is not open for a start")
-        regs = await self._registrations(session, row.id, ("holding", "held", "posted"))
-        for reg in regs:
-            if reg.status == "holding":
-                await self._take_hold(row, reg)
+        regs = await self._registrations(session, row.id, ("held", "posted"))
         ready = [r for r in regs if r.status in ("held", "posted")]
         if len(ready) < 2:
             if row.status == "starting":  # holds expired or failed since the start was begun
@@ -188,7 +213,7 @@ class Tournaments:
         """
         size = min(max(1, self.settings.wallet_batch_size), 200)  # the wallet's 64 KiB body limit
         for first in range(0, len(ready), size):
-            await self._post_entries(row, ready[first : first + size])
+            await self._post_entries(session, row, ready[first : first + size])
             await session.commit()
         row = await self._locked(session, row.id)
         if row.status != "starting":
@@ -212,14 +237,15 @@ class Tournaments:
         row.version += 1
         await self._snapshot(session, row, engine)
         await self._effects(session, row, engine, out)
-        version = row.version
-        await self.engines.checkout(row.id)  # none yet: taken only so that nobody reads half of it
+        # Read before the commit: a failed commit expires the row, and the check-in below must not read it.
+        tournament_id, version = row.id, row.version
+        await self.engines.checkout(tournament_id)  # none yet: taken only so that nobody reads half of it
         kept: Live | None = None
         try:
             await session.commit()
             kept = Live(version, engine)
         finally:
-            self.engines.checkin(row.id, kept)
+            self.engines.checkin(tournament_id, kept)
         # A satellite whose pool buys a seat for everyone is over at once: its prizes are owed now.
         await self.pay_prizes(session, row.id)
         return row
@@ -266,13 +292,10 @@ class Tournaments:
         return row
 
     async def _finish_cancel(self, session: AsyncSession, row: TournamentRow) -> None:
-        config = TournamentConfig.from_dict(row.config)
-        for reg in await self._registrations(session, row.id, LIVE):
-            await self._give_back(row, config, reg)
-            await session.commit()
-        for purchase in await self._purchases(session, row.id, LIVE):
-            await self._give_back_purchase(row, config, purchase)
-            await session.commit()
+        for reg in await self._registrations(session, row.id, REGISTRATION_LIVE):
+            await self._give_back(session, row, reg)
+        for purchase in await self._purchases(session, row.id, PURCHASE_LIVE):
+            await self._give_back_purchase(session, purchase)
         row = await self._locked(session, row.id)
         if row.status != "cancelling":
             return
@@ -288,47 +311,23 @@ class Tournaments:
         row.version += 1
         await publish(session, row.id, row.version, TOURNAMENT_CANCELLED, {})
 
-    async def _give_back(self, row: TournamentRow, config: TournamentConfig, reg: Registration) -> None:
+    async def _give_back(self, session: AsyncSession, row: TournamentRow, reg: Registration) -> None:
+        """A registration of a cancelled tournament: a hold is voided, an entry (posted, or being posted)
+        refunded from where each part went; each a compare-and-set, then driven to its end."""
         if reg.status == "holding":
-            await self._take_hold(row, reg)
-        if reg.status == "held":
-            result = await self.wallet.void(reg.hold_transfer_id)
-            reg.status = "voided" if result["status"] in ("voided", "expired") else "posted"
-        if reg.status == "posted":
-            # The fee may not have reached the house yet (a start cut short): replaying its transfer by
-            # id is free if it did, and makes sure the house refunds only what it received.
-            await self._post_entry(row, reg)
-            player = await self._player_account(reg, config)
-            pool = self._pool(row)
-            if config.buy_in + config.bounty:
-                await self.wallet.transfer(
-                    transfer_id(row.id, "refund", reg.id),
-                    debit=pool,
-                    credit=player,
-                    amount=config.buy_in + config.bounty,
-                    asset=config.asset,
-                    code="tournament_refund",
-                    metadata={"tournament_id": str(row.id)},
-                )
-            if config.fee:
-                await self.wallet.transfer(
-                    transfer_id(row.id, "refund-fee", reg.id),
-                    debit=await self._house_account("house_fees", config.asset),
-                    credit=player,
-                    amount=config.fee,
-                    asset=config.asset,
-                    code="tournament_refund",
-                    metadata={"tournament_id": str(row.id)},
-                )
-            reg.status = "refunded"
+            await self._take_hold(session, row, reg)
+        reason = "the tournament was cancelled"
+        await advance(session, Registration, reg.id, "held", "voiding", failure=reason)
+        await advance(session, Registration, reg.id, ("posting", "posted"), "refunding", failure=reason)
+        await session.commit()
+        await self._drive_registration(session, reg.id)
 
-    async def _give_back_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
-        if purchase.status == "holding":
-            await self._hold_purchase(row, config, purchase)
-        if purchase.status == "held":
-            await self._void_purchase(row, config, purchase, "the tournament was cancelled")
-        elif purchase.status == "posted":
-            await self._refund_purchase(row, config, purchase)
+    async def _give_back_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """A purchase of a cancelled tournament: a posted one goes back (refunding); one still under way is
+        driven to its end, which the tournament no longer running makes a void or a refund."""
+        if await advance(session, Purchase, purchase.id, "posted", "refunding", failure="the tournament was cancelled"):
+            await session.commit()
+        await self._drive_purchase(session, purchase.id)
 
     # ------------------------------------------------------------------ players
 
@@ -346,7 +345,7 @@ class Tournaments:
                 select(Registration).where(Registration.tournament_id == row.id, Registration.player_id == player_id)
             )
         ).all()
-        if any(r.status in ("holding", "held") for r in mine) or (
+        if any(r.status in ("holding", "held", "posting") for r in mine) or (
             any(r.status == "posted" for r in mine)
             and (engine is None or not engine.by_player.get(str(player_id)) or self._has_live_entry(engine, player_id))
         ):
@@ -356,77 +355,184 @@ class Tournaments:
             if len(held) >= config.seats_per_table:
                 raise Conflict("the sit-and-go is full")
         entry_no = len(mine) + 1
+        amount = config.buy_in + config.fee + config.bounty
         reg = Registration(
             tournament_id=row.id,
             player_id=player_id,
             entry_no=entry_no,
-            status="holding",
-            amount=config.buy_in + config.fee + config.bounty,
+            # A freeroll takes no hold (the wallet refuses a zero amount): nothing to wait for.
+            status="holding" if amount else "held",
+            amount=amount,
             hold_transfer_id=transfer_id(row.id, "hold", player_id, entry_no),
         )
         session.add(reg)
         await session.commit()  # the row first: a hold can never exist without it
-        try:
-            await self._take_hold(row, reg)
-        finally:
-            await session.commit()
+        if reg.status == "holding":
+            await self._take_hold(session, row, reg)
         if reg.status == "failed":
             raise PaymentRefused(reg.failure or "the wallet refused the hold")
-        row = await self._locked(session, tournament_id)
         if row.status == "running":
-            await session.refresh(reg)  # the reconciler may have finished it meanwhile
-            refusal = await self._enter_late(session, row, reg)
-            if refusal is not None:
-                raise Conflict(refusal)
-        elif config.format == "sng":
+            reg = await self._drive_registration(session, reg.id)
+            if reg.status in ("voided", "refunded", "failed"):
+                raise Conflict(reg.failure or "the late registration was refused")
+            return reg
+        row = await self._locked(session, tournament_id)
+        if config.format == "sng":
             held = await self._registrations(session, row.id, ("held",))
             if len(held) == config.seats_per_table:
                 await session.commit()
                 await self.start(session, row.id)
         return reg
 
-    async def _enter_late(self, session: AsyncSession, row: TournamentRow, reg: Registration) -> str | None:
-        """A held registration of a running tournament (the row locked): post it and seat the entry, or,
-        if the engine refuses it now, void the hold. Returns the refusal, if any."""
-        if reg.status != "held" or reg.entry_id is not None:
-            return None
+    async def _drive_registration(self, session: AsyncSession, reg_id: uuid.UUID) -> Registration:
+        """Move a registration of a running (or cancelled) tournament forward until it rests; returns it.
+
+        A late entry: held -engine says yes-> posting -post, fee, apply "entry"-> posted (with its entry id)
+                      held -engine says no-> voiding -void-> voided
+                      posting -engine refuses now-> refunding -refund-> refunded
+        A cancel: held -> voiding, posting/posted -> refunding (``_give_back``). A ``held`` registration
+        of a tournament not yet running rests (the start posts it).
+
+        Each arrow is a compare-and-set committed on its own; the engine's steps run under the row lock and
+        no wallet call does. Finished after a crash by the reconciler (``_reconcile_late``).
+        """
+        while True:
+            reg = await session.get(Registration, reg_id, populate_existing=True)
+            assert reg is not None
+            await session.commit()
+            match reg.status:
+                case "held" if reg.entry_id is None:
+                    if not await self._decide_late_entry(session, reg):
+                        return reg
+                case "posting":
+                    await self._post_late_entry(session, reg)
+                case "voiding":
+                    if await self._void_hold(reg) not in ("voided", "expired"):
+                        raise Conflict(f"the hold of registration {reg.id} is not voided")
+                    await advance(session, Registration, reg.id, "voiding", "voided")
+                    await session.commit()
+                case "refunding":
+                    await self._refund_entry(session, reg)
+                case _:
+                    return reg
+
+    async def _decide_late_entry(self, session: AsyncSession, reg: Registration) -> bool:
+        """held -> posting | voiding under the row lock: the lock was let go while the wallet held the
+        money, so the engine is asked again before the post. False if the registration rests (not running)."""
+        row = await self._locked(session, reg.tournament_id)
+        if row.status in ("registering", "starting"):
+            await session.commit()
+            return False
+        refusal: str | None = "the tournament is not running"
+        if row.status == "running":
+            refusal = (await self._engine_now(session, row)).registration_refusal(str(reg.player_id))
+        if refusal is None:
+            await advance(session, Registration, reg.id, "held", "posting")
+        else:
+            await advance(session, Registration, reg.id, "held", "voiding", failure=refusal[:200])
+        await session.commit()
+        return True
+
+    async def _post_late_entry(self, session: AsyncSession, reg: Registration) -> None:
+        """posting -> posted | refunding | failed: the hold posted and the fee moved (no lock), then under
+        the row lock the engine seats the entry in the transaction that records it ``posted``."""
+        row = await self.get(session, reg.tournament_id)
+        if reg.amount:
+            result = await self.wallet.post(reg.hold_transfer_id)
+            if result["status"] != "posted":
+                failure = f"the hold is {result['status']}"
+                await advance(session, Registration, reg.id, "posting", "failed", failure=failure)
+                await session.commit()
+                return
+            await self._entry_fee(row, reg)
+        await session.commit()
+        row = await self._locked(session, reg.tournament_id)
+        if await session.scalar(select(Registration.status).where(Registration.id == reg.id)) != "posting":
+            await session.commit()  # another caller seated it (or gave it back) meanwhile
+            return
+        if row.status != "running":
+            failure = "the tournament is not running"
+            await advance(session, Registration, reg.id, "posting", "refunding", failure=failure)
+            await session.commit()
+            return
         async with self._fact(session, row) as engine:
-            # The engine calls of journal.apply("entry"), with the wallet between them: tick, ask, register.
             payload: dict[str, Any] = {"now_ms": self._now_ms(row, engine), "player": str(reg.player_id)}
-            ticked = engine.tick(payload["now_ms"])
-            # The lock was let go while the wallet held the money: ask again before posting it, so
-            # nobody pays for an entry that late registration closing (or a re-entry) has refused.
-            refusal = engine.registration_refusal(str(reg.player_id))
-            if refusal is None:
-                await self._post_entry(row, reg)
-                if reg.status != "posted":
-                    refusal = reg.failure or "the hold could not be posted"
-            if refusal is not None:
-                if reg.status == "held":
-                    result = await self.wallet.void(reg.hold_transfer_id)
-                    reg.status = "voided" if result["status"] in ("voided", "expired") else reg.status
-                reg.failure = refusal[:200]
-                await session.commit()  # the ticked engine is not kept (nothing recorded)
-                return refusal
-            reg.entry_id, out = engine.register(str(reg.player_id))
-            await self._record(session, row, engine, "entry", payload, ticked + out)
-        return None
+            try:
+                out = apply(engine, "entry", payload)
+            except TournamentRuleError as exc:
+                await advance(session, Registration, reg.id, "posting", "refunding", failure=str(exc)[:200])
+                await session.commit()  # the engine that refused is not kept (nothing recorded)
+                return
+            entry_id = engine.by_player[str(reg.player_id)][-1]
+            await advance(session, Registration, reg.id, "posting", "posted", entry_id=entry_id)
+            await self._record(session, row, engine, "entry", payload, out)
+
+    async def _entry_fee(self, row: TournamentRow, reg: Registration) -> None:
+        """A posted entry's fee moves from the pool to the house. Replays are free."""
+        config = TournamentConfig.from_dict(row.config)
+        if config.fee and reg.amount:
+            await self.wallet.transfer(
+                transfer_id(row.id, "fee", reg.id),
+                debit=self._pool(row),
+                credit=await self._house_account("house_fees", config.asset),
+                amount=config.fee,
+                asset=config.asset,
+                code="tournament_fee",
+                metadata={"tournament_id": str(row.id)},
+            )
+
+    async def _refund_entry(self, session: AsyncSession, reg: Registration) -> None:
+        """refunding -> refunded (or voided): the hold is posted if it was not yet (free if it was; a hold
+        that expired meanwhile moved nothing), the fee replayed (free if it happened, so the house refunds
+        only what it got), then the buy-in and bounty part back from the pool and the fee from the house."""
+        row = await self.get(session, reg.tournament_id)
+        config = TournamentConfig.from_dict(row.config)
+        if reg.amount:
+            result = await self.wallet.post(reg.hold_transfer_id)
+            if result["status"] != "posted":
+                await advance(session, Registration, reg.id, "refunding", "voided")
+                await session.commit()
+                return
+            await self._entry_fee(row, reg)
+            player = await self._player_account(reg, config)
+            refunds = (
+                ("refund", self._pool(row), config.buy_in + config.bounty),
+                ("refund-fee", await self._house_account("house_fees", config.asset), config.fee),
+            )
+            for purpose, debit, amount in refunds:
+                if amount:
+                    await self.wallet.transfer(
+                        transfer_id(row.id, purpose, reg.id),
+                        debit=debit,
+                        credit=player,
+                        amount=amount,
+                        asset=config.asset,
+                        code="tournament_refund",
+                        metadata={"tournament_id": str(row.id)},
+                    )
+        await advance(session, Registration, reg.id, "refunding", "refunded")
+        await session.commit()
 
     async def unregister(self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
+        """held -> voiding (under the row lock, so a start cannot take it meanwhile) -> voided (the hold
+        voided after the commit: no wallet call under the lock). A registration still ``holding`` has its
+        hold confirmed first. The reconciler's ``_reconcile_late`` finishes a void cut short."""
+        row = await self.get(session, tournament_id)
+        for reg in await self._registrations(session, tournament_id, ("holding",)):
+            if reg.player_id == player_id:
+                await self._take_hold(session, row, reg)
         row = await self._locked(session, tournament_id)
         if row.status != "registering":
             raise Conflict("unregistering is possible only before the start")
-        regs = [r for r in await self._registrations(session, row.id, ("holding", "held")) if r.player_id == player_id]
+        regs = [r for r in await self._registrations(session, row.id, ("held", "voiding")) if r.player_id == player_id]
         if not regs:
             raise NotFound("no registration to cancel")
         reg = regs[0]
-        if reg.status == "holding":
-            await self._take_hold(row, reg)
-        if reg.status == "held":
-            result = await self.wallet.void(reg.hold_transfer_id)
-            if result["status"] not in ("voided", "expired"):
-                raise Conflict(f"the hold is {result['status']}")
-            reg.status = "voided"
+        await advance(session, Registration, reg.id, "held", "voiding", failure="unregistered")
+        await session.commit()
+        reg = await self._drive_registration(session, reg.id)
+        if reg.status != "voided":
+            raise Conflict(f"the hold is {reg.status}")
         return reg
 
     @staticmethod
@@ -437,96 +543,121 @@ class Tournaments:
         self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID, kind: str, request_id: uuid.UUID
     ) -> Purchase:
         """A rebuy or an add-on of the player's live entry, at ``config.price(kind)`` (into the prize pool; a rebuy's
-        fee then on to the house).
+        fee then on to the house). A saga (``_drive_purchase``): the row is committed first, then each step
+        commits on its own; the reconciler's ``_drive_purchase`` finishes one cut short.
 
-        Like a late registration: the row first, then a hold, then (locked again) the engine is asked
-        once more before the hold is posted, so a refusal (window closed meanwhile) leaves nothing
-        moved (the hold is voided). A retry with the same ``request_id`` finds its row and charges once.
+        A retry with the same ``request_id`` — even twenty at once — finds its row (looked up under the
+        row lock, so two first requests cannot both create it) and drives the same state machine, so the
+        player is charged once and the engine applies the purchase once.
         """
         tid = transfer_id(tournament_id, kind, player_id, request_id)
         purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
         if purchase is None:
-            row = await self._locked(session, tournament_id)
-            if row.status != "running":
-                raise Conflict("the tournament is not running")
-            # Asked of the live engine, which the question does not change. Only when a level or break is
-            # due that no fact has applied yet is a throwaway engine (loaded, never the live one) ticked to now.
-            engine = await self.engine_of(session, row)
-            assert engine is not None
-            if self._clock_due(engine, row.started_at):
-                engine = (await self._up_to_date(session, row.id, row.version, None)).engine
-                engine.tick(self._now_ms(row, engine))
-            entry_id = self._live_entry(engine, player_id)
-            try:
-                refusal = engine.purchase_refusal(kind, entry_id)
-            except TournamentRuleError as exc:
-                refusal = str(exc)
-            if refusal is not None:
-                raise Conflict(refusal)
-            purchase = Purchase(
-                transfer_id=tid,
-                tournament_id=row.id,
-                player_id=player_id,
-                entry_id=entry_id,
-                kind=kind,
-                amount=TournamentConfig.from_dict(row.config).price(kind).total,
-                status="holding",
-            )
-            session.add(purchase)
-            await session.commit()  # the row first: a hold can never exist without it
-        if purchase.status in ("holding", "held"):
-            await self._finish_purchase(session, purchase)
+            purchase = await self._new_purchase(session, tournament_id, player_id, kind, tid)
+        purchase = await self._drive_purchase(session, purchase.id)
         if purchase.status in ("failed", "voided", "refunded"):
             failure = purchase.failure or f"the {kind} was refused"
             raise PaymentRefused(failure) if purchase.status == "failed" else Conflict(failure)
         return purchase
 
-    async def _finish_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+    async def _new_purchase(
+        self, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID, kind: str, tid: uuid.UUID
+    ) -> Purchase:
+        """The purchase's row, written (committed) before any money moves; looked up again under the row
+        lock, so two first requests of one ``request_id`` cannot both create it."""
+        row = await self._locked(session, tournament_id)
+        purchase = await session.scalar(select(Purchase).where(Purchase.transfer_id == tid))
+        if purchase is not None:
+            await session.commit()
+            return purchase
+        if row.status != "running":
+            raise Conflict("the tournament is not running")
+        engine = await self._engine_now(session, row)
+        entry_id = self._live_entry(engine, player_id)
+        refusal = self._purchase_refusal(engine, kind, entry_id)
+        if refusal is not None:
+            raise Conflict(refusal)
+        purchase = Purchase(
+            transfer_id=tid,
+            tournament_id=row.id,
+            player_id=player_id,
+            entry_id=entry_id,
+            kind=kind,
+            amount=TournamentConfig.from_dict(row.config).price(kind).total,
+            status="holding",
+        )
+        session.add(purchase)
+        await session.commit()  # the row first: a hold can never exist without it
+        return purchase
+
+    async def _engine_now(self, session: AsyncSession, row: TournamentRow) -> Tournament:
+        """The engine to ask a question: the live one, which the question does not change; only when a level
+        or break is due that no fact has applied yet, a throwaway engine (loaded, never the live one) ticked to now."""
+        engine = await self.engine_of(session, row)
+        assert engine is not None
+        if self._clock_due(engine, row.started_at):
+            engine = (await self._up_to_date(session, row.id, row.version, None)).engine
+            engine.tick(self._now_ms(row, engine))
+        return engine
+
+    @staticmethod
+    def _purchase_refusal(engine: Tournament, kind: str, entry_id: int) -> str | None:
+        try:
+            return engine.purchase_refusal(kind, entry_id)
+        except TournamentRuleError as exc:
+            return str(exc)
+
+    async def _drive_purchase(self, session: AsyncSession, purchase_id: uuid.UUID) -> Purchase:
+        """Move a purchase forward until it is done (posted, voided, failed, refunded); returns it then.
+
+        holding -hold-> held -engine says yes-> posting -post, apply-> posted
+                        held -engine says no-> voiding -void-> voided
+                                    posting -engine refuses now-> refunding -refund-> refunded
+        holding -wallet refuses-> failed; posting -hold expired-> failed.
+
+        Each arrow is a compare-and-set (``db.steps.advance``) committed on its own; the engine's steps run
+        under the row lock, but no wallet call does (a slow wallet never stalls the tournament's hands).
+        Any number of callers may drive one purchase at once: the wallet calls replay by id, and only the
+        caller whose compare-and-set matches records a result. A wallet error propagates (a 502 to the
+        caller); the purchase stays where it was and the next caller or the reconciler goes on from there.
+        """
+        while True:
+            purchase = await session.scalar(
+                select(Purchase).where(Purchase.id == purchase_id).execution_options(populate_existing=True)
+            )
+            assert purchase is not None
+            await session.commit()  # no snapshot or lock kept while the wallet is called
+            match purchase.status:
+                case "holding":
+                    await self._hold_purchase(session, purchase)
+                case "held":
+                    await self._decide_purchase(session, purchase)
+                case "posting":
+                    await self._post_purchase(session, purchase)
+                case "voiding":
+                    await self._void_purchase(session, purchase)
+                case "refunding":
+                    await self._refund_purchase(session, purchase)
+                case _:
+                    return purchase
+
+    async def _purchase_context(
+        self, session: AsyncSession, purchase: Purchase
+    ) -> tuple[TournamentRow, TournamentConfig]:
         row = await session.get(TournamentRow, purchase.tournament_id)
         assert row is not None
-        config = TournamentConfig.from_dict(row.config)
-        if purchase.status == "holding":
-            await self._hold_purchase(row, config, purchase)
-            await session.commit()
-            if purchase.status != "held":
-                return
-        row = await self._locked(session, purchase.tournament_id)
-        await session.refresh(purchase)
-        if purchase.status != "held":
-            return  # a concurrent retry finished it
-        if row.status != "running":
-            await self._void_purchase(row, config, purchase, "the tournament is not running")
-            await session.commit()
-            return
-        async with self._fact(session, row) as engine:
-            payload = {"now_ms": self._now_ms(row, engine), "entry": purchase.entry_id}
-            # The lock was let go while the wallet held the money: the engine decides again before the post.
-            try:
-                out = apply(engine, purchase.kind, payload)
-            except TournamentRuleError as exc:
-                await self._void_purchase(row, config, purchase, str(exc))
-                await session.commit()  # the engine that refused is not kept (nothing recorded)
-                return
-            result = await self.wallet.post(purchase.transfer_id)
-            if result["status"] != "posted":
-                purchase.status = "failed"
-                purchase.failure = f"the hold is {result['status']}"
-                await session.commit()
-                return
-            purchase.status = "posted"
-            await self._purchase_fee(row, config, purchase)
-            await self._record(session, row, engine, purchase.kind, payload, out)
+        return row, TournamentConfig.from_dict(row.config)
 
-    async def _hold_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
-        """Hold the price from the player's account into the pool (pending). Replays are free."""
-        if purchase.player_account_id is None:
-            purchase.player_account_id = await self.wallet.open_account(
-                f"player:{purchase.player_id}", "player", config.asset
-            )
+    async def _hold_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """holding → held | failed: hold the price from the player's account into the pool (pending)."""
+        row, config = await self._purchase_context(session, purchase)
+        account = purchase.player_account_id or await self.wallet.open_account(
+            f"player:{purchase.player_id}", "player", config.asset
+        )
         try:
             result = await self.wallet.transfer(
                 purchase.transfer_id,
-                debit=purchase.player_account_id,
+                debit=account,
                 credit=self._pool(row),
                 amount=purchase.amount,
                 asset=config.asset,
@@ -536,25 +667,81 @@ class Tournaments:
                 metadata={"tournament_id": str(row.id), "entry": purchase.entry_id},
             )
         except PaymentRefused as exc:
-            purchase.status = "failed"
-            purchase.failure = exc.detail[:200]
+            await advance(session, Purchase, purchase.id, "holding", "failed", failure=exc.detail[:200])
+            await session.commit()
             return
-        # "posted": a post whose answer was lost; the next step replays it and the engine decides again.
-        purchase.status = "held" if result["status"] in ("pending", "posted") else "failed"
-        if purchase.status == "failed":
-            purchase.failure = f"the hold is {result['status']}"
-
-    async def _void_purchase(
-        self, row: TournamentRow, config: TournamentConfig, purchase: Purchase, reason: str
-    ) -> None:
-        """Nothing stays moved: the hold is voided, or, if a post whose answer was lost went through,
-        the price goes back from the pool."""
-        result = await self.wallet.void(purchase.transfer_id)
-        if result["status"] in ("voided", "expired"):
-            purchase.status = "voided"
+        # "posted"/"voided": another caller got further meanwhile; its compare-and-set won, this one does nothing.
+        if result["status"] in ("pending", "posted"):
+            moved = await advance(session, Purchase, purchase.id, "holding", "held", player_account_id=account)
         else:
-            await self._refund_purchase(row, config, purchase)
-        purchase.failure = reason[:200]
+            failure = f"the hold is {result['status']}"
+            moved = await advance(session, Purchase, purchase.id, "holding", "failed", failure=failure)
+        await session.commit()
+        if not moved and result["status"] == "pending":
+            # A refusal recorded by another caller, then funds arrived and this hold went through: free it.
+            current = await session.scalar(select(Purchase.status).where(Purchase.id == purchase.id))
+            await session.commit()
+            if current == "failed":
+                await self.wallet.void(purchase.transfer_id)
+
+    async def _decide_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """held → posting | voiding, under the row lock: the lock was let go while the wallet held the money,
+        so the engine is asked again before the post (a refusal leaves nothing moved: the hold is voided)."""
+        row = await self._locked(session, purchase.tournament_id)
+        if row.status != "running":
+            refusal: str | None = "the tournament is not running"
+        else:
+            refusal = self._purchase_refusal(await self._engine_now(session, row), purchase.kind, purchase.entry_id)
+        if refusal is None:
+            await advance(session, Purchase, purchase.id, "held", "posting")
+        else:
+            await advance(session, Purchase, purchase.id, "held", "voiding", failure=refusal[:200])
+        await session.commit()
+
+    async def _post_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """posting → posted | refunding | failed: post the hold and the fee (no lock), then, under the row
+        lock, the engine applies the purchase in the transaction that records it ``posted`` — or refuses
+        it now (the window closed since the decision), and the money goes back."""
+        row, config = await self._purchase_context(session, purchase)
+        result = await self.wallet.post(purchase.transfer_id)
+        if result["status"] != "posted":
+            await advance(
+                session, Purchase, purchase.id, "posting", "failed", failure=f"the hold is {result['status']}"
+            )
+            await session.commit()
+            return
+        await self._purchase_fee(row, config, purchase)
+        await session.commit()
+        row = await self._locked(session, purchase.tournament_id)
+        status = await session.scalar(select(Purchase.status).where(Purchase.id == purchase.id))
+        if status != "posting":
+            await session.commit()  # another caller applied it (or gave it back) meanwhile
+            return
+        if row.status != "running":
+            await advance(
+                session, Purchase, purchase.id, "posting", "refunding", failure="the tournament is not running"
+            )
+            await session.commit()
+            return
+        async with self._fact(session, row) as engine:
+            payload = {"now_ms": self._now_ms(row, engine), "entry": purchase.entry_id}
+            try:
+                out = apply(engine, purchase.kind, payload)
+            except TournamentRuleError as exc:
+                await advance(session, Purchase, purchase.id, "posting", "refunding", failure=str(exc)[:200])
+                await session.commit()  # the engine that refused is not kept (nothing recorded)
+                return
+            await advance(session, Purchase, purchase.id, "posting", "posted")
+            await self._record(session, row, engine, purchase.kind, payload, out)
+
+    async def _void_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """voiding → voided: the hold is let go. Only a ``held`` purchase is ever voided, and only a
+        ``posting`` one ever posted, so the wallet cannot answer "posted" here."""
+        result = await self.wallet.void(purchase.transfer_id)
+        if result["status"] not in ("voided", "expired"):
+            raise Conflict(f"the hold of purchase {purchase.id} is {result['status']}, not voided")
+        await advance(session, Purchase, purchase.id, "voiding", "voided")
+        await session.commit()
 
     @staticmethod
     def _purchase_fee_part(config: TournamentConfig, purchase: Purchase) -> int:
@@ -577,10 +764,11 @@ class Tournaments:
                 metadata={"tournament_id": str(row.id), "kind": purchase.kind},
             )
 
-    async def _refund_purchase(self, row: TournamentRow, config: TournamentConfig, purchase: Purchase) -> None:
-        """The price back from where each part went: pool and bounty parts from the pool, the fee from
-        the house. The fee's own transfer is replayed first (free if it happened), so the house refunds
-        only what it received when a purchase was cut short between its post and its fee."""
+    async def _refund_purchase(self, session: AsyncSession, purchase: Purchase) -> None:
+        """refunding → refunded: the price back from where each part went: pool and bounty parts from the
+        pool, the fee from the house. The fee's own transfer is replayed first (free if it happened), so the
+        house refunds only what it received when a purchase was cut short between its post and its fee."""
+        row, config = await self._purchase_context(session, purchase)
         assert purchase.player_account_id is not None
         fee = self._purchase_fee_part(config, purchase)
         await self._purchase_fee(row, config, purchase)
@@ -599,7 +787,8 @@ class Tournaments:
                     code="tournament_refund",
                     metadata={"tournament_id": str(row.id), "kind": purchase.kind},
                 )
-        purchase.status = "refunded"
+        await advance(session, Purchase, purchase.id, "refunding", "refunded")
+        await session.commit()
 
     @staticmethod
     def _live_entry(engine: Tournament, player_id: uuid.UUID) -> int:
@@ -620,10 +809,15 @@ class Tournaments:
         stacks: dict[int, int],
         knockouts: dict[int, list[int]],
     ) -> dict[str, Any]:
-        done = await session.get(HandReport, (tournament_id, hand_id))
+        row = await self._locked(session, tournament_id)
+        # Under the row lock: a copy of this report that got the lock first has committed its answer by now.
+        done = await session.scalar(
+            select(HandReport)
+            .where(HandReport.tournament_id == tournament_id, HandReport.hand_id == hand_id)
+            .execution_options(populate_existing=True)
+        )
         if done is not None:
             return done.response
-        row = await self._locked(session, tournament_id)
         if row.status != "running":
             raise Conflict("the tournament is not running")
         async with self._fact(session, row) as engine:
@@ -645,7 +839,7 @@ class Tournaments:
     # ------------------------------------------------------------------ prizes
 
     async def pay_prizes(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
-        """Pay what is owed from the pool (the guarantee's overlay first, once)."""
+        """Pay what is owed from the pool, the guarantee's overlay first brought to what is owed now (``_top_up``)."""
         owed = (
             await session.scalars(
                 select(Prize).where(Prize.tournament_id == tournament_id, Prize.status == "owed").order_by(Prize.place)
@@ -656,21 +850,18 @@ class Tournaments:
         row = await session.get(TournamentRow, tournament_id)
         assert row is not None
         config = TournamentConfig.from_dict(row.config)
-        posted = len(await self._registrations(session, row.id, ("posted",)))
-        # Only prize-pool parts count towards the guarantee: bounty parts are paid as bounties, fees are the house's.
-        bought = sum(config.price(p.kind).prize_pool for p in await self._purchases(session, row.id, ("posted",)))
-        overlay = config.guarantee - posted * config.buy_in - bought
-        if overlay > 0:
-            await self.wallet.transfer(
-                transfer_id(row.id, "overlay"),
-                debit=await self._house_account("house_adjustments", config.asset),
-                credit=self._pool(row),
-                amount=overlay,
-                asset=config.asset,
-                code="tournament_overlay",
-                metadata={"tournament_id": str(row.id)},
-            )
+        if config.guarantee:
+            posted = len(await self._registrations(session, row.id, ("posted",)))
+            # Only prize-pool parts count towards the guarantee: bounty parts are paid as bounties, fees are
+            # the house's.
+            bought = sum(config.price(p.kind).prize_pool for p in await self._purchases(session, row.id, ("posted",)))
+            await session.commit()  # nothing locked or open while the wallet is called
+            await self._top_up(row, config, max(0, config.guarantee - posted * config.buy_in - bought))
         for prize in owed:
+            if not prize.amount:  # nothing to move (the wallet refuses a zero transfer)
+                prize.status = "paid"
+                await session.commit()
+                continue
             player = await self.wallet.open_account(f"player:{prize.player_id}", "player", config.asset)
             await self.wallet.transfer(
                 prize.transfer_id,
@@ -683,6 +874,90 @@ class Tournaments:
             )
             prize.status = "paid"
             await session.commit()
+
+    async def _top_up(self, row: TournamentRow, config: TournamentConfig, owed: int) -> None:
+        """Make the house's overlay in the pool ``owed`` (the guarantee less the prize-pool parts collected).
+
+        One transfer per change of the amount owed: step k has the id ``transfer_id(t, "overlay", k)``,
+        house -> pool when the overlay grows, pool -> house when it shrinks (a rebuy or a late entry after
+        a top-up: the surplus goes back, never stranded in the pool). The wallet is the record: the steps
+        already made are read back by id (a tournament topped up before this rule has one transfer with
+        the id ``transfer_id(t, "overlay")``), so a retry after a crash continues with the next step, and
+        two callers at once converge (the loser's step is refused as a different body, and its retry
+        reads it back).
+        """
+        pool = self._pool(row)
+        house = await self._house_account("house_adjustments", config.asset)
+        given, step = await self._overlay_given(row)
+        change = owed - given
+        if change:
+            await self.wallet.transfer(
+                transfer_id(row.id, "overlay", step),
+                debit=house if change > 0 else pool,
+                credit=pool if change > 0 else house,
+                amount=abs(change),
+                asset=config.asset,
+                code="tournament_overlay" if change > 0 else "tournament_overlay_return",
+                metadata={"tournament_id": str(row.id), "step": step},
+            )
+
+    async def _overlay_given(self, row: TournamentRow) -> tuple[int, int]:
+        """The overlay the house has put into the pool so far, read back from the wallet by the top-ups'
+        step ids; and the next step's number."""
+        pool = self._pool(row)
+
+        def into_pool(transfer: dict[str, Any]) -> int:
+            amount = int(transfer["amount"])
+            return amount if uuid.UUID(str(transfer["credit_account_id"])) == pool else -amount
+
+        legacy = await self.wallet.get_transfer(transfer_id(row.id, "overlay"))
+        given = into_pool(legacy) if legacy is not None else 0
+        step = 1
+        while (made := await self.wallet.get_transfer(transfer_id(row.id, "overlay", step))) is not None:
+            given += into_pool(made)
+            step += 1
+        return given, step
+
+    async def check_pool(self, session: AsyncSession, tournament_id: uuid.UUID) -> bool | None:
+        """The tournament-level invariant: the pool in the wallet = the pool by the engine's facts (less
+        the overlay the house has not yet been asked for). None when money is on its way (a purchase or
+        late entry under way, a prize owed) and the two may differ for a moment; else whether they agree.
+        A mismatch is logged as an error and counted (``tablium_event_pool_mismatches_total``)."""
+        row = await self.get(session, tournament_id)
+        engine = await self.engine_of(session, row)
+        under_way = await session.scalar(
+            select(func.count())
+            .select_from(Purchase)
+            .where(Purchase.tournament_id == tournament_id, Purchase.status.in_(PURCHASE_UNDER_WAY))
+        )
+        under_way = (under_way or 0) + (
+            await session.scalar(
+                select(func.count())
+                .select_from(Registration)
+                .where(
+                    Registration.tournament_id == tournament_id,
+                    or_(
+                        Registration.status.in_(("posting", "voiding", "refunding")),
+                        and_(Registration.status == "held", Registration.entry_id.is_(None)),
+                    ),
+                )
+            )
+            or 0
+        )
+        owed = await session.scalar(
+            select(func.count()).select_from(Prize).where(Prize.tournament_id == tournament_id, Prize.status == "owed")
+        )
+        await session.commit()
+        if engine is None or under_way or owed:
+            return None
+        given, _ = await self._overlay_given(row)
+        expected = engine.pool_held - (engine.prize_pool - engine.pool_collected) + given
+        held = await self.wallet.balance(self._pool(row))
+        if held == expected:
+            return True
+        POOL_MISMATCHES.inc()
+        log.error("prize pool mismatch", tournament=str(tournament_id), wallet=held, engine=expected)
+        return False
 
     # ------------------------------------------------------------------ views
 
@@ -789,65 +1064,116 @@ class Tournaments:
         return due is not None and self._now_ms_since(started_at, engine) >= due
 
     async def reconcile(self, session: AsyncSession) -> None:
-        """Finish half-done wallet steps: holds not confirmed, prizes owed, starts, cancels and purchases cut short."""
-        stale = (await session.scalars(select(Registration).where(Registration.status == "holding").limit(100))).all()
-        for reg in stale:
-            row = await session.get(TournamentRow, reg.tournament_id)
-            if row is not None and row.status in ("registering", "running", "starting"):
-                await self._take_hold(row, reg)
-                await session.commit()
-        # A late registration cut short after its hold: finish it (or void it if it is too late now).
-        # Only ones left alone for a while, so an answer still on its way is not raced.
+        """Finish half-done wallet steps: holds not confirmed, late entries and purchases cut short, prizes
+        owed, cancels and starts cut short. Each item on its own (``services.reconciler.attempt``): one that
+        fails is logged, counted and retried later with backoff, and the others go on."""
+        holding = await session.scalars(
+            select(Registration.id)
+            .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
+            .where(
+                Registration.status == "holding",
+                TournamentRow.status.in_(("registering", "running", "starting")),
+            )
+            .limit(RECONCILE_BATCH)
+        )
+        for reg_id in holding.all():
+            await attempt(
+                session, self.backoff, "hold", reg_id, functools.partial(self._reconcile_hold, session, reg_id)
+            )
+        # A late registration or a purchase cut short: only ones left alone for a while, so an answer still
+        # on its way is not raced.
         quiet_since = datetime.now(UTC) - timedelta(seconds=self.settings.late_entry_grace_s)
-        late = (
-            await session.scalars(
-                select(Registration)
-                .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
-                .where(
-                    Registration.status == "held",
-                    Registration.entry_id.is_(None),
-                    Registration.updated_at < quiet_since,
-                    TournamentRow.status.in_(("running", "finished")),
-                )
-                .limit(100)
+        late = await session.scalars(
+            select(Registration.id)
+            .join(TournamentRow, TournamentRow.id == Registration.tournament_id)
+            .where(
+                or_(
+                    and_(
+                        Registration.status == "held",
+                        Registration.entry_id.is_(None),
+                        TournamentRow.status.in_(("running", "finished")),
+                    ),
+                    Registration.status.in_(("posting", "voiding", "refunding")),
+                ),
+                Registration.updated_at < quiet_since,
             )
-        ).all()
-        for reg in late:
-            row = await self._locked(session, reg.tournament_id)
-            await session.refresh(reg)
-            await self._enter_late(session, row, reg)
-            await session.commit()
-        # Rebuys/add-ons cut short the same way: posted and applied, or voided if the engine refuses now.
-        cut_short = (
-            await session.scalars(
-                select(Purchase)
-                .where(Purchase.status.in_(("holding", "held")), Purchase.updated_at < quiet_since)
-                .limit(100)
+            .limit(RECONCILE_BATCH)
+        )
+        for reg_id in late.all():
+            await attempt(
+                session, self.backoff, "late_entry", reg_id, functools.partial(self._reconcile_late, session, reg_id)
             )
-        ).all()
-        for purchase in cut_short:
-            await self._finish_purchase(session, purchase)
-            await session.commit()
-        for tournament_id in (
-            await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
-        ).all():
-            await self.pay_prizes(session, tournament_id)
-        for row in (await session.scalars(select(TournamentRow).where(TournamentRow.status == "cancelling"))).all():
-            await self._finish_cancel(session, row)
-            await session.commit()
+        purchases = await session.scalars(
+            select(Purchase.id)
+            .where(Purchase.status.in_(PURCHASE_UNDER_WAY), Purchase.updated_at < quiet_since)
+            .limit(RECONCILE_BATCH)
+        )
+        for purchase_id in purchases.all():
+            # Posted and applied, or voided/refunded if the engine refuses now.
+            await attempt(
+                session,
+                self.backoff,
+                "purchase",
+                purchase_id,
+                functools.partial(self._drive_purchase, session, purchase_id),
+            )
+        owed = await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
+        for tournament_id in owed.all():
+            await attempt(
+                session,
+                self.backoff,
+                "prizes",
+                tournament_id,
+                functools.partial(self.pay_prizes, session, tournament_id),
+            )
+        cancelling = await session.scalars(select(TournamentRow.id).where(TournamentRow.status == "cancelling"))
+        for tournament_id in cancelling.all():
+            await attempt(
+                session,
+                self.backoff,
+                "cancel",
+                tournament_id,
+                functools.partial(self._reconcile_cancel, session, tournament_id),
+            )
+        # The invariant, for every running tournament (a mismatch is logged and counted, never fixed here).
+        running = await session.scalars(select(TournamentRow.id).where(TournamentRow.status == "running"))
+        for tournament_id in running.all():
+            await attempt(
+                session, self.backoff, "pool", tournament_id, functools.partial(self.check_pool, session, tournament_id)
+            )
         # Starts cut short after ``starting`` was committed: post what is left and build the engine.
-        for tournament_id in (
-            await session.scalars(
-                select(TournamentRow.id).where(
-                    TournamentRow.status == "starting", TournamentRow.updated_at < quiet_since
-                )
+        starting = await session.scalars(
+            select(TournamentRow.id).where(TournamentRow.status == "starting", TournamentRow.updated_at < quiet_since)
+        )
+        for tournament_id in starting.all():
+            await attempt(
+                session,
+                self.backoff,
+                "start",
+                tournament_id,
+                functools.partial(self._reconcile_start, session, tournament_id),
             )
-        ).all():
-            try:
-                await self.start(session, tournament_id)
-            except Conflict as exc:
-                log.warning("a start cut short cannot be finished yet", tournament=str(tournament_id), error=str(exc))
-                await session.rollback()
+
+    async def _reconcile_hold(self, session: AsyncSession, reg_id: uuid.UUID) -> None:
+        reg = await session.get(Registration, reg_id, populate_existing=True)
+        assert reg is not None
+        row = await session.get(TournamentRow, reg.tournament_id)
+        assert row is not None
+        if reg.status == "holding":
+            await self._take_hold(session, row, reg)
+
+    async def _reconcile_late(self, session: AsyncSession, reg_id: uuid.UUID) -> None:
+        await self._drive_registration(session, reg_id)
+
+    async def _reconcile_cancel(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
+        await self._finish_cancel(session, await self.get(session, tournament_id))
+
+    async def _reconcile_start(self, session: AsyncSession, tournament_id: uuid.UUID) -> None:
+        try:
+            await self.start(session, tournament_id)
+        except Conflict as exc:  # e.g. cancelled meanwhile: nothing to retry, not a failure
+            log.warning("a start cut short cannot be finished yet", tournament=str(tournament_id), error=str(exc))
+            await session.rollback()
 
     # ------------------------------------------------------------------ internals
 
@@ -880,10 +1206,13 @@ class Tournaments:
         the engine kept for the next fact; if it recorded nothing, raised, or the commit failed, the
         engine (possibly half-changed) is dropped.
         """
-        live = await self.engines.checkout(row.id)
+        # The id is read once, before anything can fail: after a failed commit the ORM row is expired, and
+        # reading it in the ``finally`` would raise and leave the engine checked out for good.
+        tournament_id = row.id
+        live = await self.engines.checkout(tournament_id)
         kept: Live | None = None
         try:
-            live = await self._up_to_date(session, row.id, row.version, live)
+            live = await self._up_to_date(session, tournament_id, row.version, live)
             before = row.version
             yield live.engine
             if row.version != before:
@@ -891,7 +1220,7 @@ class Tournaments:
                 await session.commit()
                 kept = Live(version, live.engine)
         finally:
-            self.engines.checkin(row.id, kept)
+            self.engines.checkin(tournament_id, kept)
 
     async def _up_to_date(
         self, session: AsyncSession, tournament_id: uuid.UUID, version: int, live: Live | None
@@ -990,63 +1319,75 @@ class Tournaments:
             reg.player_account_id = await self.wallet.open_account(f"player:{reg.player_id}", "player", config.asset)
         return reg.player_account_id
 
-    async def _take_hold(self, row: TournamentRow, reg: Registration) -> None:
-        """Hold buy-in + fee (+ bounty) from the player's account into the pool (pending). Replays are free."""
+    async def _take_hold(self, session: AsyncSession, row: TournamentRow, reg: Registration) -> None:
+        """holding -> held | failed: hold buy-in + fee (+ bounty) from the player's account into the pool
+        (pending; a freeroll takes none). Replays are free; the result is recorded by a compare-and-set and
+        committed, and ``reg`` reloaded: a late answer never overwrites what another caller did since."""
         config = TournamentConfig.from_dict(row.config)
-        player = await self._player_account(reg, config)
-        try:
-            result = await self.wallet.transfer(
-                reg.hold_transfer_id,
-                debit=player,
-                credit=self._pool(row),
-                amount=reg.amount,
-                asset=config.asset,
-                code="tournament_buy_in",
-                pending=True,
-                timeout_s=self.settings.hold_timeout_s,
-                metadata={"tournament_id": str(row.id), "entry_no": reg.entry_no},
-            )
-        except PaymentRefused as exc:
-            reg.status = "failed"
-            reg.failure = exc.detail[:200]
-            return
-        reg.status = {"pending": "held", "posted": "posted"}.get(result["status"], "failed")
-        if reg.status == "failed":
-            reg.failure = f"the hold is {result['status']}"
+        moved: dict[str, Any]
+        if not reg.amount:
+            moved = {"status": "held"}
+        else:
+            player = await self._player_account(reg, config)
+            try:
+                result = await self.wallet.transfer(
+                    reg.hold_transfer_id,
+                    debit=player,
+                    credit=self._pool(row),
+                    amount=reg.amount,
+                    asset=config.asset,
+                    code="tournament_buy_in",
+                    pending=True,
+                    timeout_s=self.settings.hold_timeout_s,
+                    metadata={"tournament_id": str(row.id), "entry_no": reg.entry_no},
+                )
+            except PaymentRefused as exc:
+                moved = {"status": "failed", "failure": exc.detail[:200]}
+            else:
+                # "posted": another caller got further meanwhile; its compare-and-set won, this one moves nothing.
+                if result["status"] in ("pending", "posted"):
+                    moved = {"status": "held", "player_account_id": player}
+                else:
+                    moved = {"status": "failed", "failure": f"the hold is {result['status']}"}
+        status = moved.pop("status")
+        await advance(session, Registration, reg.id, "holding", status, **moved)
+        await session.commit()
+        await session.refresh(reg)
 
-    async def _post_entry(self, row: TournamentRow, reg: Registration) -> None:
-        """The hold goes into the pool; the fee part moves on to the house."""
-        config = TournamentConfig.from_dict(row.config)
-        if reg.status == "held":
-            result = await self.wallet.post(reg.hold_transfer_id)
-            if result["status"] != "posted":
-                reg.status = "failed"
-                reg.failure = f"the hold is {result['status']}"
-                return
-            reg.status = "posted"
-        if reg.status == "posted" and config.fee:
-            await self.wallet.transfer(
-                transfer_id(row.id, "fee", reg.id),
-                debit=self._pool(row),
-                credit=await self._house_account("house_fees", config.asset),
-                amount=config.fee,
-                asset=config.asset,
-                code="tournament_fee",
-                metadata={"tournament_id": str(row.id)},
-            )
+    async def _void_hold(self, reg: Registration) -> str:
+        """Let a registration's hold go; its status in the wallet now (a freeroll has none: "voided")."""
+        if not reg.amount:
+            return "voided"
+        result = await self.wallet.void(reg.hold_transfer_id)
+        status: str = result["status"]
+        return status
 
-    async def _post_entries(self, row: TournamentRow, regs: Sequence[Registration]) -> None:
-        """``_post_entry`` for many: the holds posted in one resolutions request, the fees in one batch."""
+    async def _post_entries(self, session: AsyncSession, row: TournamentRow, regs: Sequence[Registration]) -> None:
+        """A start's chunk: held -> posted | failed by compare-and-set (a cancel may have taken one to
+        ``voiding`` meanwhile), the holds posted in one resolutions request, the fees of the posted ones in
+        one batch (replayed by id). A freeroll's entries have no hold to post."""
         config = TournamentConfig.from_dict(row.config)
-        held = [reg for reg in regs if reg.status == "held"]
+        held = [reg for reg in regs if reg.status == "held" and reg.amount]
         results = await self.wallet.post_many([reg.hold_transfer_id for reg in held]) if held else []
+        for reg in regs:
+            if reg.status == "held" and not reg.amount:
+                await advance(session, Registration, reg.id, "held", "posted")
         for reg, result in zip(held, results, strict=True):
             if result["status"] == "posted":
-                reg.status = "posted"
+                await advance(session, Registration, reg.id, "held", "posted")
             else:
-                reg.status = "failed"
-                reg.failure = f"the hold is {result['status']}"
-        posted = [reg for reg in regs if reg.status == "posted"]
+                await advance(
+                    session, Registration, reg.id, "held", "failed", failure=f"the hold is {result['status']}"
+                )
+        posted = set(
+            (
+                await session.scalars(
+                    select(Registration.id).where(
+                        Registration.id.in_([reg.id for reg in regs]), Registration.status == "posted"
+                    )
+                )
+            ).all()
+        )
         if not (config.fee and posted):
             return
         house = await self._house_account("house_fees", config.asset)
@@ -1061,7 +1402,8 @@ class Tournaments:
                     "code": "tournament_fee",
                     "metadata": {"tournament_id": str(row.id)},
                 }
-                for reg in posted
+                for reg in regs
+                if reg.id in posted and reg.amount
             ]
         )
 
@@ -1119,17 +1461,18 @@ class Tournaments:
             if row.status != "running" or row.state_version >= row.version:
                 await session.commit()
                 continue
-            live = await self.engines.checkout(row.id)
+            version = row.version
+            live = await self.engines.checkout(tournament_id)
             try:
-                live = await self._up_to_date(session, row.id, row.version, live)
+                live = await self._up_to_date(session, tournament_id, version, live)
                 await self._snapshot(session, row, live.engine)
                 await session.commit()
             except BaseException:
-                self.engines.checkin(row.id, None)
+                self.engines.checkin(tournament_id, None)  # not row.id: a failed commit expired the row
                 raise
-            self.engines.checkin(row.id, live)  # same version, same state: still current
-            taken.append((row.id, row.version))
-            log.info("snapshot taken", tournament=str(row.id), version=row.version, rules_version=RULES_VERSION)
+            self.engines.checkin(tournament_id, live)  # same version, same state: still current
+            taken.append((tournament_id, version))
+            log.info("snapshot taken", tournament=str(tournament_id), version=version, rules_version=RULES_VERSION)
         return taken
 
     async def _effects(

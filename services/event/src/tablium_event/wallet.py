@@ -76,7 +76,7 @@ class Wallet:
             )
         except UpstreamError as exc:
             if exc.problem.get("type") in (INSUFFICIENT_FUNDS, LIMIT_EXCEEDED):
-                raise PaymentRefused(exc.detail, extra={"reason": exc.problem.get("type")}) from exc
+                raise PaymentRefused(exc.upstream_detail, extra={"reason": exc.problem.get("type")}) from exc
             raise
         return result
 
@@ -133,6 +133,11 @@ class Wallet:
     async def void(self, id: uuid.UUID) -> dict[str, Any]:
         return await self._resolve(id, "void", None)
 
+    async def balance(self, account: uuid.UUID) -> int:
+        """The account's posted balance (what it holds; pending holds excluded)."""
+        result = await self.client.request("GET", f"/internal/v1/accounts/{account}")
+        return int(result["balance"]["available"])
+
     async def get_transfer(self, id: uuid.UUID) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = await self.client.request("GET", f"/internal/v1/transfers/{id}")
@@ -153,6 +158,6 @@ class Wallet:
                 current = await self.get_transfer(id)
                 if current is not None:
                     return current
-                raise Conflict(exc.detail) from exc
+                raise Conflict(exc.upstream_detail) from exc
             raise
         return result

@@ -50,8 +50,10 @@ class TournamentRow(UUIDv7PrimaryKey, AuditColumns, Base):
 class Registration(UUIDv7PrimaryKey, AuditColumns, Base):
     """One entry's money: the hold taken at registration and what became of it.
 
-    status: holding (row written, wallet hold not confirmed) -> held -> posted (in the pool) |
-    voided (unregistered/cancelled before the start) | refunded (cancelled after) | failed (refused).
+    status: holding (row written, wallet hold not confirmed) -> held -> posted (in the pool; a late entry
+    through posting: its hold being posted, then seated) | voiding -> voided (unregistered, refused, or
+    cancelled before the start) | refunding -> refunded (cancelled after) | failed (refused). Each move is a
+    compare-and-set (``db/steps.py``), so a late answer never overwrites a later status.
     """
 
     __tablename__ = "registrations"
@@ -124,8 +126,10 @@ class Purchase(UUIDv7PrimaryKey, AuditColumns, Base):
     ``config.price(kind).total`` (a rebuy: buy-in + PKO bounty part + fee, the fee moved on to the house
     after the post; an add-on: the buy-in).
 
-    status: holding (row written, wallet hold not confirmed) -> held -> posted (in the pool, chips given) |
-    voided (the engine refused it after the hold) | failed (the wallet refused it) | refunded (cancelled).
+    status: holding (row written, wallet hold not confirmed) -> held -> posting (the engine said yes; the
+    hold being posted) -> posted (in the pool, chips given) | voiding -> voided (the engine refused it after
+    the hold) | refunding -> refunded (refused after the post, or cancelled) | failed (the wallet refused
+    it). Each move is a compare-and-set (``db/steps.py``; the service's ``_drive_purchase``).
     """
 
     __tablename__ = "purchases"

@@ -48,7 +48,7 @@ MoverKey = tuple[int, int, int, int]  # (effective players, -moves of its due-bi
 # The version of the rules this engine applies. Bump it with any change that can make a different decision
 # from the same facts (who moves, when a table holds, what is accepted): a journal written under one version
 # must not be replayed by another (docs/adr/0006-tournament-engine.md, "Rules version").
-RULES_VERSION = 2  # 2: fixed payout shares for more places than entries pay the whole pool
+RULES_VERSION = 3  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve
 
 WAITING = "waiting for players"
 SHORT = "3 short: waiting for players [11D]"
@@ -327,6 +327,10 @@ class Tournament:
             return "no re-entries left"
         if self.config.format == "sng" and len(self.entries) >= self.config.seats_per_table:
             return "the sit-and-go is full"
+        if self.prizes_paid:
+            # The bounty rule (ADR 0006): bounties paid leave entries and rebuys open (a bounty comes from
+            # the bounty parts, never from the prize pool a later entry joins); the first place prize closes them.
+            return "prizes are already being paid"
         return None
 
     def unregister(self, player: str) -> int:
@@ -698,6 +702,22 @@ class Tournament:
         self.rebuy_bounties += bounty
         self.rebuys += 1
         self._refresh_payouts()
+
+    @property
+    def pool_collected(self) -> int:
+        """The prize-pool parts paid in (entries, rebuys, add-ons): the pool without the guarantee's overlay."""
+        config = self.config
+        return (
+            len(self.entries) * config.price("entry").prize_pool
+            + self.rebuys * config.price("rebuy").prize_pool
+            + self.addons * config.price("addon").prize_pool
+        )
+
+    @property
+    def pool_held(self) -> int:
+        """What the pool account must hold by the facts: the prize pool (overlay included) and the bounty
+        parts paid in, less every prize and bounty awarded."""
+        return self.prize_pool + self.bounties_collected - self.prizes_paid - self.bounties_paid
 
     @property
     def bounties_collected(self) -> int:

@@ -1,4 +1,4 @@
-"""Prize pool, payout tables, tie splits, ICM and chip-chop deals. Integers only.
+"""Prize pool, payout tables, tie splits, ICM and chip-chop deals. Integers and exact fractions only.
 
 Rounding rule (one rule everywhere): every amount is rounded *down*, and what rounding
 leaves over goes to a stated place — first place for a payout table, the members of a
@@ -41,11 +41,78 @@ def split_evenly(amount: int, parts: int) -> list[int]:
     return [base + (1 if i < rest else 0) for i in range(parts)]
 
 
-def auto_first_share(entries: int) -> float:
-    """The winner's share of the pool: ~30% at 100 entries, falling to 12% from ~1,700 entries on."""
+# Fixed-point arithmetic for the payout curve: integers scaled by 2^FRACTION_BITS. Every operation below
+# is on Python integers (or Fractions), so a payout table is the same on every machine and every
+# replay: no float, no libm (a float ``log10`` or ``**`` may round differently on another platform).
+FRACTION_BITS = 32
+ONE = 1 << FRACTION_BITS
+# log10(2), truncated to 15 decimals: a constant of the rule, not a computation.
+LOG10_2 = Fraction(301_029_995_663_981, 10**15)
+# The curve's exponent is searched in [0.05, 6] at this resolution (2^-16).
+ALPHA_BITS = 16
+
+
+def _roots_of_two(levels: int) -> list[int]:
+    """2^(1/2), 2^(1/4), ... 2^(1/2^levels), each in fixed point (integer square roots, rounded down)."""
+    roots: list[int] = []
+    value = 2 * ONE
+    for _ in range(levels):
+        value = math.isqrt(value * ONE)
+        roots.append(value)
+    return roots
+
+
+_ROOTS = _roots_of_two(ALPHA_BITS + FRACTION_BITS)
+
+
+def log2_fixed(n: int) -> int:
+    """log2(n) of a positive integer in fixed point, rounded down (bit by bit: square the mantissa)."""
+    whole = n.bit_length() - 1
+    mantissa = (n << FRACTION_BITS) >> whole  # in [1, 2), fixed point
+    fraction = 0
+    for bit in range(FRACTION_BITS - 1, -1, -1):
+        mantissa = (mantissa * mantissa) >> FRACTION_BITS
+        if mantissa >= 2 * ONE:
+            mantissa >>= 1
+            fraction |= 1 << bit
+    return (whole << FRACTION_BITS) | fraction
+
+
+def _exp2_neg_bitwise(fraction: int) -> int:
+    """2^(-fraction) for a fixed-point fraction in [0, 1): each bit a division by its root of two."""
+    value = ONE
+    for bit, root in zip(range(FRACTION_BITS - 1, -1, -1), _ROOTS, strict=False):
+        if fraction >> bit & 1:
+            value = (value << FRACTION_BITS) // root
+    return value
+
+
+# 2^(-b / 256^(k+1)) for each byte b of the fraction, most significant byte first (k = 0..3).
+_EXP2_BYTES = [[_exp2_neg_bitwise(b << (FRACTION_BITS - 8 * (k + 1))) for b in range(256)] for k in range(4)]
+
+
+def exp2_neg_fixed(x: int) -> int:
+    """2^(-x) for a fixed-point x >= 0, in fixed point (rounded down at each step): the whole part a
+    shift, the fraction one table factor per byte."""
+    whole, fraction = divmod(x, ONE)
+    value = ONE
+    for k, table in enumerate(_EXP2_BYTES):
+        value = (value * table[fraction >> (FRACTION_BITS - 8 * (k + 1)) & 0xFF]) >> FRACTION_BITS
+    return value >> whole
+
+
+def auto_first_share(entries: int) -> Fraction:
+    """The winner's share of the pool: ~30% at 100 entries, falling to 12% from ~1,930 entries on
+    (30% - 14% · log10(entries / 100), the logarithm in fixed point); 40% down to 30% below 100."""
     if entries <= 100:
-        return min(0.40, 0.30 + 0.10 * (100 - entries) / 90)
-    return max(0.12, 0.30 - 0.14 * math.log10(entries / 100))
+        return min(Fraction(2, 5), Fraction(3, 10) + Fraction(100 - entries, 900))
+    log10 = Fraction(log2_fixed(entries) - log2_fixed(100), ONE) * LOG10_2
+    return max(Fraction(3, 25), Fraction(3, 10) - Fraction(7, 50) * log10)
+
+
+def exact(value: float | int) -> Fraction:
+    """A configured ratio (JSON gives floats) as the decimal it was written as: 0.15 is 15/100."""
+    return Fraction(str(value))
 
 
 def tiers(paid: int) -> list[tuple[int, int]]:
@@ -74,43 +141,53 @@ def payout_table(pool: int, entries: int, buy_in: int, rule: PayoutRule) -> list
         paid = 1 if entries <= 4 else 2 if entries <= 7 else 3
         return _from_shares(pool, SMALL_FIELD_SHARES[paid])
     reference = buy_in if buy_in > 0 else pool // entries
-    min_cash = max(1, math.ceil(rule.min_cash_multiple * reference))
-    paid = max(1, min(math.ceil(entries * rule.paid_fraction), pool // min_cash, entries))
+    min_cash = max(1, math.ceil(exact(rule.min_cash_multiple) * reference))
+    paid = max(1, min(math.ceil(entries * exact(rule.paid_fraction)), pool // min_cash, entries))
     if paid <= 3:
         return _from_shares(pool, SMALL_FIELD_SHARES[paid])
-    first_share = rule.first_share if rule.first_share is not None else auto_first_share(entries)
-    raw = _curve(pool, paid, min_cash, first_share)
+    first_share = exact(rule.first_share) if rule.first_share is not None else auto_first_share(entries)
+    weights = _curve_weights(pool, paid, min_cash, first_share)
+    total = sum(weights)
+    extra = pool - paid * min_cash
     amounts: list[int] = []
     unit = max(1, rule.round_to)
     ceiling = pool
     for first, last in tiers(paid):
-        mean = sum(raw[first - 1 : last]) / (last - first + 1)
-        amount = min(ceiling, int(mean // unit) * unit)
-        amounts.extend([amount] * (last - first + 1))
+        # The tier's mean of min_cash + extra · w_i / total, rounded down to the unit, exactly.
+        places = last - first + 1
+        mean = Fraction(min_cash * places * total + extra * sum(weights[first - 1 : last]), places * total)
+        amount = min(ceiling, math.floor(mean / unit) * unit)
+        amounts.extend([amount] * places)
         ceiling = amount
     amounts[0] += pool - sum(amounts)
     return amounts
 
 
-def _curve(pool: int, paid: int, min_cash: int, first_share: float) -> list[float]:
-    """min_cash + extra * w_i, w_i = i^-a - paid^-a, with ``a`` chosen so first place gets ``first_share``."""
+def _curve_weights(pool: int, paid: int, min_cash: int, first_share: Fraction) -> list[int]:
+    """w_i = i^-a - paid^-a (fixed point), with the exponent ``a`` the smallest multiple of 2^-16 in
+    [0.05, 6] for which first place (min_cash + extra · w_1 / Σw) gets at least ``first_share`` of the pool."""
     extra = pool - paid * min_cash
+    logs = [log2_fixed(i) for i in range(1, paid + 1)]
 
-    def amounts(alpha: float) -> list[float]:
-        floor = paid**-alpha
-        weights = [i**-alpha - floor for i in range(1, paid + 1)]
-        total = sum(weights)
-        return [min_cash + extra * w / total for w in weights]
+    def weights(alpha: int) -> list[int]:
+        powers = [exp2_neg_fixed((alpha * log) >> ALPHA_BITS) for log in logs]
+        return [power - powers[-1] for power in powers]
 
-    target = first_share * pool
-    low, high = 0.05, 6.0
-    for _ in range(50):
-        middle = (low + high) / 2
-        if amounts(middle)[0] < target:
-            low = middle
-        else:
+    def first_reaches_share(alpha: int) -> bool:
+        w = weights(alpha)
+        total = sum(w)
+        return total > 0 and (min_cash * total + extra * w[0]) >= first_share * pool * total
+
+    low, high = math.ceil(Fraction(5, 100) * (1 << ALPHA_BITS)), 6 << ALPHA_BITS
+    if first_reaches_share(low):
+        return weights(low)
+    while high - low > 1:  # first place's amount grows with the exponent
+        middle = (low + high) // 2
+        if first_reaches_share(middle):
             high = middle
-    return amounts((low + high) / 2)
+        else:
+            low = middle
+    return weights(high)
 
 
 def _check_shares(shares_bp: tuple[int, ...]) -> None:

@@ -1,0 +1,224 @@
+"""Races over real HTTP: the event service and the wallet each run as their own process (granian).
+
+The in-process test client serialises too much to show these races (STYLE.md: "check for duplicates
+under the lock; test concurrent identical requests over real HTTP against a running service").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import subprocess
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from jwt.algorithms import RSAAlgorithm
+from test_service import (
+    DIRECTOR,
+    KID,
+    REBUYS,
+    SERVICE,
+    SIGNING_KEY,
+    VENV_BIN,
+    Ledger,
+    bearer,
+    free_port,
+    wallet_url,
+    wire,
+)
+
+from tablium_kit.messaging.testing import AmqpNames
+
+__all__ = ["wallet_url"]  # a fixture, shared with test_service
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("tablium_wallet") is None,
+    reason="the wallet service (tablium_wallet) is not installed: these tests need the real wallet",
+)
+
+
+@pytest.fixture(scope="module")
+def jwks_url() -> Iterator[str]:
+    """The player service's part: the public key of the tests' tokens, as a JWKS document."""
+    jwk = json.loads(RSAAlgorithm.to_jwk(SIGNING_KEY.public_key()))
+    document = json.dumps({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+async def event_url(
+    make_database: Callable[[str], Awaitable[str]],
+    amqp_names: AmqpNames,
+    wallet_url: str,
+    jwks_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TABLIUM_EVENT_DATABASE_URL": await make_database("event_races"),
+        "TABLIUM_EVENT_PORT": str(port),
+        "TABLIUM_EVENT_WALLET_URL": wallet_url,
+        "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+        "TABLIUM_ENVIRONMENT": "test",
+        "TABLIUM_JWKS_URL": jwks_url,
+        # The tests drive the clock; the reconciler must not finish what the requests race over.
+        "TABLIUM_EVENT_CLOCK_INTERVAL_S": "0",
+        "TABLIUM_EVENT_RECONCILE_INTERVAL_S": "0",
+        "TABLIUM_EVENT_CONSUME_EVENTS": "false",
+        "TABLIUM_LOG_LEVEL": "WARNING",
+    }
+    log: Path = tmp_path_factory.mktemp("event") / "event.log"
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once per module
+        [str(VENV_BIN / "tablium-event"), "serve", "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the event service exited:\n{tail(log)}")
+                try:
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"the event service did not start:\n{tail(log)}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+async def http(event_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=event_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def ledger(wallet_url: str) -> AsyncIterator[Ledger]:
+    ledger = Ledger(wallet_url)
+    yield ledger
+    await ledger.http.aclose()
+
+
+async def running_tournament(
+    http: httpx.AsyncClient, ledger: Ledger, players: int, funds: int = 10_000, **config: Any
+) -> tuple[str, dict[str, str]]:
+    """A started tournament: its id and player id -> wallet account."""
+    body = {"name": "Race", "buy_in": 1_000, "fee": 100, "seats_per_table": 6, "seed": 7, **config}
+    response = await http.post("/api/v1/tournaments", json=wire(body), headers=DIRECTOR)
+    assert response.status_code == 201, response.text
+    tournament_id: str = response.json()["id"]
+    response = await http.post(f"/api/v1/tournaments/{tournament_id}/open", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    accounts: dict[str, str] = {}
+    for _ in range(players):
+        player = str(uuid.uuid4())
+        accounts[player] = await ledger.fund(player, funds)
+        response = await http.post(
+            f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(player, ["player"])
+        )
+        assert response.status_code == 201, response.text
+    response = await http.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    return tournament_id, accounts
+
+
+SERVICE_HEADERS = {"Authorization": f"Bearer {SERVICE.token('event')}"}
+
+
+async def test_twenty_concurrent_replays_of_one_rebuy_charge_once_and_apply_once(
+    http: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    """Issue 10, item 1: a replay that read the purchase while ``holding`` re-ran the hold, overwrote
+    ``posted`` with ``held``, and the engine's refusal of the second application refunded a posted
+    transfer — the rebuy applied for free. Several rounds: the interleaving differs from run to run."""
+    for _ in range(4):
+        tournament_id, accounts = await running_tournament(http, ledger, 3, **REBUYS)
+        rebuyer = next(iter(accounts))
+        url = f"/api/v1/tournaments/{tournament_id}"
+        request_id = str(uuid.uuid4())
+        responses = await asyncio.gather(
+            *(
+                http.post(f"{url}/rebuys", json={"request_id": request_id}, headers=bearer(rebuyer, ["player"]))
+                for _ in range(20)
+            )
+        )
+        assert {r.status_code for r in responses} == {201}, [r.text for r in responses if r.status_code != 201]
+        assert len({json.dumps(r.json(), sort_keys=True) for r in responses}) == 1, "one answer for one request"
+        assert responses[0].json()["status"] == "posted"
+        assert await ledger.balance(accounts[rebuyer]) == 10_000 - 1_100 - 1_100, "charged exactly once"
+        pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
+        lobby = (await http.get(url)).json()
+        assert int(lobby["prize_pool"]) == 4_000, "the engine applied the rebuy exactly once"
+        assert await ledger.balance(pool) == int(lobby["prize_pool"]), "pool in the wallet = pool in the engine"
+        [table] = (await http.get(f"{url}/tables")).json()
+        stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+        body = {"hand_id": "after-rebuy", "table": table["table"], "stacks": stacks}
+        response = await http.post(f"/internal/v1{url[7:]}/hands", json=body, headers=SERVICE_HEADERS)
+        assert response.status_code == 200, response.text
+        rebuys = [i for i in response.json()["instructions"] if i["kind"] == "set_stack" and i["reason"] == "rebuy"]
+        assert len(rebuys) == 1, "the chips of one rebuy"
+
+
+async def test_concurrent_identical_hand_reports_answer_once_and_never_freeze_the_tournament(
+    http: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    """Issue 10, item 6: the duplicate check ran before the lock, so copies of one report all applied
+    the hand; the loser's commit failed, its ``finally`` read an expired ORM attribute and the engine
+    was never checked in: the next request waited for it for ever."""
+    for round_ in range(3):
+        tournament_id, _ = await running_tournament(http, ledger, 3)
+        url = f"/internal/v1/tournaments/{tournament_id}/hands"
+        [table] = (await http.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
+        stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
+        body = {"hand_id": f"h{round_}", "table": table["table"], "stacks": stacks}
+        responses = await asyncio.wait_for(
+            asyncio.gather(*(http.post(url, json=body, headers=SERVICE_HEADERS) for _ in range(5))), 30
+        )
+        ok = [r for r in responses if r.status_code == 200]
+        assert ok, [r.text for r in responses]
+        assert all(r.status_code in (200, 409) for r in responses), [r.text for r in responses]
+        assert len({json.dumps(r.json(), sort_keys=True) for r in ok}) == 1, "every copy gets the same answer"
+        # The tournament goes on: the next hand is applied at once.
+        body = {**body, "hand_id": f"next{round_}"}
+        response = await asyncio.wait_for(http.post(url, json=body, headers=SERVICE_HEADERS), 15)
+        assert response.status_code == 200, response.text
