@@ -28,6 +28,10 @@ PRIVATE_ROUTES = {
     "wallet-me",
     "wallet-limits",
     "wallet-admin",
+    "lobby-tables-create",
+    "lobby-table-close",
+    "lobby-seats",
+    "lobby-seat-me",
 }
 PUBLIC_ROUTES = {
     "player-auth",
@@ -35,6 +39,8 @@ PUBLIC_ROUTES = {
     "player-public-profile",
     "event-tournaments-list",
     "event-tournament-lobby",
+    "lobby-tables-list",
+    "lobby-table",
 }
 INTERNAL_SAMPLES = ("/internal", "/internal/", "/internal/holds", "/internal/v1/players/1")
 

@@ -1,0 +1,70 @@
+"""The lobby service: cash tables, seats, real-time play over WebSocket, hand histories."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import structlog
+from litestar import Litestar
+from litestar.di import Provide
+
+from tablium_kit import db
+from tablium_kit.app import ServiceDefinition, create_service_app
+from tablium_kit.auth import KeySource
+from tablium_lobby.api.tables import SeatController, TableController
+from tablium_lobby.clients.wallet import Wallet
+from tablium_lobby.db.models import MESSAGING
+from tablium_lobby.services.runtime import provide_seating
+from tablium_lobby.services.seating import Seating
+from tablium_lobby.settings import LobbySettings, load_settings
+
+MIGRATIONS = Path(__file__).parent / "db" / "migrations"
+log = structlog.get_logger("tablium.lobby")
+
+
+async def _reconcile_forever(seating: Seating, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await seating.reconcile()
+        except Exception:  # the loop must outlive any one failure; it is logged and retried
+            log.exception("reconciler pass failed")
+
+
+def create_app(settings: LobbySettings | None = None, *, key_source: KeySource | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    async def start(app: Litestar) -> None:
+        sessions = db.session_factory(app.state.db_engine_instance)
+        wallet = Wallet(settings.wallet_url, settings.service_token_secret)
+        app.state.seating = Seating(settings, sessions, wallet)
+        app.state.reconciler = None
+        if settings.reconcile_interval_s > 0:
+            app.state.reconciler = asyncio.create_task(
+                _reconcile_forever(app.state.seating, settings.reconcile_interval_s), name="lobby-reconciler"
+            )
+
+    async def stop(app: Litestar) -> None:
+        task: asyncio.Task[None] | None = app.state.reconciler
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await app.state.seating.wallet.aclose()
+
+    return create_service_app(
+        ServiceDefinition(
+            settings=settings,
+            title="Tablium lobby service",
+            route_handlers=[TableController, SeatController],
+            migrations_dir=MIGRATIONS,
+            uses_redis=True,
+            messaging=MESSAGING,
+            key_source=key_source,
+            on_startup=[start],
+            on_shutdown=[stop],
+            dependencies={"seating": Provide(provide_seating, sync_to_thread=False)},
+        )
+    )
