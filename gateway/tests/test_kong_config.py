@@ -32,6 +32,8 @@ PRIVATE_ROUTES = {
     "lobby-table-close",
     "lobby-seats",
     "lobby-seat-me",
+    "lobby-table-play",
+    "lobby-hands",
 }
 PUBLIC_ROUTES = {
     "player-auth",

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -66,7 +67,7 @@ def free_port() -> int:
 def wait_healthy(process: subprocess.Popen[bytes], url: str, name: str) -> None:
     for _ in range(300):
         if process.poll() is not None:
-            err = process.stderr.read().decode()[-3000:] if process.stderr else ""
+            err = process.stderr.read().decode()[-3000:] if process.stderr else ""  # type: ignore[union-attr]
             raise RuntimeError(f"{name} exited: {err}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
@@ -158,9 +159,10 @@ async def client(settings: LobbySettings) -> AsyncIterator[AsyncTestClient]:
 
 
 class LobbyProcess:
-    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, database_url: str) -> None:
         self.process = process
         self.url = url
+        self.database_url = database_url
 
     @property
     def ws_url(self) -> str:
@@ -177,32 +179,39 @@ async def start_lobby(
 ) -> AsyncIterator[Callable[..., Awaitable[LobbyProcess]]]:
     """Factory of real ``tablium-lobby serve`` processes; several share one database when asked."""
     processes: list[subprocess.Popen[bytes]] = []
+    logs: list[Path] = []
 
     async def start(database_url: str | None = None, **extra: str) -> LobbyProcess:
         port = free_port()
+        database_url = database_url or await make_database("lobby_proc")
         env = {
             **os.environ,
-            **lobby_env(database_url or await make_database("lobby_proc"), amqp_names, wallet_url, run_id, **extra),
+            **lobby_env(database_url, amqp_names, wallet_url, run_id, **extra),
             "TABLIUM_LOBBY_PORT": str(port),
             "TABLIUM_LOBBY_JWKS_URL": jwks_url,
             "TABLIUM_LOG_LEVEL": "WARNING",
         }
+        log_path = Path(tempfile.gettempdir()) / f"tablium-lobby-test-{port}.log"
         process = subprocess.Popen(  # noqa: ASYNC220 - a test starting its service
             [str(VENV_BIN / "tablium-lobby"), "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log_path.open("wb"),
         )
+        logs.append(log_path)
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(process, url, "lobby")
-        return LobbyProcess(process, url)
+        return LobbyProcess(process, url, database_url)
 
     yield start
     for process in processes:
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=10)
+    if not os.environ.get("TABLIUM_TEST_KEEP_LOGS"):
+        for log_path in logs:
+            log_path.unlink(missing_ok=True)
 
 
 class Ledger:

@@ -13,9 +13,13 @@ from litestar.di import Provide
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
+from tablium_lobby.api.hands import HandController
+from tablium_lobby.api.play import StateController, table_socket
 from tablium_lobby.api.tables import SeatController, TableController
 from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import MESSAGING
+from tablium_lobby.services.dealer import Dealer
+from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.runtime import provide_seating
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.settings import LobbySettings, load_settings
@@ -24,11 +28,12 @@ MIGRATIONS = Path(__file__).parent / "db" / "migrations"
 log = structlog.get_logger("tablium.lobby")
 
 
-async def _reconcile_forever(seating: Seating, interval_s: float) -> None:
+async def _reconcile_forever(seating: Seating, dealer: Dealer, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
         try:
             await seating.reconcile()
+            await dealer.reconcile()
         except Exception:  # the loop must outlive any one failure; it is logged and retried
             log.exception("reconciler pass failed")
 
@@ -39,11 +44,17 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
     async def start(app: Litestar) -> None:
         sessions = db.session_factory(app.state.db_engine_instance)
         wallet = Wallet(settings.wallet_url, settings.service_token_secret)
-        app.state.seating = Seating(settings, sessions, wallet)
+        hub = Hub()
+        seating = Seating(settings, sessions, wallet)
+        dealer = Dealer(settings, sessions, seating, hub)
+        seating.set_notify(dealer.on_seat_change)
+        app.state.seating = seating
+        app.state.dealer = dealer
+        await dealer.recover()
         app.state.reconciler = None
         if settings.reconcile_interval_s > 0:
             app.state.reconciler = asyncio.create_task(
-                _reconcile_forever(app.state.seating, settings.reconcile_interval_s), name="lobby-reconciler"
+                _reconcile_forever(seating, dealer, settings.reconcile_interval_s), name="lobby-reconciler"
             )
 
     async def stop(app: Litestar) -> None:
@@ -52,13 +63,14 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await app.state.dealer.stop()
         await app.state.seating.wallet.aclose()
 
     return create_service_app(
         ServiceDefinition(
             settings=settings,
             title="Tablium lobby service",
-            route_handlers=[TableController, SeatController],
+            route_handlers=[TableController, SeatController, StateController, HandController, table_socket],
             migrations_dir=MIGRATIONS,
             uses_redis=True,
             messaging=MESSAGING,

@@ -73,6 +73,9 @@ class Seating:
         self._notify = notify
         self._player_accounts: dict[uuid.UUID, uuid.UUID] = {}
 
+    def set_notify(self, notify: Notify) -> None:
+        self._notify = notify
+
     async def notify(self, table_id: uuid.UUID, change: dict[str, object]) -> None:
         if self._notify is not None:
             await self._notify(table_id, change)
@@ -287,8 +290,11 @@ class Seating:
             else:
                 movement = await self.start_cash_out(session, table, seat)
                 result = LeaveResult("left", movement.amount if movement else 0)
+                left = {"type": "player-left", "userId": str(seat.player_id), "seat": seat.seat_no, "seq": table.seq}
         if movement is not None:
             await self.finish_cash_out(movement.id)
+        elif seat.status == "left":
+            await self.notify(table_id, left)
         return result
 
     async def _pending_cash_out(self, session: AsyncSession, seat_id: uuid.UUID) -> ChipMovement | None:
@@ -387,6 +393,7 @@ class Seating:
     async def cash_out_idle(self, table_id: uuid.UUID) -> None:
         """Cash out every seat not dealt in whose player asked to leave (or whose table is closing)."""
         movements: list[uuid.UUID] = []
+        emptied: list[dict[str, object]] = []
         async with self.sessions.begin() as session:
             table = await get_table(session, table_id, lock=True)
             for seat in await active_seats(session, table_id):
@@ -397,6 +404,12 @@ class Seating:
                 movement = await self.start_cash_out(session, table, seat)
                 if movement is not None:
                     movements.append(movement.id)
+                else:
+                    emptied.append({"type": "player-left", "userId": str(seat.player_id), "seat": seat.seat_no})
+            for change in emptied:
+                change["seq"] = table.seq
+        for change in emptied:
+            await self.notify(table_id, change)
         for movement_id in movements:
             await self.finish_cash_out(movement_id)
 
