@@ -68,7 +68,9 @@ class Bot:
                 return  # stale: dropped, as the protocol says
             self.seq = seq
         kind = message.get("type")
-        if kind == "new-player-card":
+        if kind == "snapshot":
+            await self._resume(message)
+        elif kind == "new-player-card":
             self.cards = "".join(c["rank"] + c["suit"] for c in message["cards"])
         elif kind == "round-result":
             self.hands_ended += 1
@@ -92,6 +94,19 @@ class Bot:
                     await self.send(
                         {"type": "action", "action": "check" if turn["legal"]["check"] else "fold", "seq": self.seq}
                     )
+
+    async def _resume(self, snapshot: dict[str, Any]) -> None:
+        """After (re)joining mid-hand: pick up the hole cards, and act if the hand waits for us."""
+        hand = snapshot.get("hand")
+        if not hand:
+            return
+        mine = [p for p in hand["players"] if p.get("userId") == self.player_id]
+        if mine and mine[0]["hole_cards"]:
+            self.cards = mine[0]["hole_cards"]
+        if hand.get("legal_actions") and mine and hand.get("actor") == mine[0]["seat"]:
+            turn = {"seq": snapshot["seq"], "legal": hand["legal_actions"]}
+            self._pending_turn = turn
+            await self._act(turn)
 
     async def _act(self, turn: dict[str, Any]) -> None:
         if self.think_s:
