@@ -21,6 +21,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.algorithms import RSAAlgorithm
 from litestar.testing import AsyncTestClient
 from tablium_lobby.app import create_app
@@ -32,7 +33,10 @@ from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
 
 VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 KID = "lobby-test-key"
-SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+# The player service's development key: the gateway's kong.yml trusts it too, so tests can go through it.
+DEV_KEYS = Path(__file__).resolve().parents[3] / "services" / "player" / "dev-keys"
+SIGNING_KEY = load_pem_private_key((DEV_KEYS / "jwt-dev-private.pem").read_bytes(), password=None)
+assert isinstance(SIGNING_KEY, rsa.RSAPrivateKey)
 
 
 def user_token(subject: str, roles: list[str] | None = None) -> str:

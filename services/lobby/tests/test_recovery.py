@@ -41,7 +41,7 @@ async def test_a_killed_lobby_is_taken_over_from_the_database(
             assert sat.status_code == 201, sat.text
         playing = [asyncio.create_task(bot.play(10**6, timeout_s=60)) for bot in bots]
         async with asyncio.timeout(30):
-            while min(bot.hands_ended for bot in bots) < 2:
+            while min(bot.hands_ended for bot in bots) < 2:  # noqa: ASYNC110 - bots run in tasks
                 await asyncio.sleep(0.02)
         # Stop the bots, so the next hand waits mid-way for its actor; then kill the lobby at once.
         for task in playing:
@@ -84,7 +84,7 @@ async def test_a_killed_lobby_is_taken_over_from_the_database(
                 left = await http.delete(f"/api/v1/tables/{table['id']}/seats/me", headers=bearer(bot.player_id))
                 assert left.status_code == 200, left.text
             async with asyncio.timeout(30):
-                while (await http.get(f"/api/v1/tables/{table['id']}")).json()["players"]:
+                while (await http.get(f"/api/v1/tables/{table['id']}")).json()["players"]:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
             for task in playing:
                 task.cancel()
@@ -95,7 +95,7 @@ async def test_a_killed_lobby_is_taken_over_from_the_database(
         await engine.dispose()
     escrow = await ledger.account(f"table:{table['id']}", "table_escrow")
     async with asyncio.timeout(15):
-        while await ledger.balance(escrow) != 0:
+        while await ledger.balance(escrow) != 0:  # noqa: ASYNC110 - another process's state
             await asyncio.sleep(0.1)
     rake = await ledger.balance(rake_account) - rake_before
     balances = [await ledger.player_balance(p) for p in players]
