@@ -358,3 +358,39 @@ async def test_a_player_who_does_not_act_is_checked_or_folded_at_the_deadline(
         assert acted
         for bot in bots:
             await bot.close()
+
+
+async def test_a_flood_from_one_socket_does_not_slow_the_table(lobby: LobbyProcess, ledger: Ledger) -> None:
+    async with httpx.AsyncClient(base_url=lobby.url, timeout=30) as http:
+        t, bots = await seat_bots(lobby, http, ledger, [200, 200, 200], "random", seed=7)
+        flooder = str(uuid.uuid4())
+        async with websockets.connect(t.ws, additional_headers=bearer(flooder)) as flood:
+
+            async def spam() -> None:
+                junk = json.dumps({"type": "action", "action": "raise", "amount": "999", "seq": 1})
+                for _ in range(3_000):
+                    await flood.send(junk)
+                    await flood.send("{broken")
+
+            answers: list[str] = []
+
+            async def drain() -> None:
+                async for answer in flood:
+                    answers.append(str(answer))
+
+            spamming = asyncio.create_task(spam())
+            draining = asyncio.create_task(drain())
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await asyncio.gather(*(bot.play(5, timeout_s=60) for bot in bots))
+            elapsed = loop.time() - started
+            spamming.cancel()
+            draining.cancel()
+            await asyncio.gather(spamming, draining, return_exceptions=True)
+        assert all(bot.hands_ended >= 5 for bot in bots)
+        assert elapsed < 8, f"five hands took {elapsed:.1f}s under a flood"
+        assert any("flooding" in answer for answer in answers), "the flooding socket was closed"
+        state = await t.state(bots[0].player_id)
+        assert all(p["userId"] != flooder for p in state["players"])
+        for bot in bots:
+            await bot.close()

@@ -38,6 +38,8 @@ class ClientMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 _decode = msgspec.json.Decoder(ClientMessage).decode
 _AMOUNT = re.compile(POSITIVE_AMOUNT_PATTERN)
+# Messages refused in a row by the rate limit before the socket is closed (a client out of control).
+FLOOD_LIMIT = 100
 
 
 def _error(message: str, **extra: Any) -> dict[str, Any]:
@@ -102,6 +104,7 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     )
     connection.send(snapshot)
     bucket = _Bucket(settings.ws_messages_per_s)
+    refused = 0
     runner = dealer.runner(table_id)
     try:
         while not connection.closed.is_set():
@@ -111,8 +114,14 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
                 connection.send(_error("idle for too long; closing"))
                 break
             if not bucket.take():
-                connection.send(_error("too many messages; slow down"))
+                refused += 1
+                if refused == 1:
+                    connection.send(_error("too many messages; slow down"))
+                if refused > FLOOD_LIMIT:
+                    connection.send(_error("flooding; closing"))
+                    break
                 continue
+            refused = 0
             if len(raw) > settings.ws_max_message_bytes:
                 connection.send(_error(f"message larger than {settings.ws_max_message_bytes} bytes"))
                 continue
