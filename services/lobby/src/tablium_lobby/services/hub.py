@@ -60,9 +60,12 @@ class Connection:
             self.closed.set()
 
     async def close(self) -> None:
-        self.closed.set()
+        """Send what is queued (the last error, say) for up to a second, then stop writing."""
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(None)
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(asyncio.shield(self.writer), 1.0)
+        self.closed.set()
         self.writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.writer
