@@ -43,6 +43,7 @@ PUBLIC_ROUTES = {
     "event-tournament-lobby",
     "lobby-tables-list",
     "lobby-table",
+    "lobby-stats",
 }
 INTERNAL_SAMPLES = ("/internal", "/internal/", "/internal/holds", "/internal/v1/players/1")
 

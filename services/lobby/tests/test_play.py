@@ -384,12 +384,15 @@ async def test_a_flood_from_one_socket_does_not_slow_the_table(lobby: LobbyProce
             started = loop.time()
             await asyncio.gather(*(bot.play(5, timeout_s=60) for bot in bots))
             elapsed = loop.time() - started
+            closed_by_server = draining.done()
             spamming.cancel()
             draining.cancel()
             await asyncio.gather(spamming, draining, return_exceptions=True)
         assert all(bot.hands_ended >= 5 for bot in bots)
-        assert elapsed < 8, f"five hands took {elapsed:.1f}s under a flood"
-        assert any("flooding" in answer for answer in answers), "the flooding socket was closed"
+        # Unloaded, five hands take about a second; the bound leaves room for a busy machine.
+        assert elapsed < 15, f"five hands took {elapsed:.1f}s under a flood"
+        assert closed_by_server, "the server closed the flooding socket"
+        assert any("slow down" in answer for answer in answers)
         state = await t.state(bots[0].player_id)
         assert all(p["userId"] != flooder for p in state["players"])
         for bot in bots:

@@ -199,3 +199,20 @@ async def test_parallel_identical_sit_downs_and_leaves_over_http_have_one_effect
         assert await ledger.balance(escrow) == int(view["players"][0]["stack"])
         total = await ledger.player_balance(player) + await ledger.player_balance(other) + await ledger.balance(escrow)
         assert total == 2_000
+
+
+async def test_lobby_stats_count_tables_and_seats(client: AsyncTestClient, ledger: Ledger) -> None:
+    before = (await client.get("/api/v1/lobby/stats")).json()
+    table = await new_table(client, small_blind="3", big_blind="6")
+    player = str(uuid.uuid4())
+    await ledger.fund(player, 1_000)
+    sat = await client.post(
+        f"/api/v1/tables/{table['id']}/seats", json={"seat": 0, "buy_in": "300"}, headers=bearer(player)
+    )
+    assert sat.status_code == 201, sat.text
+    after = (await client.get("/api/v1/lobby/stats")).json()
+    assert after["tables_open"] == before["tables_open"] + 1
+    assert after["seated_players"] == before["seated_players"] + 1
+    metrics = (await client.get("/metrics")).text
+    assert "tablium_lobby_seated_players" in metrics
+    await client.delete(f"/api/v1/tables/{table['id']}/seats/me", headers=bearer(player))

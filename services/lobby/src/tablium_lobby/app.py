@@ -15,13 +15,14 @@ from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
 from tablium_lobby.api.hands import HandController
 from tablium_lobby.api.play import StateController, table_socket
-from tablium_lobby.api.tables import SeatController, TableController
+from tablium_lobby.api.tables import SeatController, StatsController, TableController
 from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import MESSAGING
 from tablium_lobby.services.dealer import Dealer
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.runtime import provide_seating
 from tablium_lobby.services.seating import Seating
+from tablium_lobby.services.stats import lobby_stats
 from tablium_lobby.settings import LobbySettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "db" / "migrations"
@@ -34,6 +35,8 @@ async def _reconcile_forever(seating: Seating, dealer: Dealer, interval_s: float
         try:
             await seating.reconcile()
             await dealer.reconcile()
+            async with seating.sessions() as session:
+                await lobby_stats(session)  # keeps the Prometheus gauges current
         except Exception:  # the loop must outlive any one failure; it is logged and retried
             log.exception("reconciler pass failed")
 
@@ -70,7 +73,14 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         ServiceDefinition(
             settings=settings,
             title="Tablium lobby service",
-            route_handlers=[TableController, SeatController, StateController, HandController, table_socket],
+            route_handlers=[
+                TableController,
+                SeatController,
+                StatsController,
+                StateController,
+                HandController,
+                table_socket,
+            ],
             migrations_dir=MIGRATIONS,
             uses_redis=True,
             messaging=MESSAGING,

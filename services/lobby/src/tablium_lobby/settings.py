@@ -24,6 +24,10 @@ class LobbySettings(ServiceSettings, kw_only=True):
     ws_messages_per_s: float = 20.0
     # Heartbeat: the server pings this often; a socket silent for ws_idle_timeout_s is closed.
     heartbeat_interval_s: float = 15.0
+    # Disconnect is not a free seat: a seated player with no socket is sat out after the grace period
+    # (checked or folded when their turn comes), and cashed out, the seat freed, after the longer timeout.
+    disconnect_grace_s: float = 30.0
+    sit_out_timeout_s: float = 300.0
     ws_idle_timeout_s: float = 60.0
 
 

@@ -92,6 +92,8 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     connection = Connection(socket, table_id, player)
     dealer.hub.join(connection)
     seat = next((p["seat"] for p in snapshot["players"] if p["userId"] == player), None)
+    if seat is not None:
+        dealer.player_connected(table_id, player)
     connection.send(
         {
             "type": "join-ack",
@@ -136,6 +138,7 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     finally:
         dealer.hub.leave(connection)
         await connection.close()
+        dealer.player_disconnected(table_id, player)
         if socket.connection_state != "disconnect":
             try:
                 await socket.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -17,6 +18,7 @@ from tablium_lobby.api.schemas import LeaveOut, SeatOut, SitIn, TableIn, TableOu
 from tablium_lobby.db.models import CashTable, Seat
 from tablium_lobby.domain.stakes import Stakes
 from tablium_lobby.services.runtime import SeatingDep
+from tablium_lobby.services.stats import lobby_stats
 from tablium_lobby.services.tables import (
     NewTable,
     TableFilter,
@@ -149,6 +151,22 @@ class TableController(Controller):
         await db_session.refresh(table)
         seats = await active_seats(db_session, table_id)
         return table_out(table, len(seats), seats)
+
+
+class LobbyStats(msgspec.Struct, kw_only=True):
+    tables_open: int
+    tables_playing: int
+    seated_players: int
+    hands_last_hour: list[dict[str, Any]]
+
+
+class StatsController(Controller):
+    path = "/api/v1/lobby"
+    tags = ["lobby"]
+
+    @get("/stats", summary="Tables open and playing, seated players, hands in the last hour per stake")
+    async def stats(self, db_session: DbSession) -> LobbyStats:
+        return LobbyStats(**await lobby_stats(db_session))
 
 
 class SeatController(Controller):

@@ -84,6 +84,8 @@ class TableRunner:
         self.next_deal: asyncio.Task[None] | None = None
         self.deal_wanted = False
         self.between: set[asyncio.Task[None]] = set()
+        # Seats sat out (their player disconnected): acted for at once when their turn comes.
+        self.away: set[int] = set()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class TableRunner:
         self.turn_seq = table.seq
         seats = await active_seats(session, table.id)
         self.banks = {s.seat_no: s.time_bank_ms for s in seats if s.seat_no in self.players}
+        self.away = {s.seat_no for s in seats if s.sitting_out}
 
     def _drop_cache(self) -> None:
         self.hand, self.hand_id, self.players = None, None, {}
@@ -194,9 +197,10 @@ class TableRunner:
         self.turn_seq = table.seq
         if hand.is_finished:
             return await self._finish(session, table, record, hand)
-        record.deadline = datetime.now(UTC) + timedelta(seconds=table.action_clock_s)
-        self.deadline_ms = int(record.deadline.timestamp() * 1000)
         actor = hand.actor_seat
+        clock = 0.2 if actor in self.away else table.action_clock_s
+        record.deadline = datetime.now(UTC) + timedelta(seconds=clock)
+        self.deadline_ms = int(record.deadline.timestamp() * 1000)
         bank = self.banks.get(actor, 0) if actor is not None else 0
         return turn_messages(hand, self.players, table.seq, self.deadline_ms, bank)
 
@@ -385,7 +389,7 @@ class TableRunner:
                 if _now_ms() < self.deadline_ms:
                     continue  # the deadline moved (a time bank)
                 actor = hand.actor_seat
-                bank = self.banks.get(actor, 0) if actor is not None else 0
+                bank = self.banks.get(actor, 0) if actor is not None and actor not in self.away else 0
                 if actor is not None and bank > 0:
                     messages = await self._use_time_bank(actor, bank)
                     self.dealer.hub.publish(self.table_id, messages, self.players)
@@ -440,6 +444,7 @@ class Dealer:
         self.seating = seating
         self.hub = hub
         self.runners: dict[uuid.UUID, TableRunner] = {}
+        self.absences: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
         self._rake_account: uuid.UUID | None = None
 
     def runner(self, table_id: uuid.UUID) -> TableRunner:
@@ -469,6 +474,76 @@ class Dealer:
                 runner._after_commit()
             else:
                 runner.request_deal()
+
+    # -- presence: disconnect is not a free seat ---------------------------------------------
+
+    def player_connected(self, table_id: uuid.UUID, player_id: str) -> None:
+        task = self.absences.pop((table_id, player_id), None)
+        if task is not None:
+            task.cancel()
+        runner = self.runner(table_id)
+        task = asyncio.create_task(self._set_away(table_id, player_id, False), name="back")
+        runner.between.add(task)
+        task.add_done_callback(runner.between.discard)
+
+    def player_disconnected(self, table_id: uuid.UUID, player_id: str) -> None:
+        if self.hub.connected(table_id, player_id) or (table_id, player_id) in self.absences:
+            return
+        task = asyncio.create_task(self._absence(table_id, player_id), name=f"absence-{player_id}")
+        self.absences[(table_id, player_id)] = task
+
+    async def _absence(self, table_id: uuid.UUID, player_id: str) -> None:
+        try:
+            await asyncio.sleep(self.settings.disconnect_grace_s)
+            if not await self._set_away(table_id, player_id, True):
+                return
+            await asyncio.sleep(self.settings.sit_out_timeout_s)
+            await self.seating.leave(table_id, uuid.UUID(player_id))
+        except ProblemError as exc:
+            log.info("absence ended", player=player_id, outcome=exc.detail)
+        finally:
+            if self.absences.get((table_id, player_id)) is asyncio.current_task():
+                del self.absences[(table_id, player_id)]
+
+    async def _set_away(self, table_id: uuid.UUID, player_id: str, away: bool) -> bool:
+        """Sit a seated player out (or back in); announced to the table. False if they hold no seat."""
+        runner = self.runner(table_id)
+        async with runner.lock:
+            async with self.sessions.begin() as session:
+                table = await get_table(session, table_id, lock=True)
+                seat = (
+                    await session.execute(
+                        select(Seat).where(
+                            Seat.table_id == table_id,
+                            Seat.player_id == uuid.UUID(player_id),
+                            Seat.status == "seated",
+                        )
+                    )
+                ).scalar_one_or_none()
+                if seat is None or seat.sitting_out == away:
+                    return seat is not None
+                seat.sitting_out = away
+                table.seq += 1
+                message = {
+                    "type": "player-sitting-out" if away else "player-back",
+                    "seq": table.seq,
+                    "userId": player_id,
+                    "seat": seat.seat_no,
+                }
+            if away:
+                runner.away.add(seat.seat_no)
+            else:
+                runner.away.discard(seat.seat_no)
+            self.hub.publish(table_id, [Outgoing(message)], runner.players)
+            hand = runner.hand
+            if away and hand is not None and not hand.is_finished and hand.actor_seat == seat.seat_no:
+                runner.deadline_ms = _now_ms()  # the clock acts for them now
+                if runner.timer is not None:
+                    runner.timer.cancel()
+                runner.timer = asyncio.create_task(runner._clock(runner.hand_id), name=f"clock-{table_id}")
+        if not away:
+            runner.request_deal()
+        return True
 
     async def rake_account(self, asset: str) -> uuid.UUID:
         if self._rake_account is None:
@@ -512,6 +587,8 @@ class Dealer:
             await self.settle(hand_id)
 
     async def stop(self) -> None:
+        for task in self.absences.values():
+            task.cancel()
         for runner in self.runners.values():
             for task in (runner.timer, runner.next_deal, *runner.between):
                 if task is not None:

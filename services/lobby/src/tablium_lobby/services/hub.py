@@ -87,6 +87,9 @@ class Hub:
             if not connections:
                 del self.tables[connection.table_id]
 
+    def connected(self, table_id: uuid.UUID, player_id: str) -> bool:
+        return any(c.player_id == player_id and not c.closed.is_set() for c in self.tables.get(table_id, ()))
+
     def publish(self, table_id: uuid.UUID, messages: Iterable[Outgoing], owners: dict[int, str]) -> None:
         """Deliver each message to its audience at ``table_id`` (``owners``: seat -> player id)."""
         connections = self.tables.get(table_id)
