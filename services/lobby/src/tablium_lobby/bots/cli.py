@@ -66,6 +66,26 @@ async def sit(http: httpx.AsyncClient, e: Endpoints, table_id: str, token: str, 
     raise click.ClickException("the table is full")
 
 
+class RebuyingBot(Bot):
+    """A demo bot that tops its stack back up to the maximum buy-in whenever it goes broke."""
+
+    def __init__(self, *args: Any, http: httpx.AsyncClient, lobby: str, table_id: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.http = http
+        self.lobby = lobby
+        self.table_id = table_id
+
+    async def on_message(self, message: dict[str, Any]) -> None:
+        await super().on_message(message)
+        if message.get("type") == "round-result" and message.get("stacks", {}).get(self.player_id) == "0":
+            table = (await self.http.get(f"{self.lobby}/api/v1/tables/{self.table_id}")).json()
+            await self.http.post(
+                f"{self.lobby}/api/v1/tables/{self.table_id}/seats/me/top-up",
+                json={"amount": table["max_buy_in"]},
+                headers={"Authorization": f"Bearer {self.token}"},
+            )
+
+
 async def run(
     e: Endpoints,
     table_id: str,
@@ -84,13 +104,16 @@ async def run(
             if admin_token:
                 await credit(http, e, admin_token, player_id, funds)
             await sit(http, e, table_id, token, None)
-            bot = Bot(
+            bot = RebuyingBot(
                 f"{e.ws}/api/v1/tables/{table_id}/ws",
                 token,
                 player_id,
                 POLICIES[policy],
                 rng=random.Random(rng.random()),  # noqa: S311
                 think_s=think_s,
+                http=http,
+                lobby=e.lobby,
+                table_id=table_id,
             )
             bots.append(bot)
             click.echo(f"bot {player_id} seated at {table_id}")
