@@ -78,6 +78,7 @@ class TableRunner:
         self.players: dict[int, str] = {}
         self.deadline_ms = 0
         self.turn_seq = 0
+        self.actions_seen = 0
         self.banks: dict[int, int] = {}
         self.clock_s = 20
         self.timer: asyncio.Task[None] | None = None
@@ -95,12 +96,14 @@ class TableRunner:
         if table.current_hand_id is None:
             self.hand, self.hand_id, self.players = None, None, {}
             return
-        if self.hand is not None and self.hand_id == table.current_hand_id:
-            return
-        record = await session.get(HandRecord, table.current_hand_id)
+        record = await session.get(HandRecord, table.current_hand_id, populate_existing=True)
         assert record is not None
+        # The cache holds only while no other writer (another instance) moved the hand since.
+        if self.hand is not None and self.hand_id == record.id and self.actions_seen == record.actions:
+            return
         self.hand = Hand.from_dict(record.state)
         self.hand_id = record.id
+        self.actions_seen = record.actions
         self.players = {int(seat): player for seat, player in record.players.items()}
         self.deadline_ms = int(record.deadline.timestamp() * 1000) if record.deadline else _now_ms()
         # Rebuilt from the database, the turn is numbered by the table's seq: clients hydrate and act on it.
@@ -168,7 +171,7 @@ class TableRunner:
             session.add(record)
             await session.flush()
             table.current_hand_id = record.id
-            self.hand, self.hand_id = hand, record.id
+            self.hand, self.hand_id, self.actions_seen = hand, record.id, 0
             self.players = {s.seat_no: str(s.player_id) for s in seats}
             self.banks = {s.seat_no: s.time_bank_ms for s in seats}
             self.deadline_ms = int(record.deadline.timestamp() * 1000) if record.deadline else _now_ms()
@@ -307,6 +310,11 @@ class TableRunner:
                     seat = mine[0]
                 if seat is None or seat != actor:
                     raise ActionRefused("it is not your turn")
+                if automatic is not None and table.current_hand_id is not None:
+                    current = await session.get(HandRecord, table.current_hand_id)
+                    slack = datetime.now(UTC) + timedelta(milliseconds=50)  # the timer's ms rounding
+                    if current is not None and current.deadline is not None and current.deadline > slack:
+                        raise ActionRefused("the actor's clock has not run out")
                 mark = len(hand.events)
                 try:
                     if automatic is not None:
@@ -319,6 +327,7 @@ class TableRunner:
                 record = await session.get(HandRecord, self.hand_id, with_for_update=True)
                 assert record is not None
                 record.actions += 1
+                self.actions_seen = record.actions
                 table.seq += 1
                 session.add(
                     HandAction(
@@ -396,6 +405,10 @@ class TableRunner:
                     continue
                 try:
                     messages = await self._act(None, "timeout", None, None, automatic="timeout")
+                except ActionRefused:
+                    # Another writer moved the hand or its clock: look again shortly, from the database.
+                    self.deadline_ms = _now_ms() + 250
+                    continue
                 except Exception:
                     log.exception("time-out action failed", table=str(self.table_id))
                     return
@@ -473,6 +486,8 @@ class Dealer:
             if runner.hand is not None:
                 runner._after_commit()
             else:
+                # Players who asked to leave during a hand this process no longer remembers.
+                await self.seating.cash_out_idle(table_id)
                 runner.request_deal()
 
     # -- presence: disconnect is not a free seat ---------------------------------------------
@@ -524,6 +539,12 @@ class Dealer:
                     return seat is not None
                 seat.sitting_out = away
                 table.seq += 1
+                hand = runner.hand
+                acting_now = away and hand is not None and not hand.is_finished and hand.actor_seat == seat.seat_no
+                if acting_now and table.current_hand_id is not None:
+                    record = await session.get(HandRecord, table.current_hand_id)
+                    if record is not None:
+                        record.deadline = datetime.now(UTC)  # the clock acts for them now
                 message = {
                     "type": "player-sitting-out" if away else "player-back",
                     "seq": table.seq,
@@ -535,9 +556,8 @@ class Dealer:
             else:
                 runner.away.discard(seat.seat_no)
             self.hub.publish(table_id, [Outgoing(message)], runner.players)
-            hand = runner.hand
-            if away and hand is not None and not hand.is_finished and hand.actor_seat == seat.seat_no:
-                runner.deadline_ms = _now_ms()  # the clock acts for them now
+            if acting_now:
+                runner.deadline_ms = _now_ms()
                 if runner.timer is not None:
                     runner.timer.cancel()
                 runner.timer = asyncio.create_task(runner._clock(runner.hand_id), name=f"clock-{table_id}")
