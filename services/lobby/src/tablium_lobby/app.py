@@ -47,7 +47,8 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
     async def start(app: Litestar) -> None:
         sessions = db.session_factory(app.state.db_engine_instance)
         wallet = Wallet(settings.wallet_url, settings.service_token_secret)
-        hub = Hub()
+        hub = Hub(app.state.redis, settings.redis_key())
+        await hub.start()
         seating = Seating(settings, sessions, wallet)
         dealer = Dealer(settings, sessions, seating, hub)
         seating.set_notify(dealer.on_seat_change)
@@ -67,6 +68,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app.state.dealer.stop()
+        await app.state.dealer.hub.stop()
         await app.state.seating.wallet.aclose()
 
     return create_service_app(

@@ -84,27 +84,20 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     settings = seating.settings
     player = caller().subject
     try:
-        snapshot = await table_state(seating.sessions, table_id, player)
+        first = await table_state(seating.sessions, table_id, player)
     except NotFound:
         await socket.close(code=4404, reason="no such table")
         return
     await socket.accept()
     connection = Connection(socket, table_id, player)
-    dealer.hub.join(connection)
-    seat = next((p["seat"] for p in snapshot["players"] if p["userId"] == player), None)
+    seat = next((p["seat"] for p in first["players"] if p["userId"] == player), None)
+    ack = {"type": "join-ack", "version": PROTOCOL_VERSION, "userId": player, "seat": seat, "role": first["role"]}
+    connection.send({**ack, "seq": first["seq"]})
+    await dealer.hub.join(connection)
+    # Read after joining: anything committed later reaches the socket too (clients drop what is stale).
+    connection.send(await table_state(seating.sessions, table_id, player))
     if seat is not None:
         dealer.player_connected(table_id, player)
-    connection.send(
-        {
-            "type": "join-ack",
-            "version": PROTOCOL_VERSION,
-            "userId": player,
-            "seat": seat,
-            "role": snapshot["role"],
-            "seq": snapshot["seq"],
-        }
-    )
-    connection.send(snapshot)
     bucket = _Bucket(settings.ws_messages_per_s)
     refused = 0
     runner = dealer.runner(table_id)
