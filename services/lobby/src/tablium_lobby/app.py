@@ -55,6 +55,9 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         app.state.seating = seating
         app.state.dealer = dealer
         await dealer.recover()
+        app.state.leases = asyncio.create_task(
+            dealer.keep_leases(app.state.redis, settings.redis_key("lobby")), name="lobby-leases"
+        )
         app.state.reconciler = None
         if settings.reconcile_interval_s > 0:
             app.state.reconciler = asyncio.create_task(
@@ -62,6 +65,9 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             )
 
     async def stop(app: Litestar) -> None:
+        app.state.leases.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.state.leases
         task: asyncio.Task[None] | None = app.state.reconciler
         if task is not None:
             task.cancel()

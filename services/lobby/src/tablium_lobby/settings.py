@@ -27,6 +27,10 @@ class LobbySettings(ServiceSettings, kw_only=True):
     # Disconnect is not a free seat: a seated player with no socket is sat out after the grace period
     # (checked or folded when their turn comes), and cashed out, the seat freed, after the longer timeout.
     disconnect_grace_s: float = 30.0
+    # The clock of a table's running hand is kept by one instance, the holder of the table's lease in
+    # Redis (renewed every lease_renew_s; another instance takes over once it expires).
+    lease_ttl_s: float = 3.0
+    lease_renew_s: float = 1.0
     sit_out_timeout_s: float = 300.0
     ws_idle_timeout_s: float = 60.0
 

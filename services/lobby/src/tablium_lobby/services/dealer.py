@@ -565,6 +565,47 @@ class Dealer:
             runner.request_deal()
         return True
 
+    # -- the clock's owner: a lease per table in Redis ------------------------------------------
+
+    _RENEW = (
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+    )
+
+    async def keep_leases(self, redis: Any, prefix: str) -> None:
+        """Hold the leases of tables with a running hand, or take those whose holder is gone, and keep their
+        clocks running here; forever, every ``lease_renew_s``. Correctness never rests on the lease (the
+        table's row lock, the action count and the stored deadline guard every write): it only decides who
+        keeps the clock, so a hand never waits for a dead instance longer than the lease's TTL."""
+        me = str(uuid.uuid4())
+        ttl_ms = int(self.settings.lease_ttl_s * 1000)
+        while True:
+            try:
+                async with self.sessions() as session:
+                    rows = await session.execute(
+                        select(CashTable.id).where(CashTable.status != "closed", CashTable.current_hand_id.is_not(None))
+                    )
+                    running = list(rows.scalars())
+                for table_id in running:
+                    key = f"{prefix}:lease:{table_id}"
+                    held = await redis.eval(self._RENEW, 1, key, me, ttl_ms)
+                    if not held:
+                        held = await redis.set(key, me, nx=True, px=ttl_ms)
+                    if held:
+                        await self._keep_clock(table_id)
+            except Exception:  # Redis or the database away: try again next round
+                log.warning("lease round failed", exc_info=True)
+            await asyncio.sleep(self.settings.lease_renew_s)
+
+    async def _keep_clock(self, table_id: uuid.UUID) -> None:
+        runner = self.runner(table_id)
+        if runner.timer is not None and not runner.timer.done():
+            return
+        async with runner.lock, self.sessions() as session:
+            table = await get_table(session, table_id)
+            await runner._load(session, table)
+        if runner.hand is not None and not runner.hand.is_finished:
+            runner.timer = asyncio.create_task(runner._clock(runner.hand_id), name=f"clock-{table_id}")
+
     async def rake_account(self, asset: str) -> uuid.UUID:
         if self._rake_account is None:
             self._rake_account = await self.seating.wallet.open_account("house", "house_rake", asset)
