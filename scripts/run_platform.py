@@ -121,6 +121,26 @@ def fund_demo_players() -> None:
         response.raise_for_status()
 
 
+def start_bot_tables(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Two demo cash tables with bots playing at them, so a newcomer sees hands being played (and can join)."""
+    player, gateway = f"http://127.0.0.1:{PORTS['player']}", f"http://127.0.0.1:{GATEWAY_PORT}"
+    login = httpx.post(f"{player}/api/v1/auth/login", json={"login": "admin", "password": DEMO_PASSWORD})
+    admin = login.raise_for_status().json()["access_token"]
+    bots: list[subprocess.Popen[bytes]] = []
+    for name, small, big in (("Demo 1/2", "10000", "20000"), ("Demo 5/10", "50000", "100000")):
+        table = {"name": name, "small_blind": small, "big_blind": big, "seats": 6}
+        response = httpx.post(
+            f"{gateway}/api/v1/tables", json=table, headers={"Authorization": f"Bearer {admin}"}, timeout=10
+        )
+        table_id = response.raise_for_status().json()["id"]
+        argv = [str(BIN / "tablium-bots"), "play", "--table", table_id, "--count", "4", "--policy", "tag"]
+        argv += ["--funds", str(100 * 10**6)]
+        bots.append(
+            start(f"bots-{table_id[:8]}", [*argv, "--gateway", gateway], {**env, "TABLIUM_BOTS_ADMIN_TOKEN": admin})
+        )
+    return bots
+
+
 def main() -> None:
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
     names = services()
@@ -132,11 +152,12 @@ def main() -> None:
         **local_service_keys(names, RUN / "keys"),
     }
     children: list[subprocess.Popen[bytes]] = []
+    demo: list[subprocess.Popen[bytes]] = []  # bots: stopped with the platform, but their exit stops nothing
 
     def stop(*_: object) -> None:
-        for child in children:
+        for child in [*demo, *children]:
             signal_group(child, signal.SIGTERM)
-        for child in children:
+        for child in [*demo, *children]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=10)
             signal_group(child, signal.SIGKILL)  # whatever of its group is still there
@@ -167,6 +188,11 @@ def main() -> None:
         seed_demo_data(env)
         if "wallet" in names:
             fund_demo_players()
+        if "lobby" in names and "wallet" in names:
+            try:
+                demo.extend(start_bot_tables(env))
+            except httpx.HTTPError as exc:  # demo data only: the platform runs without it
+                print(f"platform: no bot tables ({exc})", file=sys.stderr)
     except BaseException:
         stop()
         raise

@@ -28,6 +28,12 @@ PRIVATE_ROUTES = {
     "wallet-me",
     "wallet-limits",
     "wallet-admin",
+    "lobby-tables-create",
+    "lobby-table-close",
+    "lobby-seats",
+    "lobby-seat-me",
+    "lobby-table-play",
+    "lobby-hands",
 }
 PUBLIC_ROUTES = {
     "player-auth",
@@ -35,6 +41,9 @@ PUBLIC_ROUTES = {
     "player-public-profile",
     "event-tournaments-list",
     "event-tournament-lobby",
+    "lobby-tables-list",
+    "lobby-table",
+    "lobby-stats",
 }
 INTERNAL_SAMPLES = ("/internal", "/internal/", "/internal/holds", "/internal/v1/players/1")
 

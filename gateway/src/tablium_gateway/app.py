@@ -12,6 +12,8 @@ Kong's messages as the detail (see docs/adr/0004-dev-gateway.md for what Kong it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http.cookiejar
 import json
 import time
@@ -21,6 +23,7 @@ from http import HTTPStatus
 from typing import Any
 
 import httpx
+import websockets
 
 from tablium_gateway.config import CorrelationIdConfig, GatewayConfig, RateLimitConfig, Route, Service
 from tablium_gateway.cors import Cors
@@ -165,12 +168,63 @@ class Gateway:
         return self._client
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Lobby WebSockets go through here once the lobby exists: match the route like an
-        HTTP GET, run the same plugins on the handshake, then relay frames both ways."""
+        """Lobby WebSockets: match the route like an HTTP GET, run the same plugins on the handshake
+        (correlation id, jwt, rate limiting), open the upstream socket, then relay frames both ways.
+
+        A refusal closes before accepting (the server answers the handshake 403); an upstream that
+        refuses or can't be reached the same way. Closing codes pass through in both directions.
+        """
         await receive()  # websocket.connect
         path = _request_path(scope)
-        found = self.router.match("GET", path) if path is not None else None
-        await send({"type": "websocket.close", "code": 1008 if found is None else 1011})
+        match = self.router.match("GET", path) if path is not None else None
+        if match is None or path is None:
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        route = match.route
+        plugins = route.plugins
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        upstream: list[tuple[bytes, bytes]] = []
+        if plugins.correlation_id is not None:
+            self._correlate(plugins.correlation_id, headers, upstream, [])
+        if plugins.jwt is not None:
+            outcome = self._jwt.authenticate(plugins.jwt, headers, scope.get("query_string", b"").decode("latin-1"))
+            if not isinstance(outcome, Authenticated):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            upstream.append((b"x-consumer-username", outcome.credential.consumer.encode()))
+            upstream.append((b"x-credential-identifier", outcome.credential.key.encode()))
+        if plugins.rate_limit is not None:
+            client = scope.get("client")
+            if not self._limiters[plugins.rate_limit].hit(client[0] if client else "unknown").allowed:
+                await send({"type": "websocket.close", "code": 1013})
+                return
+        service = route.service
+        target = upstream_path(service.path, path, match.matched, route.strip_path)
+        query: bytes = scope.get("query_string", b"")
+        url = service.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + target
+        if query:
+            url += "?" + query.decode("latin-1")
+        forwarded = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in self._upstream_headers(scope, route, headers, path, upstream)
+            if k != b"host" and not k.startswith(b"sec-websocket-")
+        ]
+        try:
+            peer = await websockets.connect(
+                url,
+                additional_headers=forwarded,
+                open_timeout=service.connect_timeout_s,
+                max_size=_WS_MAX_MESSAGE,
+                compression=None,
+            )
+        except websockets.InvalidStatus as exc:
+            await send({"type": "websocket.close", "code": 1008 if exc.response.status_code < 500 else 1011})
+            return
+        except (OSError, TimeoutError, websockets.WebSocketException):
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        await send({"type": "websocket.accept"})
+        await _relay(peer, receive, send)
 
     # -- HTTP ------------------------------------------------------------------------
 
@@ -410,6 +464,48 @@ def _missing(route: Route | None, headers: list[tuple[bytes, bytes]]) -> list[tu
         return []
     present = {name.lower() for name, _ in headers}
     return [(name, value) for name, value in transformer.add_headers if name not in present]
+
+
+_WS_MAX_MESSAGE = 1 << 20
+
+
+async def _relay(peer: Any, receive: Receive, send: Send) -> None:
+    """Frames both ways until either side closes; the other side is then closed with the same code."""
+
+    async def downstream() -> None:
+        try:
+            async for frame in peer:
+                if isinstance(frame, str):
+                    await send({"type": "websocket.send", "text": frame})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+        except websockets.ConnectionClosed:
+            pass
+        code = peer.close_code or 1000
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await send({"type": "websocket.close", "code": code if code != 1005 else 1000})
+
+    async def upstream() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                await peer.close(code=message.get("code", 1000) if message.get("code", 1000) != 1005 else 1000)
+                return
+            if message["type"] == "websocket.receive":
+                data = message.get("text")
+                try:
+                    await peer.send(data if data is not None else message.get("bytes") or b"")
+                except websockets.ConnectionClosed:
+                    return
+
+    tasks = [asyncio.create_task(downstream()), asyncio.create_task(upstream())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await peer.close()
 
 
 def _request_path(scope: Scope) -> str | None:

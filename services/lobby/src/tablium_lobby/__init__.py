@@ -1,0 +1,1 @@
+"""Tablium lobby service."""

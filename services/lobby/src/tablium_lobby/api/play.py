@@ -1,0 +1,192 @@
+"""The table WebSocket (protocol v1, docs/events/lobby-table-protocol.yaml) and hydration."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import structlog
+from litestar import Controller, WebSocket, get, websocket
+from litestar.datastructures import State
+from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath
+
+from tablium_kit.auth import BEARER, authenticated, caller
+from tablium_kit.errors import NotFound, ProblemError
+from tablium_kit.money import POSITIVE_AMOUNT_PATTERN, parse_amount
+from tablium_lobby.domain.protocol import PROTOCOL_VERSION
+from tablium_lobby.services.dealer import ActionRefused, Dealer
+from tablium_lobby.services.hub import Connection
+from tablium_lobby.services.hydration import table_state
+from tablium_lobby.services.runtime import SeatingDep
+from tablium_lobby.services.seating import Seating
+
+log = structlog.get_logger("tablium.lobby.ws")
+
+
+class ClientMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    type: str
+    action: str | None = None
+    amount: str | None = None
+    seq: int | None = None
+
+
+_decode = msgspec.json.Decoder(ClientMessage).decode
+_AMOUNT = re.compile(POSITIVE_AMOUNT_PATTERN)
+# Messages refused in a row by the rate limit before the socket is closed (a client out of control).
+FLOOD_LIMIT = 100
+
+
+def _error(message: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "error", "error": message, **extra}
+
+
+class _Bucket:
+    """A token bucket: at most ``rate`` messages a second, bursts of ``rate`` (a flood is refused, not queued)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+@websocket(
+    "/api/v1/tables/{table_id:uuid}/ws",
+    guards=[authenticated],
+    opt={"security_schemes": ["BearerToken"]},
+)
+async def table_socket(socket: WebSocket[Any, Any, Any], table_id: FromPath[UUID]) -> None:
+    try:
+        await _serve(socket, table_id)
+    except Exception:
+        log.exception("table socket failed", table=str(table_id))
+        raise
+
+
+async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
+    state: State = socket.app.state
+    dealer: Dealer = state.dealer
+    seating: Seating = state.seating
+    settings = seating.settings
+    player = caller().subject
+    try:
+        first = await table_state(seating.sessions, table_id, player)
+    except NotFound:
+        await socket.close(code=4404, reason="no such table")
+        return
+    await socket.accept()
+    connection = Connection(socket, table_id, player)
+    seat = next((p["seat"] for p in first["players"] if p["userId"] == player), None)
+    ack = {"type": "join-ack", "version": PROTOCOL_VERSION, "userId": player, "seat": seat, "role": first["role"]}
+    connection.send({**ack, "seq": first["seq"]})
+    await dealer.hub.join(connection)
+    # Read after joining: anything committed later reaches the socket too (clients drop what is stale).
+    connection.send(await table_state(seating.sessions, table_id, player))
+    if seat is not None:
+        dealer.player_connected(table_id, player)
+    bucket = _Bucket(settings.ws_messages_per_s)
+    refused = 0
+    runner = dealer.runner(table_id)
+    try:
+        while not connection.closed.is_set():
+            try:
+                raw = await asyncio.wait_for(socket.receive_data(mode="text"), settings.ws_idle_timeout_s)
+            except TimeoutError:
+                connection.send(_error("idle for too long; closing"))
+                break
+            if not bucket.take():
+                refused += 1
+                if refused == 1:
+                    connection.send(_error("too many messages; slow down"))
+                if refused > FLOOD_LIMIT:
+                    connection.send(_error("flooding; closing"))
+                    break
+                continue
+            refused = 0
+            if len(raw) > settings.ws_max_message_bytes:
+                connection.send(_error(f"message larger than {settings.ws_max_message_bytes} bytes"))
+                continue
+            try:
+                message = _decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                connection.send(_error(f"malformed message: {str(exc)[:200]}"))
+                continue
+            await _handle(connection, message, runner, seating, table_id, player)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        dealer.hub.leave(connection)
+        await connection.close()
+        dealer.player_disconnected(table_id, player)
+        if socket.connection_state != "disconnect":
+            try:
+                await socket.close()
+            except Exception:  # already gone
+                log.debug("socket already closed")
+
+
+async def _handle(
+    connection: Connection, message: ClientMessage, runner: Any, seating: Seating, table_id: UUID, player: str
+) -> None:
+    kind = message.type
+    if kind == "heartbeat":
+        connection.send({"type": "heartbeat"})
+    elif kind == "snapshot":
+        connection.send(await table_state(seating.sessions, table_id, player))
+    elif kind == "action":
+        if message.action is None or message.seq is None:
+            connection.send(_error("an action needs 'action' and the 'seq' it answers"))
+            return
+        amount: int | None = None
+        if message.amount is not None:
+            if _AMOUNT.search(message.amount) is None:
+                connection.send(_error("amount must be a decimal string of a positive integer"))
+                return
+            try:
+                amount = parse_amount(message.amount)
+            except ProblemError as exc:
+                connection.send(_error(exc.detail))
+                return
+        try:
+            await runner.act(player, message.action, amount, message.seq)
+        except ActionRefused as exc:
+            connection.send(_error(str(exc), action=message.action))
+        except Exception:
+            log.exception("action failed", table=str(table_id))
+            connection.send(_error("the action could not be recorded; try again"))
+    elif kind == "leave":
+        try:
+            result = await seating.leave(table_id, uuid.UUID(player))
+        except ProblemError as exc:
+            connection.send(_error(exc.detail))
+            return
+        except ValueError:
+            connection.send(_error("only players have seats"))
+            return
+        connection.send({"type": "leave-ack", "status": result.status, "cashedOut": str(result.cashed_out)})
+    else:
+        connection.send(_error(f"unknown message type {kind[:40]!r}"))
+
+
+class StateController(Controller):
+    path = "/api/v1/tables"
+    tags = ["play"]
+    security = BEARER
+
+    @get("/{table_id:uuid}/state", summary="The table's full state as the caller may see it, with its seq")
+    async def state(self, table_id: FromPath[UUID], seating: SeatingDep) -> dict[str, Any]:
+        return await table_state(seating.sessions, table_id, caller().subject)

@@ -1,0 +1,100 @@
+"""The lobby service: cash tables, seats, real-time play over WebSocket, hand histories."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import structlog
+from litestar import Litestar
+from litestar.di import Provide
+
+from tablium_kit import db
+from tablium_kit.app import ServiceDefinition, create_service_app
+from tablium_kit.auth import KeySource
+from tablium_lobby.api.hands import HandController
+from tablium_lobby.api.play import StateController, table_socket
+from tablium_lobby.api.tables import SeatController, StatsController, TableController
+from tablium_lobby.clients.wallet import Wallet
+from tablium_lobby.db.models import MESSAGING
+from tablium_lobby.services.dealer import Dealer
+from tablium_lobby.services.hub import Hub
+from tablium_lobby.services.runtime import provide_seating
+from tablium_lobby.services.seating import Seating
+from tablium_lobby.services.stats import lobby_stats
+from tablium_lobby.settings import LobbySettings, load_settings
+
+MIGRATIONS = Path(__file__).parent / "db" / "migrations"
+log = structlog.get_logger("tablium.lobby")
+
+
+async def _reconcile_forever(seating: Seating, dealer: Dealer, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await seating.reconcile()
+            await dealer.reconcile()
+            async with seating.sessions() as session:
+                await lobby_stats(session)  # keeps the Prometheus gauges current
+        except Exception:  # the loop must outlive any one failure; it is logged and retried
+            log.exception("reconciler pass failed")
+
+
+def create_app(settings: LobbySettings | None = None, *, key_source: KeySource | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    async def start(app: Litestar) -> None:
+        sessions = db.session_factory(app.state.db_engine_instance)
+        wallet = Wallet(settings.wallet_url, settings.service_token_secret)
+        hub = Hub(app.state.redis, settings.redis_key())
+        await hub.start()
+        seating = Seating(settings, sessions, wallet)
+        dealer = Dealer(settings, sessions, seating, hub)
+        seating.set_notify(dealer.on_seat_change)
+        app.state.seating = seating
+        app.state.dealer = dealer
+        await dealer.recover()
+        app.state.leases = asyncio.create_task(
+            dealer.keep_leases(app.state.redis, settings.redis_key("lobby")), name="lobby-leases"
+        )
+        app.state.reconciler = None
+        if settings.reconcile_interval_s > 0:
+            app.state.reconciler = asyncio.create_task(
+                _reconcile_forever(seating, dealer, settings.reconcile_interval_s), name="lobby-reconciler"
+            )
+
+    async def stop(app: Litestar) -> None:
+        app.state.leases.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.state.leases
+        task: asyncio.Task[None] | None = app.state.reconciler
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await app.state.dealer.stop()
+        await app.state.dealer.hub.stop()
+        await app.state.seating.wallet.aclose()
+
+    return create_service_app(
+        ServiceDefinition(
+            settings=settings,
+            title="Tablium lobby service",
+            route_handlers=[
+                TableController,
+                SeatController,
+                StatsController,
+                StateController,
+                HandController,
+                table_socket,
+            ],
+            migrations_dir=MIGRATIONS,
+            uses_redis=True,
+            messaging=MESSAGING,
+            key_source=key_source,
+            on_startup=[start],
+            on_shutdown=[stop],
+            dependencies={"seating": Provide(provide_seating, sync_to_thread=False)},
+        )
+    )

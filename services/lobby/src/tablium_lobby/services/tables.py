@@ -1,0 +1,170 @@
+"""Cash tables: create (admin), list with filters, get one, close."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_kit.errors import NotFound
+from tablium_lobby.clients.wallet import Wallet
+from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat
+from tablium_lobby.domain.stakes import Stakes
+from tablium_lobby.events import TABLE_CLOSED, TABLE_OPENED, outbox
+
+
+@dataclass(frozen=True)
+class NewTable:
+    name: str
+    stakes: Stakes
+    action_clock_s: int
+    time_bank_s: int
+    private: bool
+    host_id: uuid.UUID | None
+
+
+def stakes_of(table: CashTable) -> Stakes:
+    return Stakes(
+        small_blind=table.small_blind,
+        big_blind=table.big_blind,
+        ante=table.ante,
+        seat_count=table.seat_count,
+        min_buy_in_bb=table.min_buy_in_bb,
+        max_buy_in_bb=table.max_buy_in_bb,
+        rake_bps=table.rake_bps,
+        rake_cap=table.rake_cap,
+    )
+
+
+def escrow_owner(table_id: uuid.UUID) -> str:
+    return f"table:{table_id}"
+
+
+async def create_table(session: AsyncSession, wallet: Wallet, asset: str, new: NewTable) -> CashTable:
+    """Open the table's escrow account (idempotent, no money moves), then record the table.
+
+    The account is opened before the row exists: a crash in between leaves an empty account, never a
+    table without one.
+    """
+    new.stakes.check()
+    table_id = uuid.uuid4()
+    escrow = await wallet.open_account(escrow_owner(table_id), "table_escrow", asset)
+    s = new.stakes
+    table = CashTable(
+        id=table_id,
+        name=new.name,
+        game="nlhe",
+        asset=asset,
+        small_blind=s.small_blind,
+        big_blind=s.big_blind,
+        ante=s.ante,
+        seat_count=s.seat_count,
+        min_buy_in_bb=s.min_buy_in_bb,
+        max_buy_in_bb=s.max_buy_in_bb,
+        rake_bps=s.rake_bps,
+        rake_cap=s.rake_cap,
+        action_clock_s=new.action_clock_s,
+        time_bank_s=new.time_bank_s,
+        private=new.private,
+        host_id=new.host_id,
+        status="open",
+        escrow_account_id=escrow,
+        seq=0,
+        hands_dealt=0,
+        created_at=datetime.now(UTC),
+    )
+    session.add(table)
+    await session.flush()
+    await outbox.add(
+        session,
+        type=TABLE_OPENED,
+        subject=str(table_id),
+        data={
+            "table_id": str(table_id),
+            "tournament_id": None,
+            "name": new.name,
+            "asset": asset,
+            "small_blind": str(s.small_blind),
+            "big_blind": str(s.big_blind),
+            "ante": str(s.ante),
+            "seats": s.seat_count,
+            "private": new.private,
+        },
+    )
+    return table
+
+
+async def get_table(session: AsyncSession, table_id: uuid.UUID, *, lock: bool = False) -> CashTable:
+    query = select(CashTable).where(CashTable.id == table_id)
+    if lock:
+        query = query.with_for_update()
+    table = (await session.execute(query)).scalar_one_or_none()
+    if table is None:
+        raise NotFound(f"no table {table_id}")
+    return table
+
+
+async def active_seats(session: AsyncSession, table_id: uuid.UUID) -> list[Seat]:
+    rows = await session.execute(
+        select(Seat).where(Seat.table_id == table_id, Seat.status.in_(ACTIVE_SEAT)).order_by(Seat.seat_no)
+    )
+    return list(rows.scalars())
+
+
+@dataclass(frozen=True)
+class TableFilter:
+    small_blind: int | None = None
+    big_blind: int | None = None
+    private: bool | None = None
+    min_free_seats: int | None = None
+    game: str | None = None
+    include_closed: bool = False
+
+
+async def list_tables(session: AsyncSession, f: TableFilter, *, limit: int, offset: int) -> list[tuple[CashTable, int]]:
+    """Tables matching ``f`` with their taken seat counts, fullest first."""
+    taken = (
+        select(Seat.table_id, func.count().label("taken"))
+        .where(Seat.status.in_(ACTIVE_SEAT))
+        .group_by(Seat.table_id)
+        .subquery()
+    )
+    taken_count = func.coalesce(taken.c.taken, 0)
+    query = select(CashTable, taken_count).outerjoin(taken, taken.c.table_id == CashTable.id)
+    if not f.include_closed:
+        query = query.where(CashTable.status == "open")
+    if f.small_blind is not None:
+        query = query.where(CashTable.small_blind == f.small_blind)
+    if f.big_blind is not None:
+        query = query.where(CashTable.big_blind == f.big_blind)
+    if f.private is not None:
+        query = query.where(CashTable.private == f.private)
+    if f.game is not None:
+        query = query.where(CashTable.game == f.game)
+    if f.min_free_seats is not None:
+        query = query.where(CashTable.seat_count - taken_count >= f.min_free_seats)
+    query = query.order_by(taken_count.desc(), CashTable.created_at, CashTable.id).limit(limit).offset(offset)
+    return [(table, int(count)) for table, count in (await session.execute(query)).all()]
+
+
+async def close_table(session: AsyncSession, table_id: uuid.UUID) -> tuple[CashTable, list[Seat]]:
+    """Stop new sit-downs; the seats still taken are to be cashed out (by the caller, after this commits).
+
+    The table is ``closing`` until its last seat is left, then ``closed`` (``lobby.table_closed``).
+    """
+    table = await get_table(session, table_id, lock=True)
+    seats = await active_seats(session, table_id)
+    if table.status == "open":
+        table.status = "closing"
+    await finish_closing(session, table, seats)
+    return table, seats
+
+
+async def finish_closing(session: AsyncSession, table: CashTable, seats: list[Seat]) -> None:
+    if table.status == "closing" and not seats:
+        table.status = "closed"
+        table.closed_at = datetime.now(UTC)
+        await outbox.add(session, type=TABLE_CLOSED, subject=str(table.id), data={"table_id": str(table.id)})

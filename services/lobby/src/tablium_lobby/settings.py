@@ -1,0 +1,39 @@
+"""Lobby service settings (environment prefix ``TABLIUM_LOBBY_``)."""
+
+from __future__ import annotations
+
+from tablium_kit.settings import ServiceSettings
+
+
+class LobbySettings(ServiceSettings, kw_only=True):
+    port: int = 8005
+    # The wallet's internal API: buy-ins (a hold posted into the table's escrow), cash-outs, rake.
+    wallet_url: str = "http://127.0.0.1:8006"
+    # The asset every cash table plays for (its chips are this asset's minor unit).
+    asset: str = "USDT"
+    # A buy-in hold must outlive the post that follows it by far; the wallet voids it after this.
+    hold_timeout_s: int = 300
+    # Finishing half-done wallet steps (a crash between recording an intent and its result); 0 turns it off.
+    reconcile_interval_s: float = 2.0
+    # A step untouched this long is the reconciler's (so it never races the request still finishing it).
+    reconcile_grace_s: float = 5.0
+    # Pause between the end of one hand and the deal of the next (players read the result).
+    between_hands_s: float = 1.0
+    # WebSocket: the largest message accepted, and at most this many messages a second per socket.
+    ws_max_message_bytes: int = 4096
+    ws_messages_per_s: float = 20.0
+    # Heartbeat: the server pings this often; a socket silent for ws_idle_timeout_s is closed.
+    heartbeat_interval_s: float = 15.0
+    # Disconnect is not a free seat: a seated player with no socket is sat out after the grace period
+    # (checked or folded when their turn comes), and cashed out, the seat freed, after the longer timeout.
+    disconnect_grace_s: float = 30.0
+    # The clock of a table's running hand is kept by one instance, the holder of the table's lease in
+    # Redis (renewed every lease_renew_s; another instance takes over once it expires).
+    lease_ttl_s: float = 3.0
+    lease_renew_s: float = 1.0
+    sit_out_timeout_s: float = 300.0
+    ws_idle_timeout_s: float = 60.0
+
+
+def load_settings() -> LobbySettings:
+    return LobbySettings.from_env("lobby")

@@ -1,0 +1,96 @@
+"""Through the development gateway serving kong.yml: REST and the table WebSocket (jwt on the handshake,
+frames relayed both ways), so a person can sit at a table through the gateway and play against bots."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from lobby_support import VENV_BIN, Ledger, LobbyProcess, bearer, free_port, new_table, user_token
+from tablium_lobby.bots import POLICIES, Bot
+
+KONG_YML = Path(__file__).resolve().parents[3] / "gateway" / "kong.yml"
+
+
+@pytest.fixture(scope="module")
+async def through_gateway(start_lobby: Any) -> AsyncIterator[tuple[LobbyProcess, str]]:
+    lobby: LobbyProcess = await start_lobby(between_hands_s="0.02")
+    port = free_port()
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once per module
+        [
+            str(VENV_BIN / "tablium-gateway"),
+            "--config",
+            str(KONG_YML),
+            "--port",
+            str(port),
+            "--upstream",
+            f"lobby={lobby.url}",
+            "--disable-plugin",
+            "rate-limiting",
+        ],
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=1) as probe:
+            for _ in range(100):
+                try:
+                    await probe.get(f"{url}/api/v1/tables")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+        yield lobby, url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_bots_play_through_the_gateway(through_gateway: tuple[LobbyProcess, str], ledger: Ledger) -> None:
+    _, gateway = through_gateway
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        table = await new_table(http, seats=3)
+        ws = gateway.replace("http://", "ws://") + f"/api/v1/tables/{table['id']}/ws"
+
+        # No token, a bad token: refused at the gateway's handshake.
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(ws):
+                pass
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(ws, additional_headers={"Authorization": "Bearer nope"}):
+                pass
+
+        players = [str(uuid.uuid4()) for _ in range(3)]
+        bots = [Bot(ws, user_token(p), p, POLICIES["random"], rng=random.Random(i)) for i, p in enumerate(players)]
+        for seat, bot in enumerate(bots):
+            await ledger.fund(bot.player_id, 1_000)
+            await bot.connect()
+            sat = await http.post(
+                f"/api/v1/tables/{table['id']}/seats",
+                json={"seat": seat, "buy_in": "200"},
+                headers=bearer(bot.player_id),
+            )
+            assert sat.status_code == 201, sat.text
+        await asyncio.gather(*(bot.play(2, timeout_s=60) for bot in bots))
+        assert all(bot.hands_ended >= 2 for bot in bots)
+        assert bots[0].received[0]["type"] == "join-ack"
+
+        # A heartbeat goes through and comes back.
+        await bots[0].send({"type": "heartbeat"})
+        async with asyncio.timeout(5):
+            while True:
+                message = await bots[0].socket.recv()
+                if '"heartbeat"' in message:
+                    break
+        for bot in bots:
+            await bot.close()
