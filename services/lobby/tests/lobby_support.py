@@ -29,7 +29,6 @@ from tablium_lobby.settings import LobbySettings
 
 from tablium_kit.auth import ServiceTokens, StaticKeySource
 from tablium_kit.messaging.testing import AmqpNames
-from tablium_kit.settings import DEV_SERVICE_TOKEN_SECRET
 
 VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 KID = "lobby-test-key"
@@ -223,10 +222,10 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self.http = httpx.AsyncClient(base_url=url, timeout=10)
-        self.tokens = ServiceTokens(DEV_SERVICE_TOKEN_SECRET, service_name="lobby")
+        self.tokens = ServiceTokens.development("lobby")
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.token()}", "Idempotency-Key": uuid.uuid4().hex}
+        return {"Authorization": f"Bearer {self.tokens.token('wallet')}", "Idempotency-Key": uuid.uuid4().hex}
 
     async def account(self, owner: str, kind: str) -> str:
         response = await self.http.put(

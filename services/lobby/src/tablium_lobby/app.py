@@ -46,7 +46,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
 
     async def start(app: Litestar) -> None:
         sessions = db.session_factory(app.state.db_engine_instance)
-        wallet = Wallet(settings.wallet_url, settings.service_token_secret)
+        wallet = Wallet(settings.wallet_url, app.state.service_tokens)
         hub = Hub(app.state.redis, settings.redis_key())
         await hub.start()
         seating = Seating(settings, sessions, wallet)

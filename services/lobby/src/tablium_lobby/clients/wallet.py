@@ -34,10 +34,10 @@ class PaymentRefused(Exception):
 
 
 class Wallet:
-    def __init__(self, base_url: str, secret: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.client = InternalClient(
-            "wallet", base_url, ServiceTokens(secret, service_name="lobby"), transport=transport
-        )
+    def __init__(
+        self, base_url: str, tokens: ServiceTokens, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.client = InternalClient("wallet", base_url, tokens, transport=transport)
 
     async def aclose(self) -> None:
         await self.client.aclose()
