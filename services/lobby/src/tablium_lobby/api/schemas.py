@@ -10,7 +10,8 @@ import msgspec
 
 from tablium_kit.money import Amount, PositiveAmount
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+\Z")]
+# Control characters are refused by the kit for every text field (tablium_kit.inputs).
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 SeatCount = Annotated[int, msgspec.Meta(ge=2, le=10)]
 BuyInBigBlinds = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 SeatNumber = Annotated[int, msgspec.Meta(ge=0, le=9)]

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tablium_kit.auth import BEARER, caller, requires_roles
 from tablium_kit.deps import DbSession
 from tablium_kit.errors import Forbidden
+from tablium_kit.inputs import exact
 from tablium_kit.money import Amount, format_amount, parse_amount
 from tablium_lobby.api.schemas import LeaveOut, SeatOut, SitIn, TableIn, TableOut, TopUpIn
 from tablium_lobby.db.models import CashTable, Seat
@@ -113,7 +114,7 @@ class TableController(Controller):
         small_blind: FromQuery[Amount | None] = None,
         big_blind: FromQuery[Amount | None] = None,
         private: FromQuery[bool | None] = None,
-        game: FromQuery[Annotated[str, Parameter(pattern=r"^[a-z]{1,16}$")] | None] = None,
+        game: FromQuery[Annotated[str, Parameter(pattern=exact("[a-z]{1,16}"))] | None] = None,
         min_free_seats: FromQuery[Annotated[int, Parameter(ge=0, le=10)] | None] = None,
         include_closed: FromQuery[bool] = False,
         limit: FromQuery[Annotated[int, Parameter(ge=1, le=200)]] = 50,
