@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import asyncpg
+import httpx
 import sqlalchemy.exc
 import structlog
 from advanced_alchemy.exceptions import IntegrityError, NotFoundError
@@ -258,9 +259,18 @@ def transient_error_handler(request: Request[Any, Any, Any], exc: Exception) -> 
     return problem_response(ServiceUnavailable("a dependency is unavailable; try again shortly"), request)
 
 
+def upstream_unreachable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Another service could not be reached at all (``InternalClient`` gave up retrying: refused, reset,
+    timed out): an outage of a dependency, as a database's is, so 503 with Retry-After, not a 500."""
+    log.warning("upstream service unreachable, answered 503", path=request.url.path, error=repr(exc))
+    return problem_response(ServiceUnavailable("a service this one needs is unreachable; try again shortly"), request)
+
+
 # The exception types a transient failure arrives as: SQLAlchemy's (the driver's wrapped), the pool's
-# timeout, asyncpg's own (raised while connecting, outside SQLAlchemy's translation), the OS's.
+# timeout, asyncpg's own (raised while connecting, outside SQLAlchemy's translation), the OS's, and
+# another service's that did not answer (the internal client's httpx transport errors).
 TRANSIENT_ERROR_HANDLERS: ExceptionHandlersMap = {
+    httpx.TransportError: upstream_unreachable_handler,
     sqlalchemy.exc.DBAPIError: transient_error_handler,
     sqlalchemy.exc.TimeoutError: transient_error_handler,
     asyncpg.PostgresError: transient_error_handler,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
 from tablium_kit import db
 from tablium_kit.messaging.testing import AmqpNames as AmqpNames
 from tablium_kit.messaging.testing import amqp_names as amqp_names
+from tablium_kit.private_infra import MissingBinaries, PrivatePostgres, PrivateRabbit
 
 RUN_ID = os.environ.get("TABLIUM_TEST_RUN_ID") or uuid.uuid4().hex[:8]
 POSTGRES_URL = os.environ.get("TABLIUM_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432")
@@ -45,3 +46,31 @@ async def make_database(run_id: str) -> AsyncIterator[Callable[[str], Awaitable[
     yield make
     for url in made:
         await db.drop_database(url)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of this test's own, started, that it may stop; deleted afterwards."""
+    try:
+        postgres = PrivatePostgres()
+    except MissingBinaries as exc:
+        pytest.skip(str(exc))
+    try:
+        postgres.start()
+        yield postgres
+    finally:
+        postgres.remove()
+
+
+@pytest.fixture
+def private_rabbit() -> Iterator[PrivateRabbit]:
+    """A RabbitMQ node of this test's own, started, that it may stop; deleted afterwards."""
+    try:
+        rabbit = PrivateRabbit()
+    except MissingBinaries as exc:
+        pytest.skip(str(exc))
+    try:
+        rabbit.start()
+        yield rabbit
+    finally:
+        rabbit.remove()

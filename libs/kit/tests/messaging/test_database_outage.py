@@ -1,21 +1,13 @@
 """Item 1 of issue 11: a 60-second database outage under a stream of events sends nothing to the DLQ.
 
-The consumer's database is a private Postgres this test starts (``initdb`` + ``pg_ctl`` on a free port),
-really stops for 60 seconds and starts again: the shared one serves everybody else's tests.
+The consumer's database is a private Postgres (the kit's ``private_postgres`` fixture: ``initdb`` + ``pg_ctl``
+on a free port), really stopped for 60 seconds and started again: the shared one serves everybody else's tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,6 +16,7 @@ from tablium_kit.db import create_engine, ensure_database, session_factory
 from tablium_kit.messaging import Consumer, list_dead_letters
 from tablium_kit.messaging.envelope import new_event
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.private_infra import PrivatePostgres
 
 from .conftest import TABLES, Base, effect_counts, record_effect, settings_for, wait_until
 from .test_hardening import publish_event
@@ -31,56 +24,10 @@ from .test_hardening import publish_event
 OUTAGE_S = 60
 
 
-class PrivatePostgres:
-    def __init__(self) -> None:
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-        if not found and not shutil.which("pg_ctl"):
-            pytest.skip("no PostgreSQL server binaries to start a private instance")
-        self.bin = Path(found[-1]).parent if found else Path(shutil.which("pg_ctl") or "").parent
-        self.dir = Path(tempfile.mkdtemp(prefix="tablium-pg-"))
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        # initdb refuses to run as root: run the server as the postgres user then.
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
-            shutil.chown(self.dir, "postgres")
-        self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust", "-N")
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True, capture_output=True)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/outage"
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    postgres = PrivatePostgres()
-    postgres.start()
-    try:
-        yield postgres
-    finally:
-        postgres.remove()
-
-
 @pytest.fixture
 async def outage_sessions(private_postgres: PrivatePostgres) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    await ensure_database(private_postgres.url)
-    engine = create_engine(private_postgres.url)
+    await ensure_database(private_postgres.url_for("outage"))
+    engine = create_engine(private_postgres.url_for("outage"))
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     yield session_factory(engine)

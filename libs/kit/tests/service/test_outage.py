@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import get
@@ -32,6 +33,12 @@ async def broken(db_session: DbSession) -> None:
     await db_session.execute(text("SELECT no_such_column FROM pg_class"))
 
 
+@get("/upstream-down")
+async def upstream_down() -> None:
+    # What the internal client raises once its retries of a service that is down are used up.
+    raise httpx.ConnectError("All connection attempts failed")
+
+
 @get("/deadlocked")
 async def deadlocked() -> None:
     # What a deadlock that outlived a service's retries raises (SQLSTATE 40P01).
@@ -57,7 +64,7 @@ async def client(proxy: tuple[TcpProxy, str], signing_key: rsa.RSAPrivateKey) ->
         ServiceDefinition(
             settings=settings,
             title="outage",
-            route_handlers=[now, broken, deadlocked],
+            route_handlers=[now, broken, deadlocked, upstream_down],
             key_source=StaticKeySource({KID: signing_key.public_key()}),
         )
     )
@@ -95,6 +102,14 @@ async def test_a_lasting_deadlock_is_503_and_a_bad_query_is_still_500(client: As
     response = await client.get("/broken")
     assert response.status_code == 500, response.text
     assert "retry-after" not in response.headers
+
+
+async def test_an_unreachable_upstream_service_is_503_not_500(client: AsyncTestClient) -> None:
+    """Found by the chaos test (tests/test_chaos.py): the event service answered 500 to a hand report while
+    the wallet it pays prizes through was being restarted."""
+    response = await client.get("/upstream-down")
+    assert_unavailable(response)
+    assert response.json()["type"] == "urn:tablium:problem:service-unavailable"
 
 
 def test_what_counts_as_transient() -> None:
