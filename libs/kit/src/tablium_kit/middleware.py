@@ -39,7 +39,14 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import IntegrityError
 
 from tablium_kit.db import REQUEST_SESSION_KEY, finish_request_session
-from tablium_kit.errors import CONFLICT_DETAIL, INTERNAL_ERROR, PROBLEM_JSON, problem_body
+from tablium_kit.errors import (
+    CONFLICT_DETAIL,
+    INTERNAL_ERROR,
+    PROBLEM_JSON,
+    RETRY_AFTER_S,
+    problem_body,
+    transient_failure,
+)
 from tablium_kit.inputs import control_character_in
 from tablium_kit.net import REQUEST_ID_HEADER, RequestContext, real_client, request_context
 from tablium_kit.observability import UNOBSERVED_PATHS
@@ -50,12 +57,18 @@ _UNOBSERVED = frozenset(UNOBSERVED_PATHS)
 _Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
-def _answer(status: int, body: bytes) -> _Answer:
-    return status, [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())], body
+def _answer(status: int, body: bytes, *extra: tuple[bytes, bytes]) -> _Answer:
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()), *extra]
+    return status, headers, body
 
 
 _INTERNAL_ERROR = _answer(500, json.dumps(INTERNAL_ERROR).encode())
 _CONFLICT = _answer(409, problem_body(409, CONFLICT_DETAIL))
+_UNAVAILABLE = _answer(
+    503,
+    problem_body(503, "a dependency is unavailable; try again shortly"),
+    (b"retry-after", str(RETRY_AFTER_S).encode()),
+)
 _HTTP: Final = ScopeType.HTTP  # an enum member lookup per use costs more than the comparison
 # The route label of requests that matched no route (404, 405): one series, whatever the path.
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -185,11 +198,16 @@ class ServiceLayer:
                         # one raised in the handler, whose answer and effects are gone.
                         log.warning("request session commit conflicted", path=scope["path"], error=str(exc.orig))
                         failure = _CONFLICT
-                    except Exception:
-                        # Litestar counts the response as started, so raising would only abort it:
-                        # the client is told 500 instead of the handler's answer, whose effects are gone.
-                        log.exception("request session commit failed", path=scope["path"], status=status)
-                        failure = _INTERNAL_ERROR
+                    except Exception as exc:
+                        # Litestar counts the response as started, so raising would only abort it: the
+                        # client is told 503 (the database went away before the commit: try again) or
+                        # 500 instead of the handler's answer, whose effects are gone.
+                        if transient_failure(exc):
+                            log.warning("request session commit failed transiently", path=scope["path"])
+                            failure = _UNAVAILABLE
+                        else:
+                            log.exception("request session commit failed", path=scope["path"], status=status)
+                            failure = _INTERNAL_ERROR
                     if failure is not None:
                         status, headers, _ = failure
                         message = {"type": "http.response.start", "status": status, "headers": headers}

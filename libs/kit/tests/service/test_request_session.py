@@ -93,7 +93,9 @@ async def client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterato
         await connection.execute(
             text(
                 "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS"
-                " $$ BEGIN IF NEW.name = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF; RETURN NULL; END $$"
+                " $$ BEGIN IF NEW.name = 'poison' THEN RAISE EXCEPTION 'poisoned'; END IF;"
+                " IF NEW.name = 'contended' THEN RAISE EXCEPTION 'lost' USING ERRCODE = 'serialization_failure';"
+                " END IF; RETURN NULL; END $$"
             )
         )
         await connection.execute(
@@ -141,6 +143,18 @@ async def test_a_failed_commit_is_answered_as_an_error(client: AsyncTestClient) 
     assert response.json()["type"] == "urn:tablium:problem:internal-error"
     assert response.headers["x-request-id"]
     assert "poison" not in (await client.get("/marks")).json()
+
+
+async def test_a_transient_failure_at_commit_is_a_503_to_retry(client: AsyncTestClient) -> None:
+    """A commit lost to a serialization failure (or a database gone between handler and commit) is not
+    the client's fault nor a bug: 503 with Retry-After, nothing committed, as errors.py answers it."""
+    response = await client.post("/marks/contended")
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["status"] == 503
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "contended" not in (await client.get("/marks")).json()
 
 
 async def test_an_integrity_error_at_commit_is_a_conflict(client: AsyncTestClient) -> None:
