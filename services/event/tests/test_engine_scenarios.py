@@ -422,6 +422,24 @@ def test_satellite_ends_when_players_left_equal_seats() -> None:
     check_finished(tournament)
 
 
+def test_a_satellite_pool_may_not_grow_into_places_already_decided() -> None:
+    """Found by the busy-director property: a satellite's bust at an unpaid place, then rebuys that grew
+    the pool by a seat and a cash remainder: the busted place became a paid one it was never paid for
+    (158,000 of a 158,108 pool awarded). A purchase or entry that would pay a decided place is refused."""
+    tournament = started(20, format="satellite", satellite_seat_value=500, buy_in=100, seats_per_table=10)
+    while tournament.remaining > 6:
+        table = next(t for t in tournament.tables.values() if t.in_hand and t.n >= 2)
+        bust(tournament, table.id, [next(e for e in table.seats if e is not None)])
+        for t in list(tournament.tables.values()):
+            if t.in_hand and tournament.hand_for_hand and t.id != table.id:
+                quiet_hand(tournament, t.id)
+    assert tournament.status == "running"
+    assert tournament.paid_places() == 4
+    assert len(tournament.entries) - tournament.placed + 1 == 7
+    assert not tournament._would_pay_a_decided_place(1_000), "six seats, no remainder: places 1-6 only"
+    assert tournament._would_pay_a_decided_place(1_100), "a 100 remainder for place 7, decided with nothing"
+
+
 def test_rebuys_and_addons_grow_the_pool() -> None:
     structure = Structure(levels=(Level(10, 20, duration_s=60), Level(20, 40, duration_s=60)), breaks=(Break(1, 30),))
     tournament = started(

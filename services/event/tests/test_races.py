@@ -162,7 +162,9 @@ async def running_tournament(
     return tournament_id, accounts
 
 
-SERVICE_HEADERS = {"Authorization": f"Bearer {SERVICE.token('event')}"}
+def service_headers() -> dict[str, str]:
+    """The lobby's identity, minted per call: service tokens live two minutes, the suite longer."""
+    return {"Authorization": f"Bearer {SERVICE.token('event')}"}
 
 
 async def test_twenty_concurrent_replays_of_one_rebuy_charge_once_and_apply_once(
@@ -193,7 +195,7 @@ async def test_twenty_concurrent_replays_of_one_rebuy_charge_once_and_apply_once
         [table] = (await http.get(f"{url}/tables")).json()
         stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
         body = {"hand_id": "after-rebuy", "table": table["table"], "stacks": stacks}
-        response = await http.post(f"/internal/v1{url[7:]}/hands", json=body, headers=SERVICE_HEADERS)
+        response = await http.post(f"/internal/v1{url[7:]}/hands", json=body, headers=service_headers())
         assert response.status_code == 200, response.text
         rebuys = [i for i in response.json()["instructions"] if i["kind"] == "set_stack" and i["reason"] == "rebuy"]
         assert len(rebuys) == 1, "the chips of one rebuy"
@@ -212,7 +214,7 @@ async def test_concurrent_identical_hand_reports_answer_once_and_never_freeze_th
         stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
         body = {"hand_id": f"h{round_}", "table": table["table"], "stacks": stacks}
         responses = await asyncio.wait_for(
-            asyncio.gather(*(http.post(url, json=body, headers=SERVICE_HEADERS) for _ in range(5))), 30
+            asyncio.gather(*(http.post(url, json=body, headers=service_headers()) for _ in range(5))), 30
         )
         ok = [r for r in responses if r.status_code == 200]
         assert ok, [r.text for r in responses]
@@ -220,5 +222,5 @@ async def test_concurrent_identical_hand_reports_answer_once_and_never_freeze_th
         assert len({json.dumps(r.json(), sort_keys=True) for r in ok}) == 1, "every copy gets the same answer"
         # The tournament goes on: the next hand is applied at once.
         body = {**body, "hand_id": f"next{round_}"}
-        response = await asyncio.wait_for(http.post(url, json=body, headers=SERVICE_HEADERS), 15)
+        response = await asyncio.wait_for(http.post(url, json=body, headers=service_headers()), 15)
         assert response.status_code == 200, response.text

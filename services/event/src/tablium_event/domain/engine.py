@@ -48,7 +48,8 @@ MoverKey = tuple[int, int, int, int]  # (effective players, -moves of its due-bi
 # The version of the rules this engine applies. Bump it with any change that can make a different decision
 # from the same facts (who moves, when a table holds, what is accepted): a journal written under one version
 # must not be replayed by another (docs/adr/0006-tournament-engine.md, "Rules version").
-RULES_VERSION = 3  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve
+RULES_VERSION = 3  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve,
+# and no purchase or entry that would grow the pool into a place already decided
 
 WAITING = "waiting for players"
 SHORT = "3 short: waiting for players [11D]"
@@ -331,7 +332,25 @@ class Tournament:
             # The bounty rule (ADR 0006): bounties paid leave entries and rebuys open (a bounty comes from
             # the bounty parts, never from the prize pool a later entry joins); the first place prize closes them.
             return "prizes are already being paid"
+        if self._would_pay_a_decided_place(self.config.price("entry").prize_pool, 1):
+            return "the prize pool can no longer grow: places it would pay are decided"
         return None
+
+    def _would_pay_a_decided_place(self, extra_pool: int, extra_entries: int = 0) -> bool:
+        """Whether a pool grown by ``extra_pool`` would pay a place already given to a busted entry (which
+        was awarded what the smaller pool paid there: nothing). A satellite's next seat or cash remainder,
+        a bigger field's extra paid place: the pool may not grow past what is decided."""
+        if not self.placed:
+            return False
+        config = self.config
+        entries = len(self.entries) + extra_entries
+        pool = max(self.prize_pool, self.pool_collected + extra_pool)
+        if config.format == "satellite":
+            paid = pay.satellite_places_paid(pool, config.satellite_seat_value, entries)
+        else:
+            paid = pay.places_paid(pool, entries, config.buy_in, config.payout)
+        best_decided = len(self.entries) - self.placed + 1
+        return best_decided <= paid
 
     def unregister(self, player: str) -> int:
         """Before the start only; returns the removed entry id."""
@@ -681,6 +700,8 @@ class Tournament:
             raise ValueError(f"not a purchase: {kind}")
         if self.prizes_paid:
             return "prizes are already being paid"
+        if self._would_pay_a_decided_place(config.price(kind).prize_pool):
+            return "the prize pool can no longer grow: places it would pay are decided"
         return None
 
     def buy_rebuy(self, entry_id: int) -> list[Instruction]:

@@ -140,8 +140,7 @@ def payout_table(pool: int, entries: int, buy_in: int, rule: PayoutRule) -> list
     if entries <= 10:
         paid = 1 if entries <= 4 else 2 if entries <= 7 else 3
         return _from_shares(pool, SMALL_FIELD_SHARES[paid])
-    reference = buy_in if buy_in > 0 else pool // entries
-    min_cash = max(1, math.ceil(exact(rule.min_cash_multiple) * reference))
+    min_cash = _min_cash(pool, entries, buy_in, rule)
     paid = max(1, min(math.ceil(entries * exact(rule.paid_fraction)), pool // min_cash, entries))
     if paid <= 3:
         return _from_shares(pool, SMALL_FIELD_SHARES[paid])
@@ -201,6 +200,29 @@ def _from_shares(pool: int, shares_bp: tuple[int, ...]) -> list[int]:
     amounts = [pool * share // total for share in shares_bp] if total else [0] * len(shares_bp)
     amounts[0] += pool - sum(amounts)
     return amounts
+
+
+def _min_cash(pool: int, entries: int, buy_in: int, rule: PayoutRule) -> int:
+    reference = buy_in if buy_in > 0 else pool // entries
+    return max(1, math.ceil(exact(rule.min_cash_multiple) * reference))
+
+
+def places_paid(pool: int, entries: int, buy_in: int, rule: PayoutRule) -> int:
+    """How many places ``payout_table`` pays, without computing their amounts (cheap in any field)."""
+    if pool <= 0 or entries <= 0:
+        return 0
+    if rule.fixed_bp is not None:
+        return len(_from_shares(pool, rule.fixed_bp[:entries]))
+    if entries <= 10:
+        return len(SMALL_FIELD_SHARES[1 if entries <= 4 else 2 if entries <= 7 else 3])
+    min_cash = _min_cash(pool, entries, buy_in, rule)
+    paid = max(1, min(math.ceil(entries * exact(rule.paid_fraction)), pool // min_cash, entries))
+    return len(SMALL_FIELD_SHARES[paid]) if paid <= 3 else paid
+
+
+def satellite_places_paid(pool: int, seat_value: int, entries: int) -> int:
+    """How many places ``satellite_table`` pays (seats, and the next place's cash remainder)."""
+    return len(satellite_table(pool, seat_value, entries))
 
 
 def satellite_table(pool: int, seat_value: int, entries: int) -> list[int]:
