@@ -4,8 +4,10 @@ JWKS server of the test's signing key."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -171,6 +173,13 @@ class LobbyProcess:
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://")
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group: the server and its worker (killing only the parent would leave
+        the worker serving, and the instance alive)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
 
 @pytest.fixture(scope="module")
 async def start_lobby(
@@ -200,6 +209,7 @@ async def start_lobby(
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log_path.open("wb"),
+            start_new_session=True,  # its own process group: stopped whole, workers included
         )
         logs.append(log_path)
         processes.append(process)
@@ -209,9 +219,13 @@ async def start_lobby(
 
     yield start
     for process in processes:
-        if process.poll() is None:
-            process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
             process.wait(timeout=10)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
     if not os.environ.get("TABLIUM_TEST_KEEP_LOGS"):
         for log_path in logs:
             log_path.unlink(missing_ok=True)

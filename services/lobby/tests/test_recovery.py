@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import uuid
 from typing import Any
 
@@ -52,7 +51,7 @@ async def test_a_killed_lobby_is_taken_over_from_the_database(
     try:
         async with engine.connect() as connection:
             running = (await connection.execute(text("SELECT id, actions FROM hands WHERE status = 'running'"))).first()
-        first.process.send_signal(signal.SIGKILL)
+        first.kill()
         first.process.wait(timeout=10)
         for bot in bots:
             await bot.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import signal
 import uuid
 from typing import Any
 
@@ -67,7 +66,7 @@ async def test_a_killed_instance_s_hand_is_taken_over_after_its_lease(
 
             async with asyncio.timeout(60):
                 await y_plays_until_x_is_to_act()
-            b.process.send_signal(signal.SIGKILL)
+            b.kill()
             b.process.wait(timeout=10)
             engine = create_async_engine(database_url)
             try:
