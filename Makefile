@@ -19,7 +19,7 @@ lint: install
 	.venv/bin/ruff format --check .
 
 typecheck: install
-	.venv/bin/mypy libs/kit/src libs/poker/src
+	.venv/bin/mypy libs/kit/src libs/poker/src gateway/src
 
 # The HTTP and wallet benchmarks load the services with wrk (Debian's package, installed when root).
 bench: install infra

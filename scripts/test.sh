@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 echo "== ruff"
 .venv/bin/ruff check . || exit 1
 echo "== mypy (libs)"
-.venv/bin/mypy libs/kit/src libs/poker/src || exit 1
+.venv/bin/mypy libs/kit/src libs/poker/src gateway/src || exit 1
 
 echo "== pytest"
 .venv/bin/pytest libs services gateway tests "$@"

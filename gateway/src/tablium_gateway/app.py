@@ -12,83 +12,28 @@ Kong's messages as the detail (see docs/adr/0004-dev-gateway.md for what Kong it
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import http.cookiejar
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from http import HTTPStatus
 from typing import Any
 
 import httpx
-import websockets
 
-from tablium_gateway.config import CorrelationIdConfig, GatewayConfig, RateLimitConfig, Route, Service
+from tablium_gateway.asgi import Receive, Scope, Send
+from tablium_gateway.config import CorrelationIdConfig, GatewayConfig, RateLimitConfig, Route
 from tablium_gateway.cors import Cors
+from tablium_gateway.forwarding import HOP_BY_HOP, BodyTooLarge, read_body, request_path, stream_body, upstream_headers
 from tablium_gateway.jwt_auth import Authenticated, JwtAuthenticator
 from tablium_gateway.metrics import GatewayMetrics
 from tablium_gateway.rate_limit import LocalRateLimiter
-from tablium_gateway.router import Router, normalize_path, upstream_path
+from tablium_gateway.responses import NOSNIFF, PROBLEM_JSON, VIA, missing_added_headers, problem
+from tablium_gateway.router import Router, upstream_path
 from tablium_gateway.transport import PooledHTTP1Transport
+from tablium_gateway.websocket import connect_upstream, relay
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Any]
-Send = Callable[[Message], Any]
-
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# Set by the gateway itself; a client's own values would be spoofing.
-_REPLACED_UPSTREAM = _HOP_BY_HOP | {
-    b"host",
-    b"expect",  # answered by the ASGI server; an upstream 100 Continue would confuse the proxy
-    b"x-forwarded-for",
-    b"x-forwarded-proto",
-    b"x-forwarded-host",
-    b"x-forwarded-port",
-    b"x-forwarded-path",
-    b"x-forwarded-prefix",
-    b"x-real-ip",
-    b"x-consumer-id",
-    b"x-consumer-custom-id",
-    b"x-consumer-username",
-    b"x-credential-identifier",
-    b"x-anonymous-consumer",
-}
-_PROBLEM_JSON = (b"content-type", b"application/problem+json")
-# The gateway's bodies are always JSON; a browser must never sniff one into something else.
-_NOSNIFF = (b"x-content-type-options", b"nosniff")
-_VIA = (b"via", b"1.1 tablium-dev-gateway")
-# The services' problem titles (tablium_kit.errors), so clients handle the gateway's refusals like theirs.
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    404: "Not found",
-    411: "Length required",
-    413: "Request too large",
-    429: "Too many requests",
-    502: "Bad gateway",
-    504: "Gateway timeout",
-}
 _MAX_REQUEST_ID = 200
 NO_ROUTE = "no Route matched with those values"
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class _RejectAllCookies(http.cookiejar.DefaultCookiePolicy):
@@ -175,7 +120,7 @@ class Gateway:
         refuses or can't be reached the same way. Closing codes pass through in both directions.
         """
         await receive()  # websocket.connect
-        path = _request_path(scope)
+        path = request_path(scope)
         match = self.router.match("GET", path) if path is not None else None
         if match is None or path is None:
             await send({"type": "websocket.close", "code": 1008})
@@ -206,31 +151,21 @@ class Gateway:
             url += "?" + query.decode("latin-1")
         forwarded = [
             (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in self._upstream_headers(scope, route, headers, path, upstream)
+            for k, v in upstream_headers(scope, route, headers, path, upstream)
             if k != b"host" and not k.startswith(b"sec-websocket-")
         ]
-        try:
-            peer = await websockets.connect(
-                url,
-                additional_headers=forwarded,
-                open_timeout=service.connect_timeout_s,
-                max_size=_WS_MAX_MESSAGE,
-                compression=None,
-            )
-        except websockets.InvalidStatus as exc:
-            await send({"type": "websocket.close", "code": 1008 if exc.response.status_code < 500 else 1011})
-            return
-        except (OSError, TimeoutError, websockets.WebSocketException):
-            await send({"type": "websocket.close", "code": 1011})
+        peer = await connect_upstream(service, url, forwarded)
+        if isinstance(peer, int):
+            await send({"type": "websocket.close", "code": peer})
             return
         await send({"type": "websocket.accept"})
-        await _relay(peer, receive, send)
+        await relay(peer, receive, send)
 
     # -- HTTP ------------------------------------------------------------------------
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        path = _request_path(scope)
+        path = request_path(scope)
         if path is None:
             await self._error(send, 400, "Bad request", [], None, started)
             return
@@ -277,8 +212,8 @@ class Gateway:
                 await self._error(send, 413, "Request size limit exceeded", downstream, route, started)
                 return
             try:
-                body = await _read_body(receive, size_limit.allowed_bytes)
-            except _BodyTooLarge:
+                body = await read_body(receive, size_limit.allowed_bytes)
+            except BodyTooLarge:
                 await self._error(send, 413, "Request size limit exceeded", downstream, route, started)
                 return
 
@@ -339,13 +274,13 @@ class Gateway:
         if body is not None:
             content = body
         elif "content-length" in headers or "transfer-encoding" in headers:
-            content = _stream_body(receive)
+            content = stream_body(receive)
         else:
             content = b""
         request = httpx.Request(
             scope["method"],
             url,
-            headers=self._upstream_headers(scope, route, headers, path, upstream),
+            headers=upstream_headers(scope, route, headers, path, upstream),
             content=content,
             extensions={"timeout": self._timeouts[service.name]},
         )
@@ -362,12 +297,12 @@ class Gateway:
             return
         try:
             # Headers the gateway sets itself (request id, CORS, rate limits) replace the upstream's, as in Kong.
-            own = _HOP_BY_HOP | {name.lower() for name, _ in downstream}
+            own = HOP_BY_HOP | {name.lower() for name, _ in downstream}
             raw = response.headers.raw
             response_headers = [(name.lower(), value) for name, value in raw if name.lower() not in own]
             response_headers += downstream
-            response_headers += _missing(route, response_headers)
-            response_headers.append(_VIA)
+            response_headers += missing_added_headers(route, response_headers)
+            response_headers.append(VIA)
             await send({"type": "http.response.start", "status": response.status_code, "headers": response_headers})
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -375,41 +310,6 @@ class Gateway:
         finally:
             await response.aclose()
         self._observe(route, response.status_code, "service", started, sent)
-
-    def _upstream_headers(
-        self,
-        scope: Scope,
-        route: Route,
-        headers: Mapping[str, str],
-        path: str,
-        extra: list[tuple[bytes, bytes]],
-    ) -> list[tuple[bytes, bytes]]:
-        connection_tokens = {t.strip().lower().encode() for t in headers.get("connection", "").split(",") if t.strip()}
-        replaced = {name for name, _ in extra}
-        out = [
-            (k, v)
-            for k, v in scope["headers"]
-            if k not in _REPLACED_UPSTREAM and k not in connection_tokens and k not in replaced
-        ]
-        client = scope.get("client")
-        client_ip = client[0] if client else "unknown"
-        forwarded_for = headers.get("x-forwarded-for")
-        host_header = headers.get("host", "")
-        server = scope.get("server")
-        service = route.service
-        out += [
-            (b"host", host_header.encode("latin-1") if route.preserve_host else _host_of(service)),
-            # Like Kong: the client's X-Forwarded-For is kept and the peer appended to it;
-            # X-Real-IP is the peer itself.
-            (b"x-forwarded-for", f"{forwarded_for}, {client_ip}".encode() if forwarded_for else client_ip.encode()),
-            (b"x-real-ip", client_ip.encode()),
-            (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
-            (b"x-forwarded-host", host_header.rsplit(":", 1)[0].encode("latin-1") if host_header else b""),
-            (b"x-forwarded-port", str(server[1] if server and server[1] else 80).encode()),
-            (b"x-forwarded-path", path.encode("latin-1")),
-        ]
-        out += extra
-        return out
 
     # -- responses made by the gateway -----------------------------------------------
 
@@ -422,7 +322,7 @@ class Gateway:
         route: Route | None,
         started: float,
     ) -> None:
-        await self._respond(send, status, [*headers, _PROBLEM_JSON], problem(status, detail), route, started)
+        await self._respond(send, status, [*headers, PROBLEM_JSON], problem(status, detail), route, started)
 
     async def _respond(
         self,
@@ -433,8 +333,8 @@ class Gateway:
         route: Route | None,
         started: float,
     ) -> None:
-        headers = [*headers, (b"content-length", str(len(body)).encode()), _NOSNIFF, _VIA]
-        headers += _missing(route, headers)
+        headers = [*headers, (b"content-length", str(len(body)).encode()), NOSNIFF, VIA]
+        headers += missing_added_headers(route, headers)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._observe(route, status, "kong", started, None)
@@ -447,102 +347,3 @@ class Gateway:
         self.metrics.request_latency.labels(service, name).observe((now - started) * 1000)
         if sent is not None:
             self.metrics.upstream_latency.labels(service, name).observe((now - sent) * 1000)
-
-
-def problem(status: int, detail: str) -> bytes:
-    """An RFC 9457 body shaped like the services' (type, title, status, detail); never an upstream's address."""
-    title = _TITLES.get(status) or HTTPStatus(status).phrase.capitalize()
-    slug = title.lower().replace(" ", "-")
-    body = {"type": f"urn:tablium:problem:{slug}", "title": title, "status": status, "detail": detail}
-    return json.dumps(body).encode()
-
-
-def _missing(route: Route | None, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """response-transformer's add.headers that the response doesn't have yet (Kong's add never overwrites)."""
-    transformer = route.plugins.response_transformer if route is not None else None
-    if transformer is None:
-        return []
-    present = {name.lower() for name, _ in headers}
-    return [(name, value) for name, value in transformer.add_headers if name not in present]
-
-
-_WS_MAX_MESSAGE = 1 << 20
-
-
-async def _relay(peer: Any, receive: Receive, send: Send) -> None:
-    """Frames both ways until either side closes; the other side is then closed with the same code."""
-
-    async def downstream() -> None:
-        try:
-            async for frame in peer:
-                if isinstance(frame, str):
-                    await send({"type": "websocket.send", "text": frame})
-                else:
-                    await send({"type": "websocket.send", "bytes": frame})
-        except websockets.ConnectionClosed:
-            pass
-        code = peer.close_code or 1000
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await send({"type": "websocket.close", "code": code if code != 1005 else 1000})
-
-    async def upstream() -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                await peer.close(code=message.get("code", 1000) if message.get("code", 1000) != 1005 else 1000)
-                return
-            if message["type"] == "websocket.receive":
-                data = message.get("text")
-                try:
-                    await peer.send(data if data is not None else message.get("bytes") or b"")
-                except websockets.ConnectionClosed:
-                    return
-
-    tasks = [asyncio.create_task(downstream()), asyncio.create_task(upstream())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await peer.close()
-
-
-def _request_path(scope: Scope) -> str | None:
-    raw_path: bytes | None = scope.get("raw_path")
-    return normalize_path(raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"])
-
-
-def _host_of(service: Service) -> bytes:
-    default = 443 if service.scheme == "https" else 80
-    host = service.host if service.port == default else f"{service.host}:{service.port}"
-    return host.encode("idna")
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-async def _stream_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return

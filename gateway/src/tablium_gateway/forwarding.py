@@ -1,0 +1,121 @@
+"""What goes upstream: the request's path, its body and the headers a proxy must drop, replace or add."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+from tablium_gateway.asgi import Receive, Scope
+from tablium_gateway.config import Route, Service
+from tablium_gateway.router import normalize_path
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Set by the gateway itself; a client's own values would be spoofing.
+_REPLACED_UPSTREAM = HOP_BY_HOP | {
+    b"host",
+    b"expect",  # answered by the ASGI server; an upstream 100 Continue would confuse the proxy
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-forwarded-path",
+    b"x-forwarded-prefix",
+    b"x-real-ip",
+    b"x-consumer-id",
+    b"x-consumer-custom-id",
+    b"x-consumer-username",
+    b"x-credential-identifier",
+    b"x-anonymous-consumer",
+}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def request_path(scope: Scope) -> str | None:
+    raw_path: bytes | None = scope.get("raw_path")
+    return normalize_path(raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"])
+
+
+def upstream_headers(
+    scope: Scope,
+    route: Route,
+    headers: Mapping[str, str],
+    path: str,
+    extra: list[tuple[bytes, bytes]],
+) -> list[tuple[bytes, bytes]]:
+    """The client's headers minus hop-by-hop and spoofable ones, plus Kong's X-Forwarded-* and ``extra``."""
+    connection_tokens = {t.strip().lower().encode() for t in headers.get("connection", "").split(",") if t.strip()}
+    replaced = {name for name, _ in extra}
+    out = [
+        (k, v)
+        for k, v in scope["headers"]
+        if k not in _REPLACED_UPSTREAM and k not in connection_tokens and k not in replaced
+    ]
+    client = scope.get("client")
+    client_ip = client[0] if client else "unknown"
+    forwarded_for = headers.get("x-forwarded-for")
+    host_header = headers.get("host", "")
+    server = scope.get("server")
+    service = route.service
+    out += [
+        (b"host", host_header.encode("latin-1") if route.preserve_host else _host_of(service)),
+        # Like Kong: the client's X-Forwarded-For is kept and the peer appended to it;
+        # X-Real-IP is the peer itself.
+        (b"x-forwarded-for", f"{forwarded_for}, {client_ip}".encode() if forwarded_for else client_ip.encode()),
+        (b"x-real-ip", client_ip.encode()),
+        (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
+        (b"x-forwarded-host", host_header.rsplit(":", 1)[0].encode("latin-1") if host_header else b""),
+        (b"x-forwarded-port", str(server[1] if server and server[1] else 80).encode()),
+        (b"x-forwarded-path", path.encode("latin-1")),
+    ]
+    out += extra
+    return out
+
+
+def _host_of(service: Service) -> bytes:
+    default = 443 if service.scheme == "https" else 80
+    host = service.host if service.port == default else f"{service.host}:{service.port}"
+    return host.encode("idna")
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, refused past ``limit`` bytes whatever Content-Length said."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def stream_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
