@@ -9,7 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tablium_kit import auth
+from tablium_kit import tokens
 from tablium_kit.auth import LEEWAY_S, Principal, ServiceTokens, ServiceTokenVerifier, ServiceTrust, VerifiedTokens
 from tablium_kit.errors import Unauthorized
 
@@ -34,7 +34,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append(token)
         return real(token, *args, **kwargs)
 
-    monkeypatch.setattr(auth.jwt, "decode", counting)
+    monkeypatch.setattr(jwt, "decode", counting)
     return calls
 
 
@@ -60,7 +60,7 @@ def test_a_cached_service_token_is_not_answered_past_its_expiry(
     # The kit's clock passes the expiry (pyjwt keeps its own clock, so the token verifies again
     # there): the cache must not answer, the token goes back through full verification.
     later = time.time() + 60 + LEEWAY_S + 1
-    monkeypatch.setattr(auth.time, "time", lambda: later)
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
     callee.verify(bearer(token))
     assert decodes == [token, token]
 
