@@ -1,0 +1,15 @@
+"""Hypothesis profiles for the whole suite.
+
+``ci`` (the default): property tests draw the same examples on every run, so a run fails only when
+the code changed, never by a new draw; the examples are still many and random-looking.
+``explore`` (``HYPOTHESIS_PROFILE=explore``): fresh random examples and more of them, to look for new
+failures; a failing example is printed with its reproduce blob, and belongs in a scenario test.
+"""
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
