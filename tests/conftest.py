@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,12 @@ import pytest
 
 from tablium_kit.auth import ServiceTokens, local_service_keys
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.service_processes import free_port
 from tablium_kit.settings import ServiceSettings
 from tablium_kit.testing import RUN_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:

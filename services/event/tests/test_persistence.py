@@ -312,9 +312,9 @@ async def test_two_processes_alternating_hand_reports_stay_correct(
     assert sorted(row["place"] for row in standings) == list(range(1, 15))
     prizes = {row["player"]: row["prize"] for row in standings}
     for player, account in players.items():
-        assert await ledger.balance(account) == 5_000 - 1_000 + prizes[player]
+        assert await ledger.available(account) == 5_000 - 1_000 + prizes[player]
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 0
+    assert await ledger.available(pool) == 0
 
 
 # ---------------------------------------------------------------------------- starts cut short
@@ -377,7 +377,7 @@ async def start_cut_short(
         ).all()
     assert sorted(statuses).count("posted") == 4, "the first chunk was posted and committed"
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) >= 4 * 1_000, "the wallet got further than the database knows"
+    assert await ledger.available(pool) >= 4 * 1_000, "the wallet got further than the database knows"
     return tournament_id, accounts
 
 
@@ -393,11 +393,11 @@ async def assert_started_once(
     lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["status"], lobby["entries"], lobby["prize_pool"]) == ("running", count, count * 1_000)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == count * 1_000, "the pool holds the buy-ins, each once"
+    assert await ledger.available(pool) == count * 1_000, "the pool holds the buy-ins, each once"
     fees = await ledger.account("house", "house_fees")
-    assert await ledger.balance(fees) - fees_before == count * 100, "each fee once"
+    assert await ledger.available(fees) - fees_before == count * 100, "each fee once"
     for account in accounts.values():
-        assert await ledger.balance(account) == 5_000 - 1_100, "each entry posted exactly once"
+        assert await ledger.available(account) == 5_000 - 1_100, "each entry posted exactly once"
     async with sessions() as session:
         regs = (
             await session.scalars(select(Registration).where(Registration.tournament_id == uuid.UUID(tournament_id)))
@@ -423,7 +423,7 @@ async def test_a_start_cut_short_is_finished_by_a_retry(
     settings: EventSettings,
     sessions: SessionFactory,
 ) -> None:
-    fees_before = await ledger.balance(await ledger.account("house", "house_fees"))
+    fees_before = await ledger.available(await ledger.account("house", "house_fees"))
     tournament_id, accounts = await start_cut_short(client, ledger, settings, sessions, 13)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
@@ -436,7 +436,7 @@ async def test_a_start_cut_short_is_finished_by_the_reconciler(
     settings: EventSettings,
     sessions: SessionFactory,
 ) -> None:
-    fees_before = await ledger.balance(await ledger.account("house", "house_fees"))
+    fees_before = await ledger.available(await ledger.account("house", "house_fees"))
     tournament_id, accounts = await start_cut_short(client, ledger, settings, sessions, 10)
     reconciler = Tournaments(
         msgspec.structs.replace(settings, late_entry_grace_s=0.0),
@@ -458,7 +458,7 @@ async def test_two_starts_at_once_build_one_engine(
 ) -> None:
     """A director's double click on two instances (or a retry racing the reconciler): both post the same
     entries (replays), one builds the engine, the other finds it running."""
-    fees_before = await ledger.balance(await ledger.account("house", "house_fees"))
+    fees_before = await ledger.available(await ledger.account("house", "house_fees"))
     tournament_id = await new_tournament(client)
     accounts = await register_players(client, ledger, tournament_id, 9)
 

@@ -9,33 +9,26 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
-import subprocess
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jwt.algorithms import RSAAlgorithm
 from test_service import (
     DIRECTOR,
     KID,
     REBUYS,
     SERVICE,
     SIGNING_KEY,
-    VENV_BIN,
     Ledger,
     bearer,
-    free_port,
     wallet_url,
     wire,
 )
 
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.service_processes import serve_jwks, start_service
 
 __all__ = ["wallet_url"]  # a fixture, shared with test_service
 
@@ -48,47 +41,16 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
     """The player service's part: the public key of the tests' tokens, as a JWKS document."""
-    jwk = json.loads(RSAAlgorithm.to_jwk(SIGNING_KEY.public_key()))
-    document = json.dumps({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def tail(log: Path) -> str:
-    return log.read_text()[-3000:]
+    with serve_jwks(KID, SIGNING_KEY.public_key()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 async def event_url(
-    make_database: Callable[[str], Awaitable[str]],
-    amqp_names: AmqpNames,
-    wallet_url: str,
-    jwks_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames, wallet_url: str, jwks_url: str
 ) -> AsyncIterator[str]:
-    port = free_port()
     env = {
-        **os.environ,
         "TABLIUM_EVENT_DATABASE_URL": await make_database("event_races"),
-        "TABLIUM_EVENT_PORT": str(port),
         "TABLIUM_EVENT_WALLET_URL": wallet_url,
         "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
         "TABLIUM_ENVIRONMENT": "test",
@@ -99,31 +61,9 @@ async def event_url(
         "TABLIUM_EVENT_CONSUME_EVENTS": "false",
         "TABLIUM_LOG_LEVEL": "WARNING",
     }
-    log: Path = tmp_path_factory.mktemp("event") / "event.log"
-    process = subprocess.Popen(  # noqa: ASYNC220 - started once per module
-        [str(VENV_BIN / "tablium-event"), "serve", "--port", str(port)],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(600):
-                if process.poll() is not None:
-                    raise RuntimeError(f"the event service exited:\n{tail(log)}")
-                try:
-                    if (await client.get(f"{url}/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"the event service did not start:\n{tail(log)}")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    event = start_service("event", env)
+    yield event.url
+    event.stop()
 
 
 @pytest.fixture
@@ -136,7 +76,7 @@ async def http(event_url: str) -> AsyncIterator[httpx.AsyncClient]:
 async def ledger(wallet_url: str) -> AsyncIterator[Ledger]:
     ledger = Ledger(wallet_url)
     yield ledger
-    await ledger.http.aclose()
+    await ledger.aclose()
 
 
 async def running_tournament(
@@ -187,11 +127,11 @@ async def test_twenty_concurrent_replays_of_one_rebuy_charge_once_and_apply_once
         assert {r.status_code for r in responses} == {201}, [r.text for r in responses if r.status_code != 201]
         assert len({json.dumps(r.json(), sort_keys=True) for r in responses}) == 1, "one answer for one request"
         assert responses[0].json()["status"] == "posted"
-        assert await ledger.balance(accounts[rebuyer]) == 10_000 - 1_100 - 1_100, "charged exactly once"
+        assert await ledger.available(accounts[rebuyer]) == 10_000 - 1_100 - 1_100, "charged exactly once"
         pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
         lobby = (await http.get(url)).json()
         assert int(lobby["prize_pool"]) == 4_000, "the engine applied the rebuy exactly once"
-        assert await ledger.balance(pool) == int(lobby["prize_pool"]), "pool in the wallet = pool in the engine"
+        assert await ledger.available(pool) == int(lobby["prize_pool"]), "pool in the wallet = pool in the engine"
         [table] = (await http.get(f"{url}/tables")).json()
         stacks = {str(s["entry"]): s["stack"] for s in table["seats"] if s is not None}
         body = {"hand_id": "after-rebuy", "table": table["table"], "stacks": stacks}

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
 import random
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,6 +47,7 @@ from tablium_kit import db
 from tablium_kit.auth import ServiceTokens, StaticKeySource
 from tablium_kit.messaging.envelope import CONTENT_TYPE, decode
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.service_processes import WalletLedger, start_service, wallet_env
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -107,51 +105,11 @@ def ints(body: Any) -> Any:
     return body
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 async def wallet_url(make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames) -> AsyncIterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TABLIUM_WALLET_DATABASE_URL": await make_database("wallet"),
-        "TABLIUM_WALLET_PORT": str(port),
-        "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
-        "TABLIUM_ENVIRONMENT": "test",
-        "TABLIUM_WALLET_CONSUME_EVENTS": "false",
-        "TABLIUM_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(  # noqa: ASYNC220 - started once per module
-        [str(VENV_BIN / "tablium-wallet"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"wallet exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
-                    )
-                try:
-                    if (await client.get(f"{url}/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)  # noqa: ASYNC251 - start-up wait
-            else:
-                raise RuntimeError("the wallet did not start")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    wallet = start_service("wallet", wallet_env(await make_database("wallet"), amqp_names.exchange))
+    yield wallet.url
+    wallet.stop()
 
 
 def event_settings(database_url: str, amqp_names: AmqpNames, wallet_url: str, **overrides: str) -> EventSettings:
@@ -187,44 +145,11 @@ async def client(settings: EventSettings) -> AsyncIterator[AsyncTestClient]:
         yield test_client
 
 
-class Ledger:
-    """Direct calls to the wallet's internal API: fund players, read balances."""
+class Ledger(WalletLedger):
+    """The wallet's internal API as the event service calls it: fund players, read balances."""
 
     def __init__(self, url: str) -> None:
-        self.http = httpx.AsyncClient(base_url=url, timeout=10)
-        self.tokens = ServiceTokens.development("event")
-
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.token('wallet')}", "Idempotency-Key": uuid.uuid4().hex}
-
-    async def account(self, owner: str, kind: str) -> str:
-        response = await self.http.put(
-            "/internal/v1/accounts", json={"owner": owner, "kind": kind, "asset": "USDT"}, headers=self.headers()
-        )
-        assert response.status_code == 200, response.text
-        account_id: str = response.json()["id"]
-        return account_id
-
-    async def balance(self, account_id: str) -> int:
-        response = await self.http.get(f"/internal/v1/accounts/{account_id}", headers=self.headers())
-        assert response.status_code == 200, response.text
-        balance = int(response.json()["balance"]["available"])
-        return balance
-
-    async def fund(self, player: str, amount: int) -> str:
-        house = await self.account("house", "house_adjustments")
-        account = await self.account(f"player:{player}", "player")
-        body = {
-            "id": str(uuid.uuid4()),
-            "debit_account_id": house,
-            "credit_account_id": account,
-            "amount": amount,
-            "asset": "USDT",
-            "code": "test_funding",
-        }
-        response = await self.http.post("/internal/v1/transfers", json=wire(body), headers=self.headers())
-        assert response.status_code in (200, 201), response.text
-        return account
+        super().__init__(url, "event")
 
 
 @pytest.fixture
@@ -239,7 +164,7 @@ async def sessions(settings: EventSettings) -> AsyncIterator[SessionFactory]:
 async def ledger(wallet_url: str) -> AsyncIterator[Ledger]:
     ledger = Ledger(wallet_url)
     yield ledger
-    await ledger.http.aclose()
+    await ledger.aclose()
 
 
 async def new_tournament(client: AsyncTestClient, **config: Any) -> str:
@@ -331,7 +256,7 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
     client: AsyncTestClient, ledger: Ledger, settings: EventSettings, sessions: SessionFactory
 ) -> None:
     fees = await ledger.account("house", "house_fees")
-    fees_before = await ledger.balance(fees)
+    fees_before = await ledger.available(fees)
     tournament_id = await new_tournament(client)
     players = await register_players(client, ledger, tournament_id, 13)
     # One unregisters: the hold is voided and the money is free again.
@@ -341,23 +266,23 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
     )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "voided"
-    assert await ledger.balance(players.pop(leaver)) == 5_000
+    assert await ledger.available(players.pop(leaver)) == 5_000
     for account in players.values():
-        assert await ledger.balance(account) == 5_000 - 1_100, "buy-in and fee are held"
+        assert await ledger.available(account) == 5_000 - 1_100, "buy-in and fee are held"
     # Someone who cannot pay is refused and nothing is held.
     poor = str(uuid.uuid4())
     poor_account = await ledger.fund(poor, 500)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(poor, ["player"]))
     assert response.status_code == 409, response.text
-    assert await ledger.balance(poor_account) == 500
+    assert await ledger.available(poor_account) == 500
 
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     lobby = ints(response.json())
     assert (lobby["status"], lobby["entries"], lobby["prize_pool"]) == ("running", 12, 12_000)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 12_000
-    assert await ledger.balance(fees) - fees_before == 1_200
+    assert await ledger.available(pool) == 12_000
+    assert await ledger.available(fees) - fees_before == 1_200
     # Deal offers for the director: chip chop for any field, ICM for at most 12 players.
     response = await client.get(f"/api/v1/tournaments/{tournament_id}/deal?method=chip-chop", headers=DIRECTOR)
     assert response.status_code == 200, response.text
@@ -376,9 +301,9 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
     assert sorted(row["place"] for row in standings) == list(range(1, 13))
     assert sum(prizes.values()) == 12_000
     for player, account in players.items():
-        assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
-    assert await ledger.balance(pool) == 0, "the pool is paid out exactly"
-    assert await ledger.balance(fees) - fees_before == 1_200
+        assert await ledger.available(account) == 5_000 - 1_100 + prizes[player]
+    assert await ledger.available(pool) == 0, "the pool is paid out exactly"
+    assert await ledger.available(fees) - fees_before == 1_200
 
     # Paying again (a retry, the reconciler) moves nothing.
     retry = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
@@ -391,8 +316,8 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
         types = set((await session.scalars(text("SELECT DISTINCT type FROM outbox"))).all())
     await retry.wallet.aclose()
     for player, account in players.items():
-        assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
-    assert await ledger.balance(pool) == 0
+        assert await ledger.available(account) == 5_000 - 1_100 + prizes[player]
+    assert await ledger.available(pool) == 0
     assert {
         "event.tournament_created",
         "event.tournament_started",
@@ -406,7 +331,7 @@ async def test_a_whole_tournament_moves_every_unit_exactly_once(
 
 async def test_cancel_after_the_start_refunds_every_unit(client: AsyncTestClient, ledger: Ledger) -> None:
     fees = await ledger.account("house", "house_fees")
-    fees_before = await ledger.balance(fees)
+    fees_before = await ledger.available(fees)
     tournament_id = await new_tournament(client, guarantee=50_000)
     players = await register_players(client, ledger, tournament_id, 7)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
@@ -415,10 +340,10 @@ async def test_cancel_after_the_start_refunds_every_unit(client: AsyncTestClient
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled"
     for account in players.values():
-        assert await ledger.balance(account) == 5_000
+        assert await ledger.available(account) == 5_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 0
-    assert await ledger.balance(fees) == fees_before
+    assert await ledger.available(pool) == 0
+    assert await ledger.available(fees) == fees_before
 
 
 async def test_cancel_before_the_start_voids_every_hold(client: AsyncTestClient, ledger: Ledger) -> None:
@@ -427,7 +352,7 @@ async def test_cancel_before_the_start_voids_every_hold(client: AsyncTestClient,
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     for account in players.values():
-        assert await ledger.balance(account) == 5_000
+        assert await ledger.available(account) == 5_000
 
 
 async def test_only_directors_direct_and_only_services_report_hands(client: AsyncTestClient) -> None:
@@ -478,7 +403,7 @@ async def test_an_edit_to_a_sit_and_go_with_fewer_seats_than_registrations_is_re
     response = await client.post(f"{url}/cancel", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     for account in players.values():
-        assert await ledger.balance(account) == 5_000
+        assert await ledger.available(account) == 5_000
 
 
 async def test_a_half_done_registration_is_finished_by_the_reconciler(
@@ -500,7 +425,7 @@ async def test_a_half_done_registration_is_finished_by_the_reconciler(
             )
         )
         await session.commit()
-    assert await ledger.balance(account) == 5_000
+    assert await ledger.available(account) == 5_000
     # The reconciler of another instance (this test's event loop) finishes it.
     reconciler = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
     async with sessions() as session:
@@ -513,13 +438,13 @@ async def test_a_half_done_registration_is_finished_by_the_reconciler(
         )
     await reconciler.wallet.aclose()
     assert status == "held"
-    assert await ledger.balance(account) == 3_900
+    assert await ledger.available(account) == 3_900
     # Unregistering releases it like any other.
     response = await client.delete(
         f"/api/v1/tournaments/{tournament_id}/registrations/me", headers=bearer(str(player), ["player"])
     )
     assert response.status_code == 200, response.text
-    assert await ledger.balance(account) == 5_000
+    assert await ledger.available(account) == 5_000
 
 
 async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient, ledger: Ledger) -> None:
@@ -538,7 +463,7 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["entries"], lobby["prize_pool"], lobby["players_left"]) == (5, 5_000, 5)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 5_000
+    assert await ledger.available(pool) == 5_000
     # Someone busts; the director undoes it, then it happens again and the player re-enters.
     [table] = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json())
     seated = [s for s in table["seats"] if s is not None]
@@ -583,7 +508,7 @@ async def test_late_registration_reentry_pause_and_undo(client: AsyncTestClient,
     lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["entries"], lobby["prize_pool"], lobby["players_left"]) == (6, 6_000, 5)
     all_players = {**players, **late}
-    assert await ledger.balance(all_players[loser["player"]]) == 5_000 - 2 * 1_000
+    assert await ledger.available(all_players[loser["player"]]) == 5_000 - 2 * 1_000
     # Pause and resume.
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/pause", headers=DIRECTOR)
     assert response.status_code == 200, response.text
@@ -626,17 +551,17 @@ async def test_pko_with_an_overlay_pays_out_the_whole_pool(client: AsyncTestClie
     adjustments = await ledger.account("house", "house_adjustments")
     tournament_id = await new_tournament(client, bounty=200, guarantee=20_000)
     players = await register_players(client, ledger, tournament_id, 12)
-    fees_before, adjustments_before = await ledger.balance(fees), await ledger.balance(adjustments)
+    fees_before, adjustments_before = await ledger.available(fees), await ledger.available(adjustments)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     assert ints(response.json())["prize_pool"] == 20_000, "the guarantee tops 12,000 of buy-ins up"
     await play_to_the_end(client, tournament_id, seed=5)
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 0
-    won = sum([await ledger.balance(account) - (5_000 - 1_300) for account in players.values()])
+    assert await ledger.available(pool) == 0
+    won = sum([await ledger.available(account) - (5_000 - 1_300) for account in players.values()])
     assert won == 20_000 + 12 * 200, "every place prize and every bounty reached a player"
-    assert await ledger.balance(fees) - fees_before == 1_200
-    assert adjustments_before - await ledger.balance(adjustments) == 8_000, "the overlay, once"
+    assert await ledger.available(fees) - fees_before == 1_200
+    assert adjustments_before - await ledger.available(adjustments) == 8_000, "the overlay, once"
 
 
 async def test_levels_and_breaks_run_on_the_clock_and_are_published(
@@ -744,9 +669,9 @@ async def test_a_late_registration_cut_short_after_its_hold_is_finished_by_the_r
     assert (reg.status, reg.entry_id) == ("posted", 3)
     lobby = ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())
     assert (lobby["entries"], lobby["players_left"], lobby["prize_pool"]) == (3, 3, 3_000)
-    assert await ledger.balance(account) == 4_000
+    assert await ledger.available(account) == 4_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 3_000
+    assert await ledger.available(pool) == 3_000
 
 
 async def test_a_satellite_that_buys_a_seat_for_everyone_pays_at_the_start(
@@ -758,9 +683,9 @@ async def test_a_satellite_that_buys_a_seat_for_everyone_pays_at_the_start(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "finished"
     for account in players.values():
-        assert await ledger.balance(account) == 5_000 - 1_100 + 1_000, "a seat's worth each, paid at once"
+        assert await ledger.available(account) == 5_000 - 1_100 + 1_000, "a seat's worth each, paid at once"
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 0
+    assert await ledger.available(pool) == 0
 
 
 async def test_a_sit_and_go_starts_when_full_and_pays_out_the_pool(client: AsyncTestClient, ledger: Ledger) -> None:
@@ -773,14 +698,14 @@ async def test_a_sit_and_go_starts_when_full_and_pays_out_the_pool(client: Async
     late_account = await ledger.fund(late, 5_000)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/registrations", headers=bearer(late, ["player"]))
     assert response.status_code == 409, response.text
-    assert await ledger.balance(late_account) == 5_000
+    assert await ledger.available(late_account) == 5_000
     await play_to_the_end(client, tournament_id, seed=3)
     standings = ints((await client.get(f"/api/v1/tournaments/{tournament_id}/standings")).json())
     prizes = {row["player"]: row["prize"] for row in standings}
     for player, account in players.items():
-        assert await ledger.balance(account) == 5_000 - 1_100 + prizes[player]
+        assert await ledger.available(account) == 5_000 - 1_100 + prizes[player]
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 0
+    assert await ledger.available(pool) == 0
 
 
 REBUYS = {
@@ -798,13 +723,13 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     from tablium_event.db.models import TournamentRow
 
     fees = await ledger.account("house", "house_fees")
-    fees_before = await ledger.balance(fees)
+    fees_before = await ledger.available(fees)
     tournament_id = await new_tournament(client, **REBUYS)
     players = await register_players(client, ledger, tournament_id, 4)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 4_000
+    assert await ledger.available(pool) == 4_000
     rebuyer, adder, late, _ = players
     url = f"/api/v1/tournaments/{tournament_id}"
     spent = dict.fromkeys(players, 1_100)
@@ -813,9 +738,9 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
         return await client.post(f"{url}/{what}", json={"request_id": request_id}, headers=bearer(player, ["player"]))
 
     async def balances_are_as_spent(pool_balance: int) -> None:
-        assert await ledger.balance(pool) == pool_balance
+        assert await ledger.available(pool) == pool_balance
         for player, account in players.items():
-            assert await ledger.balance(account) == 5_000 - spent[player], player
+            assert await ledger.available(account) == 5_000 - spent[player], player
 
     # A rebuy: its price (buy-in + fee) from the player, the buy-in stays in the pool, the fee goes on to
     # the house; a retry of the same request charges once.
@@ -894,10 +819,10 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
     standings = ints((await client.get(f"{url}/standings")).json())
     prizes = {row["player"]: row["prize"] for row in standings}
     assert sum(prizes.values()) == 6_000
-    assert await ledger.balance(pool) == 0
+    assert await ledger.available(pool) == 0
     for player, account in players.items():
-        assert await ledger.balance(account) == 5_000 - spent[player] + prizes[player]
-    assert await ledger.balance(fees) - fees_before == 500, "four entry fees and the rebuy's; add-ons carry none"
+        assert await ledger.available(account) == 5_000 - spent[player] + prizes[player]
+    assert await ledger.available(fees) - fees_before == 500, "four entry fees and the rebuy's; add-ons carry none"
 
 
 async def test_cancel_refunds_rebuys_too(client: AsyncTestClient, ledger: Ledger) -> None:
@@ -912,13 +837,13 @@ async def test_cancel_refunds_rebuys_too(client: AsyncTestClient, ledger: Ledger
         headers=bearer(rebuyer, ["player"]),
     )
     assert response.status_code == 201, response.text
-    assert await ledger.balance(players[rebuyer]) == 5_000 - 2_200
+    assert await ledger.available(players[rebuyer]) == 5_000 - 2_200
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/cancel", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     for account in players.values():
-        assert await ledger.balance(account) == 5_000
+        assert await ledger.available(account) == 5_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 0
+    assert await ledger.available(pool) == 0
 
 
 async def test_bad_rebuy_settings_are_refused(client: AsyncTestClient) -> None:
@@ -995,9 +920,9 @@ async def test_purchases_cut_short_are_finished_or_voided_by_the_reconciler(
     assert statuses == {"rebuy": "posted", "addon": "voided"}
     assert ints((await client.get(f"/api/v1/tournaments/{tournament_id}")).json())["prize_pool"] == 3_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 3_000
-    assert await ledger.balance(players[rebuyer]) == 5_000 - 1_100 - 1_100
-    assert await ledger.balance(players[adder]) == 5_000 - 1_100
+    assert await ledger.available(pool) == 3_000
+    assert await ledger.available(players[rebuyer]) == 5_000 - 1_100 - 1_100
+    assert await ledger.available(players[adder]) == 5_000 - 1_100
 
 
 @pytest.mark.parametrize("ending", ["played", "cancelled"])
@@ -1011,7 +936,7 @@ async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounte
     adjustments = await ledger.account("house", "house_adjustments")
     tournament_id = await new_tournament(client, **REBUYS, bounty=200, guarantee=6_000)
     players = await register_players(client, ledger, tournament_id, 4)
-    fees_before, adjustments_before = await ledger.balance(fees), await ledger.balance(adjustments)
+    fees_before, adjustments_before = await ledger.available(fees), await ledger.available(adjustments)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
@@ -1022,17 +947,17 @@ async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounte
     )
     assert response.status_code == 201, response.text
     assert ints(response.json())["amount"] == 1_300
-    assert await ledger.balance(players[rebuyer]) == 5_000 - 2 * 1_300
-    assert await ledger.balance(pool) == 5 * 1_200, "buy-ins and bounty parts in the pool, fees moved on"
-    assert await ledger.balance(fees) - fees_before == 5 * 100
+    assert await ledger.available(players[rebuyer]) == 5_000 - 2 * 1_300
+    assert await ledger.available(pool) == 5 * 1_200, "buy-ins and bounty parts in the pool, fees moved on"
+    assert await ledger.available(fees) - fees_before == 5 * 100
     if ending == "cancelled":
         response = await client.post(f"{url}/cancel", headers=DIRECTOR)
         assert response.status_code == 200, response.text
         for account in players.values():
-            assert await ledger.balance(account) == 5_000
-        assert await ledger.balance(pool) == 0
-        assert await ledger.balance(fees) == fees_before, "the house gives back exactly the fees"
-        assert await ledger.balance(adjustments) == adjustments_before
+            assert await ledger.available(account) == 5_000
+        assert await ledger.available(pool) == 0
+        assert await ledger.available(fees) == fees_before, "the house gives back exactly the fees"
+        assert await ledger.available(adjustments) == adjustments_before
         return
     # The rebuy's chips come with the next report; then played to a winner.
     [table] = ints((await client.get(f"{url}/tables")).json())
@@ -1049,15 +974,15 @@ async def test_pko_rebuys_charge_their_bounty_and_fee_and_every_unit_is_accounte
     by_kind = {kind: sum(p.amount for p in prizes if p.kind == kind) for kind in ("place", "bounty")}
     # 5,000 of buy-ins (the rebuy's counted) topped up to the 6,000 guarantee; 5 bounty parts of 200.
     assert by_kind == {"place": 6_000, "bounty": 1_000}
-    assert adjustments_before - await ledger.balance(adjustments) == 1_000, "the overlay: 6,000 - 5,000"
-    assert await ledger.balance(pool) == 0
-    assert await ledger.balance(fees) - fees_before == 5 * 100, "house fees are exactly the fees"
+    assert adjustments_before - await ledger.available(adjustments) == 1_000, "the overlay: 6,000 - 5,000"
+    assert await ledger.available(pool) == 0
+    assert await ledger.available(fees) - fees_before == 5 * 100, "house fees are exactly the fees"
     won = dict.fromkeys(players, 0)
     for prize in prizes:
         won[str(prize.player_id)] += prize.amount
     for player, account in players.items():
         paid = 1_300 * (2 if player == rebuyer else 1)
-        assert await ledger.balance(account) == 5_000 - paid + won[player]
+        assert await ledger.available(account) == 5_000 - paid + won[player]
 
 
 @pytest.mark.parametrize("how", ["start", "reconciler"])
@@ -1070,7 +995,7 @@ async def test_a_start_left_with_fewer_than_two_entries_is_cancelled_and_refunde
     from tablium_event.db.models import TournamentRow
 
     fees = await ledger.account("house", "house_fees")
-    fees_before = await ledger.balance(fees)
+    fees_before = await ledger.available(fees)
     tournament_id = await new_tournament(client)
     players = await register_players(client, ledger, tournament_id, 3)
     wallet = Wallet(settings.wallet_url, ServiceTokens.from_settings(settings))
@@ -1095,10 +1020,10 @@ async def test_a_start_left_with_fewer_than_two_entries_is_cancelled_and_refunde
     await wallet.aclose()
     assert (await client.get(f"/api/v1/tournaments/{tournament_id}")).json()["status"] == "cancelled"
     for account in players.values():
-        assert await ledger.balance(account) == 5_000
+        assert await ledger.available(account) == 5_000
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 0
-    assert await ledger.balance(fees) == fees_before
+    assert await ledger.available(pool) == 0
+    assert await ledger.available(fees) == fees_before
     async with sessions() as session:
         statuses = sorted(
             (
@@ -1494,7 +1419,7 @@ async def test_money_and_chips_travel_as_decimal_strings_past_64_bits(client: As
     assert sum(int(prize) for prize in lobby["payouts"]) == 2 * big
     assert all(isinstance(prize, str) for prize in lobby["payouts"])
     pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-    assert await ledger.balance(pool) == 2 * big
+    assert await ledger.available(pool) == 2 * big
     (table,) = (await client.get(f"/api/v1/tournaments/{tournament_id}/tables")).json()
     assert [seat["stack"] for seat in table["seats"] if seat is not None] == [str(2**100)] * 2
     assert all(isinstance(lobby["clock"][key], str) for key in ("small_blind", "big_blind", "ante"))
@@ -1518,7 +1443,7 @@ async def test_a_freeroll_takes_no_money_and_registers_unregisters_starts_and_ca
     configuration) could not be registered for (502), and unregister and cancel failed the same way,
     leaving it ``cancelling``. A freeroll takes no hold at all, no fee and no refund."""
     fees = await ledger.account("house", "house_fees")
-    fees_before = await ledger.balance(fees)
+    fees_before = await ledger.available(fees)
     for guarantee, ending in ((0, "played"), (0, "cancelled"), (1_000, "played")):
         tournament_id = await new_tournament(client, buy_in=0, fee=0, guarantee=guarantee)
         url = f"/api/v1/tournaments/{tournament_id}"
@@ -1545,10 +1470,10 @@ async def test_a_freeroll_takes_no_money_and_registers_unregisters_starts_and_ca
         for player in players:
             account = await ledger.account(f"player:{player}", "player")
             won = sum(row["prize"] or 0 for row in standings if row["player"] == player)
-            assert await ledger.balance(account) == won, "a freeroll's player only ever receives"
+            assert await ledger.available(account) == won, "a freeroll's player only ever receives"
         pool = await ledger.account(f"tournament:{tournament_id}", "prize_pool")
-        assert await ledger.balance(pool) == 0
-    assert await ledger.balance(fees) == fees_before, "no fee"
+        assert await ledger.available(pool) == 0
+    assert await ledger.available(fees) == fees_before, "no fee"
 
 
 async def test_a_guarantee_topped_up_before_a_rebuy_is_corrected_by_a_new_step_not_refused(
@@ -1561,7 +1486,7 @@ async def test_a_guarantee_topped_up_before_a_rebuy_is_corrected_by_a_new_step_n
     adjustments = await ledger.account("house", "house_adjustments")
     tournament_id = await new_tournament(client, **REBUYS, bounty=200, guarantee=6_000)
     players = await register_players(client, ledger, tournament_id, 4)
-    adjustments_before = await ledger.balance(adjustments)
+    adjustments_before = await ledger.available(adjustments)
     response = await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)
     assert response.status_code == 200, response.text
     url = f"/api/v1/tournaments/{tournament_id}"
@@ -1587,13 +1512,13 @@ async def test_a_guarantee_topped_up_before_a_rebuy_is_corrected_by_a_new_step_n
 
     first, second, rebuyer, hunter = players
     await bust("bust-1", first, hunter)
-    assert adjustments_before - await ledger.balance(adjustments) == 2_000, "topped up: 6,000 - 4 x 1,000"
+    assert adjustments_before - await ledger.available(adjustments) == 2_000, "topped up: 6,000 - 4 x 1,000"
     response = await client.post(
         f"{url}/rebuys", json={"request_id": str(uuid.uuid4())}, headers=bearer(rebuyer, ["player"])
     )
     assert response.status_code == 201, response.text
     await bust("bust-2", second, hunter)
-    assert adjustments_before - await ledger.balance(adjustments) == 1_000, "1,000 of surplus back to the house"
+    assert adjustments_before - await ledger.available(adjustments) == 1_000, "1,000 of surplus back to the house"
     async with sessions() as session:
         owed = (await session.scalars(select(Prize).where(Prize.status == "owed"))).all()
     assert not owed, "every bounty paid"
@@ -1603,5 +1528,5 @@ async def test_a_guarantee_topped_up_before_a_rebuy_is_corrected_by_a_new_step_n
         prizes = (await session.scalars(select(Prize).where(Prize.tournament_id == uuid.UUID(tournament_id)))).all()
     by_kind = {kind: sum(p.amount for p in prizes if p.kind == kind) for kind in ("place", "bounty")}
     assert by_kind == {"place": 6_000, "bounty": 5 * 200}
-    assert await ledger.balance(pool) == 0, "nothing stranded in the pool"
-    assert adjustments_before - await ledger.balance(adjustments) == 1_000, "the house paid the overlay once"
+    assert await ledger.available(pool) == 0, "nothing stranded in the pool"
+    assert adjustments_before - await ledger.available(adjustments) == 1_000, "the house paid the overlay once"

@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 from conftest import TABLES
-
 from tablium_kit.db import create_engine, session_factory
 from tablium_kit.messaging import Relay
 from tablium_kit.settings import ServiceSettings
