@@ -49,7 +49,7 @@ def lookup_costs(entrants: int, seats: int, seed: int, repeats: int = 200) -> tu
         order.last()
     indexed = (time.perf_counter() - began) / repeats
     longest = order.last()[0]
-    due = tournament._due_big_blind
+    due = tournament.balancing.due_big_blind
     scans = max(5, repeats // 10)  # a scan of every table is slow: fewer repeats
     began = time.perf_counter()
     for _ in range(scans):

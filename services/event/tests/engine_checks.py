@@ -36,7 +36,7 @@ def check_invariants(tournament: Tournament, runner: TableRunner | None = None) 
     # leaving) with how often they moved. The pick over it is exact only if it is never stale.
     movers = []
     for table in tournament.tables.values():
-        due = tournament._due_big_blind(table)
+        due = tournament.balancing.due_big_blind(table)
         if not table.breaking and due is not None:
             movers.append((table.effective, -due.moves, table.rank, table.id))
     assert list(tournament.movers) == sorted(movers), "the movers index is stale"
