@@ -160,9 +160,7 @@ class Clock:
         self.break_due = False
         out.append(EndBreak())
         self.next_level(out)
-        self.barrier = None
-        self.resume_all(out)
-        self.resume_pending_barrier(out)
+        self.lift_barrier(out)
 
     def view(self, now_ms: int | None = None) -> dict[str, Any]:
         """The clock as the lobby shows it, at ``now_ms`` if given (the engine's time otherwise).
@@ -216,9 +214,7 @@ class Clock:
         self.clock_paused = False
         t.note("resume")
         if self.barrier == "pause":
-            self.barrier = None
-            self.resume_all(out)
-            self.resume_pending_barrier(out)
+            self.lift_barrier(out)
         return out
 
     def hold(self, table: Table, reason: str, out: list[Instruction]) -> None:
@@ -267,9 +263,7 @@ class Clock:
             out.append(HandForHand(False))
             t.note("h4h-off", t.remaining)
             if self.barrier == "h4h":
-                self.barrier = None
-                self.resume_all(out)
-                self.resume_pending_barrier(out)
+                self.lift_barrier(out)
 
     def set_barrier(self, barrier: str, out: list[Instruction]) -> None:
         t = self.t
@@ -306,10 +300,20 @@ class Clock:
                 self.h4h_round = True
                 self.resume_all(out)
 
-    def resume_pending_barrier(self, out: list[Instruction]) -> None:
+    def lift_barrier(self, out: list[Instruction]) -> None:
+        """A break ended, the director resumed, or hand-for-hand is over: every held table deals again,
+        and the next barrier due (a break, a pause, hand-for-hand) is set. When every table was waiting,
+        they are dealt together: with hand-for-hand on, that hand is a hand-for-hand hand (TOURNAMENT.md:
+        "Every hand dealt while hand-for-hand is on counts, including the first hand after a break or a
+        pause"), its busts placed together when every table has played it."""
+        t = self.t
+        self.barrier = None
+        together = not any(table.in_hand for table in t.tables.values())
+        self.resume_all(out)
         if self.break_due and self.break_ends_ms is None:
             self.set_barrier("break", out)
         elif self.clock_paused:
             self.set_barrier("pause", out)
         elif self.hand_for_hand:
+            self.h4h_round = together and any(table.in_hand for table in t.tables.values())
             self.set_barrier("h4h", out)

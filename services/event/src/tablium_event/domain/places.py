@@ -169,12 +169,7 @@ class Places:
                     EliminatePlayer(entry.id, entry.player, table.id, 0, 0, "hand-for-hand: place set after the hand")
                 )
             return
-        # Same hand, same table: the bigger starting stack finishes higher; equal stacks tie.
-        groups: dict[int, list[int]] = {}
-        for entry in busts:
-            groups.setdefault(entry.hand_start, []).append(entry.id)
-        ordered = [sorted(groups[stack]) for stack in sorted(groups)]
-        self.place_groups(ordered, table.id, out)
+        self.place_groups(self.ranked(busts), table.id, out)
 
     def place_groups(
         self, groups: list[list[int]], table_id: int, out: list[Instruction], *, eliminated: bool = True
@@ -230,18 +225,30 @@ class Places:
         out.append(TournamentFinished(tuple(live)))
 
     def resolve_round(self, out: list[Instruction]) -> None:
-        """Busts of one hand-for-hand hand: at one table ranked by starting stack; across tables they tie."""
+        """Busts of one hand-for-hand hand (TOURNAMENT.md, "Both rules together"): at each table its busts
+        ranked by starting stack, lowest first (equal stacks tie); the lowest of every table form one tie
+        group (the lowest places), the second-lowest of every table the next group, and so on."""
         t = self.t
         busts, self.round_busts = self.round_busts, []
         t.timing.h4h_round = False
         if busts:
-            tables = {table_id for table_id, _ in busts}
-            if len(tables) == 1:
-                by_stack: dict[int, list[int]] = {}
-                for _, entry_id in busts:
-                    by_stack.setdefault(t.entries[entry_id].hand_start, []).append(entry_id)
-                groups = [sorted(by_stack[stack]) for stack in sorted(by_stack)]
-            else:
-                groups = [sorted(entry_id for _, entry_id in busts)]
-            self.place_groups(groups, 0, out)
+            by_table: dict[int, list[Entry]] = {}
+            for table_id, entry_id in busts:
+                by_table.setdefault(table_id, []).append(t.entries[entry_id])
+            merged: list[list[int]] = []
+            for entries in by_table.values():
+                for rank, group in enumerate(self.ranked(entries)):
+                    if rank == len(merged):
+                        merged.append([])
+                    merged[rank].extend(group)
+            self.place_groups([sorted(group) for group in merged], 0, out)
         t.after_change(out, None)
+
+    @staticmethod
+    def ranked(busts: Sequence[Entry]) -> list[list[int]]:
+        """Busts of one table in one hand, worst first: the smaller starting stack finishes lower; equal
+        stacks tie."""
+        groups: dict[int, list[int]] = {}
+        for entry in busts:
+            groups.setdefault(entry.hand_start, []).append(entry.id)
+        return [sorted(groups[stack]) for stack in sorted(groups)]
