@@ -109,9 +109,7 @@ class Balancing:
         t = self.t
         new: MoverKey | None = None
         if not table.breaking and table.id in t.tables:
-            entry = self.due_big_blind(table)
-            if entry is not None:
-                new = (table.n - len(table.outgoing) + len(table.reserved), -entry.moves, table.rank, table.id)
+            new = self.mover_key(table)
         if new != table.mover:
             if table.mover is not None:
                 t.movers.remove(table.mover)
@@ -149,6 +147,14 @@ class Balancing:
             if worst != to_seat:
                 t.note("reseat", entry.id, dest.id, worst, to_seat)
                 to_seat = worst
+        elif entry.seat == source.bb and t.seating.posts_big_blind_next(dest, to_seat):
+            # No big blind twice in a row because of a move [32]: the seat was drawn away from the next big
+            # blind at the break, but the destination has dealt since. Drawn again among the other seats.
+            others = [s for s in dest.free_seats() if not t.seating.posts_big_blind_next(dest, s)]
+            if others:
+                seat = t.rng.choice(others)
+                t.note("redraw", entry.id, dest.id, seat, to_seat)
+                to_seat = seat
         from_seat = entry.seat
         t.seating.unseat(entry, source)
         t.seating.seat(entry, dest, to_seat)
@@ -227,10 +233,10 @@ class Balancing:
                 entry = t.entries[entry_id]
                 dest = t.seating.shortest_with_seat(out)
                 free = dest.free_seats()
-                if entry.seat == table.bb and len(free) > 1 and dest.bb >= 0:
-                    # No big blind twice in a row because of a move [32]: not the seat next in line for it.
-                    next_bb = t.seating.worst_seat(dest)
-                    free = [s for s in free if s != next_bb] or free
+                if entry.seat == table.bb:
+                    # No big blind twice in a row because of a move [32]: not the seat next in line for it
+                    # (checked again on arrival: the destination may deal before this table's hand ends).
+                    free = [s for s in free if not t.seating.posts_big_blind_next(dest, s)] or free
                 seat = t.rng.choice(free)
                 self.plan_move(entry, table, dest, seat, out, "broken")
             t.seating.close_if_empty(table, out)
@@ -245,12 +251,15 @@ class Balancing:
             if high[0] - low[0] <= self.tolerance and not low[0] < 2 < high[0]:
                 return
             dest = t.tables[low[2]]
+            if dest.id == self.next_to_break() and len(order) > 2 and order[1][0] == low[0]:
+                # Not to the table that breaks next when another is as short: its players move again soon.
+                dest = t.tables[order[1][2]]
             if dest.outgoing and self.withdraw_outgoing(dest, out):
                 continue
             longest = t.tables[high[2]]
             if longest.reserved and dest.free_seats() and self.redirect_incoming(longest, dest):
                 continue
-            choice = self.pick_mover(high[0], reporting)
+            choice = self.pick_mover(high[0], low[0], reporting)
             if choice is None:
                 t.note("balance-blocked")
                 return
@@ -261,7 +270,22 @@ class Balancing:
                 t.note("balance-blocked")
                 return
             seat = t.seating.worst_seat(dest, arrives_now=not source.in_hand)
-            self.plan_move(entry, source, dest, seat, out, "balance", high[0], low[0], self.tolerance, entry.moves)
+            counts = (source.effective, dest.effective, self.tolerance, entry.moves)
+            self.plan_move(entry, source, dest, seat, out, "balance", *counts)
+
+    def next_to_break(self) -> int | None:
+        """The table the break order takes next (none is known in advance for a random order)."""
+        numbers, order = self.t.numbers, self.t.config.break_order
+        if not numbers or order == "random":
+            return None
+        return numbers.last() if order == "highest" else numbers.first()
+
+    def redecide(self, source: Table, out: list[Instruction]) -> None:
+        """``source`` finished its hand and lost players in it: a move it planned earlier is decided again,
+        and withdrawn where its target can spare the player now (9/9/7: the 9 that was to send one loses
+        two, so the 7 and it are even, and one move from the other 9 suffices; making it would need two)."""
+        while not source.breaking and source.outgoing and self.withdraw_outgoing(source, out):
+            pass
 
     def redirect_incoming(self, long: Table, short: Table) -> bool:
         """Fewest moves: a player still on the way to a long table goes to the short one instead
@@ -298,7 +322,7 @@ class Balancing:
                 return True
         return False
 
-    def pick_mover(self, longest: int, reporting: Table | None) -> tuple[Table, Entry] | None:
+    def pick_mover(self, longest: int, shortest: int, reporting: Table | None) -> tuple[Table, Entry] | None:
         """The player due the big blind next at a longest table [11A], over every longest table: the one
         moved least often ("never bouncing the same player twice when another choice exists"), then the
         table that just reported (its move happens at once), then the seeded rank [11C]. The movers index
@@ -307,23 +331,50 @@ class Balancing:
         if not t.movers:
             return None
         top = t.movers.last()
-        if top[0] != longest:
-            return None  # at every longest table the candidates are locked or already leaving
-        table = t.tables[top[3]]
-        if reporting is not None and reporting.mover is not None and reporting.mover[:2] == top[:2]:
+        if top[0] != longest and top[0] - shortest < 2:
+            # Every candidate at the longest tables is locked or already leaving: the others balance among
+            # themselves while a move still narrows the spread.
+            return None
+        table = t.tables[top[4]]
+        if reporting is not None and reporting.mover is not None and reporting.mover[:3] == top[:3]:
             table = reporting
-        entry = self.due_big_blind(table)
+        entry = self.candidate(table)
         return None if entry is None else (table, entry)
 
-    def due_big_blind(self, table: Table) -> Entry | None:
+    def candidate(self, table: Table) -> Entry | None:
+        """The player ``table`` would send [11A] (see ``mover_key``)."""
+        found = self._candidate(table)
+        return None if found is None else found[0]
+
+    def mover_key(self, table: Table) -> MoverKey | None:
+        """``table``'s row in the movers index: its effective count, then its candidate's moves, then
+        whether the candidate is the player due the big blind (players passed over in big-blind order)."""
+        found = self._candidate(table)
+        if found is None:
+            return None
+        entry, passed = found
+        return (table.n - len(table.outgoing) + len(table.reserved), -entry.moves, -passed, table.rank, table.id)
+
+    def _candidate(self, table: Table) -> tuple[Entry, int] | None:
+        """The player due the big blind next, unless they moved more often than another player there; then
+        the least-moved one, in big-blind order ("never bouncing the same player twice when another choice
+        exists": a player just moved in sits in the next big blind seat). Never a locked seat or a player
+        already leaving. With how many eligible players it passed over."""
         t = self.t
         size = len(table.seats)
         start = table.bb if table.bb >= 0 else 0
+        best: tuple[Entry, int] | None = None
+        eligible = 0
         for step in range(1, size + 1):
             entry_id = table.seats[(start + step) % size]
             if entry_id is None or entry_id in table.outgoing:
                 continue
             entry = t.entries[entry_id]
-            if not entry.locked:
-                return entry
-        return None
+            if entry.locked:
+                continue
+            if best is None or entry.moves < best[0].moves:
+                best = (entry, eligible)
+                if not entry.moves:
+                    break
+            eligible += 1
+        return best

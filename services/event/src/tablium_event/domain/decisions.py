@@ -18,6 +18,8 @@ REASONS: dict[str, str] = {
     "long now or breaking",
     "reseat": "entry {0} takes seat {2} at table {1}, not seat {3}: table {1} dealt since the move was planned, "
     "and seat {2} is the next big blind now [11A]",
+    "redraw": "entry {0}, the big blind of a broken table, draws seat {2} at table {1}, not seat {3}: table {1} "
+    "dealt since the draw, and seat {3} posts the big blind next [32]",
     "undo-move": "director undid the move of entry {0}: back to table {3} seat {4} after the current hand",
     "move-cancelled": "entry {0} busted at table {1} before moving to table {2}",
     "move-withdrawn": "entry {0} stays at table {1}: the seat reserved at table {2} is needed sooner",

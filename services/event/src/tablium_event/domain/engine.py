@@ -43,8 +43,9 @@ __all__ = ["REASONS", "RULES_VERSION", "SHORT", "WAITING", "Entry", "Table", "To
 # The version of the rules this engine applies. Bump it with any change that can make a different decision
 # from the same facts (who moves, when a table holds, what is accepted): a journal written under one version
 # must not be replayed by another (docs/adr/0006-tournament-engine.md, "Rules version").
-RULES_VERSION = 3  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve,
-# and no purchase or entry that would grow the pool into a place already decided
+RULES_VERSION = 4  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve,
+# and no purchase or entry that would grow the pool into a place already decided; 4: issue 15's rules (hand-for-hand
+# after a break, busts of a hand-for-hand hand, the least-moved candidate at a table, moves decided again, ...)
 
 
 class _Component:
@@ -267,10 +268,11 @@ class Tournament:
             else:
                 # Before this hand's busts are placed: the player busted earlier than they did.
                 self.placing.undo_bust(pending, out)
-        for entry_id in [e for e in table.outgoing if entries[e].stack > 0]:
-            self.balancing.execute_move(entries[entry_id], out)
         if busts:
             self.placing.bust(table, busts, knockouts, seated, out)
+            self.balancing.redecide(table, out)
+        for entry_id in list(table.outgoing):
+            self.balancing.execute_move(entries[entry_id], out)
         if table.breaking:
             self.seating.close_if_empty(table, out)
         self.after_change(out, table)

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 Key = tuple[int, int, int]  # (effective players, seeded rank, table id)
-MoverKey = tuple[int, int, int, int]  # (effective players, -moves of its due-big-blind player, seeded rank, table id)
+# (effective players, -moves of its candidate, -players before the candidate in big-blind order, seeded rank, table id)
+MoverKey = tuple[int, int, int, int, int]
 
 WAITING = "waiting for players"
 SHORT = "3 short: waiting for players [11D]"

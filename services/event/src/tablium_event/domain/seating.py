@@ -137,6 +137,20 @@ class Seating:
                 return seat
         raise TournamentRuleError(f"table {table.id} has no open seat")
 
+    def posts_big_blind_next(self, table: Table, seat: int) -> bool:
+        """Would a player sitting down in the open ``seat`` post the big blind in the next hand dealt at
+        ``table``? (The big blind moves to the first player after the current one [32].)"""
+        if table.bb < 0:
+            return False
+        size = len(table.seats)
+        for step in range(1, size):
+            candidate = (table.bb + step) % size
+            if candidate == seat:
+                return True
+            if table.seats[candidate] is not None:
+                return False
+        return False
+
     def first_positions(self, table: Table) -> None:
         """Button drawn at random; blinds follow it."""
         t = self.t
