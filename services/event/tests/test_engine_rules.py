@@ -6,7 +6,7 @@ import random
 
 import pytest
 from engine_checks import check_invariants
-from tablium_event.domain.config import Break, Level, PayoutRule, Structure
+from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.instructions import EliminatePlayer, EndBreak, HandForHand, MovePlayer, StartBreak
 from test_engine_scenarios import bust, is_next_big_blind, of, quiet_hand, stacks_of, started
@@ -198,3 +198,9 @@ def test_no_player_is_sent_to_the_table_that_breaks_next_when_another_is_as_shor
     tournament.set_tolerance(1)
     [row] = balance_rows(tournament)
     assert (row[4], row[6]) == (1, 2)
+
+
+def test_a_hand_for_hand_margin_of_0_is_refused() -> None:
+    """A margin of 0 turned hand-for-hand off without a word (the bubble must be played hand-for-hand)."""
+    with pytest.raises(TournamentRuleError, match="hand-for-hand margin"):
+        TournamentConfig(hand_for_hand_margin=0).check()
