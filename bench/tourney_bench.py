@@ -49,7 +49,7 @@ def lookup_costs(entrants: int, seats: int, seed: int, repeats: int = 200) -> tu
         order.last()
     indexed = (time.perf_counter() - began) / repeats
     longest = order.last()[0]
-    due = tournament._due_big_blind
+    due = tournament.balancing.candidate
     scans = max(5, repeats // 10)  # a scan of every table is slow: fewer repeats
     began = time.perf_counter()
     for _ in range(scans):
@@ -63,7 +63,7 @@ def lookup_costs(entrants: int, seats: int, seed: int, repeats: int = 200) -> tu
     began = time.perf_counter()
     for _ in range(repeats):
         top = movers.last()
-        due(tournament.tables[top[3]])
+        due(tournament.tables[top[4]])
     indexed_mover = (time.perf_counter() - began) / repeats
     return naive * 1e6, indexed * 1e6, naive_mover * 1e6, indexed_mover * 1e6
 

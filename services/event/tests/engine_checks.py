@@ -32,13 +32,13 @@ def check_invariants(tournament: Tournament, runner: TableRunner | None = None) 
     assert tournament.remaining == len(live)
     keys = sorted(t.key() for t in tournament.tables.values() if not t.breaking)
     assert list(tournament.order) == keys, "the balance index is stale"
-    # The movers index, rebuilt from scratch: each open table's player due the big blind (not locked, not
-    # leaving) with how often they moved. The pick over it is exact only if it is never stale.
+    # The movers index, rebuilt from scratch: each open table's candidate [11A] (not locked, not leaving)
+    # with how often they moved. The pick over it is exact only if it is never stale.
     movers = []
     for table in tournament.tables.values():
-        due = tournament._due_big_blind(table)
-        if not table.breaking and due is not None:
-            movers.append((table.effective, -due.moves, table.rank, table.id))
+        key = tournament.balancing.mover_key(table)
+        if not table.breaking and key is not None:
+            movers.append(key)
     assert list(tournament.movers) == sorted(movers), "the movers index is stale"
     if tournament.status == "running" and len(keys) > 1:
         spread = keys[-1][0] - keys[0][0]

@@ -409,7 +409,7 @@ def test_sit_and_go_starts_when_full() -> None:
 
 def test_satellite_ends_when_players_left_equal_seats() -> None:
     tournament = started(20, format="satellite", satellite_seat_value=500, buy_in=100)
-    assert tournament._seats_awarded() == 4
+    assert tournament.prizes.seats_awarded() == 4
     while tournament.status == "running":
         table = next(t for t in tournament.tables.values() if t.in_hand and t.n >= 2)
         bust(tournament, table.id, [next(e for e in table.seats if e is not None)])
@@ -436,8 +436,8 @@ def test_a_satellite_pool_may_not_grow_into_places_already_decided() -> None:
     assert tournament.status == "running"
     assert tournament.paid_places() == 4
     assert len(tournament.entries) - tournament.placed + 1 == 7
-    assert not tournament._would_pay_a_decided_place(1_000), "six seats, no remainder: places 1-6 only"
-    assert tournament._would_pay_a_decided_place(1_100), "a 100 remainder for place 7, decided with nothing"
+    assert not tournament.prizes.would_pay_a_decided_place(1_000), "six seats, no remainder: places 1-6 only"
+    assert tournament.prizes.would_pay_a_decided_place(1_100), "a 100 remainder for place 7, decided with nothing"
 
 
 def test_rebuys_and_addons_grow_the_pool() -> None:

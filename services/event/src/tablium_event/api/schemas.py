@@ -75,7 +75,7 @@ class TournamentIn(Request):
     satellite_seat_value: Amount = "0"
     tolerance: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
     break_order: Literal["highest", "lowest", "random"] = "highest"
-    hand_for_hand_margin: Annotated[int, msgspec.Meta(ge=0, le=100)] = 1
+    hand_for_hand_margin: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
     payout: PayoutIn = msgspec.field(default_factory=PayoutIn)
     seed: int | None = None
 

@@ -157,8 +157,11 @@ class TournamentConfig:
             raise TournamentRuleError("a satellite needs a positive seat value")
         if min(self.late_reg_until_level, self.max_reentries, self.rebuy_until_level) < 0:
             raise TournamentRuleError("levels and re-entry counts cannot be negative")
-        if min(self.rebuy_chips, self.addon_chips) < 0 or self.hand_for_hand_margin < 0:
-            raise TournamentRuleError("rebuy/add-on chips and the hand-for-hand margin cannot be negative")
+        if min(self.rebuy_chips, self.addon_chips) < 0:
+            raise TournamentRuleError("rebuy and add-on chips cannot be negative")
+        if self.hand_for_hand_margin < 1:
+            # 0 would turn hand-for-hand off without saying so [RP-8]: the bubble is always played hand-for-hand.
+            raise TournamentRuleError("the hand-for-hand margin is at least 1")
         self.structure.check()
         self.payout.check()
 
