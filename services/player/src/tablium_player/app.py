@@ -20,6 +20,7 @@ from tablium_player.api.players import AdminController, MyProfileController, Pub
 from tablium_player.db.models import MESSAGING
 from tablium_player.domain.throttle import BackoffPolicy, LoginThrottle
 from tablium_player.domain.tokens import SigningKeys
+from tablium_player.events.handlers import HANDLERS
 from tablium_player.service import Accounts
 from tablium_player.settings import PlayerSettings, load_settings
 
@@ -97,6 +98,7 @@ def create_app(settings: PlayerSettings | None = None) -> Litestar:
             migrations_dir=MIGRATIONS,
             uses_redis=True,
             messaging=MESSAGING,
+            event_handlers=HANDLERS if settings.consume_events else {},
             key_source=StaticKeySource(keys.public_keys()),
             on_startup=[build_accounts],
             dependencies={"accounts": Provide(provide_accounts, sync_to_thread=False)},

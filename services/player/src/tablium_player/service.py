@@ -24,10 +24,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.db import Reader, Record
 from tablium_kit.errors import Conflict, NotFound, Unauthorized
+from tablium_kit.money import format_amount
 from tablium_kit.ratelimit import RateLimiter
-from tablium_player.api.schemas import OwnProfile, Preferences, ProfileUpdate, PublicProfile, Stats, TokenPair
-from tablium_player.db.models import Player, RefreshToken
+from tablium_player.api.schemas import (
+    AssetResults,
+    OwnProfile,
+    Preferences,
+    ProfileUpdate,
+    PublicProfile,
+    Stats,
+    TokenPair,
+)
+from tablium_player.db.models import Player, PlayerAssetStats, RefreshToken
 from tablium_player.domain import rules
+from tablium_player.domain.progress import xp_for_level
 from tablium_player.domain.throttle import LoginThrottle
 from tablium_player.domain.tokens import SigningKeys, issue_access_token, new_refresh_secret, refresh_token_hash
 from tablium_player.events import publish_player_registered
@@ -36,6 +46,11 @@ from tablium_player.settings import PlayerSettings
 IDENTIFIER_TAKEN = "username or e-mail address is already registered"
 UNIQUE_VIOLATION = "23505"
 PLAYER_BY_ID = select(Player.__table__).where(Player.id == bindparam("player_id"))
+WINNINGS_BY_PLAYER = (
+    select(PlayerAssetStats.__table__)
+    .where(PlayerAssetStats.player_id == bindparam("player_id"))
+    .order_by(PlayerAssetStats.asset)
+)
 
 
 class PlayerRepository(SQLAlchemyAsyncRepository[Player]):
@@ -178,6 +193,20 @@ class Accounts:
             raise NotFound("no such player")
         return player
 
+    async def winnings(self, reader: Reader, player_id: uuid.UUID) -> list[AssetResults]:
+        """Cash-table results per asset, read apart from the account (the consumer writes them)."""
+        return [
+            AssetResults(
+                asset=row.asset,
+                hands_played=row.hands_played,
+                # The reader hands NUMERIC back as Decimal: integral, so int() is exact.
+                net_winnings=format_amount(int(row.net_winnings)),
+                rake_paid=format_amount(int(row.rake_paid)),
+                biggest_pot_won=format_amount(int(row.biggest_pot_won)),
+            )
+            for row in await reader.all(WINNINGS_BY_PLAYER, player_id=player_id)
+        ]
+
     async def update_profile(self, session: AsyncSession, player_id: uuid.UUID, change: ProfileUpdate) -> Player:
         player = await self.get(session, player_id)
         for name in ("display_name", "country", "bio"):
@@ -258,15 +287,15 @@ def preferences_of(player: PlayerRecord) -> Preferences:
     return msgspec.convert(player.preferences or {}, Preferences)
 
 
-def public_profile(player: PlayerRecord) -> PublicProfile:
-    return PublicProfile(**_profile_fields(player))
+def public_profile(player: PlayerRecord, winnings: list[AssetResults]) -> PublicProfile:
+    return PublicProfile(**_profile_fields(player, winnings))
 
 
-def own_profile(player: PlayerRecord) -> OwnProfile:
-    return OwnProfile(**_profile_fields(player), email=player.email, roles=list(player.roles))
+def own_profile(player: PlayerRecord, winnings: list[AssetResults]) -> OwnProfile:
+    return OwnProfile(**_profile_fields(player, winnings), email=player.email, roles=list(player.roles))
 
 
-def _profile_fields(player: PlayerRecord) -> dict[str, object]:
+def _profile_fields(player: PlayerRecord, winnings: list[AssetResults]) -> dict[str, object]:
     hands = player.hands_played
     return {
         "id": player.id,
@@ -276,12 +305,15 @@ def _profile_fields(player: PlayerRecord) -> dict[str, object]:
         "bio": player.bio,
         "level": player.level,
         "xp": player.xp,
+        "next_level_xp": xp_for_level(player.level + 1),
         "stats": Stats(
             hands_played=hands,
+            hands_vpip=player.hands_vpip,
+            hands_pfr=player.hands_pfr,
             vpip_pct=round(100 * player.hands_vpip / hands, 1) if hands else 0.0,
             pfr_pct=round(100 * player.hands_pfr / hands, 1) if hands else 0.0,
             tournaments_played=player.tournaments_played,
-            net_winnings=player.net_winnings,
+            winnings=winnings,
         ),
         "member_since": player.created_at,
     }

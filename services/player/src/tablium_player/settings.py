@@ -14,6 +14,8 @@ DEV_PRIVATE_KEY = DEV_KEYS / "jwt-dev-private.pem"
 
 class PlayerSettings(ServiceSettings, kw_only=True):
     port: int = 8001
+    # Run the consumer of other services' events (lobby.hand_completed: stats, XP, levels).
+    consume_events: bool = True
     # The RS256 signing key (PEM file). Public keys of retired signing keys stay
     # published in the JWKS until every token they signed has expired.
     jwt_private_key_file: str = str(DEV_PRIVATE_KEY)

@@ -55,7 +55,7 @@ class AuthController(Controller):
         player = await accounts.register(
             db_session, username=data.username, email=data.email, password=data.password, client_ip=client_ip(request)
         )
-        return own_profile(player)
+        return own_profile(player, [])  # a new account has played no hand
 
     @post(
         "/login",

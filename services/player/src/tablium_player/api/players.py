@@ -25,16 +25,20 @@ class MyProfileController(Controller):
         db_reader: DbReader,
         accounts: AccountsDep,
     ) -> OwnProfile:
-        return own_profile(await accounts.read(db_reader, UUID(caller().subject)))
+        player_id = UUID(caller().subject)
+        return own_profile(await accounts.read(db_reader, player_id), await accounts.winnings(db_reader, player_id))
 
     @patch(summary="Change my profile")
     async def update_me(
         self,
         data: JSONBody[ProfileUpdate],
         db_session: DbSession,
+        db_reader: DbReader,
         accounts: AccountsDep,
     ) -> OwnProfile:
-        return own_profile(await accounts.update_profile(db_session, UUID(caller().subject), data))
+        player_id = UUID(caller().subject)
+        player = await accounts.update_profile(db_session, player_id, data)
+        return own_profile(player, await accounts.winnings(db_reader, player_id))
 
     @get("/preferences", summary="My preferences")
     async def get_preferences(
@@ -60,7 +64,7 @@ class PublicProfileController(Controller):
 
     @get("/{player_id:uuid}", summary="A player's public profile")
     async def get_player(self, player_id: FromPath[UUID], db_reader: DbReader, accounts: AccountsDep) -> PublicProfile:
-        return public_profile(await accounts.read(db_reader, player_id))
+        return public_profile(await accounts.read(db_reader, player_id), await accounts.winnings(db_reader, player_id))
 
 
 class AdminController(Controller):
@@ -75,6 +79,8 @@ class AdminController(Controller):
         player_id: FromPath[UUID],
         data: JSONBody[RolesUpdate],
         db_session: DbSession,
+        db_reader: DbReader,
         accounts: AccountsDep,
     ) -> OwnProfile:
-        return own_profile(await accounts.set_roles(db_session, player_id, data.roles))
+        player = await accounts.set_roles(db_session, player_id, data.roles)
+        return own_profile(player, await accounts.winnings(db_reader, player_id))

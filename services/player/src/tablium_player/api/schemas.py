@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from tablium_kit.inputs import exact
+from tablium_kit.money import Amount, SignedAmount
 
 # Checked after NFKC normalisation (rules.normalize_username), so no pattern here: a fullwidth
 # "\uff41lice" is "alice", and taken if "alice" is.
@@ -59,12 +60,28 @@ class Session(msgspec.Struct, kw_only=True):
     roles: list[str]
 
 
+class AssetResults(msgspec.Struct, kw_only=True):
+    """Money results at cash tables in one asset (minor units, as decimal strings)."""
+
+    asset: str
+    hands_played: int
+    net_winnings: Annotated[
+        SignedAmount,
+        msgspec.Meta(description="Sum over hands of stack after minus stack before (rake already taken out)."),
+    ]
+    rake_paid: Amount
+    biggest_pot_won: Annotated[Amount, msgspec.Meta(description="The most chips pushed to the player in one hand.")]
+
+
 class Stats(msgspec.Struct, kw_only=True):
     hands_played: int
+    # Hands where the player put chips in voluntarily preflop / raised preflop (blinds don't count).
+    hands_vpip: int
+    hands_pfr: int
     vpip_pct: float
     pfr_pct: float
     tournaments_played: int
-    net_winnings: int
+    winnings: list[AssetResults]
 
 
 class PublicProfile(msgspec.Struct, kw_only=True):
@@ -75,6 +92,7 @@ class PublicProfile(msgspec.Struct, kw_only=True):
     bio: str | None
     level: int
     xp: int
+    next_level_xp: Annotated[int, msgspec.Meta(description="Total XP at which the next level is reached.")]
     stats: Stats
     member_since: datetime
 

@@ -1,0 +1,1 @@
+"""Use cases that are not account management (that is ``tablium_player.service``)."""
