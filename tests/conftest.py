@@ -46,11 +46,11 @@ class Processes:
         self.logs = logs
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], ready_url: str) -> None:
+    def start(self, name: str, argv: list[str], env: dict[str, str], ready_url: str, timeout_s: float = 60) -> None:
         log = self.logs / f"{name}.log"
         process = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT)
         self.children.append(process)
-        wait_until_ready(ready_url, process, log)
+        wait_until_ready(ready_url, process, log, timeout_s)
 
     def stop(self) -> None:
         for child in self.children:
@@ -82,6 +82,8 @@ async def platform(
         "TABLIUM_PLAYER_LOGIN_ATTEMPTS_PER_IP": "8",
         # Every test here registers from 127.0.0.1.
         "TABLIUM_PLAYER_REGISTRATIONS_PER_IP": "1000",
+        # The shared broker's service queues belong to whoever runs the platform (as for live_services).
+        "TABLIUM_PLAYER_CONSUME_EVENTS": "false",
         # The gateway below connects from loopback; services believe no one's X-Forwarded-For by default.
         "TABLIUM_TRUSTED_PROXIES": '["127.0.0.1"]',
     }

@@ -26,7 +26,7 @@ class EventSpec:
 
 CATALOG: dict[str, EventSpec] = {
     "player.registered": EventSpec("A player account was created.", ("wallet",)),
-    "player.level_up": EventSpec("A player reached a new XP level.", ("rakeback",)),
+    "player.level_up": EventSpec("A player's XP crossed one or more levels: old and new level.", ("rakeback",)),
     "club.created": EventSpec("A club was created."),
     "club.member_joined": EventSpec("A join request was approved; the player is a member.", ("rakeback",)),
     "club.member_left": EventSpec("A member left or was removed from a club.", ("rakeback",)),
