@@ -135,7 +135,7 @@ async def wallet_url(make_database: Callable[[str], Awaitable[str]], amqp_names:
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as client:
-            for _ in range(300):
+            for _ in range(1_200):  # up to ~2 minutes: the start-up (migrations) is slow on a loaded machine
                 if process.poll() is not None:
                     raise RuntimeError(
                         f"wallet exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}"
