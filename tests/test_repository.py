@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 from collections.abc import Iterator
@@ -77,3 +78,75 @@ def test_no_schema_pattern_lets_a_trailing_newline_through(service: str) -> None
         # A string the pattern accepts (hypothesis builds it from the regex), then the same plus "\n".
         accepted = find(from_regex(pattern), lambda text: not text.endswith("\n"), settings=settings(database=None))
         assert not re.search(pattern, accepted + "\n"), f"{service}: {pattern!r} accepts {accepted + chr(10)!r}"
+
+
+# Layering (STYLE.md): api/ is thin (it calls a use case; it never queries the database), domain/ is pure (no
+# I/O library). Each service's modules are parsed, not imported. Imports under `if TYPE_CHECKING:` are types only.
+IO_LIBRARIES = {"aio_pika", "aiormq", "asyncpg", "granian", "httpx", "litestar", "redis", "socket", "sqlalchemy"}
+PURE_KIT_MODULES = {"tablium_kit.errors", "tablium_kit.money"}  # the kit's only modules a domain module may use
+SESSION_QUERIES = {"add", "add_all", "delete", "execute", "flush", "get", "merge", "refresh", "scalar", "scalars"}
+# Today's known breaches, by service-relative path: the list may only shrink (a fixed module fails the test
+# until it is taken off). The event service's are issue 15's slice 3 (use cases in services/).
+KNOWN_LAYERING_BREACHES = {
+    "event/src/tablium_event/api/tournaments.py",
+    "lobby/src/tablium_lobby/api/hands.py",
+    "lobby/src/tablium_lobby/api/tables.py",
+    "wallet/src/tablium_wallet/api/player.py",
+}
+
+
+def _runtime_imports(tree: ast.Module) -> Iterator[str]:
+    """Modules imported at run time (not under ``if TYPE_CHECKING:``)."""
+    typing_only = {
+        id(node)
+        for branch in ast.walk(tree)
+        if isinstance(branch, ast.If) and "TYPE_CHECKING" in ast.unparse(branch.test)
+        for statement in branch.body
+        for node in ast.walk(statement)
+    }
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module
+
+
+def _layering_breaches(service: str, path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    imports = list(_runtime_imports(tree))
+    layer = path.relative_to(ROOT / "services" / service / "src" / f"tablium_{service}").parts[0]
+    found: list[str] = []
+    if layer == "domain":
+        for module in imports:
+            top = module.split(".")[0]
+            if top in IO_LIBRARIES or (top == "tablium_kit" and module not in PURE_KIT_MODULES):
+                found.append(f"domain module imports {module}")
+    elif layer == "api":
+        for module in imports:
+            if module.split(".")[0] == "sqlalchemy" or module.startswith(f"tablium_{service}.db"):
+                found.append(f"api module imports {module}")
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in SESSION_QUERIES
+                and "session" in ast.unparse(node.func.value)
+            ):
+                found.append(f"api module queries the database: {ast.unparse(node.func)}")
+    return found
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_api_modules_do_not_query_and_domain_modules_do_no_io(service: str) -> None:
+    package = ROOT / "services" / service / "src" / f"tablium_{service}"
+    breaches = {
+        str(path.relative_to(ROOT / "services")): found
+        for layer in ("api", "domain")
+        for path in sorted((package / layer).rglob("*.py"))
+        if (found := _layering_breaches(service, path))
+    }
+    known = {path for path in KNOWN_LAYERING_BREACHES if path.startswith(f"{service}/")}
+    assert set(breaches) <= known, {path: breaches[path] for path in set(breaches) - known}
+    assert known <= set(breaches), f"no longer breaching, take off KNOWN_LAYERING_BREACHES: {known - set(breaches)}"

@@ -99,7 +99,7 @@ def start_service(
     port: int | None = None,
     log_dir: Path | None = None,
     ready_path: str = "/health",
-    timeout_s: float = 60,
+    timeout_s: float = 120,  # a start migrates its database: slow on a loaded machine
 ) -> ServiceProcess:
     """``tablium-<name> serve`` on ``port`` (a free one by default) with ``env`` over this process's
     environment, started and ready (``ready_path`` answers 200) or raising with the end of its log."""

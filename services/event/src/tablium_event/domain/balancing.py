@@ -360,21 +360,22 @@ class Balancing:
         the least-moved one, in big-blind order ("never bouncing the same player twice when another choice
         exists": a player just moved in sits in the next big blind seat). Never a locked seat or a player
         already leaving. With how many eligible players it passed over."""
-        t = self.t
-        size = len(table.seats)
+        seats, outgoing, entries = table.seats, table.outgoing, self.t.entries  # hot: every deal and seat change
+        size = len(seats)
         start = table.bb if table.bb >= 0 else 0
-        best: tuple[Entry, int] | None = None
-        eligible = 0
+        best: Entry | None = None
+        best_moves = passed = eligible = 0
         for step in range(1, size + 1):
-            entry_id = table.seats[(start + step) % size]
-            if entry_id is None or entry_id in table.outgoing:
+            entry_id = seats[(start + step) % size]
+            if entry_id is None or entry_id in outgoing:
                 continue
-            entry = t.entries[entry_id]
+            entry = entries[entry_id]
             if entry.locked:
                 continue
-            if best is None or entry.moves < best[0].moves:
-                best = (entry, eligible)
-                if not entry.moves:
+            moves = entry.moves
+            if best is None or moves < best_moves:
+                best, best_moves, passed = entry, moves, eligible
+                if not moves:
                     break
             eligible += 1
-        return best
+        return None if best is None else (best, passed)
