@@ -127,9 +127,10 @@ async def test_a_killed_holder_s_table_waits_for_its_lease_then_times_out_once(
             # Well past x's deadline the hand has not moved: B's lease is alive, and A does not keep the
             # clock of a table it does not hold (without leases, A's own clock acts at the deadline).
             await wait_until_db_time(engine, stopped.deadline + timedelta(seconds=1.5))
-            waited = await current_hand(engine, table["id"])
+            waited = await table_row(engine, table["id"])
             still = await redis.get(lease_key(run_id, table["id"]))
-            assert waited.actions == stopped.actions, "nobody acted for x while B's lease was alive"
+            assert await actions_of(engine, stopped.id) == stopped.actions, "nobody acted for x under B's lease"
+            assert waited.seq == stopped.seq, "nothing at all was written at the table under B's lease"
             assert holder is not None
             assert holder.startswith("b:"), holder
             assert still == holder, "the check above ran while B's lease was alive"
@@ -224,8 +225,9 @@ async def test_a_paused_holder_writes_nothing_once_it_wakes(
                 stopped = await current_hand(engine, table["id"])
                 # Past the deadline and the time bank, nothing moved: the lease is O's until it expires.
                 await wait_until_db_time(engine, stopped.deadline + timedelta(seconds=2))
-                waited = await current_hand(engine, table["id"])
-                assert (waited.actions, waited.seq) == (stopped.actions, stopped.seq), "no move under O's lease"
+                waited = await table_row(engine, table["id"])
+                assert await actions_of(engine, stopped.id) == stopped.actions, "nobody acted under O's lease"
+                assert waited.seq == stopped.seq, "nothing at all was written at the table under O's lease"
                 assert holder is not None
                 assert holder.startswith("o:"), holder
                 assert await redis.get(lease_key(run_id, table["id"])) == holder

@@ -60,14 +60,11 @@ async def test_the_time_bank_refills_every_few_hands_up_to_the_initial_bank(
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as connection:
-            banks = dict(
-                (
-                    await connection.execute(
-                        text("SELECT player_id::text, time_bank_ms FROM seats WHERE table_id = :t"),
-                        {"t": table["id"]},
-                    )
-                ).tuples()
+            rows = await connection.execute(
+                text("SELECT player_id::text AS player, time_bank_ms FROM seats WHERE table_id = :t"),
+                {"t": table["id"]},
             )
+            banks = {row.player: row.time_bank_ms for row in rows}
     finally:
         await engine.dispose()
     assert all(0 <= bank <= 3000 for bank in banks.values()), banks
