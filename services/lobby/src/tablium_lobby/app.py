@@ -22,6 +22,7 @@ from tablium_lobby.db.models import MESSAGING
 from tablium_lobby.services.dealer import Dealer
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import Leases
+from tablium_lobby.services.presence import Presence
 from tablium_lobby.services.runtime import provide_seating
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.stats import lobby_stats
@@ -53,10 +54,11 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         hub = Hub(app.state.redis, settings.redis_key(), instance, settings.reorder_wait_s)
         await hub.start()
         seating = Seating(settings, sessions, wallet)
-        leases = None
+        leases = presence = None
         if settings.leases:
             leases = Leases(app.state.redis, settings.redis_key("lobby"), instance, settings.lease_ttl_s)
-        dealer = Dealer(settings, sessions, seating, hub, leases)
+            presence = Presence(app.state.redis, settings.redis_key("lobby"), settings.lease_ttl_s)
+        dealer = Dealer(settings, sessions, seating, hub, leases, presence)
         seating.set_notify(dealer.on_seat_change)
         app.state.seating = seating
         app.state.dealer = dealer

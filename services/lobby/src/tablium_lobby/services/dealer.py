@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -25,6 +26,7 @@ from tablium_lobby.domain.protocol import Outgoing
 from tablium_lobby.services.dealing import HANDS
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import LeaseKeeper, Leases
+from tablium_lobby.services.presence import Presence
 from tablium_lobby.services.runner import ACTIONS, ActionRefused, TableRunner
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.tables import get_table
@@ -46,6 +48,7 @@ class Dealer:
         seating: Seating,
         hub: Hub,
         leases: Leases | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -53,6 +56,9 @@ class Dealer:
         self.hub = hub
         self.runners: dict[uuid.UUID, TableRunner] = {}
         self.absences: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
+        # With leases, the holder runs the disconnect timers from the presence every instance shares.
+        self.presence = presence if leases is not None else None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rake_account: uuid.UUID | None = None
         # With leases, only the holder of a table's lease keeps its clock, and its writes are fenced.
         self.keeper = LeaseKeeper(self, leases, settings.lease_renew_s) if leases is not None else None
@@ -93,6 +99,10 @@ class Dealer:
         runner.epoch, runner.lease_token = None, None
         runner.stop_clock()
         self.hub.unwatch(table_id)
+        for (table, player), task in list(self.absences.items()):
+            if table == table_id and self.presence is not None:
+                task.cancel()
+                del self.absences[(table, player)]
 
     def _on_relayed(self, table_id: uuid.UUID, messages: list[Outgoing]) -> None:
         runner = self.runners.get(table_id)
@@ -119,28 +129,75 @@ class Dealer:
 
     # -- presence: disconnect is not a free seat ---------------------------------------------
 
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def player_connected(self, table_id: uuid.UUID, player_id: str) -> None:
         task = self.absences.pop((table_id, player_id), None)
         if task is not None:
             task.cancel()
+        if self.presence is not None:
+            self._spawn(self.presence.refresh([(table_id, player_id)]))
         runner = self.runner(table_id)
         task = asyncio.create_task(self._set_away(table_id, player_id, False), name="back")
         runner.between.add(task)
         task.add_done_callback(runner.between.discard)
 
     def player_disconnected(self, table_id: uuid.UUID, player_id: str) -> None:
-        if self.hub.connected(table_id, player_id) or (table_id, player_id) in self.absences:
+        if self.hub.connected(table_id, player_id):
             return
-        task = asyncio.create_task(self._absence(table_id, player_id), name=f"absence-{player_id}")
-        self.absences[(table_id, player_id)] = task
+        if self.presence is not None:  # the lease holder notices and runs the timers
+            self._spawn(self.presence.gone(table_id, player_id))
+            return
+        if (table_id, player_id) not in self.absences:
+            task = asyncio.create_task(self._absence(table_id, player_id), name=f"absence-{player_id}")
+            self.absences[(table_id, player_id)] = task
+
+    async def refresh_presence(self) -> None:
+        """Every lease round: the players whose sockets this instance holds are present a while longer."""
+        if self.presence is not None:
+            await self.presence.refresh(
+                (table_id, c.player_id)
+                for table_id, connections in self.hub.tables.items()
+                for c in connections
+                if not c.closed.is_set()
+            )
+
+    async def check_presence(self, table_id: uuid.UUID) -> None:
+        """The lease holder, every round: an absence timer for each seated player with no socket anywhere."""
+        runner = self.runners.get(table_id)
+        if self.presence is None or runner is None or runner.epoch is None:
+            return
+        present = await self.presence.present(table_id)
+        for player in runner.seated:
+            key = (table_id, player)
+            if player in present:
+                task = self.absences.pop(key, None)
+                if task is not None:
+                    task.cancel()
+            elif key not in self.absences:
+                self.absences[key] = asyncio.create_task(self._absence(table_id, player), name=f"absence-{player}")
+
+    async def _still_absent(self, table_id: uuid.UUID, player_id: str) -> bool:
+        if self.presence is None:
+            return True
+        runner = self.runners.get(table_id)
+        return (
+            runner is not None and runner.epoch is not None and player_id not in await self.presence.present(table_id)
+        )
 
     async def _absence(self, table_id: uuid.UUID, player_id: str) -> None:
         try:
             await asyncio.sleep(self.settings.disconnect_grace_s)
+            if not await self._still_absent(table_id, player_id):
+                return
             if not await self._set_away(table_id, player_id, True):
                 return
             await asyncio.sleep(self.settings.sit_out_timeout_s)
-            await self.seating.leave(table_id, uuid.UUID(player_id))
+            if await self._still_absent(table_id, player_id):
+                await self.seating.leave(table_id, uuid.UUID(player_id))
         except ProblemError as exc:
             log.info("absence ended", player=player_id, outcome=exc.detail)
         finally:

@@ -116,6 +116,7 @@ class LeaseKeeper:
                 )
             )
             tables = dict(rows.tuples().all())
+        await self.dealer.refresh_presence()
         for table_id, runner in list(self.dealer.runners.items()):
             if runner.lease_token is not None and table_id not in tables:
                 await self.release(table_id)  # nobody left to run it for
@@ -125,6 +126,7 @@ class LeaseKeeper:
                 if await self.leases.renew(table_id, runner.lease_token):
                     if runner.seq_seen != seq:
                         runner.nudge()  # a commit this instance did not hear of (a relay lost)
+                    await self.dealer.check_presence(table_id)
                     continue
                 log.warning("lease lost", table=str(table_id), epoch=runner.epoch)
                 self.dealer.disown(table_id)

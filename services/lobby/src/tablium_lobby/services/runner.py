@@ -80,6 +80,7 @@ class TableRunner:
         self.turn_seq = 0
         self.banks: dict[int, int] = {}
         self.away: set[int] = set()  # seats sat out (disconnected): acted for at once
+        self.seated: set[str] = set()  # players holding a seat (the holder watches their presence)
         # The lease: the epoch this instance took (None: another instance keeps this table's clock).
         self.epoch: int | None = None
         self.lease_token: str | None = None
@@ -113,6 +114,7 @@ class TableRunner:
             return
         seats = await active_seats(session, table.id)
         self.away = {s.seat_no for s in seats if s.sitting_out}
+        self.seated = {str(s.player_id) for s in seats if s.status == "seated"}
         if table.current_hand_id is None:
             self.hand, self.hand_id, self.players, self.banks = None, None, {}, {}
         else:
