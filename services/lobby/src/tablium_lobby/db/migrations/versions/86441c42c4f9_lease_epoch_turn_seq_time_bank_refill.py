@@ -33,6 +33,10 @@ def upgrade() -> None:
     )
     op.add_column('seats', sa.Column('hands_played', sa.BigInteger(), server_default=sa.text('0'), nullable=False))
     op.add_column('hands', sa.Column('turn_seq', sa.BigInteger(), server_default=sa.text('0'), nullable=False))
+    # A hand running across the upgrade: its turn is numbered by the table's seq (as a reload did before).
+    op.execute(
+        "UPDATE hands SET turn_seq = t.seq FROM cash_tables t WHERE t.id = hands.table_id AND hands.status = 'running'"
+    )
     op.add_column('hand_actions', sa.Column('lease_epoch', sa.BigInteger(), nullable=True))
 
 
