@@ -289,8 +289,8 @@ class Dealer:
         if self.keeper is not None:
             with contextlib.suppress(Exception):
                 await self.keeper.release_all()
-        for task in self.absences.values():
-            task.cancel()
+        for absence in self.absences.values():
+            absence.cancel()
         for runner in self.runners.values():
             tasks: list[asyncio.Task[None] | None] = [runner.timer, runner.next_deal, runner.next_sync]
             for task in [*tasks, *runner.between]:

@@ -117,8 +117,8 @@ class LeaseKeeper:
             )
             tables = dict(rows.tuples().all())
         await self.dealer.refresh_presence()
-        for table_id, runner in list(self.dealer.runners.items()):
-            if runner.lease_token is not None and table_id not in tables:
+        for table_id, held in list(self.dealer.runners.items()):
+            if held.lease_token is not None and table_id not in tables:
                 await self.release(table_id)  # nobody left to run it for
         for table_id, seq in tables.items():
             runner = self.dealer.runners.get(table_id)
