@@ -2,8 +2,8 @@
 right after committing an action (so B armed the clock for A's player); the hand goes on from the last
 committed action (the absent players checked or folded), nothing lost or applied twice.
 
-Known gap: this passes with the lease loop switched off too (A's own timer from an earlier commit waits for
-the deadline stored with the hand and acts then), so it does not prove the lease takeover by itself."""
+This checks the outcome (nothing lost or applied twice); that the hand waited for B's lease and that A
+took it over under a new epoch is checked in test_lease.py."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from pathlib import Path
 
 import structlog
@@ -20,6 +21,8 @@ from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import MESSAGING
 from tablium_lobby.services.dealer import Dealer
 from tablium_lobby.services.hub import Hub
+from tablium_lobby.services.lease import Leases
+from tablium_lobby.services.presence import Presence
 from tablium_lobby.services.runtime import provide_seating
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.stats import lobby_stats
@@ -47,17 +50,20 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
     async def start(app: Litestar) -> None:
         sessions = db.session_factory(app.state.db_engine_instance)
         wallet = Wallet(settings.wallet_url, app.state.service_tokens)
-        hub = Hub(app.state.redis, settings.redis_key())
+        instance = settings.instance_id or uuid.uuid4().hex
+        hub = Hub(app.state.redis, settings.redis_key(), instance, settings.reorder_wait_s)
         await hub.start()
         seating = Seating(settings, sessions, wallet)
-        dealer = Dealer(settings, sessions, seating, hub)
+        leases = presence = None
+        if settings.leases:
+            leases = Leases(app.state.redis, settings.redis_key("lobby"), instance, settings.lease_ttl_s)
+            presence = Presence(app.state.redis, settings.redis_key("lobby"), settings.lease_ttl_s)
+        dealer = Dealer(settings, sessions, seating, hub, leases, presence)
         seating.set_notify(dealer.on_seat_change)
         app.state.seating = seating
         app.state.dealer = dealer
         await dealer.recover()
-        app.state.leases = asyncio.create_task(
-            dealer.keep_leases(app.state.redis, settings.redis_key("lobby")), name="lobby-leases"
-        )
+        app.state.leases = asyncio.create_task(dealer.keep_leases(), name="lobby-leases")
         app.state.reconciler = None
         if settings.reconcile_interval_s > 0:
             app.state.reconciler = asyncio.create_task(

@@ -29,8 +29,15 @@ class LobbySettings(ServiceSettings, kw_only=True):
     disconnect_grace_s: float = 30.0
     # The clock of a table's running hand is kept by one instance, the holder of the table's lease in
     # Redis (renewed every lease_renew_s; another instance takes over once it expires).
+    # The fencing token of a lease is an epoch in the table's row, checked by every holder-only write.
+    # leases=false: every instance keeps every clock, unfenced (tests show what breaks then).
+    leases: bool = True
     lease_ttl_s: float = 3.0
     lease_renew_s: float = 1.0
+    # This instance's name in the leases it holds ("" = a random one per process).
+    instance_id: str = ""
+    # How long delivery waits for a missing seq (its writer died after committing) before going on.
+    reorder_wait_s: float = 1.0
     sit_out_timeout_s: float = 300.0
     ws_idle_timeout_s: float = 60.0
 

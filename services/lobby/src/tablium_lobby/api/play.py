@@ -95,12 +95,13 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     connection.send({**ack, "seq": first["seq"]})
     await dealer.hub.join(connection)
     # Read after joining: anything committed later reaches the socket too (clients drop what is stale).
-    connection.send(await table_state(seating.sessions, table_id, player))
+    snapshot = await table_state(seating.sessions, table_id, player)
+    connection.send(snapshot)
+    dealer.hub.snapshot_sent(connection, snapshot["seq"])
     if seat is not None:
         dealer.player_connected(table_id, player)
     bucket = _Bucket(settings.ws_messages_per_s)
     refused = 0
-    runner = dealer.runner(table_id)
     try:
         while not connection.closed.is_set():
             try:
@@ -125,7 +126,7 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 connection.send(_error(f"malformed message: {str(exc)[:200]}"))
                 continue
-            await _handle(connection, message, runner, seating, table_id, player)
+            await _handle(connection, message, dealer, seating, table_id, player)
     except WebSocketDisconnect:
         pass
     finally:
@@ -140,13 +141,15 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
 
 
 async def _handle(
-    connection: Connection, message: ClientMessage, runner: Any, seating: Seating, table_id: UUID, player: str
+    connection: Connection, message: ClientMessage, dealer: Dealer, seating: Seating, table_id: UUID, player: str
 ) -> None:
     kind = message.type
     if kind == "heartbeat":
         connection.send({"type": "heartbeat"})
     elif kind == "snapshot":
-        connection.send(await table_state(seating.sessions, table_id, player))
+        snapshot = await table_state(seating.sessions, table_id, player)
+        connection.send(snapshot)
+        dealer.hub.snapshot_sent(connection, snapshot["seq"])
     elif kind == "action":
         if message.action is None or message.seq is None:
             connection.send(_error("an action needs 'action' and the 'seq' it answers"))
@@ -162,7 +165,7 @@ async def _handle(
                 connection.send(_error(exc.detail))
                 return
         try:
-            await runner.act(player, message.action, amount, message.seq)
+            await dealer.runner(table_id).act(player, message.action, amount, message.seq)
         except ActionRefused as exc:
             connection.send(_error(str(exc), action=message.action))
         except Exception:

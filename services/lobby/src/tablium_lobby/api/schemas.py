@@ -36,6 +36,10 @@ class TableIn(Request):
     rake_cap: Amount = "0"
     action_clock_s: Seconds = 20
     time_bank_s: BankSeconds = 60
+    # The time bank refill: +time_bank_refill_s every time_bank_refill_hands hands a seat is dealt into,
+    # never beyond time_bank_s (0: no refill).
+    time_bank_refill_s: BankSeconds = 5
+    time_bank_refill_hands: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
     private: bool = False
 
 
@@ -74,6 +78,8 @@ class TableOut(msgspec.Struct, kw_only=True):
     rake_cap: Amount
     action_clock_s: int
     time_bank_s: int
+    time_bank_refill_s: int
+    time_bank_refill_hands: int
     private: bool
     seq: int
     hands_dealt: int

@@ -72,6 +72,8 @@ def table_out(table: CashTable, taken: int, seats: list[Seat] | None = None) -> 
         rake_cap=format_amount(table.rake_cap),
         action_clock_s=table.action_clock_s,
         time_bank_s=table.time_bank_s,
+        time_bank_refill_s=table.time_bank_refill_s,
+        time_bank_refill_hands=table.time_bank_refill_hands,
         private=table.private,
         seq=table.seq,
         hands_dealt=table.hands_dealt,
@@ -101,6 +103,8 @@ class TableController(Controller):
             stakes=stakes,
             action_clock_s=data.action_clock_s,
             time_bank_s=data.time_bank_s,
+            time_bank_refill_s=data.time_bank_refill_s,
+            time_bank_refill_hands=data.time_bank_refill_hands,
             private=data.private,
             host_id=player_id(),
         )

@@ -53,6 +53,7 @@ class CashTable(Base):
         CheckConstraint("min_buy_in_bb >= 1 AND min_buy_in_bb <= max_buy_in_bb", name="buy_in_range"),
         CheckConstraint("rake_bps BETWEEN 0 AND 10000", name="rake_bps"),
         CheckConstraint("status IN ('open', 'closing', 'closed')", name="status"),
+        CheckConstraint("time_bank_refill_s >= 0 AND time_bank_refill_hands >= 0", name="time_bank_refill"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -69,6 +70,10 @@ class CashTable(Base):
     rake_cap: Mapped[int] = mapped_column(AmountType)
     action_clock_s: Mapped[int] = mapped_column(Integer)
     time_bank_s: Mapped[int] = mapped_column(Integer)
+    # The time bank refill: +time_bank_refill_s every time_bank_refill_hands hands a seat played, up to
+    # time_bank_s (0 hands: never refilled).
+    time_bank_refill_s: Mapped[int] = mapped_column(Integer, server_default=text("5"))
+    time_bank_refill_hands: Mapped[int] = mapped_column(Integer, server_default=text("10"))
     private: Mapped[bool] = mapped_column(Boolean)
     host_id: Mapped[uuid.UUID | None] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), server_default=text("'open'"))
@@ -78,6 +83,9 @@ class CashTable(Base):
     button: Mapped[int | None] = mapped_column(Integer)
     hands_dealt: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     current_hand_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The fencing token of the table's lease: bumped by each instance that takes the lease, and compared
+    # (under this row's lock) by every write only the lease holder may make (services/lease.py).
+    lease_epoch: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -116,6 +124,8 @@ class Seat(Base):
     leave_requested: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     sitting_out: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     time_bank_ms: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Hands this sitting was dealt into (the time bank refills every time_bank_refill_hands of them).
+    hands_played: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -169,6 +179,8 @@ class HandRecord(Base):
     actions: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # The actor's deadline (wall clock) while betting: a restarted runner keeps the clock.
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The seq of the turn being played: an action must answer a seq from this one to the table's.
+    turn_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     rake: Mapped[int] = mapped_column(AmountType, server_default=text("0"))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -190,4 +202,6 @@ class HandAction(Base):
     amount: Mapped[int] = mapped_column(AmountType, server_default=text("0"))
     # Why the server acted for the player (time-out), or null for the player's own action.
     automatic: Mapped[str | None] = mapped_column(String(16))
+    # For an automatic action: the lease epoch of the instance that wrote it (the clock's owner then).
+    lease_epoch: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,456 +1,54 @@
-"""Running hands: one :class:`TableRunner` per table in this process.
+"""The tables this process runs: their runners, their leases, presence, and the money after each hand.
 
-DB first (ARCHITECTURE.md §6): every accepted action is committed (its ``hand_actions`` row, the
-hand's whole engine state and the table's new ``seq``, in one transaction, under the table's row lock)
-before any client hears of it; a hand's result (stacks, rake, ``lobby.hand_completed`` in the outbox) is
-committed with the action that ends it. A runner's in-memory hand is a cache: it is dropped on any
-failure and rebuilt from the database.
-
-Money after a hand (the rake into the house rake account, cash-outs of players who asked to leave) is a
-wallet call made after the commit, holding no lock; :meth:`Dealer.reconcile` finishes any left undone.
+:mod:`~tablium_lobby.services.runner` commits actions and keeps a table's clock;
+:mod:`~tablium_lobby.services.dealing` starts and finishes hands; :mod:`~tablium_lobby.services.lease`
+decides which instance runs a table. Money after a hand (the rake into the house rake account, cash-outs
+of players who asked to leave) is a wallet call made after the commit, holding no lock;
+:meth:`Dealer.reconcile` finishes any left undone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import ProblemError
 from tablium_lobby.clients.wallet import transfer_id
-from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
-from tablium_lobby.domain.protocol import Outgoing, event_messages, pots_out, turn_messages
-from tablium_lobby.domain.summary import summarize
-from tablium_lobby.events import HAND_COMPLETED, outbox
+from tablium_lobby.db.models import CashTable, HandRecord, Seat
+from tablium_lobby.domain.protocol import Outgoing
+from tablium_lobby.services.dealing import HANDS
 from tablium_lobby.services.hub import Hub
+from tablium_lobby.services.lease import LeaseKeeper, Leases
+from tablium_lobby.services.presence import Presence
+from tablium_lobby.services.runner import ACTIONS, ActionRefused, TableRunner
 from tablium_lobby.services.seating import Seating
-from tablium_lobby.services.tables import active_seats, get_table, stakes_of
+from tablium_lobby.services.tables import get_table
 from tablium_lobby.settings import LobbySettings
-from tablium_poker import Hand, PokerError, commitment, deck_from_seed, new_seed
-from tablium_poker.rules import clockwise_from_button
+from tablium_poker import Hand
+
+__all__ = ["ACTIONS", "HANDS", "ActionRefused", "Dealer", "TableRunner"]
 
 log = structlog.get_logger("tablium.lobby.dealer")
-HANDS = Counter("tablium_lobby_hands", "Hands completed", ["big_blind"])
-ACTIONS = Counter("tablium_lobby_actions", "Actions accepted", ["automatic"])
-
-ACTION_NAMES = frozenset({"fold", "check", "call", "bet", "raise", "all_in"})
-
-
-class ActionRefused(Exception):
-    """An action the table does not accept: the client gets an ``error``, nothing changes."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _apply(hand: Hand, seat: int, action: str, amount: int | None) -> list[Any]:
-    if action in ("bet", "raise"):
-        if amount is None:
-            raise ActionRefused(f"{action} needs an amount (the total to bet or raise to)")
-        return hand.bet_or_raise_to(seat, amount)
-    if amount is not None:
-        raise ActionRefused(f"{action} takes no amount")
-    if action == "fold":
-        return hand.fold(seat)
-    if action == "check":
-        return hand.check(seat)
-    if action == "call":
-        return hand.call(seat)
-    return hand.all_in(seat)
-
-
-class TableRunner:
-    def __init__(self, dealer: Dealer, table_id: uuid.UUID) -> None:
-        self.dealer = dealer
-        self.table_id = table_id
-        self.lock = asyncio.Lock()
-        self.hand: Hand | None = None
-        self.hand_id: uuid.UUID | None = None
-        self.players: dict[int, str] = {}
-        self.deadline_ms = 0
-        self.turn_seq = 0
-        self.actions_seen = 0
-        self.banks: dict[int, int] = {}
-        self.clock_s = 20
-        self.timer: asyncio.Task[None] | None = None
-        self.next_deal: asyncio.Task[None] | None = None
-        self.deal_wanted = False
-        self.between: set[asyncio.Task[None]] = set()
-        # Seats sat out (their player disconnected): acted for at once when their turn comes.
-        self.away: set[int] = set()
-
-    # -- state ------------------------------------------------------------------------------
-
-    async def _load(self, session: AsyncSession, table: CashTable) -> None:
-        """The running hand from the database (the cache is empty after a failure or a restart)."""
-        self.clock_s = table.action_clock_s
-        if table.current_hand_id is None:
-            self.hand, self.hand_id, self.players = None, None, {}
-            return
-        record = await session.get(HandRecord, table.current_hand_id, populate_existing=True)
-        assert record is not None
-        # The cache holds only while no other writer (another instance) moved the hand since.
-        if self.hand is not None and self.hand_id == record.id and self.actions_seen == record.actions:
-            return
-        self.hand = Hand.from_dict(record.state)
-        self.hand_id = record.id
-        self.actions_seen = record.actions
-        self.players = {int(seat): player for seat, player in record.players.items()}
-        self.deadline_ms = int(record.deadline.timestamp() * 1000) if record.deadline else _now_ms()
-        # Rebuilt from the database, the turn is numbered by the table's seq: clients hydrate and act on it.
-        self.turn_seq = table.seq
-        seats = await active_seats(session, table.id)
-        self.banks = {s.seat_no: s.time_bank_ms for s in seats if s.seat_no in self.players}
-        self.away = {s.seat_no for s in seats if s.sitting_out}
-
-    def _drop_cache(self) -> None:
-        self.hand, self.hand_id, self.players = None, None, {}
-
-    # -- dealing ----------------------------------------------------------------------------
-
-    async def deal(self) -> None:
-        """Deal a hand if none is running and two or more seated players have chips."""
-        async with self.lock:
-            try:
-                messages = await self._deal()
-            except Exception:
-                self._drop_cache()
-                log.exception("dealing failed", table=str(self.table_id))
-                return
-        if messages is not None:
-            self.dealer.hub.publish(self.table_id, messages, self.players)
-            self._after_commit()
-
-    async def _deal(self) -> list[Outgoing] | None:
-        async with self.dealer.sessions.begin() as session:
-            table = await get_table(session, self.table_id, lock=True)
-            await self._load(session, table)
-            if table.current_hand_id is not None or table.status != "open":
-                return None
-            seats = [
-                s
-                for s in await active_seats(session, self.table_id)
-                if s.status == "seated" and s.stack > 0 and not s.sitting_out and not s.leave_requested
-            ]
-            if len(seats) < 2:
-                return None
-            occupied = [s.seat_no for s in seats]
-            previous = table.button if table.button is not None else max(occupied)
-            button = clockwise_from_button(occupied, previous)[0]
-            seed = new_seed()
-            hand = Hand.start(
-                stakes_of(table).rules(), {s.seat_no: s.stack for s in seats}, button, deck_from_seed(seed)
-            )
-            now = datetime.now(UTC)
-            table.seq += 1
-            table.button = button
-            table.hands_dealt += 1
-            record = HandRecord(
-                id=uuid.uuid4(),
-                table_id=table.id,
-                hand_no=table.hands_dealt,
-                seed=seed,
-                commitment=commitment(seed),
-                players={str(s.seat_no): str(s.player_id) for s in seats},
-                state=hand.to_dict(),
-                status="running",
-                actions=0,
-                deadline=now + timedelta(seconds=table.action_clock_s),
-                rake=0,
-                started_at=now,
-            )
-            session.add(record)
-            await session.flush()
-            table.current_hand_id = record.id
-            self.hand, self.hand_id, self.actions_seen = hand, record.id, 0
-            self.players = {s.seat_no: str(s.player_id) for s in seats}
-            self.banks = {s.seat_no: s.time_bank_ms for s in seats}
-            self.deadline_ms = int(record.deadline.timestamp() * 1000) if record.deadline else _now_ms()
-            start = Outgoing(
-                {
-                    "type": "hand-start",
-                    "seq": table.seq,
-                    "handId": str(record.id),
-                    "handNo": record.hand_no,
-                    "button": button,
-                    "smallBlind": str(table.small_blind),
-                    "bigBlind": str(table.big_blind),
-                    "ante": str(table.ante),
-                    "commitment": record.commitment,
-                    "players": [{"seat": s.seat_no, "userId": str(s.player_id), "stack": str(s.stack)} for s in seats],
-                }
-            )
-            messages = [start, *event_messages(hand.events[1:], self.players, table.seq)]
-            messages += await self._progress(session, table, record, hand)
-        return messages
-
-    async def _progress(
-        self, session: AsyncSession, table: CashTable, record: HandRecord, hand: Hand
-    ) -> list[Outgoing]:
-        """After the hand moved: the next turn, or the hand's end (in the caller's transaction)."""
-        self.turn_seq = table.seq
-        if hand.is_finished:
-            return await self._finish(session, table, record, hand)
-        actor = hand.actor_seat
-        clock = 0.2 if actor in self.away else table.action_clock_s
-        record.deadline = datetime.now(UTC) + timedelta(seconds=clock)
-        self.deadline_ms = int(record.deadline.timestamp() * 1000)
-        bank = self.banks.get(actor, 0) if actor is not None else 0
-        return turn_messages(hand, self.players, table.seq, self.deadline_ms, bank)
-
-    async def _finish(self, session: AsyncSession, table: CashTable, record: HandRecord, hand: Hand) -> list[Outgoing]:
-        results = summarize(hand)
-        rake = sum(r.rake for r in results)
-        now = datetime.now(UTC)
-        record.status = "finished"
-        record.rake = rake
-        record.finished_at = now
-        record.deadline = None
-        record.state = hand.to_dict()
-        winners = [self.players[r.seat] for r in results if r.won > 0]
-        record.result = {
-            "players": [
-                {
-                    "seat": r.seat,
-                    "player_id": self.players[r.seat],
-                    "stack_before": str(r.stack_before),
-                    "stack_after": str(r.stack_after),
-                    "rake": str(r.rake),
-                    "won": str(r.won),
-                    "vpip": r.vpip,
-                    "pfr": r.pfr,
-                }
-                for r in results
-            ],
-            "winners": winners,
-            "rake": str(rake),
-        }
-        by_seat = {r.seat: r for r in results}
-        for seat in await active_seats(session, table.id):
-            result = by_seat.get(seat.seat_no)
-            if result is not None and str(seat.player_id) == self.players[seat.seat_no]:
-                seat.stack = result.stack_after
-                seat.updated_at = now
-        table.current_hand_id = None
-        await outbox.add(
-            session,
-            type=HAND_COMPLETED,
-            subject=str(table.id),
-            data={
-                "table_id": str(table.id),
-                "tournament_id": None,
-                "hand_id": str(record.id),
-                "hand_history_id": str(record.id),
-                "hand_no": record.hand_no,
-                "seq": table.seq,
-                "asset": table.asset,
-                "small_blind": str(table.small_blind),
-                "big_blind": str(table.big_blind),
-                "ante": str(table.ante),
-                **record.result,
-            },
-        )
-        HANDS.labels(str(table.big_blind)).inc()
-        return [
-            Outgoing(
-                {
-                    "type": "round-result",
-                    "seq": table.seq,
-                    "handId": str(record.id),
-                    "results": {self.players[r.seat]: str(r.stack_after - r.stack_before) for r in results},
-                    "stacks": {self.players[r.seat]: str(r.stack_after) for r in results},
-                    "winners": winners,
-                    "rake": str(rake),
-                    "pots": pots_out(hand),
-                    "commitment": record.commitment,
-                }
-            )
-        ]
-
-    # -- acting -----------------------------------------------------------------------------
-
-    async def act(self, player_id: str, action: str, amount: int | None, seen_seq: int) -> None:
-        """Apply a player's action; raises :class:`ActionRefused` (nothing changed) if it is not accepted."""
-        if action not in ACTION_NAMES:
-            raise ActionRefused(f"unknown action {action[:20]!r}")
-        async with self.lock:
-            messages = await self._act(player_id, action, amount, seen_seq, automatic=None)
-        self.dealer.hub.publish(self.table_id, messages, self.players)
-        self._after_commit()
-
-    async def _act(
-        self, player_id: str | None, action: str, amount: int | None, seen_seq: int | None, automatic: str | None
-    ) -> list[Outgoing]:
-        try:
-            async with self.dealer.sessions.begin() as session:
-                table = await get_table(session, self.table_id, lock=True)
-                await self._load(session, table)
-                hand = self.hand
-                if hand is None or self.hand_id is None:
-                    raise ActionRefused("no hand is in progress")
-                # The action answers the turn it names: a replay, or one sent before the last action, is stale.
-                if seen_seq is not None and not self.turn_seq <= seen_seq <= table.seq:
-                    raise ActionRefused(f"stale: the turn is at seq {self.turn_seq}, your action was for {seen_seq}")
-                actor = hand.actor_seat
-                if player_id is None:
-                    seat = actor
-                else:
-                    mine = [s for s, p in self.players.items() if p == player_id]
-                    if not mine:
-                        raise ActionRefused("you are not dealt into this hand")
-                    seat = mine[0]
-                if seat is None or seat != actor:
-                    raise ActionRefused("it is not your turn")
-                if automatic is not None and table.current_hand_id is not None:
-                    current = await session.get(HandRecord, table.current_hand_id)
-                    slack = datetime.now(UTC) + timedelta(milliseconds=50)  # the timer's ms rounding
-                    if current is not None and current.deadline is not None and current.deadline > slack:
-                        raise ActionRefused("the actor's clock has not run out")
-                mark = len(hand.events)
-                try:
-                    if automatic is not None:
-                        hand.act_default(seat)
-                        action = hand.events[mark].kind if len(hand.events) > mark else "fold"
-                    else:
-                        _apply(hand, seat, action, amount)
-                except PokerError as exc:
-                    raise ActionRefused(str(exc)) from None
-                record = await session.get(HandRecord, self.hand_id, with_for_update=True)
-                assert record is not None
-                record.actions += 1
-                self.actions_seen = record.actions
-                table.seq += 1
-                session.add(
-                    HandAction(
-                        hand_id=record.id,
-                        number=record.actions,
-                        seq=table.seq,
-                        seat=seat,
-                        player_id=uuid.UUID(self.players[seat]),
-                        action=action,
-                        amount=amount or 0,
-                        automatic=automatic,
-                    )
-                )
-                record.state = hand.to_dict()
-                messages = event_messages(hand.events[mark:], self.players, table.seq)
-                messages += await self._progress(session, table, record, hand)
-        except ActionRefused:
-            # The engine refuses before changing anything; the cache is still the committed state.
-            raise
-        except Exception:
-            self._drop_cache()
-            raise
-        ACTIONS.labels(automatic or "player").inc()
-        return messages
-
-    def _after_commit(self) -> None:
-        """Arm the clock for the next actor, or settle the hand and deal the next one."""
-        current = asyncio.current_task()
-        if self.timer is not None and self.timer is not current:
-            self.timer.cancel()
-        self.timer = None
-        if self.hand is not None and not self.hand.is_finished:
-            self.timer = asyncio.create_task(self._clock(self.hand_id), name=f"clock-{self.table_id}")
-            return
-        finished = self.hand_id
-        self._drop_cache()
-        task = asyncio.create_task(self._between_hands(finished), name=f"between-{self.table_id}")
-        self.between.add(task)
-        task.add_done_callback(self.between.discard)
-
-    async def _between_hands(self, finished: uuid.UUID | None) -> None:
-        if finished is not None:
-            await self.dealer.settle(finished)
-        await self.dealer.seating.cash_out_idle(self.table_id)
-        await asyncio.sleep(self.dealer.settings.between_hands_s)
-        self.request_deal()
-
-    def request_deal(self) -> None:
-        """Deal when possible: now, or when the pending deal or pause between hands is over."""
-        self.deal_wanted = True
-        if self.next_deal is None or self.next_deal.done():
-            self.next_deal = asyncio.create_task(self._deal_while_wanted(), name=f"deal-{self.table_id}")
-
-    async def _deal_while_wanted(self) -> None:
-        # A seat change during a deal asks again: the deal that missed it is followed by one that sees it.
-        while self.deal_wanted:
-            self.deal_wanted = False
-            await self.deal()
-
-    async def _clock(self, hand_id: uuid.UUID | None) -> None:
-        """At the deadline: the time bank if the actor has one, else the default action (check, else fold)."""
-        while True:
-            await asyncio.sleep(max(0.0, (self.deadline_ms - _now_ms()) / 1000))
-            async with self.lock:
-                hand = self.hand
-                if hand is None or self.hand_id != hand_id or hand.is_finished:
-                    return
-                if _now_ms() < self.deadline_ms:
-                    continue  # the deadline moved (a time bank)
-                actor = hand.actor_seat
-                bank = self.banks.get(actor, 0) if actor is not None and actor not in self.away else 0
-                if actor is not None and bank > 0:
-                    messages = await self._use_time_bank(actor, bank)
-                    self.dealer.hub.publish(self.table_id, messages, self.players)
-                    continue
-                try:
-                    messages = await self._act(None, "timeout", None, None, automatic="timeout")
-                except ActionRefused:
-                    # Another writer moved the hand or its clock: look again shortly, from the database.
-                    self.deadline_ms = _now_ms() + 250
-                    continue
-                except Exception:
-                    log.exception("time-out action failed", table=str(self.table_id))
-                    return
-            self.dealer.hub.publish(self.table_id, messages, self.players)
-            self._after_commit()
-            return
-
-    async def _use_time_bank(self, seat: int, bank_ms: int) -> list[Outgoing]:
-        async with self.dealer.sessions.begin() as session:
-            table = await get_table(session, self.table_id, lock=True)
-            record = await session.get(HandRecord, self.hand_id)
-            assert record is not None
-            owner = uuid.UUID(self.players[seat])
-            seat_row = (
-                await session.execute(
-                    select(Seat).where(Seat.table_id == self.table_id, Seat.player_id == owner, Seat.seat_no == seat)
-                )
-            ).scalar_one_or_none()
-            if seat_row is not None:
-                seat_row.time_bank_ms = 0
-            self.banks[seat] = 0
-            self.deadline_ms += bank_ms
-            record.deadline = datetime.fromtimestamp(self.deadline_ms / 1000, UTC)
-            table.seq += 1
-            return [
-                Outgoing(
-                    {
-                        "type": "time-bank",
-                        "seq": table.seq,
-                        "seat": seat,
-                        "userId": self.players[seat],
-                        "deadline": self.deadline_ms,
-                    }
-                )
-            ]
 
 
 class Dealer:
-    """Every table runner of this process, the house rake account, and the settlement of hands."""
+    """Every table runner of this process, their leases, the house rake account, the settlement of hands."""
 
     def __init__(
-        self, settings: LobbySettings, sessions: async_sessionmaker[AsyncSession], seating: Seating, hub: Hub
+        self,
+        settings: LobbySettings,
+        sessions: async_sessionmaker[AsyncSession],
+        seating: Seating,
+        hub: Hub,
+        leases: Leases | None = None,
+        presence: Presence | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -458,13 +56,58 @@ class Dealer:
         self.hub = hub
         self.runners: dict[uuid.UUID, TableRunner] = {}
         self.absences: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
+        # With leases, the holder runs the disconnect timers from the presence every instance shares.
+        self.presence = presence if leases is not None else None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._rake_account: uuid.UUID | None = None
+        # With leases, only the holder of a table's lease keeps its clock, and its writes are fenced.
+        self.keeper = LeaseKeeper(self, leases, settings.lease_renew_s) if leases is not None else None
+        hub.on_relayed = self._on_relayed
+
+    @property
+    def fenced(self) -> bool:
+        return self.keeper is not None
 
     def runner(self, table_id: uuid.UUID) -> TableRunner:
         runner = self.runners.get(table_id)
         if runner is None:
             runner = self.runners[table_id] = TableRunner(self, table_id)
         return runner
+
+    # -- leases --------------------------------------------------------------------------------
+
+    async def keep_leases(self) -> None:
+        """Forever: renew this instance's leases and take free ones (or, without leases, nothing)."""
+        if self.keeper is not None:
+            await self.keeper.run()
+
+    async def claim(self, table_id: uuid.UUID) -> bool:
+        """Take the table's lease now if nobody holds it (a fresh table need not wait for a round)."""
+        return self.keeper is not None and await self.keeper.claim(table_id)
+
+    def own(self, table_id: uuid.UUID, epoch: int, token: str) -> None:
+        runner = self.runner(table_id)
+        runner.epoch, runner.lease_token = epoch, token
+        runner.seq_seen = -1  # read everything again: the previous holder wrote since
+        self.hub.watch(table_id)
+        runner.nudge()
+
+    def disown(self, table_id: uuid.UUID) -> None:
+        runner = self.runners.get(table_id)
+        if runner is None or (runner.lease_token is None and runner.epoch is None):
+            return
+        runner.epoch, runner.lease_token = None, None
+        runner.stop_clock()
+        self.hub.unwatch(table_id)
+        for (table, player), task in list(self.absences.items()):
+            if table == table_id and self.presence is not None:
+                task.cancel()
+                del self.absences[(table, player)]
+
+    def _on_relayed(self, table_id: uuid.UUID, messages: list[Outgoing]) -> None:
+        runner = self.runners.get(table_id)
+        if runner is not None:
+            runner.on_relayed(messages)
 
     async def on_seat_change(self, table_id: uuid.UUID, change: dict[str, object]) -> None:
         """Seating committed a change: tell the table, and deal if a hand can start."""
@@ -474,46 +117,87 @@ class Dealer:
             runner.request_deal()
 
     async def recover(self) -> None:
-        """At start: resume running hands (their clocks) and deal at tables that can play."""
+        """At start, without leases: resume every table (with leases, each table is resumed by whichever
+        instance takes its lease)."""
+        if self.keeper is not None:
+            return
         async with self.sessions() as session:
             rows = await session.execute(select(CashTable.id).where(CashTable.status == "open"))
             table_ids = list(rows.scalars())
         for table_id in table_ids:
-            runner = self.runner(table_id)
-            async with runner.lock, self.sessions() as session:
-                table = await get_table(session, table_id)
-                await runner._load(session, table)
-            if runner.hand is not None:
-                runner._after_commit()
-            else:
-                # Players who asked to leave during a hand this process no longer remembers.
-                await self.seating.cash_out_idle(table_id)
-                runner.request_deal()
+            self.runner(table_id).nudge()
 
     # -- presence: disconnect is not a free seat ---------------------------------------------
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def player_connected(self, table_id: uuid.UUID, player_id: str) -> None:
         task = self.absences.pop((table_id, player_id), None)
         if task is not None:
             task.cancel()
+        if self.presence is not None:
+            self._spawn(self.presence.refresh([(table_id, player_id)]))
         runner = self.runner(table_id)
         task = asyncio.create_task(self._set_away(table_id, player_id, False), name="back")
         runner.between.add(task)
         task.add_done_callback(runner.between.discard)
 
     def player_disconnected(self, table_id: uuid.UUID, player_id: str) -> None:
-        if self.hub.connected(table_id, player_id) or (table_id, player_id) in self.absences:
+        if self.hub.connected(table_id, player_id):
             return
-        task = asyncio.create_task(self._absence(table_id, player_id), name=f"absence-{player_id}")
-        self.absences[(table_id, player_id)] = task
+        if self.presence is not None:  # the lease holder notices and runs the timers
+            self._spawn(self.presence.gone(table_id, player_id))
+            return
+        if (table_id, player_id) not in self.absences:
+            task = asyncio.create_task(self._absence(table_id, player_id), name=f"absence-{player_id}")
+            self.absences[(table_id, player_id)] = task
+
+    async def refresh_presence(self) -> None:
+        """Every lease round: the players whose sockets this instance holds are present a while longer."""
+        if self.presence is not None:
+            await self.presence.refresh(
+                (table_id, c.player_id)
+                for table_id, connections in self.hub.tables.items()
+                for c in connections
+                if not c.closed.is_set()
+            )
+
+    async def check_presence(self, table_id: uuid.UUID) -> None:
+        """The lease holder, every round: an absence timer for each seated player with no socket anywhere."""
+        runner = self.runners.get(table_id)
+        if self.presence is None or runner is None or runner.epoch is None:
+            return
+        present = await self.presence.present(table_id)
+        for player in runner.seated:
+            key = (table_id, player)
+            if player in present:
+                task = self.absences.pop(key, None)
+                if task is not None:
+                    task.cancel()
+            elif key not in self.absences:
+                self.absences[key] = asyncio.create_task(self._absence(table_id, player), name=f"absence-{player}")
+
+    async def _still_absent(self, table_id: uuid.UUID, player_id: str) -> bool:
+        if self.presence is None:
+            return True
+        runner = self.runners.get(table_id)
+        return (
+            runner is not None and runner.epoch is not None and player_id not in await self.presence.present(table_id)
+        )
 
     async def _absence(self, table_id: uuid.UUID, player_id: str) -> None:
         try:
             await asyncio.sleep(self.settings.disconnect_grace_s)
+            if not await self._still_absent(table_id, player_id):
+                return
             if not await self._set_away(table_id, player_id, True):
                 return
             await asyncio.sleep(self.settings.sit_out_timeout_s)
-            await self.seating.leave(table_id, uuid.UUID(player_id))
+            if await self._still_absent(table_id, player_id):
+                await self.seating.leave(table_id, uuid.UUID(player_id))
         except ProblemError as exc:
             log.info("absence ended", player=player_id, outcome=exc.detail)
         finally:
@@ -539,72 +223,26 @@ class Dealer:
                     return seat is not None
                 seat.sitting_out = away
                 table.seq += 1
-                hand = runner.hand
-                acting_now = away and hand is not None and not hand.is_finished and hand.actor_seat == seat.seat_no
-                if acting_now and table.current_hand_id is not None:
-                    record = await session.get(HandRecord, table.current_hand_id)
-                    if record is not None:
-                        record.deadline = datetime.now(UTC)  # the clock acts for them now
+                if away and table.current_hand_id is not None:
+                    record = await session.get(HandRecord, table.current_hand_id, with_for_update=True)
+                    if record is not None and record.status == "running":
+                        hand = Hand.from_dict(record.state)
+                        if not hand.is_finished and hand.actor_seat == seat.seat_no:
+                            record.deadline = datetime.now(UTC)  # the clock acts for them now
                 message = {
                     "type": "player-sitting-out" if away else "player-back",
                     "seq": table.seq,
                     "userId": player_id,
                     "seat": seat.seat_no,
                 }
-            if away:
-                runner.away.add(seat.seat_no)
-            else:
-                runner.away.discard(seat.seat_no)
+            runner.seq_seen = -1  # the seats (and maybe the deadline) changed: read them again
             self.hub.publish(table_id, [Outgoing(message)], runner.players)
-            if acting_now:
-                runner.deadline_ms = _now_ms()
-                if runner.timer is not None:
-                    runner.timer.cancel()
-                runner.timer = asyncio.create_task(runner._clock(runner.hand_id), name=f"clock-{table_id}")
+        runner.nudge()
         if not away:
             runner.request_deal()
         return True
 
-    # -- the clock's owner: a lease per table in Redis ------------------------------------------
-
-    _RENEW = (
-        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
-    )
-
-    async def keep_leases(self, redis: Any, prefix: str) -> None:
-        """Hold the leases of tables with a running hand, or take those whose holder is gone, and keep their
-        clocks running here; forever, every ``lease_renew_s``. Correctness never rests on the lease (the
-        table's row lock, the action count and the stored deadline guard every write): it only decides who
-        keeps the clock, so a hand never waits for a dead instance longer than the lease's TTL."""
-        me = str(uuid.uuid4())
-        ttl_ms = int(self.settings.lease_ttl_s * 1000)
-        while True:
-            try:
-                async with self.sessions() as session:
-                    rows = await session.execute(
-                        select(CashTable.id).where(CashTable.status != "closed", CashTable.current_hand_id.is_not(None))
-                    )
-                    running = list(rows.scalars())
-                for table_id in running:
-                    key = f"{prefix}:lease:{table_id}"
-                    held = await redis.eval(self._RENEW, 1, key, me, ttl_ms)
-                    if not held:
-                        held = await redis.set(key, me, nx=True, px=ttl_ms)
-                    if held:
-                        await self._keep_clock(table_id)
-            except Exception:  # Redis or the database away: try again next round
-                log.warning("lease round failed", exc_info=True)
-            await asyncio.sleep(self.settings.lease_renew_s)
-
-    async def _keep_clock(self, table_id: uuid.UUID) -> None:
-        runner = self.runner(table_id)
-        if runner.timer is not None and not runner.timer.done():
-            return
-        async with runner.lock, self.sessions() as session:
-            table = await get_table(session, table_id)
-            await runner._load(session, table)
-        if runner.hand is not None and not runner.hand.is_finished:
-            runner.timer = asyncio.create_task(runner._clock(runner.hand_id), name=f"clock-{table_id}")
+    # -- money after a hand -----------------------------------------------------------------------
 
     async def rake_account(self, asset: str) -> uuid.UUID:
         if self._rake_account is None:
@@ -648,10 +286,14 @@ class Dealer:
             await self.settle(hand_id)
 
     async def stop(self) -> None:
-        for task in self.absences.values():
-            task.cancel()
+        if self.keeper is not None:
+            with contextlib.suppress(Exception):
+                await self.keeper.release_all()
+        for absence in self.absences.values():
+            absence.cancel()
         for runner in self.runners.values():
-            for task in (runner.timer, runner.next_deal, *runner.between):
+            tasks: list[asyncio.Task[None] | None] = [runner.timer, runner.next_deal, runner.next_sync]
+            for task in [*tasks, *runner.between]:
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -3,6 +3,14 @@
 Each connection has its own bounded queue and writer task: publishing never waits on a socket, so a
 slow or flooding client cannot hold up the table or the others. A client whose queue overflows is
 disconnected (it can rejoin and hydrate).
+
+Commit order: a table's writers are many (the runner of any instance, seating on any instance), each
+publishing after its own commit, so two commits' messages can reach Redis, and this process, in either
+order. Delivery puts them back in ``seq`` order: a batch (one commit's messages, one ``seq``) goes out
+when it is the next ``seq`` after the last delivered; a later one waits for the missing one up to
+``reorder_wait_s`` (a writer that died between its commit and its publish), then goes out anyway, and a
+client that sees the gap asks for a snapshot. Each socket also drops batches at or below the ``seq`` of
+the snapshot it was last sent.
 """
 
 from __future__ import annotations
@@ -10,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -32,6 +41,8 @@ class Connection:
         self.socket = socket
         self.table_id = table_id
         self.player_id = player_id
+        # The seq of the last snapshot sent: batches at or below it are already in it.
+        self.min_seq = -1
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
         self.closed = asyncio.Event()
         self.writer = asyncio.create_task(self._write(), name=f"ws-writer-{player_id}")
@@ -72,14 +83,40 @@ class Connection:
             await self.writer
 
 
+Batch = tuple[list[Outgoing], dict[int, str]]
+
+
+def batch_seq(messages: Iterable[Outgoing]) -> int | None:
+    seqs = [m.message["seq"] for m in messages if isinstance(m.message.get("seq"), int)]
+    return max(seqs) if seqs else None
+
+
+@dataclass
+class _Order:
+    """A table's delivery order in this process."""
+
+    last: int | None = None  # the seq last delivered (None: waiting for the first socket's snapshot)
+    waiting: dict[int, list[Batch]] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+
+
 class Hub:
     """Sockets of this process by table; with Redis, every table message goes through the table's pub/sub
-    channel, so a client on any instance gets what any instance committed (in publish order)."""
+    channel, so a client on any instance gets what any instance committed, in ``seq`` order."""
 
-    def __init__(self, redis: Redis | None = None, prefix: str = "lobby") -> None:
+    def __init__(
+        self, redis: Redis | None = None, prefix: str = "lobby", instance: str = "", reorder_wait_s: float = 1.0
+    ) -> None:
         self.tables: dict[uuid.UUID, set[Connection]] = {}
         self.redis = redis
         self.prefix = prefix
+        self.instance = instance or uuid.uuid4().hex
+        self.reorder_wait_s = reorder_wait_s
+        # Called with the messages another instance published for a table (the lease holder follows them).
+        self.on_relayed: Callable[[uuid.UUID, list[Outgoing]], None] | None = None
+        self._watched: set[uuid.UUID] = set()
+        self._subscribed: set[uuid.UUID] = set()
+        self._orders: dict[uuid.UUID, _Order] = {}
         self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._pubsub: Any = None
@@ -111,12 +148,19 @@ class Hub:
     async def join(self, connection: Connection) -> None:
         """Add a socket; the first of a table subscribes to its channel (awaited: what is published after
         this returns reaches the socket, so a snapshot read afterwards leaves no gap)."""
-        connections = self.tables.setdefault(connection.table_id, set())
-        first = not connections
-        connections.add(connection)
-        if first and self._pubsub is not None:
-            await self._pubsub.subscribe(self.channel(connection.table_id))
+        self.tables.setdefault(connection.table_id, set()).add(connection)
+        self._orders.setdefault(connection.table_id, _Order())
+        await self._subscribe(connection.table_id)
         SOCKETS.inc()
+
+    def snapshot_sent(self, connection: Connection, seq: int) -> None:
+        """``connection`` was sent a snapshot at ``seq``: it needs only later batches; the table's first
+        snapshot also tells where its delivery order starts."""
+        connection.min_seq = max(connection.min_seq, seq)
+        order = self._orders.get(connection.table_id)
+        if order is not None and order.last is None:
+            order.last = seq
+            self._flush(connection.table_id, order)
 
     def leave(self, connection: Connection) -> None:
         connections = self.tables.get(connection.table_id)
@@ -125,8 +169,32 @@ class Hub:
             SOCKETS.dec()
             if not connections:
                 del self.tables[connection.table_id]
-                if self._pubsub is not None:
-                    self._spawn(self._pubsub.unsubscribe(self.channel(connection.table_id)))
+                order = self._orders.pop(connection.table_id, None)
+                if order is not None and order.timer is not None:
+                    order.timer.cancel()
+                self._unsubscribe(connection.table_id)
+
+    def watch(self, table_id: uuid.UUID) -> None:
+        """Hear a table's messages even with no socket here (the lease holder follows other instances)."""
+        self._watched.add(table_id)
+        if self._pubsub is not None and table_id not in self._subscribed:
+            self._spawn(self._subscribe(table_id))
+
+    def unwatch(self, table_id: uuid.UUID) -> None:
+        self._watched.discard(table_id)
+        self._unsubscribe(table_id)
+
+    async def _subscribe(self, table_id: uuid.UUID) -> None:
+        if self._pubsub is not None and table_id not in self._subscribed:
+            self._subscribed.add(table_id)
+            await self._pubsub.subscribe(self.channel(table_id))
+
+    def _unsubscribe(self, table_id: uuid.UUID) -> None:
+        if table_id in self.tables or table_id in self._watched or table_id not in self._subscribed:
+            return
+        self._subscribed.discard(table_id)
+        if self._pubsub is not None:
+            self._spawn(self._pubsub.unsubscribe(self.channel(table_id)))
 
     def _spawn(self, awaitable: Any) -> None:
         task = asyncio.ensure_future(awaitable)
@@ -157,7 +225,13 @@ class Hub:
             relayed = msgspec.json.decode(data.encode() if isinstance(data, str) else data)
             owners = {int(seat): player for seat, player in relayed["owners"].items()}
             messages = [Outgoing(m, to) for to, m in relayed["messages"]]
-            self._deliver(uuid.UUID(relayed["table"]), messages, owners)
+            table_id = uuid.UUID(relayed["table"])
+            if relayed.get("origin") != self.instance and self.on_relayed is not None:
+                try:
+                    self.on_relayed(table_id, messages)
+                except Exception:
+                    log.exception("following a relayed commit failed", table=str(table_id))
+            self._arrive(table_id, messages, owners)
 
     def connected(self, table_id: uuid.UUID, player_id: str) -> bool:
         return any(c.player_id == player_id and not c.closed.is_set() for c in self.tables.get(table_id, ()))
@@ -166,14 +240,55 @@ class Hub:
         """Deliver each message to its audience at ``table_id`` (``owners``: seat -> player id), on every
         instance (through Redis) or in this process only (no Redis)."""
         if self.redis is None:
-            self._deliver(table_id, messages, owners)
+            self._arrive(table_id, list(messages), owners)
             return
         payload = {
+            "origin": self.instance,
             "table": str(table_id),
             "owners": {str(seat): player for seat, player in owners.items()},
             "messages": [[m.to, m.message] for m in messages],
         }
         self._outbox.put_nowait((self.channel(table_id), _encode(payload)))
+
+    def _arrive(self, table_id: uuid.UUID, messages: list[Outgoing], owners: dict[int, str]) -> None:
+        """A batch for ``table_id``: delivered now if it is the next seq, else kept until it is."""
+        order = self._orders.get(table_id)
+        if order is None:
+            return  # no socket here for this table
+        seq = batch_seq(messages)
+        if seq is None:
+            self._deliver(table_id, messages, owners)  # not state (table-closing): no place in the order
+            return
+        if order.last is not None and seq <= order.last:
+            log.info("late batch dropped", table=str(table_id), seq=seq, last=order.last)
+            return
+        order.waiting.setdefault(seq, []).append((messages, owners))
+        self._flush(table_id, order)
+
+    def _flush(self, table_id: uuid.UUID, order: _Order) -> None:
+        for seq in [s for s in order.waiting if order.last is not None and s <= order.last]:
+            del order.waiting[seq]
+        while order.last is not None and order.last + 1 in order.waiting:
+            order.last += 1
+            for messages, owners in order.waiting.pop(order.last):
+                self._deliver(table_id, messages, owners)
+        if order.waiting and order.timer is None:
+            order.timer = asyncio.get_running_loop().call_later(self.reorder_wait_s, self._give_up, table_id)
+        elif not order.waiting and order.timer is not None:
+            order.timer.cancel()
+            order.timer = None
+
+    def _give_up(self, table_id: uuid.UUID) -> None:
+        """The batch awaited never came (its writer died after committing): go on from the next one."""
+        order = self._orders.get(table_id)
+        if order is None:
+            return
+        order.timer = None
+        if order.waiting:
+            first = min(order.waiting)
+            log.warning("seq gap skipped", table=str(table_id), missing_from=(order.last or 0) + 1, next=first)
+            order.last = first - 1
+            self._flush(table_id, order)
 
     def _deliver(self, table_id: uuid.UUID, messages: Iterable[Outgoing], owners: dict[int, str]) -> None:
         connections = self.tables.get(table_id)
@@ -181,11 +296,13 @@ class Hub:
             return
         for outgoing in messages:
             data = _encode(outgoing.message)
+            seq = outgoing.message.get("seq")
+            fresh = [c for c in connections if not isinstance(seq, int) or seq > c.min_seq]
             if outgoing.to is None:
-                for connection in connections:
+                for connection in fresh:
                     connection.push(data)
             else:
                 owner = owners.get(outgoing.to)
-                for connection in connections:
+                for connection in fresh:
                     if connection.player_id == owner:
                         connection.push(data)

@@ -404,10 +404,10 @@ class Seating:
                 movement = await self.start_cash_out(session, table, seat)
                 if movement is not None:
                     movements.append(movement.id)
-                else:
-                    emptied.append({"type": "player-left", "userId": str(seat.player_id), "seat": seat.seat_no})
-            for change in emptied:
-                change["seq"] = table.seq
+                else:  # each seat left is its own seq: one message per seq, so none looks missing
+                    emptied.append(
+                        {"type": "player-left", "userId": str(seat.player_id), "seat": seat.seat_no, "seq": table.seq}
+                    )
         for change in emptied:
             await self.notify(table_id, change)
         for movement_id in movements:

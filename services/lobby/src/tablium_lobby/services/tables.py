@@ -24,6 +24,8 @@ class NewTable:
     time_bank_s: int
     private: bool
     host_id: uuid.UUID | None
+    time_bank_refill_s: int = 5
+    time_bank_refill_hands: int = 10
 
 
 def stakes_of(table: CashTable) -> Stakes:
@@ -68,6 +70,8 @@ async def create_table(session: AsyncSession, wallet: Wallet, asset: str, new: N
         rake_cap=s.rake_cap,
         action_clock_s=new.action_clock_s,
         time_bank_s=new.time_bank_s,
+        time_bank_refill_s=new.time_bank_refill_s,
+        time_bank_refill_hands=new.time_bank_refill_hands,
         private=new.private,
         host_id=new.host_id,
         status="open",

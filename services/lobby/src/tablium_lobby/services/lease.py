@@ -1,0 +1,167 @@
+"""Who runs a table: a lease per table in Redis, fenced by an epoch in Postgres.
+
+One instance at a time keeps a table's clock (turn deadlines, time banks, time-outs), deals its hands and
+runs what follows them. It holds the table's lease: the Redis key ``<prefix>:lease:<table>`` holding
+``<instance>:<epoch>``, taken with ``SET NX PX`` and renewed by compare-and-``PEXPIRE`` every
+``lease_renew_s`` (TTL ``lease_ttl_s``). Taking it bumps ``cash_tables.lease_epoch`` under the table's
+row lock; every write only the holder may make compares that column with the epoch it took, in the same
+transaction (:func:`check_fence`). A paused or partitioned former holder whose lease expired and was taken
+by another instance finds a newer epoch there and writes nothing (:class:`LeaseLost`): the fence is in the
+database, where the writes are, so a late Redis answer cannot let a stale holder through.
+
+Players' own actions and seat changes are not fenced: any instance writes them under the table's row
+lock (the one lock every writer takes) and announces them; the holder hears of them through the table's
+Redis channel (and, as a backstop, by seeing the table's ``seq`` move at its next renewal) and re-reads
+the table before its clock acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy import exists, or_, select
+
+from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat
+
+if TYPE_CHECKING:
+    from tablium_lobby.services.dealer import Dealer
+
+log = structlog.get_logger("tablium.lobby.lease")
+ROUNDS = Counter("tablium_lobby_lease_rounds", "Lease rounds run (renewals and takeovers)")
+
+
+class LeaseLost(Exception):
+    """This instance no longer holds the table's lease: the write it was about to make is refused."""
+
+
+def check_fence(table: CashTable, epoch: int | None) -> None:
+    """Refuse a lease holder's write unless ``epoch`` is still the table's (call with the row locked)."""
+    if epoch is None or table.lease_epoch != epoch:
+        raise LeaseLost(f"lease epoch {epoch} is not the table's ({table.lease_epoch})")
+
+
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_SWAP = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end "
+    "return 0"
+)
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class Leases:
+    """The Redis side of the table leases of one instance."""
+
+    def __init__(self, redis: Any, prefix: str, instance: str, ttl_s: float) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.instance = instance
+        self.ttl_ms = int(ttl_s * 1000)
+
+    def key(self, table_id: uuid.UUID) -> str:
+        return f"{self.prefix}:lease:{table_id}"
+
+    async def claim(self, table_id: uuid.UUID) -> str | None:
+        """Take the lease if nobody holds it: a claim token, to be confirmed with the epoch once bumped."""
+        token = f"{self.instance}:claiming:{uuid.uuid4().hex}"
+        taken = await self.redis.set(self.key(table_id), token, nx=True, px=self.ttl_ms)
+        return token if taken else None
+
+    async def confirm(self, table_id: uuid.UUID, claim: str, epoch: int) -> str | None:
+        """Replace the claim by ``<instance>:<epoch>`` (None if the claim expired meanwhile)."""
+        token = f"{self.instance}:{epoch}"
+        swapped = await self.redis.eval(_SWAP, 1, self.key(table_id), claim, token, self.ttl_ms)
+        return token if swapped else None
+
+    async def renew(self, table_id: uuid.UUID, token: str) -> bool:
+        return bool(await self.redis.eval(_RENEW, 1, self.key(table_id), token, self.ttl_ms))
+
+    async def release(self, table_id: uuid.UUID, token: str) -> None:
+        await self.redis.eval(_RELEASE, 1, self.key(table_id), token)
+
+    async def holder(self, table_id: uuid.UUID) -> str | None:
+        value = await self.redis.get(self.key(table_id))
+        return value.decode() if isinstance(value, bytes) else value
+
+
+class LeaseKeeper:
+    """Renews this instance's leases, takes those nobody holds, every ``lease_renew_s``."""
+
+    def __init__(self, dealer: Dealer, leases: Leases, renew_s: float) -> None:
+        self.dealer = dealer
+        self.leases = leases
+        self.renew_s = renew_s
+        self._claiming: set[uuid.UUID] = set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.round()
+            except Exception:  # Redis or the database away: try again next round (leases expire meanwhile)
+                log.warning("lease round failed", exc_info=True)
+            ROUNDS.inc()
+            await asyncio.sleep(self.renew_s)
+
+    async def round(self) -> None:
+        """Tables that need a runner: a hand running, or someone seated."""
+        seated = exists().where(Seat.table_id == CashTable.id, Seat.status.in_(ACTIVE_SEAT))
+        async with self.dealer.sessions() as session:
+            rows = await session.execute(
+                select(CashTable.id, CashTable.seq).where(
+                    CashTable.status != "closed", or_(CashTable.current_hand_id.is_not(None), seated)
+                )
+            )
+            tables = dict(rows.tuples().all())
+        await self.dealer.refresh_presence()
+        for table_id, held in list(self.dealer.runners.items()):
+            if held.lease_token is not None and table_id not in tables:
+                await self.release(table_id)  # nobody left to run it for
+        for table_id, seq in tables.items():
+            runner = self.dealer.runners.get(table_id)
+            if runner is not None and runner.lease_token is not None:
+                if await self.leases.renew(table_id, runner.lease_token):
+                    if runner.seq_seen != seq:
+                        runner.nudge()  # a commit this instance did not hear of (a relay lost)
+                    await self.dealer.check_presence(table_id)
+                    continue
+                log.warning("lease lost", table=str(table_id), epoch=runner.epoch)
+                self.dealer.disown(table_id)
+            await self.claim(table_id)
+
+    async def claim(self, table_id: uuid.UUID) -> bool:
+        """Take the table's lease if it is free: Redis first, then the epoch in the database."""
+        if table_id in self._claiming:
+            return False
+        self._claiming.add(table_id)
+        try:
+            claim = await self.leases.claim(table_id)
+            if claim is None:
+                return False
+            runner = self.dealer.runner(table_id)
+            epoch = await runner.take_epoch()
+            token = await self.leases.confirm(table_id, claim, epoch)
+            if token is None:  # the claim expired while the database answered: take it again next round
+                return False
+            self.dealer.own(table_id, epoch, token)
+            log.info("lease taken", table=str(table_id), epoch=epoch, instance=self.leases.instance)
+            return True
+        finally:
+            self._claiming.discard(table_id)
+
+    async def release(self, table_id: uuid.UUID) -> None:
+        runner = self.dealer.runners.get(table_id)
+        token = runner.lease_token if runner is not None else None
+        self.dealer.disown(table_id)
+        if token is not None:
+            with contextlib.suppress(Exception):
+                await self.leases.release(table_id, token)
+
+    async def release_all(self) -> None:
+        """At shutdown: hand every lease back at once, so another instance need not wait out the TTL."""
+        for table_id, runner in list(self.dealer.runners.items()):
+            if runner.lease_token is not None:
+                await self.release(table_id)

@@ -1,0 +1,431 @@
+"""One :class:`TableRunner` per table in this process: actions committed DB first, and the table's clock.
+
+DB first (ARCHITECTURE.md §6): every accepted action is committed (its ``hand_actions`` row, the hand's
+whole engine state and the table's new ``seq``, in one transaction, under the table's row lock) before
+any client hears of it. A runner's in-memory hand is a cache of the committed state, valid while the
+table's ``seq`` is the one it read (any writer, on any instance, moves it); it is dropped on any failure.
+
+A player's action is written by whichever instance holds the player's socket. The clock (time banks,
+time-outs), the deal and what follows a hand belong to the instance holding the table's lease
+(services/lease.py): they run only while this runner holds an epoch, and each of their writes checks that
+epoch against the table row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
+from tablium_lobby.domain.protocol import Outgoing, event_messages, turn_messages
+from tablium_lobby.services.dealing import finish_hand, start_hand
+from tablium_lobby.services.lease import LeaseLost, check_fence
+from tablium_lobby.services.tables import active_seats, get_table
+from tablium_poker import Hand, PokerError
+
+if TYPE_CHECKING:
+    from tablium_lobby.services.dealer import Dealer
+
+log = structlog.get_logger("tablium.lobby.runner")
+ACTIONS = Counter("tablium_lobby_actions", "Actions accepted", ["automatic"])
+FENCED = Counter("tablium_lobby_fenced_writes", "Writes refused because the lease epoch moved on")
+
+ACTION_NAMES = frozenset({"fold", "check", "call", "bet", "raise", "all_in"})
+AWAY_CLOCK_S = 0.2  # a sat-out player's turn: acted for at once
+
+
+class ActionRefused(Exception):
+    """An action the table does not accept: the client gets an ``error``, nothing changes."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _apply(hand: Hand, seat: int, action: str, amount: int | None) -> list[Any]:
+    if action in ("bet", "raise"):
+        if amount is None:
+            raise ActionRefused(f"{action} needs an amount (the total to bet or raise to)")
+        return hand.bet_or_raise_to(seat, amount)
+    if amount is not None:
+        raise ActionRefused(f"{action} takes no amount")
+    if action == "fold":
+        return hand.fold(seat)
+    if action == "check":
+        return hand.check(seat)
+    if action == "call":
+        return hand.call(seat)
+    return hand.all_in(seat)
+
+
+class TableRunner:
+    def __init__(self, dealer: Dealer, table_id: uuid.UUID) -> None:
+        self.dealer = dealer
+        self.table_id = table_id
+        self.lock = asyncio.Lock()
+        # The cache of the committed state, read at table seq ``seq_seen``.
+        self.seq_seen = -1
+        self.hand: Hand | None = None
+        self.hand_id: uuid.UUID | None = None
+        self.players: dict[int, str] = {}
+        self.deadline_ms = 0
+        self.turn_seq = 0
+        self.banks: dict[int, int] = {}
+        self.away: set[int] = set()  # seats sat out (disconnected): acted for at once
+        self.seated: set[str] = set()  # players holding a seat (the holder watches their presence)
+        # The lease: the epoch this instance took (None: another instance keeps this table's clock).
+        self.epoch: int | None = None
+        self.lease_token: str | None = None
+        self.timer: asyncio.Task[None] | None = None
+        self._rearm = asyncio.Event()
+        self.next_deal: asyncio.Task[None] | None = None
+        self.deal_wanted = False
+        self.next_sync: asyncio.Task[None] | None = None
+        self.sync_wanted = False
+        self.between: set[asyncio.Task[None]] = set()
+        self._followed: set[uuid.UUID] = set()  # finished hands whose aftermath this runner started
+
+    @property
+    def owner(self) -> bool:
+        """Whether this process keeps the table's clock (always, with leases switched off)."""
+        return self.epoch is not None or not self.dealer.fenced
+
+    def _fence(self, table: CashTable) -> None:
+        if self.dealer.fenced:
+            try:
+                check_fence(table, self.epoch)
+            except LeaseLost:
+                FENCED.inc()
+                raise
+
+    # -- state ------------------------------------------------------------------------------
+
+    async def _load(self, session: AsyncSession, table: CashTable) -> None:
+        """The table's committed state, unless the cache already holds it (same ``seq``)."""
+        if self.seq_seen == table.seq and self.hand_id == table.current_hand_id:
+            return
+        seats = await active_seats(session, table.id)
+        self.away = {s.seat_no for s in seats if s.sitting_out}
+        self.seated = {str(s.player_id) for s in seats if s.status == "seated"}
+        if table.current_hand_id is None:
+            self.hand, self.hand_id, self.players, self.banks = None, None, {}, {}
+        else:
+            record = await session.get(HandRecord, table.current_hand_id, populate_existing=True)
+            assert record is not None
+            self.hand = Hand.from_dict(record.state)
+            self.hand_id = record.id
+            self.players = {int(seat): player for seat, player in record.players.items()}
+            self.deadline_ms = int(record.deadline.timestamp() * 1000) if record.deadline else now_ms()
+            self.turn_seq = record.turn_seq
+            self.banks = {s.seat_no: s.time_bank_ms for s in seats if s.seat_no in self.players}
+        self.seq_seen = table.seq
+
+    def _drop_cache(self) -> None:
+        self.seq_seen = -1
+        self.hand, self.hand_id, self.players = None, None, {}
+
+    async def take_epoch(self) -> int:
+        """Bump the table's lease epoch (this instance just took the lease in Redis): from now on only
+        writes made with the new epoch pass the fence."""
+        async with self.lock, self.dealer.sessions.begin() as session:
+            table = await get_table(session, self.table_id, lock=True)
+            table.lease_epoch += 1
+            return table.lease_epoch
+
+    # -- dealing ----------------------------------------------------------------------------
+
+    async def deal(self) -> None:
+        """Deal a hand if none is running (the lease holder only)."""
+        if not self.owner and not await self.dealer.claim(self.table_id):
+            return  # the holder deals: it hears of the seat change through the table's channel
+        async with self.lock:
+            try:
+                messages = await self._deal()
+            except LeaseLost:
+                self.dealer.disown(self.table_id)
+                return
+            except Exception:
+                self._drop_cache()
+                log.exception("dealing failed", table=str(self.table_id))
+                return
+        if messages is not None:
+            self.dealer.hub.publish(self.table_id, messages, self.players)
+            self._after_commit()
+
+    async def _deal(self) -> list[Outgoing] | None:
+        async with self.dealer.sessions.begin() as session:
+            table = await get_table(session, self.table_id, lock=True)
+            self._fence(table)
+            await self._load(session, table)
+            started = await start_hand(session, table)
+            if started is None:
+                return None
+            self.hand, self.hand_id = started.hand, started.record.id
+            self.players, self.banks = started.players, started.banks
+            messages = started.messages + await self._progress(session, table, started.record, started.hand)
+            self.seq_seen = table.seq
+        return messages
+
+    async def _progress(
+        self, session: AsyncSession, table: CashTable, record: HandRecord, hand: Hand
+    ) -> list[Outgoing]:
+        """After the hand moved: the next turn and its deadline, or the hand's end (caller's transaction)."""
+        self.turn_seq = record.turn_seq = table.seq
+        if hand.is_finished:
+            return await finish_hand(session, table, record, hand, self.players)
+        actor = hand.actor_seat
+        clock = AWAY_CLOCK_S if actor in self.away else table.action_clock_s
+        record.deadline = datetime.now(UTC) + timedelta(seconds=clock)
+        self.deadline_ms = int(record.deadline.timestamp() * 1000)
+        bank = self.banks.get(actor, 0) if actor is not None else 0
+        return turn_messages(hand, self.players, table.seq, self.deadline_ms, bank)
+
+    # -- acting -----------------------------------------------------------------------------
+
+    async def act(self, player_id: str, action: str, amount: int | None, seen_seq: int) -> None:
+        """Apply a player's action; raises :class:`ActionRefused` (nothing changed) if it is not accepted."""
+        if action not in ACTION_NAMES:
+            raise ActionRefused(f"unknown action {action[:20]!r}")
+        async with self.lock:
+            try:
+                async with self.dealer.sessions.begin() as session:
+                    table = await get_table(session, self.table_id, lock=True)
+                    await self._load(session, table)
+                    messages = await self._apply_in(session, table, player_id, action, amount, seen_seq, None)
+            except ActionRefused:
+                raise  # the engine refuses before changing anything: the cache is still the committed state
+            except Exception:
+                self._drop_cache()
+                raise
+        self.dealer.hub.publish(self.table_id, messages, self.players)
+        self._after_commit()
+
+    async def _apply_in(
+        self,
+        session: AsyncSession,
+        table: CashTable,
+        player_id: str | None,
+        action: str,
+        amount: int | None,
+        seen_seq: int | None,
+        automatic: str | None,
+    ) -> list[Outgoing]:
+        """Check and apply an action to the loaded hand and write it (the caller's transaction, row locked)."""
+        hand = self.hand
+        if hand is None or self.hand_id is None:
+            raise ActionRefused("no hand is in progress")
+        # The action answers the turn it names: a replay, or one sent before the last action, is stale.
+        if seen_seq is not None and not self.turn_seq <= seen_seq <= table.seq:
+            raise ActionRefused(f"stale: the turn is at seq {self.turn_seq}, your action was for {seen_seq}")
+        actor = hand.actor_seat
+        if player_id is None:
+            seat = actor
+        else:
+            mine = [s for s, p in self.players.items() if p == player_id]
+            if not mine:
+                raise ActionRefused("you are not dealt into this hand")
+            seat = mine[0]
+        if seat is None or seat != actor:
+            raise ActionRefused("it is not your turn")
+        mark = len(hand.events)
+        try:
+            if automatic is not None:
+                hand.act_default(seat)
+                action = hand.events[mark].kind if len(hand.events) > mark else "fold"
+            else:
+                _apply(hand, seat, action, amount)
+        except PokerError as exc:
+            raise ActionRefused(str(exc)) from None
+        record = await session.get(HandRecord, self.hand_id, with_for_update=True)
+        assert record is not None
+        record.actions += 1
+        table.seq += 1
+        session.add(
+            HandAction(
+                hand_id=record.id,
+                number=record.actions,
+                seq=table.seq,
+                seat=seat,
+                player_id=uuid.UUID(self.players[seat]),
+                action=action,
+                amount=amount or 0,
+                automatic=automatic,
+                lease_epoch=self.epoch if automatic is not None else None,
+            )
+        )
+        record.state = hand.to_dict()
+        messages = event_messages(hand.events[mark:], self.players, table.seq)
+        messages += await self._progress(session, table, record, hand)
+        self.seq_seen = table.seq
+        ACTIONS.labels(automatic or "player").inc()
+        return messages
+
+    def _after_commit(self) -> None:
+        """Arm the clock for the next actor, or (the lease holder) settle the hand and deal the next one."""
+        if self.hand is not None and not self.hand.is_finished:
+            self._arm()
+            return
+        finished = self.hand_id
+        self.hand, self.hand_id, self.players = None, None, {}
+        self.follow(finished)
+
+    def follow(self, finished: uuid.UUID | None) -> None:
+        """What follows a hand (once per hand), by the lease holder: its rake settled, leavers cashed out,
+        the next hand dealt after the pause."""
+        if not self.owner or (finished is not None and finished in self._followed):
+            return
+        if finished is not None:
+            self._followed = {*list(self._followed)[-8:], finished}
+        task = asyncio.create_task(self._between_hands(finished), name=f"between-{self.table_id}")
+        self.between.add(task)
+        task.add_done_callback(self.between.discard)
+
+    async def _between_hands(self, finished: uuid.UUID | None) -> None:
+        if finished is not None:
+            await self.dealer.settle(finished)
+        await self.dealer.seating.cash_out_idle(self.table_id)
+        await asyncio.sleep(self.dealer.settings.between_hands_s)
+        self.request_deal()
+
+    def request_deal(self) -> None:
+        """Deal when possible: now, or when the pending deal or pause between hands is over."""
+        self.deal_wanted = True
+        if self.next_deal is None or self.next_deal.done():
+            self.next_deal = asyncio.create_task(self._deal_while_wanted(), name=f"deal-{self.table_id}")
+
+    async def _deal_while_wanted(self) -> None:
+        # A seat change during a deal asks again: the deal that missed it is followed by one that sees it.
+        while self.deal_wanted:
+            self.deal_wanted = False
+            await self.deal()
+
+    # -- following commits made elsewhere ------------------------------------------------------
+
+    def nudge(self) -> None:
+        """Another instance committed at this table (or one may have): the holder re-reads the table and
+        re-arms its clock, or deals."""
+        if not self.owner:
+            return
+        self.sync_wanted = True
+        if self.next_sync is None or self.next_sync.done():
+            self.next_sync = asyncio.create_task(self._sync_while_wanted(), name=f"sync-{self.table_id}")
+
+    def on_relayed(self, messages: list[Outgoing]) -> None:
+        """Messages another instance committed and published for this table."""
+        if not self.owner:
+            return
+        for outgoing in messages:
+            kind = outgoing.message.get("type")
+            if kind == "round-result":
+                self.follow(uuid.UUID(str(outgoing.message["handId"])))
+            elif kind in ("player-joined", "stack-changed", "player-back"):
+                self.request_deal()
+        self.nudge()
+
+    async def _sync_while_wanted(self) -> None:
+        while self.sync_wanted and self.owner:
+            self.sync_wanted = False
+            try:
+                async with self.lock, self.dealer.sessions() as session:
+                    await self._load(session, await get_table(session, self.table_id))
+            except Exception:
+                self._drop_cache()
+                log.warning("re-reading the table failed", table=str(self.table_id), exc_info=True)
+                continue
+            if self.hand is not None and not self.hand.is_finished:
+                self._arm()
+            elif not self.between:
+                self.follow(None)
+
+    # -- the clock (the lease holder's) ----------------------------------------------------------
+
+    def _arm(self) -> None:
+        """Keep the clock of the running hand: one task per table, woken whenever the deadline moves."""
+        if not self.owner:
+            return
+        if self.timer is None or self.timer.done():
+            self.timer = asyncio.create_task(self._clock(), name=f"clock-{self.table_id}")
+        else:
+            self._rearm.set()
+
+    def stop_clock(self) -> None:
+        """The lease is gone: the clock stops at its next wake-up (never cancelled mid-commit)."""
+        self._rearm.set()
+
+    async def _clock(self) -> None:
+        """At the deadline: the time bank if the actor has one, else the default action (check, else fold)."""
+        while self.owner and self.hand is not None and not self.hand.is_finished:
+            self._rearm.clear()
+            delay = max(0.0, (self.deadline_ms - now_ms()) / 1000)
+            try:
+                await asyncio.wait_for(self._rearm.wait(), delay)
+                continue  # the deadline moved or the lease went: look again
+            except TimeoutError:
+                pass
+            async with self.lock:
+                try:
+                    messages, acted = await self._at_deadline()
+                except LeaseLost:
+                    self.dealer.disown(self.table_id)
+                    return
+                except Exception:
+                    self._drop_cache()
+                    log.exception("the clock failed to act", table=str(self.table_id))
+                    await asyncio.sleep(0.5)
+                    self.nudge()
+                    return
+            if messages:
+                self.dealer.hub.publish(self.table_id, messages, self.players)
+            if acted:
+                self._after_commit()
+
+    async def _at_deadline(self) -> tuple[list[Outgoing], bool]:
+        async with self.dealer.sessions.begin() as session:
+            table = await get_table(session, self.table_id, lock=True)
+            self._fence(table)
+            await self._load(session, table)
+            hand = self.hand
+            if hand is None or hand.is_finished or now_ms() + 20 < self.deadline_ms:
+                return [], False  # the hand moved on, or its deadline did (another instance's commit)
+            actor = hand.actor_seat
+            bank = self.banks.get(actor, 0) if actor is not None and actor not in self.away else 0
+            if actor is not None and bank > 0:
+                return await self._use_time_bank(session, table, actor, bank), False
+            return await self._apply_in(session, table, None, "timeout", None, None, "timeout"), True
+
+    async def _use_time_bank(self, session: AsyncSession, table: CashTable, seat: int, bank_ms: int) -> list[Outgoing]:
+        """The actor's whole time bank extends the deadline once (the caller's transaction, row locked)."""
+        record = await session.get(HandRecord, self.hand_id, with_for_update=True)
+        assert record is not None
+        owner = uuid.UUID(self.players[seat])
+        seat_row = (
+            await session.execute(
+                select(Seat).where(Seat.table_id == self.table_id, Seat.player_id == owner, Seat.seat_no == seat)
+            )
+        ).scalar_one_or_none()
+        if seat_row is not None:
+            seat_row.time_bank_ms = 0
+        self.banks[seat] = 0
+        self.deadline_ms += bank_ms
+        record.deadline = datetime.fromtimestamp(self.deadline_ms / 1000, UTC)
+        table.seq += 1
+        self.seq_seen = table.seq
+        return [
+            Outgoing(
+                {
+                    "type": "time-bank",
+                    "seq": table.seq,
+                    "seat": seat,
+                    "userId": self.players[seat],
+                    "deadline": self.deadline_ms,
+                }
+            )
+        ]
