@@ -62,7 +62,7 @@ SIGNING_KEY = load_pem_private_key(
     (ROOT / "services" / "player" / "dev-keys" / "jwt-dev-private.pem").read_bytes(), password=None
 )
 BUY_IN = 200  # 100 big blinds at 1/2
-IN_FLIGHT = 24  # set-up requests at a time
+IN_FLIGHT = 64  # set-up requests at a time
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -202,6 +202,8 @@ async def retrying(call: Any, ok: tuple[int, ...]) -> httpx.Response:
             continue
         if response.status_code in ok:
             return response
+        if attempt and response.status_code == 409 and "already have a seat" in response.text:
+            return response  # the earlier attempt sat down; its answer was lost
         if response.status_code < 500 and response.status_code != 429:
             raise SystemExit(f"bench: set-up refused: {response.status_code} {response.text[:300]}")
         await asyncio.sleep(0.2 * (attempt + 1))
@@ -268,10 +270,13 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         )  # fmt: skip
         bots.append((process, out))
     rss_before = target.rss()
+    began = time.monotonic()
     for process, _ in bots:
         line = process.stdout.readline() if process.stdout else ""
         if line.strip() != "ready":
             raise SystemExit(f"bench: a bot process failed to connect ({process.wait()})")
+    print(f"{mode}, {len(tables)} tables: {len(tables) * 6} sockets connected in {time.monotonic() - began:.0f} s; "
+          "measuring", flush=True)  # fmt: skip
     start = time.time() + args.warmup
     end = start + args.seconds
     for process, _ in bots:
@@ -301,7 +306,9 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
     for _, out in bots:
         result = json.loads(out.read_text())
         for key, value in result.items():
-            if key in ("samples", "clients"):
+            if key == "error_kinds":
+                merged.setdefault("error_kinds", collections.Counter()).update(value)
+            elif key in ("samples", "clients"):
                 merged[key].extend(value)
             elif key == "sizes":
                 for kind, sizes in value.items():
@@ -393,6 +400,7 @@ def main() -> None:
     base = {**os.environ, "TABLIUM_ENVIRONMENT": "test", "TABLIUM_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT / "bench")}  # fmt: skip
     jwks = serve_jwks()
+    asyncio.run(declare_sink(exchange))
     wallet_db = f"{PG}/bench_{run}_wallet"
     databases = [wallet_db]
     asyncio.run(db.ensure_database(wallet_db))
@@ -416,7 +424,7 @@ def main() -> None:
                 lobby.wait_ready(f"{url}/health")
                 began = time.monotonic()
                 tables = asyncio.run(set_up_tables(url, wallet_url, n))
-                print(f"lobby, {n} tables: set up in {time.monotonic() - began:.0f} s; playing", flush=True)
+                print(f"lobby, {n} tables: set up in {time.monotonic() - began:.0f} s; connecting", flush=True)
                 result = run_bots("lobby", url.replace("http", "ws"), url, tables, args, work, lobby)
                 asyncio.run(check_actions(lobby_db, result))
             finally:
@@ -455,11 +463,23 @@ def main() -> None:
     print(f"\n(logs: {work})")
 
 
+async def declare_sink(name: str) -> None:
+    """The run's exchange with one queue bound to everything that keeps nothing: the services publish
+    ``mandatory`` (an unroutable event is retried), and the bench has no consumers."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(f"{name}.sink", arguments={"x-max-length": 0})
+        await queue.bind(exchange, "#")
+
+
 async def delete_exchange(name: str) -> None:
     with contextlib.suppress(Exception):
         connection = await aio_pika.connect(AMQP_URL)
         async with connection:
             channel = await connection.channel()
+            await channel.queue_delete(f"{name}.sink")
             await channel.exchange_delete(name)
 
 
@@ -490,7 +510,8 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           " busy: the whole machine's CPU in the window.")  # fmt: skip
     for name, r in rows:
         if r.get("timeouts") or r.get("errors"):
-            print(f"{name}, {r['tables']} tables: {r['timeouts']} time-outs, {r['errors']} errors to bots")
+            kinds = ", ".join(f"{count} x {kind!r}" for kind, count in r.get("error_kinds", {}).most_common(3))
+            print(f"{name}, {r['tables']} tables: {r['timeouts']} time-outs, {r['errors']} errors to bots ({kinds})")
 
 
 def print_profile(path: Path, top: int = 20) -> None:

@@ -17,6 +17,7 @@ broadcast app (the baseline).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import random
@@ -32,7 +33,7 @@ from tablium_lobby.bots.cli import RebuyingBot
 
 # The actions a player (or the clock) takes: one hand_actions row each, one action-broadcast each.
 PLAYER_ACTIONS = frozenset({"fold", "check", "call", "bet", "raise"})
-CONNECTS_IN_FLIGHT = 64
+CONNECTS_IN_FLIGHT = 16
 
 
 class Window:
@@ -122,6 +123,12 @@ class LobbyBot(RebuyingBot):
         super().__init__(*args, **kwargs)
         self.log = log
 
+    async def connect(self) -> None:
+        # The base client's, with a longer opening handshake: thousands of sockets open at once.
+        self.socket = await websockets.connect(
+            self.ws_url, additional_headers={"Authorization": f"Bearer {self.token}"}, max_size=2**20, open_timeout=60
+        )
+
     async def send(self, message: dict[str, Any]) -> None:
         if message.get("type") == "action":
             if self.log.table.window.stopping:
@@ -149,7 +156,7 @@ class BareClient:
         self.errors: list[Any] = []
 
     async def connect(self) -> None:
-        self.socket = await websockets.connect(self.url, max_size=2**20)
+        self.socket = await websockets.connect(self.url, max_size=2**20, open_timeout=60)
 
     async def play(self, hands: int, *, timeout_s: float = 60.0) -> None:
         async for raw in self.socket:
@@ -246,6 +253,9 @@ async def main(spec_path: str, result_path: str) -> None:
         "received": sum(log.received for log, _ in clients),
         "received_bytes": sum(log.received_bytes for log, _ in clients),
         "errors": sum(len(client.errors) for _, client in clients),
+        "error_kinds": dict(
+            collections.Counter(str(e.get("error", ""))[:60] for _, client in clients for e in client.errors)
+        ),
         "closed_early": sum(log.closed_early for log, _ in clients),
         "gaps": sum(log.gaps for log, _ in clients),
         "backwards": sum(log.backwards for log, _ in clients),
