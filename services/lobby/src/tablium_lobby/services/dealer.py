@@ -324,7 +324,9 @@ class TableRunner:
                         _apply(hand, seat, action, amount)
                 except PokerError as exc:
                     raise ActionRefused(str(exc)) from None
-                record = await session.get(HandRecord, self.hand_id, with_for_update=True)
+                # Loaded by _load under the table's row lock (every writer of a hand takes it first): from
+                # the session's identity map, no second query and no second lock.
+                record = await session.get(HandRecord, self.hand_id)
                 assert record is not None
                 record.actions += 1
                 self.actions_seen = record.actions
