@@ -30,6 +30,7 @@ from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
 from tablium_lobby.domain.protocol import Outgoing, event_messages, pots_out, turn_messages
 from tablium_lobby.domain.summary import summarize
 from tablium_lobby.events import HAND_COMPLETED, outbox
+from tablium_lobby.services.commits import GroupCommit
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.tables import active_seats, get_table, stakes_of
@@ -291,7 +292,8 @@ class TableRunner:
         self, player_id: str | None, action: str, amount: int | None, seen_seq: int | None, automatic: str | None
     ) -> list[Outgoing]:
         try:
-            async with self.dealer.sessions.begin() as session:
+            # Grouped with other tables' actions into one transaction; returns once it is committed.
+            async with self.dealer.group.transaction() as session:
                 table = await get_table(session, self.table_id, lock=True)
                 await self._load(session, table)
                 hand = self.hand
@@ -459,6 +461,7 @@ class Dealer:
         self.seating = seating
         self.hub = hub
         self.runners: dict[uuid.UUID, TableRunner] = {}
+        self.group = GroupCommit(sessions, (ActionRefused,), enabled=settings.group_commits)
         self.absences: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
         self._rake_account: uuid.UUID | None = None
 
