@@ -146,6 +146,14 @@ class Service:
                 total += int(fields[11]) + int(fields[12])
         return total / TICKS
 
+    def runnable_s(self) -> float:
+        """Seconds its processes spent runnable but waiting for a CPU (/proc/<pid>/schedstat): starvation."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+        return total / 1e9
+
     def rss(self) -> int:
         total = 0
         for pid in self.pids():
@@ -284,7 +292,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         process.stdin.write(f"measure {start} {end}\n")
         process.stdin.flush()
     time.sleep(max(0.0, start - time.time()))
-    cpu0, busy0 = target.cpu_s(), machine_busy()
+    cpu0, busy0, wait0 = target.cpu_s(), machine_busy(), target.runnable_s()
     profiler = None
     if args.profile and mode == "lobby":
         profile_path = Path(args.profile) / f"lobby-{len(tables)}.txt"
@@ -295,7 +303,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     time.sleep(max(0.0, end - time.time()))
-    cpu1, busy1 = target.cpu_s(), machine_busy()
+    cpu1, busy1, wait1 = target.cpu_s(), machine_busy(), target.runnable_s()
     rss_after = target.rss()
     for process, _ in bots:
         process.wait(timeout=120)
@@ -318,6 +326,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
     sockets = sum(len(t["players"]) for t in tables)
     merged.update(
         tables=len(tables), sockets=sockets, window=(start, end), cpu=(cpu1 - cpu0) / args.seconds,
+        starved=(wait1 - wait0) / args.seconds,
         rss=rss_after, rss_per_socket=(rss_after - rss_before) / sockets,
         busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
     )  # fmt: skip
@@ -488,7 +497,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           f"{os.cpu_count()} CPUs shared with whatever else runs\n")  # fmt: skip
     head = (f"| {'run':<34} | {'tables':>6} | {'sockets':>7} | {'act/s':>6} | {'msg/s':>7} | {'p50 ms':>7} | "
             f"{'p99 ms':>7} | {'max ms':>7} | {'lost':>4} | {'dup':>4} | {'gaps':>4} | {'CPU %':>5} | "
-            f"{'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} |")  # fmt: skip
+            f"{'wait %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} |")  # fmt: skip
     print(head)
     print("|" + "|".join("-" * len(cell) for cell in head.split("|")[1:-1]) + "|")
     for name, r in rows:
@@ -499,14 +508,16 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
             f"| {name:<34} | {r['tables']:>6} | {r['sockets']:>7} | {r['committed'] / seconds:>6.0f} | "
             f"{r['received'] / seconds:>7.0f} | {percentile(samples, 0.5):>7.1f} | {percentile(samples, 0.99):>7.1f} | "
             f"{max(samples, default=float('nan')):>7.1f} | {lost:>4} | {r['duplicated']:>4} | "
-            f"{r['gaps'] + r['backwards']:>4} | {r['cpu'] * 100:>5.0f} | {r['rss_per_socket'] / 1024:>7.1f} | "
+            f"{r['gaps'] + r['backwards']:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
+            f"{r['rss_per_socket'] / 1024:>7.1f} | "
             f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} |"
         )  # fmt: skip
     print("\nact/s: actions committed (lobby: hand_actions rows in the window; bare: actions sent); msg/s: messages"
           " received by all clients; p50/p99/max: an action's send → its broadcast at the table's other five"
           " clients; lost: actions a client should have received but did not (+ phantom, + clients never"
           " synchronised or closed early); dup: received twice; gaps: seq discontinuities after a snapshot;"
-          " CPU %: the server's processes (100 = one core); KB/sock: the server's RSS growth over the sockets;"
+          " CPU %: the server's processes (100 = one core); wait %: the time they were runnable but waited for a"
+          " CPU (100 = one process always waiting: other load); KB/sock: the server's RSS growth over the sockets;"
           " busy: the whole machine's CPU in the window.")  # fmt: skip
     for name, r in rows:
         if r.get("timeouts") or r.get("errors"):
