@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from litestar import Controller, Litestar, get
+from litestar import Controller, Litestar, WebSocket, get, websocket
+from litestar.exceptions import WebSocketDisconnect
 
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import BEARER, StaticKeySource, caller
@@ -63,3 +66,64 @@ def create_kit_app() -> Litestar:
             key_source=StaticKeySource({key_id(public_key): public_key}),  # type: ignore[arg-type]
         )
     )
+
+
+class _BareTable:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sockets: list[WebSocket[Any, Any, Any]] = []
+        self.seq = 0
+        self.actor = 0
+
+
+_BARE_TABLES: dict[str, _BareTable] = {}
+# The lobby's mean message sizes for an action (its action-broadcast and its public turn); the lobby
+# benchmark sets them from what its clients received from the lobby in the same run.
+_ACTION_BYTES = int(os.environ.get("BENCH_ACTION_BYTES", "150"))
+_TURN_BYTES = int(os.environ.get("BENCH_TURN_BYTES", "260"))
+
+
+def _padded(message: dict[str, Any], size: int) -> str:
+    text = msgspec.json.encode({**message, "pad": ""}).decode()
+    return text[:-2] + "x" * max(0, size - len(text)) + '"}'
+
+
+@websocket("/bare/{table_id:str}/ws")
+async def bare_table(socket: WebSocket[Any, Any, Any], table_id: str, size: int = 6) -> None:
+    """The baseline of the lobby benchmark: a table's sockets take turns; an action is broadcast to all
+    (an action-broadcast and the next turn, the lobby's sizes), nothing stored, nothing checked but the turn."""
+    await socket.accept()
+    table = _BARE_TABLES.setdefault(table_id, _BareTable(size))
+    seat = len(table.sockets)
+    table.sockets.append(socket)
+    await socket.send_text(msgspec.json.encode({"type": "snapshot", "seat": seat, "seq": table.seq}).decode())
+    if len(table.sockets) == table.size:
+        await _bare_broadcast(table, [_padded({"type": "turn", "seq": table.seq, "seat": 0}, _TURN_BYTES)])
+    try:
+        while True:
+            message = msgspec.json.decode(await socket.receive_text())
+            if message.get("type") != "action" or table.actor != seat:
+                continue
+            table.seq += 1
+            table.actor = (seat + 1) % table.size
+            action = {"type": "action-broadcast", "seq": table.seq, "seat": seat, "action": "check", "amount": "0"}
+            turn = {"type": "turn", "seq": table.seq, "seat": table.actor}
+            await _bare_broadcast(table, [_padded(action, _ACTION_BYTES), _padded(turn, _TURN_BYTES)])
+    except WebSocketDisconnect:
+        pass
+    finally:
+        table.sockets.remove(socket)
+        if not table.sockets:
+            _BARE_TABLES.pop(table_id, None)
+
+
+async def _bare_broadcast(table: _BareTable, texts: list[str]) -> None:
+    for text in texts:
+        for socket in list(table.sockets):
+            with contextlib.suppress(Exception):
+                await socket.send_text(text)
+
+
+def create_ws_broadcast_app() -> Litestar:
+    """Bare Litestar WebSocket broadcast (the lobby benchmark's baseline)."""
+    return Litestar(route_handlers=[bare_table])

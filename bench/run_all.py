@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SUITES = ["http_bench.py", "relay_bench.py", "poker_bench.py", "wallet_bench.py", "tourney_bench.py", "event_bench.py"]
+SUITES = [
+    "http_bench.py",
+    "relay_bench.py",
+    "poker_bench.py",
+    "wallet_bench.py",
+    "tourney_bench.py",
+    "event_bench.py",
+    "lobby_bench.py",
+]
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ async def _stop_consumer(consumer: Consumer, starting: asyncio.Task[None]) -> No
 
 def create_service_app(service: ServiceDefinition) -> Litestar:
     settings = service.settings
-    engine: AsyncEngine = db.create_engine(settings.database_url)
+    engine: AsyncEngine = db.create_engine(settings.database_url, pool_size=settings.db_pool_size)
     readiness = Readiness()
     access = AccessTokenVerifier(
         service.key_source or JwksKeySource(settings.jwks_url, cache_seconds=settings.jwks_cache_seconds),

@@ -66,6 +66,9 @@ class ServiceSettings(msgspec.Struct, kw_only=True):
     # deployment runs `tablium-<service> migrate` once before rolling out.
     migrate_on_start: bool | None = None
     workers: int = 1
+    # Database connections kept open per process (as many again may be opened under a burst, then closed:
+    # a connection opened anew costs a connect and re-preparing every statement it runs).
+    db_pool_size: int = 10
 
     # Names of fields that hold secrets or trust, with their development defaults.
     dev_secrets: ClassVar[dict[str, object]] = {"service_key": "", "service_trust": {}}

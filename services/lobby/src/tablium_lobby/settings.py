@@ -39,6 +39,10 @@ class LobbySettings(ServiceSettings, kw_only=True):
     # How long delivery waits for a missing seq (its writer died after committing) before going on.
     reorder_wait_s: float = 1.0
     sit_out_timeout_s: float = 300.0
+    # Actions of several tables arriving together are committed in one transaction (one BEGIN and COMMIT
+    # for all; every action still committed before anyone hears of it). ADR 0008. Off: on the loaded
+    # benchmark machine it has not yet shown a gain (bench/lobby_bench.py, TABLIUM_LOBBY_GROUP_COMMITS).
+    group_commits: bool = False
     ws_idle_timeout_s: float = 60.0
 
 

@@ -24,6 +24,7 @@ from tablium_lobby.clients.wallet import transfer_id
 from tablium_lobby.db.models import CashTable, HandRecord, Seat
 from tablium_lobby.domain.protocol import Outgoing
 from tablium_lobby.services.dealing import HANDS
+from tablium_lobby.services.commits import GroupCommit
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import LeaseKeeper, Leases
 from tablium_lobby.services.presence import Presence
@@ -55,6 +56,7 @@ class Dealer:
         self.seating = seating
         self.hub = hub
         self.runners: dict[uuid.UUID, TableRunner] = {}
+        self.group = GroupCommit(sessions, (ActionRefused,), enabled=settings.group_commits)
         self.absences: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
         # With leases, the holder runs the disconnect timers from the presence every instance shares.
         self.presence = presence if leases is not None else None

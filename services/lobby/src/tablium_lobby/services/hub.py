@@ -33,6 +33,7 @@ from tablium_lobby.domain.protocol import Outgoing
 log = structlog.get_logger("tablium.lobby.hub")
 SOCKETS = Gauge("tablium_lobby_sockets", "WebSockets connected to this lobby process")
 QUEUE_LIMIT = 512
+PUBLISH_BATCH = 500
 _encode = msgspec.json.Encoder().encode
 
 
@@ -203,13 +204,20 @@ class Hub:
 
     async def _send(self) -> None:
         # One sender, in order: a table's messages reach the channel in the order they were committed.
+        # Everything queued goes in one pipeline (one round trip, commands applied in order): one publish
+        # per round trip capped the whole process at ~1/RTT messages a second (bench/lobby_bench.py).
         assert self.redis is not None
         while True:
-            channel, payload = await self._outbox.get()
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty() and len(batch) < PUBLISH_BATCH:
+                batch.append(self._outbox.get_nowait())
+            pipeline = self.redis.pipeline(transaction=False)
+            for channel, payload in batch:
+                pipeline.publish(channel, payload)
             try:
-                await self.redis.publish(channel, payload)
+                await pipeline.execute()
             except Exception:  # Redis away: those messages are lost to sockets; clients rehydrate by seq
-                log.warning("relay publish failed", channel=channel)
+                log.warning("relay publish failed", messages=len(batch))
 
     async def _read(self) -> None:
         while True:

@@ -196,7 +196,8 @@ class TableRunner:
             raise ActionRefused(f"unknown action {action[:20]!r}")
         async with self.lock:
             try:
-                async with self.dealer.sessions.begin() as session:
+                # Grouped with other tables' actions into one transaction; returns once it is committed.
+                async with self.dealer.group.transaction() as session:
                     table = await get_table(session, self.table_id, lock=True)
                     await self._load(session, table)
                     messages = await self._apply_in(session, table, player_id, action, amount, seen_seq, None)
@@ -244,7 +245,9 @@ class TableRunner:
                 _apply(hand, seat, action, amount)
         except PokerError as exc:
             raise ActionRefused(str(exc)) from None
-        record = await session.get(HandRecord, self.hand_id, with_for_update=True)
+        # Loaded by _load under the table's row lock (every writer of a hand takes it first): from
+        # the session's identity map, no second query and no second lock.
+        record = await session.get(HandRecord, self.hand_id)
         assert record is not None
         record.actions += 1
         table.seq += 1

@@ -1,0 +1,544 @@
+"""Lobby benchmark: N cash tables of six bots playing over WebSockets against a real lobby process, and the
+same turn-taking against a bare Litestar WebSocket broadcast (the baseline), in the same run.
+
+    .venv/bin/python bench/lobby_bench.py [--tables 50,100,250,500] [--seconds 20] [--think 1.0]
+                                          [--bot-processes 4] [--server granian|uvicorn] [--profile DIR]
+
+For each N: a real wallet process and a real lobby process (own databases, the run's own RabbitMQ
+exchange and Redis namespace), N tables opened through the admin API, 6N players funded in the wallet
+and seated through the API (buy-ins are real wallet holds), then 6N sockets driven by a few bot
+processes (bench/lobby_bench_clients.py, the lobby's own bot client; a table's six players in one
+process) each acting after ``--think`` seconds on its turn. Over the measured window:
+
+- latency: an action's send by the acting client → its ``action-broadcast`` received by the table's five
+  other clients (one clock: the six live in one process), p50/p99/max;
+- actions/s committed (``hand_actions`` rows in the window), messages/s delivered to clients;
+- lost / duplicated actions: every client's ``seq`` must run without a gap after its snapshot, and the
+  action seqs it received must be exactly the table's ``hand_actions`` rows in that range, once each;
+- the lobby's CPU (all its processes) and its RSS growth per socket.
+
+Then the baseline: the same sockets and think time against ``bench_apps:create_ws_broadcast_app`` (one
+action → the lobby's two public messages, padded to the lobby's mean sizes measured just before),
+served by the same server. ``--profile DIR`` records the lobby worker with py-spy during the window and
+prints its top functions. Bounded: every phase has a time limit, the databases and exchange are dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from jwt.algorithms import RSAAlgorithm
+from sqlalchemy import text
+
+from tablium_kit import db
+from tablium_kit.auth import ServiceTokens
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+KID = "lobby-bench-key"
+SIGNING_KEY = load_pem_private_key(
+    (ROOT / "services" / "player" / "dev-keys" / "jwt-dev-private.pem").read_bytes(), password=None
+)
+BUY_IN = 200  # 100 big blinds at 1/2
+IN_FLIGHT = 64  # set-up requests at a time
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def user_token(subject: str, roles: list[str]) -> str:
+    now = int(time.time())
+    claims = {"iss": "tablium-player", "aud": "tablium", "sub": subject, "iat": now, "exp": now + 7200,
+              "typ": "access", "roles": roles, "jti": uuid.uuid4().hex}  # fmt: skip
+    return jwt.encode(claims, SIGNING_KEY, algorithm="RS256", headers={"kid": KID})  # type: ignore[arg-type]
+
+
+def serve_jwks() -> str:
+    """The bench's signing key as a JWKS document, as the player service publishes its keys."""
+    jwk = json.loads(RSAAlgorithm.to_jwk(SIGNING_KEY.public_key()))  # type: ignore[arg-type]
+    body = json.dumps({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/jwks"
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+
+class Service:
+    """A server in its own process group (granian's workers included), its log in the bench's log dir."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("wb"),
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_ready(self, url: str) -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"bench: {self.name} exited with {self.process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1).status_code < 500:
+                    return
+            time.sleep(0.2)
+        raise SystemExit(f"bench: {self.name} not ready")
+
+    def pids(self) -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                    if int(fields[2]) == self.process.pid:  # the process group
+                        found.append(int(entry))
+        return found
+
+    def cpu_s(self) -> float:
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / TICKS
+
+    def runnable_s(self) -> float:
+        """Seconds its processes spent runnable but waiting for a CPU (/proc/<pid>/schedstat): starvation."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+        return total / 1e9
+
+    def rss(self) -> int:
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+        return total
+
+    def worker(self) -> int:
+        """The process serving the sockets: granian's worker (the group's largest), or the only one."""
+        return max(self.pids(), key=lambda pid: int(Path(f"/proc/{pid}/statm").read_text().split()[1]))
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=15)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def server_argv(server: str, target: str, port: int) -> list[str]:
+    if server == "uvicorn":
+        return [str(BIN / "python"), "-m", "uvicorn", "--factory", target, "--host", "127.0.0.1",
+                "--port", str(port), "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    return [str(BIN / "granian"), "--interface", "asgi", "--loop", "uvloop", "--factory", "--workers", "1",
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", target]  # fmt: skip
+
+
+def machine_busy() -> tuple[int, int]:
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+# -- set-up through the APIs --------------------------------------------------------------------------
+
+
+async def gather_limited(coros: list[Any], limit: int = IN_FLIGHT) -> list[Any]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with gate:
+            return await coro
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def retrying(call: Any, ok: tuple[int, ...]) -> httpx.Response:
+    for attempt in range(10):
+        try:
+            response: httpx.Response = await call()
+        except httpx.TransportError:
+            await asyncio.sleep(0.2 * (attempt + 1))
+            continue
+        if response.status_code in ok:
+            return response
+        if attempt and response.status_code == 409 and "already have a seat" in response.text:
+            return response  # the earlier attempt sat down; its answer was lost
+        if response.status_code < 500 and response.status_code != 429:
+            raise SystemExit(f"bench: set-up refused: {response.status_code} {response.text[:300]}")
+        await asyncio.sleep(0.2 * (attempt + 1))
+    raise SystemExit("bench: set-up kept failing")
+
+
+async def set_up_tables(lobby: str, wallet: str, n: int) -> list[dict[str, Any]]:
+    """N open tables of six funded, seated players (through the lobby's and the wallet's APIs)."""
+    admin = {"Authorization": f"Bearer {user_token(str(uuid.uuid4()), ['player', 'admin'])}"}
+    tokens = ServiceTokens.development("lobby")
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def wallet_call(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+            headers = {"Authorization": f"Bearer {tokens.token('wallet')}", "Idempotency-Key": uuid.uuid4().hex}
+            response = await retrying(lambda: http.request(method, wallet + path, json=body, headers=headers),
+                                      (200, 201))  # fmt: skip
+            result: dict[str, Any] = response.json()
+            return result
+
+        house = (await wallet_call("PUT", "/internal/v1/accounts",
+                                   {"owner": "house", "kind": "house_adjustments", "asset": "USDT"}))["id"]  # fmt: skip
+
+        async def open_table(i: int) -> dict[str, Any]:
+            body = {"name": f"bench {i}", "small_blind": "1", "big_blind": "2", "seats": 6}
+            response = await retrying(lambda: http.post(f"{lobby}/api/v1/tables", json=body, headers=admin), (201,))
+            return {"id": response.json()["id"], "players": []}
+
+        async def seat_player(table: dict[str, Any], seat: int) -> None:
+            player = str(uuid.uuid4())
+            account = await wallet_call("PUT", "/internal/v1/accounts",
+                                        {"owner": f"player:{player}", "kind": "player", "asset": "USDT"})  # fmt: skip
+            await wallet_call("POST", "/internal/v1/transfers",
+                              {"id": str(uuid.uuid4()), "debit_account_id": house, "credit_account_id": account["id"],
+                               "amount": str(BUY_IN * 50), "asset": "USDT", "code": "test_funding"})  # fmt: skip
+            token = user_token(player, ["player"])
+            sit = {"seat": seat, "buy_in": str(BUY_IN)}
+            await retrying(
+                lambda: http.post(f"{lobby}/api/v1/tables/{table['id']}/seats", json=sit,
+                                  headers={"Authorization": f"Bearer {token}"}),
+                (201,),
+            )  # fmt: skip
+            table["players"].append({"id": player, "token": token, "seat": seat})
+
+        tables = await gather_limited([open_table(i) for i in range(n)])
+        await gather_limited([seat_player(table, seat) for table in tables for seat in range(6)])
+    return tables
+
+
+# -- one measured run ---------------------------------------------------------------------------------
+
+
+def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args: argparse.Namespace,
+             work: Path, target: Service) -> dict[str, Any]:  # fmt: skip
+    """Drive the sockets from ``--bot-processes`` processes; measure the window; merge their results."""
+    shares = [tables[i :: args.bot_processes] for i in range(args.bot_processes)]
+    bots = []
+    for i, share in enumerate(s for s in shares if s):
+        spec, out = work / f"{mode}-spec-{i}.json", work / f"{mode}-result-{i}.json"
+        spec.write_text(json.dumps({"mode": mode, "ws": ws, "lobby": lobby, "think_s": args.think, "seed": i,
+                                    "tables": share}))  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "lobby_bench_clients.py"), str(spec), str(out)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        bots.append((process, out))
+    rss_before = target.rss()
+    began = time.monotonic()
+    for process, _ in bots:
+        line = process.stdout.readline() if process.stdout else ""
+        if line.strip() != "ready":
+            raise SystemExit(f"bench: a bot process failed to connect ({process.wait()})")
+    print(f"{mode}, {len(tables)} tables: {len(tables) * 6} sockets connected in {time.monotonic() - began:.0f} s; "
+          "measuring", flush=True)  # fmt: skip
+    start = time.time() + args.warmup
+    end = start + args.seconds
+    for process, _ in bots:
+        assert process.stdin is not None
+        process.stdin.write(f"measure {start} {end}\n")
+        process.stdin.flush()
+    time.sleep(max(0.0, start - time.time()))
+    cpu0, busy0, wait0 = target.cpu_s(), machine_busy(), target.runnable_s()
+    profiler = None
+    if args.profile and mode == "lobby":
+        profile_path = Path(args.profile) / f"lobby-{len(tables)}.txt"
+        profile_path.parent.mkdir(parents=True, exist_ok=True)
+        profiler = subprocess.Popen(
+            [str(BIN / "py-spy"), "record", "--pid", str(target.worker()), "--duration", str(int(args.seconds)),
+             "--rate", "67", "--format", "raw", "--nonblocking", "--output", str(profile_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    time.sleep(max(0.0, end - time.time()))
+    cpu1, busy1, wait1 = target.cpu_s(), machine_busy(), target.runnable_s()
+    rss_after = target.rss()
+    for process, _ in bots:
+        process.wait(timeout=120)
+    if profiler is not None:
+        profiler.wait(timeout=60)
+    merged: dict[str, Any] = collections.defaultdict(int)
+    merged["samples"], merged["clients"], merged["sizes"] = [], [], collections.defaultdict(list)
+    for _, out in bots:
+        result = json.loads(out.read_text())
+        for key, value in result.items():
+            if key == "error_kinds":
+                merged.setdefault("error_kinds", collections.Counter()).update(value)
+            elif key in ("samples", "clients"):
+                merged[key].extend(value)
+            elif key == "sizes":
+                for kind, sizes in value.items():
+                    merged["sizes"][kind].extend(sizes)
+            else:
+                merged[key] += value
+    sockets = sum(len(t["players"]) for t in tables)
+    merged.update(
+        tables=len(tables), sockets=sockets, window=(start, end), cpu=(cpu1 - cpu0) / args.seconds,
+        starved=(wait1 - wait0) / args.seconds,
+        rss=rss_after, rss_per_socket=(rss_after - rss_before) / sockets,
+        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
+    )  # fmt: skip
+    return merged
+
+
+async def check_actions(database_url: str, result: dict[str, Any]) -> None:
+    """Every client's action seqs against the table's hand_actions rows: lost, duplicated, phantom."""
+    engine = db.create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(
+                "SELECT h.table_id::text, a.seq, a.automatic, a.created_at FROM hand_actions a "
+                "JOIN hands h ON h.id = a.hand_id"))  # fmt: skip
+            by_table: dict[str, set[int]] = collections.defaultdict(set)
+            start, end = result["window"]
+            in_window = automatic = 0
+            for table_id, seq, auto, created in rows:
+                by_table[table_id].add(seq)
+                if start <= created.timestamp() < end:
+                    in_window += 1
+                    automatic += auto is not None
+    finally:
+        await engine.dispose()
+    lost = duplicated = phantom = unsynced = 0
+    for client in result["clients"]:
+        if client["from"] is None:
+            unsynced += 1
+            continue
+        low, high = client["from"], client["to"]
+        expected = {s for s in by_table[client["table"]] if low < s <= high}
+        seen = [s for s in client["actions"] if low < s <= high]
+        lost += len(expected - set(seen))
+        duplicated += len(seen) - len(set(seen))
+        phantom += len(set(seen) - expected)
+    result.update(committed=in_window, timeouts=automatic, lost=lost, duplicated=duplicated, phantom=phantom,
+                  unsynced=unsynced)  # fmt: skip
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def lobby_env(base: dict[str, str], run: str, database_url: str, wallet: str, jwks: str, exchange: str,
+              args: argparse.Namespace) -> dict[str, str]:  # fmt: skip
+    return {
+        **base,
+        "TABLIUM_LOBBY_DATABASE_URL": database_url,
+        "TABLIUM_LOBBY_WALLET_URL": wallet,
+        "TABLIUM_LOBBY_JWKS_URL": jwks,
+        "TABLIUM_LOBBY_REDIS_NAMESPACE": f"bench-{run}",
+        "TABLIUM_EVENTS_EXCHANGE": exchange,
+        "TABLIUM_LOBBY_BETWEEN_HANDS_S": str(args.between_hands),
+        # Bots send nothing but actions: no idle close, no sit-out for a socket still connecting.
+        "TABLIUM_LOBBY_WS_IDLE_TIMEOUT_S": "3600",
+        "TABLIUM_LOBBY_DISCONNECT_GRACE_S": "600",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tables", default="50,100,250,500", help="comma-separated table counts (the curve)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--think", type=float, default=1.0, help="a bot's think time before each action")
+    parser.add_argument("--between-hands", type=float, default=1.0)
+    parser.add_argument("--bot-processes", type=int, default=4)
+    parser.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--profile", default=None, help="directory for py-spy profiles of the lobby worker")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.tables.split(",")]
+
+    run = uuid.uuid4().hex[:8]
+    work = Path(tempfile.mkdtemp(prefix="tablium-lobby-bench-"))
+    exchange = f"tablium.events.bench-{run}"
+    base = {**os.environ, "TABLIUM_ENVIRONMENT": "test", "TABLIUM_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT / "bench")}  # fmt: skip
+    jwks = serve_jwks()
+    asyncio.run(declare_sink(exchange))
+    wallet_db = f"{PG}/bench_{run}_wallet"
+    databases = [wallet_db]
+    asyncio.run(db.ensure_database(wallet_db))
+    wallet_port = free_port()
+    wallet_env = {**base, "TABLIUM_WALLET_DATABASE_URL": wallet_db, "TABLIUM_WALLET_PORT": str(wallet_port),
+                  "TABLIUM_EVENTS_EXCHANGE": exchange, "TABLIUM_WALLET_CONSUME_EVENTS": "false"}  # fmt: skip
+    wallet = Service("wallet", [str(BIN / "tablium-wallet"), "serve", "--port", str(wallet_port)], wallet_env, work)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    try:
+        wallet_url = f"http://127.0.0.1:{wallet_port}"
+        wallet.wait_ready(f"{wallet_url}/health")
+        for n in counts:
+            lobby_db = f"{PG}/bench_{run}_lobby_{n}"
+            databases.append(lobby_db)
+            asyncio.run(db.ensure_database(lobby_db))
+            port = free_port()
+            env = lobby_env(base, run, lobby_db, wallet_url, jwks, exchange, args)
+            lobby = Service(f"lobby-{n}", server_argv(args.server, "tablium_lobby.app:create_app", port), env, work)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                lobby.wait_ready(f"{url}/health")
+                began = time.monotonic()
+                tables = asyncio.run(set_up_tables(url, wallet_url, n))
+                print(f"lobby, {n} tables: set up in {time.monotonic() - began:.0f} s; connecting", flush=True)
+                result = run_bots("lobby", url.replace("http", "ws"), url, tables, args, work, lobby)
+                asyncio.run(check_actions(lobby_db, result))
+            finally:
+                lobby.stop()
+            rows.append((f"lobby ({args.server})", result))
+            if args.no_baseline:
+                continue
+            sizes = result["sizes"]
+            bare_env = {**base, "BENCH_ACTION_BYTES": str(int(statistics.mean(sizes.get("action-broadcast", [150])))),
+                        "BENCH_TURN_BYTES": str(int(statistics.mean(sizes.get("turn", [260]))))}  # fmt: skip
+            port = free_port()
+            bare = Service(f"bare-{n}", server_argv(args.server, "bench_apps:create_ws_broadcast_app", port),
+                           bare_env, work)  # fmt: skip
+            try:
+                bare.wait_ready(f"http://127.0.0.1:{port}/bare")
+                bare_tables = [{"id": t["id"], "players": [{"seat": p["seat"]} for p in t["players"]]} for t in tables]
+                baseline = run_bots("bare", f"ws://127.0.0.1:{port}", "", bare_tables, args, work, bare)
+                baseline.update(committed=baseline["actions_sent"], timeouts=0, lost=0, duplicated=0, phantom=0,
+                                unsynced=0)  # fmt: skip
+            finally:
+                bare.stop()
+            rows.append((f"bare Litestar broadcast ({args.server})", baseline))
+    finally:
+        wallet.stop()
+        for url in databases:
+            with contextlib.suppress(Exception):
+                asyncio.run(db.drop_database(url))
+        asyncio.run(delete_exchange(exchange))
+    report(rows, args)
+    if args.profile:
+        for n in counts:
+            path = Path(args.profile) / f"lobby-{n}.txt"
+            if path.exists():
+                print(f"\npy-spy, lobby worker at {n} tables: top functions by own time (% of samples)")
+                print_profile(path)
+    print(f"\n(logs: {work})")
+
+
+async def declare_sink(name: str) -> None:
+    """The run's exchange with one queue bound to everything that keeps nothing: the services publish
+    ``mandatory`` (an unroutable event is retried), and the bench has no consumers."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(f"{name}.sink", arguments={"x-max-length": 0})
+        await queue.bind(exchange, "#")
+
+
+async def delete_exchange(name: str) -> None:
+    with contextlib.suppress(Exception):
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            await channel.queue_delete(f"{name}.sink")
+            await channel.exchange_delete(name)
+
+
+def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> None:
+    print(f"\nLobby: tables of 6 bots, think {args.think:.1f} s, {args.seconds:.0f} s measured, "
+          f"{os.cpu_count()} CPUs shared with whatever else runs\n")  # fmt: skip
+    head = (f"| {'run':<34} | {'tables':>6} | {'sockets':>7} | {'act/s':>6} | {'msg/s':>7} | {'p50 ms':>7} | "
+            f"{'p99 ms':>7} | {'max ms':>7} | {'lost':>4} | {'dup':>4} | {'gaps':>4} | {'CPU %':>5} | "
+            f"{'wait %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} |")  # fmt: skip
+    print(head)
+    print("|" + "|".join("-" * len(cell) for cell in head.split("|")[1:-1]) + "|")
+    for name, r in rows:
+        samples = r["samples"]
+        seconds = args.seconds
+        lost = r["lost"] + r["phantom"] + r["unsynced"] + r["closed_early"]
+        print(
+            f"| {name:<34} | {r['tables']:>6} | {r['sockets']:>7} | {r['committed'] / seconds:>6.0f} | "
+            f"{r['received'] / seconds:>7.0f} | {percentile(samples, 0.5):>7.1f} | {percentile(samples, 0.99):>7.1f} | "
+            f"{max(samples, default=float('nan')):>7.1f} | {lost:>4} | {r['duplicated']:>4} | "
+            f"{r['gaps'] + r['backwards']:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
+            f"{r['rss_per_socket'] / 1024:>7.1f} | "
+            f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} |"
+        )  # fmt: skip
+    print("\nact/s: actions committed (lobby: hand_actions rows in the window; bare: actions sent); msg/s: messages"
+          " received by all clients; p50/p99/max: an action's send → its broadcast at the table's other five"
+          " clients; lost: actions a client should have received but did not (+ phantom, + clients never"
+          " synchronised or closed early); dup: received twice; gaps: seq discontinuities after a snapshot;"
+          " CPU %: the server's processes (100 = one core); wait %: the time they were runnable but waited for a"
+          " CPU (100 = one process always waiting: other load); KB/sock: the server's RSS growth over the sockets;"
+          " busy: the whole machine's CPU in the window.")  # fmt: skip
+    for name, r in rows:
+        if r.get("timeouts") or r.get("errors"):
+            kinds = ", ".join(f"{count} x {kind!r}" for kind, count in r.get("error_kinds", {}).most_common(3))
+            print(f"{name}, {r['tables']} tables: {r['timeouts']} time-outs, {r['errors']} errors to bots ({kinds})")
+
+
+def print_profile(path: Path, top: int = 20) -> None:
+    """py-spy's raw (collapsed) stacks: the functions with the most samples on top of the stack."""
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = stack.split(";")
+        total += int(count)
+        own[frames[-1]] += int(count)
+    for frame, count in own.most_common(top):
+        print(f"  {count / max(1, total):>6.1%}  {frame[:140]}")
+
+
+if __name__ == "__main__":
+    main()
