@@ -32,6 +32,10 @@ class LobbySettings(ServiceSettings, kw_only=True):
     lease_ttl_s: float = 3.0
     lease_renew_s: float = 1.0
     sit_out_timeout_s: float = 300.0
+    # Quick seat and waiting lists: a seat offered to the first in line is held this long; every list
+    # is looked at this often (expired offers passed on, new tables offered, the Redis copies refreshed).
+    offer_ttl_s: float = 30.0
+    matching_interval_s: float = 1.0
     ws_idle_timeout_s: float = 60.0
 
 

@@ -191,3 +191,7 @@ class HandAction(Base):
     # Why the server acted for the player (time-out), or null for the player's own action.
     automatic: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Waiting lists and seat offers live in their own module; imported here so Base.metadata has them.
+from tablium_lobby.db import waiting as _waiting  # noqa: E402, F401
