@@ -13,7 +13,8 @@ import pytest
 import websockets
 from litestar.testing import AsyncTestClient
 from lobby_support import Ledger, LobbyProcess, bearer, new_table
-from quick_seat_support import entries, funded, offer_of, quick_seat, stakes
+from quick_seat_support import entries, eventually, funded, offer_of, quick_seat, stakes
+from redis.asyncio import Redis
 
 FUNDS = 100_000
 
@@ -186,3 +187,35 @@ async def test_a_new_table_is_offered_to_the_line(lobby: LobbyProcess, ledger: L
         assert offer["table_id"] == table["id"]
         taken = await http.post(f"/api/v1/seat-offers/{offer['id']}/accept", json={}, headers=bearer(player))
         assert taken.status_code == 201, taken.text
+
+
+async def test_redis_holds_a_copy_of_the_lists_rebuilt_from_postgres(
+    lobby: LobbyProcess, start_lobby: Any, ledger: Ledger, run_id: str
+) -> None:
+    small, big = stakes()
+    list_key = f"nlhe:{small}:{big}:0:2"
+    redis = Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        async with httpx.AsyncClient(base_url=lobby.url, timeout=30) as http:
+            table = await new_table(http, small_blind=str(small), big_blind=str(big), seats=2)
+            p = await funded(ledger, [str(uuid.uuid4()) for _ in range(4)], FUNDS)
+            for player in p:
+                await quick_seat(http, player, small, big, 2, 50 * big)
+        prefix = f"test-{run_id}:lobby"
+
+        async def copy(namespace: str) -> tuple[list[tuple[bytes, float]], list[bytes]] | None:
+            tables = await redis.zrange(f"{namespace}:registry:{list_key}", 0, -1, withscores=True)
+            line = await redis.zrange(f"{namespace}:waiting:{list_key}", 0, -1)
+            return (tables, line) if tables and line else None
+
+        expected = ([(table["id"].encode(), 0.0)], [p[2].encode(), p[3].encode()])
+        assert await copy(prefix) == expected
+        # Lost (Redis flushed, say): the next pass writes it again from Postgres.
+        await redis.delete(f"{prefix}:registry:{list_key}", f"{prefix}:waiting:{list_key}")
+        assert await eventually(lambda: copy(prefix), "the copy rewritten") == expected
+        # A new instance (its own namespace here) builds its copy from Postgres at start.
+        other = await start_lobby(database_url=lobby.database_url, redis_namespace=f"test-{run_id}-rebuilt")
+        assert await eventually(lambda: copy(f"test-{run_id}-rebuilt:lobby"), "the copy rebuilt") == expected
+        other.kill()
+    finally:
+        await redis.aclose()

@@ -31,12 +31,12 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_kit.errors import NotFound
+from tablium_kit.errors import NotFound, ProblemError
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat
 from tablium_lobby.db.waiting import ACTIVE_ENTRY, SeatOffer, WaitingEntry
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.registry import Registry
-from tablium_lobby.services.seating import BuyInRefused, Seating
+from tablium_lobby.services.seating import BuyInRefused, Seating, WalletPending
 from tablium_lobby.services.tables import get_table
 
 log = structlog.get_logger("tablium.lobby.matching")
@@ -166,6 +166,12 @@ class Matching:
                 seat = await self.seating.sit_down(held.table_id, player_id, held.seat_no, buy_in, offer_id=held.id)
             except BuyInRefused:
                 self.wanted(key)  # the seat is free again: the next in line
+                raise
+            except WalletPending:
+                raise  # the buy-in is recorded and will be finished: the seat is the player's
+            except ProblemError:
+                # Refused before the seat was taken (the table closed meanwhile, say): the hold is let go.
+                await self.leave_list(held.entry_id, player_id)
                 raise
             return QuickSeatResult("seated", seat=seat)
         assert entry is not None
