@@ -219,3 +219,11 @@ async def test_redis_holds_a_copy_of_the_lists_rebuilt_from_postgres(
         other.kill()
     finally:
         await redis.aclose()
+
+
+async def test_the_largest_amounts_are_a_place_in_line_not_an_error(client: AsyncTestClient) -> None:
+    top = str(2**128 - 1)
+    body = {"small_blind": top, "big_blind": top, "ante": top, "seats": 10, "buy_in": top}
+    response = await client.post("/api/v1/quick-seat", json=body, headers=bearer(str(uuid.uuid4())))
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["entry"]["buy_in"]) == ("waiting", top)

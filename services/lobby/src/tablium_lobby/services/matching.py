@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import structlog
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text
@@ -34,13 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_kit.errors import NotFound, ProblemError
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat
 from tablium_lobby.db.waiting import ACTIVE_ENTRY, SeatOffer, WaitingEntry
+from tablium_lobby.services.announcer import Announcer
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.registry import Registry
 from tablium_lobby.services.seating import BuyInRefused, Seating, WalletPending
 from tablium_lobby.services.tables import get_table
 
 log = structlog.get_logger("tablium.lobby.matching")
-_encode = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True)
@@ -113,8 +112,7 @@ class Matching:
         self.settings = seating.settings
         self.registry = registry
         self.hub = hub
-        self.redis = redis
-        self.channel = f"{prefix}:players"
+        self.announcer = Announcer(hub, redis, prefix)
         self._keys: dict[uuid.UUID, ListKey | None] = {}  # table -> its list (None: private); stakes never change
         self._wanted: set[ListKey] = set()
         self._wake = asyncio.Event()
@@ -330,7 +328,9 @@ class Matching:
     async def _after(self, key: ListKey, made: _Made) -> None:
         """After a commit: announce the offers made, refresh the Redis copy of the list."""
         for offer in made.offers:
-            await self.announce(offer, key)
+            await self.announcer.announce(
+                offer, str(key.small_blind), str(key.big_blind), str(key.ante), key.seat_count
+            )
         await self.refresh(key)
 
     async def refresh(self, key: ListKey) -> None:
@@ -435,56 +435,6 @@ class Matching:
             view.waiting = await session.scalar(select(func.count()).where(*line)) or 0
         return view
 
-    # -- announcing offers to the player's sockets (on any instance) ---------------------------
-
-    async def announce(self, offer: SeatOffer, key: ListKey) -> None:
-        message = {
-            "type": "seat-offer",
-            "offerId": str(offer.id),
-            "tableId": str(offer.table_id),
-            "seat": offer.seat_no,
-            "expiresAt": int(offer.expires_at.timestamp() * 1000),
-            "smallBlind": str(key.small_blind),
-            "bigBlind": str(key.big_blind),
-            "ante": str(key.ante),
-            "seats": key.seat_count,
-        }
-        payload = {"player": str(offer.player_id), "message": message}
-        if self.redis is None:
-            self._deliver(payload)
-            return
-        try:
-            await self.redis.publish(self.channel, _encode(payload))
-        except Exception:  # the offer stands in the database; the player sees it by REST
-            log.warning("offer announcement failed", offer=str(offer.id))
-
-    def _deliver(self, payload: dict[str, Any]) -> None:
-        if self.hub is None:
-            return
-        for connections in list(self.hub.tables.values()):
-            for connection in list(connections):
-                if connection.player_id == payload["player"]:
-                    connection.send(payload["message"])
-
-    async def _listen(self) -> None:
-        assert self.redis is not None
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.channel)
-        try:
-            while True:
-                try:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                except Exception:
-                    log.warning("offer channel read failed; retrying")
-                    await asyncio.sleep(0.5)
-                    continue
-                if message is not None and message.get("type") == "message":
-                    data = message["data"]
-                    self._deliver(msgspec.json.decode(data.encode() if isinstance(data, str) else data))
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
     # -- keeping lists moving ----------------------------------------------------------------------
 
     def wanted(self, key: ListKey) -> None:
@@ -499,8 +449,14 @@ class Matching:
                 table = await session.get(CashTable, table_id)
             self._keys[table_id] = None if table is None or table.private else ListKey.of(table)
         key = self._keys[table_id]
-        if key is not None:
-            self.wanted(key)
+        if key is None:
+            return
+        # The copy now, before the change is answered: the next quick seat's candidates include it.
+        try:
+            await self.refresh(key)
+        except Exception:  # never fail the seat change; the periodic pass rewrites the copy
+            log.warning("registry refresh failed", list_key=str(key))
+        self.wanted(key)
 
     async def keys_in_use(self) -> set[ListKey]:
         """Every list with someone in it or an open public table."""
@@ -546,8 +502,8 @@ class Matching:
     async def start(self, interval_s: float) -> None:
         await self.pump_all()  # the Redis copies rebuilt from Postgres, overdue offers passed on
         self._tasks.append(asyncio.create_task(self.run(interval_s), name="lobby-matching"))
-        if self.redis is not None:
-            self._tasks.append(asyncio.create_task(self._listen(), name="lobby-offers"))
+        if self.announcer.redis is not None:
+            self._tasks.append(asyncio.create_task(self.announcer.listen(), name="lobby-offers"))
 
     async def stop(self) -> None:
         for task in self._tasks:
