@@ -34,6 +34,9 @@ PRIVATE_ROUTES = {
     "lobby-seat-me",
     "lobby-table-play",
     "lobby-hands",
+    "lobby-quick-seat",
+    "lobby-waiting-lists",
+    "lobby-waiting-list-leave",
 }
 PUBLIC_ROUTES = {
     "player-auth",

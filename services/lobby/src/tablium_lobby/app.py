@@ -17,12 +17,15 @@ from tablium_kit.auth import KeySource
 from tablium_lobby.api.hands import HandController
 from tablium_lobby.api.play import StateController, table_socket
 from tablium_lobby.api.tables import SeatController, StatsController, TableController
+from tablium_lobby.api.waiting import WaitingController, provide_matching
 from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import MESSAGING
 from tablium_lobby.services.dealer import Dealer
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import Leases
+from tablium_lobby.services.matching import Matching
 from tablium_lobby.services.presence import Presence
+from tablium_lobby.services.registry import Registry
 from tablium_lobby.services.runtime import provide_seating
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.stats import lobby_stats
@@ -59,10 +62,19 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             leases = Leases(app.state.redis, settings.redis_key("lobby"), instance, settings.lease_ttl_s)
             presence = Presence(app.state.redis, settings.redis_key("lobby"), settings.lease_ttl_s)
         dealer = Dealer(settings, sessions, seating, hub, leases, presence)
-        seating.set_notify(dealer.on_seat_change)
+        prefix = settings.redis_key()
+        matching = Matching(seating, Registry(app.state.redis, prefix), hub, app.state.redis, prefix)
+
+        async def on_seat_change(table_id: uuid.UUID, change: dict[str, object]) -> None:
+            await dealer.on_seat_change(table_id, change)
+            await matching.on_seat_change(table_id, change)
+
+        seating.set_notify(on_seat_change)
         app.state.seating = seating
+        app.state.matching = matching
         app.state.dealer = dealer
         await dealer.recover()
+        await matching.start(settings.matching_interval_s)
         app.state.leases = asyncio.create_task(dealer.keep_leases(), name="lobby-leases")
         app.state.reconciler = None
         if settings.reconcile_interval_s > 0:
@@ -79,6 +91,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await app.state.matching.stop()
         await app.state.dealer.stop()
         await app.state.dealer.hub.stop()
         await app.state.seating.wallet.aclose()
@@ -89,6 +102,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             title="Tablium lobby service",
             route_handlers=[
                 TableController,
+                WaitingController,
                 SeatController,
                 StatsController,
                 StateController,
@@ -101,6 +115,9 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             key_source=key_source,
             on_startup=[start],
             on_shutdown=[stop],
-            dependencies={"seating": Provide(provide_seating, sync_to_thread=False)},
+            dependencies={
+                "seating": Provide(provide_seating, sync_to_thread=False),
+                "matching": Provide(provide_matching, sync_to_thread=False),
+            },
         )
     )

@@ -43,6 +43,10 @@ class LobbySettings(ServiceSettings, kw_only=True):
     # for all; every action still committed before anyone hears of it). ADR 0008. Off: on the loaded
     # benchmark machine it has not yet shown a gain (bench/lobby_bench.py, TABLIUM_LOBBY_GROUP_COMMITS).
     group_commits: bool = False
+    # Quick seat and waiting lists: a seat offered to the first in line is held this long; every list
+    # is looked at this often (expired offers passed on, new tables offered, the Redis copies refreshed).
+    offer_ttl_s: float = 30.0
+    matching_interval_s: float = 1.0
     ws_idle_timeout_s: float = 60.0
 
 

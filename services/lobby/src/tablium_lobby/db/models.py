@@ -205,3 +205,7 @@ class HandAction(Base):
     # For an automatic action: the lease epoch of the instance that wrote it (the clock's owner then).
     lease_epoch: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Waiting lists and seat offers live in their own module; imported here so Base.metadata has them.
+from tablium_lobby.db import waiting as _waiting  # noqa: E402, F401

@@ -23,6 +23,7 @@ from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 from tablium_lobby.clients.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, ChipMovement, HandRecord, Seat
 from tablium_lobby.events import PLAYER_LEFT, PLAYER_SEATED, outbox
+from tablium_lobby.services.offers import claim_seat
 from tablium_lobby.services.tables import active_seats, finish_closing, get_table, stakes_of
 from tablium_lobby.settings import LobbySettings
 
@@ -89,8 +90,11 @@ class Seating:
 
     # -- sit down ------------------------------------------------------------------------------
 
-    async def sit_down(self, table_id: uuid.UUID, player_id: uuid.UUID, seat_no: int, amount: int) -> Seat:
-        """Take ``seat_no`` with ``amount`` chips bought from the player's wallet account (saga)."""
+    async def sit_down(
+        self, table_id: uuid.UUID, player_id: uuid.UUID, seat_no: int, amount: int, offer_id: uuid.UUID | None = None
+    ) -> Seat:
+        """Take ``seat_no`` with ``amount`` chips bought from the player's wallet account (saga); a seat held
+        for the waiting list only with its offer (``offer_id``, services/offers.py)."""
         async with self.sessions.begin() as session:
             table = await get_table(session, table_id, lock=True)
             if table.status != "open":
@@ -119,6 +123,7 @@ class Seating:
             )
             session.add(seat)
             await session.flush()  # the seat row before its movement (no ORM relationship orders them)
+            await claim_seat(session, table_id, seat_no, player_id, seat.id, offer_id, now)
             movement = self._movement(seat, "buy_in", amount, now)
             session.add(movement)
         await self._move_in(movement, table.escrow_account_id, table.asset)
