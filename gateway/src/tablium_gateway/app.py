@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import websockets
+from websockets.typing import Subprotocol
 
 from tablium_gateway.config import CorrelationIdConfig, GatewayConfig, RateLimitConfig, Route, Service
 from tablium_gateway.cors import Cors
@@ -209,10 +210,13 @@ class Gateway:
             for k, v in self._upstream_headers(scope, route, headers, path, upstream)
             if k != b"host" and not k.startswith(b"sec-websocket-")
         ]
+        # Subprotocols go through (a browser's ticket may travel as one); the upstream's choice comes back.
+        offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
         try:
             peer = await websockets.connect(
                 url,
                 additional_headers=forwarded,
+                subprotocols=[Subprotocol(p) for p in offered] or None,
                 open_timeout=service.connect_timeout_s,
                 max_size=_WS_MAX_MESSAGE,
                 compression=None,
@@ -223,7 +227,7 @@ class Gateway:
         except (OSError, TimeoutError, websockets.WebSocketException):
             await send({"type": "websocket.close", "code": 1011})
             return
-        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.accept", "subprotocol": peer.subprotocol})
         await _relay(peer, receive, send)
 
     # -- HTTP ------------------------------------------------------------------------

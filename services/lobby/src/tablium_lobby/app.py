@@ -15,6 +15,7 @@ from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
 from tablium_lobby.api.hands import HandController
 from tablium_lobby.api.play import StateController, table_socket
+from tablium_lobby.api.private import MemberController, PrivateTableController
 from tablium_lobby.api.tables import SeatController, StatsController, TableController
 from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import MESSAGING
@@ -23,6 +24,7 @@ from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.runtime import provide_seating
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.stats import lobby_stats
+from tablium_lobby.services.tickets import WsTickets
 from tablium_lobby.settings import LobbySettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "db" / "migrations"
@@ -53,6 +55,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         dealer = Dealer(settings, sessions, seating, hub)
         seating.set_notify(dealer.on_seat_change)
         app.state.seating = seating
+        app.state.ws_tickets = WsTickets(app.state.redis, settings.redis_key("ws-ticket"), settings.ws_ticket_ttl_s)
         app.state.dealer = dealer
         await dealer.recover()
         app.state.leases = asyncio.create_task(
@@ -87,6 +90,8 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
                 StatsController,
                 StateController,
                 HandController,
+                PrivateTableController,
+                MemberController,
                 table_socket,
             ],
             migrations_dir=MIGRATIONS,

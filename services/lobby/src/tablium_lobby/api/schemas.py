@@ -23,7 +23,9 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class TableIn(Request):
+class TableSettingsIn(Request):
+    """A table's stakes and house rules (a player opening a private table sends only these)."""
+
     name: Name
     small_blind: PositiveAmount
     big_blind: PositiveAmount
@@ -36,6 +38,9 @@ class TableIn(Request):
     rake_cap: Amount = "0"
     action_clock_s: Seconds = 20
     time_bank_s: BankSeconds = 60
+
+
+class TableIn(TableSettingsIn):
     private: bool = False
 
 
