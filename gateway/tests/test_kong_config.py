@@ -33,6 +33,11 @@ PRIVATE_ROUTES = {
     "lobby-seats",
     "lobby-seat-me",
     "lobby-table-play",
+    "lobby-ws-ticket",
+    "lobby-private-tables",
+    "lobby-table-members",
+    "lobby-table-member-me",
+    "lobby-table-member-decisions",
     "lobby-hands",
     "lobby-quick-seat",
     "lobby-waiting-lists",
@@ -47,6 +52,8 @@ PUBLIC_ROUTES = {
     "lobby-tables-list",
     "lobby-table",
     "lobby-stats",
+    # The table WebSocket: the lobby authenticates the handshake itself (the JWT, or a browser's ticket).
+    "lobby-table-ws",
 }
 INTERNAL_SAMPLES = ("/internal", "/internal/", "/internal/holds", "/internal/v1/players/1")
 

@@ -9,7 +9,8 @@ regex paths and route priorities exactly as they behave:
 * an operation is behind the jwt plugin iff its OpenAPI security asks for BearerToken;
 * the excluded operations are reached by no route;
 * every kong route, for each of its methods (but OPTIONS, which the cors plugin
-  answers), reaches at least one real operation.
+  answers), reaches at least one real operation; routes tagged ``websocket`` are exempt
+  (OpenAPI has no WebSocket upgrade; the service authenticates those handshakes itself).
 """
 
 from __future__ import annotations
@@ -80,8 +81,15 @@ def route_problems(config: GatewayConfig, service: str, openapi: Mapping[str, An
                 want = "private (BearerToken)" if private else "public"
                 has = "has" if route.is_private else "lacks"
                 problems.append(f"{label} is {want} but route {route.name} {has} the jwt plugin")
+    # WebSocket routes have no OpenAPI operation (the spec has no upgrade); kong.yml tags them.
+    websockets = {
+        raw_route["name"]
+        for raw_service in config.raw.get("services") or []
+        for raw_route in raw_service.get("routes") or []
+        if "websocket" in (raw_route.get("tags") or [])
+    }
     for route in config.routes:
-        if route.service.name != service:
+        if route.service.name != service or route.name in websockets:
             continue
         for method in sorted((route.methods or frozenset(m.upper() for m in HTTP_METHODS)) - {"OPTIONS"}):
             if (route.name, method) not in reached:

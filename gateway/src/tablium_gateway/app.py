@@ -154,11 +154,13 @@ class Gateway:
             for k, v in upstream_headers(scope, route, headers, path, upstream)
             if k != b"host" and not k.startswith(b"sec-websocket-")
         ]
-        peer = await connect_upstream(service, url, forwarded)
+        # Subprotocols go through (a browser's ticket may travel as one); the upstream's choice comes back.
+        offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+        peer = await connect_upstream(service, url, forwarded, offered)
         if isinstance(peer, int):
             await send({"type": "websocket.close", "code": peer})
             return
-        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.accept", "subprotocol": peer.subprotocol})
         await relay(peer, receive, send)
 
     # -- HTTP ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 import websockets
+from websockets.typing import Subprotocol
 
 from tablium_gateway.asgi import Receive, Send
 from tablium_gateway.config import Service
@@ -14,13 +15,16 @@ from tablium_gateway.config import Service
 _MAX_MESSAGE = 1 << 20
 
 
-async def connect_upstream(service: Service, url: str, headers: list[tuple[str, str]]) -> Any | int:
+async def connect_upstream(
+    service: Service, url: str, headers: list[tuple[str, str]], subprotocols: list[str]
+) -> Any | int:
     """The upstream socket, or the close code to give the client when it can't be opened
     (1008 when the service refused the handshake, 1011 when it failed or can't be reached)."""
     try:
         return await websockets.connect(
             url,
             additional_headers=headers,
+            subprotocols=[Subprotocol(p) for p in subprotocols] or None,
             open_timeout=service.connect_timeout_s,
             max_size=_MAX_MESSAGE,
             compression=None,

@@ -4,6 +4,7 @@ frames relayed both ways), so a person can sit at a table through the gateway an
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import subprocess
@@ -94,3 +95,57 @@ async def test_bots_play_through_the_gateway(through_gateway: tuple[LobbyProcess
                     break
         for bot in bots:
             await bot.close()
+
+
+async def test_a_browser_opens_the_table_socket_with_a_ticket_through_the_gateway(
+    through_gateway: tuple[LobbyProcess, str],
+) -> None:
+    """No Authorization on the socket (a browser can't send one): a single-use ticket, in the query or as a
+    subprotocol, through the gateway; replayed or for another table, refused."""
+    _, gateway = through_gateway
+    host, guest = str(uuid.uuid4()), str(uuid.uuid4())
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        settings = {"name": "Through the gateway", "small_blind": "1", "big_blind": "2", "seats": 3}
+        created = await http.post("/api/v1/tables/private", json=settings, headers=bearer(host))
+        assert created.status_code == 201, created.text
+        tid = created.json()["id"]
+        other = (await new_table(http))["id"]
+        ws = gateway.replace("http://", "ws://") + f"/api/v1/tables/{tid}/ws"
+
+        async def ticket(player: str, table_id: str = tid) -> str:
+            issued = await http.post(f"/api/v1/tables/{table_id}/ws-ticket", headers=bearer(player))
+            assert issued.status_code == 201, issued.text
+            value: str = issued.json()["ticket"]
+            return value
+
+        async def join_ack(socket: Any) -> dict[str, Any]:
+            async with asyncio.timeout(10):
+                while True:
+                    message: dict[str, Any] = json.loads(await socket.recv())
+                    if message["type"] == "join-ack":
+                        return message
+
+        assert (await http.post(f"/api/v1/tables/{tid}/ws-ticket")).status_code == 401  # the gateway's jwt
+        first = await ticket(host)
+        async with websockets.connect(f"{ws}?ticket={first}") as socket:
+            assert (await join_ack(socket))["role"] == "host"
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(f"{ws}?ticket={first}"):
+                pass
+        by_protocol = await ticket(host)
+        async with websockets.connect(ws, subprotocols=["tablium.v1", f"ticket.{by_protocol}"]) as socket:  # type: ignore[list-item]
+            assert socket.subprotocol == "tablium.v1"
+            assert (await join_ack(socket))["userId"] == host
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(f"{ws}?ticket={await ticket(host, other)}"):
+                pass
+
+        # The private table through the gateway: a guest's ticket opens nothing until the host approves.
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(f"{ws}?ticket={await ticket(guest)}"):
+                pass
+        members = f"/api/v1/tables/{tid}/members"
+        assert (await http.post(members, headers=bearer(guest))).json()["status"] == "pending"
+        assert (await http.post(f"{members}/{guest}/approve", headers=bearer(host))).json()["status"] == "approved"
+        async with websockets.connect(f"{ws}?ticket={await ticket(guest)}") as socket:
+            assert (await join_ack(socket))["role"] == "spectator"

@@ -224,6 +224,33 @@ def authenticates(guard: Any) -> bool:
     return guard is authenticated or guard in _AUTHENTICATING_GUARDS
 
 
+def authenticated_or(alternative: Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[Principal | None]]) -> Guard:
+    """A guard accepting, besides the route's declared security, another credential ``alternative`` checks.
+
+    For WebSockets from browsers, which cannot send an ``Authorization`` header: ``alternative`` returns the
+    principal of the connection's other credential (a short-lived ticket the service issued, say), raises
+    :class:`Unauthorized` for a bad one, or returns None when the connection carries none, and then the
+    declared security applies as with :func:`authenticated`.
+    """
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        request = request_context.get()
+        if request is None:
+            raise Unauthorized("authentication required")
+        if request.authenticated:
+            return
+        principal = None if request.authorization is not None else await alternative(connection)
+        if principal is None:
+            await authenticated(connection, handler)
+            return
+        request.caller = principal
+        request.authenticated = True
+        connection.scope["user"] = principal
+
+    _AUTHENTICATING_GUARDS.add(guard)
+    return guard
+
+
 def requires_roles(*roles: str) -> Guard:
     """A guard letting through users holding at least one of ``roles``."""
 

@@ -5,7 +5,8 @@ error handling), so every response passes through it: those of handlers, of
 errors and of requests that matched no route. Per request it does the real client
 address (from trusted forwarding headers), the request id (taken or made, echoed,
 visible to log lines), the refusal of control characters in the path and query
-(``inputs.py``), the security headers of every response, the Prometheus request
+(``inputs.py``), credentials out of the query string (``net.QUERY_CREDENTIALS``: kept in the request
+context, so no trace or log line carries them), the security headers of every response, the Prometheus request
 count and latency, and the commit or rollback of the request's database session if
 a handler opened one (``db.RequestSessions``; an integrity error at that commit is
 a 409, anything else a 500). It opens the request's ``net.RequestContext`` (with the
@@ -48,7 +49,14 @@ from tablium_kit.errors import (
     transient_failure,
 )
 from tablium_kit.inputs import control_character_in
-from tablium_kit.net import REQUEST_ID_HEADER, RequestContext, real_client, request_context
+from tablium_kit.net import (
+    QUERY_CREDENTIALS,
+    REQUEST_ID_HEADER,
+    RequestContext,
+    real_client,
+    request_context,
+    take_query_credentials,
+)
 from tablium_kit.observability import UNOBSERVED_PATHS
 
 log = structlog.get_logger("tablium.kit")
@@ -80,6 +88,8 @@ SeriesKey = tuple[str, str, int, str]  # method, route template, status, app
 
 # Made request ids: a random per-process start plus a counter, 32 hex digits, unique
 # across processes and cheaper than reading the OS's random source for each request.
+# A credential's name, or any percent-encoding (a name spelled encoded is still that name once parsed).
+_CREDENTIAL_MARKERS = (b"%", *(name.encode() for name in QUERY_CREDENTIALS))
 _ID_START = int.from_bytes(os.urandom(10)) << 48
 _id_counter = count()
 
@@ -182,7 +192,11 @@ class ServiceLayer:
             await _refuse(send, 400, f"control characters are not accepted (in the {where})", request_id)
             REQUEST_METRICS.observe((scope["method"], UNMATCHED_ROUTE, 400, self.app_name), time.perf_counter() - start)
             return
-        context = request_context.set(RequestContext(request_id, authorization))
+        credentials: dict[str, str] | None = None
+        query: bytes = scope.get("query_string", b"")
+        if query and any(marker in query for marker in _CREDENTIAL_MARKERS):  # parsed only when it may hold one
+            scope["query_string"], credentials = take_query_credentials(query)
+        context = request_context.set(RequestContext(request_id, authorization, credentials))
         status = 500  # what an exception that escapes everything becomes
         failure: _Answer | None = None  # what replaces the handler's answer when its commit failed
 

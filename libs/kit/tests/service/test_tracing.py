@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.deps import DbSession
+from tablium_kit.net import request_context, take_query_credentials
 from tablium_kit.observability import get_logger, tracer_provider
 from tablium_kit.settings import ServiceSettings
 
@@ -23,6 +24,14 @@ async def traced(db_session: DbSession) -> dict[str, int]:
     get_logger("tablium.test").warning("inside the handler")
     value = await db_session.scalar(text("SELECT 41 + 1"))
     return {"value": int(value or 0)}
+
+
+@get("/api/v1/credentials")
+async def credentials() -> dict[str, object]:
+    """What a handler sees of a request carrying credentials in its query string."""
+    request = request_context.get()
+    assert request is not None
+    return {"credentials": request.query_credentials}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +44,7 @@ async def traced_client(make_database: Callable[[str], Awaitable[str]]) -> Async
             "TABLIUM_TRACED_TRACING": "true",
         },
     )
-    app = create_service_app(ServiceDefinition(settings=settings, title="traced", route_handlers=[traced]))
+    app = create_service_app(ServiceDefinition(settings=settings, title="traced", route_handlers=[traced, credentials]))
     async with AsyncTestClient(app=app) as client:
         yield client
 
@@ -63,3 +72,24 @@ async def test_http_and_sql_spans_share_one_trace(
     assert logged[0]["trace_id"] == parent_trace
     assert logged[0]["request_id"]
     assert logged[0]["service"] == "traced"
+
+
+async def test_credentials_in_the_query_string_reach_the_handler_but_no_span(traced_client: AsyncTestClient) -> None:
+    """A browser's WebSocket ticket or rejoin token travels in the query: the kit's layer takes it out
+    before tracing (or anything else) reads the query string; only the request context keeps it."""
+    exporter = InMemorySpanExporter()
+    tracer_provider(ServiceSettings.from_env("traced", {})).add_span_processor(SimpleSpanProcessor(exporter))
+    secret, rejoin = "s3cr3t-ticket-value-0123456789", "r3join-token-value-9876543210"
+    response = await traced_client.get(f"/api/v1/credentials?v=1&ticket={secret}&%72ejoin={rejoin}")
+    assert response.json() == {"credentials": {"ticket": secret, "rejoin": rejoin}}
+    recorded = json.dumps(
+        [[s.name, {k: str(v) for k, v in (s.attributes or {}).items()}] for s in exporter.get_finished_spans()]
+    )
+    assert "v=1" in recorded, recorded  # spans do record the query string: the rest of it
+    for leaked in (secret, rejoin, "ticket", "ejoin"):
+        assert leaked not in recorded, recorded
+
+
+def test_take_query_credentials_keeps_everything_else() -> None:
+    assert take_query_credentials(b"v=2&ticket=abc&x=%20y&ticket=second") == (b"v=2&x=+y", {"ticket": "abc"})
+    assert take_query_credentials(b"a=1") == (b"a=1", {})

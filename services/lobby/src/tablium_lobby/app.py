@@ -16,6 +16,7 @@ from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
 from tablium_lobby.api.hands import HandController
 from tablium_lobby.api.play import StateController, table_socket
+from tablium_lobby.api.private import MemberController, PrivateTableController
 from tablium_lobby.api.tables import SeatController, StatsController, TableController
 from tablium_lobby.api.waiting import WaitingController, provide_matching
 from tablium_lobby.clients.wallet import Wallet
@@ -29,6 +30,7 @@ from tablium_lobby.services.registry import Registry
 from tablium_lobby.services.runtime import provide_seating
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.stats import lobby_stats
+from tablium_lobby.services.tickets import WsTickets
 from tablium_lobby.settings import LobbySettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "db" / "migrations"
@@ -72,6 +74,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         seating.set_notify(on_seat_change)
         app.state.seating = seating
         app.state.matching = matching
+        app.state.ws_tickets = WsTickets(app.state.redis, settings.redis_key("ws-ticket"), settings.ws_ticket_ttl_s)
         app.state.dealer = dealer
         await dealer.recover()
         await matching.start(settings.matching_interval_s)
@@ -107,6 +110,8 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
                 StatsController,
                 StateController,
                 HandController,
+                PrivateTableController,
+                MemberController,
                 table_socket,
             ],
             migrations_dir=MIGRATIONS,

@@ -48,6 +48,10 @@ class LobbySettings(ServiceSettings, kw_only=True):
     offer_ttl_s: float = 30.0
     matching_interval_s: float = 1.0
     ws_idle_timeout_s: float = 60.0
+    # Browsers: a WebSocket ticket (POST /tables/{id}/ws-ticket) is good for one handshake within this time.
+    ws_ticket_ttl_s: int = 30
+    # A seated player's rejoin token (in join-ack) resumes the seat on a new socket within this time.
+    rejoin_ttl_s: int = 300
 
 
 def load_settings() -> LobbySettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import uuid
@@ -16,15 +17,19 @@ from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from tablium_kit.auth import BEARER, authenticated, caller
-from tablium_kit.errors import NotFound, ProblemError
+from tablium_kit.auth import BEARER, authenticated_or, caller
+from tablium_kit.errors import Forbidden, NotFound, ProblemError
 from tablium_kit.money import POSITIVE_AMOUNT_PATTERN, parse_amount
+from tablium_kit.net import request_context
 from tablium_lobby.domain.protocol import PROTOCOL_VERSION
+from tablium_lobby.services import rejoin
 from tablium_lobby.services.dealer import ActionRefused, Dealer
 from tablium_lobby.services.hub import Connection
 from tablium_lobby.services.hydration import table_state
+from tablium_lobby.services.private import may_watch
 from tablium_lobby.services.runtime import SeatingDep
 from tablium_lobby.services.seating import Seating
+from tablium_lobby.services.tickets import SUBPROTOCOL, offered_subprotocols, ticket_caller
 
 log = structlog.get_logger("tablium.lobby.ws")
 
@@ -37,6 +42,7 @@ class ClientMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 _decode = msgspec.json.Decoder(ClientMessage).decode
+_encode_error = msgspec.json.Encoder().encode
 _AMOUNT = re.compile(POSITIVE_AMOUNT_PATTERN)
 # Messages refused in a row by the rate limit before the socket is closed (a client out of control).
 FLOOD_LIMIT = 100
@@ -66,7 +72,8 @@ class _Bucket:
 
 @websocket(
     "/api/v1/tables/{table_id:uuid}/ws",
-    guards=[authenticated],
+    # The JWT in Authorization (bots, native clients) or a single-use ticket (browsers: services/tickets.py).
+    guards=[authenticated_or(ticket_caller)],
     opt={"security_schemes": ["BearerToken"]},
 )
 async def table_socket(socket: WebSocket[Any, Any, Any], table_id: FromPath[UUID]) -> None:
@@ -84,14 +91,24 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     settings = seating.settings
     player = caller().subject
     try:
+        await may_watch(seating.sessions, table_id, player)
         first = await table_state(seating.sessions, table_id, player)
     except NotFound:
         await socket.close(code=4404, reason="no such table")
         return
-    await socket.accept()
-    connection = Connection(socket, table_id, player)
+    except Forbidden:
+        await socket.close(code=4403, reason="a private table: not a member")
+        return
+    offered = offered_subprotocols(socket)
+    await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+    connection = _Watcher(socket, table_id, player)
+    connection.reader = asyncio.current_task()
     seat = next((p["seat"] for p in first["players"] if p["userId"] == player), None)
     ack = {"type": "join-ack", "version": PROTOCOL_VERSION, "userId": player, "seat": seat, "role": first["role"]}
+    ack["resumed"] = False
+    if seat is not None:
+        ack["resumed"] = await _resume(connection, seating, table_id, player)
+        ack["rejoinToken"] = await rejoin.issue(seating.sessions, table_id, UUID(player), settings.rejoin_ttl_s)
     connection.send({**ack, "seq": first["seq"]})
     await dealer.hub.join(connection)
     # Read after joining: anything committed later reaches the socket too (clients drop what is stale).
@@ -129,15 +146,68 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
             await _handle(connection, message, dealer, seating, table_id, player)
     except WebSocketDisconnect:
         pass
+    except asyncio.CancelledError:
+        if not connection.removed:
+            raise
+        # Our own cancellation (the player was removed from a private table): the socket closes below.
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
     finally:
         dealer.hub.leave(connection)
         await connection.close()
         dealer.player_disconnected(table_id, player)
         if socket.connection_state != "disconnect":
             try:
-                await socket.close()
+                await socket.close(code=4403 if connection.removed else 1000)
             except Exception:  # already gone
                 log.debug("socket already closed")
+
+
+async def _resume(connection: Connection, seating: Seating, table_id: UUID, player: str) -> bool:
+    """Spend the rejoin token the socket came with, if any; a refused one is an ``error``, then a fresh join."""
+    request = request_context.get()
+    token = request.query_credentials.get("rejoin") if request is not None else None
+    if token is None:
+        return False
+    try:
+        await rejoin.redeem(seating.sessions, token, table_id, UUID(player))
+    except rejoin.RejoinRefused as exc:
+        connection.send(_error(f"rejoin token refused: {exc}", code="rejoin-refused"))
+        return False
+    return True
+
+
+class _Watcher(Connection):
+    """A socket that closes itself once its player is kicked from a private table (after the hand's
+    cash-out if the player was dealt in): a kicked player neither plays nor watches."""
+
+    kicked = False
+    removed = False
+    closer: asyncio.Task[None] | None = None
+    reader: asyncio.Task[Any] | None = None  # the task serving the socket
+
+    def push(self, data: bytes) -> None:
+        super().push(data)
+        if b'"player-kicked"' in data or (self.kicked and b'"player-left"' in data):
+            message = msgspec.json.decode(data)
+            if message.get("userId") != self.player_id:
+                return
+            if message["type"] == "player-kicked" and message.get("afterHand"):
+                self.kicked = True
+            else:
+                super().push(_encode_error(_error("you were removed from this private table; closing")))
+                self.closer = asyncio.create_task(self._close_removed(), name=f"ws-kicked-{self.player_id}")
+
+    async def _close_removed(self) -> None:
+        """Let the writer send what is queued, then stop the socket's reader (which closes the socket)."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self.writer), 1.0)
+        self.removed = True
+        if self.reader is not None:
+            self.reader.cancel()
 
 
 async def _handle(
@@ -146,6 +216,13 @@ async def _handle(
     kind = message.type
     if kind == "heartbeat":
         connection.send({"type": "heartbeat"})
+    elif kind == "rejoin-token":
+        seated = await table_state(seating.sessions, table_id, player)
+        if not any(p["userId"] == player for p in seated["players"]):
+            connection.send(_error("only a seated player gets a rejoin token"))
+            return
+        token = await rejoin.issue(seating.sessions, table_id, UUID(player), seating.settings.rejoin_ttl_s)
+        connection.send({"type": "rejoin-token", "rejoinToken": token, "expiresInS": seating.settings.rejoin_ttl_s})
     elif kind == "snapshot":
         snapshot = await table_state(seating.sessions, table_id, player)
         connection.send(snapshot)
@@ -192,4 +269,5 @@ class StateController(Controller):
 
     @get("/{table_id:uuid}/state", summary="The table's full state as the caller may see it, with its seq")
     async def state(self, table_id: FromPath[UUID], seating: SeatingDep) -> dict[str, Any]:
+        await may_watch(seating.sessions, table_id, caller().subject)
         return await table_state(seating.sessions, table_id, caller().subject)

@@ -23,7 +23,9 @@ class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class TableIn(Request):
+class TableSettingsIn(Request):
+    """A table's stakes and house rules (a player opening a private table sends only these)."""
+
     name: Name
     small_blind: PositiveAmount
     big_blind: PositiveAmount
@@ -40,6 +42,9 @@ class TableIn(Request):
     # never beyond time_bank_s (0: no refill).
     time_bank_refill_s: BankSeconds = 5
     time_bank_refill_hands: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
+
+
+class TableIn(TableSettingsIn):
     private: bool = False
 
 

@@ -15,7 +15,7 @@ from tablium_kit.deps import DbSession
 from tablium_kit.errors import Forbidden
 from tablium_kit.inputs import exact
 from tablium_kit.money import Amount, format_amount, parse_amount
-from tablium_lobby.api.schemas import LeaveOut, SeatOut, SitIn, TableIn, TableOut, TopUpIn
+from tablium_lobby.api.schemas import LeaveOut, SeatOut, SitIn, TableIn, TableOut, TableSettingsIn, TopUpIn
 from tablium_lobby.db.models import CashTable, Seat
 from tablium_lobby.domain.stakes import Stakes
 from tablium_lobby.services.runtime import SeatingDep
@@ -78,7 +78,32 @@ def table_out(table: CashTable, taken: int, seats: list[Seat] | None = None) -> 
         seq=table.seq,
         hands_dealt=table.hands_dealt,
         created_at=table.created_at,
-        players=[seat_out(s) for s in seats or []],
+        # A private table is listed without its players: who sits there is for its host and members
+        # (GET …/state), not for anyone browsing the lobby.
+        players=[] if table.private else [seat_out(s) for s in seats or []],
+    )
+
+
+def new_table(data: TableSettingsIn, *, private: bool, host_id: UUID) -> NewTable:
+    stakes = Stakes(
+        small_blind=parse_amount(data.small_blind),
+        big_blind=parse_amount(data.big_blind),
+        ante=parse_amount(data.ante),
+        seat_count=data.seats,
+        min_buy_in_bb=data.min_buy_in_bb,
+        max_buy_in_bb=data.max_buy_in_bb,
+        rake_bps=data.rake_bps,
+        rake_cap=parse_amount(data.rake_cap),
+    )
+    return NewTable(
+        name=data.name,
+        stakes=stakes,
+        action_clock_s=data.action_clock_s,
+        time_bank_s=data.time_bank_s,
+        time_bank_refill_s=data.time_bank_refill_s,
+        time_bank_refill_hands=data.time_bank_refill_hands,
+        private=private,
+        host_id=host_id,
     )
 
 
@@ -88,26 +113,7 @@ class TableController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, security=BEARER, guards=[ADMIN], summary="Open a cash table (admin)")
     async def create(self, data: JSONBody[TableIn], db_session: DbSession, seating: SeatingDep) -> TableOut:
-        stakes = Stakes(
-            small_blind=parse_amount(data.small_blind),
-            big_blind=parse_amount(data.big_blind),
-            ante=parse_amount(data.ante),
-            seat_count=data.seats,
-            min_buy_in_bb=data.min_buy_in_bb,
-            max_buy_in_bb=data.max_buy_in_bb,
-            rake_bps=data.rake_bps,
-            rake_cap=parse_amount(data.rake_cap),
-        )
-        new = NewTable(
-            name=data.name,
-            stakes=stakes,
-            action_clock_s=data.action_clock_s,
-            time_bank_s=data.time_bank_s,
-            time_bank_refill_s=data.time_bank_refill_s,
-            time_bank_refill_hands=data.time_bank_refill_hands,
-            private=data.private,
-            host_id=player_id(),
-        )
+        new = new_table(data, private=data.private, host_id=player_id())
         table = await create_table(db_session, seating.wallet, seating.settings.asset, new)
         return table_out(table, 0)
 

@@ -207,5 +207,36 @@ class HandAction(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class TableMember(Base):
+    """A player's standing at a private table (seed 002): asked to join, approved, rejected or kicked.
+
+    The host needs no row (the table names its host). One row per player and table; a decision changes
+    it in place, so a repeated request, approval or kick finds it already done.
+    """
+
+    __tablename__ = "table_members"
+    __table_args__ = (CheckConstraint("status IN ('pending', 'approved', 'rejected', 'kicked')", name="status"),)
+
+    table_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cash_tables.id"), primary_key=True)
+    player_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RejoinToken(Base):
+    """A seated player's single-use token to resume their seat on a new socket (stored as its SHA-256)."""
+
+    __tablename__ = "rejoin_tokens"
+    __table_args__ = (Index("ix_rejoin_tokens_expires_at", "expires_at"),)
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    table_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cash_tables.id"))
+    player_id: Mapped[uuid.UUID] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 # Waiting lists and seat offers live in their own module; imported here so Base.metadata has them.
 from tablium_lobby.db import waiting as _waiting  # noqa: E402, F401

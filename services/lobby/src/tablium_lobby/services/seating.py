@@ -24,6 +24,7 @@ from tablium_lobby.clients.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, ChipMovement, HandRecord, Seat
 from tablium_lobby.events import PLAYER_LEFT, PLAYER_SEATED, outbox
 from tablium_lobby.services.offers import claim_seat
+from tablium_lobby.services.private import check_may_sit
 from tablium_lobby.services.tables import active_seats, finish_closing, get_table, stakes_of
 from tablium_lobby.settings import LobbySettings
 
@@ -99,6 +100,7 @@ class Seating:
             table = await get_table(session, table_id, lock=True)
             if table.status != "open":
                 raise Conflict("the table is closed")
+            await check_may_sit(session, table, player_id)  # private tables: the host and approved members
             if seat_no >= table.seat_count:
                 raise InvalidInput(f"the table has seats 0..{table.seat_count - 1}")
             stakes_of(table).check_buy_in(amount)
