@@ -23,8 +23,8 @@ from tablium_kit.errors import ProblemError
 from tablium_lobby.clients.wallet import transfer_id
 from tablium_lobby.db.models import CashTable, HandRecord, Seat
 from tablium_lobby.domain.protocol import Outgoing
-from tablium_lobby.services.dealing import HANDS
 from tablium_lobby.services.commits import GroupCommit
+from tablium_lobby.services.dealing import HANDS
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import LeaseKeeper, Leases
 from tablium_lobby.services.presence import Presence
