@@ -227,3 +227,36 @@ async def test_the_largest_amounts_are_a_place_in_line_not_an_error(client: Asyn
     response = await client.post("/api/v1/quick-seat", json=body, headers=bearer(str(uuid.uuid4())))
     assert response.status_code == 200, response.text
     assert (response.json()["status"], response.json()["entry"]["buy_in"]) == ("waiting", top)
+
+
+async def test_an_offer_reaches_the_players_socket_on_another_instance(
+    lobby: LobbyProcess, start_lobby: Any, ledger: Ledger
+) -> None:
+    small, big = stakes()
+    other: LobbyProcess = await start_lobby(database_url=lobby.database_url)
+    try:
+        async with httpx.AsyncClient(base_url=lobby.url, timeout=30) as http:
+            blinds = {"small_blind": str(small), "big_blind": str(big)}
+            table = await new_table(http, **blinds, seats=2, action_clock_s=1, time_bank_s=0)
+            first, second, waiter = await funded(ledger, [str(uuid.uuid4()) for _ in range(3)], FUNDS)
+            for player in (first, second, waiter):
+                await quick_seat(http, player, small, big, 2, 50 * big)
+            # The waiting player watches the table through the other instance; the seat frees on this one.
+            ws = f"{other.ws_url}/api/v1/tables/{table['id']}/ws"
+            async with websockets.connect(ws, additional_headers=bearer(waiter)) as socket:
+
+                async def offered() -> dict[str, Any]:
+                    async for raw in socket:
+                        message: dict[str, Any] = json.loads(raw)
+                        if message["type"] == "seat-offer":
+                            return message
+                    raise AssertionError("socket closed")
+
+                listening = asyncio.create_task(offered())
+                left = await http.delete(f"/api/v1/tables/{table['id']}/seats/me", headers=bearer(first))
+                assert left.status_code == 200, left.text
+                # (Offers made by the first instance expire fast: the announcement is what is checked.)
+                announced = await asyncio.wait_for(listening, 60)
+            assert (announced["tableId"], announced["seat"], announced["bigBlind"]) == (table["id"], 0, str(big))
+    finally:
+        other.kill()
