@@ -35,13 +35,13 @@ from pathlib import Path
 import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tablium_event.clients.wallet import Wallet
 from tablium_event.db.models import Fact, TournamentRow
 from tablium_event.domain.config import TournamentConfig
 from tablium_event.domain.engine import Tournament
 from tablium_event.journal import apply
 from tablium_event.service import Tournaments
 from tablium_event.settings import EventSettings
-from tablium_event.wallet import Wallet
 
 from tablium_kit import db, migrations
 

@@ -25,6 +25,7 @@ import test_service
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text
 from tablium_event import service as service_module
+from tablium_event.clients.wallet import Wallet
 from tablium_event.db.models import Fact, Registration, Snapshot, TournamentRow
 from tablium_event.domain import engine as engine_module
 from tablium_event.domain.config import TournamentConfig
@@ -34,7 +35,6 @@ from tablium_event.domain.simulator import TableRunner, play_hand
 from tablium_event.journal import Live, LiveEngines
 from tablium_event.service import Tournaments
 from tablium_event.settings import EventSettings
-from tablium_event.wallet import Wallet
 from test_service import (
     DIRECTOR,
     SERVICE,

@@ -17,11 +17,11 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
+from tablium_event.clients.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_event.db.models import Purchase, TournamentRow
 from tablium_event.service import Tournaments
 from tablium_event.services.reconciler import POOL_MISMATCHES, RECONCILE_FAILURES, Backoff
 from tablium_event.settings import EventSettings
-from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from test_service import (
     DIRECTOR,
     REBUYS,

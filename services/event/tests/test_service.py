@@ -28,6 +28,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_event.amounts import MONEY_AND_CHIPS, to_wire
 from tablium_event.app import create_app
+from tablium_event.clients.wallet import Wallet, transfer_id
 from tablium_event.db.models import Prize, Purchase, Registration
 from tablium_event.domain.instructions import (
     BreakTable,
@@ -41,7 +42,6 @@ from tablium_event.domain.instructions import (
 from tablium_event.domain.simulator import TableRunner, play_hand
 from tablium_event.service import Tournaments
 from tablium_event.settings import EventSettings
-from tablium_event.wallet import Wallet, transfer_id
 
 from tablium_kit import db
 from tablium_kit.auth import ServiceTokens, StaticKeySource

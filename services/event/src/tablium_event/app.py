@@ -10,11 +10,11 @@ from litestar.di import Provide
 
 from tablium_event.api.internal import TablesController
 from tablium_event.api.tournaments import PurchaseController, RegistrationController, TournamentController
+from tablium_event.clients.wallet import Wallet
 from tablium_event.db.models import MESSAGING
 from tablium_event.events.handlers import HANDLERS
 from tablium_event.service import Tournaments
 from tablium_event.settings import EventSettings, load_settings
-from tablium_event.wallet import Wallet
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource

@@ -18,8 +18,8 @@ main = service_cli(
 
 
 async def snapshot_running(settings: EventSettings) -> list[tuple[str, int]]:
+    from tablium_event.clients.wallet import Wallet
     from tablium_event.service import Tournaments
-    from tablium_event.wallet import Wallet
 
     engine = db.create_engine(settings.database_url)
     tournaments = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))

@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tablium_event.clients.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_event.db.models import Fact, HandReport, Prize, Purchase, Registration, Snapshot, TournamentRow
 from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
@@ -39,7 +40,6 @@ from tablium_event.events import (
 from tablium_event.journal import COMMANDS, Live, LiveEngines, apply, hand_payload
 from tablium_event.services.reconciler import POOL_MISMATCHES, Backoff, attempt
 from tablium_event.settings import EventSettings
-from tablium_event.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 
 log = structlog.get_logger("tablium.event")
