@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tablium_kit.auth import ServiceTokens, local_service_keys
+from tablium_kit.localchain import LocalChain
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.settings import ServiceSettings
 from tablium_kit.testing import RUN_ID
@@ -183,12 +184,19 @@ async def live_services(
     for name in SERVICES:
         env[f"TABLIUM_{name.upper()}_DATABASE_URL"] = await make_database(f"live_{name}")
     processes = Processes(tmp_path_factory.mktemp("live-logs"))
+    # The blockchain service's node: a local anvil of this run's own.
+    chain = LocalChain() if "blockchain" in SERVICES else None
     try:
+        if chain is not None:
+            chain.start()
+            env["TABLIUM_BLOCKCHAIN_RPC_URL"] = chain.url
         for name in SERVICES:
             processes.start(name, [str(BIN / f"tablium-{name}"), "serve"], env, f"{urls[name]}/ready")
         yield LiveServices(urls, env)
     finally:
         processes.stop()
+        if chain is not None:
+            chain.remove()
 
 
 @pytest.fixture(scope="session")

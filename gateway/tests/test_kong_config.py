@@ -34,6 +34,7 @@ PRIVATE_ROUTES = {
     "lobby-seat-me",
     "lobby-table-play",
     "lobby-hands",
+    "blockchain-deposit-address",
 }
 PUBLIC_ROUTES = {
     "player-auth",
