@@ -16,12 +16,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_blockchain.app import create_app
-from tablium_blockchain.services.chain import Chain, send, token_contract
+from tablium_blockchain.services.chain import Chain, connect, send, token_contract
 from tablium_blockchain.services.runtime import ChainRuntime
 from tablium_blockchain.services.watcher import Watcher
 from tablium_blockchain.settings import BlockchainSettings
 
+from tablium_kit import db
 from tablium_kit.auth import StaticKeySource
 from tablium_kit.localchain import DEV_MNEMONIC, LocalChain
 from tablium_kit.messaging.testing import AmqpNames
@@ -97,17 +99,29 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 
 @pytest.fixture(scope="module")
-def chain(app: Litestar, client: AsyncTestClient[Litestar]) -> Chain:
-    runtime: ChainRuntime = app.state.chain_runtime
-    assert runtime.chain is not None
-    return runtime.chain
+async def sessions(
+    client: AsyncTestClient[Litestar], settings: BlockchainSettings
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the service's migrated database, on the tests' own event loop."""
+    engine = db.create_engine(settings.database_url, pool_size=5)
+    yield db.session_factory(engine)
+    await engine.dispose()
 
 
 @pytest.fixture(scope="module")
-def watcher(app: Litestar, client: AsyncTestClient[Litestar]) -> Watcher:
-    runtime: ChainRuntime = app.state.chain_runtime
-    assert runtime.watcher is not None
-    return runtime.watcher
+async def chain(
+    client: AsyncTestClient[Litestar], settings: BlockchainSettings, sessions: async_sessionmaker[AsyncSession]
+) -> Chain:
+    """The chain as the service sees it, connected on the tests' loop (the test client runs the app on a
+    loop of its own, and a web3 session belongs to one loop): the token is the one the app deployed."""
+    runtime: ChainRuntime = client.app.state.chain_runtime
+    return await connect(settings, sessions, runtime.master)
+
+
+@pytest.fixture(scope="module")
+def watcher(chain: Chain, sessions: async_sessionmaker[AsyncSession], settings: BlockchainSettings) -> Watcher:
+    """The service's watcher, driven one poll at a time by the tests (the app runs no loop: watch=false)."""
+    return Watcher(chain, sessions, settings)
 
 
 class Depositor:

@@ -15,7 +15,6 @@ from typing import Any
 
 import anyio
 import structlog
-import vyper
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from sqlalchemy import select, text
@@ -47,6 +46,8 @@ class CompiledContract:
 @functools.cache
 def compiled_token() -> CompiledContract:
     """The token compiled from source (vyper, offline); about a second, once per process."""
+    import vyper  # here: only development chains compile (production names its token), and it is slow to import
+
     output = vyper.compile_code(TOKEN_SOURCE.read_text(), output_formats=["abi", "bytecode"])
     return CompiledContract(abi=output["abi"], bytecode=output["bytecode"])
 
