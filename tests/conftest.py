@@ -35,7 +35,8 @@ def free_port() -> int:
         return port
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
+    # Generous: on a loaded 2-core machine importing web3 alone (the blockchain service) takes tens of seconds.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -35,6 +35,7 @@ PRIVATE_ROUTES = {
     "lobby-table-play",
     "lobby-hands",
     "blockchain-deposit-address",
+    "blockchain-chain-status",
 }
 PUBLIC_ROUTES = {
     "player-auth",

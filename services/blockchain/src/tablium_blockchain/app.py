@@ -7,6 +7,7 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.di import Provide
 
+from tablium_blockchain.api.chain import ChainController
 from tablium_blockchain.api.deposits import DepositController
 from tablium_blockchain.db.models import MESSAGING
 from tablium_blockchain.services.runtime import ChainRuntime, provide_runtime
@@ -34,7 +35,7 @@ def create_app(settings: BlockchainSettings | None = None, *, key_source: KeySou
         ServiceDefinition(
             settings=settings,
             title="Tablium blockchain service",
-            route_handlers=[DepositController],
+            route_handlers=[DepositController, ChainController],
             migrations_dir=MIGRATIONS,
             messaging=MESSAGING,
             key_source=key_source,

@@ -41,6 +41,7 @@ from tablium_blockchain.domain.confirmations import Verdict, confirmations, verd
 from tablium_blockchain.domain.transfers import TRANSFER_TOPIC, IncomingTransfer, native_transfers, token_transfer
 from tablium_blockchain.services.chain import Chain, block_hash
 from tablium_blockchain.services.deposit_addresses import owners
+from tablium_blockchain.services.metrics import DEPOSITS, HEAD_BLOCK, REORGS, RPC_ERRORS, WATCHER_LAG_BLOCKS
 from tablium_blockchain.settings import BlockchainSettings
 from tablium_kit.money import MAX_AMOUNT
 
@@ -97,6 +98,7 @@ class Watcher:
                 continue
             except Exception as exc:  # the node or the database is away: the cursor holds, try again
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                RPC_ERRORS.inc()
                 log.warning("watcher poll failed", error=self.last_error)
                 await asyncio.sleep(self.settings.poll_interval_s)
                 continue
@@ -116,6 +118,11 @@ class Watcher:
             result.detected = await self._scan(next_block, last)
             result.scanned = (next_block, last)
         await self._verdicts(head, result)
+        chain_id = str(self.chain.chain_id)
+        HEAD_BLOCK.labels(chain_id).set(head)
+        WATCHER_LAG_BLOCKS.labels(chain_id).set(
+            max(0, head - (result.scanned[1] if result.scanned else next_block - 1))
+        )
         return result
 
     async def _cursor(self, head: int) -> int:
@@ -151,6 +158,7 @@ class Watcher:
             if await block_hash(self.chain.w3, number) == stored:
                 fork = number
                 break
+        REORGS.labels(str(fork is None).lower()).inc()
         if fork is None:
             fork = kept[-1].number - 1
             log.critical("reorganisation deeper than the kept window", chain_id=chain_id, window_from=fork + 1)
@@ -262,6 +270,7 @@ class Watcher:
             deposit.status, deposit.reverted_at = "detected", None
             deposit.block_number, deposit.block_hash = transfer.block_number, transfer.block_hash
         await session.flush()
+        DEPOSITS.labels(transfer.asset, "detected").inc()
         seen = confirmations(head=head, block_number=transfer.block_number)
         await events.deposit_detected(session, deposit, confirmations=seen)
         log.info("deposit detected", tx_hash=transfer.tx_hash, log_index=transfer.log_index, asset=transfer.asset)
@@ -310,6 +319,7 @@ class Watcher:
                 ).scalar_one_or_none()
                 if deposit is None:
                     continue  # decided meanwhile, or re-mined elsewhere: the next poll looks again
+                DEPOSITS.labels(deposit.asset, deposit.status).inc()
                 if outcome is Verdict.CONFIRM:
                     await events.deposit_confirmed(session, deposit)
                     result.confirmed += 1
