@@ -179,3 +179,31 @@ async def test_a_deposit_mined_again_after_a_reorg_is_credited_once(
     async with sessions() as session:
         status = await session.scalar(text("SELECT status FROM deposits WHERE tx_hash = :h"), {"h": tx_hash})
     assert status == "confirmed"
+
+
+async def test_a_reorg_deeper_than_n_after_the_credit_is_detected_and_reported(
+    client: AsyncTestClient[Litestar],
+    watcher: Watcher,
+    depositor: Depositor,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    address = await address_of(client, str(uuid.uuid4()), "USDT")
+    await depositor.fund(5_000_000)
+    await catch_up(watcher)
+    snapshot = local_chain.rpc("evm_snapshot")
+    receipt = await depositor.usdt(address, 5_000_000)
+    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+    local_chain.mine(CONFIRMATIONS)
+    await catch_up(watcher)
+    assert types(await outbox_events(sessions, tx_hash)) == ["deposit_detected", "deposit_confirmed"]
+
+    # The credited deposit's block and N more are replaced by a longer chain without it.
+    local_chain.rpc("evm_revert", snapshot)
+    local_chain.mine(2 * CONFIRMATIONS + 2)
+    await catch_up(watcher)
+    events = await outbox_events(sessions, tx_hash)
+    assert types(events) == ["deposit_detected", "deposit_confirmed", "deposit_reverted"]
+    assert events[2][1]["was_confirmed"] is True
+    await catch_up(watcher)
+    assert len(await outbox_events(sessions, tx_hash)) == 3

@@ -17,6 +17,8 @@ One poll:
    required confirmations and their block is, asked of the node right then, still the chain's block at its
    height; reverted (``blockchain.deposit_reverted``, no credit) when their block is no longer canonical.
    Each status change is conditional on the status and block hash read, so it happens once.
+4. **Deep reverts**: a credited deposit whose block is not the rescanned chain's block at its height (a fork
+   deeper than the confirmations) is reverted with ``was_confirmed``, and alerted.
 
 Nothing here holds a database transaction across a call to the node except step 2's short write.
 """
@@ -118,6 +120,7 @@ class Watcher:
             result.detected = await self._scan(next_block, last)
             result.scanned = (next_block, last)
         await self._verdicts(head, result)
+        await self._deep_reverts(result)
         chain_id = str(self.chain.chain_id)
         HEAD_BLOCK.labels(chain_id).set(head)
         WATCHER_LAG_BLOCKS.labels(chain_id).set(
@@ -247,8 +250,8 @@ class Watcher:
         key = (self.chain.chain_id, transfer.tx_hash, transfer.log_index)
         deposit = await session.get(Deposit, key, with_for_update=True)
         if deposit is not None and deposit.status != "reverted":
-            if deposit.status == "detected" and deposit.block_hash != transfer.block_hash:
-                # Mined again in another block after a reorg, before its old block got a verdict.
+            if deposit.block_hash != transfer.block_hash:
+                # Mined again in another block after a reorg: still on chain, its credit (if any) stands.
                 deposit.block_number, deposit.block_hash = transfer.block_number, transfer.block_hash
             return False  # seen before: a replayed or duplicated log credits once
         if deposit is None:
@@ -275,6 +278,36 @@ class Watcher:
         await events.deposit_detected(session, deposit, confirmations=seen)
         log.info("deposit detected", tx_hash=transfer.tx_hash, log_index=transfer.log_index, asset=transfer.asset)
         return True
+
+    async def _deep_reverts(self, result: PollResult) -> None:
+        """Credited deposits whose block is not the rescanned chain's block at its height: a reorganisation
+        deeper than the confirmations took them away. ``deposit_reverted`` with ``was_confirmed`` tells the
+        wallet (its policy: ADR 0009); a human is alerted."""
+        chain_id = self.chain.chain_id
+        async with self.sessions() as session, session.begin():
+            lost = (
+                (
+                    await session.execute(
+                        update(Deposit)
+                        .where(
+                            Deposit.chain_id == chain_id,
+                            Deposit.status == "confirmed",
+                            ScannedBlock.chain_id == chain_id,
+                            ScannedBlock.number == Deposit.block_number,
+                            ScannedBlock.hash != Deposit.block_hash,
+                        )
+                        .values(status="reverted", reverted_at=datetime.now(UTC))
+                        .returning(Deposit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for deposit in lost:
+                await events.deposit_reverted(session, deposit, was_confirmed=True)
+                DEPOSITS.labels(deposit.asset, "reverted_after_credit").inc()
+                log.critical("a credited deposit left the chain", tx_hash=deposit.tx_hash, log_index=deposit.log_index)
+            result.reverted += len(lost)
 
     async def _verdicts(self, head: int, result: PollResult) -> None:
         chain = self.chain
