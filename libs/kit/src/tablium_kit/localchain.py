@@ -49,11 +49,21 @@ def find_anvil() -> Path:
 class LocalChain:
     """An anvil node of one's own: ``start()``, ``rpc()``, ``stop()`` (really: a test may restart it)."""
 
-    def __init__(self, *, chain_id: int = DEV_CHAIN_ID, port: int | None = None, block_time_s: int | None = None):
+    def __init__(
+        self,
+        *,
+        chain_id: int = DEV_CHAIN_ID,
+        port: int | None = None,
+        block_time_s: int | None = None,
+        persistent: bool = False,
+    ) -> None:
+        """``persistent``: the node keeps its chain (blocks, state) in a file across ``stop()`` and ``start()``,
+        so a test can take the node away and bring the same chain back."""
         self.binary = find_anvil()
         self.chain_id = chain_id
         self.port = port or free_port()
         self.block_time_s = block_time_s
+        self.persistent = persistent
         self.dir = Path(tempfile.mkdtemp(prefix="tablium-anvil-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -66,6 +76,8 @@ class LocalChain:
         argv += ["--mnemonic", DEV_MNEMONIC]
         if self.block_time_s:
             argv += ["--block-time", str(self.block_time_s)]
+        if self.persistent:
+            argv += ["--state", str(self.dir / "state.json")]
         log = (self.dir / "anvil.log").open("ab")
         self.process = subprocess.Popen(  # noqa: S603
             argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, start_new_session=True
@@ -99,8 +111,14 @@ class LocalChain:
         if self.process is None:
             return
         process, self.process = self.process, None
+        if self.persistent:
+            # A graceful stop writes the chain to the state file, which the next start() loads.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # a dev node holds nothing worth a graceful stop
+            os.killpg(process.pid, signal.SIGKILL)  # a dev node holds nothing worth waiting for
         process.wait(timeout=30)
 
     def remove(self) -> None:
