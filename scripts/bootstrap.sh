@@ -34,3 +34,6 @@ done
 echo "bootstrap: installing ${#packages[@]} workspace packages and dev tools"
 .venv/bin/uv pip install --quiet --python .venv/bin/python \
   --constraint constraints.txt --build-constraint constraints.txt -r requirements-dev.txt "${packages[@]}"
+
+# The local Ethereum node the blockchain service talks to in development and tests.
+bash scripts/ensure-anvil.sh

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from tablium_kit.auth import local_service_keys
+from tablium_kit.localchain import LocalChain
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / ".run"
@@ -34,6 +35,8 @@ PORTS = {
     "wallet": 8006,
     "blockchain": 8007,
 }
+# The local Ethereum node (anvil) the blockchain service uses, unless TABLIUM_BLOCKCHAIN_RPC_URL names another.
+CHAIN_PORT = 8545
 DEMO_PASSWORD = "tablium-demo-password"
 DEMO_PLAYERS = ["alice", "bob", "carol", "dave"]
 
@@ -141,6 +144,18 @@ def start_bot_tables(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     return bots
 
 
+def start_chain(env: dict[str, str]) -> LocalChain | None:
+    """A local anvil on :8545 mining a block a second (confirmations come without traffic), unless the
+    environment names another node. Its state lives as long as the platform: a restart is a new chain."""
+    if "TABLIUM_BLOCKCHAIN_RPC_URL" in env:
+        return None
+    chain = LocalChain(port=CHAIN_PORT, block_time_s=1)
+    chain.start()
+    env["TABLIUM_BLOCKCHAIN_RPC_URL"] = chain.url
+    env.setdefault("TABLIUM_BLOCKCHAIN_CONFIRMATIONS", "3")
+    return chain
+
+
 def main() -> None:
     (RUN / "logs").mkdir(parents=True, exist_ok=True)
     names = services()
@@ -153,6 +168,7 @@ def main() -> None:
     }
     children: list[subprocess.Popen[bytes]] = []
     demo: list[subprocess.Popen[bytes]] = []  # bots: stopped with the platform, but their exit stops nothing
+    chain = start_chain(env) if "blockchain" in names else None
 
     def stop(*_: object) -> None:
         for child in [*demo, *children]:
@@ -161,6 +177,8 @@ def main() -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=10)
             signal_group(child, signal.SIGKILL)  # whatever of its group is still there
+        if chain is not None:
+            chain.remove()
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)
@@ -202,6 +220,8 @@ def main() -> None:
     for name in names:
         base = f"http://127.0.0.1:{PORTS[name]}"
         print(f"  {name:<12} docs {base}/schema   metrics {base}/metrics   ready {base}/ready")
+    if chain is not None:
+        print(f"  {'chain':<12} {chain.url} (anvil, chain id {chain.chain_id}, a block a second)")
     print(f"\n  demo logins: admin, director, {', '.join(DEMO_PLAYERS)} (password: {DEMO_PASSWORD})")
     print(f"  logs: {RUN.relative_to(ROOT) / 'logs'}/\n")
     while True:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tablium_kit.auth import ServiceTokens, local_service_keys
+from tablium_kit.localchain import LocalChain
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.service_processes import free_port
 from tablium_kit.settings import ServiceSettings
@@ -27,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
+    # Generous: on a loaded 2-core machine importing web3 alone (the blockchain service) takes tens of seconds.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -46,7 +48,7 @@ class Processes:
         self.logs = logs
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str], ready_url: str, timeout_s: float = 60) -> None:
+    def start(self, name: str, argv: list[str], env: dict[str, str], ready_url: str, timeout_s: float = 180) -> None:
         log = self.logs / f"{name}.log"
         process = subprocess.Popen(argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT)
         self.children.append(process)
@@ -178,12 +180,19 @@ async def live_services(
     for name in SERVICES:
         env[f"TABLIUM_{name.upper()}_DATABASE_URL"] = await make_database(f"live_{name}")
     processes = Processes(tmp_path_factory.mktemp("live-logs"))
+    # The blockchain service's node: a local anvil of this run's own.
+    chain = LocalChain() if "blockchain" in SERVICES else None
     try:
+        if chain is not None:
+            chain.start()
+            env["TABLIUM_BLOCKCHAIN_RPC_URL"] = chain.url
         for name in SERVICES:
             processes.start(name, [str(BIN / f"tablium-{name}"), "serve"], env, f"{urls[name]}/ready")
         yield LiveServices(urls, env)
     finally:
         processes.stop()
+        if chain is not None:
+            chain.remove()
 
 
 @pytest.fixture(scope="session")

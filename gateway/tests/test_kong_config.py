@@ -42,6 +42,8 @@ PRIVATE_ROUTES = {
     "lobby-quick-seat",
     "lobby-waiting-lists",
     "lobby-waiting-list-leave",
+    "blockchain-deposit-address",
+    "blockchain-chain-status",
 }
 PUBLIC_ROUTES = {
     "player-auth",

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 
 from tablium_kit import db
+from tablium_kit.localchain import LocalChain
 from tablium_kit.messaging.testing import AmqpNames as AmqpNames
 from tablium_kit.messaging.testing import amqp_names as amqp_names
 from tablium_kit.private_infra import MissingBinaries, PrivatePostgres, PrivateRabbit
@@ -74,3 +75,16 @@ def private_rabbit() -> Iterator[PrivateRabbit]:
         yield rabbit
     finally:
         rabbit.remove()
+
+
+@pytest.fixture(scope="module")
+def local_chain() -> Iterator[LocalChain]:
+    """An anvil node of this test module's own on a free port (reorgs and snapshots reach no one else).
+
+    Not skipped when anvil is missing: the set-up installs it (scripts/ensure-anvil.sh)."""
+    chain = LocalChain()
+    try:
+        chain.start()
+        yield chain
+    finally:
+        chain.remove()

@@ -68,7 +68,11 @@ CATALOG: dict[str, EventSpec] = {
     "rakeback.payout_completed": EventSpec("A rakeback payout was credited.", ("player",)),
     "blockchain.deposit_detected": EventSpec("A deposit was seen on chain, not yet confirmed."),
     "blockchain.deposit_confirmed": EventSpec("A deposit reached N confirmations.", ("wallet",)),
-    "blockchain.deposit_reverted": EventSpec("A confirmed deposit left the canonical chain.", ("wallet",)),
+    "blockchain.deposit_reverted": EventSpec(
+        "A detected deposit left the canonical chain: before N confirmations (no credit), or after (a reorg deeper"
+        " than N: was_confirmed).",
+        ("wallet",),
+    ),
     "blockchain.withdrawal_requested": EventSpec("A withdrawal was queued for sending."),
     "blockchain.withdrawal_sent": EventSpec("A withdrawal transaction was broadcast."),
     "blockchain.withdrawal_confirmed": EventSpec("A withdrawal reached N confirmations.", ("wallet",)),

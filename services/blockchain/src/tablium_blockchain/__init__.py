@@ -1,0 +1,1 @@
+"""The blockchain service: on-chain deposits (and withdrawals) settled into the wallet."""

@@ -1,0 +1,1 @@
+"""The blockchain service's database: models and migrations."""

@@ -1,0 +1,11 @@
+"""Prometheus metrics of the chain and the watcher (served on /metrics by the kit)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+HEAD_BLOCK = Gauge("tablium_chain_head_block", "The chain's head block number as last seen", ["chain_id"])
+WATCHER_LAG_BLOCKS = Gauge("tablium_chain_watcher_lag_blocks", "Blocks between the head and the watcher", ["chain_id"])
+RPC_ERRORS = Counter("tablium_chain_rpc_errors_total", "Watcher polls that failed on the node or database")
+DEPOSITS = Counter("tablium_chain_deposits_total", "Deposit status changes", ["asset", "status"])
+REORGS = Counter("tablium_chain_reorgs_total", "Forks found by the watcher", ["deep"])
