@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from tablium_kit.private_infra import MissingBinaries, free_port
+from tablium_kit.private_infra import MissingBinaries
+from tablium_kit.service_processes import free_port
 
 # anvil's well-known development mnemonic: its first accounts are funded with 10,000 ETH each.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
