@@ -36,33 +36,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import httpx
-import jwt
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from jwt.algorithms import RSAAlgorithm
+from lobby_bench_setup import serve_jwks, set_up_tables
 from sqlalchemy import text
 
 from tablium_kit import db
-from tablium_kit.auth import ServiceTokens
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-KID = "lobby-bench-key"
-SIGNING_KEY = load_pem_private_key(
-    (ROOT / "services" / "player" / "dev-keys" / "jwt-dev-private.pem").read_bytes(), password=None
-)
-BUY_IN = 200  # 100 big blinds at 1/2
-IN_FLIGHT = 64  # set-up requests at a time
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -74,34 +63,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def user_token(subject: str, roles: list[str]) -> str:
-    now = int(time.time())
-    claims = {"iss": "tablium-player", "aud": "tablium", "sub": subject, "iat": now, "exp": now + 7200,
-              "typ": "access", "roles": roles, "jti": uuid.uuid4().hex}  # fmt: skip
-    return jwt.encode(claims, SIGNING_KEY, algorithm="RS256", headers={"kid": KID})  # type: ignore[arg-type]
-
-
-def serve_jwks() -> str:
-    """The bench's signing key as a JWKS document, as the player service publishes its keys."""
-    jwk = json.loads(RSAAlgorithm.to_jwk(SIGNING_KEY.public_key()))  # type: ignore[arg-type]
-    body = json.dumps({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/jwks"
 
 
 # -- processes ---------------------------------------------------------------------------------------
@@ -186,78 +147,6 @@ def machine_busy() -> tuple[int, int]:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
     return sum(fields) - idle, sum(fields)
-
-
-# -- set-up through the APIs --------------------------------------------------------------------------
-
-
-async def gather_limited(coros: list[Any], limit: int = IN_FLIGHT) -> list[Any]:
-    gate = asyncio.Semaphore(limit)
-
-    async def one(coro: Any) -> Any:
-        async with gate:
-            return await coro
-
-    return await asyncio.gather(*(one(c) for c in coros))
-
-
-async def retrying(call: Any, ok: tuple[int, ...]) -> httpx.Response:
-    for attempt in range(10):
-        try:
-            response: httpx.Response = await call()
-        except httpx.TransportError:
-            await asyncio.sleep(0.2 * (attempt + 1))
-            continue
-        if response.status_code in ok:
-            return response
-        if attempt and response.status_code == 409 and "already have a seat" in response.text:
-            return response  # the earlier attempt sat down; its answer was lost
-        if response.status_code < 500 and response.status_code != 429:
-            raise SystemExit(f"bench: set-up refused: {response.status_code} {response.text[:300]}")
-        await asyncio.sleep(0.2 * (attempt + 1))
-    raise SystemExit("bench: set-up kept failing")
-
-
-async def set_up_tables(lobby: str, wallet: str, n: int) -> list[dict[str, Any]]:
-    """N open tables of six funded, seated players (through the lobby's and the wallet's APIs)."""
-    admin = {"Authorization": f"Bearer {user_token(str(uuid.uuid4()), ['player', 'admin'])}"}
-    tokens = ServiceTokens.development("lobby")
-    async with httpx.AsyncClient(timeout=30) as http:
-
-        async def wallet_call(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-            headers = {"Authorization": f"Bearer {tokens.token('wallet')}", "Idempotency-Key": uuid.uuid4().hex}
-            response = await retrying(lambda: http.request(method, wallet + path, json=body, headers=headers),
-                                      (200, 201))  # fmt: skip
-            result: dict[str, Any] = response.json()
-            return result
-
-        house = (await wallet_call("PUT", "/internal/v1/accounts",
-                                   {"owner": "house", "kind": "house_adjustments", "asset": "USDT"}))["id"]  # fmt: skip
-
-        async def open_table(i: int) -> dict[str, Any]:
-            body = {"name": f"bench {i}", "small_blind": "1", "big_blind": "2", "seats": 6}
-            response = await retrying(lambda: http.post(f"{lobby}/api/v1/tables", json=body, headers=admin), (201,))
-            return {"id": response.json()["id"], "players": []}
-
-        async def seat_player(table: dict[str, Any], seat: int) -> None:
-            player = str(uuid.uuid4())
-            account = await wallet_call("PUT", "/internal/v1/accounts",
-                                        {"owner": f"player:{player}", "kind": "player", "asset": "USDT"})  # fmt: skip
-            await wallet_call("POST", "/internal/v1/transfers",
-                              {"id": str(uuid.uuid4()), "debit_account_id": house, "credit_account_id": account["id"],
-                               "amount": str(BUY_IN * 50), "asset": "USDT", "code": "test_funding"})  # fmt: skip
-            token = user_token(player, ["player"])
-            sit = {"seat": seat, "buy_in": str(BUY_IN)}
-            await retrying(
-                lambda: http.post(f"{lobby}/api/v1/tables/{table['id']}/seats", json=sit,
-                                  headers={"Authorization": f"Bearer {token}"}),
-                (201,),
-            )  # fmt: skip
-            table["players"].append({"id": player, "token": token, "seat": seat})
-
-        tables = await gather_limited([open_table(i) for i in range(n)])
-        await gather_limited([seat_player(table, seat) for table in tables for seat in range(6)])
-    return tables
 
 
 # -- one measured run ---------------------------------------------------------------------------------
@@ -496,26 +385,28 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
     print(f"\nLobby: tables of 6 bots, think {args.think:.1f} s, {args.seconds:.0f} s measured, "
           f"{os.cpu_count()} CPUs shared with whatever else runs\n")  # fmt: skip
     head = (f"| {'run':<34} | {'tables':>6} | {'sockets':>7} | {'act/s':>6} | {'msg/s':>7} | {'p50 ms':>7} | "
-            f"{'p99 ms':>7} | {'max ms':>7} | {'lost':>4} | {'dup':>4} | {'gaps':>4} | {'CPU %':>5} | "
+            f"{'p99 ms':>7} | {'max ms':>7} | {'lost':>4} | {'dup':>4} | {'gaps':>4} | {'drop':>4} | {'CPU %':>5} | "
             f"{'wait %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} |")  # fmt: skip
     print(head)
     print("|" + "|".join("-" * len(cell) for cell in head.split("|")[1:-1]) + "|")
     for name, r in rows:
         samples = r["samples"]
         seconds = args.seconds
-        lost = r["lost"] + r["phantom"] + r["unsynced"] + r["closed_early"]
+        lost = r["lost"] + r["phantom"]
+        dropped = r["unsynced"] + r["closed_early"]
         print(
             f"| {name:<34} | {r['tables']:>6} | {r['sockets']:>7} | {r['committed'] / seconds:>6.0f} | "
             f"{r['received'] / seconds:>7.0f} | {percentile(samples, 0.5):>7.1f} | {percentile(samples, 0.99):>7.1f} | "
             f"{max(samples, default=float('nan')):>7.1f} | {lost:>4} | {r['duplicated']:>4} | "
-            f"{r['gaps'] + r['backwards']:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
+            f"{r['gaps'] + r['backwards']:>4} | {dropped:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
             f"{r['rss_per_socket'] / 1024:>7.1f} | "
             f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} |"
         )  # fmt: skip
     print("\nact/s: actions committed (lobby: hand_actions rows in the window; bare: actions sent); msg/s: messages"
           " received by all clients; p50/p99/max: an action's send → its broadcast at the table's other five"
-          " clients; lost: actions a client should have received but did not (+ phantom, + clients never"
-          " synchronised or closed early); dup: received twice; gaps: seq discontinuities after a snapshot;"
+          " clients; lost: actions a client should have received but did not, or received but not in the"
+          " database; dup: received twice; gaps: seq discontinuities after a snapshot; drop: sockets closed"
+          " before the end or before their snapshot;"
           " CPU %: the server's processes (100 = one core); wait %: the time they were runnable but waited for a"
           " CPU (100 = one process always waiting: other load); KB/sock: the server's RSS growth over the sockets;"
           " busy: the whole machine's CPU in the window.")  # fmt: skip
