@@ -18,6 +18,7 @@ import pytest
 import websockets
 from lobby_support import VENV_BIN, Ledger, LobbyProcess, bearer, free_port, new_table, user_token
 from tablium_lobby.bots import POLICIES, Bot
+from tablium_lobby.bots.human import HumanPlayer
 
 KONG_YML = Path(__file__).resolve().parents[3] / "gateway" / "kong.yml"
 
@@ -149,3 +150,50 @@ async def test_a_browser_opens_the_table_socket_with_a_ticket_through_the_gatewa
         assert (await http.post(f"{members}/{guest}/approve", headers=bearer(host))).json()["status"] == "approved"
         async with websockets.connect(f"{ws}?ticket={await ticket(guest)}") as socket:
             assert (await join_ack(socket))["role"] == "spectator"
+
+
+async def test_a_person_plays_a_hand_against_a_bot_through_the_gateway(
+    through_gateway: tuple[LobbyProcess, str], ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tablium-bots sit-in``'s client: the table's messages shown, the person's decisions read from the
+    keyboard (here a script: a typo, an impossible raise, then calls and checks), against a bot."""
+    _, gateway = through_gateway
+    typed = iter(["x", "r 1", *["c", "k"] * 50])
+    prompts: list[str] = []
+
+    def keyboard(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(typed)
+
+    monkeypatch.setattr("builtins.input", keyboard)
+    shown: list[str] = []
+    monkeypatch.setattr("tablium_lobby.bots.human.click.echo", lambda line: shown.append(str(line)))
+    async with httpx.AsyncClient(base_url=gateway, timeout=30) as http:
+        table = await new_table(http, seats=2)
+        ws = gateway.replace("http://", "ws://") + f"/api/v1/tables/{table['id']}/ws"
+        person_id, bot_id = str(uuid.uuid4()), str(uuid.uuid4())
+        person = HumanPlayer(ws, user_token(person_id), person_id)
+        bot = Bot(ws, user_token(bot_id), bot_id, POLICIES["random"], rng=random.Random(7))
+        for seat, player in enumerate((person, bot)):
+            await ledger.fund(player.player_id, 1_000)
+            await player.connect()
+            sat = await http.post(
+                f"/api/v1/tables/{table['id']}/seats",
+                json={"seat": seat, "buy_in": "200"},
+                headers=bearer(player.player_id),
+            )
+            assert sat.status_code == 201, sat.text
+        # Hands until the person got a turn (the bot may fold a hand before it comes).
+        for hands in range(1, 11):
+            await asyncio.gather(person.play(hands, timeout_s=60), bot.play(hands, timeout_s=60))
+            if prompts:
+                break
+        await person.close()
+        await bot.close()
+    assert prompts, "the person never got a turn in 10 hands"
+    assert all(p.startswith("your turn (fold") for p in prompts)
+    assert any(line.startswith("your cards: ") for line in shown)
+    assert any(line.startswith("unknown: 'x'") for line in shown)  # the typo was explained, not sent
+    assert any(line.startswith("raise to between") for line in shown)  # so was the impossible raise
+    assert any(line.startswith("result: won by") for line in shown)
+    assert not person.errors  # nothing the person typed reached the table as an illegal action

@@ -18,6 +18,7 @@ import click
 import httpx
 
 from tablium_lobby.bots.client import Bot
+from tablium_lobby.bots.human import HumanPlayer
 from tablium_lobby.bots.policy import POLICIES
 
 
@@ -172,3 +173,49 @@ def play(
 ) -> None:
     e = Endpoints(player=player_url or gateway, lobby=lobby_url or gateway, wallet=wallet_url or gateway)
     asyncio.run(run(e, table_id, count, policy, hands, admin_token, funds, think_s))
+
+
+async def login(http: httpx.AsyncClient, base: str, name: str, password: str) -> tuple[str, str]:
+    """An existing player's access token and id."""
+    response = await http.post(f"{base}/api/v1/auth/login", json={"login": name, "password": password})
+    if response.status_code != 200:
+        raise click.ClickException(f"login failed: {response.status_code} {response.text}")
+    token: str = response.json()["access_token"]
+    session = await http.get(f"{base}/api/v1/auth/session", headers={"Authorization": f"Bearer {token}"})
+    session.raise_for_status()
+    return token, str(session.json()["player_id"])
+
+
+async def sit_and_play(e: Endpoints, table_id: str | None, name: str, password: str, buy_in: int | None) -> None:
+    async with httpx.AsyncClient(timeout=15) as http:
+        token, player_id = await login(http, e.player, name, password)
+        if table_id is None:
+            query = {"private": "false", "min_free_seats": "1"}
+            free = (await http.get(f"{e.lobby}/api/v1/tables", params=query)).json()
+            if not free:
+                raise click.ClickException("no public table has a free seat: pass --table")
+            table_id = str(free[0]["id"])
+        seat = await sit(http, e, table_id, token, buy_in)
+        click.echo(f"{name} sits at table {table_id}, seat {seat}; Ctrl-C leaves (cashing out after the hand)")
+        player = HumanPlayer(f"{e.ws}/api/v1/tables/{table_id}/ws", token, player_id)
+        try:
+            await player.play(10**9, timeout_s=10**7)
+        finally:
+            await player.close()
+            await http.delete(
+                f"{e.lobby}/api/v1/tables/{table_id}/seats/me", headers={"Authorization": f"Bearer {token}"}
+            )
+
+
+@main.command(help="Sit at a table yourself (a demo login) and play from this terminal, against bots.")
+@click.option("--table", "table_id", default=None, help="The table's id (default: a public table with a free seat).")
+@click.option("--login", "name", default="alice", show_default=True)
+@click.password_option("--password", default="tablium-demo-password", confirmation_prompt=False, prompt=False)
+@click.option("--buy-in", default=None, type=int, help="Chips to buy in with (default: the table's maximum).")
+@click.option("--gateway", default="http://127.0.0.1:8000", show_default=True, help="Where every API is.")
+def sit_in(table_id: str | None, name: str, password: str, buy_in: int | None, gateway: str) -> None:
+    e = Endpoints(player=gateway, lobby=gateway, wallet=gateway)
+    try:
+        asyncio.run(sit_and_play(e, table_id, name, password, buy_in))
+    except KeyboardInterrupt:
+        click.echo("left the table")
