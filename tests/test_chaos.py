@@ -60,7 +60,11 @@ from tablium_kit.private_infra import PrivatePostgres, PrivateRabbit
 from tablium_kit.settings import ServiceSettings
 from tablium_kit.testing import RUN_ID
 
-from .conftest import BIN, ROOT, SERVICES, free_port, wait_until_ready
+from .conftest import BIN, ROOT, free_port, wait_until_ready
+from .conftest import SERVICES as INSTALLED
+
+# The test publishes the chain's deposits itself, as the blockchain service would: no chain node here.
+SERVICES = [name for name in INSTALLED if name != "blockchain"]
 
 EXCHANGE = "tablium.events"
 CREDIT = 1_000_000  # 1 USDT, in micro-USDT
@@ -586,10 +590,11 @@ async def test_money_moves_exactly_once_through_database_broker_and_consumer_fai
         if service != "wallet":
             assert await list_dead_letters(platform.rabbit.url, QueueNames.for_service(service)) == [], service
 
-    # Nothing lost by a relay: every event for a consumer not running here is waiting in its queue.
+    # Nothing lost by a relay: every event for a consumer not running here is waiting in its queue (the
+    # wallet, the event service and the player consume theirs: the player its hand and tournament stats).
     waiting: dict[str, int] = {}
     for service, types in consumed_types().items():
-        if service in ("wallet", "event"):
+        if service in ("wallet", "event", "player"):
             continue
         published = {
             str(r[0])
@@ -599,7 +604,7 @@ async def test_money_moves_exactly_once_through_database_broker_and_consumer_fai
         queued = await message_ids(platform.rabbit.url, QueueNames.for_service(service).main)
         assert published <= queued, f"{len(published - queued)} of {len(published)} events for the {service} lost"
         waiting[service] = len(published)
-    assert min(waiting[s] for s in ("blockchain", "player", "lobby")) > 0, f"nothing was checked: {waiting}"
+    assert min(waiting[s] for s in ("blockchain", "lobby")) > 0, f"nothing was checked: {waiting}"
 
     # The wallet's invariants.
     totals = await rows(

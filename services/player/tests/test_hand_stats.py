@@ -154,13 +154,10 @@ async def test_each_hand_counts_once_per_player_whatever_the_deliveries(
             await message.ack()
         event = msgspec.json.decode(message.body, type=CloudEvent)
         assert (event.type, event.source, event.subject) == ("player.level_up", "/services/player", str(alice))
-        assert event.data == {
-            "player_id": str(alice),
-            "old_level": 1,
-            "new_level": 2,
-            "xp": 110,
-            "hand_id": big_pot["hand_id"],
-        }
+        # The big pot crosses level 2 whichever order the hands came in; the XP it announces is the total at
+        # that moment: 110, or 120 when the blind hand was counted first (the deliveries are shuffled).
+        assert event.data.pop("xp") in (110, 120)
+        assert event.data == {"player_id": str(alice), "old_level": 1, "new_level": 2, "hand_id": big_pot["hand_id"]}
         async with sessions() as session:
             announced = await session.scalar(
                 text("SELECT count(*) FROM outbox WHERE type = 'player.level_up' AND subject = :p"), {"p": str(alice)}
