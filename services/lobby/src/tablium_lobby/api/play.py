@@ -224,6 +224,7 @@ async def _handle(
         token = await rejoin.issue(seating.sessions, table_id, UUID(player), seating.settings.rejoin_ttl_s)
         connection.send({"type": "rejoin-token", "rejoinToken": token, "expiresInS": seating.settings.rejoin_ttl_s})
     elif kind == "snapshot":
+        connection.hold()  # what commits while the snapshot is read follows it, never precedes it
         snapshot = await table_state(seating.sessions, table_id, player)
         connection.send(snapshot)
         dealer.hub.snapshot_sent(connection, snapshot["seq"])

@@ -44,12 +44,34 @@ class Connection:
         self.player_id = player_id
         # The seq of the last snapshot sent: batches at or below it are already in it.
         self.min_seq = -1
+        # While a snapshot is being read and sent, the table's batches wait here (None: not holding), so
+        # nothing reaches the socket before the snapshot it must be applied to, and nothing after it is lost.
+        self.held: list[tuple[int | None, bytes]] | None = None
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
         self.closed = asyncio.Event()
         self.writer = asyncio.create_task(self._write(), name=f"ws-writer-{player_id}")
 
     def send(self, message: dict[str, Any]) -> None:
         self.push(_encode(message))
+
+    def hold(self) -> None:
+        """Keep the table's batches back until :meth:`release` (call before reading a snapshot)."""
+        if self.held is None:
+            self.held = []
+
+    def deliver(self, seq: int | None, data: bytes) -> None:
+        """A table batch's message: held, dropped if the last snapshot already has it, or queued."""
+        if self.held is not None:
+            self.held.append((seq, data))
+        elif seq is None or seq > self.min_seq:
+            self.push(data)
+
+    def release(self, snapshot_seq: int) -> None:
+        """The snapshot at ``snapshot_seq`` was queued: what was held and is newer follows it."""
+        self.min_seq = max(self.min_seq, snapshot_seq)
+        held, self.held = self.held or [], None
+        for seq, data in held:
+            self.deliver(seq, data)
 
     def push(self, data: bytes) -> None:
         if self.closed.is_set():
@@ -149,6 +171,7 @@ class Hub:
     async def join(self, connection: Connection) -> None:
         """Add a socket; the first of a table subscribes to its channel (awaited: what is published after
         this returns reaches the socket, so a snapshot read afterwards leaves no gap)."""
+        connection.hold()  # until its snapshot is sent (snapshot_sent)
         self.tables.setdefault(connection.table_id, set()).add(connection)
         self._orders.setdefault(connection.table_id, _Order())
         await self._subscribe(connection.table_id)
@@ -157,11 +180,11 @@ class Hub:
     def snapshot_sent(self, connection: Connection, seq: int) -> None:
         """``connection`` was sent a snapshot at ``seq``: it needs only later batches; the table's first
         snapshot also tells where its delivery order starts."""
-        connection.min_seq = max(connection.min_seq, seq)
         order = self._orders.get(connection.table_id)
         if order is not None and order.last is None:
             order.last = seq
-            self._flush(connection.table_id, order)
+            self._flush(connection.table_id, order)  # batches that came before the table's first snapshot
+        connection.release(seq)
 
     def leave(self, connection: Connection) -> None:
         connections = self.tables.get(connection.table_id)
@@ -305,12 +328,12 @@ class Hub:
         for outgoing in messages:
             data = _encode(outgoing.message)
             seq = outgoing.message.get("seq")
-            fresh = [c for c in connections if not isinstance(seq, int) or seq > c.min_seq]
+            position = seq if isinstance(seq, int) else None
             if outgoing.to is None:
-                for connection in fresh:
-                    connection.push(data)
+                for connection in connections:
+                    connection.deliver(position, data)
             else:
                 owner = owners.get(outgoing.to)
-                for connection in fresh:
+                for connection in connections:
                     if connection.player_id == owner:
-                        connection.push(data)
+                        connection.deliver(position, data)
