@@ -9,8 +9,12 @@ echo "== ruff"
 echo "== mypy (libs)"
 .venv/bin/mypy libs/kit/src libs/poker/src gateway/src || exit 1
 
-echo "== pytest"
-.venv/bin/pytest libs services gateway tests "$@"
+# Two workers (the machine's cores): the suite is mostly waiting on real
+# services, and every test owns its databases, queues and ports, so it runs in
+# parallel. TABLIUM_TEST_WORKERS=0 runs it serially (easier to read a failure).
+workers="${TABLIUM_TEST_WORKERS:-2}"
+echo "== pytest ($workers workers)"
+.venv/bin/pytest -n "$workers" libs services gateway tests "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
   echo "test: pytest collected no tests; that is a failure" >&2
