@@ -18,11 +18,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from tablium_kit.db import service_metadata
+from tablium_kit.messaging.tables import MessagingTables, messaging_tables
 
 # Advisory locks are per database, so one key for every service is enough ("tablium migrate" in ASCII).
 MIGRATION_LOCK_KEY = 0x7461626C6D6967
@@ -66,3 +69,24 @@ def run_env(target_metadata: MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(run())
+
+
+def create_messaging_tables() -> None:
+    """Create the kit's ``outbox`` and ``inbox`` inside a service's migration (its first one).
+
+    The shape is :func:`tablium_kit.messaging.tables.messaging_tables`, so a service's migration doesn't
+    repeat the DDL Alembic would autogenerate for them, and every service's tables stay alike.
+    """
+    metadata, tables = _messaging_metadata()
+    metadata.create_all(op.get_bind(), tables=[tables.inbox, tables.outbox], checkfirst=False)
+
+
+def drop_messaging_tables() -> None:
+    """The downgrade of :func:`create_messaging_tables`."""
+    metadata, tables = _messaging_metadata()
+    metadata.drop_all(op.get_bind(), tables=[tables.outbox, tables.inbox], checkfirst=False)
+
+
+def _messaging_metadata() -> tuple[MetaData, MessagingTables]:
+    metadata = service_metadata()
+    return metadata, messaging_tables(metadata)
