@@ -8,15 +8,12 @@ and the chain clearing account mirrors what arrived on chain.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from litestar.testing import AsyncTestClient
@@ -36,9 +33,11 @@ from tablium_kit.auth import StaticKeySource
 from tablium_kit.localchain import DEV_MNEMONIC, LocalChain
 from tablium_kit.messaging import Consumer
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.testing_tokens import AccessTokenIssuer
 
 KID = "chain-e2e-key"
-SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ISSUER = AccessTokenIssuer(KID)
+SIGNING_KEY = ISSUER.key
 CONFIRMATIONS = 3
 
 Account.enable_unaudited_hdwallet_features()
@@ -46,10 +45,7 @@ DEPOSITOR: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44
 
 
 def bearer(subject: str) -> dict[str, str]:
-    now = int(time.time())
-    claims = {"iss": "tablium-player", "aud": "tablium", "sub": subject, "iat": now, "exp": now + 600}
-    claims |= {"typ": "access", "roles": ["player"], "jti": uuid.uuid4().hex}
-    return {"Authorization": f"Bearer {jwt.encode(claims, SIGNING_KEY, algorithm='RS256', headers={'kid': KID})}"}
+    return ISSUER.bearer(subject)
 
 
 @pytest.fixture(scope="module")

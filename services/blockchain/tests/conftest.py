@@ -3,15 +3,11 @@ run's test exchange. The watcher loop is off: tests drive it one poll at a time 
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from litestar import Litestar
@@ -27,9 +23,11 @@ from tablium_kit import db
 from tablium_kit.auth import StaticKeySource
 from tablium_kit.localchain import DEV_MNEMONIC, LocalChain
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.testing_tokens import AccessTokenIssuer
 
 KID = "blockchain-test-key"
-SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ISSUER = AccessTokenIssuer(KID)
+SIGNING_KEY = ISSUER.key
 CONFIRMATIONS = 3
 
 Account.enable_unaudited_hdwallet_features()
@@ -38,19 +36,7 @@ DEPOSITOR: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path="m/44
 
 
 def bearer(subject: str, roles: list[str] | None = None) -> dict[str, str]:
-    now = int(time.time())
-    claims = {
-        "iss": "tablium-player",
-        "aud": "tablium",
-        "sub": subject,
-        "iat": now,
-        "exp": now + 600,
-        "typ": "access",
-        "roles": roles or ["player"],
-        "jti": uuid.uuid4().hex,
-    }
-    token = jwt.encode(claims, SIGNING_KEY, algorithm="RS256", headers={"kid": KID})
-    return {"Authorization": f"Bearer {token}"}
+    return ISSUER.bearer(subject, roles)
 
 
 def blockchain_settings(database_url: str, chain: LocalChain, exchange: str, **extra: str) -> BlockchainSettings:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,10 +18,8 @@ from typing import Any
 
 import aio_pika
 import httpx
-import jwt
 import msgspec
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,6 +45,7 @@ from tablium_kit.auth import ServiceTokens, StaticKeySource
 from tablium_kit.messaging.envelope import CONTENT_TYPE, decode
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.service_processes import WalletLedger, start_service, wallet_env
+from tablium_kit.testing_tokens import AccessTokenIssuer
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -58,24 +56,14 @@ pytestmark = pytest.mark.skipif(
 
 VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 KID = "event-test-key"
-SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ISSUER = AccessTokenIssuer(KID)
+SIGNING_KEY = ISSUER.key
 # The lobby, which reports hands (development keys: the services trust them in tests).
 SERVICE = ServiceTokens.development("lobby")
 
 
 def bearer(subject: str, roles: list[str]) -> dict[str, str]:
-    now = int(time.time())
-    claims = {
-        "iss": "tablium-player",
-        "aud": "tablium",
-        "sub": subject,
-        "iat": now,
-        "exp": now + 600,
-        "typ": "access",
-        "roles": roles,
-        "jti": uuid.uuid4().hex,
-    }
-    return {"Authorization": f"Bearer {jwt.encode(claims, SIGNING_KEY, algorithm='RS256', headers={'kid': KID})}"}
+    return ISSUER.bearer(subject, roles)
 
 
 DIRECTOR = bearer(str(uuid.uuid4()), ["player", "tournament_director"])

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -24,6 +22,7 @@ from tablium_kit.auth import StaticKeySource
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.service_processes import ServiceProcess, WalletLedger, serve_jwks, start_service, wallet_env
 from tablium_kit.service_processes import free_port as free_port  # the lobby tests' name for it
+from tablium_kit.testing_tokens import AccessTokenIssuer
 
 VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 KID = "lobby-test-key"
@@ -31,25 +30,15 @@ KID = "lobby-test-key"
 DEV_KEYS = Path(__file__).resolve().parents[3] / "services" / "player" / "dev-keys"
 SIGNING_KEY = load_pem_private_key((DEV_KEYS / "jwt-dev-private.pem").read_bytes(), password=None)
 assert isinstance(SIGNING_KEY, rsa.RSAPrivateKey)
+ISSUER = AccessTokenIssuer(KID, SIGNING_KEY, ttl_s=3600)
 
 
 def user_token(subject: str, roles: list[str] | None = None) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "tablium-player",
-        "aud": "tablium",
-        "sub": subject,
-        "iat": now,
-        "exp": now + 3600,
-        "typ": "access",
-        "roles": roles or ["player"],
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, SIGNING_KEY, algorithm="RS256", headers={"kid": KID})
+    return ISSUER.token(subject, roles)
 
 
 def bearer(subject: str, roles: list[str] | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user_token(subject, roles)}"}
+    return ISSUER.bearer(subject, roles)
 
 
 ADMIN = bearer(str(uuid.uuid4()), ["player", "admin"])

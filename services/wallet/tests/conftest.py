@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,28 +16,19 @@ from tablium_wallet.settings import WalletSettings
 from tablium_kit import db
 from tablium_kit.auth import ServiceTokens, StaticKeySource
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.testing_tokens import AccessTokenIssuer
 
 KID = "wallet-test-key"
-SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+ISSUER = AccessTokenIssuer(KID)
+SIGNING_KEY = ISSUER.key
 
 
 def user_token(subject: str, roles: list[str] | None = None) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "tablium-player",
-        "aud": "tablium",
-        "sub": subject,
-        "iat": now,
-        "exp": now + 600,
-        "typ": "access",
-        "roles": roles or ["player"],
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, SIGNING_KEY, algorithm="RS256", headers={"kid": KID})
+    return ISSUER.token(subject, roles)
 
 
 def bearer(subject: str, roles: list[str] | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {user_token(subject, roles)}"}
+    return ISSUER.bearer(subject, roles)
 
 
 # The event service, as the tests trust it (development keys: the wallet's trust store is empty in tests).
