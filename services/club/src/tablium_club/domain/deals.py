@@ -64,9 +64,10 @@ def validate(terms: DealTerms, tree: Mapping[uuid.UUID, uuid.UUID | None]) -> De
     agents = []
     for share in terms.agents:
         parent = tree[share.agent_id]
-        ceiling = listed[parent].bps if parent is not None else terms.club_bps
-        if parent is not None and parent not in listed:
-            ceiling = 0  # an unlisted agent has 0 and hands down nothing
+        # An unlisted parent has 0 and hands down nothing.
+        ceiling = listed[parent].bps if parent in listed else 0
+        if parent is None:
+            ceiling = terms.club_bps
         if share.bps > ceiling:
             raise InvalidInput(f"agent {share.agent_id} gets {share.bps} bps, more than its parent's {ceiling}")
         agents.append(AgentShare(share.agent_id, share.bps, share.player_bps, parent))

@@ -60,7 +60,7 @@ async def agent_tree(session: AsyncSession, club_id: uuid.UUID) -> dict[uuid.UUI
     rows = await session.execute(
         select(Member.player_id, Member.agent_id).where(Member.club_id == club_id, Member.role == Role.AGENT)
     )
-    return dict(rows.tuples())
+    return dict(rows.tuples().all())
 
 
 async def union_share(session: AsyncSession, club: Club) -> int | None:

@@ -77,7 +77,7 @@ async def set_agent(
 async def agent_parents(session: AsyncSession, club_id: uuid.UUID) -> dict[uuid.UUID, uuid.UUID | None]:
     """Every member -> the agent it answers to (None: the club)."""
     rows = await session.execute(select(Member.player_id, Member.agent_id).where(Member.club_id == club_id))
-    return dict(rows.tuples())
+    return dict(rows.tuples().all())
 
 
 async def tree(session: AsyncSession, club_id: uuid.UUID, actor: uuid.UUID) -> tuple[uuid.UUID | None, list[Member]]:
