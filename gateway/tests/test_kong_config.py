@@ -44,6 +44,18 @@ PRIVATE_ROUTES = {
     "lobby-waiting-list-leave",
     "blockchain-deposit-address",
     "blockchain-chain-status",
+    "club-clubs",
+    "club-mine",
+    "club-join",
+    "club-club",
+    "club-reads",
+    "club-actions",
+    "club-changes",
+    "club-removals",
+    "club-union",
+    "club-union-actions",
+    "club-union-share",
+    "club-union-remove",
 }
 PUBLIC_ROUTES = {
     "player-auth",
