@@ -36,6 +36,7 @@ PRIVATE_ROUTES = {
     "lobby-ws-ticket",
     "lobby-private-tables",
     "lobby-table-members",
+    "lobby-club-tables",
     "lobby-table-member-me",
     "lobby-table-member-decisions",
     "lobby-hands",
