@@ -39,7 +39,6 @@ async def club_process(
         "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
         "TABLIUM_ENVIRONMENT": "test",
         "TABLIUM_JWKS_URL": jwks_url,
-        "TABLIUM_CLUB_CONSUME_EVENTS": "false",
         "TABLIUM_LOG_LEVEL": "WARNING",
     }
     club = start_service("club", env)

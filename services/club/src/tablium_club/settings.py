@@ -9,8 +9,6 @@ class ClubSettings(ServiceSettings, kw_only=True):
     port: int = 8002
     # Clubs one player may own at once (a cheap brake on spam).
     max_clubs_per_owner: int = 20
-    # Tests run any consumer on their own queues; the app then starts none.
-    consume_events: bool = True
 
 
 def load_settings() -> ClubSettings:
