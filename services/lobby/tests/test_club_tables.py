@@ -149,6 +149,15 @@ async def test_union_tables_seat_members_of_every_club_in_the_union(
         await clubs.union(union, other)
         sat = await http.post(f"/api/v1/tables/{table['id']}/seats", json=seat, headers=bearer(guest))
         assert sat.status_code == 201, sat.text
+        assert await ledger.player_balance(guest) == 900
+        # The guest's club leaves the union: no hand is running, so the reconciler stands the guest up.
+        await clubs.union(union, other, joined=False)
+        async with asyncio.timeout(30):
+            while await ledger.player_balance(guest) != 1_000:  # noqa: ASYNC110 - another process cashes out
+                await asyncio.sleep(0.2)
+        assert (
+            await http.post(f"/api/v1/tables/{table['id']}/seats", json=seat, headers=bearer(guest))
+        ).status_code == 403
 
 
 async def test_a_late_older_event_changes_nothing(clubs: ClubEvents, engine: AsyncEngine) -> None:

@@ -22,7 +22,7 @@ async def on_member(session: AsyncSession, event: CloudEvent) -> None:
 async def on_member_left(session: AsyncSession, event: CloudEvent) -> None:
     await apply_member(session, event.data, role=None)
     await session.flush()
-    await stand_up_after_hand(session, uuid.UUID(event.data["club_id"]), uuid.UUID(event.data["player_id"]))
+    await stand_up_after_hand(session, player_id=uuid.UUID(event.data["player_id"]))
 
 
 async def on_union_joined(session: AsyncSession, event: CloudEvent) -> None:
@@ -31,6 +31,8 @@ async def on_union_joined(session: AsyncSession, event: CloudEvent) -> None:
 
 async def on_union_left(session: AsyncSession, event: CloudEvent) -> None:
     await apply_union(session, event.data, member=False)
+    await session.flush()
+    await stand_up_after_hand(session, union_id=uuid.UUID(event.data["union_id"]))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -100,17 +100,21 @@ async def club_table_scope(
     return union_id
 
 
-async def stand_up_after_hand(session: AsyncSession, club_id: uuid.UUID, player_id: uuid.UUID) -> None:
-    """A player who left a club (left, kicked, banned): their seats at tables they may no longer play at
-    are to be cashed out, after the hand if dealt in (the leave path; the reconciler acts on the flag)."""
+async def stand_up_after_hand(
+    session: AsyncSession, *, player_id: uuid.UUID | None = None, union_id: uuid.UUID | None = None
+) -> None:
+    """Seats at club tables whose player may no longer play there (a member who left the club, or the
+    members of a club that left the union) are to be cashed out, after the hand if dealt in (the leave
+    path; the reconciler acts on the flag)."""
+    scope = Seat.player_id == player_id if player_id is not None else CashTable.union_id == union_id
     seats = await session.execute(
         select(Seat, CashTable)
         .join(CashTable, CashTable.id == Seat.table_id)
-        .where(Seat.player_id == player_id, Seat.status == "seated", CashTable.club_id.is_not(None))
+        .where(scope, Seat.status == "seated", CashTable.club_id.is_not(None))
         .with_for_update(of=Seat)
     )
     for seat, table in seats.tuples():
-        if not await may_play(session, table, player_id):
+        if not await may_play(session, table, seat.player_id):
             seat.leave_requested = True
 
 
