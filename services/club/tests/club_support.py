@@ -47,6 +47,8 @@ async def settings(make_database: Callable[[str], Awaitable[str]], amqp_names: A
             "TABLIUM_CLUB_DATABASE_URL": await make_database("club"),
             "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
             "TABLIUM_ENVIRONMENT": "test",
+            # The shared broker's club queue is the running platform's; tests hand events to the handlers.
+            "TABLIUM_CLUB_CONSUME_EVENTS": "false",
         },
     )
 

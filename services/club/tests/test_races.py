@@ -38,6 +38,8 @@ async def club_process(
         "TABLIUM_CLUB_DATABASE_URL": database_url,
         "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
         "TABLIUM_ENVIRONMENT": "test",
+        # The shared broker's club queue is the running platform's; tests hand events to the handlers.
+        "TABLIUM_CLUB_CONSUME_EVENTS": "false",
         "TABLIUM_JWKS_URL": jwks_url,
         "TABLIUM_LOG_LEVEL": "WARNING",
     }

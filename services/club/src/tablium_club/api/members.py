@@ -14,6 +14,7 @@ from tablium_club.api.schemas import (
     AgentUpdate,
     BanCreate,
     BanView,
+    ClubTableView,
     InviteCreate,
     InviteView,
     JoinRequestCreate,
@@ -24,7 +25,7 @@ from tablium_club.api.schemas import (
 )
 from tablium_club.api.views import ban_view, invite_view, member_view, request_view
 from tablium_club.domain.permissions import Role
-from tablium_club.services import invites, membership, roles
+from tablium_club.services import invites, membership, roles, tables
 from tablium_kit.auth import BEARER
 from tablium_kit.deps import DbSession
 
@@ -96,6 +97,22 @@ class MembershipController(Controller):
     async def tree(self, club_id: FromPath[UUID], db_session: DbSession) -> AgentTree:
         root, found = await roles.tree(db_session, club_id, me())
         return AgentTree(root=root, members=[member_view(m) for m in found])
+
+    @get("/{club_id:uuid}/tables", summary="The club's open lobby tables (members)")
+    async def tables(self, club_id: FromPath[UUID], db_session: DbSession) -> list[ClubTableView]:
+        return [
+            ClubTableView(
+                table_id=t.table_id,
+                union_id=t.union_id,
+                name=t.name,
+                asset=t.asset,
+                small_blind=t.small_blind,
+                big_blind=t.big_blind,
+                seats=t.seats,
+                opened_at=t.opened_at,
+            )
+            for t in await tables.open_tables(db_session, club_id, me())
+        ]
 
     @put("/{club_id:uuid}/bans/{player_id:uuid}", summary="Ban a player (a member is removed)")
     async def ban(

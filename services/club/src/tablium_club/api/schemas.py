@@ -202,3 +202,14 @@ class AuditView(msgspec.Struct, kw_only=True):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     at: datetime
+
+
+class ClubTableView(msgspec.Struct, kw_only=True):
+    table_id: UUID
+    union_id: UUID | None
+    name: str
+    asset: str
+    small_blind: Amount
+    big_blind: Amount
+    seats: int
+    opened_at: datetime

@@ -185,3 +185,20 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB, default=None)
     at: Mapped[datetime] = _now()
+
+
+class ClubTable(Base):
+    """A lobby table of the club (or of its union, opened by this club's staff), from the lobby's events."""
+
+    __tablename__ = "club_tables"
+
+    table_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    club_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    union_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    name: Mapped[str] = mapped_column(String(64))
+    asset: Mapped[str] = mapped_column(String(16))
+    small_blind: Mapped[str] = mapped_column(String(40))
+    big_blind: Mapped[str] = mapped_column(String(40))
+    seats: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

@@ -1,4 +1,4 @@
-"""Clubs, members, join requests, invite codes, bans, deals, unions, the audit trail; outbox and inbox.
+"""Clubs, members, join requests, invite codes, bans, deals, unions, the audit trail, club tables; outbox, inbox.
 
 Revision ID: 33268891625c
 Revises: 
@@ -34,6 +34,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
     )
     op.create_index('ix_audit_log_club_at', 'audit_log', ['club_id', 'id'], unique=False)
+    op.create_table('club_tables',
+    sa.Column('table_id', sa.Uuid(), nullable=False),
+    sa.Column('club_id', sa.Uuid(), nullable=False),
+    sa.Column('union_id', sa.Uuid(), nullable=True),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('asset', sa.String(length=16), nullable=False),
+    sa.Column('small_blind', sa.String(length=40), nullable=False),
+    sa.Column('big_blind', sa.String(length=40), nullable=False),
+    sa.Column('seats', sa.Integer(), nullable=False),
+    sa.Column('opened_at', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+    sa.Column('closed_at', advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('table_id', name=op.f('pk_club_tables'))
+    )
+    op.create_index(op.f('ix_club_tables_club_id'), 'club_tables', ['club_id'], unique=False)
     op.create_table('inbox',
     sa.Column('consumer', sa.String(length=200), nullable=False),
     sa.Column('event_id', sa.Uuid(), nullable=False),
@@ -179,6 +193,8 @@ def downgrade() -> None:
     op.drop_index('ix_outbox_unpublished', table_name='outbox', postgresql_where=sa.text('published_at IS NULL'))
     op.drop_table('outbox')
     op.drop_table('inbox')
+    op.drop_index(op.f('ix_club_tables_club_id'), table_name='club_tables')
+    op.drop_table('club_tables')
     op.drop_index('ix_audit_log_club_at', table_name='audit_log')
     op.drop_table('audit_log')
     # ### end Alembic commands ###
