@@ -71,6 +71,7 @@ async def test_a_deal_hands_down_no_more_than_each_layer_receives(
     await deal(422, club_bps=3000, player_bps=0, agents=[{**share, "agent_id": str(uuid.uuid4())}])
     await deal(400, club_bps=10001, player_bps=0)  # refused by the schema
     await deal(422, club_bps=3000, player_bps=0, effective_from="2020-01-01T00:00:00Z")
+    await deal(400, club_bps=3000, player_bps=0, effective_from="2099-01-01T00:00:00")  # no offset: refused
     first = await deal(
         200, club_bps=3000, player_bps=1000, agents=[share, {"agent_id": str(sub), "bps": 1500, "player_bps": 700}]
     )

@@ -18,6 +18,8 @@ Privacy = Literal["public", "private"]
 Bps = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="Basis points of a hand's rake (cumulative).")]
 Code = Annotated[str, msgspec.Meta(pattern=exact("[A-HJ-NP-Z2-9]{10}"), description="An invite code.")]
 Note = Annotated[str, msgspec.Meta(max_length=280)]
+# A point in time must say its offset: a naive time means nothing to a server in another zone.
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -96,7 +98,7 @@ class JoinWithCode(Request):
 
 
 class InviteCreate(Request):
-    expires_at: datetime | None = None
+    expires_at: Instant | None = None
     max_uses: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     agent_id: Annotated[UUID | None, msgspec.Meta(description="Recruits join under this agent.")] = None
 
@@ -146,7 +148,7 @@ class DealUpdate(Request):
     player_bps: Bps
     agents: Annotated[list[AgentDeal], msgspec.Meta(max_length=500)] = msgspec.field(default_factory=list)
     effective_from: Annotated[
-        datetime | None, msgspec.Meta(description="Hands completed at or after it accrue under this version; now.")
+        Instant | None, msgspec.Meta(description="Hands completed at or after it accrue under this version; now.")
     ] = None
 
 
