@@ -15,8 +15,8 @@ from tablium_club.domain.permissions import Action, Role, require
 from tablium_club.events import publish_union
 from tablium_club.services import audit
 from tablium_club.services.access import acting, load_club, member_of
-from tablium_club.services.deals import latest, terms_of, write_version
-from tablium_kit.errors import Conflict, Forbidden, NotFound
+from tablium_club.services.deals import agent_tree, latest, terms_of, write_version
+from tablium_kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 
 async def _lock_union(session: AsyncSession, union_id: uuid.UUID) -> Union:
@@ -33,8 +33,15 @@ async def _rewrite_deal(session: AsyncSession, club: Club, actor: uuid.UUID, uni
     issue = bps_cap_issue(base, union_bps)
     if issue is not None:
         raise Conflict(issue)
-    terms = DealTerms(union_bps, base.club_bps, base.player_bps, base.agents)
-    await write_version(session, club, actor, terms, None)
+    # Agents who stepped down since the last version drop out of it (they would have 0 anyway).
+    agents = await agent_tree(session, club.id)
+    terms = DealTerms(union_bps, base.club_bps, base.player_bps, tuple(a for a in base.agents if a.agent_id in agents))
+    try:
+        await write_version(session, club, actor, terms, None)
+    except InvalidInput as exc:
+        raise Conflict(
+            f"the club's deal no longer fits its agents ({exc.detail}): the club sets a new deal first"
+        ) from exc
 
 
 async def _enter(session: AsyncSession, union: Union, club: Club, actor: uuid.UUID, place: UnionClub) -> None:
