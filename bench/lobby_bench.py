@@ -275,6 +275,8 @@ def lobby_env(base: dict[str, str], run: str, database_url: str, wallet: str, jw
         # Bots send nothing but actions: no idle close, no sit-out for a socket still connecting.
         "TABLIUM_LOBBY_WS_IDLE_TIMEOUT_S": "3600",
         "TABLIUM_LOBBY_DISCONNECT_GRACE_S": "600",
+        # The shared broker's lobby queue belongs to the running platform.
+        "TABLIUM_LOBBY_CONSUME_EVENTS": "false",
     }
 
 

@@ -140,6 +140,9 @@ def chaos_platform(
         "TABLIUM_AMQP_URL": private_rabbit.url,
         "TABLIUM_EVENTS_EXCHANGE": EXCHANGE,
         "TABLIUM_CONSUME_EVENTS": "true",
+        # The lobby's consumer (club membership) would take the tournament events this test counts as
+        # waiting in the lobby's queue; no club is made here.
+        "TABLIUM_LOBBY_CONSUME_EVENTS": "false",
         "TABLIUM_REDIS_NAMESPACE": f"test-{RUN_ID}-chaos-{uuid.uuid4().hex[:6]}",
         "TABLIUM_JWKS_URL": f"{urls['player']}/api/v1/auth/jwks",
         "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",

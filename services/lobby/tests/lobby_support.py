@@ -74,6 +74,8 @@ def lobby_env(database_url: str, amqp_names: AmqpNames, wallet_url: str, run_id:
         "TABLIUM_LOBBY_RECONCILE_GRACE_S": "0.5",
         "TABLIUM_LOBBY_RECONCILE_INTERVAL_S": "0.5",
         "TABLIUM_LOBBY_BETWEEN_HANDS_S": "0.05",
+        # The shared broker's lobby queue is the running platform's; tests apply club events themselves.
+        "TABLIUM_LOBBY_CONSUME_EVENTS": "false",
         **{f"TABLIUM_LOBBY_{k.upper()}": v for k, v in extra.items()},
     }
 

@@ -14,6 +14,7 @@ from litestar.di import Provide
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
+from tablium_lobby.api.club_tables import ClubTableController
 from tablium_lobby.api.hands import HandController
 from tablium_lobby.api.play import StateController, table_socket
 from tablium_lobby.api.private import MemberController, PrivateTableController
@@ -21,6 +22,7 @@ from tablium_lobby.api.tables import SeatController, StatsController, TableContr
 from tablium_lobby.api.waiting import WaitingController, provide_matching
 from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import MESSAGING
+from tablium_lobby.events.handlers import HANDLERS
 from tablium_lobby.services.dealer import Dealer
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import Leases
@@ -43,6 +45,7 @@ async def _reconcile_forever(seating: Seating, dealer: Dealer, interval_s: float
         try:
             await seating.reconcile()
             await dealer.reconcile()
+            await seating.stand_up_leavers()
             async with seating.sessions() as session:
                 await lobby_stats(session)  # keeps the Prometheus gauges current
         except Exception:  # the loop must outlive any one failure; it is logged and retried
@@ -112,11 +115,13 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
                 HandController,
                 PrivateTableController,
                 MemberController,
+                ClubTableController,
                 table_socket,
             ],
             migrations_dir=MIGRATIONS,
             uses_redis=True,
             messaging=MESSAGING,
+            event_handlers=HANDLERS if settings.consume_events else {},
             key_source=key_source,
             on_startup=[start],
             on_shutdown=[stop],

@@ -52,6 +52,8 @@ class LobbySettings(ServiceSettings, kw_only=True):
     ws_ticket_ttl_s: int = 30
     # A seated player's rejoin token (in join-ack) resumes the seat on a new socket within this time.
     rejoin_ttl_s: int = 300
+    # Run the consumer of the club service's events (the membership projection behind club tables).
+    consume_events: bool = True
 
 
 def load_settings() -> LobbySettings:

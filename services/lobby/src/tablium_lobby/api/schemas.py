@@ -86,6 +86,9 @@ class TableOut(msgspec.Struct, kw_only=True):
     time_bank_refill_s: int
     time_bank_refill_hands: int
     private: bool
+    # A club table: only the club's members (a union table: the union's clubs' members) play there.
+    club_id: UUID | None = None
+    union_id: UUID | None = None
     seq: int
     hands_dealt: int
     created_at: datetime

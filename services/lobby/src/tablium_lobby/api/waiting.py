@@ -17,6 +17,7 @@ from tablium_kit.auth import BEARER
 from tablium_kit.money import Amount, PositiveAmount, format_amount, parse_amount
 from tablium_lobby.api.schemas import Request, SeatCount, SeatOut
 from tablium_lobby.api.tables import player_id, seat_out
+from tablium_lobby.services.club_seating import club_quick_seat
 from tablium_lobby.services.matching import EntryView, ListKey, Matching
 
 
@@ -26,6 +27,8 @@ class QuickSeatIn(Request, kw_only=True):
     ante: Amount = "0"
     seats: SeatCount = 9
     buy_in: PositiveAmount
+    # Quick seat at this club's tables (and its union's), for its members; never a waiting list.
+    club_id: UUID | None = None
 
 
 class AcceptIn(Request):
@@ -99,6 +102,9 @@ class WaitingController(Controller):
     )
     async def quick_seat(self, data: JSONBody[QuickSeatIn], matching: MatchingDep) -> QuickSeatOut:
         key = ListKey(parse_amount(data.small_blind), parse_amount(data.big_blind), parse_amount(data.ante), data.seats)
+        if data.club_id is not None:
+            seat = await club_quick_seat(matching.seating, player_id(), data.club_id, key, parse_amount(data.buy_in))
+            return QuickSeatOut(status="seated", seat=seat_out(seat), table_id=seat.table_id)
         result = await matching.quick_seat(player_id(), key, parse_amount(data.buy_in))
         if result.seat is not None:
             return QuickSeatOut(status="seated", seat=seat_out(result.seat), table_id=result.seat.table_id)

@@ -88,6 +88,10 @@ class CashTable(Base):
     lease_epoch: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A club table: only the club's members sit, watch and quick-seat there (club_memberships below); a
+    # union table (union_id too): the members of every club in the union. Null: a public table.
+    club_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    union_id: Mapped[uuid.UUID | None] = mapped_column()
 
 
 class Seat(Base):
@@ -240,3 +244,30 @@ class RejoinToken(Base):
 
 # Waiting lists and seat offers live in their own module; imported here so Base.metadata has them.
 from tablium_lobby.db import waiting as _waiting  # noqa: E402, F401
+
+
+class ClubMembership(Base):
+    """The lobby's own projection of club membership, from the club service's events (docs/events/club.md).
+
+    ``role`` is null once the player left (the row stays: its ``seq`` makes an older ``member_joined``
+    arriving late change nothing). No call to the club service on the hot path.
+    """
+
+    __tablename__ = "club_memberships"
+
+    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    player_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    role: Mapped[str | None] = mapped_column(String(16))
+    # The club's seq of the newest event applied to this row.
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClubUnion(Base):
+    """Which clubs are in which union, from ``club.union_joined``/``club.union_left`` (``seq``: the union's)."""
+
+    __tablename__ = "club_unions"
+
+    union_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    member: Mapped[bool] = mapped_column(Boolean)
+    seq: Mapped[int] = mapped_column(BigInteger)

@@ -145,6 +145,9 @@ async def finish_hand(
         data={
             "table_id": str(table.id),
             "tournament_id": None,
+            # A club (or union) table's, for rakeback; null at a public table (docs/events/club.md).
+            "club_id": None if table.club_id is None else str(table.club_id),
+            "union_id": None if table.union_id is None else str(table.union_id),
             "hand_id": str(record.id),
             "hand_history_id": str(record.id),
             "hand_no": record.hand_no,

@@ -69,6 +69,8 @@ class ListKey:
             & (CashTable.seat_count == self.seat_count)
             & (CashTable.status == "open")
             & CashTable.private.is_(False)
+            # Club tables have their members' own quick seat (services/clubs.py), never the public lists.
+            & CashTable.club_id.is_(None)
         )
 
 
@@ -233,7 +235,7 @@ class Matching:
                     continue
                 tried.add(table_id)
                 table = await get_table(session, table_id, lock=True)
-                if ListKey.of(table) != key or table.status != "open" or table.private:
+                if ListKey.of(table) != key or table.status != "open" or table.private or table.club_id:
                     continue
                 stakes_ok = table.min_buy_in_bb * table.big_blind <= buy_in <= table.max_buy_in_bb * table.big_blind
                 free, sitting = await self._free_seats(session, table)
@@ -305,7 +307,7 @@ class Matching:
             return
         for table_id in await self._candidates(session, key, None):
             table = await get_table(session, table_id, lock=True)
-            if ListKey.of(table) != key or table.status != "open" or table.private:
+            if ListKey.of(table) != key or table.status != "open" or table.private or table.club_id:
                 continue
             free, sitting = await self._free_seats(session, table)
             for seat_no in free:
@@ -447,7 +449,7 @@ class Matching:
         if table_id not in self._keys:
             async with self.sessions() as session:
                 table = await session.get(CashTable, table_id)
-            self._keys[table_id] = None if table is None or table.private else ListKey.of(table)
+            self._keys[table_id] = None if table is None or table.private or table.club_id else ListKey.of(table)
         key = self._keys[table_id]
         if key is None:
             return
@@ -463,7 +465,7 @@ class Matching:
         async with self.sessions() as session:
             tables = await session.execute(
                 select(CashTable.small_blind, CashTable.big_blind, CashTable.ante, CashTable.seat_count, CashTable.game)
-                .where(CashTable.status == "open", CashTable.private.is_(False))
+                .where(CashTable.status == "open", CashTable.private.is_(False), CashTable.club_id.is_(None))
                 .distinct()
             )
             entries = await session.execute(

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import Conflict, Forbidden, NotFound
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat, TableMember
+from tablium_lobby.services.clubs import NOT_A_MEMBER, may_play, still_seated
 from tablium_lobby.services.tables import get_table
 
 if TYPE_CHECKING:  # seating checks sit-downs here: imported at run time only where used
@@ -74,6 +75,8 @@ async def may_watch(sessions: async_sessionmaker[AsyncSession], table_id: uuid.U
     seated there (a kicked player dealt in plays the hand out). Raises NotFound for no such table."""
     async with sessions() as session:
         table = await get_table(session, table_id)
+        if table.club_id is not None:
+            await _may_watch_club_table(session, table, viewer)
         if not table.private or is_host(table, viewer):
             return
         try:
@@ -87,6 +90,17 @@ async def may_watch(sessions: async_sessionmaker[AsyncSession], table_id: uuid.U
         )
         if seated.first() is None:
             raise Forbidden("this table is private: only its host and the players the host let in watch it")
+
+
+async def _may_watch_club_table(session: AsyncSession, table: CashTable, viewer: str) -> None:
+    """A club table is watched by the members allowed to play there, and by the players still seated (one
+    who left the club plays the hand in progress out)."""
+    try:
+        player_id = uuid.UUID(viewer)
+    except ValueError:
+        raise Forbidden(NOT_A_MEMBER) from None
+    if not await may_play(session, table, player_id) and not await still_seated(session, table.id, player_id):
+        raise Forbidden(NOT_A_MEMBER)
 
 
 class PrivateTables:

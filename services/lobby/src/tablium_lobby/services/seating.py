@@ -23,6 +23,7 @@ from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 from tablium_lobby.clients.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, ChipMovement, HandRecord, Seat
 from tablium_lobby.events import PLAYER_LEFT, PLAYER_SEATED, outbox
+from tablium_lobby.services.clubs import check_may_play, tables_with_leavers
 from tablium_lobby.services.offers import claim_seat
 from tablium_lobby.services.private import check_may_sit
 from tablium_lobby.services.tables import active_seats, finish_closing, get_table, stakes_of
@@ -101,6 +102,7 @@ class Seating:
             if table.status != "open":
                 raise Conflict("the table is closed")
             await check_may_sit(session, table, player_id)  # private tables: the host and approved members
+            await check_may_play(session, table, player_id)  # club tables: members (projection)
             if seat_no >= table.seat_count:
                 raise InvalidInput(f"the table has seats 0..{table.seat_count - 1}")
             stakes_of(table).check_buy_in(amount)
@@ -419,6 +421,14 @@ class Seating:
             await self.notify(table_id, change)
         for movement_id in movements:
             await self.finish_cash_out(movement_id)
+
+    async def stand_up_leavers(self) -> None:
+        """Cash out seats whose player must go (a member who left the table's club) and is not dealt in; a
+        seat dealt in goes after its hand (the runner's between-hands step)."""
+        async with self.sessions() as session:
+            tables = await tables_with_leavers(session)
+        for table_id in tables:
+            await self.cash_out_idle(table_id)
 
     # -- reconciler --------------------------------------------------------------------------------
 

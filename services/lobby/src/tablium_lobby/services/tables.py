@@ -26,6 +26,9 @@ class NewTable:
     host_id: uuid.UUID | None
     time_bank_refill_s: int = 5
     time_bank_refill_hands: int = 10
+    # A club table (members only) and, for a union table, the club's union.
+    club_id: uuid.UUID | None = None
+    union_id: uuid.UUID | None = None
 
 
 def stakes_of(table: CashTable) -> Stakes:
@@ -74,6 +77,8 @@ async def create_table(session: AsyncSession, wallet: Wallet, asset: str, new: N
         time_bank_refill_hands=new.time_bank_refill_hands,
         private=new.private,
         host_id=new.host_id,
+        club_id=new.club_id,
+        union_id=new.union_id,
         status="open",
         escrow_account_id=escrow,
         seq=0,
@@ -96,6 +101,8 @@ async def create_table(session: AsyncSession, wallet: Wallet, asset: str, new: N
             "ante": str(s.ante),
             "seats": s.seat_count,
             "private": new.private,
+            "club_id": None if new.club_id is None else str(new.club_id),
+            "union_id": None if new.union_id is None else str(new.union_id),
         },
     )
     return table

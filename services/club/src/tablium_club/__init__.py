@@ -1,0 +1,1 @@
+"""Tablium club service."""
