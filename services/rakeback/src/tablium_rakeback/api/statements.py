@@ -1,0 +1,167 @@
+"""Statements per player, agent, club and union, per period, as JSON and CSV; a player's tiers."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, time, timedelta
+
+import msgspec
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_kit.auth import BEARER, caller
+from tablium_kit.deps import DbSession
+from tablium_kit.errors import InvalidInput
+from tablium_kit.money import Amount, format_amount
+from tablium_rakeback.domain.periods import Period, period_of
+from tablium_rakeback.services import statements
+from tablium_rakeback.settings import RakebackSettings
+
+CSV = "text/csv"
+Check = Callable[[AsyncSession, uuid.UUID, bool, uuid.UUID], Awaitable[None]]
+# What each scope reads: the receiver kind of its accruals and who may read it.
+_SCOPES: dict[str, tuple[str, Check]] = {
+    "players": ("player", statements.check_player_access),
+    "agents": ("agent", statements.check_player_access),
+    "clubs": ("club", statements.check_club_access),
+    "unions": ("union", statements.check_union_access),
+}
+
+
+class StatementLine(msgspec.Struct, kw_only=True):
+    player_id: uuid.UUID
+    asset: str
+    hands: int
+    rake: Amount
+    amount: Amount
+    paid: Amount
+
+
+class StatementTotal(msgspec.Struct, kw_only=True):
+    asset: str
+    rake: Amount
+    amount: Amount
+    paid: Amount
+
+
+class StatementOut(msgspec.Struct, kw_only=True):
+    scope: str
+    id: uuid.UUID
+    period_start: datetime
+    period_end: datetime
+    lines: list[StatementLine]
+    totals: list[StatementTotal]
+
+
+class TierOut(msgspec.Struct, kw_only=True):
+    asset: str
+    tier: str
+    bps: int
+    rolling_rake: Amount
+
+
+def _period(state: State, day: date | None) -> Period:
+    settings: RakebackSettings = state.settings
+    if day is not None and not date(1970, 1, 5) <= day <= date(9998, 12, 1):
+        raise InvalidInput("period must be a day between 1970-01-05 and 9998-12-01")
+    moment = datetime.combine(day, time(), UTC) if day is not None else datetime.now(UTC)
+    return period_of(moment, settings.payout_period_days)
+
+
+async def _lines(
+    db_session: AsyncSession, state: State, scope: str, subject: uuid.UUID, day: date | None
+) -> tuple[Period, list[statements.Line]]:
+    kind, check = _SCOPES[scope]
+    principal = caller()
+    await check(db_session, uuid.UUID(principal.subject), "admin" in principal.roles, subject)
+    period = _period(state, day)
+    return period, await statements.lines(db_session, kind, subject, period)
+
+
+def _out(scope: str, subject: uuid.UUID, period: Period, items: list[statements.Line]) -> StatementOut:
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for line in items:
+        total = totals[line.asset]
+        total[0] += line.rake
+        total[1] += line.amount
+        total[2] += line.paid
+    return StatementOut(
+        scope=scope,
+        id=subject,
+        period_start=period.start,
+        period_end=period.end,
+        lines=[
+            StatementLine(
+                player_id=line.player_id,
+                asset=line.asset,
+                hands=line.hands,
+                rake=format_amount(line.rake),
+                amount=format_amount(line.amount),
+                paid=format_amount(line.paid),
+            )
+            for line in items
+        ],
+        totals=[
+            StatementTotal(asset=asset, rake=format_amount(r), amount=format_amount(a), paid=format_amount(p))
+            for asset, (r, a, p) in sorted(totals.items())
+        ],
+    )
+
+
+class StatementController(Controller):
+    path = "/api/v1/rakeback"
+    tags = ["rakeback"]
+    security = BEARER
+
+    @get(
+        "/statements/{level:str}/{subject:uuid}", summary="A statement for one period (players, agents, clubs, unions)"
+    )
+    async def statement(
+        self,
+        level: FromPath[str],
+        subject: FromPath[uuid.UUID],
+        db_session: DbSession,
+        state: State,
+        period: FromQuery[date | None] = None,
+    ) -> StatementOut:
+        if level not in _SCOPES:
+            raise InvalidInput(f"level must be one of {', '.join(_SCOPES)}")
+        found, items = await _lines(db_session, state, level, subject, period)
+        return _out(level, subject, found, items)
+
+    @get(
+        "/statements/{level:str}/{subject:uuid}/csv",
+        summary="The same statement as CSV",
+        media_type=CSV,
+    )
+    async def statement_csv(
+        self,
+        level: FromPath[str],
+        subject: FromPath[uuid.UUID],
+        db_session: DbSession,
+        state: State,
+        period: FromQuery[date | None] = None,
+    ) -> Response[str]:
+        if level not in _SCOPES:
+            raise InvalidInput(f"level must be one of {', '.join(_SCOPES)}")
+        found, items = await _lines(db_session, state, level, subject, period)
+        return Response(statements.to_csv(level, subject, found, items), media_type=CSV)
+
+    @get("/tiers/me", summary="My tier per asset over the rolling window (players outside clubs)")
+    async def my_tiers(self, db_session: DbSession, state: State) -> list[TierOut]:
+        settings: RakebackSettings = state.settings
+        found = await statements.current_tiers(
+            db_session,
+            uuid.UUID(caller().subject),
+            settings.tiers,
+            timedelta(days=settings.tier_window_days),
+            datetime.now(UTC),
+        )
+        return [
+            TierOut(asset=t.asset, tier=t.standing.name, bps=t.standing.bps, rolling_rake=format_amount(t.rolling_rake))
+            for t in found
+        ]
