@@ -44,6 +44,8 @@ PRIVATE_ROUTES = {
     "lobby-waiting-list-leave",
     "blockchain-deposit-address",
     "blockchain-chain-status",
+    "rakeback-statements",
+    "rakeback-tiers-me",
 }
 PUBLIC_ROUTES = {
     "player-auth",
