@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.auth import BEARER, caller
 from tablium_kit.deps import DbSession
@@ -21,15 +20,10 @@ from tablium_rakeback.domain.periods import Period, period_of
 from tablium_rakeback.services import statements
 from tablium_rakeback.settings import RakebackSettings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 CSV = "text/csv"
-Check = Callable[[AsyncSession, uuid.UUID, bool, uuid.UUID], Awaitable[None]]
-# What each scope reads: the receiver kind of its accruals and who may read it.
-_SCOPES: dict[str, tuple[str, Check]] = {
-    "players": ("player", statements.check_player_access),
-    "agents": ("agent", statements.check_player_access),
-    "clubs": ("club", statements.check_club_access),
-    "unions": ("union", statements.check_union_access),
-}
 
 
 class StatementLine(msgspec.Struct, kw_only=True):
@@ -73,13 +67,14 @@ def _period(state: State, day: date | None) -> Period:
 
 
 async def _lines(
-    db_session: AsyncSession, state: State, scope: str, subject: uuid.UUID, day: date | None
+    db_session: AsyncSession, state: State, level: str, subject: uuid.UUID, day: date | None
 ) -> tuple[Period, list[statements.Line]]:
-    kind, check = _SCOPES[scope]
     principal = caller()
-    await check(db_session, uuid.UUID(principal.subject), "admin" in principal.roles, subject)
     period = _period(state, day)
-    return period, await statements.lines(db_session, kind, subject, period)
+    found = await statements.read(
+        db_session, level, subject, period, caller=uuid.UUID(principal.subject), admin="admin" in principal.roles
+    )
+    return period, found
 
 
 def _out(scope: str, subject: uuid.UUID, period: Period, items: list[statements.Line]) -> StatementOut:
@@ -128,8 +123,6 @@ class StatementController(Controller):
         state: State,
         period: FromQuery[date | None] = None,
     ) -> StatementOut:
-        if level not in _SCOPES:
-            raise InvalidInput(f"level must be one of {', '.join(_SCOPES)}")
         found, items = await _lines(db_session, state, level, subject, period)
         return _out(level, subject, found, items)
 
@@ -146,8 +139,6 @@ class StatementController(Controller):
         state: State,
         period: FromQuery[date | None] = None,
     ) -> Response[str]:
-        if level not in _SCOPES:
-            raise InvalidInput(f"level must be one of {', '.join(_SCOPES)}")
         found, items = await _lines(db_session, state, level, subject, period)
         return Response(statements.to_csv(level, subject, found, items), media_type=CSV)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_kit.errors import Forbidden
+from tablium_kit.errors import Forbidden, InvalidInput
 from tablium_rakeback.db.models import Member, Rake, UnionClub
 from tablium_rakeback.domain.periods import Period
 from tablium_rakeback.domain.tiers import Tier, TierStanding, tier_for
@@ -149,3 +149,23 @@ async def current_tiers(
         CurrentTier(asset, tier_for(totals.get(asset, 0), table), totals.get(asset, 0))
         for asset, table in sorted(tiers.items())
     ]
+
+
+# What each level of statement reads: the receiver kind of its accruals, and who may read it.
+LEVELS = {
+    "players": ("player", check_player_access),
+    "agents": ("agent", check_player_access),
+    "clubs": ("club", check_club_access),
+    "unions": ("union", check_union_access),
+}
+
+
+async def read(
+    session: AsyncSession, level: str, subject: uuid.UUID, period: Period, *, caller: uuid.UUID, admin: bool
+) -> list[Line]:
+    """The lines of ``level``'s statement of ``subject``, once ``caller`` is found allowed to read it."""
+    if level not in LEVELS:
+        raise InvalidInput(f"level must be one of {', '.join(LEVELS)}")
+    kind, check = LEVELS[level]
+    await check(session, caller, admin, subject)
+    return await lines(session, kind, subject, period)
