@@ -14,7 +14,7 @@ from tablium_rakeback.settings import RakebackSettings
 
 from .conftest import deal, deliver, event, hand, member
 
-WEEK = period_of(datetime(2026, 10, 7, tzinfo=UTC), 7)  # Monday 2026-10-05 .. 10-12
+WEEK = period_of(datetime(2026, 10, 7, tzinfo=UTC), timedelta(days=7))  # Monday 2026-10-05 .. 10-12
 
 
 async def _scalar(sessions: async_sessionmaker[AsyncSession], sql: str, **params: object) -> object:

@@ -144,17 +144,17 @@ def test_tiers_step_up_by_rolling_rake() -> None:
     st.integers(1, 31),
 )
 def test_periods_contain_their_moment_and_tile_time(moment: datetime, days: int) -> None:
-    period = period_of(moment, days)
+    period = period_of(moment, timedelta(days=days))
     assert period.start <= moment < period.end
     assert period.end - period.start == timedelta(days=days)
-    assert period_of(period.end, days).start == period.end
-    ended = last_ended(moment, days)
+    assert period_of(period.end, timedelta(days=days)).start == period.end
+    ended = last_ended(moment, timedelta(days=days))
     assert ended.end <= moment
     assert ended.end == period.start
 
 
 def test_weeks_start_on_monday_and_payout_ids_are_stable() -> None:
-    week = period_of(datetime(2026, 12, 3, 15, tzinfo=UTC), 7)
+    week = period_of(datetime(2026, 12, 3, 15, tzinfo=UTC), timedelta(days=7))
     assert week.start == datetime(2026, 11, 30, tzinfo=UTC)  # a Monday
     assert payout_id(week.start, "player", "p", "USDT") == payout_id(week.start, "player", "p", "USDT")
     assert payout_id(week.start, "player", "p", "USDT") != payout_id(week.end, "player", "p", "USDT")

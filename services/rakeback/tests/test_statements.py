@@ -49,7 +49,7 @@ async def club(sessions: async_sessionmaker[AsyncSession]) -> dict[str, uuid.UUI
 
 
 def _url(level: str, subject: uuid.UUID, suffix: str = "") -> str:
-    return f"/api/v1/rakeback/statements/{level}/{subject}{suffix}?period=2026-09-09"
+    return f"/api/v1/rakeback/statements/{level}/{subject}{suffix}?at=2026-09-09T10:00:00Z"
 
 
 @pytest.mark.parametrize(
@@ -112,8 +112,8 @@ async def test_bad_input_is_a_problem_not_a_500(client: AsyncTestClient, club: d
     me = bearer(club["player"])
     for url, status in (
         (f"/api/v1/rakeback/statements/tables/{club['player']}", 422),
-        (f"/api/v1/rakeback/statements/players/{club['player']}?period=yesterday", 400),
-        (f"/api/v1/rakeback/statements/players/{club['player']}?period=0001-01-01", 422),
+        (f"/api/v1/rakeback/statements/players/{club['player']}?at=yesterday", 400),
+        (f"/api/v1/rakeback/statements/players/{club['player']}?at=0001-01-01T00:00:00Z", 422),
         ("/api/v1/rakeback/statements/players/not-a-uuid", 404),
     ):
         response = await client.get(url, headers=me)

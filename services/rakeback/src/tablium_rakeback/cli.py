@@ -12,7 +12,7 @@ from tablium_kit.cli import service_cli
 from tablium_rakeback.app import MIGRATIONS
 from tablium_rakeback.domain.periods import last_ended, period_of
 from tablium_rakeback.services.scheduler import run_period
-from tablium_rakeback.settings import load_settings
+from tablium_rakeback.settings import load_settings, period_length
 
 main = service_cli(
     "rakeback", settings=load_settings, app_factory="tablium_rakeback.app:create_app", migrations_dir=MIGRATIONS
@@ -25,10 +25,10 @@ def pay_period(day: datetime | None) -> None:
     settings = load_settings()
     now = datetime.now(UTC)
     if day is None:
-        period = last_ended(now, settings.payout_period_days)
+        period = last_ended(now, period_length(settings))
     else:
         period = period_of(
-            datetime.combine(date(day.year, day.month, day.day), datetime.min.time(), UTC), settings.payout_period_days
+            datetime.combine(date(day.year, day.month, day.day), datetime.min.time(), UTC), period_length(settings)
         )
     if period.end > now:
         raise click.ClickException(f"the period {period.start:%Y-%m-%d}..{period.end:%Y-%m-%d} has not ended")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import msgspec
 
 from tablium_kit.settings import ServiceSettings
@@ -10,8 +12,8 @@ from tablium_rakeback.domain.tiers import DEFAULT_TIERS, Tier, check_tiers
 
 class RakebackSettings(ServiceSettings, kw_only=True):
     port: int = 8003
-    # Payout periods, in days, counted from Monday 1970-01-05 00:00 UTC (7: weeks from Monday).
-    payout_period_days: int = 7
+    # Payout periods, in seconds, counted from Monday 1970-01-05 00:00 UTC (a week: weeks from Monday).
+    payout_period_s: int = 7 * 24 * 3600
     # The scheduler pays a period this long after it ended (hands still in flight get in), looking this often.
     payout_grace_s: int = 3600
     payout_check_interval_s: float = 60.0
@@ -24,10 +26,14 @@ class RakebackSettings(ServiceSettings, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.payout_period_days < 1:
-            raise ValueError("payout_period_days must be at least 1")
+        if self.payout_period_s < 1:
+            raise ValueError("payout_period_s must be at least 1")
         check_tiers(self.tiers)
 
 
 def load_settings() -> RakebackSettings:
     return RakebackSettings.from_env("rakeback")
+
+
+def period_length(settings: RakebackSettings) -> timedelta:
+    return timedelta(seconds=settings.payout_period_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -16,14 +16,15 @@ from tablium_kit.auth import BEARER, caller
 from tablium_kit.deps import DbSession
 from tablium_kit.errors import InvalidInput
 from tablium_kit.money import Amount, format_amount
-from tablium_rakeback.domain.periods import Period, period_of
+from tablium_rakeback.domain.periods import ANCHOR, Period, period_of
 from tablium_rakeback.services import statements
-from tablium_rakeback.settings import RakebackSettings
+from tablium_rakeback.settings import RakebackSettings, period_length
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 CSV = "text/csv"
+LATEST = datetime(9998, 12, 1, tzinfo=UTC)
 
 
 class StatementLine(msgspec.Struct, kw_only=True):
@@ -58,19 +59,20 @@ class TierOut(msgspec.Struct, kw_only=True):
     rolling_rake: Amount
 
 
-def _period(state: State, day: date | None) -> Period:
+def _period(state: State, at: datetime | None) -> Period:
     settings: RakebackSettings = state.settings
-    if day is not None and not date(1970, 1, 5) <= day <= date(9998, 12, 1):
-        raise InvalidInput("period must be a day between 1970-01-05 and 9998-12-01")
-    moment = datetime.combine(day, time(), UTC) if day is not None else datetime.now(UTC)
-    return period_of(moment, settings.payout_period_days)
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)  # a moment without a zone is UTC
+    if at is not None and not ANCHOR <= at <= LATEST:
+        raise InvalidInput("at must lie between 1970-01-05 and 9998-12-01")
+    return period_of(at or datetime.now(UTC), period_length(settings))
 
 
 async def _lines(
-    db_session: AsyncSession, state: State, level: str, subject: uuid.UUID, day: date | None
+    db_session: AsyncSession, state: State, level: str, subject: uuid.UUID, at: datetime | None
 ) -> tuple[Period, list[statements.Line]]:
     principal = caller()
-    period = _period(state, day)
+    period = _period(state, at)
     found = await statements.read(
         db_session, level, subject, period, caller=uuid.UUID(principal.subject), admin="admin" in principal.roles
     )
@@ -113,7 +115,8 @@ class StatementController(Controller):
     security = BEARER
 
     @get(
-        "/statements/{level:str}/{subject:uuid}", summary="A statement for one period (players, agents, clubs, unions)"
+        "/statements/{level:str}/{subject:uuid}",
+        summary="A statement for the period containing `at` (default now): players, agents, clubs or unions",
     )
     async def statement(
         self,
@@ -121,9 +124,9 @@ class StatementController(Controller):
         subject: FromPath[uuid.UUID],
         db_session: DbSession,
         state: State,
-        period: FromQuery[date | None] = None,
+        at: FromQuery[datetime | None] = None,
     ) -> StatementOut:
-        found, items = await _lines(db_session, state, level, subject, period)
+        found, items = await _lines(db_session, state, level, subject, at)
         return _out(level, subject, found, items)
 
     @get(
@@ -137,9 +140,9 @@ class StatementController(Controller):
         subject: FromPath[uuid.UUID],
         db_session: DbSession,
         state: State,
-        period: FromQuery[date | None] = None,
+        at: FromQuery[datetime | None] = None,
     ) -> Response[str]:
-        found, items = await _lines(db_session, state, level, subject, period)
+        found, items = await _lines(db_session, state, level, subject, at)
         return Response(statements.to_csv(level, subject, found, items), media_type=CSV)
 
     @get("/tiers/me", summary="My tier per asset over the rolling window (players outside clubs)")

@@ -1,4 +1,4 @@
-"""Payout periods: fixed-length windows counted from an anchor (a Monday, for weeks). Pure: no I/O."""
+"""Payout periods: fixed-length windows counted from an anchor (a Monday 00:00 UTC: weeks start on Mondays). Pure."""
 
 from __future__ import annotations
 
@@ -17,18 +17,17 @@ class Period:
     end: datetime
 
 
-def period_of(moment: datetime, days: int, anchor: datetime = ANCHOR) -> Period:
-    """The period containing ``moment``."""
-    length = timedelta(days=days)
+def period_of(moment: datetime, length: timedelta, anchor: datetime = ANCHOR) -> Period:
+    """The period of ``length`` containing ``moment``."""
     count = (moment - anchor) // length
     start = anchor + count * length
     return Period(start, start + length)
 
 
-def last_ended(now: datetime, days: int, anchor: datetime = ANCHOR) -> Period:
+def last_ended(now: datetime, length: timedelta, anchor: datetime = ANCHOR) -> Period:
     """The latest period that ended at or before ``now``."""
-    current = period_of(now, days, anchor)
-    return period_of(current.start - timedelta(microseconds=1), days, anchor)
+    current = period_of(now, length, anchor)
+    return period_of(current.start - timedelta(microseconds=1), length, anchor)
 
 
 def payout_id(period_start: datetime, kind: str, beneficiary: str, asset: str) -> uuid.UUID:

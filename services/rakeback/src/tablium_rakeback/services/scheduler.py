@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_rakeback.domain.periods import Period, last_ended
 from tablium_rakeback.services.payouts import RunResult, pay_period
-from tablium_rakeback.settings import RakebackSettings
+from tablium_rakeback.settings import RakebackSettings, period_length
 
 log = structlog.get_logger("tablium.rakeback.scheduler")
 
@@ -32,7 +32,7 @@ async def run_period(
 
 
 def due_period(settings: RakebackSettings, now: datetime) -> Period | None:
-    period = last_ended(now, settings.payout_period_days)
+    period = last_ended(now, period_length(settings))
     return period if now - period.end >= timedelta(seconds=settings.payout_grace_s) else None
 
 
