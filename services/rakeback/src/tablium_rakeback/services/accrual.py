@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
@@ -182,9 +182,3 @@ async def reevaluate_club(session: AsyncSession, deal: DealVersion) -> int:
 
 async def reevaluate_union(session: AsyncSession, union_id: uuid.UUID) -> int:
     return await _evaluate_all(session, select(Rake).where(Rake.status == "pending", Rake.union_id == union_id))
-
-
-async def mark_tier_pending(session: AsyncSession, hand_id: uuid.UUID, player_id: uuid.UUID) -> None:
-    await session.execute(
-        update(Rake).where(Rake.hand_id == hand_id, Rake.player_id == player_id).values(status="tier")
-    )
