@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aio_pika
 import msgspec
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tablium_rakeback.db.models import MESSAGING
+from tablium_rakeback.events.handlers import HANDLERS
+from tablium_rakeback.settings import RakebackSettings
 
-from tablium_kit.messaging import CloudEvent
+from tablium_kit.messaging import CloudEvent, Consumer
+from tablium_kit.messaging.testing import AmqpNames
 
 from .conftest import deal, deliver, event, hand, member
 
@@ -148,3 +154,48 @@ async def test_an_invalid_deal_is_refused(sessions: async_sessionmaker[AsyncSess
     bad = deal(uuid.uuid4(), 1, BASE, 1, club_bps=1000, player_bps=2000)
     with pytest.raises(ValueError, match="player_bps"):
         await deliver(sessions, bad)  # the consumer retries it, then dead-letters it
+
+
+async def test_through_rabbitmq_a_hand_before_its_club_facts_and_delivered_twice_accrues_once(
+    sessions: async_sessionmaker[AsyncSession], settings: RakebackSettings, amqp_names: AmqpNames
+) -> None:
+    consumer = Consumer(settings, sessions, MESSAGING, queues=amqp_names.service_queues("rakeback"), retry_delay=0.1)
+    for event_type, handler in HANDLERS.items():
+        consumer.handler(event_type)(handler)
+    await consumer.start()
+    try:
+        club, player = uuid.uuid4(), uuid.uuid4()
+        played = hand({player: 1000}, at=BASE + timedelta(days=1), club_id=club)
+        connection = await aio_pika.connect(amqp_names.url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+            facts = [
+                played,
+                played,
+                msgspec.structs.replace(played, id=uuid.uuid4()),
+                deal(club, 1, BASE, 2, club_bps=2000, player_bps=1000),
+                member(club, player, 1),
+            ]
+            for fact in facts:
+                message = aio_pika.Message(body=msgspec.json.encode(fact), message_id=str(fact.id))
+                await exchange.publish(message, routing_key=fact.type)
+
+        async def accrued() -> bool:
+            async with sessions() as session:
+                status = await session.scalar(text("SELECT status FROM rakes WHERE player_id = :p"), {"p": player})
+            return status == "accrued"
+
+        async with asyncio.timeout(20):
+            while not await accrued():  # noqa: ASYNC110 - polling the consumer's effect
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # the duplicates, handled meanwhile or after: nothing more
+        async with sessions() as session:
+            parts = dict(
+                (
+                    await session.execute(text("SELECT kind, amount FROM accruals WHERE player_id = :p"), {"p": player})
+                ).all()
+            )
+        assert {k: int(v) for k, v in parts.items()} == {"platform": 800, "club": 100, "player": 100}
+    finally:
+        await consumer.stop()
