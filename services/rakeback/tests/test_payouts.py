@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -97,3 +101,23 @@ async def test_a_payout_completes_once_on_the_wallets_posting(sessions: async_se
     )
     assert completed == 1
     assert await _scalar(sessions, "SELECT status FROM payouts WHERE payout_id = :p", p=payout_id) == "completed"
+
+
+async def test_the_cli_pays_one_period_by_hand_once(
+    sessions: async_sessionmaker[AsyncSession], settings: RakebackSettings
+) -> None:
+    player = uuid.uuid4()
+    day = datetime(2026, 8, 12, 9, tzinfo=UTC)
+    await deliver(sessions, hand({player: 70_000}, at=day))
+    env = {**os.environ, "TABLIUM_RAKEBACK_DATABASE_URL": settings.database_url, "TABLIUM_ENVIRONMENT": "test"}
+    command = [str(Path(sys.executable).parent / "tablium-rakeback"), "pay-period", "--day", "2026-08-12"]
+    first = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, check=True)
+    second = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, check=True)
+    assert "period 2026-08-10..2026-08-17: paid now, 1 payouts" in first.stdout
+    assert "already paid, 1 payouts" in second.stdout
+    amount = await _scalar(sessions, "SELECT amount FROM payouts WHERE beneficiary = :p", p=str(player))
+    assert int(str(amount)) == 7_000  # bronze: 10%
+    future = [*command[:-1], "2999-01-01"]
+    refused = await asyncio.to_thread(subprocess.run, future, env=env, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0
+    assert "has not ended" in refused.stderr
