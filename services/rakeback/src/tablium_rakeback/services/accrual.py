@@ -63,23 +63,25 @@ def deal_of(row: DealVersion) -> Deal:
     )
 
 
-async def _member_of(session: AsyncSession, rake: Rake) -> Member | None:
-    """The membership the rake flows through: of the table's club, or at a union table, of the player's
-    own club in that union. A member who left since still counts: the hand was played as a member."""
-    if rake.union_id is None:
-        return await session.get(Member, (rake.club_id, rake.player_id))
-    query = (
-        select(Member)
-        .join(UnionClub, (UnionClub.club_id == Member.club_id) & (UnionClub.union_id == rake.union_id))
-        .where(Member.player_id == rake.player_id)
-        .order_by(UnionClub.active.desc(), Member.active.desc(), Member.club_id)
-        .limit(1)
-    )
-    member: Member | None = await session.scalar(query)
-    return member
+async def members_of(
+    session: AsyncSession, club_id: uuid.UUID, union_id: uuid.UUID | None, players: list[uuid.UUID]
+) -> dict[uuid.UUID, Member]:
+    """The memberships the players' rake flows through: of the table's club, or at a union table, of each
+    player's own club in that union. A member who left since still counts: the hand was played as a member."""
+    if union_id is None:
+        query = select(Member).where(Member.club_id == club_id, Member.player_id.in_(players))
+    else:
+        query = (
+            select(Member)
+            .join(UnionClub, (UnionClub.club_id == Member.club_id) & (UnionClub.union_id == union_id))
+            .where(Member.player_id.in_(players))
+            .order_by(Member.player_id, UnionClub.active.desc(), Member.active.desc(), Member.club_id)
+            .distinct(Member.player_id)
+        )
+    return {m.player_id: m for m in (await session.scalars(query)).all()}
 
 
-async def _deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime) -> DealVersion | None:
+async def deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime) -> DealVersion | None:
     query = (
         select(DealVersion)
         .where(DealVersion.club_id == club_id, DealVersion.effective_from <= at)
@@ -90,11 +92,23 @@ async def _deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime
     return deal
 
 
-async def evaluate(session: AsyncSession, rake: Rake) -> None:
-    """Accrue (or re-accrue) one club rake from the stored facts; ``rake`` is locked by the caller."""
-    member = await _member_of(session, rake)
-    deal_row = await _deal_in_force(session, member.club_id, rake.hand_time) if member else None
+def plan(rake: Rake, member: Member | None, deal_row: DealVersion | None) -> list[Part] | None:
+    """The parts of a club rake under the deal in force and the member's agent (None: a fact is missing)."""
     if member is None or deal_row is None:
+        return None
+    deal = deal_of(deal_row)
+    union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
+    agent_id = str(member.agent_id) if member.agent_id else None
+    return split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
+
+
+async def evaluate(session: AsyncSession, rake: Rake) -> None:
+    """Re-accrue one club rake from the stored facts after a late fact; ``rake`` is locked by the caller."""
+    assert rake.club_id is not None
+    member = (await members_of(session, rake.club_id, rake.union_id, [rake.player_id])).get(rake.player_id)
+    deal_row = await deal_in_force(session, member.club_id, rake.hand_time) if member else None
+    parts = plan(rake, member, deal_row)
+    if parts is None or member is None or deal_row is None:
         rake.status = "pending"
         return
     if rake.status == "accrued" and (rake.member_club_id, rake.deal_version) == (member.club_id, deal_row.version):
@@ -103,17 +117,13 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
     if await session.scalar(select(func.count()).where(key, Accrual.payout_id.is_not(None))):
         log.warning("late fact for a rake already paid out", hand_id=str(rake.hand_id), player=str(rake.player_id))
         return
-    deal = deal_of(deal_row)
-    union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
-    agent_id = str(member.agent_id) if member.agent_id else None
-    parts = split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
     await session.execute(delete(Accrual).where(key))
-    await write_parts(session, rake, parts)
-    rake.status, rake.member_club_id, rake.deal_version, rake.tier = "accrued", member.club_id, deal.version, None
-    await announce(session, rake, parts)
+    rake.status, rake.member_club_id, rake.deal_version, rake.tier = "accrued", member.club_id, deal_row.version, None
+    await write_parts(session, [(rake, parts)])
+    await announce(session, [(rake, parts)])
 
 
-async def write_parts(session: AsyncSession, rake: Rake, parts: list[Part]) -> None:
+async def write_parts(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
     rows = [
         {
             "hand_id": rake.hand_id,
@@ -125,29 +135,42 @@ async def write_parts(session: AsyncSession, rake: Rake, parts: list[Part]) -> N
             "bps": p.bps,
             "hand_time": rake.hand_time,
         }
+        for rake, parts in accrued
         for p in parts
     ]
-    await session.execute(insert(Accrual), rows)
+    if rows:
+        await session.execute(insert(Accrual), rows)
 
 
-async def announce(session: AsyncSession, rake: Rake, parts: list[Part]) -> None:
-    data: dict[str, Any] = {
-        "hand_id": str(rake.hand_id),
-        "player_id": str(rake.player_id),
-        "table_id": str(rake.table_id),
-        "club_id": str(rake.member_club_id) if rake.member_club_id else None,
-        "union_id": str(rake.union_id) if rake.union_id else None,
-        "asset": rake.asset,
-        "rake": format_amount(rake.rake),
-        "hand_time": rake.hand_time.isoformat(),
-        "deal_version": rake.deal_version,
-        "tier": rake.tier,
-        "parts": [
-            {"kind": p.kind, "beneficiary": p.beneficiary, "bps": p.bps, "amount": format_amount(p.amount)}
-            for p in parts
-        ],
-    }
-    await outbox.add(session, type=ACCRUED, subject=str(rake.player_id), data=data)
+async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
+    """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction."""
+    by_hand: dict[uuid.UUID, list[tuple[Rake, list[Part]]]] = {}
+    for rake, parts in accrued:
+        by_hand.setdefault(rake.hand_id, []).append((rake, parts))
+    for hand_id, entries in by_hand.items():
+        first = entries[0][0]
+        data: dict[str, Any] = {
+            "hand_id": str(hand_id),
+            "table_id": str(first.table_id),
+            "union_id": str(first.union_id) if first.union_id else None,
+            "asset": first.asset,
+            "hand_time": first.hand_time.isoformat(),
+            "accruals": [
+                {
+                    "player_id": str(rake.player_id),
+                    "club_id": str(rake.member_club_id) if rake.member_club_id else None,
+                    "rake": format_amount(rake.rake),
+                    "deal_version": rake.deal_version,
+                    "tier": rake.tier,
+                    "parts": [
+                        {"kind": p.kind, "beneficiary": p.beneficiary, "bps": p.bps, "amount": format_amount(p.amount)}
+                        for p in parts
+                    ],
+                }
+                for rake, parts in entries
+            ],
+        }
+        await outbox.add(session, type=ACCRUED, subject=str(hand_id), data=data)
 
 
 async def _evaluate_all(session: AsyncSession, query: Any) -> int:

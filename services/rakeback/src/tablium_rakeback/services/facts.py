@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_rakeback.db.models import Club, DealVersion, Member, Rake, UnionClub
-from tablium_rakeback.domain.split import Deal, validate
+from tablium_rakeback.domain.split import Deal, Part, validate
 from tablium_rakeback.services import accrual
 
 
@@ -39,31 +39,56 @@ class Hand:
 
 
 async def record_hand(session: AsyncSession, hand: Hand) -> None:
-    """Store each player's rake once (keyed on hand and player, whatever the envelope) and accrue it."""
+    """Store each player's rake once (keyed on hand and player, whatever the envelope) and accrue it.
+
+    A handful of statements whatever the number of players: memberships and the deal in force are read
+    for all of them, the rakes inserted with their outcome (a duplicate inserts nothing and stops there),
+    then every accrual row and one ``rakeback.accrued``."""
     await accrual.lock_for_hands(session)
-    for paid in hand.players:
-        if paid.rake <= 0:
-            continue
-        inserted = await session.scalar(
-            insert(Rake)
-            .values(
-                hand_id=hand.hand_id,
-                player_id=paid.player_id,
-                table_id=hand.table_id,
-                club_id=hand.club_id,
-                union_id=hand.union_id,
-                asset=hand.asset,
-                rake=paid.rake,
-                hand_time=hand.time,
-                status="pending" if hand.club_id else "tier",
-            )
-            .on_conflict_do_nothing()
-            .returning(Rake.player_id)
+    paid = [p for p in hand.players if p.rake > 0]
+    if not paid:
+        return
+    rakes = [
+        Rake(
+            hand_id=hand.hand_id,
+            player_id=p.player_id,
+            table_id=hand.table_id,
+            club_id=hand.club_id,
+            union_id=hand.union_id,
+            asset=hand.asset,
+            rake=p.rake,
+            hand_time=hand.time,
+            # A public table's rake is accrued by tier when its period is paid.
+            status="tier",
+            member_club_id=None,
+            deal_version=None,
+            tier=None,
         )
-        if inserted is None or hand.club_id is None:
-            continue  # a duplicate; or a public table's rake, accrued by tier when its period is paid
-        rake = await session.get_one(Rake, (hand.hand_id, paid.player_id), with_for_update=True)
-        await accrual.evaluate(session, rake)
+        for p in paid
+    ]
+    plans: dict[uuid.UUID, list[Part]] = {}
+    if hand.club_id is not None:
+        members = await accrual.members_of(session, hand.club_id, hand.union_id, [p.player_id for p in paid])
+        deals: dict[uuid.UUID, DealVersion | None] = {}
+        for rake in rakes:
+            member = members.get(rake.player_id)
+            if member is not None and member.club_id not in deals:
+                deals[member.club_id] = await accrual.deal_in_force(session, member.club_id, hand.time)
+            deal = deals.get(member.club_id) if member else None
+            parts = accrual.plan(rake, member, deal)
+            if parts is None or member is None or deal is None:
+                rake.status = "pending"
+            else:
+                rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, deal.version
+                plans[rake.player_id] = parts
+    columns = ("hand_id", "player_id", "table_id", "club_id", "union_id", "asset", "rake", "hand_time", "status")
+    rows = [{c: getattr(r, c) for c in (*columns, "member_club_id", "deal_version", "tier")} for r in rakes]
+    inserted = set(
+        (await session.scalars(insert(Rake).values(rows).on_conflict_do_nothing().returning(Rake.player_id))).all()
+    )
+    accrued = [(r, plans[r.player_id]) for r in rakes if r.player_id in inserted and r.player_id in plans]
+    await accrual.write_parts(session, accrued)
+    await accrual.announce(session, accrued)
 
 
 async def _upsert(session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]) -> bool:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_kit.money import format_amount
 from tablium_rakeback.db.models import Accrual, Payout, PayoutRun, PlayerTier, Rake
 from tablium_rakeback.domain.periods import Period, payout_id
-from tablium_rakeback.domain.split import split, tier_layers
+from tablium_rakeback.domain.split import Part, split, tier_layers
 from tablium_rakeback.domain.tiers import Tier, tier_for
 from tablium_rakeback.events import PAYOUT_COMPLETED, PAYOUT_REQUESTED, TIER_CHANGED, outbox
 from tablium_rakeback.services import accrual
@@ -55,6 +55,7 @@ async def _accrue_tiers(
         )
     ).all()
     standings: dict[tuple[uuid.UUID, str], tuple[str, int, int]] = {}
+    accrued: list[tuple[Rake, list[Part]]] = []
     for rake in rakes:
         key = (rake.player_id, rake.asset)
         if key not in standings:
@@ -71,10 +72,10 @@ async def _accrue_tiers(
             standings[key] = (standing.name, standing.bps, int(rolling or 0))
             await _announce_tier(session, rake.player_id, rake.asset, standings[key], now)
         name, bps, _ = standings[key]
-        parts = split(rake.rake, tier_layers(player_id=str(rake.player_id), bps=bps))
-        await accrual.write_parts(session, rake, parts)
         rake.status, rake.tier = "accrued", name
-        await accrual.announce(session, rake, parts)
+        accrued.append((rake, split(rake.rake, tier_layers(player_id=str(rake.player_id), bps=bps))))
+    await accrual.write_parts(session, accrued)
+    await accrual.announce(session, accrued)
 
 
 async def _announce_tier(
