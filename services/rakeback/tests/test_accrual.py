@@ -51,6 +51,8 @@ class Scenario:
                 club, 2, BASE + timedelta(days=2), 6, club_bps=3000, player_bps=2000, union=(union, 4500), agents=agents
             ),
             deal(other, 1, BASE, 3, club_bps=2000, player_bps=500, union=(union, 3000)),
+            # p2 leaves after the hands: its hands still accrue as a member's, whichever fact arrives first.
+            event("club.member_left", {"club_id": str(club), "player_id": str(p2), "reason": "left", "seq": 10}),
         ]
         self.hands = [
             hand({p1: 1001, p2: 333}, at=BASE + timedelta(days=1), club_id=club, hand_id=self.id("h1")),

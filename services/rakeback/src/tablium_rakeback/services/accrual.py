@@ -32,6 +32,8 @@ from tablium_rakeback.events import ACCRUED, outbox
 
 log = structlog.get_logger("tablium.rakeback.accrual")
 
+# The role of a membership known only from its member_left (its join not arrived yet).
+UNKNOWN_ROLE = ""
 # pg_advisory_xact_lock key of accruals (any bigint unique to this service's database).
 _LOCK = 0x52414B45  # "RAKE"
 
@@ -69,12 +71,14 @@ async def members_of(
     """The memberships the players' rake flows through: of the table's club, or at a union table, of each
     player's own club in that union. A member who left since still counts: the hand was played as a member."""
     if union_id is None:
-        query = select(Member).where(Member.club_id == club_id, Member.player_id.in_(players))
+        query = select(Member).where(
+            Member.club_id == club_id, Member.player_id.in_(players), Member.role != UNKNOWN_ROLE
+        )
     else:
         query = (
             select(Member)
             .join(UnionClub, (UnionClub.club_id == Member.club_id) & (UnionClub.union_id == union_id))
-            .where(Member.player_id.in_(players))
+            .where(Member.player_id.in_(players), Member.role != UNKNOWN_ROLE)
             .order_by(Member.player_id, UnionClub.active.desc(), Member.active.desc(), Member.club_id)
             .distinct(Member.player_id)
         )

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_rakeback.db.models import Club, DealVersion, Member, Rake, UnionClub
 from tablium_rakeback.domain.split import Deal, Part, validate
 from tablium_rakeback.services import accrual
+from tablium_rakeback.services.accrual import UNKNOWN_ROLE
 
 
 @dataclass(frozen=True)
@@ -133,16 +134,26 @@ async def membership(
         "active": active,
         "seq": seq,
     }
-    if await _upsert(session, Member, values, ["club_id", "player_id"]) and active:
+    if await _upsert(session, Member, values, ["club_id", "player_id"]):
+        if active:
+            await accrual.reevaluate_player(session, player_id)
+        return
+    known = await session.get_one(Member, (club_id, player_id), with_for_update=True)
+    if known.role == UNKNOWN_ROLE:
+        # The leave arrived first: the join, older, still tells the role and agent the hands were played with.
+        known.role, known.agent_id = role, agent_id
         await accrual.reevaluate_player(session, player_id)
 
 
 async def member_left(session: AsyncSession, *, club_id: uuid.UUID, player_id: uuid.UUID, seq: int) -> None:
-    """The row stays (role and agent) for the hands played before; it only stops being active."""
+    """The row stays (role and agent) for the hands played before; it only stops being active. Left before
+    the join arrived, the row waits for it with no role (a rake does not accrue through it until then)."""
     await accrual.lock_for_facts(session)
     known = await session.get(Member, (club_id, player_id), with_for_update=True)
     if known is None:
-        session.add(Member(club_id=club_id, player_id=player_id, role="member", agent_id=None, active=False, seq=seq))
+        session.add(
+            Member(club_id=club_id, player_id=player_id, role=UNKNOWN_ROLE, agent_id=None, active=False, seq=seq)
+        )
     elif known.seq < seq:
         known.active, known.seq = False, seq
 
