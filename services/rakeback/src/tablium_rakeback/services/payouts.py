@@ -15,11 +15,10 @@ posts ``wallet.transfer_posted``; :func:`complete_payout` then marks it complete
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, Uuid, column, func, select, update, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,19 +128,34 @@ async def pay_period(
         run = await session.get_one(PayoutRun, period.start)
         return RunResult(period, False, run.payouts)
     await _accrue_tiers(session, period, tiers, tier_window, now)
-    unpaid = (
-        await session.scalars(
-            select(Accrual)
-            .where(Accrual.payout_id.is_(None), Accrual.kind != "platform", Accrual.hand_time < period.end)
-            .with_for_update()
-        )
-    ).all()
-    totals: dict[tuple[str, str, str], int] = defaultdict(int)
-    for row in unpaid:
-        totals[(row.kind, row.beneficiary, row.asset)] += row.amount
+    # Set-based (a busy week is millions of accruals): totals per receiver, then each accrual marked with
+    # its payout's id. Nothing changes in between: the accrual lock is held.
+    scope = (Accrual.payout_id.is_(None), Accrual.kind != "platform", Accrual.hand_time < period.end)
+    rows = await session.execute(
+        select(Accrual.kind, Accrual.beneficiary, Accrual.asset, func.sum(Accrual.amount))
+        .where(*scope)
+        .group_by(Accrual.kind, Accrual.beneficiary, Accrual.asset)
+    )
+    totals = {(kind, beneficiary, asset): int(total) for kind, beneficiary, asset, total in rows}
     ids = {key: payout_id(period.start, *key) for key in totals}
-    for row in unpaid:
-        row.payout_id = ids[(row.kind, row.beneficiary, row.asset)]
+    if ids:
+        keys = values(
+            column("kind", String),
+            column("beneficiary", String),
+            column("asset", String),
+            column("payout_id", Uuid),
+            name="payout_keys",
+        ).data([(*key, pid) for key, pid in ids.items()])
+        await session.execute(
+            update(Accrual)
+            .where(
+                *scope,
+                Accrual.kind == keys.c.kind,
+                Accrual.beneficiary == keys.c.beneficiary,
+                Accrual.asset == keys.c.asset,
+            )
+            .values(payout_id=keys.c.payout_id)
+        )
     payouts = 0
     for (kind, beneficiary, asset), amount in sorted(totals.items()):
         if amount == 0:
