@@ -57,6 +57,8 @@ PRIVATE_ROUTES = {
     "club-union-actions",
     "club-union-share",
     "club-union-remove",
+    "rakeback-statements",
+    "rakeback-tiers-me",
 }
 PUBLIC_ROUTES = {
     "player-auth",

@@ -224,6 +224,44 @@ async def test_rakeback_payout_pays_from_the_pool(consumer: Consumer, api: Any, 
     assert await paid()
 
 
+async def _balance_of(api: Any, owner: str, kind: str) -> int:
+    accounts = (await api.client.get(f"/internal/v1/accounts?owner={owner}", headers=internal())).json()
+    return sum(int(a["balance"]["balance"]) for a in accounts if a["kind"] == kind and a["asset"] == "USDT")
+
+
+async def test_a_club_payout_is_funded_from_the_house_rake_in_the_same_linked_batch(
+    consumer: Consumer, api: Any, amqp_names: AmqpNames, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    club_id, payout_id = uuid.uuid4(), uuid.uuid4()
+    house_before = await _balance_of(api, "house", "house_rake")
+    payout = {
+        "payout_id": str(payout_id),
+        "beneficiary_kind": "club",
+        "beneficiary_id": str(club_id),
+        "asset": "USDT",
+        "amount": "700",
+    }
+    # Two envelopes of the same fact: the inbox lets both in, the derived transfer ids pay once.
+    await _publish(amqp_names, _event("rakeback.payout_requested", payout))
+    await _publish(amqp_names, _event("rakeback.payout_requested", payout))
+
+    async def paid() -> bool:
+        return await _balance_of(api, f"club:{club_id}", "club") == 700
+
+    await _wait_for(paid)
+    await asyncio.sleep(0.5)
+    assert await paid()
+    assert await _balance_of(api, "house", "house_rake") == house_before - 700
+    async with sessions() as session:
+        codes = (
+            await session.execute(
+                text("SELECT code, flags FROM transfers WHERE metadata->>'payout_id' = :p ORDER BY code"),
+                {"p": str(payout_id)},
+            )
+        ).all()
+    assert [c for c, _ in codes] == ["rakeback_funding", "rakeback_payout"]
+
+
 async def test_a_10_pow_24_wei_deposit_posting_and_withdrawal(
     consumer: Consumer, api: Any, amqp_names: AmqpNames
 ) -> None:

@@ -16,6 +16,8 @@ from tablium_kit.errors import InvalidInput
         ("chain:1\n", "chain_clearing"),
         ("table:t1\n", "table_escrow"),
         ("player:00000000-0000-0000-0000-000000000001\n", "player"),
+        ("club:00000000-0000-0000-0000-000000000001\n", "club"),
+        ("union:00000000-0000-0000-0000-000000000001\n", "union"),
     ],
 )
 def test_an_owner_with_a_trailing_newline_is_refused(owner: str, kind: str) -> None:

@@ -27,15 +27,17 @@ class EventSpec:
 CATALOG: dict[str, EventSpec] = {
     "player.registered": EventSpec("A player account was created.", ("wallet",)),
     "player.level_up": EventSpec("A player's XP crossed one or more levels: old and new level.", ("rakeback",)),
-    "club.created": EventSpec("A club was created (docs/events/club.md has every club payload)."),
+    "club.created": EventSpec("A club was created (docs/events/club.md has every club payload).", ("rakeback",)),
     "club.member_joined": EventSpec("A join request was approved; the player is a member.", ("rakeback", "lobby")),
     "club.member_left": EventSpec("A member left or was removed from a club.", ("rakeback", "lobby")),
     "club.deal_changed": EventSpec("A club's or agent's rakeback deal changed.", ("rakeback",)),
-    "club.closed": EventSpec("A club was closed."),
+    "club.closed": EventSpec("A club was closed.", ("rakeback",)),
     "club.member_updated": EventSpec("A member's role or recruiting agent changed.", ("rakeback", "lobby")),
     "club.union_joined": EventSpec("A union's owner approved a club into the union.", ("rakeback", "lobby")),
     "club.union_left": EventSpec("A club left a union or was removed from it.", ("rakeback", "lobby")),
-    "wallet.transfer_posted": EventSpec("A transfer was posted (single-phase or a pending one).", ("blockchain",)),
+    "wallet.transfer_posted": EventSpec(
+        "A transfer was posted (single-phase or a pending one).", ("blockchain", "rakeback")
+    ),
     "wallet.transfer_voided": EventSpec("A pending transfer was voided or timed out.", ("blockchain", "event")),
     "wallet.limit_exceeded": EventSpec("A transfer was refused by a player's limit.", ("player",)),
     "lobby.table_opened": EventSpec("A cash or tournament table opened.", ("club", "event")),
@@ -67,9 +69,13 @@ CATALOG: dict[str, EventSpec] = {
         "What the lobby must do at a tournament's tables, in order: seat, move, hold, resume, break, new level.",
         ("lobby",),
     ),
-    "rakeback.accrued": EventSpec("Rakeback accrued to a player from rake paid."),
+    "rakeback.accrued": EventSpec(
+        "A player's rake in a hand was split among its receivers (docs/events/rakeback.md); a later deal version "
+        "in force at the hand's time restates it with a higher deal_version."
+    ),
+    "rakeback.tier_changed": EventSpec("A player outside clubs moved to another rakeback tier (per asset)."),
     "rakeback.payout_requested": EventSpec("A rakeback payout was requested.", ("wallet",)),
-    "rakeback.payout_completed": EventSpec("A rakeback payout was credited.", ("player",)),
+    "rakeback.payout_completed": EventSpec("A rakeback payout was credited by the wallet.", ("player",)),
     "blockchain.deposit_detected": EventSpec("A deposit was seen on chain, not yet confirmed."),
     "blockchain.deposit_confirmed": EventSpec("A deposit reached N confirmations.", ("wallet",)),
     "blockchain.deposit_reverted": EventSpec(

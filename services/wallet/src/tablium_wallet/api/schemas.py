@@ -38,6 +38,8 @@ Kind = Literal[
     "house_fees",
     "house_adjustments",
     "rakeback_pool",
+    "club",
+    "union",
     "chain_clearing",
 ]
 Status = Literal["pending", "posted", "voided", "expired"]

@@ -29,6 +29,9 @@ _OWNERS: list[tuple[re.Pattern[str], frozenset[str]]] = [
     (re.compile(r"^tournament:[A-Za-z0-9_.:-]{1,64}\Z"), frozenset({"prize_pool"})),
     (re.compile(r"^house\Z"), frozenset({"house_rake", "house_fees", "house_adjustments"})),
     (re.compile(r"^rakeback\Z"), frozenset({"rakeback_pool"})),
+    # Clubs' and unions' rakeback shares (rakeback.payout_requested), for the club service to hand on.
+    (re.compile(r"^club:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"), frozenset({"club"})),
+    (re.compile(r"^union:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"), frozenset({"union"})),
     (re.compile(r"^chain:[0-9]{1,20}\Z"), frozenset({"chain_clearing"})),
 ]
 
@@ -36,12 +39,14 @@ KINDS = frozenset(kind for _, kinds in _OWNERS for kind in kinds)
 # Where players stake: a cash table's escrow, a tournament's prize pool (loss limits count these).
 STAKE_KINDS = frozenset({"table_escrow", "prize_pool"})
 
-# Players, escrows and prize pools hold real money: they can never pay out more than they received.
+# Players, escrows, prize pools, clubs and unions hold real money: they never pay out more than they received.
 # House, rakeback and chain clearing accounts are the platform's side and may run negative.
 _KIND_FLAGS = {
     "player": AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
     "table_escrow": AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
     "prize_pool": AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+    "club": AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+    "union": AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
 }
 
 
@@ -53,7 +58,8 @@ def check_owner(owner: str, kind: str) -> AccountFlags:
                 raise InvalidInput(f"an account of {owner!r} must be of kind {' or '.join(sorted(kinds))}")
             return _KIND_FLAGS.get(kind, AccountFlags(0))
     raise InvalidInput(
-        f"unknown owner {owner!r}: expected player:<uuid>, table:<id>, tournament:<id>, house, rakeback or chain:<id>"
+        f"unknown owner {owner!r}: expected player:<uuid>, table:<id>, tournament:<id>, house, rakeback, "
+        "club:<uuid>, union:<uuid> or chain:<id>"
     )
 
 

@@ -8,18 +8,20 @@ the row and is skipped. The transfers they make also carry ids derived from the 
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_kit.errors import InvalidInput
 from tablium_kit.messaging import CloudEvent
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.money import PositiveAmount, parse_amount
 from tablium_wallet.domain.accounts import player_owner
 from tablium_wallet.domain.errors import PendingTransferResolved
 from tablium_wallet.services.accounts import open_account, record_player
-from tablium_wallet.services.ledger import NewTransfer, Resolve, execute_one
+from tablium_wallet.services.ledger import Linked, NewTransfer, Resolve, execute_one
 
 log = structlog.get_logger("tablium.wallet.events")
 
@@ -38,9 +40,22 @@ class DepositConfirmed(msgspec.Struct, kw_only=True):
 
 class PayoutRequested(msgspec.Struct, kw_only=True):
     payout_id: uuid.UUID
-    player_id: uuid.UUID
     asset: str
     amount: PositiveAmount
+    # Who receives it: a player (their own rakeback, or an agent's share), a club or a union.
+    beneficiary_kind: Literal["player", "agent", "club", "union"] = "player"
+    beneficiary_id: uuid.UUID | None = None
+    # The first form of this event named the player alone.
+    player_id: uuid.UUID | None = None
+
+    def owner(self) -> tuple[str, str]:
+        """The receiving account's (owner, kind)."""
+        receiver = self.beneficiary_id or self.player_id
+        if receiver is None:
+            raise InvalidInput("a payout names its beneficiary_id (or player_id)")
+        if self.beneficiary_kind in ("player", "agent"):
+            return player_owner(receiver), "player"
+        return f"{self.beneficiary_kind}:{receiver}", self.beneficiary_kind
 
 
 class WithdrawalSettled(msgspec.Struct, kw_only=True):
@@ -60,6 +75,10 @@ def deposit_transfer_id(chain_id: int, tx_hash: str, log_index: int) -> uuid.UUI
 
 def payout_transfer_id(payout_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"rakeback-payout:{payout_id}")
+
+
+def payout_funding_id(payout_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NAMESPACE, f"rakeback-funding:{payout_id}")
 
 
 async def on_deposit_confirmed(session: AsyncSession, event: CloudEvent) -> None:
@@ -85,20 +104,39 @@ async def on_deposit_confirmed(session: AsyncSession, event: CloudEvent) -> None
 
 
 async def on_payout_requested(session: AsyncSession, event: CloudEvent) -> None:
+    """The house rake account funds the rakeback pool and the pool pays the receiver, linked (both or
+    neither), with ids derived from the payout id: a redelivery in any envelope pays once."""
     payout = msgspec.convert(event.data, PayoutRequested)
-    player = await open_account(session, owner=player_owner(payout.player_id), kind="player", asset=payout.asset)
+    owner, kind = payout.owner()
+    receiver = await open_account(session, owner=owner, kind=kind, asset=payout.asset)
     pool = await open_account(session, owner="rakeback", kind="rakeback_pool", asset=payout.asset)
+    house = await open_account(session, owner="house", kind="house_rake", asset=payout.asset)
+    amount, metadata = parse_amount(payout.amount), {"payout_id": str(payout.payout_id)}
     await execute_one(
         session,
-        NewTransfer(
-            id=payout_transfer_id(payout.payout_id),
-            debit_account_id=pool.id,
-            credit_account_id=player.id,
-            amount=parse_amount(payout.amount),
-            asset=payout.asset,
-            code="rakeback_payout",
-            metadata={"payout_id": str(payout.payout_id)},
-            enforce_limits=False,
+        Linked(
+            (
+                NewTransfer(
+                    id=payout_funding_id(payout.payout_id),
+                    debit_account_id=house.id,
+                    credit_account_id=pool.id,
+                    amount=amount,
+                    asset=payout.asset,
+                    code="rakeback_funding",
+                    metadata=metadata,
+                    enforce_limits=False,
+                ),
+                NewTransfer(
+                    id=payout_transfer_id(payout.payout_id),
+                    debit_account_id=pool.id,
+                    credit_account_id=receiver.id,
+                    amount=amount,
+                    asset=payout.asset,
+                    code="rakeback_payout",
+                    metadata=metadata,
+                    enforce_limits=False,
+                ),
+            )
         ),
     )
 

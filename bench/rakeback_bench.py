@@ -1,0 +1,186 @@
+"""Hand events accrued per second: from RabbitMQ into Postgres through the kit's consumer (inbox included),
+against the same accruals made without the consumer (the handler's transactions, as many at a time).
+
+    .venv/bin/python bench/rakeback_bench.py [--hands N] [--players P] [--concurrency C]
+
+Every hand is at a club table, P players each paying rake, each a club member with an agent, so each hand
+stores P rakes, P x 5 accrual rows and P ``rakeback.accrued`` outbox rows. The consumer's run starts with
+all N events queued and ends when the last rake is accrued. Target (issue 14): 2,000 hand events/s, so one
+instance keeps up with 1,000 busy tables. Everything it creates (database, exchange, queues) is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+import anyio
+import msgspec
+from sqlalchemy import text
+from tablium_rakeback.app import MIGRATIONS
+from tablium_rakeback.db.models import MESSAGING
+from tablium_rakeback.events.handlers import HANDLERS
+from tablium_rakeback.settings import RakebackSettings
+
+from tablium_kit import migrations
+from tablium_kit.db import create_engine, drop_database, ensure_database, session_factory
+from tablium_kit.messaging import CloudEvent, Consumer
+from tablium_kit.messaging.catalog import source_of
+from tablium_kit.messaging.topology import QueueNames
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+NOW = datetime.now(UTC)
+
+
+def _event(type_: str, data: dict[str, Any], subject: str = "x") -> CloudEvent:
+    return CloudEvent(id=uuid.uuid4(), source=source_of(type_), type=type_, time=NOW, subject=subject, data=data)
+
+
+def club_facts(club: uuid.UUID, agent: uuid.UUID, players: list[uuid.UUID]) -> list[CloudEvent]:
+    facts = [_event("club.member_joined", {"club_id": str(club), "player_id": str(agent), "role": "agent", "seq": 1})]
+    for n, player in enumerate(players):
+        data = {"club_id": str(club), "player_id": str(player), "role": "member", "agent_id": str(agent), "seq": n + 2}
+        facts.append(_event("club.member_joined", data))
+    agents = [{"agent_id": str(agent), "parent_agent_id": None, "bps": 2000, "player_bps": 1000}]
+    deal = {
+        "club_id": str(club),
+        "version": 1,
+        "effective_from": (NOW - timedelta(days=1)).isoformat(),
+        "club_bps": 3000,
+        "player_bps": 500,
+        "agents": agents,
+        "seq": len(players) + 2,
+    }
+    return [*facts, _event("club.deal_changed", deal)]
+
+
+def hands(club: uuid.UUID, players: list[uuid.UUID], n: int) -> list[CloudEvent]:
+    table = str(uuid.uuid4())
+    seats = [{"seat": i + 1, "player_id": str(p), "rake": str(1000 + i)} for i, p in enumerate(players)]
+    return [
+        _event(
+            "lobby.hand_completed",
+            {"table_id": table, "hand_id": str(uuid.uuid4()), "asset": "USDT", "club_id": str(club), "players": seats},
+            subject=table,
+        )
+        for _ in range(n)
+    ]
+
+
+async def _database(name: str) -> str:
+    url = f"{POSTGRES_URL}/{name}"
+    await ensure_database(url)
+    await anyio.to_thread.run_sync(migrations.upgrade, url, MIGRATIONS)
+    return url
+
+
+async def _handle(sessions: Any, fact: CloudEvent) -> None:
+    async with sessions() as session, session.begin():
+        await HANDLERS[fact.type](session, fact)
+
+
+async def baseline(url: str, facts: list[CloudEvent], events: list[CloudEvent], concurrency: int) -> float:
+    engine = create_engine(url, pool_size=concurrency)
+    sessions = session_factory(engine)
+    try:
+        for fact in facts:
+            await _handle(sessions, fact)
+        queue: asyncio.Queue[CloudEvent] = asyncio.Queue()
+        for e in events:
+            queue.put_nowait(e)
+
+        async def worker() -> None:
+            while not queue.empty():
+                await _handle(sessions, queue.get_nowait())
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - start
+    finally:
+        await engine.dispose()
+
+
+async def through_consumer(
+    url: str, exchange_name: str, names: QueueNames, facts: list[CloudEvent], events: list[CloudEvent], prefetch: int
+) -> float:
+    engine = create_engine(url, pool_size=prefetch)
+    sessions = session_factory(engine)
+    settings = RakebackSettings(
+        service_name="rakeback", database_url=url, amqp_url=AMQP_URL, events_exchange=exchange_name
+    )
+    consumer = Consumer(settings, sessions, MESSAGING, queues=names, prefetch=prefetch)
+    for event_type, handler in HANDLERS.items():
+        consumer.handler(event_type)(handler)
+    try:
+        for fact in facts:
+            await _handle(sessions, fact)
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.declare_exchange(exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
+            await consumer.start()  # declares and binds the queues
+            await consumer.stop()
+            for i in range(0, len(events), 500):
+                await asyncio.gather(
+                    *(
+                        exchange.publish(
+                            aio_pika.Message(msgspec.json.encode(e), message_id=str(e.id)), routing_key=e.type
+                        )
+                        for e in events[i : i + 500]
+                    )
+                )
+        expected = len(events) * len(events[0].data["players"])
+        start = time.perf_counter()
+        await consumer.start()
+        while True:
+            async with sessions() as session:
+                done = await session.scalar(text("SELECT count(*) FROM rakes WHERE status = 'accrued'"))
+            if done == expected:
+                return time.perf_counter() - start
+            await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+        await engine.dispose()
+
+
+async def main(n: int, players: int, concurrency: int) -> None:
+    run = uuid.uuid4().hex[:8]
+    exchange_name, names = f"tablium.events.bench-{run}", QueueNames.for_service("rakeback", f"bench-{run}.")
+    urls = [await _database(f"bench_rakeback_{run}_{kind}") for kind in ("base", "consumer")]
+    club, agent, members = uuid.uuid4(), uuid.uuid4(), [uuid.uuid4() for _ in range(players)]
+    try:
+        base_s = await baseline(urls[0], club_facts(club, agent, members), hands(club, members, n), concurrency)
+        consumer_s = await through_consumer(
+            urls[1], exchange_name, names, club_facts(club, agent, members), hands(club, members, n), concurrency
+        )
+    finally:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel()
+            for queue in (names.main, names.retry, names.dlq):
+                await channel.queue_delete(queue)
+            await channel.exchange_delete(exchange_name)
+        for url in urls:
+            await drop_database(url)
+    print(f"{'method':<40} {'hands':>7} {'seconds':>8} {'hands/s':>9} {'ratio':>6}")
+    print(f"{'handler transactions, no consumer':<40} {n:>7} {base_s:>8.2f} {n / base_s:>9.0f} {1.0:>6.2f}")
+    print(
+        f"{'RabbitMQ -> consumer (inbox) -> Postgres':<40} {n:>7} {consumer_s:>8.2f} {n / consumer_s:>9.0f} "
+        f"{base_s / consumer_s:>6.2f}"
+    )
+    print(f"({players} raked players a hand, {concurrency} at a time; target 2,000 hands/s)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hands", type=int, default=3000)
+    parser.add_argument("--players", type=int, default=6)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    asyncio.run(main(args.hands, args.players, args.concurrency))

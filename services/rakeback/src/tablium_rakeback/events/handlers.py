@@ -1,0 +1,181 @@
+"""What the rakeback service does with other services' events (docs/events/rakeback.md).
+
+Each handler runs in the kit consumer's transaction with its inbox row (a redelivered envelope is
+skipped); the rows they write are keyed on the facts themselves (hand and player, club and seq, deal
+version, payout id), so the same fact in another envelope changes nothing either.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_kit.messaging import CloudEvent
+from tablium_kit.messaging.consumer import Handler
+from tablium_kit.money import Amount, parse_amount
+from tablium_rakeback.domain.split import AgentDeal, Deal
+from tablium_rakeback.services import facts
+from tablium_rakeback.services.payouts import complete_payout
+
+
+class _Seat(msgspec.Struct, kw_only=True):
+    player_id: uuid.UUID
+    rake: Amount = "0"
+
+
+class HandCompleted(msgspec.Struct, kw_only=True):
+    hand_id: uuid.UUID
+    table_id: uuid.UUID
+    asset: str
+    players: list[_Seat]
+    # Absent (a lobby before clubs) reads as a public table.
+    club_id: uuid.UUID | None = None
+    union_id: uuid.UUID | None = None
+    tournament_id: uuid.UUID | None = None
+
+
+class _ClubFact(msgspec.Struct, kw_only=True):
+    club_id: uuid.UUID
+    seq: int
+
+
+class ClubCreated(_ClubFact, kw_only=True):
+    owner_id: uuid.UUID
+
+
+class MemberFact(_ClubFact, kw_only=True):
+    player_id: uuid.UUID
+    role: str = "member"
+    agent_id: uuid.UUID | None = None
+
+
+class UnionFact(_ClubFact, kw_only=True):
+    union_id: uuid.UUID
+
+
+class _AgentTerms(msgspec.Struct, kw_only=True):
+    agent_id: uuid.UUID
+    parent_agent_id: uuid.UUID | None = None
+    bps: int
+    player_bps: int
+
+
+class DealChanged(_ClubFact, kw_only=True):
+    union_id: uuid.UUID | None = None
+    version: int
+    effective_from: datetime
+    union_bps: int | None = None
+    club_bps: int
+    player_bps: int
+    agents: list[_AgentTerms] = msgspec.field(default_factory=list)
+
+
+class TransferPosted(msgspec.Struct, kw_only=True):
+    transfer_id: uuid.UUID
+    code: str
+    metadata: dict[str, object] = msgspec.field(default_factory=dict)
+
+
+async def on_hand_completed(session: AsyncSession, event: CloudEvent) -> None:
+    hand = msgspec.convert(event.data, HandCompleted)
+    if hand.tournament_id is not None:
+        return  # tournament tables take no rake (the entry fee is the house's, see the ADR)
+    await facts.record_hand(
+        session,
+        facts.Hand(
+            hand_id=hand.hand_id,
+            table_id=hand.table_id,
+            club_id=hand.club_id,
+            union_id=hand.union_id,
+            asset=hand.asset,
+            time=event.time,
+            players=[facts.PlayerRake(s.player_id, parse_amount(s.rake)) for s in hand.players],
+        ),
+    )
+
+
+async def on_club_created(session: AsyncSession, event: CloudEvent) -> None:
+    fact = msgspec.convert(event.data, ClubCreated)
+    await facts.club_created(session, fact.club_id, fact.owner_id, fact.seq)
+
+
+async def on_club_closed(session: AsyncSession, event: CloudEvent) -> None:
+    fact = msgspec.convert(event.data, _ClubFact)
+    await facts.club_closed(session, fact.club_id, fact.seq)
+
+
+async def on_member(session: AsyncSession, event: CloudEvent) -> None:
+    fact = msgspec.convert(event.data, MemberFact)
+    await facts.membership(
+        session,
+        club_id=fact.club_id,
+        player_id=fact.player_id,
+        role=fact.role,
+        agent_id=fact.agent_id,
+        active=True,
+        seq=fact.seq,
+    )
+
+
+async def on_member_left(session: AsyncSession, event: CloudEvent) -> None:
+    fact = msgspec.convert(event.data, MemberFact)
+    await facts.member_left(session, club_id=fact.club_id, player_id=fact.player_id, seq=fact.seq)
+
+
+async def on_union_joined(session: AsyncSession, event: CloudEvent) -> None:
+    fact = msgspec.convert(event.data, UnionFact)
+    await facts.union_membership(session, union_id=fact.union_id, club_id=fact.club_id, active=True, seq=fact.seq)
+
+
+async def on_union_left(session: AsyncSession, event: CloudEvent) -> None:
+    fact = msgspec.convert(event.data, UnionFact)
+    await facts.union_membership(session, union_id=fact.union_id, club_id=fact.club_id, active=False, seq=fact.seq)
+
+
+def deal_from(fact: DealChanged) -> Deal:
+    return Deal(
+        club_id=str(fact.club_id),
+        union_id=str(fact.union_id) if fact.union_id else None,
+        version=fact.version,
+        union_bps=fact.union_bps,
+        club_bps=fact.club_bps,
+        player_bps=fact.player_bps,
+        agents=tuple(
+            AgentDeal(
+                agent_id=str(a.agent_id),
+                parent_agent_id=str(a.parent_agent_id) if a.parent_agent_id else None,
+                bps=a.bps,
+                player_bps=a.player_bps,
+            )
+            for a in fact.agents
+        ),
+        effective_from=fact.effective_from,
+    )
+
+
+async def on_deal_changed(session: AsyncSession, event: CloudEvent) -> None:
+    await facts.deal_changed(session, deal_from(msgspec.convert(event.data, DealChanged)))
+
+
+async def on_transfer_posted(session: AsyncSession, event: CloudEvent) -> None:
+    posted = msgspec.convert(event.data, TransferPosted)
+    payout_id = posted.metadata.get("payout_id")
+    if posted.code == "rakeback_payout" and isinstance(payout_id, str):
+        await complete_payout(session, uuid.UUID(payout_id), posted.transfer_id)
+
+
+HANDLERS: dict[str, Handler] = {
+    "lobby.hand_completed": on_hand_completed,
+    "club.created": on_club_created,
+    "club.closed": on_club_closed,
+    "club.member_joined": on_member,
+    "club.member_updated": on_member,
+    "club.member_left": on_member_left,
+    "club.union_joined": on_union_joined,
+    "club.union_left": on_union_left,
+    "club.deal_changed": on_deal_changed,
+    "wallet.transfer_posted": on_transfer_posted,
+}

@@ -1,0 +1,211 @@
+"""Accruing a player's rake at a club table under the deal in force at the hand's time.
+
+Order of facts does not matter (ADR 0011): every rake and every deal version is stored, and a rake is
+(re-)evaluated from what is stored whenever a fact that could change its result arrives:
+
+- a hand whose player's membership, or whose club's deal in force, is not known yet stays ``pending``;
+  ``club.member_joined``/``member_updated`` re-evaluate the player's pending rakes, ``club.deal_changed``
+  those of the club's members and those accrued under an older version than the new one where it is in
+  force, ``club.union_joined`` the pending rakes of the union's tables;
+- a re-evaluation that lands on the same club and version changes nothing; one that does not replaces the
+  rake's unpaid accruals and states ``rakeback.accrued`` again with the higher ``deal_version``. A rake
+  already paid out is left as paid (logged): its period is closed.
+
+Every writer takes the accrual lock first (:func:`lock_for_hands` shared, :func:`lock_for_facts`
+exclusive), so a hand and the fact it waits for never miss each other in two concurrent transactions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_kit.money import format_amount
+from tablium_rakeback.db.models import Accrual, DealVersion, Member, Rake, UnionClub
+from tablium_rakeback.domain.split import AgentDeal, Deal, Part, layers, split
+from tablium_rakeback.events import ACCRUED, outbox
+
+log = structlog.get_logger("tablium.rakeback.accrual")
+
+# The role of a membership known only from its member_left (its join not arrived yet).
+UNKNOWN_ROLE = ""
+# pg_advisory_xact_lock key of accruals (any bigint unique to this service's database).
+_LOCK = 0x52414B45  # "RAKE"
+
+
+async def lock_for_hands(session: AsyncSession) -> None:
+    """Hands accrue concurrently with each other, never with a club fact or a payout run."""
+    await session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _LOCK})
+
+
+async def lock_for_facts(session: AsyncSession) -> None:
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+
+
+def deal_of(row: DealVersion) -> Deal:
+    return Deal(
+        club_id=str(row.club_id),
+        union_id=str(row.union_id) if row.union_id else None,
+        version=row.version,
+        union_bps=row.union_bps,
+        club_bps=row.club_bps,
+        player_bps=row.player_bps,
+        agents=tuple(
+            AgentDeal(
+                agent_id=a["agent_id"], parent_agent_id=a["parent_agent_id"], bps=a["bps"], player_bps=a["player_bps"]
+            )
+            for a in row.agents
+        ),
+        effective_from=row.effective_from,
+    )
+
+
+async def members_of(
+    session: AsyncSession, club_id: uuid.UUID, union_id: uuid.UUID | None, players: list[uuid.UUID]
+) -> dict[uuid.UUID, Member]:
+    """The memberships the players' rake flows through: of the table's club, or at a union table, of each
+    player's own club in that union. A member who left since still counts: the hand was played as a member."""
+    if union_id is None:
+        query = select(Member).where(
+            Member.club_id == club_id, Member.player_id.in_(players), Member.role != UNKNOWN_ROLE
+        )
+    else:
+        query = (
+            select(Member)
+            .join(UnionClub, (UnionClub.club_id == Member.club_id) & (UnionClub.union_id == union_id))
+            .where(Member.player_id.in_(players), Member.role != UNKNOWN_ROLE)
+            .order_by(Member.player_id, UnionClub.active.desc(), Member.active.desc(), Member.club_id)
+            .distinct(Member.player_id)
+        )
+    return {m.player_id: m for m in (await session.scalars(query)).all()}
+
+
+async def deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime) -> DealVersion | None:
+    query = (
+        select(DealVersion)
+        .where(DealVersion.club_id == club_id, DealVersion.effective_from <= at)
+        .order_by(DealVersion.version.desc())
+        .limit(1)
+    )
+    deal: DealVersion | None = await session.scalar(query)
+    return deal
+
+
+def plan(rake: Rake, member: Member | None, deal_row: DealVersion | None) -> list[Part] | None:
+    """The parts of a club rake under the deal in force and the member's agent (None: a fact is missing)."""
+    if member is None or deal_row is None:
+        return None
+    deal = deal_of(deal_row)
+    union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
+    agent_id = str(member.agent_id) if member.agent_id else None
+    return split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
+
+
+async def evaluate(session: AsyncSession, rake: Rake) -> None:
+    """Re-accrue one club rake from the stored facts after a late fact; ``rake`` is locked by the caller."""
+    assert rake.club_id is not None
+    member = (await members_of(session, rake.club_id, rake.union_id, [rake.player_id])).get(rake.player_id)
+    deal_row = await deal_in_force(session, member.club_id, rake.hand_time) if member else None
+    parts = plan(rake, member, deal_row)
+    if parts is None or member is None or deal_row is None:
+        rake.status = "pending"
+        return
+    if rake.status == "accrued" and (rake.member_club_id, rake.deal_version) == (member.club_id, deal_row.version):
+        return
+    key = (Accrual.hand_id == rake.hand_id) & (Accrual.player_id == rake.player_id)
+    if await session.scalar(select(func.count()).where(key, Accrual.payout_id.is_not(None))):
+        log.warning("late fact for a rake already paid out", hand_id=str(rake.hand_id), player=str(rake.player_id))
+        return
+    await session.execute(delete(Accrual).where(key))
+    rake.status, rake.member_club_id, rake.deal_version, rake.tier = "accrued", member.club_id, deal_row.version, None
+    await write_parts(session, [(rake, parts)])
+    await announce(session, [(rake, parts)])
+
+
+async def write_parts(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
+    rows = [
+        {
+            "hand_id": rake.hand_id,
+            "player_id": rake.player_id,
+            "kind": p.kind,
+            "beneficiary": p.beneficiary,
+            "asset": rake.asset,
+            "amount": p.amount,
+            "bps": p.bps,
+            "hand_time": rake.hand_time,
+        }
+        for rake, parts in accrued
+        for p in parts
+    ]
+    if rows:
+        await session.execute(insert(Accrual), rows)
+
+
+async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
+    """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction."""
+    by_hand: dict[uuid.UUID, list[tuple[Rake, list[Part]]]] = {}
+    for rake, parts in accrued:
+        by_hand.setdefault(rake.hand_id, []).append((rake, parts))
+    for hand_id, entries in by_hand.items():
+        first = entries[0][0]
+        data: dict[str, Any] = {
+            "hand_id": str(hand_id),
+            "table_id": str(first.table_id),
+            "union_id": str(first.union_id) if first.union_id else None,
+            "asset": first.asset,
+            "hand_time": first.hand_time.isoformat(),
+            "accruals": [
+                {
+                    "player_id": str(rake.player_id),
+                    "club_id": str(rake.member_club_id) if rake.member_club_id else None,
+                    "rake": format_amount(rake.rake),
+                    "deal_version": rake.deal_version,
+                    "tier": rake.tier,
+                    "parts": [
+                        {"kind": p.kind, "beneficiary": p.beneficiary, "bps": p.bps, "amount": format_amount(p.amount)}
+                        for p in parts
+                    ],
+                }
+                for rake, parts in entries
+            ],
+        }
+        await outbox.add(session, type=ACCRUED, subject=str(hand_id), data=data)
+
+
+async def _evaluate_all(session: AsyncSession, query: Any) -> int:
+    rakes = (
+        await session.scalars(query.order_by(Rake.hand_time, Rake.hand_id, Rake.player_id).with_for_update())
+    ).all()
+    for rake in rakes:
+        await evaluate(session, rake)
+    return len(rakes)
+
+
+async def reevaluate_player(session: AsyncSession, player_id: uuid.UUID) -> int:
+    """A membership fact: the player's rakes that waited for one."""
+    return await _evaluate_all(session, select(Rake).where(Rake.status == "pending", Rake.player_id == player_id))
+
+
+async def reevaluate_club(session: AsyncSession, deal: DealVersion) -> int:
+    """A deal version: its members' pending rakes, and the rakes it now governs under an older version."""
+    members = select(Member.player_id).where(Member.club_id == deal.club_id)
+    pending = await _evaluate_all(session, select(Rake).where(Rake.status == "pending", Rake.player_id.in_(members)))
+    superseded = await _evaluate_all(
+        session,
+        select(Rake).where(
+            Rake.status == "accrued",
+            Rake.member_club_id == deal.club_id,
+            Rake.hand_time >= deal.effective_from,
+            Rake.deal_version < deal.version,
+        ),
+    )
+    return pending + superseded
+
+
+async def reevaluate_union(session: AsyncSession, union_id: uuid.UUID) -> int:
+    return await _evaluate_all(session, select(Rake).where(Rake.status == "pending", Rake.union_id == union_id))

@@ -1,0 +1,199 @@
+"""Recording hands and the club service's facts; each may re-evaluate rakes (see ``accrual``).
+
+Club facts carry the club's (or union's) ``seq``: a projection row keeps the newest, so an older fact
+arriving late changes nothing. Deal versions are all kept (a hand accrues under the one in force at its
+time), the first statement of a version wins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tablium_rakeback.db.models import Club, DealVersion, Member, Rake, UnionClub
+from tablium_rakeback.domain.split import Deal, Part, validate
+from tablium_rakeback.services import accrual
+from tablium_rakeback.services.accrual import UNKNOWN_ROLE
+
+
+@dataclass(frozen=True)
+class PlayerRake:
+    player_id: uuid.UUID
+    rake: int
+
+
+@dataclass(frozen=True)
+class Hand:
+    hand_id: uuid.UUID
+    table_id: uuid.UUID
+    club_id: uuid.UUID | None
+    union_id: uuid.UUID | None
+    asset: str
+    time: datetime
+    players: list[PlayerRake]
+
+
+async def record_hand(session: AsyncSession, hand: Hand) -> None:
+    """Store each player's rake once (keyed on hand and player, whatever the envelope) and accrue it.
+
+    A handful of statements whatever the number of players: memberships and the deal in force are read
+    for all of them, the rakes inserted with their outcome (a duplicate inserts nothing and stops there),
+    then every accrual row and one ``rakeback.accrued``."""
+    await accrual.lock_for_hands(session)
+    paid = [p for p in hand.players if p.rake > 0]
+    if not paid:
+        return
+    rakes = [
+        Rake(
+            hand_id=hand.hand_id,
+            player_id=p.player_id,
+            table_id=hand.table_id,
+            club_id=hand.club_id,
+            union_id=hand.union_id,
+            asset=hand.asset,
+            rake=p.rake,
+            hand_time=hand.time,
+            # A public table's rake is accrued by tier when its period is paid.
+            status="tier",
+            member_club_id=None,
+            deal_version=None,
+            tier=None,
+        )
+        for p in paid
+    ]
+    plans: dict[uuid.UUID, list[Part]] = {}
+    if hand.club_id is not None:
+        members = await accrual.members_of(session, hand.club_id, hand.union_id, [p.player_id for p in paid])
+        deals: dict[uuid.UUID, DealVersion | None] = {}
+        for rake in rakes:
+            member = members.get(rake.player_id)
+            if member is not None and member.club_id not in deals:
+                deals[member.club_id] = await accrual.deal_in_force(session, member.club_id, hand.time)
+            deal = deals.get(member.club_id) if member else None
+            parts = accrual.plan(rake, member, deal)
+            if parts is None or member is None or deal is None:
+                rake.status = "pending"
+            else:
+                rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, deal.version
+                plans[rake.player_id] = parts
+    columns = ("hand_id", "player_id", "table_id", "club_id", "union_id", "asset", "rake", "hand_time", "status")
+    rows = [{c: getattr(r, c) for c in (*columns, "member_club_id", "deal_version", "tier")} for r in rakes]
+    inserted = set(
+        (await session.scalars(insert(Rake).values(rows).on_conflict_do_nothing().returning(Rake.player_id))).all()
+    )
+    accrued = [(r, plans[r.player_id]) for r in rakes if r.player_id in inserted and r.player_id in plans]
+    await accrual.write_parts(session, accrued)
+    await accrual.announce(session, accrued)
+
+
+async def _upsert(session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
+    """Insert, or update when ``values`` carry a newer ``seq``; whether the row changed."""
+    statement = insert(model).values(**values)
+    changed = await session.scalar(
+        statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={k: statement.excluded[k] for k in values if k not in keys},
+            where=model.seq < statement.excluded.seq,
+        ).returning(model.seq)
+    )
+    return changed is not None
+
+
+async def club_created(session: AsyncSession, club_id: uuid.UUID, owner_id: uuid.UUID, seq: int) -> None:
+    await accrual.lock_for_facts(session)
+    await _upsert(session, Club, {"club_id": club_id, "owner_id": owner_id, "closed": False, "seq": seq}, ["club_id"])
+
+
+async def club_closed(session: AsyncSession, club_id: uuid.UUID, seq: int) -> None:
+    await accrual.lock_for_facts(session)
+    await _upsert(session, Club, {"club_id": club_id, "owner_id": None, "closed": True, "seq": seq}, ["club_id"])
+
+
+async def membership(
+    session: AsyncSession,
+    *,
+    club_id: uuid.UUID,
+    player_id: uuid.UUID,
+    role: str,
+    agent_id: uuid.UUID | None,
+    active: bool,
+    seq: int,
+) -> None:
+    await accrual.lock_for_facts(session)
+    values = {
+        "club_id": club_id,
+        "player_id": player_id,
+        "role": role,
+        "agent_id": agent_id,
+        "active": active,
+        "seq": seq,
+    }
+    if await _upsert(session, Member, values, ["club_id", "player_id"]):
+        if active:
+            await accrual.reevaluate_player(session, player_id)
+        return
+    known = await session.get_one(Member, (club_id, player_id), with_for_update=True)
+    if known.role == UNKNOWN_ROLE:
+        # The leave arrived first: the join, older, still tells the role and agent the hands were played with.
+        known.role, known.agent_id = role, agent_id
+        await accrual.reevaluate_player(session, player_id)
+
+
+async def member_left(session: AsyncSession, *, club_id: uuid.UUID, player_id: uuid.UUID, seq: int) -> None:
+    """The row stays (role and agent) for the hands played before; it only stops being active. Left before
+    the join arrived, the row waits for it with no role (a rake does not accrue through it until then)."""
+    await accrual.lock_for_facts(session)
+    known = await session.get(Member, (club_id, player_id), with_for_update=True)
+    if known is None:
+        session.add(
+            Member(club_id=club_id, player_id=player_id, role=UNKNOWN_ROLE, agent_id=None, active=False, seq=seq)
+        )
+    elif known.seq < seq:
+        known.active, known.seq = False, seq
+
+
+async def union_membership(
+    session: AsyncSession, *, union_id: uuid.UUID, club_id: uuid.UUID, active: bool, seq: int
+) -> None:
+    await accrual.lock_for_facts(session)
+    values = {"union_id": union_id, "club_id": club_id, "active": active, "seq": seq}
+    if await _upsert(session, UnionClub, values, ["union_id", "club_id"]) and active:
+        await accrual.reevaluate_union(session, union_id)
+
+
+async def deal_changed(session: AsyncSession, deal: Deal) -> None:
+    """Store a deal version (refused whole if it breaks a rule) and re-evaluate what it may govern."""
+    validate(deal)
+    await accrual.lock_for_facts(session)
+    assert deal.effective_from is not None
+    inserted = await session.scalar(
+        insert(DealVersion)
+        .values(
+            club_id=uuid.UUID(deal.club_id),
+            version=deal.version,
+            union_id=uuid.UUID(deal.union_id) if deal.union_id else None,
+            effective_from=deal.effective_from,
+            union_bps=deal.union_bps,
+            club_bps=deal.club_bps,
+            player_bps=deal.player_bps,
+            agents=[
+                {"agent_id": a.agent_id, "parent_agent_id": a.parent_agent_id, "bps": a.bps, "player_bps": a.player_bps}
+                for a in deal.agents
+            ],
+        )
+        .on_conflict_do_nothing()
+        .returning(DealVersion.version)
+    )
+    if inserted is None:
+        return
+    row = await session.scalar(
+        select(DealVersion).where(DealVersion.club_id == uuid.UUID(deal.club_id), DealVersion.version == deal.version)
+    )
+    assert row is not None
+    await accrual.reevaluate_club(session, row)

@@ -1,0 +1,39 @@
+"""Rakeback service settings (environment prefix ``TABLIUM_RAKEBACK_``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import msgspec
+
+from tablium_kit.settings import ServiceSettings
+from tablium_rakeback.domain.tiers import DEFAULT_TIERS, Tier, check_tiers
+
+
+class RakebackSettings(ServiceSettings, kw_only=True):
+    port: int = 8003
+    # Payout periods, in seconds, counted from Monday 1970-01-05 00:00 UTC (a week: weeks from Monday).
+    payout_period_s: int = 7 * 24 * 3600
+    # The scheduler pays a period this long after it ended (hands still in flight get in), looking this often.
+    payout_grace_s: int = 3600
+    payout_check_interval_s: float = 60.0
+    payout_scheduler: bool = True
+    # Tiers of players outside clubs, per asset, by their rake over the last ``tier_window_days``.
+    tiers: dict[str, list[Tier]] = msgspec.field(default_factory=lambda: dict(DEFAULT_TIERS))
+    tier_window_days: int = 30
+    # Tests run the consumer on their own queues; the app then starts none.
+    consume_events: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.payout_period_s < 1:
+            raise ValueError("payout_period_s must be at least 1")
+        check_tiers(self.tiers)
+
+
+def load_settings() -> RakebackSettings:
+    return RakebackSettings.from_env("rakeback")
+
+
+def period_length(settings: RakebackSettings) -> timedelta:
+    return timedelta(seconds=settings.payout_period_s)
