@@ -27,6 +27,7 @@ from tablium_kit import db
 from tablium_kit.auth import StaticKeySource
 from tablium_kit.localchain import DEV_MNEMONIC, LocalChain
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.service_processes import ServiceProcess, start_service, wallet_env
 
 KID = "blockchain-test-key"
 SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -84,6 +85,19 @@ async def connected(app: Litestar) -> ChainRuntime:
         while runtime.chain is None:  # noqa: ASYNC110
             await anyio.sleep(0.05)
     return runtime
+
+
+@pytest.fixture(scope="module")
+async def wallet_service(
+    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames
+) -> AsyncIterator[ServiceProcess]:
+    """A real wallet (its own process and database) for the withdrawals' holds."""
+    env = wallet_env(await make_database("chain_wallet"), amqp_names.exchange)
+    service = await anyio.to_thread.run_sync(lambda: start_service("wallet", env, ready_path="/ready"))
+    try:
+        yield service
+    finally:
+        await anyio.to_thread.run_sync(service.stop)
 
 
 @pytest.fixture(scope="module")
