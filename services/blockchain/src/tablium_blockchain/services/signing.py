@@ -41,10 +41,11 @@ class Fees:
 
 
 def crash_point(step: str, crash_at: str) -> None:
-    """Test hook (settings.crash_at): die here as a power cut would, with no cleanup at all."""
+    """Test hook (settings.crash_at): die here as a power cut would, with no cleanup at all: the whole
+    process group (the server too, which would otherwise start another worker)."""
     if crash_at == step:
         log.warning("crashing on purpose", step=step)
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 async def market_fees(chain: Chain) -> tuple[int, int]:
