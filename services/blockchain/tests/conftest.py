@@ -62,6 +62,9 @@ def blockchain_settings(database_url: str, chain: LocalChain, exchange: str, **e
             "TABLIUM_BLOCKCHAIN_RPC_URL": chain.url,
             "TABLIUM_BLOCKCHAIN_CONFIRMATIONS": str(CONFIRMATIONS),
             "TABLIUM_BLOCKCHAIN_WATCH": "false",
+            # Sending and sweeping too are driven by the tests that need them (they share the hot wallet).
+            "TABLIUM_BLOCKCHAIN_SEND": "false",
+            "TABLIUM_BLOCKCHAIN_SWEEP": "false",
             "TABLIUM_BLOCKCHAIN_START_BLOCK": "0",
             "TABLIUM_EVENTS_EXCHANGE": exchange,
             "TABLIUM_ENVIRONMENT": "test",

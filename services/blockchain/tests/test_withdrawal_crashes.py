@@ -57,6 +57,7 @@ def serve(
             "TABLIUM_BLOCKCHAIN_WALLET_URL": wallet_service.url,
             "TABLIUM_BLOCKCHAIN_CONFIRMATIONS": str(CONFIRMATIONS),
             "TABLIUM_BLOCKCHAIN_WATCH": "false",
+            "TABLIUM_BLOCKCHAIN_SWEEP": "false",
             "TABLIUM_BLOCKCHAIN_SEND_INTERVAL_S": "0.2",
             "TABLIUM_BLOCKCHAIN_CRASH_AT": crash_at,
             "TABLIUM_LOG_LEVEL": "WARNING",

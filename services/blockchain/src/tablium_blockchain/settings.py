@@ -54,6 +54,11 @@ class BlockchainSettings(ServiceSettings, kw_only=True):
     requested_retry_after_s: float = 30.0
     # Tests drive the sender one pass at a time; the app then runs no loop.
     send: bool = True
+    # Sweeping deposit addresses into the hot wallet: a pass this often; an address is swept once it holds
+    # at least this much of an asset (net of gas for ETH). Tests drive it one pass at a time (sweep=false).
+    sweep: bool = True
+    sweep_interval_s: float = 10.0
+    sweep_min: dict[str, int] = msgspec.field(default_factory=lambda: {"USDT": 1_000_000, "ETH": 10**16})
     # Test hook: the process SIGKILLs itself at this step of sending (signed, recorded, broadcast...).
     # Refused in production.
     crash_at: str = ""

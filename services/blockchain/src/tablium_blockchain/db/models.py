@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -207,3 +208,30 @@ class WithdrawalPause(Base):
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(100))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Sweep(Base):
+    """Moving what deposits left on a deposit address to the hot wallet: one open sweep per address at a time
+    (a partial unique index), its transactions signed and stored before any is sent (``chain_txs``), the
+    amount read from the chain when it opens. A token sweep is preceded by the hot wallet paying the
+    address's gas (``gas_tx_hash``)."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'confirmed', 'failed')", name="status_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        *amount_checks("amount"),
+        Index("uq_sweeps_open_address", "chain_id", "address", unique=True, postgresql_where=text("status = 'open'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(42))
+    asset: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(AmountType)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    gas_tx_hash: Mapped[str | None] = mapped_column(String(66))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

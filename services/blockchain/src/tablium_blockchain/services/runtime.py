@@ -19,6 +19,7 @@ from tablium_blockchain.clients.wallet import Wallet
 from tablium_blockchain.domain.addresses import MasterKey
 from tablium_blockchain.services.chain import Chain, WrongChain, connect
 from tablium_blockchain.services.sender import Sender
+from tablium_blockchain.services.sweeper import Sweeper
 from tablium_blockchain.services.watcher import Watcher
 from tablium_blockchain.settings import BlockchainSettings
 from tablium_kit.errors import ServiceUnavailable
@@ -40,6 +41,7 @@ class ChainRuntime:
         self.chain: Chain | None = None
         self.watcher: Watcher | None = None
         self.sender: Sender | None = None
+        self.sweeper: Sweeper | None = None
         self.reason = "connecting"
         self._task: asyncio.Task[None] | None = None
 
@@ -66,8 +68,11 @@ class ChainRuntime:
             self.sender = Sender(chain, self.sessions, self.settings, self.wallet)
             if self.settings.watch:
                 await self.watcher.start()
+            self.sweeper = Sweeper(chain, self.sessions, self.settings)
             if self.settings.send:
                 await self.sender.start()
+            if self.settings.sweep:
+                await self.sweeper.start()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -78,6 +83,8 @@ class ChainRuntime:
             await self.watcher.stop()
         if self.sender is not None:
             await self.sender.stop()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         await self.wallet.aclose()
 
     async def check(self) -> None:
