@@ -15,6 +15,7 @@ SUITES = [
     "tourney_bench.py",
     "event_bench.py",
     "lobby_bench.py",
+    "chain_bench.py",
 ]
 
 
