@@ -37,6 +37,8 @@ class ChainController(Controller):
             deposits_waiting=status.deposits_waiting,
             oldest_waiting_deposit_at=status.oldest_waiting_deposit_at,
             watcher_error=status.watcher_error,
+            withdrawals_pending=status.withdrawals_pending,
+            withdrawals_paused=status.withdrawals_paused,
         )
 
     @get("/withdrawal-pause", summary="Whether withdrawals are paused")

@@ -44,6 +44,9 @@ class ChainStatusOut(msgspec.Struct, kw_only=True):
     deposits_waiting: int
     oldest_waiting_deposit_at: datetime | None
     watcher_error: str | None
+    # Withdrawals not yet mined (requested, held, signed or sent), and whether an admin paused them.
+    withdrawals_pending: int
+    withdrawals_paused: bool
 
 
 class WithdrawalRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -10,3 +10,6 @@ RPC_ERRORS = Counter("tablium_chain_rpc_errors_total", "Watcher polls that faile
 DEPOSITS = Counter("tablium_chain_deposits_total", "Deposit status changes", ["asset", "status"])
 REORGS = Counter("tablium_chain_reorgs_total", "Forks found by the watcher", ["deep"])
 WITHDRAWALS = Counter("tablium_chain_withdrawals_total", "Withdrawal status changes", ["asset", "status"])
+WITHDRAWALS_PENDING = Gauge(
+    "tablium_chain_withdrawals_pending", "Withdrawals held, signed or sent, not yet settled", ["chain_id"]
+)

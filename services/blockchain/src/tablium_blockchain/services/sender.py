@@ -32,7 +32,7 @@ from tablium_blockchain.clients.wallet import Wallet
 from tablium_blockchain.db.models import ChainTx, Nonce, Withdrawal
 from tablium_blockchain.domain.withdrawals import NATIVE_GAS, initial_fees, replacement_fees
 from tablium_blockchain.services.chain import Chain, block_hash, token_contract
-from tablium_blockchain.services.metrics import WITHDRAWALS
+from tablium_blockchain.services.metrics import WITHDRAWALS, WITHDRAWALS_PENDING
 from tablium_blockchain.services.signing import (
     Fees,
     broadcast,
@@ -95,6 +95,13 @@ class Sender:
         head = int(await self.chain.w3.eth.block_number)
         for withdrawal in await self._with_status(OUTSTANDING, order=Withdrawal.nonce):
             await self._follow(withdrawal, head)
+        async with self.sessions() as session:
+            unsettled = await session.scalar(
+                select(func.count()).where(
+                    Withdrawal.chain_id == self.chain.chain_id, Withdrawal.status.in_(("held", *OUTSTANDING))
+                )
+            )
+        WITHDRAWALS_PENDING.labels(str(self.chain.chain_id)).set(int(unsettled or 0))
         await self._fill_gaps()
 
     async def _with_status(self, statuses: tuple[str, ...], *, order: Any) -> list[Withdrawal]:
