@@ -10,6 +10,9 @@ from tablium_kit.internal import UpstreamError
 from tablium_kit.money import format_amount
 from tablium_kit.wallet import WalletClient
 
+# The wallet's answers that refuse a withdrawal for good (the player's funds or limits, a frozen account).
+REFUSALS = frozenset({"insufficient-funds", "limit-exceeded", "withdrawals-frozen"})
+
 
 class WithdrawalRefused(ProblemError):
     """The wallet refused the hold for good (funds, a limit, frozen withdrawals): shown to the player."""
@@ -35,8 +38,8 @@ class Wallet(WalletClient):
                 "POST", "/internal/v1/withdrawals/holds", json=body, idempotency_key=f"withdrawal:{withdrawal.id}"
             )
         except UpstreamError as exc:
-            if exc.status in (403, 409):
-                reason = str(exc.problem.get("type", "")).removeprefix("urn:tablium:problem:")
+            reason = str(exc.problem.get("type", "")).removeprefix("urn:tablium:problem:")
+            if reason in REFUSALS:
                 raise WithdrawalRefused(exc.upstream_detail, extra={"reason": reason}) from exc
-            raise
+            raise  # anything else (a 403 for our own token, a 5xx) is ours to retry, not the player's refusal
         return result
