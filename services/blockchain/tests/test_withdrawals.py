@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_blockchain.clients.wallet import Wallet
-from tablium_blockchain.services.chain import Chain, send
+from tablium_blockchain.services.chain import Chain, send, token_contract
 from tablium_blockchain.services.sender import Sender
 from tablium_blockchain.settings import BlockchainSettings
 
@@ -23,7 +23,7 @@ from tablium_kit.localchain import LocalChain
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.service_processes import ServiceProcess
 
-from .conftest import CONFIRMATIONS, bearer, blockchain_settings
+from .conftest import CONFIRMATIONS, DEPOSITOR, bearer, blockchain_settings
 from .withdrawal_support import (
     available,
     fund_player,
@@ -308,3 +308,23 @@ async def test_a_nonce_taken_by_another_transaction_fails_the_withdrawal(
     assert events[-1][0] == "withdrawal_failed"
     assert events[-1][1]["transfer_id"] == events[0][1]["transfer_id"]
     assert await token_balance(chain, to) == 0
+
+
+async def test_a_hot_wallet_short_of_the_asset_refuses_before_holding(
+    client: AsyncTestClient[Litestar], chain: Chain, wallet_service: ServiceProcess
+) -> None:
+    player = str(uuid.uuid4())
+    await fund_player(wallet_service.url, player, 10 * USDT)
+    hot, token = chain.master.hot_wallet(), token_contract(chain)
+    everything = await token_balance(chain, hot.address)
+    # The hot wallet's tokens go elsewhere for a moment (to anvil's account 1, which gives them back).
+    away = await token.functions.transfer(DEPOSITOR.address, everything).build_transaction({"from": hot.address})
+    await send(chain.w3, hot, {"to": away["to"], "data": away["data"]})
+    try:
+        refused = await withdraw(client, player, address=recipient(), amount=5 * USDT)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"] == "urn:tablium:problem:hot-wallet-short"
+        assert await available(wallet_service.url, player) == 10 * USDT  # nothing held
+    finally:
+        back = await token.functions.transfer(hot.address, everything).build_transaction({"from": DEPOSITOR.address})
+        await send(chain.w3, DEPOSITOR, {"to": back["to"], "data": back["data"]})
