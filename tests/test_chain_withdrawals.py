@@ -26,7 +26,7 @@ from tablium_kit.auth import StaticKeySource
 from tablium_kit.localchain import LocalChain
 from tablium_kit.messaging import Consumer
 from tablium_kit.messaging.testing import AmqpNames
-from tablium_kit.service_processes import start_service, wallet_env
+from tablium_kit.service_processes import WalletLedger, start_service, wallet_env
 
 from .test_chain_deposits import BALANCE, KID, SIGNING_KEY, bearer, pay_usdt, scalar
 
@@ -82,7 +82,13 @@ async def services(
                 while runtime.chain is None:  # noqa: ASYNC110 - the app runs on a loop of its own
                     await anyio.sleep(0.05)
             chain = await connect(chain_settings, db.session_factory(chain_engine), runtime.master)
-            yield {"client": client, "chain": chain, "wallet": wallet_engine, "blockchain": chain_engine}
+            yield {
+                "client": client,
+                "chain": chain,
+                "wallet": wallet_engine,
+                "blockchain": chain_engine,
+                "wallet_url": wallet.url,
+            }
             await consumer.stop()
     finally:
         await wallet_engine.dispose()
@@ -134,3 +140,53 @@ async def test_deposit_then_withdraw_back_conserves_money(services: dict[str, An
     assert await scalar(wallet, BALANCE, owner=f"chain:{chain.chain_id}") == -60 * USDT
     pending = "SELECT count(*) FROM pending_transfers"
     assert await scalar(wallet, pending) == 0
+
+
+async def test_a_reorg_deeper_than_n_takes_the_credit_back_and_freezes_withdrawals(
+    services: dict[str, Any], local_chain: LocalChain
+) -> None:
+    """ADR 0010's policy end to end: the watcher reports the credited deposit gone, the wallet debits it back
+    past zero (the player had staked part of it), and the player's withdrawals are refused while negative."""
+    client, chain, wallet = services["client"], services["chain"], services["wallet"]
+    player = str(uuid.uuid4())
+    owner = f"player:{player}"
+    address = (await client.get("/api/v1/deposits/address", params={"asset": "USDT"}, headers=bearer(player))).json()
+    snapshot = local_chain.rpc("evm_snapshot")
+    await pay_usdt(chain, address["address"], 30 * USDT)
+
+    async def credited() -> bool:
+        return bool(await scalar(wallet, BALANCE, owner=owner) == 30 * USDT)
+
+    await mine_until(local_chain, credited)
+    ledger = WalletLedger(services["wallet_url"], "lobby")
+    try:
+        player_account = await ledger.account(owner, "player")
+        table = await ledger.account(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+        stake = {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": player_account,
+            "credit_account_id": table,
+            "amount": str(10 * USDT),
+            "asset": "USDT",
+            "code": "buy_in",
+        }
+        staked = await ledger.http.post("/internal/v1/transfers", json=stake, headers=ledger.headers())
+        assert staked.status_code == 201, staked.text
+    finally:
+        await ledger.aclose()
+
+    # The deposit's block and more than N on it are replaced by a longer chain without it.
+    assert local_chain.rpc("evm_revert", snapshot) is True
+    local_chain.mine(2 * CONFIRMATIONS + 2)
+
+    async def taken_back() -> bool:
+        return bool(await scalar(wallet, BALANCE, owner=owner) == -10 * USDT)
+
+    await mine_until(local_chain, taken_back)
+    refused = await client.post(
+        "/api/v1/withdrawals",
+        json={"address": Account.create().address, "asset": "ETH", "amount": str(10**16)},
+        headers={**bearer(player), "Idempotency-Key": "while-negative"},
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["reason"] == "withdrawals-frozen"
