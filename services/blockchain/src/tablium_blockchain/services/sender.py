@@ -118,16 +118,21 @@ class Sender:
         before = datetime.now(UTC) - timedelta(seconds=self.settings.requested_retry_after_s)
         for withdrawal in await self._with_status(("requested",), order=Withdrawal.created_at):
             if withdrawal.updated_at <= before:
-                await ask_wallet(self.sessions, self.wallet, withdrawal.id)
+                try:
+                    await ask_wallet(self.sessions, self.wallet, withdrawal.id)
+                except Exception as exc:  # the wallet away: asked again next pass; the others go on
+                    log.warning("wallet not answering", withdrawal_id=str(withdrawal.id), error=str(exc))
 
     # -- signing and sending -------------------------------------------------------------------------
 
-    async def _payload(self, withdrawal: Withdrawal) -> dict[str, Any]:
-        """to, value, data and gas of the withdrawal's transaction."""
+    async def _payload(self, withdrawal: Withdrawal, gas: int | None = None) -> dict[str, Any]:
+        """to, value, data and gas of the withdrawal's transaction (``gas`` given: a replacement's, as before)."""
         if withdrawal.asset == "ETH":
             return {"to": withdrawal.address, "value": withdrawal.amount, "gas": NATIVE_GAS}
         token = token_contract(self.chain, withdrawal.asset)
         data = token.encode_abi("transfer", args=[withdrawal.address, withdrawal.amount])
+        if gas is not None:
+            return {"to": token.address, "data": data, "gas": gas}
         call = {"from": self.hot.address, "to": token.address, "data": data}
         gas = int(await self.chain.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
         return {"to": token.address, "data": data, "gas": gas + gas // 5}  # a margin: state moves meanwhile
@@ -287,7 +292,7 @@ class Sender:
             tip=tip,
             percent=self.settings.fee_bump_percent,
         )
-        tx = {**(await self._payload(withdrawal)), "gas": old.gas}
+        tx = await self._payload(withdrawal, gas=old.gas)
         async with self.sessions() as session, session.begin():
             current = await session.get(Withdrawal, withdrawal.id, with_for_update=True)
             if current is None or current.status not in OUTSTANDING or current.tx_hash != old.tx_hash:
