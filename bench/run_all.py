@@ -16,6 +16,7 @@ SUITES = [
     "event_bench.py",
     "lobby_bench.py",
     "rakeback_bench.py",
+    "chain_bench.py",
 ]
 
 

@@ -59,6 +59,8 @@ async def services(
             "TABLIUM_BLOCKCHAIN_RPC_URL": local_chain.url,
             "TABLIUM_BLOCKCHAIN_CONFIRMATIONS": str(CONFIRMATIONS),
             "TABLIUM_BLOCKCHAIN_POLL_INTERVAL_S": "0.1",
+            # No sweeps here: they would pay gas from the hot wallet while the test mints from it.
+            "TABLIUM_BLOCKCHAIN_SWEEP": "false",
             "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
             "TABLIUM_ENVIRONMENT": "test",
         },

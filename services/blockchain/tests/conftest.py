@@ -23,6 +23,7 @@ from tablium_kit import db
 from tablium_kit.auth import StaticKeySource
 from tablium_kit.localchain import DEV_MNEMONIC, LocalChain
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.service_processes import ServiceProcess, start_service, wallet_env
 from tablium_kit.testing_tokens import AccessTokenIssuer
 
 KID = "blockchain-test-key"
@@ -47,6 +48,9 @@ def blockchain_settings(database_url: str, chain: LocalChain, exchange: str, **e
             "TABLIUM_BLOCKCHAIN_RPC_URL": chain.url,
             "TABLIUM_BLOCKCHAIN_CONFIRMATIONS": str(CONFIRMATIONS),
             "TABLIUM_BLOCKCHAIN_WATCH": "false",
+            # Sending and sweeping too are driven by the tests that need them (they share the hot wallet).
+            "TABLIUM_BLOCKCHAIN_SEND": "false",
+            "TABLIUM_BLOCKCHAIN_SWEEP": "false",
             "TABLIUM_BLOCKCHAIN_START_BLOCK": "0",
             "TABLIUM_EVENTS_EXCHANGE": exchange,
             "TABLIUM_ENVIRONMENT": "test",
@@ -70,6 +74,19 @@ async def connected(app: Litestar) -> ChainRuntime:
         while runtime.chain is None:  # noqa: ASYNC110
             await anyio.sleep(0.05)
     return runtime
+
+
+@pytest.fixture(scope="module")
+async def wallet_service(
+    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames
+) -> AsyncIterator[ServiceProcess]:
+    """A real wallet (its own process and database) for the withdrawals' holds."""
+    env = wallet_env(await make_database("chain_wallet"), amqp_names.exchange)
+    service = await anyio.to_thread.run_sync(lambda: start_service("wallet", env, ready_path="/ready"))
+    try:
+        yield service
+    finally:
+        await anyio.to_thread.run_sync(service.stop)
 
 
 @pytest.fixture(scope="module")

@@ -111,6 +111,8 @@ async def test_parallel_first_requests_over_http_give_one_address(
         "TABLIUM_BLOCKCHAIN_DATABASE_URL": database_url,
         "TABLIUM_BLOCKCHAIN_RPC_URL": local_chain.url,
         "TABLIUM_BLOCKCHAIN_WATCH": "false",
+        "TABLIUM_BLOCKCHAIN_SEND": "false",
+        "TABLIUM_BLOCKCHAIN_SWEEP": "false",
         "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
     }
     jwks_server = _JwksServer(KID)

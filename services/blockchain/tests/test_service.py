@@ -40,3 +40,5 @@ async def test_chain_status_is_for_admins(client: AsyncTestClient[Litestar], cha
     assert int(status["hot_wallet_balances"]["ETH"]) > 0
     assert set(status["hot_wallet_balances"]) == {"ETH", "USDT"}
     assert isinstance(status["base_fee_per_gas"], str)
+    assert status["withdrawals_pending"] == 0
+    assert status["withdrawals_paused"] is False

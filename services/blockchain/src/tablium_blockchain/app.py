@@ -9,6 +9,8 @@ from litestar.di import Provide
 
 from tablium_blockchain.api.chain import ChainController
 from tablium_blockchain.api.deposits import DepositController
+from tablium_blockchain.api.withdrawals import WithdrawalController
+from tablium_blockchain.clients.wallet import Wallet
 from tablium_blockchain.db.models import MESSAGING
 from tablium_blockchain.services.runtime import ChainRuntime, provide_runtime
 from tablium_blockchain.settings import BlockchainSettings, load_settings
@@ -23,7 +25,8 @@ def create_app(settings: BlockchainSettings | None = None, *, key_source: KeySou
     settings = settings or load_settings()
 
     async def start_chain(app: Litestar) -> None:
-        runtime = ChainRuntime(settings, db.session_factory(app.state.db_engine_instance))
+        wallet = Wallet(settings.wallet_url, app.state.service_tokens)
+        runtime = ChainRuntime(settings, db.session_factory(app.state.db_engine_instance), wallet)
         app.state.chain_runtime = runtime
         app.state.readiness.add("chain", runtime.check)
         await runtime.start()
@@ -35,7 +38,7 @@ def create_app(settings: BlockchainSettings | None = None, *, key_source: KeySou
         ServiceDefinition(
             settings=settings,
             title="Tablium blockchain service",
-            route_handlers=[DepositController, ChainController],
+            route_handlers=[DepositController, WithdrawalController, ChainController],
             migrations_dir=MIGRATIONS,
             messaging=MESSAGING,
             key_source=key_source,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import msgspec
+
 from tablium_kit.localchain import DEV_MNEMONIC
 from tablium_kit.settings import InsecureSettingsError, ServiceSettings
 
@@ -35,12 +37,40 @@ class BlockchainSettings(ServiceSettings, kw_only=True):
     # Tests drive the watcher one poll at a time; the app then runs no loop.
     watch: bool = True
 
+    # -- withdrawals (ADR 0010) --
+    # The wallet's internal API: a withdrawal's hold (a pending transfer player -> chain clearing).
+    wallet_url: str = "http://127.0.0.1:8006"
+    # Per asset, in its minor unit (JSON in the environment); an asset missing has no bound but 2^128-1.
+    withdrawal_min: dict[str, int] = msgspec.field(default_factory=lambda: {"USDT": 1_000_000, "ETH": 10**15})
+    withdrawal_max: dict[str, int] = msgspec.field(
+        default_factory=lambda: {"USDT": 100_000 * 10**6, "ETH": 50 * 10**18}
+    )
+    # The sender: a pass this often; a transaction unmined this long is re-signed with higher fees (at least
+    # the 10 % nodes require to replace one; fee_bump_percent).
+    send_interval_s: float = 1.0
+    replace_after_s: float = 120.0
+    fee_bump_percent: int = 25
+    # A withdrawal left 'requested' this long (its request died before the wallet answered) is asked again.
+    requested_retry_after_s: float = 30.0
+    # Tests drive the sender one pass at a time; the app then runs no loop.
+    send: bool = True
+    # Sweeping deposit addresses into the hot wallet: a pass this often; an address is swept once it holds
+    # at least this much of an asset (net of gas for ETH). Tests drive it one pass at a time (sweep=false).
+    sweep: bool = True
+    sweep_interval_s: float = 10.0
+    sweep_min: dict[str, int] = msgspec.field(default_factory=lambda: {"USDT": 1_000_000, "ETH": 10**16})
+    # Test hook: the process SIGKILLs itself at this step of sending (signed, recorded, broadcast...).
+    # Refused in production.
+    crash_at: str = ""
+
     dev_secrets: ClassVar[dict[str, object]] = {**ServiceSettings.dev_secrets, "master_mnemonic": DEV_MNEMONIC}
 
     def check_secrets(self) -> None:
         super().check_secrets()
         if self.is_production and not self.usdt_address:
             raise InsecureSettingsError("blockchain: production names the USDT contract (usdt_address)")
+        if self.is_production and self.crash_at:
+            raise InsecureSettingsError("blockchain: crash_at is a test hook")
         if self.reorg_window < self.confirmations:
             raise ValueError("blockchain: reorg_window must be at least confirmations")
 

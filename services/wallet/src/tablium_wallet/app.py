@@ -13,6 +13,7 @@ from tablium_kit.auth import KeySource
 from tablium_wallet.api.admin import AdminWalletController
 from tablium_wallet.api.internal import InternalController
 from tablium_wallet.api.player import WalletController
+from tablium_wallet.api.withdrawals import WithdrawalHoldController
 from tablium_wallet.db.models import MESSAGING
 from tablium_wallet.events.handlers import HANDLERS
 from tablium_wallet.services.expiry import ExpiryJob
@@ -54,7 +55,7 @@ def create_app(settings: WalletSettings | None = None, *, key_source: KeySource 
         ServiceDefinition(
             settings=settings,
             title="Tablium wallet service",
-            route_handlers=[InternalController, WalletController, AdminWalletController],
+            route_handlers=[InternalController, WithdrawalHoldController, WalletController, AdminWalletController],
             migrations_dir=MIGRATIONS,
             messaging=MESSAGING,
             key_source=key_source,

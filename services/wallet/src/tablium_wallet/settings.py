@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from tablium_kit.settings import ServiceSettings
 
 
@@ -16,6 +18,9 @@ class WalletSettings(ServiceSettings, kw_only=True):
     batch_max_size: int = 512
     # Batches in flight at once (the next one queues for the locks while the current one commits).
     batch_concurrency: int = 2
+    # The platform's withdrawal limit per player, asset and UTC day, in the asset's minor unit (JSON in the
+    # environment: {"USDT": 10000000000}); an asset missing has none. Held and posted withdrawals count.
+    daily_withdrawal_limit: dict[str, int] = msgspec.field(default_factory=dict)
     # Tests run the consumer on their own queues; the app then starts none.
     consume_events: bool = True
 

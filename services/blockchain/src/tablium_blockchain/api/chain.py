@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
+from litestar import Controller, get, put
+from litestar.params import JSONBody
 
-from tablium_blockchain.api.schemas import ChainStatusOut
+from tablium_blockchain.api.schemas import ChainStatusOut, WithdrawalPauseIn, WithdrawalPauseOut
+from tablium_blockchain.db.models import WithdrawalPause
 from tablium_blockchain.services.runtime import ChainRuntimeDep
 from tablium_blockchain.services.status import chain_status
-from tablium_kit.auth import BEARER, requires_roles
+from tablium_blockchain.services.withdrawal_requests import pause_state, set_pause
+from tablium_kit.auth import BEARER, caller, requires_roles
 from tablium_kit.deps import DbSession
 
 
@@ -34,4 +37,27 @@ class ChainController(Controller):
             deposits_waiting=status.deposits_waiting,
             oldest_waiting_deposit_at=status.oldest_waiting_deposit_at,
             watcher_error=status.watcher_error,
+            withdrawals_pending=status.withdrawals_pending,
+            withdrawals_paused=status.withdrawals_paused,
         )
+
+    @get("/withdrawal-pause", summary="Whether withdrawals are paused")
+    async def withdrawal_pause(self, db_session: DbSession) -> WithdrawalPauseOut:
+        return _pause_out(await pause_state(db_session))
+
+    @put("/withdrawal-pause", summary="Pause or resume all withdrawals (what is on chain is still followed)")
+    async def set_withdrawal_pause(
+        self, data: JSONBody[WithdrawalPauseIn], db_session: DbSession
+    ) -> WithdrawalPauseOut:
+        state = await set_pause(db_session, paused=data.paused, reason=data.reason, actor=caller().subject)
+        return (
+            _pause_out(state)
+            if state.paused
+            else WithdrawalPauseOut(paused=False, reason=state.reason, actor=state.actor, changed_at=state.changed_at)
+        )
+
+
+def _pause_out(state: WithdrawalPause | None) -> WithdrawalPauseOut:
+    if state is None:
+        return WithdrawalPauseOut(paused=False, reason=None, actor=None, changed_at=None)
+    return WithdrawalPauseOut(paused=True, reason=state.reason, actor=state.actor, changed_at=state.changed_at)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
 
 import msgspec
 
 from tablium_blockchain.domain.assets import Asset
+from tablium_kit.inputs import exact
+from tablium_kit.money import Amount, PositiveAmount
 
 
 class DepositAddressOut(msgspec.Struct, kw_only=True):
@@ -40,3 +44,44 @@ class ChainStatusOut(msgspec.Struct, kw_only=True):
     deposits_waiting: int
     oldest_waiting_deposit_at: datetime | None
     watcher_error: str | None
+    # Withdrawals not yet mined (requested, held, signed or sent), and whether an admin paused them.
+    withdrawals_pending: int
+    withdrawals_paused: bool
+
+
+class WithdrawalRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # EIP-55 checksummed (mixed case is checked), or all-lowercase hex.
+    address: Annotated[str, msgspec.Meta(pattern=exact("0x[0-9a-fA-F]{40}"))]
+    asset: Asset
+    # In the asset's minor unit (USDT: 6 decimals, ETH: wei), a decimal string.
+    amount: PositiveAmount
+
+
+class WithdrawalOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    status: Literal["requested", "refused", "held", "signed", "sent", "confirmed", "failed"]
+    asset: Asset
+    amount: Amount
+    # Checksummed (EIP-55).
+    address: str
+    chain_id: int
+    # The latest signed transaction (a stuck one is replaced at the same nonce); once mined, the mined one.
+    tx_hash: str | None
+    nonce: int | None
+    block_number: int | None
+    # Why it was refused or failed.
+    reason: str | None
+    created_at: datetime
+    settled_at: datetime | None
+
+
+class WithdrawalPauseIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    paused: bool
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class WithdrawalPauseOut(msgspec.Struct, kw_only=True):
+    paused: bool
+    reason: str | None
+    actor: str | None
+    changed_at: datetime | None

@@ -11,13 +11,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_blockchain.db.models import MESSAGING, Deposit
+from tablium_blockchain.db.models import MESSAGING, Deposit, Withdrawal
 from tablium_kit.messaging import Outbox
 from tablium_kit.money import format_amount
 
 DEPOSIT_DETECTED = "blockchain.deposit_detected"
 DEPOSIT_CONFIRMED = "blockchain.deposit_confirmed"
 DEPOSIT_REVERTED = "blockchain.deposit_reverted"
+WITHDRAWAL_REQUESTED = "blockchain.withdrawal_requested"
+WITHDRAWAL_SENT = "blockchain.withdrawal_sent"
+WITHDRAWAL_CONFIRMED = "blockchain.withdrawal_confirmed"
+WITHDRAWAL_FAILED = "blockchain.withdrawal_failed"
 
 outbox = Outbox("blockchain", MESSAGING)
 
@@ -53,3 +57,22 @@ async def deposit_reverted(session: AsyncSession, deposit: Deposit, *, was_confi
     # was_confirmed: the wallet had credited it (a reorganisation deeper than the confirmations).
     data = {**_deposit_data(deposit), "was_confirmed": was_confirmed}
     await outbox.add(session, type=DEPOSIT_REVERTED, subject=_subject(deposit), data=data)
+
+
+def _withdrawal_data(withdrawal: Withdrawal) -> dict[str, Any]:
+    # withdrawal_id and transfer_id (the wallet's hold) are what the wallet's handlers read.
+    return {
+        "withdrawal_id": str(withdrawal.id),
+        "transfer_id": str(withdrawal.transfer_id),
+        "player_id": str(withdrawal.player_id),
+        "chain_id": withdrawal.chain_id,
+        "asset": withdrawal.asset,
+        "amount": format_amount(withdrawal.amount),
+        "address": withdrawal.address,
+    }
+
+
+async def withdrawal_event(session: AsyncSession, type_: str, withdrawal: Withdrawal, **extra: Any) -> None:
+    """One of the WITHDRAWAL_* events, with the withdrawal's facts and ``extra`` (tx_hash, nonce, reason...)."""
+    data = {**_withdrawal_data(withdrawal), **extra}
+    await outbox.add(session, type=type_, subject=str(withdrawal.id), data=data)

@@ -9,3 +9,7 @@ WATCHER_LAG_BLOCKS = Gauge("tablium_chain_watcher_lag_blocks", "Blocks between t
 RPC_ERRORS = Counter("tablium_chain_rpc_errors_total", "Watcher polls that failed on the node or database")
 DEPOSITS = Counter("tablium_chain_deposits_total", "Deposit status changes", ["asset", "status"])
 REORGS = Counter("tablium_chain_reorgs_total", "Forks found by the watcher", ["deep"])
+WITHDRAWALS = Counter("tablium_chain_withdrawals_total", "Withdrawal status changes", ["asset", "status"])
+WITHDRAWALS_PENDING = Gauge(
+    "tablium_chain_withdrawals_pending", "Withdrawals held, signed or sent, not yet settled", ["chain_id"]
+)

@@ -15,8 +15,11 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tablium_blockchain.clients.wallet import Wallet
 from tablium_blockchain.domain.addresses import MasterKey
 from tablium_blockchain.services.chain import Chain, WrongChain, connect
+from tablium_blockchain.services.sender import Sender
+from tablium_blockchain.services.sweeper import Sweeper
 from tablium_blockchain.services.watcher import Watcher
 from tablium_blockchain.settings import BlockchainSettings
 from tablium_kit.errors import ServiceUnavailable
@@ -26,14 +29,19 @@ log = structlog.get_logger("tablium.blockchain")
 
 
 class ChainRuntime:
-    def __init__(self, settings: BlockchainSettings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, settings: BlockchainSettings, sessions: async_sessionmaker[AsyncSession], wallet: Wallet
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.wallet = wallet
         self.master = MasterKey(
             settings.master_mnemonic, deposit_path=settings.deposit_path, hot_wallet_path=settings.hot_wallet_path
         )
         self.chain: Chain | None = None
         self.watcher: Watcher | None = None
+        self.sender: Sender | None = None
+        self.sweeper: Sweeper | None = None
         self.reason = "connecting"
         self._task: asyncio.Task[None] | None = None
 
@@ -57,8 +65,14 @@ class ChainRuntime:
                 continue
             self.chain = chain
             self.watcher = Watcher(chain, self.sessions, self.settings)
+            self.sender = Sender(chain, self.sessions, self.settings, self.wallet)
             if self.settings.watch:
                 await self.watcher.start()
+            self.sweeper = Sweeper(chain, self.sessions, self.settings)
+            if self.settings.send:
+                await self.sender.start()
+            if self.settings.sweep:
+                await self.sweeper.start()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -67,6 +81,11 @@ class ChainRuntime:
                 await self._task
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.sender is not None:
+            await self.sender.stop()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+        await self.wallet.aclose()
 
     async def check(self) -> None:
         """Readiness: connected, and the node answers now."""

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_blockchain.db.models import Deposit, ScannedBlock, WatchCursor
+from tablium_blockchain.db.models import Deposit, ScannedBlock, WatchCursor, Withdrawal
 from tablium_blockchain.services.chain import Chain, token_contract
 from tablium_blockchain.services.watcher import Watcher
+from tablium_blockchain.services.withdrawal_requests import UNPAID, pause_state
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class ChainStatus:
     deposits_waiting: int
     oldest_waiting_deposit_at: datetime | None
     watcher_error: str | None
+    withdrawals_pending: int
+    withdrawals_paused: bool
 
 
 async def chain_status(session: AsyncSession, chain: Chain, watcher: Watcher | None) -> ChainStatus:
@@ -64,4 +67,11 @@ async def chain_status(session: AsyncSession, chain: Chain, watcher: Watcher | N
         deposits_waiting=int(waiting),
         oldest_waiting_deposit_at=oldest.astimezone(UTC) if oldest is not None else None,
         watcher_error=watcher.last_error if watcher is not None else None,
+        withdrawals_pending=int(
+            await session.scalar(
+                select(func.count()).where(Withdrawal.chain_id == chain.chain_id, Withdrawal.status.in_(UNPAID))
+            )
+            or 0
+        ),
+        withdrawals_paused=await pause_state(session) is not None,
     )

@@ -211,7 +211,9 @@ class Watcher:
         blocks, transfers = await self._fetch(first, last)
         async with self.sessions() as session:
             players = await owners(session, {t.recipient for t in transfers})
-        ours = [t for t in transfers if t.recipient in players]
+        # The platform's own money moving (the hot wallet paying a deposit address's gas to sweep it) is no deposit.
+        hot = chain.master.hot_wallet().address
+        ours = [t for t in transfers if t.recipient in players and t.sender != hot]
         # A failed transaction moves no ETH (a failed token transfer emits no log at all).
         for transfer in [t for t in ours if t.asset == "ETH"]:
             receipt = await chain.w3.eth.get_transaction_receipt(transfer.tx_hash)  # type: ignore[arg-type]

@@ -46,9 +46,10 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("owner", "kind", "asset"),
         # The ledger checks these before writing; the database refuses a bug that would not.
-        *amount_checks("debits_pending", "debits_posted", "credits_pending", "credits_posted"),
+        *amount_checks("debits_pending", "debits_posted", "credits_pending", "credits_posted", "debits_overdraft"),
+        # debits_overdraft: what an allowed overdraft took past the credits (ADR 0010's deep-reorg debit).
         CheckConstraint(
-            "flags & 1 = 0 OR debits_pending + debits_posted <= credits_posted",
+            "flags & 1 = 0 OR debits_pending + debits_posted <= credits_posted + debits_overdraft",
             name="debits_must_not_exceed_credits",
         ),
         CheckConstraint(
@@ -66,6 +67,7 @@ class Account(Base):
     debits_posted: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
     credits_pending: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
     credits_posted: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
+    debits_overdraft: Mapped[int] = mapped_column(AmountType, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

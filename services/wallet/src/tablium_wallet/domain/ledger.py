@@ -44,6 +44,9 @@ class Balance:
     debits_posted: int = 0
     credits_pending: int = 0
     credits_posted: int = 0
+    # What was debited past the credits by an allowed overdraft (a credited deposit a deep reorg took
+    # back: ADR 0010); the database's backstop check allows it, the rules for every other debit do not.
+    debits_overdraft: int = 0
 
     @property
     def balance(self) -> int:
@@ -56,7 +59,14 @@ class Balance:
         return self.credits_posted - self.debits_posted - self.debits_pending
 
     def copy(self) -> Balance:
-        return Balance(self.flags, self.debits_pending, self.debits_posted, self.credits_pending, self.credits_posted)
+        return Balance(
+            self.flags,
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+            self.debits_overdraft,
+        )
 
 
 # Plain ints: the rules run for every transfer, and IntFlag arithmetic costs more than the rules.
@@ -64,27 +74,40 @@ _DEBITS_LIMITED = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _CREDITS_LIMITED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 
 
-def _check(debit: Balance, debits: int, credit: Balance, credits: int) -> None:
+def _check(debit: Balance, debits: int, credit: Balance, credits: int, *, overdraft: int = 0) -> None:
     """Refuse new totals (``debits`` of the debit account, ``credits`` of the credit account) that overflow
-    128 bits or break a flag. A counter never exceeds its account's total, so the totals bound them all."""
+    128 bits or break a flag (``overdraft``: how far past its credits the debit account may go). A counter
+    never exceeds its account's total, so the totals bound them all."""
     if debits > MAX_AMOUNT:
         raise Overflow("the debit account's debits would exceed 2^128-1, the most an account can count")
     if credits > MAX_AMOUNT:
         raise Overflow("the credit account's credits would exceed 2^128-1, the most an account can count")
-    if debit.flags & _DEBITS_LIMITED and debits > debit.credits_posted:
+    if debit.flags & _DEBITS_LIMITED and debits > debit.credits_posted + overdraft:
         raise InsufficientFunds(f"insufficient funds: the debit account would be {debits - debit.credits_posted} short")
     if credit.flags & _CREDITS_LIMITED and credits > credit.debits_posted:
         raise InsufficientFunds("the credit account may not hold more credits than debits")
 
 
-def apply_transfer(debit: Balance, credit: Balance, amount: int, *, pending: bool) -> None:
-    """Apply a new transfer, or raise and leave both balances as they were."""
-    _check(
-        debit,
-        debit.debits_pending + debit.debits_posted + amount,
-        credit,
-        credit.credits_pending + credit.credits_posted + amount,
-    )
+def apply_transfer(debit: Balance, credit: Balance, amount: int, *, pending: bool, overdraft: bool = False) -> None:
+    """Apply a new transfer, or raise and leave both balances as they were.
+
+    ``overdraft`` (posted transfers only) lets the debit account go below zero; what it goes past its
+    credits is counted in ``debits_overdraft``, and until credits cover it no other debit passes.
+
+    >>> player = Balance(flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS, credits_posted=30)
+    >>> apply_transfer(player, Balance(), 50, pending=False, overdraft=True)
+    >>> (player.balance, player.debits_overdraft)
+    (-20, 20)
+    """
+    debits = debit.debits_pending + debit.debits_posted + amount
+    credits = credit.credits_pending + credit.credits_posted + amount
+    if overdraft:
+        if pending:
+            raise ValueError("an overdraft is a posted transfer")
+        _check(debit, debits, credit, credits, overdraft=MAX_AMOUNT)
+        debit.debits_overdraft = max(debit.debits_overdraft, debits - debit.credits_posted)
+    else:
+        _check(debit, debits, credit, credits)
     if pending:
         debit.debits_pending += amount
         credit.credits_pending += amount
@@ -97,13 +120,15 @@ def apply_post(debit: Balance, credit: Balance, *, pending_amount: int, amount: 
     """Post ``amount`` (at most ``pending_amount``) of a pending transfer; the rest is released."""
     if not 0 < amount <= pending_amount:
         raise ValueError("post amount must be positive and at most the pending amount")
-    # Totals only shrink (by what is released), so this cannot fail on a ledger that held its rules.
+    # Totals only shrink (by what is released), so this cannot fail on a ledger that held its rules (an
+    # overdraft since the hold counts: a withdrawal on chain is posted even while the player is negative).
     released = pending_amount - amount
     _check(
         debit,
         debit.debits_pending + debit.debits_posted - released,
         credit,
         credit.credits_pending + credit.credits_posted - released,
+        overdraft=debit.debits_overdraft,
     )
     debit.debits_pending -= pending_amount
     credit.credits_pending -= pending_amount

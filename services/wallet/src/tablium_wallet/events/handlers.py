@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 import structlog
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.errors import InvalidInput
@@ -36,6 +37,11 @@ class DepositConfirmed(msgspec.Struct, kw_only=True):
     player_id: uuid.UUID
     asset: str
     amount: PositiveAmount
+
+
+class DepositReverted(DepositConfirmed, kw_only=True):
+    # True when the wallet had credited it: a reorganisation deeper than the confirmations (ADR 0010).
+    was_confirmed: bool
 
 
 class PayoutRequested(msgspec.Struct, kw_only=True):
@@ -73,6 +79,10 @@ def deposit_transfer_id(chain_id: int, tx_hash: str, log_index: int) -> uuid.UUI
     return uuid.uuid5(EVENT_NAMESPACE, f"deposit:{chain_id}:{tx_hash.lower()}:{log_index}")
 
 
+def deposit_reversal_id(chain_id: int, tx_hash: str, log_index: int) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NAMESPACE, f"deposit-reverted:{chain_id}:{tx_hash.lower()}:{log_index}")
+
+
 def payout_transfer_id(payout_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"rakeback-payout:{payout_id}")
 
@@ -101,6 +111,39 @@ async def on_deposit_confirmed(session: AsyncSession, event: CloudEvent) -> None
             enforce_limits=False,
         ),
     )
+
+
+async def on_deposit_reverted(session: AsyncSession, event: CloudEvent) -> None:
+    """A credited deposit left the chain (a reorganisation deeper than the confirmations): the credit is
+    taken back, even below zero (the money never really arrived); a negative balance freezes the player's
+    withdrawals until deposits cover it (services/withdrawals.py). Before the credit: nothing to undo."""
+    deposit = msgspec.convert(event.data, DepositReverted)
+    if not deposit.was_confirmed:
+        return
+    credit_id = deposit_transfer_id(deposit.chain_id, deposit.tx_hash, deposit.log_index)
+    if not await session.scalar(text("SELECT EXISTS (SELECT FROM transfers WHERE id = :id)"), {"id": credit_id}):
+        # The confirmation not handled yet (delivered out of order, or dead-lettered): retried, then
+        # dead-lettered itself for a human, rather than leave a credit standing that a later one would make.
+        raise RuntimeError(f"deposit {deposit.tx_hash}:{deposit.log_index} reverted but not credited (yet)")
+    player = await open_account(session, owner=player_owner(deposit.player_id), kind="player", asset=deposit.asset)
+    clearing = await open_account(
+        session, owner=f"chain:{deposit.chain_id}", kind="chain_clearing", asset=deposit.asset
+    )
+    await execute_one(
+        session,
+        NewTransfer(
+            id=deposit_reversal_id(deposit.chain_id, deposit.tx_hash, deposit.log_index),
+            debit_account_id=player.id,
+            credit_account_id=clearing.id,
+            amount=parse_amount(deposit.amount),
+            asset=deposit.asset,
+            code="deposit_reverted",
+            metadata={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash.lower(), "log_index": deposit.log_index},
+            enforce_limits=False,
+            overdraft=True,
+        ),
+    )
+    log.critical("a credited deposit was taken back", player_id=str(deposit.player_id), tx_hash=deposit.tx_hash)
 
 
 async def on_payout_requested(session: AsyncSession, event: CloudEvent) -> None:
@@ -170,6 +213,7 @@ async def on_player_registered(session: AsyncSession, event: CloudEvent) -> None
 
 HANDLERS: dict[str, Handler] = {
     "blockchain.deposit_confirmed": on_deposit_confirmed,
+    "blockchain.deposit_reverted": on_deposit_reverted,
     "rakeback.payout_requested": on_payout_requested,
     "blockchain.withdrawal_confirmed": on_withdrawal_confirmed,
     "blockchain.withdrawal_failed": on_withdrawal_failed,

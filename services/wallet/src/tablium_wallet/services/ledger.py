@@ -74,6 +74,8 @@ class NewTransfer:
     # Responsible-play limits apply to players' stakes and deposits; a confirmed on-chain deposit
     # (money that already arrived) is credited regardless.
     enforce_limits: bool = True
+    # May take a player's account below zero (a credited deposit a deep reorg took back: ADR 0010).
+    overdraft: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ def record_from_row(row: Sequence[Any]) -> TransferRecord:
 _LOCK_ACCOUNTS = text(
     "SELECT a.id, a.owner, a.kind, a.asset, a.flags, a.debits_pending, a.debits_posted, a.credits_pending, "
     "a.credits_posted, l.daily_deposit_limit::text, l.daily_loss_limit::text, l.self_excluded_until, "
-    "l.scheduled::text, l.scheduled_at "
+    "l.scheduled::text, l.scheduled_at, a.debits_overdraft "
     "FROM accounts a LEFT JOIN limits l ON l.owner = a.owner "
     "WHERE a.id = ANY(CAST(:ids AS uuid[])) ORDER BY a.id FOR UPDATE OF a"
 )
@@ -220,8 +222,9 @@ _WRITE = text(
     " DELETE FROM pending_transfers WHERE transfer_id = ANY(CAST(:closed AS uuid[]))"
     "), counters AS ("
     " UPDATE accounts AS a SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp,"
-    " credits_posted = u.cpo FROM unnest(CAST(:account AS uuid[]), CAST(:dp AS numeric[]),"
-    " CAST(:dpo AS numeric[]), CAST(:cp AS numeric[]), CAST(:cpo AS numeric[])) AS u(id, dp, dpo, cp, cpo)"
+    " credits_posted = u.cpo, debits_overdraft = u.dov FROM unnest(CAST(:account AS uuid[]),"
+    " CAST(:dp AS numeric[]), CAST(:dpo AS numeric[]), CAST(:cp AS numeric[]), CAST(:cpo AS numeric[]),"
+    " CAST(:dov AS numeric[])) AS u(id, dp, dpo, cp, cpo, dov)"
     " WHERE a.id = u.id"
     "), events AS ("
     " INSERT INTO outbox (id, type, subject, envelope, headers)"
@@ -281,7 +284,11 @@ class _Batch:
         rows = await self.session.execute(_LOCK_ACCOUNTS, {"ids": list(account_ids)})
         for row in rows:
             self.accounts[row[0]] = _Account(
-                id=row[0], owner=row[1], kind=row[2], asset=row[3], balance=Balance(row[4], *map(int, row[5:9]))
+                id=row[0],
+                owner=row[1],
+                kind=row[2],
+                asset=row[3],
+                balance=Balance(row[4], *map(int, row[5:9]), debits_overdraft=int(row[14])),
             )
             deposit, loss, until, scheduled, scheduled_at = row[9:14]
             if deposit is not None and row[1] not in self.limits:
@@ -402,7 +409,9 @@ class _Batch:
             )
         if t.enforce_limits:
             self._check_limits(t)
-        apply_transfer(debit.balance, credit.balance, t.amount, pending=t.pending)
+        if t.overdraft and t.pending:
+            raise InvalidTransfer("an overdraft is a posted transfer")
+        apply_transfer(debit.balance, credit.balance, t.amount, pending=t.pending, overdraft=t.overdraft)
         flags = (_PENDING if t.pending else 0) | (_LINKED if linked else 0)
         record = TransferRecord(
             id=t.id,
@@ -592,6 +601,7 @@ class _Batch:
                 "dpo": [a.balance.debits_posted for a in changed],
                 "cp": [a.balance.credits_pending for a in changed],
                 "cpo": [a.balance.credits_posted for a in changed],
+                "dov": [a.balance.debits_overdraft for a in changed],
                 "event_id": [e.id for e in envelopes],
                 "event_type": [e.type for e in envelopes],
                 "event_subject": [e.subject for e in envelopes],

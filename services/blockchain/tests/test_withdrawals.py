@@ -1,0 +1,330 @@
+"""Withdrawals against a real anvil and a real wallet process: held, signed from the hot wallet, sent once,
+confirmed after N (or failed); stuck transactions replaced with higher fees; nonce gaps filled; checks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tablium_blockchain.clients.wallet import Wallet
+from tablium_blockchain.services.chain import Chain, send, token_contract
+from tablium_blockchain.services.sender import Sender
+from tablium_blockchain.settings import BlockchainSettings
+
+from tablium_kit.auth import ServiceTokens
+from tablium_kit.localchain import LocalChain
+from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.service_processes import ServiceProcess
+
+from .conftest import CONFIRMATIONS, DEPOSITOR, bearer, blockchain_settings
+from .withdrawal_support import (
+    available,
+    fund_player,
+    mint_to_hot_wallet,
+    recipient,
+    status_of,
+    token_balance,
+    withdraw,
+    withdrawal_events,
+)
+
+USDT = 10**6
+
+
+@pytest.fixture(scope="module")
+async def settings(
+    make_database: Callable[[str], Awaitable[str]],
+    amqp_names: AmqpNames,
+    local_chain: LocalChain,
+    wallet_service: ServiceProcess,
+) -> BlockchainSettings:
+    extra = {"TABLIUM_BLOCKCHAIN_WALLET_URL": wallet_service.url, "TABLIUM_BLOCKCHAIN_SEND": "false"}
+    return blockchain_settings(await make_database("blockchain_withdrawals"), local_chain, amqp_names.exchange, **extra)
+
+
+@pytest.fixture
+async def sender(
+    chain: Chain, sessions: async_sessionmaker[AsyncSession], settings: BlockchainSettings
+) -> AsyncIterator[Sender]:
+    wallet = Wallet(settings.wallet_url, ServiceTokens.development("blockchain"))
+    yield Sender(chain, sessions, settings, wallet)
+    await wallet.aclose()
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def hot_wallet_tokens(chain: Chain) -> None:
+    await mint_to_hot_wallet(chain, 1_000_000 * USDT)
+
+
+async def settle(sender: Sender, local_chain: LocalChain) -> None:
+    """Sign and send, then N blocks and a pass to confirm."""
+    await sender.run_once()
+    local_chain.mine(CONFIRMATIONS)
+    await sender.run_once()
+
+
+async def test_a_usdt_withdrawal_is_held_sent_once_and_confirmed_after_n(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    player, to, key = str(uuid.uuid4()), recipient(), uuid.uuid4().hex
+    await fund_player(wallet_service.url, player, 50 * USDT)
+    response = await withdraw(client, player, address=to.lower(), amount=20 * USDT, key=key)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["status"], body["address"], body["amount"]) == ("held", to, str(20 * USDT))
+    assert await available(wallet_service.url, player) == 30 * USDT
+    replay = await withdraw(client, player, address=to.lower(), amount=20 * USDT, key=key)
+    assert (replay.status_code, replay.json()["id"]) == (200, body["id"])
+    reused = await withdraw(client, player, address=to, amount=21 * USDT, key=key)
+    assert reused.status_code == 409, reused.text
+
+    await sender.run_once()
+    assert await status_of(sessions, body["id"]) == "sent"
+    local_chain.mine(CONFIRMATIONS - 2)  # the transaction's block and N-2 more: one short
+    await sender.run_once()
+    assert await status_of(sessions, body["id"]) == "sent"
+    local_chain.mine(1)
+    await sender.run_once()
+    await sender.run_once()
+    assert await status_of(sessions, body["id"]) == "confirmed"
+    assert await token_balance(chain, to) == 20 * USDT
+
+    events = await withdrawal_events(sessions, body["id"])
+    assert [kind for kind, _ in events] == ["withdrawal_requested", "withdrawal_sent", "withdrawal_confirmed"]
+    confirmed = events[-1][1]
+    # What the wallet's handler reads (docs/events/wallet-consumed.md).
+    assert confirmed["withdrawal_id"] == body["id"]
+    assert confirmed["transfer_id"] == events[0][1]["transfer_id"]
+    mine = await client.get(f"/api/v1/withdrawals/{body['id']}", headers=bearer(player))
+    assert mine.status_code == 200
+    assert mine.json()["tx_hash"] == confirmed["tx_hash"]
+    listed = await client.get("/api/v1/withdrawals", headers=bearer(player))
+    assert [w["id"] for w in listed.json()] == [body["id"]]
+    assert (await client.get(f"/api/v1/withdrawals/{body['id']}", headers=bearer(str(uuid.uuid4())))).status_code == 404
+
+
+async def test_an_eth_withdrawal(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    player, to = str(uuid.uuid4()), recipient()
+    await fund_player(wallet_service.url, player, 10**18, asset="ETH")
+    response = await withdraw(client, player, address=to, amount=3 * 10**17, asset="ETH")
+    assert response.status_code == 201, response.text
+    await settle(sender, local_chain)
+    assert await status_of(sessions, response.json()["id"]) == "confirmed"
+    assert int(await chain.w3.eth.get_balance(to)) == 3 * 10**17
+
+
+async def test_the_wallet_refuses_what_the_player_has_not(
+    client: AsyncTestClient[Litestar], wallet_service: ServiceProcess
+) -> None:
+    player, key, to = str(uuid.uuid4()), uuid.uuid4().hex, recipient()
+    await fund_player(wallet_service.url, player, 5 * USDT)
+    for _ in range(2):  # and the same again: the same answer
+        refused = await withdraw(client, player, address=to, amount=6 * USDT, key=key)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"] == "urn:tablium:problem:withdrawal-refused"
+        assert refused.json()["reason"] == "insufficient-funds"
+    assert await available(wallet_service.url, player) == 5 * USDT
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"address": "0x" + "ab" * 20 + "a"}, 400),  # 41 digits
+        ({"address": "0xABaBaBaBABabABabAbAbABAbABabababaBaBABab"}, 422),  # checksum broken (last letter)
+        ({"address": "0x" + "0" * 40}, 422),
+        ({"amount": "0"}, 400),
+        ({"amount": "-5"}, 400),
+        ({"amount": "1.5"}, 400),
+        ({"amount": str(2**128)}, 422),
+        ({"amount": str(2**256)}, 400),  # past the 39 digits any amount has
+        ({"amount": "1"}, 422),  # under the minimum
+        ({"amount": str(10**15)}, 422),  # over the maximum
+        ({"asset": "BTC"}, 400),
+        ({"asset": "usdt"}, 400),
+        ({"extra": 1}, 400),
+    ],
+)
+async def test_bad_input_is_a_problem(client: AsyncTestClient[Litestar], body: dict[str, Any], status: int) -> None:
+    request = {"address": recipient(), "asset": "USDT", "amount": str(5 * USDT), **body}
+    headers = {**bearer(str(uuid.uuid4())), "Idempotency-Key": "k1"}
+    response = await client.post("/api/v1/withdrawals", json=request, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_idempotency_key_is_required(client: AsyncTestClient[Litestar]) -> None:
+    body = {"address": recipient(), "asset": "USDT", "amount": str(5 * USDT)}
+    for headers in ({}, {"Idempotency-Key": ""}, {"Idempotency-Key": "a b"}):
+        response = await client.post("/api/v1/withdrawals", json=body, headers={**bearer(str(uuid.uuid4())), **headers})
+        assert response.status_code == 400, response.text
+
+
+async def test_an_admin_pauses_withdrawals(
+    client: AsyncTestClient[Litestar],
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    player = str(uuid.uuid4())
+    admin = bearer(str(uuid.uuid4()), ["player", "admin"])
+    await fund_player(wallet_service.url, player, 20 * USDT)
+    waiting = (await withdraw(client, player, address=recipient(), amount=5 * USDT)).json()
+    pause = {"paused": True, "reason": "hot wallet rotation"}
+    assert (await client.put("/api/v1/chain/withdrawal-pause", json=pause, headers=bearer(player))).status_code == 403
+    paused = await client.put("/api/v1/chain/withdrawal-pause", json=pause, headers=admin)
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["paused"] is True
+    refused = await withdraw(client, player, address=recipient(), amount=5 * USDT)
+    assert refused.status_code == 409
+    assert refused.json()["type"] == "urn:tablium:problem:withdrawals-paused"
+    await sender.run_once()
+    assert await status_of(sessions, waiting["id"]) == "held"  # nothing new is signed
+
+    resume = {"paused": False, "reason": "done"}
+    assert (await client.put("/api/v1/chain/withdrawal-pause", json=resume, headers=admin)).json()["paused"] is False
+    await settle(sender, local_chain)
+    assert await status_of(sessions, waiting["id"]) == "confirmed"
+
+
+async def test_a_stuck_transaction_is_replaced_with_higher_fees_and_lands_once(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    player, to = str(uuid.uuid4()), recipient()
+    await fund_player(wallet_service.url, player, 10 * USDT)
+    wid = (await withdraw(client, player, address=to, amount=7 * USDT)).json()["id"]
+    local_chain.rpc("evm_setAutomine", False)
+    try:
+        await sender.run_once()  # signed and sent: waits in the mempool
+        sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=0)
+        await sender.run_once()  # stuck longer than replace_after_s: re-signed at the same nonce
+        async with sessions() as session:
+            versions = (
+                await session.execute(
+                    text(
+                        "SELECT tx_hash, nonce, max_fee_per_gas, max_priority_fee_per_gas FROM chain_txs "
+                        "WHERE withdrawal_id = :w ORDER BY signed_at"
+                    ),
+                    {"w": uuid.UUID(wid)},
+                )
+            ).all()
+        assert len(versions) == 2
+        assert versions[0].nonce == versions[1].nonce
+        assert versions[1].max_fee_per_gas > versions[0].max_fee_per_gas
+        assert versions[1].max_priority_fee_per_gas > versions[0].max_priority_fee_per_gas
+        local_chain.mine(CONFIRMATIONS)
+    finally:
+        local_chain.rpc("evm_setAutomine", True)
+    sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=120)
+    await sender.run_once()
+    assert await status_of(sessions, wid) == "confirmed"
+    assert await token_balance(chain, to) == 7 * USDT  # once
+    confirmed = (await withdrawal_events(sessions, wid))[-1]
+    assert confirmed[0] == "withdrawal_confirmed"
+    assert confirmed[1]["tx_hash"] == versions[1].tx_hash
+
+
+async def test_a_nonce_gap_is_filled_and_the_withdrawal_behind_it_lands(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    player, to = str(uuid.uuid4()), recipient()
+    await fund_player(wallet_service.url, player, 10 * USDT)
+    hot = chain.master.hot_wallet().address
+    await sender.run_once()  # whatever is outstanding settles its nonces first
+    pending = int(await chain.w3.eth.get_transaction_count(hot, "pending"))
+    # A nonce reserved that no transaction of ours holds (a restored backup, an operator's mistake).
+    async with sessions() as session, session.begin():
+        await session.execute(text("UPDATE nonces SET next = :n WHERE address = :a"), {"n": pending + 1, "a": hot})
+    wid = (await withdraw(client, player, address=to, amount=3 * USDT)).json()["id"]
+    await sender.run_once()  # signed at pending + 1: stuck behind the gap, which is filled in the same pass
+    async with sessions() as session:
+        filler = await session.scalar(
+            text("SELECT tx_hash FROM chain_txs WHERE purpose = 'filler' AND nonce = :n"), {"n": pending}
+        )
+    assert filler is not None
+    local_chain.mine(CONFIRMATIONS)
+    await sender.run_once()
+    assert await status_of(sessions, wid) == "confirmed"
+    assert await token_balance(chain, to) == 3 * USDT
+    assert int(await chain.w3.eth.get_transaction_count(hot)) == pending + 2
+
+
+async def test_a_nonce_taken_by_another_transaction_fails_the_withdrawal(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    player, to = str(uuid.uuid4()), recipient()
+    await fund_player(wallet_service.url, player, 10 * USDT)
+    wid = (await withdraw(client, player, address=to, amount=4 * USDT)).json()["id"]
+    local_chain.rpc("evm_setAutomine", False)
+    try:
+        await sender.run_once()
+        async with sessions() as session:
+            tx_hash = await session.scalar(text("SELECT tx_hash FROM withdrawals WHERE id = :w"), {"w": uuid.UUID(wid)})
+        # Someone with the hot wallet's key uses the nonce first: ours leaves the mempool.
+        local_chain.rpc("anvil_dropTransaction", tx_hash)
+    finally:
+        local_chain.rpc("evm_setAutomine", True)
+    hot = chain.master.hot_wallet()
+    await send(chain.w3, hot, {"to": hot.address, "value": 1, "gas": 21_000})
+    sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=3600)
+    local_chain.mine(CONFIRMATIONS)
+    await sender.run_once()
+    assert await status_of(sessions, wid) == "failed"
+    events = await withdrawal_events(sessions, wid)
+    assert events[-1][0] == "withdrawal_failed"
+    assert events[-1][1]["transfer_id"] == events[0][1]["transfer_id"]
+    assert await token_balance(chain, to) == 0
+
+
+async def test_a_hot_wallet_short_of_the_asset_refuses_before_holding(
+    client: AsyncTestClient[Litestar], chain: Chain, wallet_service: ServiceProcess
+) -> None:
+    player = str(uuid.uuid4())
+    await fund_player(wallet_service.url, player, 10 * USDT)
+    hot, token = chain.master.hot_wallet(), token_contract(chain)
+    everything = await token_balance(chain, hot.address)
+    # The hot wallet's tokens go elsewhere for a moment (to anvil's account 1, which gives them back).
+    away = await token.functions.transfer(DEPOSITOR.address, everything).build_transaction({"from": hot.address})
+    await send(chain.w3, hot, {"to": away["to"], "data": away["data"]})
+    try:
+        refused = await withdraw(client, player, address=recipient(), amount=5 * USDT)
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["type"] == "urn:tablium:problem:hot-wallet-short"
+        assert await available(wallet_service.url, player) == 10 * USDT  # nothing held
+    finally:
+        back = await token.functions.transfer(hot.address, everything).build_transaction({"from": DEPOSITOR.address})
+        await send(chain.w3, DEPOSITOR, {"to": back["to"], "data": back["data"]})

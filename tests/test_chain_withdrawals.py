@@ -1,0 +1,192 @@
+"""End to end: a deposit on a real anvil credits the wallet; a withdrawal back is held by the wallet (a real
+process), signed and sent by the blockchain service's own loops, confirmed after N blocks and posted by the
+wallet's handler. Chip conservation: what arrived on chain minus what left it is the chain clearing account
+(negated), and the player's balance."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+from eth_account import Account
+from litestar.testing import AsyncTestClient
+from tablium_blockchain.app import create_app as blockchain_app
+from tablium_blockchain.services.chain import connect, send, token_contract
+from tablium_blockchain.services.runtime import ChainRuntime
+from tablium_blockchain.settings import BlockchainSettings
+from tablium_wallet.db.models import MESSAGING as WALLET_MESSAGING
+from tablium_wallet.events.handlers import HANDLERS as WALLET_HANDLERS
+from tablium_wallet.settings import WalletSettings
+
+from tablium_kit import db
+from tablium_kit.auth import StaticKeySource
+from tablium_kit.localchain import LocalChain
+from tablium_kit.messaging import Consumer
+from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.service_processes import WalletLedger, start_service, wallet_env
+
+from .test_chain_deposits import BALANCE, KID, SIGNING_KEY, bearer, pay_usdt, scalar
+
+CONFIRMATIONS = 3
+USDT = 10**6
+
+
+@pytest.fixture(scope="module")
+async def services(
+    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames, local_chain: LocalChain
+) -> AsyncIterator[dict[str, Any]]:
+    wallet_url = await make_database("e2e_w_wallet")
+    wallet = await anyio.to_thread.run_sync(
+        lambda: start_service("wallet", wallet_env(wallet_url, amqp_names.exchange), ready_path="/ready")
+    )
+    chain_settings = BlockchainSettings.from_env(
+        "blockchain",
+        {
+            "TABLIUM_BLOCKCHAIN_DATABASE_URL": await make_database("e2e_w_blockchain"),
+            "TABLIUM_BLOCKCHAIN_RPC_URL": local_chain.url,
+            "TABLIUM_BLOCKCHAIN_CONFIRMATIONS": str(CONFIRMATIONS),
+            "TABLIUM_BLOCKCHAIN_POLL_INTERVAL_S": "0.1",
+            "TABLIUM_BLOCKCHAIN_SEND_INTERVAL_S": "0.1",
+            "TABLIUM_BLOCKCHAIN_WALLET_URL": wallet.url,
+            "TABLIUM_BLOCKCHAIN_SWEEP": "false",
+            "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
+            "TABLIUM_ENVIRONMENT": "test",
+        },
+    )
+    wallet_settings = WalletSettings.from_env(
+        "wallet", {"TABLIUM_WALLET_DATABASE_URL": wallet_url, "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange}
+    )
+    client = AsyncTestClient(
+        app=blockchain_app(chain_settings, key_source=StaticKeySource({KID: SIGNING_KEY.public_key()}))
+    )
+    wallet_engine = db.create_engine(wallet_url, pool_size=2)
+    chain_engine = db.create_engine(chain_settings.database_url, pool_size=2)
+    # The wallet's own handlers, on this test's queues (the wallet process consumes nothing shared).
+    consumer = Consumer(
+        wallet_settings,
+        db.session_factory(wallet_engine),
+        WALLET_MESSAGING,
+        queues=amqp_names.service_queues("wallet"),
+        retry_delay=0.1,
+    )
+    for event_type, handler in WALLET_HANDLERS.items():
+        consumer.handler(event_type)(handler)
+    try:
+        async with client:
+            await consumer.start()
+            runtime: ChainRuntime = client.app.state.chain_runtime
+            with anyio.fail_after(300):
+                while runtime.chain is None:  # noqa: ASYNC110 - the app runs on a loop of its own
+                    await anyio.sleep(0.05)
+            chain = await connect(chain_settings, db.session_factory(chain_engine), runtime.master)
+            yield {
+                "client": client,
+                "chain": chain,
+                "wallet": wallet_engine,
+                "blockchain": chain_engine,
+                "wallet_url": wallet.url,
+            }
+            await consumer.stop()
+    finally:
+        await wallet_engine.dispose()
+        await chain_engine.dispose()
+        await anyio.to_thread.run_sync(wallet.stop)
+
+
+async def mine_until(local_chain: LocalChain, check: Callable[[], Awaitable[bool]]) -> None:
+    with anyio.fail_after(180):
+        while not await check():
+            local_chain.mine(1)
+            await anyio.sleep(0.2)
+
+
+async def test_deposit_then_withdraw_back_conserves_money(services: dict[str, Any], local_chain: LocalChain) -> None:
+    client, chain, wallet = services["client"], services["chain"], services["wallet"]
+    player = str(uuid.uuid4())
+    owner = f"player:{player}"
+    address = (await client.get("/api/v1/deposits/address", params={"asset": "USDT"}, headers=bearer(player))).json()
+    await pay_usdt(chain, address["address"], 100 * USDT)
+
+    async def credited() -> bool:
+        return bool(await scalar(wallet, BALANCE, owner=owner) == 100 * USDT)
+
+    await mine_until(local_chain, credited)
+    # The hot wallet pays withdrawals (until sweeping brings the deposits in): funded by the token's owner.
+    hot = chain.master.hot_wallet()
+    mint = await token_contract(chain).functions.mint(hot.address, 40 * USDT).build_transaction({"from": hot.address})
+    await send(chain.w3, hot, {"to": mint["to"], "data": mint["data"]})
+
+    to = Account.create().address
+    response = await client.post(
+        "/api/v1/withdrawals",
+        json={"address": to, "asset": "USDT", "amount": str(40 * USDT)},
+        headers={**bearer(player), "Idempotency-Key": "back-home"},
+    )
+    assert response.status_code == 201, response.text
+
+    async def posted() -> bool:
+        return bool(await scalar(wallet, BALANCE, owner=owner) == 60 * USDT)
+
+    await mine_until(local_chain, posted)
+    assert int(await token_contract(chain).functions.balanceOf(to).call()) == 40 * USDT
+    status = await scalar(
+        services["blockchain"], "SELECT status FROM withdrawals WHERE player_id = :p", p=uuid.UUID(player)
+    )
+    assert status == "confirmed"
+    # Conservation: on-chain deposits (100) - on-chain withdrawals (40) = -chain clearing = the player's 60.
+    assert await scalar(wallet, BALANCE, owner=f"chain:{chain.chain_id}") == -60 * USDT
+    pending = "SELECT count(*) FROM pending_transfers"
+    assert await scalar(wallet, pending) == 0
+
+
+async def test_a_reorg_deeper_than_n_takes_the_credit_back_and_freezes_withdrawals(
+    services: dict[str, Any], local_chain: LocalChain
+) -> None:
+    """ADR 0010's policy end to end: the watcher reports the credited deposit gone, the wallet debits it back
+    past zero (the player had staked part of it), and the player's withdrawals are refused while negative."""
+    client, chain, wallet = services["client"], services["chain"], services["wallet"]
+    player = str(uuid.uuid4())
+    owner = f"player:{player}"
+    address = (await client.get("/api/v1/deposits/address", params={"asset": "USDT"}, headers=bearer(player))).json()
+    snapshot = local_chain.rpc("evm_snapshot")
+    await pay_usdt(chain, address["address"], 30 * USDT)
+
+    async def credited() -> bool:
+        return bool(await scalar(wallet, BALANCE, owner=owner) == 30 * USDT)
+
+    await mine_until(local_chain, credited)
+    ledger = WalletLedger(services["wallet_url"], "lobby")
+    try:
+        player_account = await ledger.account(owner, "player")
+        table = await ledger.account(f"table:{uuid.uuid4().hex[:8]}", "table_escrow")
+        stake = {
+            "id": str(uuid.uuid4()),
+            "debit_account_id": player_account,
+            "credit_account_id": table,
+            "amount": str(10 * USDT),
+            "asset": "USDT",
+            "code": "buy_in",
+        }
+        staked = await ledger.http.post("/internal/v1/transfers", json=stake, headers=ledger.headers())
+        assert staked.status_code == 201, staked.text
+    finally:
+        await ledger.aclose()
+
+    # The deposit's block and more than N on it are replaced by a longer chain without it.
+    assert local_chain.rpc("evm_revert", snapshot) is True
+    local_chain.mine(2 * CONFIRMATIONS + 2)
+
+    async def taken_back() -> bool:
+        return bool(await scalar(wallet, BALANCE, owner=owner) == -10 * USDT)
+
+    await mine_until(local_chain, taken_back)
+    refused = await client.post(
+        "/api/v1/withdrawals",
+        json={"address": Account.create().address, "asset": "ETH", "amount": str(10**16)},
+        headers={**bearer(player), "Idempotency-Key": "while-negative"},
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["reason"] == "withdrawals-frozen"
