@@ -160,6 +160,23 @@ async def test_union_tables_seat_members_of_every_club_in_the_union(
         ).status_code == 403
 
 
+async def test_a_closed_club_stands_its_members_up(lobby: LobbyProcess, ledger: Ledger, clubs: ClubEvents) -> None:
+    club, owner, member = (str(uuid.uuid4()) for _ in range(3))
+    await ledger.fund(member, 1_000)
+    await clubs.joined(club, owner, "owner")
+    await clubs.joined(club, member)
+    async with httpx.AsyncClient(base_url=lobby.url, timeout=30) as http:
+        tid = (await club_table(http, owner, club))["id"]
+        seat = {"seat": 0, "buy_in": "100"}
+        assert (await http.post(f"/api/v1/tables/{tid}/seats", json=seat, headers=bearer(member))).status_code == 201
+        await clubs.deliver("club.closed", {"club_id": club, "seq": clubs.next_seq(club)})
+        async with asyncio.timeout(30):
+            while await ledger.player_balance(member) != 1_000:  # noqa: ASYNC110 - another process cashes out
+                await asyncio.sleep(0.2)
+        assert (await http.post(f"/api/v1/tables/{tid}/seats", json=seat, headers=bearer(member))).status_code == 403
+        await club_table(http, owner, club, 403)
+
+
 async def test_a_late_older_event_changes_nothing(clubs: ClubEvents, engine: AsyncEngine) -> None:
     club, player = str(uuid.uuid4()), str(uuid.uuid4())
     await clubs.left(club, player, seq=5)

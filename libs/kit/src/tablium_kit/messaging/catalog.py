@@ -31,7 +31,7 @@ CATALOG: dict[str, EventSpec] = {
     "club.member_joined": EventSpec("A join request was approved; the player is a member.", ("rakeback", "lobby")),
     "club.member_left": EventSpec("A member left or was removed from a club.", ("rakeback", "lobby")),
     "club.deal_changed": EventSpec("A club's or agent's rakeback deal changed.", ("rakeback",)),
-    "club.closed": EventSpec("A club was closed.", ("rakeback",)),
+    "club.closed": EventSpec("A club was closed.", ("rakeback", "lobby")),
     "club.member_updated": EventSpec("A member's role or recruiting agent changed.", ("rakeback", "lobby")),
     "club.union_joined": EventSpec("A union's owner approved a club into the union.", ("rakeback", "lobby")),
     "club.union_left": EventSpec("A club left a union or was removed from it.", ("rakeback", "lobby")),

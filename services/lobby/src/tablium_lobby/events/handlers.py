@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging import CloudEvent
 from tablium_kit.messaging.consumer import Handler
-from tablium_lobby.services.clubs import apply_member, apply_union, stand_up_after_hand
+from tablium_lobby.services.clubs import apply_closed, apply_member, apply_union, stand_up_after_hand
 
 
 async def on_member(session: AsyncSession, event: CloudEvent) -> None:
@@ -23,6 +23,11 @@ async def on_member_left(session: AsyncSession, event: CloudEvent) -> None:
     await apply_member(session, event.data, role=None)
     await session.flush()
     await stand_up_after_hand(session, player_id=uuid.UUID(event.data["player_id"]))
+
+
+async def on_club_closed(session: AsyncSession, event: CloudEvent) -> None:
+    for player_id in await apply_closed(session, event.data):
+        await stand_up_after_hand(session, player_id=player_id)
 
 
 async def on_union_joined(session: AsyncSession, event: CloudEvent) -> None:
@@ -39,6 +44,7 @@ HANDLERS: dict[str, Handler] = {
     "club.member_joined": on_member,
     "club.member_updated": on_member,
     "club.member_left": on_member_left,
+    "club.closed": on_club_closed,
     "club.union_joined": on_union_joined,
     "club.union_left": on_union_left,
 }

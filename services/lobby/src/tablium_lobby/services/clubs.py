@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,21 @@ async def apply_member(session: AsyncSession, data: dict[str, Any], *, role: str
             where=ClubMembership.seq < statement.excluded.seq,
         )
     )
+
+
+async def apply_closed(session: AsyncSession, data: dict[str, Any]) -> list[uuid.UUID]:
+    """``club.closed``: nobody is a member of a closed club any more; returns who was."""
+    closed = await session.execute(
+        update(ClubMembership)
+        .where(
+            ClubMembership.club_id == uuid.UUID(data["club_id"]),
+            ClubMembership.seq < int(data["seq"]),
+            ClubMembership.role.is_not(None),
+        )
+        .values(role=None, seq=int(data["seq"]))
+        .returning(ClubMembership.player_id)
+    )
+    return list(closed.scalars())
 
 
 async def apply_union(session: AsyncSession, data: dict[str, Any], *, member: bool) -> None:
