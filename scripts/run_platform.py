@@ -146,10 +146,11 @@ def start_bot_tables(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
 
 def start_chain(env: dict[str, str]) -> LocalChain | None:
     """A local anvil on :8545 mining a block a second (confirmations come without traffic), unless the
-    environment names another node. Its state lives as long as the platform: a restart is a new chain."""
+    environment names another node. The chain is kept in .run/chain across restarts, as the databases keep
+    theirs: a new chain under old databases would repeat transaction hashes the wallet has already credited."""
     if "TABLIUM_BLOCKCHAIN_RPC_URL" in env:
         return None
-    chain = LocalChain(port=CHAIN_PORT, block_time_s=1)
+    chain = LocalChain(port=CHAIN_PORT, block_time_s=1, persistent=True, directory=RUN / "chain")
     chain.start()
     env["TABLIUM_BLOCKCHAIN_RPC_URL"] = chain.url
     env.setdefault("TABLIUM_BLOCKCHAIN_CONFIRMATIONS", "3")

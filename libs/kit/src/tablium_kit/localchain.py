@@ -57,15 +57,19 @@ class LocalChain:
         port: int | None = None,
         block_time_s: int | None = None,
         persistent: bool = False,
+        directory: Path | None = None,
     ) -> None:
         """``persistent``: the node keeps its chain (blocks, state) in a file across ``stop()`` and ``start()``,
-        so a test can take the node away and bring the same chain back."""
+        so a test can take the node away and bring the same chain back. ``directory``: where that file and the
+        log live (kept by ``remove()``); by default a temporary directory of the node's own."""
         self.binary = find_anvil()
         self.chain_id = chain_id
         self.port = port or free_port()
         self.block_time_s = block_time_s
         self.persistent = persistent
-        self.dir = Path(tempfile.mkdtemp(prefix="tablium-anvil-"))
+        self.owns_dir = directory is None
+        self.dir = Path(tempfile.mkdtemp(prefix="tablium-anvil-")) if directory is None else directory
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -124,7 +128,8 @@ class LocalChain:
 
     def remove(self) -> None:
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_tail(self) -> str:
         path = self.dir / "anvil.log"
