@@ -313,3 +313,36 @@ def test_colour_up_races_the_odd_chips_at_the_break() -> None:
 def test_no_colour_up_unless_the_structure_asks_for_it() -> None:
     _, _, out = colour_up_at_the_break(chip_race=False)
     assert not of(SetStack, out)
+
+
+# -- seating ---------------------------------------------------------------------------------------------------
+
+
+def between_small_blind_and_button(table: object, seat: int) -> bool:
+    size = len(table.seats)  # type: ignore[attr-defined]
+    return 0 < (seat - table.button) % size < (table.sb - table.button) % size  # type: ignore[attr-defined]
+
+
+def test_a_new_player_between_the_small_blind_and_the_button_waits_for_the_button_to_pass() -> None:
+    """TOURNAMENT.md "Seating": a new or moved player "is dealt in unless seated between the small blind and
+    the button". Late entries over 40 seeds: the table view marks one waiting exactly when its seat lies
+    strictly between the button and the small blind of the hand it joins, and deals it in at the next hand
+    (the button has passed it); both cases occur."""
+    seen = {True: 0, False: 0}
+    for seed in range(40):
+        tournament = started(10, seats_per_table=9, seed=seed, late_reg_until_level=1)
+        entry_id, _ = tournament.register(f"late{seed}")
+        entry = tournament.entries[entry_id]
+        table = tournament.tables[entry.table]
+        quiet_hand(tournament, table.id)  # the hand the newcomer watched ends; the next is dealt
+        waiting = between_small_blind_and_button(table, entry.seat)
+        view = next(s for s in tournament.table_view(table.id)["seats"] if s and s["entry"] == entry_id)
+        assert view.get("waiting", False) is waiting, (seed, entry.seat, table.button, table.sb)
+        seen[waiting] += 1
+        quiet_hand(tournament, table.id)
+        view = next(s for s in tournament.table_view(table.id)["seats"] if s and s["entry"] == entry_id)
+        assert "waiting" not in view, "dealt in once the button has passed"
+    assert seen[True], seen
+    assert seen[False], seen
+    others = started(10, seats_per_table=9, seed=1)
+    assert not any("waiting" in s for t in others.tables for s in others.table_view(t)["seats"] if s)

@@ -398,13 +398,15 @@ class Tournament:
             "big_blind_seat": table.bb,
             "held": table.held,
             "breaking": table.breaking,
-            "seats": [
-                None
-                if entry is None
-                else {"entry": entry, "player": self.entries[entry].player, "stack": self.entries[entry].stack}
-                for entry in table.seats
-            ],
+            "seats": [None if entry is None else self._seat_view(self.entries[entry]) for entry in table.seats],
         }
+
+    @staticmethod
+    def _seat_view(entry: Entry) -> dict[str, Any]:
+        view: dict[str, Any] = {"entry": entry.id, "player": entry.player, "stack": entry.stack}
+        if entry.waiting:
+            view["waiting"] = True  # not dealt in this hand: seated between the small blind and the button
+        return view
 
     # ------------------------------------------------------------------ the field and the log
 
