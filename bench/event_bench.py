@@ -39,8 +39,9 @@ from tablium_event.clients.wallet import Wallet
 from tablium_event.db.models import Fact, TournamentRow
 from tablium_event.domain.config import TournamentConfig
 from tablium_event.domain.engine import Tournament
-from tablium_event.journal import apply
-from tablium_event.service import Tournaments
+from tablium_event.domain.facts import apply
+from tablium_event.services import engines
+from tablium_event.services.tournaments import Tournaments
 from tablium_event.settings import EventSettings
 
 from tablium_kit import db, migrations
@@ -132,10 +133,10 @@ async def every_tick_a_fact(service: Tournaments, session: AsyncSession) -> None
         )
         if row is None:
             continue
-        async with service._fact(session, row) as engine:
-            payload = {"now_ms": service._now_ms(row, engine)}
+        async with engines.fact(service.ctx, session, row) as engine:
+            payload = {"now_ms": engines.now_ms(row, engine)}
             out = apply(engine, "tick", payload)
-            await service._record(session, row, engine, "tick", payload, out)
+            await engines.record(service.ctx, session, row, engine, "tick", payload, out)
 
 
 async def measure_clock(
@@ -151,7 +152,7 @@ async def measure_clock(
         )
     service = Tournaments(settings, Wallet("http://127.0.0.1:9", "unused"))
     results = []
-    for name, step in (("every tick", every_tick_a_fact), ("idle skipped", service._clock)):
+    for name, step in (("every tick", every_tick_a_fact), ("idle skipped", service.tick_clock)):
         async with session_factory() as session:
             facts_before = await session.scalar(select(func.count()).select_from(Fact))
         times = []

@@ -6,9 +6,17 @@ import random
 
 import pytest
 from engine_checks import check_invariants
+from tablium_event.domain import payouts as pay
 from tablium_event.domain.config import Break, Level, PayoutRule, Structure, TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
-from tablium_event.domain.instructions import EliminatePlayer, EndBreak, HandForHand, MovePlayer, StartBreak
+from tablium_event.domain.instructions import (
+    EliminatePlayer,
+    EndBreak,
+    HandForHand,
+    MovePlayer,
+    SetStack,
+    StartBreak,
+)
 from test_engine_scenarios import bust, is_next_big_blind, of, quiet_hand, stacks_of, started
 
 THREE_PAID = PayoutRule(fixed_bp=(5_000, 3_000, 2_000))
@@ -204,3 +212,137 @@ def test_a_hand_for_hand_margin_of_0_is_refused() -> None:
     """A margin of 0 turned hand-for-hand off without a word (the bubble must be played hand-for-hand)."""
     with pytest.raises(TournamentRuleError, match="hand-for-hand margin"):
         TournamentConfig(hand_for_hand_margin=0).check()
+
+
+# -- payouts -------------------------------------------------------------------------------------------------
+
+
+def test_the_payout_curve_fits_the_1710_entry_example_place_by_place() -> None:
+    """TOURNAMENT.md: 1,710 entries at 1,000 pay 1st 217,121; 2nd 144,747; ... 18-26th 7,844. Every listed
+    place within 3% (the power curve had 2nd -20%, 3rd -24%, 9th +54%, 14-17th +88%), the sum exact, places
+    2-9 in round amounts (three significant figures), the min cash at least 1.5 buy-ins."""
+    example = {
+        1: 217_121,
+        2: 144_747,
+        3: 104_546,
+        4: 76_394,
+        5: 56_484,
+        6: 42_263,
+        7: 32_007,
+        8: 24_537,
+        9: 19_044,
+        10: 14_967,
+        12: 11_913,
+        14: 9_604,
+        18: 7_844,
+    }
+    amounts = pay.payout_table(1_710_000, 1_710, 1_000, PayoutRule())
+    assert sum(amounts) == 1_710_000
+    off = {place: round(amounts[place - 1] / paid - 1, 3) for place, paid in example.items()}
+    assert all(abs(ratio) <= 0.03 for ratio in off.values()), off
+    for amount in amounts[1:9]:
+        assert amount % 10 ** (len(str(amount)) - 3) == 0, f"{amount} is not a round amount"
+    assert amounts[-1] >= 1_500
+
+
+# -- breaks ----------------------------------------------------------------------------------------------------
+
+
+def test_breaks_every_n_levels() -> None:
+    """TOURNAMENT.md: breaks "after given levels (...) or every N levels". Every second level here, and
+    a configuration without the setting reads and serialises exactly as before."""
+    structure = Structure(levels=(Level(10, 20, duration_s=60),) * 5, break_every_levels=2, break_every_s=30)
+    config = TournamentConfig(structure=structure, seats_per_table=6)
+    assert TournamentConfig.from_dict(config.to_dict()) == config
+    assert set(TournamentConfig().to_dict()["structure"]) == {"levels", "breaks"}
+    tournament = started(6, structure=structure, seats_per_table=6)
+    breaks = []
+    for second in range(60, 301, 60):
+        tournament.tick(second * 1_000)
+        out = quiet_hand(tournament, 1)
+        breaks += [(brk.after_level, brk.duration_s) for brk in of(StartBreak, out)]
+        if breaks and tournament.timing.break_ends_ms is not None:
+            out = tournament.tick(tournament.timing.break_ends_ms)
+            assert of(EndBreak, out)
+            quiet_hand(tournament, 1)
+    assert breaks == [(2, 30), (4, 30)]
+    assert TournamentConfig(structure=structure, rebuy_until_level=3, rebuy_chips=1).addon_level() == 4
+
+
+def colour_up_at_the_break(chip_race: bool) -> tuple[Tournament, dict[int, int], list]:
+    """One table of 6, levels 25/50 then 50/100 and up: after level 1 the 25 chips leave play. A hand
+    leaves 25 odd chips with four players, one of whom has nothing else; then the break starts."""
+    structure = Structure(
+        levels=(Level(25, 50, duration_s=60), Level(50, 100), Level(100, 200)),
+        breaks=(Break(1, 30),),
+        chip_race=chip_race,
+    )
+    tournament = started(6, structure=structure, seats_per_table=6, starting_stack=1_000)
+    seated = [e for e in tournament.tables[1].seats if e is not None]
+    before = dict(zip(seated, (1_025, 975, 25, 1_075, 1_000, 1_900), strict=True))
+    report(tournament, 1, before)
+    tournament.tick(60_000)  # the break falls due; the table finishes its hand, then it starts
+    out = quiet_hand(tournament, 1)
+    assert of(StartBreak, out)
+    return tournament, before, out
+
+
+def test_colour_up_races_the_odd_chips_at_the_break() -> None:
+    """[24, 25B]: the odd chips (4 x 25 = 100) are raced for two chips of 50, one chip at most per player,
+    and the player left with only odd chips is not raced out. The race is the seeded RNG's: the same
+    seed makes the same one. The next hand conserves the new stacks."""
+    tournament, before, out = colour_up_at_the_break(chip_race=True)
+    raced = {i.entry: i.stack for i in of(SetStack, out) if i.reason == "colour-up"}
+    after = {entry: tournament.entries[entry].stack for entry in before}
+    assert raced
+    assert all(after[entry] == stack for entry, stack in raced.items())
+    assert all(stack % 50 == 0 and stack > 0 for stack in after.values()), after
+    won = {entry: after[entry] - (stack - stack % 50) for entry, stack in before.items()}
+    assert set(won.values()) <= {0, 50}, "one chip at most per player"
+    small = next(entry for entry, stack in before.items() if stack == 25)
+    assert after[small] == 50, "nobody is raced out"
+    assert sum(won.values()) in (100, 150), "two chips raced (and one more if the short stack lost the race)"
+    assert tournament.decisions()[-1]["kind"] == "colour-up"
+    tournament.tick(90_000)
+    quiet_hand(tournament, 1)  # the new stacks are the table's: the hand's chips are conserved
+    # The same seed, the same race.
+    _, _, again = colour_up_at_the_break(chip_race=True)
+    assert [i for i in again if isinstance(i, SetStack)] == [i for i in out if isinstance(i, SetStack)]
+
+
+def test_no_colour_up_unless_the_structure_asks_for_it() -> None:
+    _, _, out = colour_up_at_the_break(chip_race=False)
+    assert not of(SetStack, out)
+
+
+# -- seating ---------------------------------------------------------------------------------------------------
+
+
+def between_small_blind_and_button(table: object, seat: int) -> bool:
+    size = len(table.seats)  # type: ignore[attr-defined]
+    return 0 < (seat - table.button) % size < (table.sb - table.button) % size  # type: ignore[attr-defined]
+
+
+def test_a_new_player_between_the_small_blind_and_the_button_waits_for_the_button_to_pass() -> None:
+    """TOURNAMENT.md "Seating": a new or moved player "is dealt in unless seated between the small blind and
+    the button". Late entries over 40 seeds: the table view marks one waiting exactly when its seat lies
+    strictly between the button and the small blind of the hand it joins, and deals it in at the next hand
+    (the button has passed it); both cases occur."""
+    seen = {True: 0, False: 0}
+    for seed in range(40):
+        tournament = started(10, seats_per_table=9, seed=seed, late_reg_until_level=1)
+        entry_id, _ = tournament.register(f"late{seed}")
+        entry = tournament.entries[entry_id]
+        table = tournament.tables[entry.table]
+        quiet_hand(tournament, table.id)  # the hand the newcomer watched ends; the next is dealt
+        waiting = between_small_blind_and_button(table, entry.seat)
+        view = next(s for s in tournament.table_view(table.id)["seats"] if s and s["entry"] == entry_id)
+        assert view.get("waiting", False) is waiting, (seed, entry.seat, table.button, table.sb)
+        seen[waiting] += 1
+        quiet_hand(tournament, table.id)
+        view = next(s for s in tournament.table_view(table.id)["seats"] if s and s["entry"] == entry_id)
+        assert "waiting" not in view, "dealt in once the button has passed"
+    assert seen[True], seen
+    assert seen[False], seen
+    others = started(10, seats_per_table=9, seed=1)
+    assert not any("waiting" in s for t in others.tables for s in others.table_view(t)["seats"] if s)

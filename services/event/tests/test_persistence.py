@@ -24,16 +24,17 @@ import pytest
 import test_service
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, text
-from tablium_event import service as service_module
 from tablium_event.clients.wallet import Wallet
+from tablium_event.db import journal as journal_module
 from tablium_event.db.models import Fact, Registration, Snapshot, TournamentRow
 from tablium_event.domain import engine as engine_module
 from tablium_event.domain.config import TournamentConfig
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.instructions import SeatPlayer
 from tablium_event.domain.simulator import TableRunner, play_hand
-from tablium_event.journal import Live, LiveEngines
-from tablium_event.service import Tournaments
+from tablium_event.services import engines
+from tablium_event.services.cache import Live, LiveEngines
+from tablium_event.services.tournaments import Tournaments
 from tablium_event.settings import EventSettings
 from test_service import (
     DIRECTOR,
@@ -104,7 +105,7 @@ async def replayed(settings: EventSettings, sessions: SessionFactory, tournament
     async with sessions() as session:
         row = await session.get(TournamentRow, uuid.UUID(tournament_id))
         assert row is not None
-        live = await fresh._up_to_date(session, row.id, row.version, None)
+        live = await engines.up_to_date(session, row.id, row.version, None)
         assert live.version == row.version
     await fresh.wallet.aclose()
     return live.version, comparable(live.engine)
@@ -207,9 +208,9 @@ async def test_snapshot_and_journal_replay_to_exactly_the_live_engine(
             engine = await live.engine_of(session, row)
             assert engine is not None
             due = engine.next_clock_event_ms()
-            idle = due is None or live._now_ms(row, engine) < due
+            idle = due is None or engines.now_ms(row, engine) < due
             await session.commit()
-            await live._clock(session)
+            await live.tick_clock(session)
             row = await session.get(TournamentRow, uuid.UUID(tournament_id), populate_existing=True)
             assert row is not None
         clock_calls += 1
@@ -590,11 +591,11 @@ async def test_a_journal_of_other_rules_is_not_replayed_until_snapshotted(
     for command in ("pause", "resume"):  # facts after the start's snapshot, journaled under the current rules
         response = await client.post(f"{url}/{command}", headers=DIRECTOR)
         assert response.status_code == 200, response.text
-    old_rules = service_module.RULES_VERSION
+    old_rules = journal_module.RULES_VERSION
 
     def deploy(rules: int) -> None:
         live.engines.clear()  # a new process
-        monkeypatch.setattr(service_module, "RULES_VERSION", rules)
+        monkeypatch.setattr(journal_module, "RULES_VERSION", rules)
         monkeypatch.setattr(engine_module, "RULES_VERSION", rules)
 
     deploy(old_rules + 1)

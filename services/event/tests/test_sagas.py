@@ -19,8 +19,10 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from tablium_event.clients.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_event.db.models import Purchase, TournamentRow
-from tablium_event.service import Tournaments
-from tablium_event.services.reconciler import POOL_MISMATCHES, RECONCILE_FAILURES, Backoff
+from tablium_event.services import purchases
+from tablium_event.services.prizes import POOL_MISMATCHES
+from tablium_event.services.reconciler import RECONCILE_FAILURES, Backoff
+from tablium_event.services.tournaments import Tournaments
 from tablium_event.settings import EventSettings
 from test_service import (
     DIRECTOR,
@@ -174,7 +176,7 @@ async def test_every_step_of_a_purchase_driven_by_several_callers_at_once_moves_
 
         async def drive(service: Tournaments, purchase_id: uuid.UUID = purchase_id) -> str:
             async with sessions() as session:
-                return (await service._drive_purchase(session, purchase_id)).status
+                return (await purchases.drive(service.ctx, session, purchase_id)).status
 
         assert await asyncio.gather(*(drive(d) for d in drivers)) == ["posted"] * 3
         await assert_one_rebuy(client, ledger, tournament_id, players, rebuyer)
@@ -215,7 +217,7 @@ async def test_a_purchase_cut_short_between_its_post_and_its_fact_is_finished_by
     client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, service_with: Callable[..., Tournaments]
 ) -> None:
     """The process dies on the post (an exception injected): the purchase stays ``posting``; the
-    reconciler's ``_drive_purchase`` posts it (once) and has the engine apply it."""
+    reconciler's ``purchases.drive`` posts it (once) and has the engine apply it."""
     tournament_id, players = await rebuy_tournament(client, ledger)
     rebuyer = next(iter(players))
     dying = service_with(WalletTransport(is_post, fail=True, times=10))

@@ -37,7 +37,7 @@ from tablium_event.domain.instructions import (
     SeatPlayer,
 )
 from tablium_event.domain.simulator import TableRunner, play_hand
-from tablium_event.service import Tournaments
+from tablium_event.services.tournaments import Tournaments
 from tablium_event.settings import EventSettings
 
 from tablium_kit import db
@@ -575,7 +575,7 @@ async def test_levels_and_breaks_run_on_the_clock_and_are_published(
                 update(TournamentRow).where(TournamentRow.id == uuid.UUID(tournament_id)).values(started_at=started)
             )
             await session.commit()
-            await clock._clock(session)
+            await clock.tick_clock(session)
             await session.commit()
 
     async def types() -> list[str]:
@@ -775,7 +775,7 @@ async def test_rebuys_and_addons_are_charged_once_into_the_pool_and_paid_out(
                 update(TournamentRow).where(TournamentRow.id == uuid.UUID(tournament_id)).values(started_at=started)
             )
             await session.commit()
-            await clock._clock(session)
+            await clock.tick_clock(session)
             await session.commit()
 
     # The break after level 1: the add-on, once per entry.

@@ -13,7 +13,7 @@ from tablium_event.api.tournaments import PurchaseController, RegistrationContro
 from tablium_event.clients.wallet import Wallet
 from tablium_event.db.models import MESSAGING
 from tablium_event.events.handlers import HANDLERS
-from tablium_event.service import Tournaments
+from tablium_event.services.tournaments import Tournaments
 from tablium_event.settings import EventSettings, load_settings
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app

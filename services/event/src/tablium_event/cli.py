@@ -19,7 +19,7 @@ main = service_cli(
 
 async def snapshot_running(settings: EventSettings) -> list[tuple[str, int]]:
     from tablium_event.clients.wallet import Wallet
-    from tablium_event.service import Tournaments
+    from tablium_event.services.tournaments import Tournaments
 
     engine = db.create_engine(settings.database_url)
     tournaments = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))

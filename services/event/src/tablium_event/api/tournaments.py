@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
 from litestar import Controller, delete, get, patch, post
@@ -24,34 +24,36 @@ from tablium_event.api.schemas import (
     TournamentSummary,
     UndoIn,
 )
-from tablium_event.db.models import Purchase, Registration, TournamentRow
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
-from tablium_event.service import Tournaments
+from tablium_event.services.tournaments import Tournaments
 from tablium_kit.auth import BEARER, caller, requires_roles
 from tablium_kit.deps import DbSession
 from tablium_kit.errors import Conflict, NotFound
 from tablium_kit.money import format_amount, parse_amount
+
+if TYPE_CHECKING:  # the rows the use cases return, read here, never queried
+    from tablium_event.db.models import Purchase, Registration, TournamentRow
 
 TournamentsDep: TypeAlias = NamedDependency[Tournaments]
 DIRECTOR = requires_roles("tournament_director", "admin")
 
 
 async def tournament_out(service: Tournaments, session: DbSession, row: TournamentRow) -> TournamentOut:
-    engine = await service.engine_of(session, row)
+    view = await service.view(session, row)
     return TournamentOut(
-        id=row.id,
-        name=row.name,
-        status=row.status,
-        version=row.version,
-        config=to_wire(row.config),
-        entries=len(engine.entries) if engine else await service.entries(session, row.id),
-        prize_pool=format_amount(engine.prize_pool if engine else 0),
-        payouts=[format_amount(prize) for prize in engine.payouts] if engine else [],
-        clock=to_wire(service.clock_of(row, engine)) if engine else None,
-        tables=len(engine.tables) if engine else 0,
-        players_left=engine.remaining if engine else None,
-        created_at=row.created_at,
-        started_at=row.started_at,
+        id=view.id,
+        name=view.name,
+        status=view.status,
+        version=view.version,
+        config=to_wire(view.config),
+        entries=view.entries,
+        prize_pool=format_amount(view.prize_pool),
+        payouts=[format_amount(prize) for prize in view.payouts],
+        clock=to_wire(view.clock) if view.clock is not None else None,
+        tables=view.tables,
+        players_left=view.players_left,
+        created_at=view.created_at,
+        started_at=view.started_at,
     )
 
 
@@ -241,7 +243,7 @@ class TournamentController(Controller):
         since: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
     ) -> list[dict[str, Any]]:
-        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine(db_session, tournament_id)
         return [decision_to_wire(row) for row in engine.decisions(since)[:limit]] if engine else []
 
     @get(
@@ -257,7 +259,7 @@ class TournamentController(Controller):
         tournaments: TournamentsDep,
         method: FromQuery[Literal["icm", "chip-chop"]] = "icm",
     ) -> list[dict[str, Any]]:
-        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine(db_session, tournament_id)
         if engine is None:
             raise Conflict("the tournament has not started")
         try:
@@ -314,14 +316,14 @@ class TournamentController(Controller):
     async def tables(
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> list[dict[str, Any]]:
-        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine(db_session, tournament_id)
         return [to_wire(engine.table_view(t)) for t in sorted(engine.tables)] if engine else []
 
     @get("/{tournament_id:uuid}/tables/{table:int}", summary="One table")
     async def table(
         self, tournament_id: FromPath[UUID], table: FromPath[int], db_session: DbSession, tournaments: TournamentsDep
     ) -> dict[str, Any]:
-        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine(db_session, tournament_id)
         if engine is None or table not in engine.tables:
             raise NotFound("no such table")
         return to_wire(engine.table_view(table))
@@ -334,7 +336,7 @@ class TournamentController(Controller):
         tournaments: TournamentsDep,
         limit: Annotated[int, Parameter(ge=1, le=10_000)] = 500,
     ) -> list[dict[str, Any]]:
-        engine = await tournaments.engine_of(db_session, await tournaments.get(db_session, tournament_id))
+        engine = await tournaments.engine(db_session, tournament_id)
         return to_wire(engine.standings()[:limit]) if engine else []
 
 

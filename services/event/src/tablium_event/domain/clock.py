@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tablium_event.domain.colour_up import chip_race, smallest_chip
 from tablium_event.domain.config import TournamentRuleError
 from tablium_event.domain.field import SHORT, WAITING, Table
 from tablium_event.domain.instructions import (
@@ -20,6 +21,7 @@ from tablium_event.domain.instructions import (
     Instruction,
     NewLevel,
     ResumeTable,
+    SetStack,
     StartBreak,
 )
 
@@ -285,6 +287,8 @@ class Clock:
                 self.break_ends_ms = self.now_ms + duration * 1000
                 out.append(StartBreak(self.level, duration))
                 t.note("break-start", duration)
+                if t.config.structure.chip_race:
+                    self.colour_up(out)
         elif self.barrier == "h4h":
             if self.h4h_round:
                 t.placing.resolve_round(out)
@@ -299,6 +303,24 @@ class Clock:
             else:
                 self.h4h_round = True
                 self.resume_all(out)
+
+    def colour_up(self, out: list[Instruction]) -> None:
+        """At the start of a break (every table between hands): when the smallest chip needed from the next
+        level on is bigger than the one needed now, the odd chips are raced at each table [24, 25B]."""
+        t = self.t
+        old = smallest_chip(t.config.structure, self.level)
+        new = smallest_chip(t.config.structure, self.level + 1)
+        if new <= old:
+            return
+        for table_id in sorted(t.tables):
+            seated = [(seat, entry) for seat, entry in enumerate(t.tables[table_id].seats) if entry is not None]
+            after = chip_race([(entry, t.entries[entry].stack) for _, entry in seated], old, new, t.rng)
+            for seat, entry_id in seated:
+                entry = t.entries[entry_id]
+                if after[entry_id] != entry.stack:
+                    entry.stack = after[entry_id]
+                    out.append(SetStack(entry_id, table_id, seat, entry.stack, "colour-up"))
+        t.note("colour-up", old, new)
 
     def lift_barrier(self, out: list[Instruction]) -> None:
         """A break ended, the director resumed, or hand-for-hand is over: every held table deals again,

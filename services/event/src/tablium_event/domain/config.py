@@ -53,6 +53,12 @@ DEFAULT_LEVELS = tuple(
 class Structure:
     levels: tuple[Level, ...] = DEFAULT_LEVELS
     breaks: tuple[Break, ...] = ()
+    # Breaks every N levels too (0: none), of ``break_every_s``; a break listed in ``breaks`` for the same
+    # level wins.
+    break_every_levels: int = 0
+    break_every_s: int = 300
+    # Colour-up at a break when the smallest chip the levels still need grows: the odd chips raced [24, 25B].
+    chip_race: bool = False
 
     def level(self, number: int) -> Level:
         """Level ``number`` (1-based); past the last level the last one repeats."""
@@ -62,7 +68,16 @@ class Structure:
         for brk in self.breaks:
             if brk.after_level == number:
                 return brk
+        if self.break_every_levels and number % self.break_every_levels == 0:
+            return Break(number, self.break_every_s)
         return None
+
+    def first_break_from(self, number: int) -> int | None:
+        """The first level at or after ``number`` that a break follows (None: no break comes)."""
+        listed = [brk.after_level for brk in self.breaks if brk.after_level >= number]
+        if self.break_every_levels:
+            listed.append(-(-max(number, 1) // self.break_every_levels) * self.break_every_levels)
+        return min(listed, default=None)
 
     def check(self) -> None:
         if not self.levels:
@@ -72,6 +87,8 @@ class Structure:
         for brk in self.breaks:
             if brk.after_level < 1 or brk.duration_s <= 0:
                 raise TournamentRuleError("a break comes after level 1 or later and lasts a positive time")
+        if self.break_every_levels < 0 or self.break_every_s <= 0:
+            raise TournamentRuleError("breaks every N levels need N >= 0 and a positive duration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +195,17 @@ class TournamentConfig:
     def addon_level(self) -> int | None:
         """The level after which the add-on break comes: the first break at or after the end of the
         rebuy period (None: no such break, so no add-on is ever possible)."""
-        return min(
-            (brk.after_level for brk in self.structure.breaks if brk.after_level >= self.rebuy_until_level),
-            default=None,
-        )
+        return self.structure.first_break_from(self.rebuy_until_level)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Settings at their defaults are left out: a configuration without them reads (and is published) as before.
+        structure = data["structure"]
+        if not structure["break_every_levels"]:
+            del structure["break_every_levels"], structure["break_every_s"]
+        if not structure["chip_race"]:
+            del structure["chip_race"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TournamentConfig:
@@ -198,6 +219,9 @@ class TournamentConfig:
                 structure=Structure(
                     levels=tuple(Level(**level) for level in structure.get("levels", ())) or DEFAULT_LEVELS,
                     breaks=tuple(Break(**brk) for brk in structure.get("breaks", ())),
+                    break_every_levels=structure.get("break_every_levels", 0),
+                    break_every_s=structure.get("break_every_s", 300),
+                    chip_race=structure.get("chip_race", False),
                 ),
             )
         if payout is not None:

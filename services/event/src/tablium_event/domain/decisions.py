@@ -29,6 +29,7 @@ REASONS: dict[str, str] = {
     "h4h-bust": "entry {0} busted in a hand-for-hand hand at table {1}; placed when every table has played it",
     "break-due": "break due after level {0}: every table finishes its hand and waits",
     "break-start": "every table is waiting: break of {0}s",
+    "colour-up": "colour-up: the {0} chips leave play, odd chips raced for chips of {1} [24, 25B]",
     "pause": "director paused the tournament",
     "resume": "director resumed the tournament",
     "lock": "director set the seat lock of entry {0} to {1}",

@@ -43,9 +43,10 @@ __all__ = ["REASONS", "RULES_VERSION", "SHORT", "WAITING", "Entry", "Table", "To
 # The version of the rules this engine applies. Bump it with any change that can make a different decision
 # from the same facts (who moves, when a table holds, what is accepted): a journal written under one version
 # must not be replayed by another (docs/adr/0006-tournament-engine.md, "Rules version").
-RULES_VERSION = 4  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve,
+RULES_VERSION = 5  # 2: fixed payout shares for more places than entries pay the whole pool; 3: exact payout curve,
 # and no purchase or entry that would grow the pool into a place already decided; 4: issue 15's rules (hand-for-hand
-# after a break, busts of a hand-for-hand hand, the least-moved candidate at a table, moves decided again, ...)
+# after a break, busts of a hand-for-hand hand, the least-moved candidate at a table, moves decided again, ...);
+# 5: the payout curve fitted to TOURNAMENT.md's example, round amounts for places 2-9
 
 
 class _Component:
@@ -397,13 +398,15 @@ class Tournament:
             "big_blind_seat": table.bb,
             "held": table.held,
             "breaking": table.breaking,
-            "seats": [
-                None
-                if entry is None
-                else {"entry": entry, "player": self.entries[entry].player, "stack": self.entries[entry].stack}
-                for entry in table.seats
-            ],
+            "seats": [None if entry is None else self._seat_view(self.entries[entry]) for entry in table.seats],
         }
+
+    @staticmethod
+    def _seat_view(entry: Entry) -> dict[str, Any]:
+        view: dict[str, Any] = {"entry": entry.id, "player": entry.player, "stack": entry.stack}
+        if entry.waiting:
+            view["waiting"] = True  # not dealt in this hand: seated between the small blind and the button
+        return view
 
     # ------------------------------------------------------------------ the field and the log
 

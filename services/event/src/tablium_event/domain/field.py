@@ -26,6 +26,7 @@ class Entry:
         "addon",
         "bounty",
         "busted",
+        "fresh",
         "hand_start",
         "id",
         "locked",
@@ -38,6 +39,7 @@ class Entry:
         "seat",
         "stack",
         "table",
+        "waiting",
     )
 
     def __init__(self, entry_id: int, player: str, number: int, stack: int, bounty: int) -> None:
@@ -56,6 +58,10 @@ class Entry:
         self.prize = 0
         self.bounty = bounty
         self.addon = False
+        # Seated at a table since its last deal; and not dealt in yet: seated between the small blind and
+        # the button, waiting for the button to pass (TOURNAMENT.md "Seating"). See ``Seating.deal``.
+        self.fresh = False
+        self.waiting = False
 
     FIELDS = (
         "id",
@@ -73,6 +79,8 @@ class Entry:
         "prize",
         "bounty",
         "addon",
+        "fresh",
+        "waiting",
     )
 
     def dump(self) -> list[Any]:
@@ -81,7 +89,8 @@ class Entry:
     @classmethod
     def load(cls, row: Sequence[Any]) -> Entry:
         entry = cls.__new__(cls)
-        for name, value in zip(cls.FIELDS, row, strict=True):
+        entry.fresh = entry.waiting = False  # a state saved before these two were kept has neither
+        for name, value in zip(cls.FIELDS, row, strict=False):
             setattr(entry, name, value)
         return entry
 

@@ -48,21 +48,6 @@ FRACTION_BITS = 32
 ONE = 1 << FRACTION_BITS
 # log10(2), truncated to 15 decimals: a constant of the rule, not a computation.
 LOG10_2 = Fraction(301_029_995_663_981, 10**15)
-# The curve's exponent is searched in [0.05, 6] at this resolution (2^-16).
-ALPHA_BITS = 16
-
-
-def _roots_of_two(levels: int) -> list[int]:
-    """2^(1/2), 2^(1/4), ... 2^(1/2^levels), each in fixed point (integer square roots, rounded down)."""
-    roots: list[int] = []
-    value = 2 * ONE
-    for _ in range(levels):
-        value = math.isqrt(value * ONE)
-        roots.append(value)
-    return roots
-
-
-_ROOTS = _roots_of_two(ALPHA_BITS + FRACTION_BITS)
 
 
 def log2_fixed(n: int) -> int:
@@ -76,29 +61,6 @@ def log2_fixed(n: int) -> int:
             mantissa >>= 1
             fraction |= 1 << bit
     return (whole << FRACTION_BITS) | fraction
-
-
-def _exp2_neg_bitwise(fraction: int) -> int:
-    """2^(-fraction) for a fixed-point fraction in [0, 1): each bit a division by its root of two."""
-    value = ONE
-    for bit, root in zip(range(FRACTION_BITS - 1, -1, -1), _ROOTS, strict=False):
-        if fraction >> bit & 1:
-            value = (value << FRACTION_BITS) // root
-    return value
-
-
-# 2^(-b / 256^(k+1)) for each byte b of the fraction, most significant byte first (k = 0..3).
-_EXP2_BYTES = [[_exp2_neg_bitwise(b << (FRACTION_BITS - 8 * (k + 1))) for b in range(256)] for k in range(4)]
-
-
-def exp2_neg_fixed(x: int) -> int:
-    """2^(-x) for a fixed-point x >= 0, in fixed point (rounded down at each step): the whole part a
-    shift, the fraction one table factor per byte."""
-    whole, fraction = divmod(x, ONE)
-    value = ONE
-    for k, table in enumerate(_EXP2_BYTES):
-        value = (value * table[fraction >> (FRACTION_BITS - 8 * (k + 1)) & 0xFF]) >> FRACTION_BITS
-    return value >> whole
 
 
 def auto_first_share(entries: int) -> Fraction:
@@ -145,48 +107,78 @@ def payout_table(pool: int, entries: int, buy_in: int, rule: PayoutRule) -> list
     if paid <= 3:
         return _from_shares(pool, SMALL_FIELD_SHARES[paid])
     first_share = exact(rule.first_share) if rule.first_share is not None else auto_first_share(entries)
-    weights = _curve_weights(pool, paid, min_cash, first_share)
-    total = sum(weights)
+    places = tiers(paid)
+    weights = _chain_weights(pool, paid, min_cash, first_share, places)
+    total = sum(weight * (last - first + 1) for weight, (first, last) in zip(weights, places, strict=True))
     extra = pool - paid * min_cash
     amounts: list[int] = []
     unit = max(1, rule.round_to)
     ceiling = pool
-    for first, last in tiers(paid):
-        # The tier's mean of min_cash + extra · w_i / total, rounded down to the unit, exactly.
-        places = last - first + 1
-        mean = Fraction(min_cash * places * total + extra * sum(weights[first - 1 : last]), places * total)
-        amount = min(ceiling, math.floor(mean / unit) * unit)
-        amounts.extend([amount] * places)
+    for k, ((first, last), weight) in enumerate(zip(places, weights, strict=True)):
+        # min_cash + extra · w_k / Σw, rounded down to the unit, exactly; places 2-9 to a round amount.
+        step = _round_step(unit, min_cash + extra * weight // total) if 1 <= k <= 8 else unit
+        amount = min(ceiling, (min_cash * total + extra * weight) // (total * step) * step)
+        amounts.extend([amount] * (last - first + 1))
         ceiling = amount
     amounts[0] += pool - sum(amounts)
     return amounts
 
 
-def _curve_weights(pool: int, paid: int, min_cash: int, first_share: Fraction) -> list[int]:
-    """w_i = i^-a - paid^-a (fixed point), with the exponent ``a`` the smallest multiple of 2^-16 in
-    [0.05, 6] for which first place (min_cash + extra · w_1 / Σw) gets at least ``first_share`` of the pool."""
+def _round_step(unit: int, amount: int) -> int:
+    """The unit a top place is rounded down to: ``unit`` times the power of ten that leaves it three
+    significant figures (144,747 -> 144,000; 19,044 -> 19,000), never less than ``unit``."""
+    step = unit
+    while step * 1_000 <= amount:
+        step *= 10
+    return step
+
+
+# The curve (rules version 5): from one tier to the next, the amount above the min cash falls by a
+# fraction q_k of itself. q_2 = steepness · 6/5 (second place), q_k = max(1/50, steepness - 19/1000 · (k - 1))
+# after it: the falls shrink tier by tier and the table flattens towards the min cash, as in
+# TOURNAMENT.md's 1,710-entry example (fitted: every listed place within 2%). The steepness is solved so
+# that first place gets ``first_share``; the last tier is the min cash.
+CHAIN_GAP = (6, 5)
+CHAIN_SLOPE = 19 * ONE // 1_000
+CHAIN_FLOOR = ONE // 50
+CHAIN_CAP = 95 * ONE // 100
+STEEPNESS_BITS = 16
+
+
+def _chain(steepness: int, count: int) -> list[int]:
+    """Each tier's weight above the last tier's (fixed point), for a steepness in units of 2^-16."""
+    q_first = (steepness << (FRACTION_BITS - STEEPNESS_BITS)) * CHAIN_GAP[0] // CHAIN_GAP[1]
+    level = steepness << (FRACTION_BITS - STEEPNESS_BITS)
+    weights = [ONE]
+    for k in range(1, count):
+        fall = q_first if k == 1 else max(CHAIN_FLOOR, level - CHAIN_SLOPE * (k - 1))
+        weights.append(weights[-1] * (ONE - min(fall, CHAIN_CAP)) >> FRACTION_BITS)
+    return [weight - weights[-1] for weight in weights]
+
+
+def _chain_weights(
+    pool: int, paid: int, min_cash: int, first_share: Fraction, places: list[tuple[int, int]]
+) -> list[int]:
+    """The weights of the smallest steepness (a multiple of 2^-16 in [0, 0.95]) for which first place
+    (min_cash + extra · w_1 / Σw) gets at least ``first_share`` of the pool; the steepest if none does."""
     extra = pool - paid * min_cash
-    logs = [log2_fixed(i) for i in range(1, paid + 1)]
+    sizes = [last - first + 1 for first, last in places]
 
-    def weights(alpha: int) -> list[int]:
-        powers = [exp2_neg_fixed((alpha * log) >> ALPHA_BITS) for log in logs]
-        return [power - powers[-1] for power in powers]
-
-    def first_reaches_share(alpha: int) -> bool:
-        w = weights(alpha)
-        total = sum(w)
+    def first_reaches_share(steepness: int) -> bool:
+        w = _chain(steepness, len(places))
+        total = sum(weight * size for weight, size in zip(w, sizes, strict=True))
         return total > 0 and (min_cash * total + extra * w[0]) >= first_share * pool * total
 
-    low, high = math.ceil(Fraction(5, 100) * (1 << ALPHA_BITS)), 6 << ALPHA_BITS
+    low, high = 0, 95 * (1 << STEEPNESS_BITS) // 100
     if first_reaches_share(low):
-        return weights(low)
-    while high - low > 1:  # first place's amount grows with the exponent
+        return _chain(low, len(places))
+    while high - low > 1:  # first place's amount grows with the steepness
         middle = (low + high) // 2
         if first_reaches_share(middle):
             high = middle
         else:
             low = middle
-    return weights(high)
+    return _chain(high, len(places))
 
 
 def _check_shares(shares_bp: tuple[int, ...]) -> None:

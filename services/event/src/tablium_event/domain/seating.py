@@ -65,6 +65,7 @@ class Seating:
         t.by_count[table.n] += 1
         entry.table = table.id
         entry.seat = seat
+        entry.fresh, entry.waiting = True, False
 
     def unseat(self, entry: Entry, table: Table) -> None:
         t = self.t
@@ -165,6 +166,9 @@ class Seating:
             table.sb = table.next_occupied(table.button)
             table.bb = table.next_occupied(table.sb)
         t.balancing.refresh_mover(table)
+        for entry_id in table.seats:  # everyone at the first positions is dealt in
+            if entry_id is not None:
+                t.entries[entry_id].fresh = t.entries[entry_id].waiting = False
 
     def deal(self, table: Table) -> None:
         """Dead-button rule [32]: the big blind moves to the next player; the small blind and the button
@@ -183,6 +187,22 @@ class Seating:
             table.sb = previous_bb
             table.button = previous_sb
         t.balancing.refresh_mover(table)
+        self.deal_in(table)
+
+    def deal_in(self, table: Table) -> None:
+        """TOURNAMENT.md "Seating": a new or moved player is dealt in unless seated between the small blind
+        and the button (strictly after the button, before the small blind): then they wait until the
+        button has passed them, which under the dead-button rule is the next hand. Nobody waits at a
+        table's first hand (``first_positions``) or heads-up (the small blind has the button)."""
+        size = len(table.seats)
+        gap = (table.sb - table.button) % size  # 0 heads-up
+        for seat, entry_id in enumerate(table.seats):
+            if entry_id is None:
+                continue
+            entry = self.t.entries[entry_id]
+            if entry.fresh or entry.waiting:
+                entry.waiting = 0 < (seat - table.button) % size < gap
+                entry.fresh = False
 
     def close_if_empty(self, table: Table, out: list[Instruction]) -> None:
         t = self.t
