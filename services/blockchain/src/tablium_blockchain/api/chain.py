@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from litestar import Controller, get, put
 from litestar.params import JSONBody
 
 from tablium_blockchain.api.schemas import ChainStatusOut, WithdrawalPauseIn, WithdrawalPauseOut
-from tablium_blockchain.db.models import WithdrawalPause
 from tablium_blockchain.services.runtime import ChainRuntimeDep
 from tablium_blockchain.services.status import chain_status
 from tablium_blockchain.services.withdrawal_requests import pause_state, set_pause
 from tablium_kit.auth import BEARER, caller, requires_roles
 from tablium_kit.deps import DbSession
+
+if TYPE_CHECKING:  # the api layer only shapes rows the services return
+    from tablium_blockchain.db.models import WithdrawalPause
 
 
 class ChainController(Controller):

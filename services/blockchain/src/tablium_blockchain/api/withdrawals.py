@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 from litestar import Controller, Response, get, post
@@ -12,13 +12,15 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_blockchain.api.deposits import player_id
 from tablium_blockchain.api.schemas import WithdrawalOut, WithdrawalRequest
-from tablium_blockchain.db.models import Withdrawal
 from tablium_blockchain.services.runtime import ChainRuntimeDep
 from tablium_blockchain.services.withdrawal_requests import my_withdrawal, my_withdrawals, request_withdrawal
 from tablium_kit.auth import BEARER
 from tablium_kit.deps import DbSession
 from tablium_kit.inputs import exact
 from tablium_kit.money import format_amount, parse_amount
+
+if TYPE_CHECKING:  # the api layer only shapes rows the services return
+    from tablium_blockchain.db.models import Withdrawal
 
 IdempotencyKey = Annotated[
     str,
