@@ -75,9 +75,11 @@ def create_bare_db_app() -> Litestar:
     """The database baseline: bare Litestar and a raw asyncpg pool doing the player's primary-key read
     (the same table and row as ``GET /players/me``), no authentication, no transaction."""
 
+    size = int(os.environ.get("BENCH_BARE_POOL_SIZE", "10"))
+
     @contextlib.asynccontextmanager
     async def pool(app: Litestar) -> AsyncIterator[None]:
-        async with asyncpg.create_pool(os.environ["BENCH_BARE_DSN"], min_size=10, max_size=10) as created:
+        async with asyncpg.create_pool(os.environ["BENCH_BARE_DSN"], min_size=size, max_size=size) as created:
             app.state.pool = created
             yield
 

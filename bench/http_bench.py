@@ -23,6 +23,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -108,12 +109,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--only", default="", help="runs whose name contains this (and their baselines)")
-    parser.add_argument("--profile", default="", help="py-spy the runs whose name contains this, write to /tmp")
+    parser.add_argument("--profile", default="", help="py-spy the runs named (comma-separated parts)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is needed (Debian: apt-get install wrk)")
 
     platform = Platform()
+    # A SIGTERM (timeout, Ctrl-C's cousin) still stops the services and drops the databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         platform.start_all()
         seed = make_seed(platform)
@@ -125,7 +128,7 @@ def main() -> None:
             runs = [r for r in runs if r.name in wanted]
         if args.profile:
             for run in runs:
-                if args.profile in run.name:
+                if any(name in run.name for name in args.profile.split(",")):
                     profile(platform, run, args.seconds + 3, platform.logs / f"pyspy-{run.process}.txt")
             return
         load = [os.getloadavg()[0]]

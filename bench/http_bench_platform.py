@@ -92,10 +92,15 @@ class Platform:
             "TABLIUM_JWKS_URL": f"http://127.0.0.1:{ports['player']}/api/v1/auth/jwks",
             "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
             "TABLIUM_PLAYER_ARGON2_TIME_COST": "1",
+            # Postgres is shared (max_connections 100): small pools, the same size for the kit's reader
+            # and the asyncpg baseline.
+            "TABLIUM_DB_POOL_SIZE": os.environ.get("TABLIUM_DB_POOL_SIZE", "4"),
+            "TABLIUM_DB_READ_POOL_SIZE": os.environ.get("TABLIUM_DB_READ_POOL_SIZE", "4"),
             **{f"TABLIUM_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
             **{f"TABLIUM_{name.upper()}_PORT": str(ports[name]) for name in SERVICES},
             **{f"TABLIUM_{name.upper()}_DATABASE_URL": self.database(name) for name in SERVICES},
         }
+        self.env["BENCH_BARE_POOL_SIZE"] = self.env["TABLIUM_DB_READ_POOL_SIZE"]
         self.env["BENCH_BARE_DSN"] = self.env["TABLIUM_PLAYER_DATABASE_URL"].replace("+asyncpg", "")
         self.start("bare", granian("bench_apps:create_bare_app", ports["bare"]), "/ping", ports["bare"])
         self.start("kit", granian("bench_apps:create_kit_app", ports["kit"]), "/ready", ports["kit"])
