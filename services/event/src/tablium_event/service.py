@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, TypeVar
 
 import structlog
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import ARRAY, Select, String, and_, any_, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_event.clients.wallet import PaymentRefused, Wallet, transfer_id
@@ -40,6 +40,7 @@ from tablium_event.events import (
 from tablium_event.journal import COMMANDS, Live, LiveEngines, apply, hand_payload
 from tablium_event.services.reconciler import POOL_MISMATCHES, Backoff, attempt
 from tablium_event.settings import EventSettings
+from tablium_kit.db import Reader, Record
 from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 
 log = structlog.get_logger("tablium.event")
@@ -112,6 +113,23 @@ async def _in_order(
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
+
+
+def _tournament_with_entries() -> Select[Any]:
+    """A tournament without its engine state, and its live entries counted, in one statement."""
+    tournaments = TournamentRow.__table__
+    registrations = Registration.__table__
+    live = bindparam("live", list(LIVE), type_=ARRAY(String))
+    entries = (
+        select(func.count())
+        .where(registrations.c.tournament_id == tournaments.c.id, registrations.c.status == any_(live))
+        .scalar_subquery()
+    )
+    columns = [column for column in tournaments.c if column.key != "state"]
+    return select(*columns, entries.label("live_entries")).where(tournaments.c.id == bindparam("tournament_id"))
+
+
+TOURNAMENT_WITH_ENTRIES = _tournament_with_entries()
 
 
 class Tournaments:
@@ -963,6 +981,13 @@ class Tournaments:
 
     async def get(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
         row = await session.get(TournamentRow, tournament_id)
+        if row is None:
+            raise NotFound("no such tournament")
+        return row
+
+    async def read(self, reader: Reader, tournament_id: uuid.UUID) -> Record:
+        """A tournament for a read-only answer (``live_entries`` counted): one statement, no transaction."""
+        row = await reader.one_or_none(TOURNAMENT_WITH_ENTRIES, tournament_id=tournament_id)
         if row is None:
             raise NotFound("no such tournament")
         return row
