@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
+import asyncpg
 import msgspec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from litestar import Controller, Litestar, WebSocket, get, websocket
-from litestar.exceptions import WebSocketDisconnect
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException, WebSocketDisconnect
 
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import BEARER, StaticKeySource, caller
@@ -43,6 +48,42 @@ class BareAuthController(Controller):
 def create_bare_app() -> Litestar:
     """The baseline: plain Litestar, nothing else."""
     return Litestar(route_handlers=[bare_ping, BareAuthController])
+
+
+class BareProfile(msgspec.Struct, kw_only=True):
+    id: UUID
+    username: str
+    display_name: str
+    level: int
+    xp: int
+    member_since: datetime
+
+
+_BARE_PLAYER_BY_ID = "SELECT * FROM players WHERE id = $1"
+
+
+@get("/players/{player_id:uuid}")
+async def bare_db_read(player_id: UUID, state: State) -> BareProfile:
+    row = await state.pool.fetchrow(_BARE_PLAYER_BY_ID, player_id)
+    if row is None:
+        raise NotFoundException()
+    return BareProfile(id=row["id"], username=row["username"], display_name=row["display_name"], level=row["level"],
+                       xp=row["xp"], member_since=row["created_at"])  # fmt: skip
+
+
+def create_bare_db_app() -> Litestar:
+    """The database baseline: bare Litestar and a raw asyncpg pool doing the player's primary-key read
+    (the same table and row as ``GET /players/me``), no authentication, no transaction."""
+
+    size = int(os.environ.get("BENCH_BARE_POOL_SIZE", "10"))
+
+    @contextlib.asynccontextmanager
+    async def pool(app: Litestar) -> AsyncIterator[None]:
+        async with asyncpg.create_pool(os.environ["BENCH_BARE_DSN"], min_size=size, max_size=size) as created:
+            app.state.pool = created
+            yield
+
+    return Litestar(route_handlers=[bare_ping, bare_db_read], lifespan=[pool])
 
 
 @get("/ping", security=BEARER, sync_to_thread=False)

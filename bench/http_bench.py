@@ -1,176 +1,190 @@
-"""HTTP benchmark: what the service kit and the gateway cost, measured against bare Litestar.
+"""HTTP benchmark: what the service kit and the gateway cost, against bare Litestar and raw asyncpg.
 
 Runs, each under granian (one worker, uvloop) and loaded by ``wrk -t2 -c64``:
 
-1. bare Litestar ``GET /ping`` (the baseline), and bare Litestar with the player's ``/auth/session`` handler
-   shape (a controller method returning a Struct), to tell Litestar's cost for that shape from the kit's;
+1. bare Litestar ``GET /ping`` (the baseline of routes without a database), and bare Litestar with the
+   player's ``/auth/session`` handler shape (a controller method returning a Struct);
 2. the same handler inside the kit, with a verified RS256 token (``GET /ping``, Bearer);
-3. the player service's authenticated ``GET /api/v1/auth/session`` (answered from the token), directly
-   and through the development gateway (route match, JWT plugin, rate limit off, proxy);
-4. the player's ``GET /api/v1/players/me`` (token + a database read), directly and through the gateway.
+3. the player's authenticated ``GET /api/v1/auth/session`` (answered from the token), directly and through
+   the development gateway (route match, JWT plugin, rate limit off, proxy);
+4. bare Litestar with a raw asyncpg pool reading a player by primary key (the baseline of database reads),
+   and against it the hot authenticated reads: the player's ``GET /players/me`` (also through the gateway),
+   the wallet's ``GET /wallet/balances``, the event service's ``GET /tournaments/{id}`` and the lobby's
+   table list.
 
-Prints requests/s and p50/p99 latency per run, and the kit's throughput relative to bare.
-Usage: ``.venv/bin/python bench/http_bench.py [--seconds 8] [--rounds 3]``
+Prints requests/s and p50/p99 latency per run (medians of interleaved rounds), each run's share of its
+baseline in the same round, the load average, and which of issue 16's targets are met.
+Usage: ``.venv/bin/python bench/http_bench.py [--seconds 5] [--rounds 3] [--only NAME] [--profile NAME]``
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
-import socket
+import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from tablium_kit import db
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+from http_bench_platform import Platform, Seed
+from http_bench_platform import seed as make_seed
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"bench: {url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"bench: {url} not ready")
-
-
-def wrk(url: str, token: str | None, seconds: int) -> tuple[float, float, float]:
-    """(requests/s, p50 ms, p99 ms) from wrk --latency."""
+def wrk(url: str, token: str | None, seconds: int) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx answers) from wrk --latency."""
     headers = ["-H", f"Authorization: Bearer {token}"] if token else []
-    subprocess.run(["wrk", "-t2", "-c64", "-d2s", *headers, url], check=True, capture_output=True)  # warm-up
+    subprocess.run(["wrk", "-t2", "-c64", "-d1s", *headers, url], check=True, capture_output=True)  # warm-up
     out = subprocess.run(
         ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", *headers, url], check=True, capture_output=True, text=True
     ).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non_2xx:
-        raise SystemExit(f"bench: {url} answered {non_2xx.group(1)} errors:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def percentile(p: str) -> float:
         value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
-    return rps, percentile("50"), percentile("99")
+    return rps, percentile("50"), percentile("99"), int(non_2xx.group(1)) if non_2xx else 0
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    url: str
+    token: str | None
+    against: str  # the run it is compared with, in the same round
+    target: float  # the least share of ``against``'s req/s that meets the issue's target (0: none)
+    process: str = ""  # the process answering (for --profile)
+
+
+def runs_of(platform: Platform, seed: Seed) -> list[Run]:
+    u, t = platform.urls, seed.token
+    gw = u["gateway"]
+    return [
+        Run("bare Litestar GET /ping", f"{u['bare']}/ping", None, "", 0, "bare"),
+        Run("bare Litestar, /auth/session's handler shape", f"{u['bare']}/api/v1/auth/session", None,
+            "bare Litestar GET /ping", 0, "bare"),
+        Run("kit GET /ping (RS256 token)", f"{u['kit']}/ping", t, "bare Litestar GET /ping", 0.7, "kit"),
+        Run("player GET /auth/session, direct", f"{u['player']}/api/v1/auth/session", t,
+            "bare Litestar GET /ping", 0.7, "player"),
+        Run("player GET /auth/session, via gateway", f"{gw}/api/v1/auth/session", t,
+            "player GET /auth/session, direct", 0.33, "gateway"),
+        Run("bare Litestar + asyncpg pool, PK read", f"{u['bare_db']}/players/{seed.player_id}", None, "", 0,
+            "bare_db"),
+        Run("player GET /players/me, direct", f"{u['player']}/api/v1/players/me", t, BARE_DB, 0.5, "player"),
+        Run("player GET /players/me, via gateway", f"{gw}/api/v1/players/me", t,
+            "player GET /players/me, direct", 0.33, "gateway"),
+        Run("wallet GET /wallet/balances", f"{u['wallet']}/api/v1/wallet/balances", t, BARE_DB, 0.5, "wallet"),
+        Run("event GET /tournaments/{id}", f"{u['event']}/api/v1/tournaments/{seed.tournament_id}", t, BARE_DB, 0.5,
+            "event"),
+        Run("lobby GET /tables (10 open)", f"{u['lobby']}/api/v1/tables", t, BARE_DB, 0.5, "lobby"),
+    ]  # fmt: skip
+
+
+BARE_DB = "bare Litestar + asyncpg pool, PK read"
+
+
+def profile(platform: Platform, run: Run, seconds: int, out: Path) -> None:
+    """py-spy on the process answering ``run`` (granian's worker included) while wrk loads it."""
+    process = platform.children[run.process]
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(process.pid), "--subprocesses",
+         "--duration", str(seconds), "--rate", "250",
+         "--format", "raw", "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1)
+    wrk(run.url, run.token, seconds - 2)
+    spy.wait(timeout=60)
+    print(f"py-spy collapsed stacks of {run.name}: {out}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--only", default="", help="runs whose name contains this (and their baselines)")
+    parser.add_argument("--profile", default="", help="py-spy the runs named (comma-separated parts)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is needed (Debian: apt-get install wrk)")
 
-    run = os.getpid()
-    player_db, kit_db = f"{PG}/bench_{run}_player", f"{PG}/bench_{run}_kit"
-    for url in (player_db, kit_db):
-        asyncio.run(db.ensure_database(url))
-    logs = Path(tempfile.mkdtemp(prefix="tablium-bench-"))
-    env = {
-        **os.environ,
-        "TABLIUM_ENVIRONMENT": "test",
-        "TABLIUM_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT / "bench"),
-        "BENCH_DATABASE_URL": kit_db,
-        "TABLIUM_PLAYER_DATABASE_URL": player_db,
-    }
-    ports = {name: free_port() for name in ("bare", "kit", "player", "gateway")}
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str, argv: list[str], ready: str) -> None:
-        process = subprocess.Popen(argv, env=env, stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT)
-        children.append(process)
-        wait_ready(ready, process)
-
-    def granian(target: str, port: int) -> list[str]:
-        return [str(BIN / "granian"), "--interface", "asgi", "--loop", "uvloop", "--factory", "--workers", "1",
-                "--host", "127.0.0.1", "--port", str(port), "--no-ws", target]  # fmt: skip
-
+    platform = Platform()
+    # A SIGTERM (timeout, Ctrl-C's cousin) still stops the services and drops the databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
-        start("bare", granian("bench_apps:create_bare_app", ports["bare"]), f"http://127.0.0.1:{ports['bare']}/ping")
-        start("kit", granian("bench_apps:create_kit_app", ports["kit"]), f"http://127.0.0.1:{ports['kit']}/ready")
-        env["TABLIUM_PLAYER_PORT"] = str(ports["player"])
-        start("player", [str(BIN / "tablium-player"), "serve"], f"http://127.0.0.1:{ports['player']}/ready")
-        start(
-            "gateway",
-            [str(BIN / "tablium-gateway"), "--config", "gateway/kong.yml", "--port", str(ports["gateway"]),
-             "--upstream", f"player=http://127.0.0.1:{ports['player']}", "--disable-plugin", "rate-limiting"],
-            f"http://127.0.0.1:{ports['gateway']}/api/v1/auth/jwks",
-        )  # fmt: skip
-        player = f"http://127.0.0.1:{ports['player']}"
-        gateway = f"http://127.0.0.1:{ports['gateway']}"
-        user = {"username": f"bench{run}", "email": f"bench{run}@example.com", "password": "benchmark password"}
-        httpx.post(f"{player}/api/v1/auth/register", json=user).raise_for_status()
-        login = httpx.post(
-            f"{player}/api/v1/auth/login", json={"login": user["username"], "password": user["password"]}
-        )
-        token = login.raise_for_status().json()["access_token"]
-
-        bare = f"http://127.0.0.1:{ports['bare']}"
-        runs = [
-            ("bare Litestar GET /ping", f"{bare}/ping", None),
-            ("bare Litestar, /auth/session's handler shape", f"{bare}/api/v1/auth/session", None),
-            ("kit GET /ping (RS256 token)", f"http://127.0.0.1:{ports['kit']}/ping", token),
-            ("player GET /auth/session, direct", f"{player}/api/v1/auth/session", token),
-            ("player GET /auth/session, via gateway", f"{gateway}/api/v1/auth/session", token),
-            ("player GET /players/me (db read), direct", f"{player}/api/v1/players/me", token),
-            ("player GET /players/me (db read), via gateway", f"{gateway}/api/v1/players/me", token),
-        ]
-        # Rounds interleave every run, and each run is compared with bare in its own round: on a shared
-        # machine the load drifts over minutes, and a ratio within one round cancels most of that drift.
-        rounds = [[wrk(url, tok, args.seconds) for _, url, tok in runs] for _ in range(args.rounds)]
+        platform.start_all()
+        seed = make_seed(platform)
+        runs = runs_of(platform, seed)
+        if args.only:
+            wanted = {r.name for r in runs if args.only in r.name}
+            wanted |= {r.against for r in runs if r.name in wanted} - {""}
+            wanted |= {r.against for r in runs if r.name in wanted} - {""}
+            runs = [r for r in runs if r.name in wanted]
+        if args.profile:
+            for run in runs:
+                if any(name in run.name for name in args.profile.split(",")):
+                    profile(platform, run, args.seconds + 3, platform.logs / f"pyspy-{run.process}.txt")
+            return
+        load = [os.getloadavg()[0]]
+        rounds: list[dict[str, tuple[float, float, float, int]]] = []
+        # Rounds interleave every run, and each run is compared with its baseline in its own round: on a
+        # shared machine the load drifts over minutes, and a ratio within one round cancels most of that.
+        for _ in range(args.rounds):
+            rounds.append({run.name: wrk(run.url, run.token, args.seconds) for run in runs})
+            load.append(os.getloadavg()[0])
     finally:
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(timeout=10)
-        for url in (player_db, kit_db):
-            asyncio.run(db.drop_database(url))
+        platform.stop()
+    report(runs, rounds, args, load)
 
-    print(f"\nHTTP, granian 1 worker (uvloop), wrk -t2 -c64 -d{args.seconds}s, {os.cpu_count()} CPUs, "
-          f"median of {args.rounds} interleaved rounds\n")  # fmt: skip
-    print(f"| {'run':<46} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'vs bare':>7} | {'rounds vs bare':>18} |")
-    print(f"|{'-' * 48}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 20}|")
-    shares: list[float] = []
-    for index, (name, _, _) in enumerate(runs):
-        per_round = [results[index] for results in rounds]
-        ratios = [results[index][0] / results[0][0] for results in rounds]
-        rps, p50, p99 = (statistics.median(r[k] for r in per_round) for k in range(3))
+
+def report(runs: list[Run], rounds: list[dict[str, tuple[float, float, float, int]]], args: argparse.Namespace,
+           load: list[float]) -> None:  # fmt: skip
+    loads = " ".join(f"{x:.2f}" for x in load)
+    print(
+        f"\nHTTP, granian 1 worker (uvloop), wrk -t2 -c64 -d{args.seconds}s, {os.cpu_count()} CPUs, "
+        f"median of {args.rounds} interleaved rounds; 1-min load average at start and after each round: {loads}\n"
+    )
+    print(f"| {'run':<46} | {'req/s':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | {'vs':>22} |"
+          f" {'share':>5} | {'rounds':>14} | target |")  # fmt: skip
+    print(f"|{'-' * 48}|{'-' * 9}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 24}|{'-' * 7}|{'-' * 16}|--------|")
+    verdicts: list[str] = []
+    for run in runs:
+        rps, p50, p99 = (statistics.median(r[run.name][k] for r in rounds) for k in range(3))
+        errors = sum(r[run.name][3] for r in rounds)
+        if not run.against:
+            print(f"| {run.name:<46} | {rps:>7.0f} | {p50:>6.2f} | {p99:>6.2f} | {errors:>6} | {'(baseline)':>22} |"
+                  f" {'':>5} | {'':>14} |        |")  # fmt: skip
+            continue
+        ratios = [r[run.name][0] / r[run.against][0] for r in rounds]
         share = statistics.median(ratios)
-        shares.append(share)
+        against = "direct" if "via gateway" in run.name else run.against[:22]
+        target = ""
+        if run.target:
+            ok = share >= run.target and not errors
+            if run.against == BARE_DB:
+                ok = ok and p99 < 25
+                verdicts.append(f"{run.name}: {share:.0%} of the asyncpg baseline (target 50%), p99 {p99:.1f} ms "
+                                f"(target < 25 ms): {'met' if ok else 'MISSED'}")  # fmt: skip
+            elif "via gateway" in run.name:
+                direct_p99 = statistics.median(r[run.against][2] for r in rounds)
+                ok = ok and p99 <= direct_p99 + 5
+                verdicts.append(f"{run.name}: {share:.0%} of direct (target 33%), p99 +{p99 - direct_p99:.1f} ms "
+                                f"(target +5 ms): {'met' if ok else 'MISSED'}")  # fmt: skip
+            else:
+                verdicts.append(f"{run.name}: {share:.0%} of bare (target 70%): {'met' if ok else 'MISSED'}")
+            target = "met" if ok else "MISSED"
         spread = " ".join(f"{r:.0%}" for r in ratios)
-        print(f"| {name:<46} | {rps:>9.0f} | {p50:>7.2f} | {p99:>7.2f} | {share:>6.0%} | {spread:>18} |")
-    for label, index in (("kit /ping", 2), ("player /auth/session", 3)):
-        verdict = "meets" if shares[index] >= 0.7 else "misses"
-        print(f"{label}: {shares[index]:.1%} of bare throughput, median of the rounds "
-              f"({verdict} the target: the kit costs at most 30%)")  # fmt: skip
-    same_shape = statistics.median(results[3][0] / results[1][0] for results in rounds)
-    print(f"player /auth/session against bare Litestar with the same handler shape: {same_shape:.1%} "
-          "(the kit's cost there; the rest is Litestar's, for a controller method returning a Struct)")  # fmt: skip
+        print(f"| {run.name:<46} | {rps:>7.0f} | {p50:>6.2f} | {p99:>6.2f} | {errors:>6} | {against:>22} |"
+              f" {share:>5.0%} | {spread:>14} | {target:>6} |")  # fmt: skip
+    print()
+    for verdict in verdicts:
+        print(verdict)
 
 
 if __name__ == "__main__":

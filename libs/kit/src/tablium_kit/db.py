@@ -9,17 +9,22 @@ one ``MetaData`` (tests may load several services in one process)::
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar.types import Scope
 from sqlalchemy import MetaData
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 from sqlalchemy.sql import Select
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -70,68 +75,139 @@ class RequestSessions:
 
 
 class Record:
-    """One row a ``Reader`` returned: columns as attributes (``record.username``), like an ORM object."""
+    """One row a ``Reader`` returned: columns as attributes (``record.username``), like an ORM object,
+    or by name or position (``record["username"]``, ``record[1]``), and iterable in the select's order."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_index", "_values")
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Sequence[Any], index: Mapping[str, int]) -> None:
         self._values = values
+        self._index = index
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self._values[name]
+            return self._values[self._index[name]]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __getitem__(self, key: str | int) -> Any:
+        return self._values[key if isinstance(key, int) else self._index[key]]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+
+class _Compiled:
+    """A statement compiled once: its SQL, its parameters in order, and how its rows are read."""
+
+    __slots__ = ("index", "literals", "names", "processors", "sql")
+
+    def __init__(self, statement: Select[Any], dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if "POSTCOMPILE" in compiled.string:
+            # An expanding IN would be re-rendered per call; Postgres takes the list as one array.
+            raise ValueError("a reader statement can't use in_(): use column == any_(bindparam(name))")
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        # Values written into the statement itself (``column == 5``) are bound too.
+        self.literals = dict(compiled.params)
+        columns = list(statement.selected_columns)
+        self.index = {str(column.key): position for position, column in enumerate(columns)}
+        # The columns' own types' conversions (a TypeDecorator's process_result_value: an amount's
+        # Decimal -> int), as a session applies them; the driver's decoding (uuid, datetime, JSON, Decimal)
+        # is what the dialect's own types would give, so those need nothing.
+        self.processors = [
+            (position, functools.partial(column.type.process_result_value, dialect=dialect))
+            for position, column in enumerate(columns)
+            if isinstance(column.type, TypeDecorator)
+        ]
+
+    def record(self, row: Any) -> Record:
+        if not self.processors:
+            return Record(row, self.index)
+        values = list(row)
+        for position, processor in self.processors:
+            values[position] = processor(values[position])
+        return Record(values, self.index)
 
 
 class Reader:
     """The ``db_reader`` dependency: single-statement reads that need no transaction.
 
-    A read through the request session costs BEGIN, the query and COMMIT (three round trips),
-    the ORM's loading and SQLAlchemy's result processing: ~1.5 ms of CPU for one row here,
-    against ~0.3 ms for this path (ADR 0001). The statement is a Core ``select`` with named
-    ``bindparam``s, built once at import; it is compiled once by the engine's dialect and run
-    by the driver on a connection from the service's pool, in autocommit (SQLAlchemy resets
-    the connection when it goes back, so sessions stay transactional). Values come back as the
-    driver decodes them (uuid, datetime, list, and JSON as the dialect registered it), without
-    SQLAlchemy's type processors: use it for plain columns. Anything that must see a
-    consistent set of rows, or writes, uses ``db_session``.
+    The hot path for reads (ADR 0001, "Hot reads"). A read through the request session costs BEGIN,
+    the query and COMMIT (three round trips), the ORM's loading and SQLAlchemy's result processing;
+    through SQLAlchemy's pool on an autocommit connection, still its checkout, greenlet hop and
+    reset. The reader runs the statement on a pool of its own, asyncpg's (fixed size, opened at
+    start-up: no connect under load), in autocommit, as a prepared statement (asyncpg prepares each
+    statement once per connection and keeps it). The statement is a Core ``select`` with named
+    ``bindparam``s, built once at import (or once per shape: ``functools.cache`` on a builder) and
+    compiled once for Postgres. Values come back as a session would give them: decoded by the driver
+    (uuid, datetime, list, JSON), then by the column type's result processor where it has one (an
+    amount type's int, by its ``process_result_value``). Anything that must see a consistent set of rows,
+    or writes, uses ``db_session``.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    def __init__(self, database_url: str, *, pool_size: int = 4) -> None:
+        self._dsn = _asyncpg_dsn(database_url)
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._starting: asyncio.Lock | None = None
+        self._dialect = postgresql_asyncpg.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
         # Weakly keyed by the statement object (Select compares by identity): a statement built per call
-        # is compiled each time and its entry goes with it; one built at import is compiled once.
-        self._compiled: weakref.WeakKeyDictionary[Select[Any], tuple[str, tuple[str, ...], dict[str, Any]]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # is compiled each time and its entry goes with it; one built once is compiled once.
+        self._compiled: weakref.WeakKeyDictionary[Select[Any], _Compiled] = weakref.WeakKeyDictionary()
 
-    def _sql(self, statement: Select[Any], params: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        entry = self._compiled.get(statement)
-        if entry is None:
-            compiled = statement.compile(dialect=self._engine.dialect)
-            # Values written into the statement itself (``column == 5``) are bound too.
-            entry = self._compiled[statement] = (
-                compiled.string,
-                tuple(compiled.positiontup or ()),
-                dict(compiled.params),
-            )
-        sql, names, literals = entry
-        return sql, [params[name] if name in params else literals[name] for name in names]
+    async def start(self) -> None:
+        """Open the pool (the service's start-up does, so no request pays for a connect)."""
+        if self._pool is not None:
+            return
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=self._pool_size, max_size=self._pool_size, init=_json_codecs
+                )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    def _sql(self, statement: Select[Any], params: Mapping[str, Any]) -> tuple[_Compiled, list[Any]]:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = _Compiled(statement, self._dialect)
+        literals = compiled.literals
+        return compiled, [params[name] if name in params else literals[name] for name in compiled.names]
+
+    async def _acquired(self) -> asyncpg.Pool:
+        if self._pool is None:
+            await self.start()
+        assert self._pool is not None
+        return self._pool
 
     async def one_or_none(self, statement: Select[Any], **params: Any) -> Record | None:
-        sql, args = self._sql(statement, params)
-        async with self._engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            found = await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
-        return None if found is None else Record(found)
+        compiled, args = self._sql(statement, params)
+        found = await (self._pool or await self._acquired()).fetchrow(compiled.sql, *args)
+        return None if found is None else compiled.record(found)
 
     async def all(self, statement: Select[Any], **params: Any) -> list[Record]:
-        sql, args = self._sql(statement, params)
-        async with self._engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            found = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
-        return [Record(row) for row in found]
+        compiled, args = self._sql(statement, params)
+        found = await (self._pool or await self._acquired()).fetch(compiled.sql, *args)
+        return [compiled.record(row) for row in found]
+
+
+async def _json_codecs(connection: asyncpg.Connection) -> None:
+    # JSON decoded as SQLAlchemy's dialect decodes it for sessions (msgspec: same values, faster).
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            name, encoder=_json_text, decoder=msgspec.json.decode, schema="pg_catalog", format="text"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 async def finish_request_session(scope: Scope, status: int) -> None:

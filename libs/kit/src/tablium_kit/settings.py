@@ -69,6 +69,9 @@ class ServiceSettings(msgspec.Struct, kw_only=True):
     # Database connections kept open per process (as many again may be opened under a burst, then closed:
     # a connection opened anew costs a connect and re-preparing every statement it runs).
     db_pool_size: int = 10
+    # Connections of the reader's own pool (db.Reader), opened at start-up and never more: on this 2-core
+    # machine more than a few concurrent reads only queue in Postgres (ADR 0001, "Hot reads").
+    db_read_pool_size: int = 4
 
     # Names of fields that hold secrets or trust, with their development defaults.
     dev_secrets: ClassVar[dict[str, object]] = {"service_key": "", "service_trust": {}}

@@ -27,7 +27,8 @@ from tablium_event.api.schemas import (
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.services.tournaments import Tournaments
 from tablium_kit.auth import BEARER, caller, requires_roles
-from tablium_kit.deps import DbSession
+from tablium_kit.db import Record
+from tablium_kit.deps import DbReader, DbSession
 from tablium_kit.errors import Conflict, NotFound
 from tablium_kit.money import format_amount, parse_amount
 
@@ -54,6 +55,25 @@ async def tournament_out(service: Tournaments, session: DbSession, row: Tourname
         players_left=view.players_left,
         created_at=view.created_at,
         started_at=view.started_at,
+    )
+
+
+def _unstarted_out(row: Record) -> TournamentOut:
+    """``tournament_out`` of a tournament not started yet, from ``Tournaments.read``."""
+    return TournamentOut(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        version=row.version,
+        config=to_wire(row.config),
+        entries=row.live_entries,
+        prize_pool=format_amount(0),
+        payouts=[],
+        clock=None,
+        tables=0,
+        players_left=None,
+        created_at=row.created_at,
+        started_at=row.started_at,
     )
 
 
@@ -288,8 +308,12 @@ class TournamentController(Controller):
 
     @get("/{tournament_id:uuid}", summary="A tournament: status, entries, pool, payouts, level and clock")
     async def get_tournament(
-        self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
+        self, tournament_id: FromPath[UUID], db_reader: DbReader, db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
+        # Before the start (no engine) one statement answers; a started one is answered from its engine.
+        row = await tournaments.read(db_reader, tournament_id)
+        if row.started_at is None:
+            return _unstarted_out(row)
         return await tournament_out(tournaments, db_session, await tournaments.get(db_session, tournament_id))
 
     @get("/{tournament_id:uuid}/entries", summary="Who is registered: players, entry numbers, status, in order")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_event.db.models import Purchase, Registration, TournamentRow
+from tablium_kit.db import Reader, Record
 from tablium_kit.errors import NotFound
 
 Paid = TypeVar("Paid", Registration, Purchase)
@@ -27,6 +28,31 @@ PURCHASE_LIVE = (*PURCHASE_UNDER_WAY, "posted")
 
 async def get(session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
     row = await session.get(TournamentRow, tournament_id)
+    if row is None:
+        raise NotFound("no such tournament")
+    return row
+
+
+def _tournament_with_entries() -> Select[Any]:
+    """A tournament without its engine state, and its live entries counted, in one statement."""
+    tournaments = TournamentRow.__table__
+    registrations = Registration.__table__
+    live = bindparam("live", list(LIVE), type_=ARRAY(String))
+    entries = (
+        select(func.count())
+        .where(registrations.c.tournament_id == tournaments.c.id, registrations.c.status == any_(live))
+        .scalar_subquery()
+    )
+    columns = [column for column in tournaments.c if column.key != "state"]
+    return select(*columns, entries.label("live_entries")).where(tournaments.c.id == bindparam("tournament_id"))
+
+
+TOURNAMENT_WITH_ENTRIES = _tournament_with_entries()
+
+
+async def read(reader: Reader, tournament_id: uuid.UUID) -> Record:
+    """A tournament for a read-only answer (``live_entries`` counted): one statement, no transaction."""
+    row = await reader.one_or_none(TOURNAMENT_WITH_ENTRIES, tournament_id=tournament_id)
     if row is None:
         raise NotFound("no such tournament")
     return row

@@ -41,6 +41,7 @@ from tablium_event.services.cache import LiveEngines
 from tablium_event.services.context import Context
 from tablium_event.services.reconciler import Backoff
 from tablium_event.settings import EventSettings
+from tablium_kit.db import Reader, Record
 
 log = structlog.get_logger("tablium.event")
 
@@ -132,6 +133,9 @@ class Tournaments:
 
     async def get(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
         return await queries.get(session, tournament_id)
+
+    async def read(self, reader: Reader, tournament_id: uuid.UUID) -> Record:
+        return await queries.read(reader, tournament_id)
 
     async def newest(self, session: AsyncSession, limit: int) -> Sequence[TournamentRow]:
         return await queries.newest(session, limit)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_kit.db import Reader, Record
 from tablium_kit.errors import NotFound
 from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat
@@ -133,6 +137,57 @@ class TableFilter:
     min_free_seats: int | None = None
     game: str | None = None
     include_closed: bool = False
+
+
+@functools.cache
+def _tables_statement(
+    small_blind: bool, big_blind: bool, private: bool, game: bool, min_free_seats: bool, include_closed: bool
+) -> Select[Any]:
+    """The table list's statement for one combination of filters, built and compiled once."""
+    tables = CashTable.__table__
+    active = bindparam("active", list(ACTIVE_SEAT), type_=ARRAY(String))
+    taken = (
+        select(Seat.table_id, func.count().label("taken"))
+        .where(Seat.status == any_(active))
+        .group_by(Seat.table_id)
+        .subquery()
+    )
+    taken_count = func.coalesce(taken.c.taken, 0)
+    query = select(tables, taken_count.label("taken")).outerjoin(taken, taken.c.table_id == tables.c.id)
+    if not include_closed:
+        query = query.where(tables.c.status == "open")
+    if small_blind:
+        query = query.where(tables.c.small_blind == bindparam("small_blind"))
+    if big_blind:
+        query = query.where(tables.c.big_blind == bindparam("big_blind"))
+    if private:
+        query = query.where(tables.c.private == bindparam("private"))
+    if game:
+        query = query.where(tables.c.game == bindparam("game"))
+    if min_free_seats:
+        query = query.where(tables.c.seat_count - taken_count >= bindparam("min_free_seats"))
+    order = (taken_count.desc(), tables.c.created_at, tables.c.id)
+    return query.order_by(*order).limit(bindparam("limit")).offset(bindparam("offset"))
+
+
+async def read_tables(reader: Reader, f: TableFilter, *, limit: int, offset: int) -> list[tuple[Record, int]]:
+    """``list_tables`` for a read-only answer: one statement (one snapshot), no transaction, no ORM."""
+    statement = _tables_statement(
+        f.small_blind is not None,
+        f.big_blind is not None,
+        f.private is not None,
+        f.game is not None,
+        f.min_free_seats is not None,
+        f.include_closed,
+    )
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    for name in ("small_blind", "big_blind"):
+        if (amount := getattr(f, name)) is not None:
+            params[name] = Decimal(amount)  # a NUMERIC column: the driver takes a Decimal
+    for name in ("private", "game", "min_free_seats"):
+        if (value := getattr(f, name)) is not None:
+            params[name] = value
+    return [(row, int(row.taken)) for row in await reader.all(statement, **params)]
 
 
 async def list_tables(session: AsyncSession, f: TableFilter, *, limit: int, offset: int) -> list[tuple[CashTable, int]]:

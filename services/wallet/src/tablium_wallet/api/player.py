@@ -9,14 +9,13 @@ from typing import Annotated
 from litestar import Controller, get, put
 from litestar.datastructures import State
 from litestar.params import FromQuery, JSONBody, Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.auth import BEARER, caller
-from tablium_kit.deps import DbSession
+from tablium_kit.deps import DbReader, DbSession
 from tablium_kit.errors import InvalidInput
 from tablium_wallet.api.schemas import AccountOut, HistoryPage, Limits, LimitsOut, account_out, transfer_out
 from tablium_wallet.domain.accounts import player_owner
-from tablium_wallet.services.accounts import find_accounts
+from tablium_wallet.services.accounts import find_accounts, read_accounts
 from tablium_wallet.services.history import history
 from tablium_wallet.services.limits import LimitsState, get_limits, set_limits
 from tablium_wallet.settings import WalletSettings
@@ -35,18 +34,14 @@ def _limits_out(state: LimitsState, settings: WalletSettings) -> LimitsOut:
     )
 
 
-async def _player_accounts(session: AsyncSession, subject: str, asset: str | None = None) -> list[AccountOut]:
-    return [account_out(a) for a in await find_accounts(session, owner=player_owner(subject), asset=asset)]
-
-
 class WalletController(Controller):
     path = "/api/v1/wallet"
     tags = ["wallet"]
     security = BEARER
 
     @get("/balances", summary="My accounts and balances")
-    async def balances(self, db_session: DbSession) -> list[AccountOut]:
-        return await _player_accounts(db_session, caller().subject)
+    async def balances(self, db_reader: DbReader) -> list[AccountOut]:
+        return [account_out(a) for a in await read_accounts(db_reader, owner=player_owner(caller().subject))]
 
     @get("/history", summary="My transfers, newest first")
     async def history(

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_kit.db import Reader
+from tablium_wallet.db.models import Account
 from tablium_wallet.domain.accounts import check_owner
 from tablium_wallet.domain.assets import check_asset
 from tablium_wallet.domain.errors import AccountNotFound, PlayerNotFound
@@ -70,6 +72,18 @@ async def get_account(session: AsyncSession, account_id: uuid.UUID) -> AccountRe
     if row is None:
         raise AccountNotFound(f"no account {account_id}")
     return _record(row)
+
+
+_ACCOUNTS_OF = (
+    select(*(Account.__table__.c[name] for name in _COLUMNS.split(", ")))
+    .where(Account.__table__.c.owner == bindparam("owner"))
+    .order_by(Account.__table__.c.asset, Account.__table__.c.kind)
+)
+
+
+async def read_accounts(reader: Reader, *, owner: str) -> list[AccountRecord]:
+    """An owner's accounts for a read-only answer: one statement (one snapshot), no transaction."""
+    return [_record(tuple(row)) for row in await reader.all(_ACCOUNTS_OF, owner=owner)]
 
 
 async def find_accounts(
