@@ -90,7 +90,6 @@ SESSION_QUERIES = {"add", "add_all", "delete", "execute", "flush", "get", "merge
 KNOWN_LAYERING_BREACHES = {
     "lobby/src/tablium_lobby/api/hands.py",
     "lobby/src/tablium_lobby/api/tables.py",
-    "wallet/src/tablium_wallet/api/player.py",
 }
 
 
