@@ -50,7 +50,10 @@ async def test_a_buy_in_refused_after_an_accepted_offer_marks_the_entry_and_pass
     small, big = stakes()
     buy_in = 50 * big
     async with httpx.AsyncClient(base_url=lobby.url, timeout=30) as http:
-        table = await new_table(http, small_blind=str(small), big_blind=str(big), seats=2)
+        # A short clock: the hand the two seated players are dealt ends soon, nobody acting, and a leave
+        # during it frees the seat then.
+        blinds = {"small_blind": str(small), "big_blind": str(big)}
+        table = await new_table(http, **blinds, seats=2, action_clock_s=1, time_bank_s=0)
         a, b, next_one = await funded(ledger, [str(uuid.uuid4()) for _ in range(3)], FUNDS)
         poor = (await funded(ledger, [str(uuid.uuid4())], buy_in - 1))[0]
         answers = [(await quick_seat(http, p, small, big, 2, buy_in)).json() for p in (a, b, poor, next_one)]
