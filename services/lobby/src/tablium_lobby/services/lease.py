@@ -107,7 +107,8 @@ class Leases:
             pipe.zadd(self.instances_key(), {self.instance: now_ms + self.ttl_ms})
             pipe.zremrangebyscore(self.instances_key(), "-inf", now_ms)
             pipe.zcard(self.instances_key())
-            *_, live = await pipe.execute()
+            pipe.pexpire(self.instances_key(), self.ttl_ms)  # gone once every instance stopped
+            *_, live, _ = await pipe.execute()
         return max(1, int(live))
 
     async def leave(self) -> None:
