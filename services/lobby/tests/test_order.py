@@ -34,10 +34,8 @@ async def test_seat_changes_and_actions_reach_every_socket_in_seq_order(
     start_lobby: Any, make_database: Any, ledger: Ledger
 ) -> None:
     database_url = await make_database("lobby_order")
-    # No writer dies here, so a seq is never really missing: delivery may wait long for a late one (on a loaded
-    # machine a publish can lag the commit by more than the default second); a gap then means a lost message.
-    a: LobbyProcess = await start_lobby(database_url, between_hands_s="0.05", reorder_wait_s="15")
-    b: LobbyProcess = await start_lobby(database_url, between_hands_s="0.05", reorder_wait_s="15")
+    a: LobbyProcess = await start_lobby(database_url, between_hands_s="0.05")
+    b: LobbyProcess = await start_lobby(database_url, between_hands_s="0.05")
     players = [str(uuid.uuid4()) for _ in range(2)]
     async with httpx.AsyncClient(base_url=a.url, timeout=30) as http:
         table = await new_table(http, seats=10, action_clock_s=1, time_bank_s=0)

@@ -74,7 +74,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
             await dealer.on_seat_change(table_id, change)
             await matching.on_seat_change(table_id, change)
 
-        seating.set_notify(on_seat_change)
+        seating.set_notify(on_seat_change, freed=matching.seats_freed)
         app.state.seating = seating
         app.state.matching = matching
         app.state.ws_tickets = WsTickets(app.state.redis, settings.redis_key("ws-ticket"), settings.ws_ticket_ttl_s)

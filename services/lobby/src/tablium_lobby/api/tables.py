@@ -117,6 +117,8 @@ class TableController(Controller):
     async def create(self, data: JSONBody[TableIn], db_session: DbSession, seating: SeatingDep) -> TableOut:
         new = new_table(data, private=data.private, host_id=player_id())
         table = await create_table(db_session, seating.wallet, seating.settings.asset, new)
+        await db_session.commit()
+        await seating.seats_freed(table.id)  # offered to its stake's waiting list before the answer
         return table_out(table, 0)
 
     @get("/", summary="Cash tables, fullest first, with filters")

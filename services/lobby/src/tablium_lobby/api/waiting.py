@@ -18,7 +18,8 @@ from tablium_kit.money import Amount, PositiveAmount, format_amount, parse_amoun
 from tablium_lobby.api.schemas import Request, SeatCount, SeatOut
 from tablium_lobby.api.tables import player_id, seat_out
 from tablium_lobby.services.club_seating import club_quick_seat
-from tablium_lobby.services.matching import EntryView, ListKey, Matching
+from tablium_lobby.services.lists import ListKey
+from tablium_lobby.services.matching import EntryView, Matching
 
 
 class QuickSeatIn(Request, kw_only=True):
@@ -45,7 +46,8 @@ class OfferOut(msgspec.Struct, kw_only=True):
 
 class EntryOut(msgspec.Struct, kw_only=True):
     id: UUID
-    status: Literal["waiting", "offered", "seated", "left", "missed"]
+    # refused: the buy-in of the seat taken with its offer was refused (funds, limits); out of the line.
+    status: Literal["waiting", "offered", "seated", "left", "missed", "refused"]
     small_blind: Amount
     big_blind: Amount
     ante: Amount

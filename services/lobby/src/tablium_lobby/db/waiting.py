@@ -27,7 +27,8 @@ class WaitingEntry(Base):
     __tablename__ = "waiting_entries"
     __table_args__ = (
         *amount_checks("small_blind", "big_blind", "ante", "buy_in"),
-        CheckConstraint("status IN ('waiting', 'offered', 'seated', 'left', 'missed')", name="status"),
+        # refused: seated with an offer, then the buy-in was refused (funds, limits); out of the line.
+        CheckConstraint("status IN ('waiting', 'offered', 'seated', 'left', 'missed', 'refused')", name="status"),
         Index(
             "uq_waiting_entries_list_player_active",
             "list_key",

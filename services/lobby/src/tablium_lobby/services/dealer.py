@@ -84,8 +84,9 @@ class Dealer:
             await self.keeper.run()
 
     async def claim(self, table_id: uuid.UUID) -> bool:
-        """Take the table's lease now if nobody holds it (a fresh table need not wait for a round)."""
-        return self.keeper is not None and await self.keeper.claim(table_id)
+        """Take the table's lease now if nobody holds it and this instance is within its share (a fresh
+        table need not wait for a round); else the rounds find it a holder."""
+        return self.keeper is not None and await self.keeper.claim_fresh(table_id)
 
     def own(self, table_id: uuid.UUID, epoch: int, token: str) -> None:
         runner = self.runner(table_id)

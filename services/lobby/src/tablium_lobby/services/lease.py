@@ -9,6 +9,12 @@ transaction (:func:`check_fence`). A paused or partitioned former holder whose l
 by another instance finds a newer epoch there and writes nothing (:class:`LeaseLost`): the fence is in the
 database, where the writes are, so a late Redis answer cannot let a stale holder through.
 
+Leases spread across instances: each instance says it is alive in a Redis sorted set (``<prefix>:instances``,
+member → expiry) every round, and its share is the tables that need a runner divided by the live instances,
+rounded up. An instance holding its share leaves a free table to the others for ``DEFER_ROUNDS`` rounds and
+only then takes it itself, so a table is never left without a runner (say the others are dead but not yet
+expired). Leases already held are kept: nothing is handed back mid-play to even the count.
+
 Players' own actions and seat changes are not fenced: any instance writes them under the table's row
 lock (the one lock every writer takes) and announces them; the holder hears of them through the table's
 Redis channel (and, as a backstop, by seeing the table's ``seq`` move at its next renewal) and re-reads
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +41,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("tablium.lobby.lease")
 ROUNDS = Counter("tablium_lobby_lease_rounds", "Lease rounds run (renewals and takeovers)")
+# Rounds an instance holding its share of the tables waits before taking a free one itself.
+DEFER_ROUNDS = 2
 
 
 class LeaseLost(Exception):
@@ -87,6 +97,23 @@ class Leases:
         value = await self.redis.get(self.key(table_id))
         return value.decode() if isinstance(value, bytes) else value
 
+    def instances_key(self) -> str:
+        return f"{self.prefix}:instances"
+
+    async def heartbeat(self) -> int:
+        """This instance is alive for a lease TTL from now; how many are (itself included)."""
+        now_ms = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self.instances_key(), {self.instance: now_ms + self.ttl_ms})
+            pipe.zremrangebyscore(self.instances_key(), "-inf", now_ms)
+            pipe.zcard(self.instances_key())
+            pipe.pexpire(self.instances_key(), self.ttl_ms)  # gone once every instance stopped
+            *_, live, _ = await pipe.execute()
+        return max(1, int(live))
+
+    async def leave(self) -> None:
+        await self.redis.zrem(self.instances_key(), self.instance)
+
 
 class LeaseKeeper:
     """Renews this instance's leases, takes those nobody holds, every ``lease_renew_s``."""
@@ -96,6 +123,10 @@ class LeaseKeeper:
         self.leases = leases
         self.renew_s = renew_s
         self._claiming: set[uuid.UUID] = set()
+        self.rounds = 0
+        self.needing = 0  # tables that needed a runner at the last round
+        self.live = 1  # instances alive at the last round
+        self._free_since: dict[uuid.UUID, int] = {}  # free tables left to the others: since which round
 
     async def run(self) -> None:
         while True:
@@ -116,6 +147,9 @@ class LeaseKeeper:
                 )
             )
             tables = dict(rows.tuples().all())
+        self.rounds += 1
+        self.needing, self.live = len(tables), await self.leases.heartbeat()
+        self._free_since = {t: r for t, r in self._free_since.items() if t in tables}
         await self.dealer.refresh_presence()
         for table_id, held in list(self.dealer.runners.items()):
             if held.lease_token is not None and table_id not in tables:
@@ -130,7 +164,36 @@ class LeaseKeeper:
                     continue
                 log.warning("lease lost", table=str(table_id), epoch=runner.epoch)
                 self.dealer.disown(table_id)
-            await self.claim(table_id)
+            await self.claim_fairly(table_id)
+
+    def held(self) -> int:
+        return sum(1 for runner in self.dealer.runners.values() if runner.lease_token is not None)
+
+    def share(self, extra: int = 0) -> int:
+        """This instance's share of the tables needing a runner (``extra``: ones not counted yet)."""
+        return max(1, math.ceil((self.needing + extra) / self.live))
+
+    async def claim_fairly(self, table_id: uuid.UUID) -> bool:
+        """Take a free table at once while under this instance's share; else only once it stayed free
+        ``DEFER_ROUNDS`` rounds (the instances under theirs had their chance)."""
+        if self.held() < self.share():
+            self._free_since.pop(table_id, None)
+            return await self.claim(table_id)
+        if await self.leases.holder(table_id) is not None:
+            self._free_since.pop(table_id, None)
+            return False
+        since = self._free_since.setdefault(table_id, self.rounds)
+        if self.rounds - since < DEFER_ROUNDS:
+            return False
+        self._free_since.pop(table_id, None)
+        return await self.claim(table_id)
+
+    async def claim_fresh(self, table_id: uuid.UUID) -> bool:
+        """A table this instance wants to deal at (a seat change here): taken at once if, counting it,
+        this instance is within its share; else left to the rounds (another instance takes it)."""
+        if self.held() >= self.share(extra=1):
+            return False
+        return await self.claim(table_id)
 
     async def claim(self, table_id: uuid.UUID) -> bool:
         """Take the table's lease if it is free: Redis first, then the epoch in the database."""
@@ -165,3 +228,5 @@ class LeaseKeeper:
         for table_id, runner in list(self.dealer.runners.items()):
             if runner.lease_token is not None:
                 await self.release(table_id)
+        with contextlib.suppress(Exception):
+            await self.leases.leave()

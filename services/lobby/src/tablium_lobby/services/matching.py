@@ -13,6 +13,9 @@ entry, and never the list, so the orders agree.
 - A freed seat (a leave, a cash-out, a refused buy-in, a new table, an offer that expired or was given
   up) is offered, fullest table first, to the first in line: the seat is held until the offer expires;
   the player takes it by sitting down with the offer; an expired offer passes to the next.
+
+The list's queries and its Redis copy are in services/lists.py, the background passes in
+services/list_loop.py; this module decides who is offered what.
 """
 
 from __future__ import annotations
@@ -20,14 +23,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.errors import NotFound, ProblemError
@@ -35,43 +36,13 @@ from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat
 from tablium_lobby.db.waiting import ACTIVE_ENTRY, SeatOffer, WaitingEntry
 from tablium_lobby.services.announcer import Announcer
 from tablium_lobby.services.hub import Hub
+from tablium_lobby.services.list_loop import ListLoop
+from tablium_lobby.services.lists import ListKey, candidates, free_seats, lock_list, new_entry, refresh_copy
 from tablium_lobby.services.registry import Registry
 from tablium_lobby.services.seating import BuyInRefused, Seating, WalletPending
 from tablium_lobby.services.tables import get_table
 
 log = structlog.get_logger("tablium.lobby.matching")
-
-
-@dataclass(frozen=True)
-class ListKey:
-    """The stakes a waiting list is for."""
-
-    small_blind: int
-    big_blind: int
-    ante: int
-    seat_count: int
-    game: str = "nlhe"
-
-    def __str__(self) -> str:
-        return f"{self.game}:{self.small_blind}:{self.big_blind}:{self.ante}:{self.seat_count}"
-
-    @classmethod
-    def of(cls, table: CashTable) -> ListKey:
-        return cls(table.small_blind, table.big_blind, table.ante, table.seat_count, table.game)
-
-    def tables(self) -> Any:
-        """The open public tables of these stakes (a WHERE clause)."""
-        return (
-            (CashTable.game == self.game)
-            & (CashTable.small_blind == self.small_blind)
-            & (CashTable.big_blind == self.big_blind)
-            & (CashTable.ante == self.ante)
-            & (CashTable.seat_count == self.seat_count)
-            & (CashTable.status == "open")
-            & CashTable.private.is_(False)
-            # Club tables have their members' own quick seat (services/clubs.py), never the public lists.
-            & CashTable.club_id.is_(None)
-        )
 
 
 @dataclass
@@ -87,17 +58,6 @@ class QuickSeatResult:
     status: str  # "seated" | "offered" | "waiting"
     seat: Seat | None = None
     entry: EntryView | None = None
-
-
-async def lock_list(session: AsyncSession, key: ListKey) -> None:
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"waiting:{key}"})
-
-
-def _held() -> Any:
-    """Seats taken or held by an open offer, per table (a correlated scalar)."""
-    taken = select(func.count()).where(Seat.table_id == CashTable.id, Seat.status.in_(ACTIVE_SEAT))
-    offered = select(func.count()).where(SeatOffer.table_id == CashTable.id, SeatOffer.status == "open")
-    return taken.scalar_subquery() + offered.scalar_subquery()
 
 
 @dataclass
@@ -116,8 +76,7 @@ class Matching:
         self.hub = hub
         self.announcer = Announcer(hub, redis, prefix)
         self._keys: dict[uuid.UUID, ListKey | None] = {}  # table -> its list (None: private); stakes never change
-        self._wanted: set[ListKey] = set()
-        self._wake = asyncio.Event()
+        self.loop = ListLoop(self.sessions, self.pump)
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- quick seat --------------------------------------------------------------------------
@@ -156,7 +115,7 @@ class Matching:
                 if ahead.first() is None:
                     held = await self._hold_a_seat(session, key, player_id, buy_in)
                 if held is None:
-                    entry = self._entry(key, player_id, buy_in, "waiting")
+                    entry = new_entry(key, player_id, buy_in, "waiting")
                     session.add(entry)
         await self._after(key, made)
         if seat is not None:
@@ -178,50 +137,6 @@ class Matching:
         view = await self._view(entry)
         return QuickSeatResult(view.entry.status, entry=view)
 
-    def _entry(self, key: ListKey, player_id: uuid.UUID, buy_in: int, status: str) -> WaitingEntry:
-        now = datetime.now(UTC)
-        return WaitingEntry(
-            id=uuid.uuid4(),
-            list_key=str(key),
-            player_id=player_id,
-            game=key.game,
-            small_blind=key.small_blind,
-            big_blind=key.big_blind,
-            ante=key.ante,
-            seat_count=key.seat_count,
-            buy_in=buy_in,
-            status=status,
-            created_at=now,
-            updated_at=now,
-        )
-
-    async def _candidates(self, session: AsyncSession, key: ListKey, buy_in: int | None) -> list[uuid.UUID]:
-        """Tables with a seat neither taken nor held, fullest first (from the database)."""
-        held = _held()
-        query = select(CashTable.id).where(key.tables(), held < CashTable.seat_count)
-        if buy_in is not None:
-            query = query.where(
-                CashTable.min_buy_in_bb * CashTable.big_blind <= buy_in,
-                CashTable.max_buy_in_bb * CashTable.big_blind >= buy_in,
-            )
-        query = query.order_by(held.desc(), CashTable.created_at, CashTable.id).limit(20)
-        return list((await session.execute(query)).scalars())
-
-    async def _free_seats(self, session: AsyncSession, table: CashTable) -> tuple[list[int], set[uuid.UUID]]:
-        """Seat numbers neither taken nor held at ``table`` (locked by the caller), and who sits there."""
-        seats = (
-            await session.execute(
-                select(Seat.seat_no, Seat.player_id).where(Seat.table_id == table.id, Seat.status.in_(ACTIVE_SEAT))
-            )
-        ).all()
-        offered = (
-            await session.execute(
-                select(SeatOffer.seat_no).where(SeatOffer.table_id == table.id, SeatOffer.status == "open")
-            )
-        ).scalars()
-        busy = {s.seat_no for s in seats} | set(offered)
-        return [n for n in range(table.seat_count) if n not in busy], {s.player_id for s in seats}
-
     async def _hold_a_seat(
         self, session: AsyncSession, key: ListKey, player_id: uuid.UUID, buy_in: int
     ) -> SeatOffer | None:
@@ -229,7 +144,7 @@ class Matching:
         hinted = [uuid.UUID(t) for t in await self.registry.fullest(str(key)) or []]
         tried: set[uuid.UUID] = set()
         for batch in (hinted, None):
-            ids = batch if batch is not None else await self._candidates(session, key, buy_in)
+            ids = batch if batch is not None else await candidates(session, key, buy_in)
             for table_id in ids:
                 if table_id in tried:
                     continue
@@ -238,10 +153,10 @@ class Matching:
                 if ListKey.of(table) != key or table.status != "open" or table.private or table.club_id:
                     continue
                 stakes_ok = table.min_buy_in_bb * table.big_blind <= buy_in <= table.max_buy_in_bb * table.big_blind
-                free, sitting = await self._free_seats(session, table)
+                free, sitting = await free_seats(session, table)
                 if not stakes_ok or not free or player_id in sitting:
                     continue
-                entry = self._entry(key, player_id, buy_in, "offered")
+                entry = new_entry(key, player_id, buy_in, "offered")
                 session.add(entry)
                 await session.flush()
                 return self._offer(session, entry, table.id, free[0])
@@ -305,11 +220,11 @@ class Matching:
         )
         if not line:
             return
-        for table_id in await self._candidates(session, key, None):
+        for table_id in await candidates(session, key, None):
             table = await get_table(session, table_id, lock=True)
             if ListKey.of(table) != key or table.status != "open" or table.private or table.club_id:
                 continue
-            free, sitting = await self._free_seats(session, table)
+            free, sitting = await free_seats(session, table)
             for seat_no in free:
                 entry = next((e for e in line if e.player_id not in sitting), None)
                 if entry is None:
@@ -336,19 +251,7 @@ class Matching:
         await self.refresh(key)
 
     async def refresh(self, key: ListKey) -> None:
-        """Replace the Redis copy of ``key`` with a snapshot read under the list's lock (newest wins)."""
-        async with self.sessions.begin() as session:
-            await lock_list(session, key)
-            held = _held()
-            rows = await session.execute(select(CashTable.id, CashTable.seat_count - held).where(key.tables()))
-            free = {str(table_id): int(n) for table_id, n in rows.all()}
-            rows = await session.execute(
-                select(WaitingEntry.player_id, WaitingEntry.number).where(
-                    WaitingEntry.list_key == str(key), WaitingEntry.status == "waiting"
-                )
-            )
-            waiting = {str(player): int(number) for player, number in rows.all()}
-            await self.registry.replace(str(key), free, waiting)
+        await refresh_copy(self.sessions, self.registry, key)
 
     # -- the player's side ---------------------------------------------------------------------
 
@@ -360,7 +263,7 @@ class Matching:
                 raise NotFound(f"you have no seat offer {offer_id}")
             entry = await session.get(WaitingEntry, offer.entry_id)
             assert entry is not None
-        key = ListKey(entry.small_blind, entry.big_blind, entry.ante, entry.seat_count, entry.game)
+        key = ListKey.of_entry(entry)
         try:
             seat = await self.seating.sit_down(
                 offer.table_id, player_id, offer.seat_no, buy_in or entry.buy_in, offer_id=offer.id
@@ -377,7 +280,7 @@ class Matching:
             entry = await session.get(WaitingEntry, entry_id)
         if entry is None or entry.player_id != player_id:
             raise NotFound(f"you have no waiting-list entry {entry_id}")
-        key = ListKey(entry.small_blind, entry.big_blind, entry.ante, entry.seat_count, entry.game)
+        key = ListKey.of_entry(entry)
         made = _Made()
         async with self.sessions.begin() as session:
             await lock_list(session, key)
@@ -440,17 +343,19 @@ class Matching:
     # -- keeping lists moving ----------------------------------------------------------------------
 
     def wanted(self, key: ListKey) -> None:
-        """Pump ``key`` soon (in the background loop)."""
-        self._wanted.add(key)
-        self._wake.set()
+        """Pass over ``key`` soon (in the background loop)."""
+        self.loop.wanted(key)
 
-    async def on_seat_change(self, table_id: uuid.UUID, change: dict[str, object]) -> None:
-        """Seating committed a change at ``table_id``: a freed seat goes to the line; the copy is refreshed."""
+    async def _key_of(self, table_id: uuid.UUID) -> ListKey | None:
         if table_id not in self._keys:
             async with self.sessions() as session:
                 table = await session.get(CashTable, table_id)
             self._keys[table_id] = None if table is None or table.private or table.club_id else ListKey.of(table)
-        key = self._keys[table_id]
+        return self._keys[table_id]
+
+    async def on_seat_change(self, table_id: uuid.UUID, change: dict[str, object]) -> None:
+        """Seating committed a change at ``table_id``: a freed seat goes to the line; the copy is refreshed."""
+        key = await self._key_of(table_id)
         if key is None:
             return
         # The copy now, before the change is answered: the next quick seat's candidates include it.
@@ -460,54 +365,25 @@ class Matching:
             log.warning("registry refresh failed", list_key=str(key))
         self.wanted(key)
 
-    async def keys_in_use(self) -> set[ListKey]:
-        """Every list with someone in it or an open public table."""
-        async with self.sessions() as session:
-            tables = await session.execute(
-                select(CashTable.small_blind, CashTable.big_blind, CashTable.ante, CashTable.seat_count, CashTable.game)
-                .where(CashTable.status == "open", CashTable.private.is_(False), CashTable.club_id.is_(None))
-                .distinct()
-            )
-            entries = await session.execute(
-                select(
-                    WaitingEntry.small_blind,
-                    WaitingEntry.big_blind,
-                    WaitingEntry.ante,
-                    WaitingEntry.seat_count,
-                    WaitingEntry.game,
-                )
-                .where(WaitingEntry.status.in_(ACTIVE_ENTRY))
-                .distinct()
-            )
-            return {ListKey(*row) for row in [*tables.all(), *entries.all()]}
-
-    async def pump_all(self, keys: Sequence[ListKey] | None = None) -> None:
-        for key in keys if keys is not None else await self.keys_in_use():
-            try:
-                await self.pump(key)
-            except Exception:  # one list's failure must not stop the others
-                log.exception("waiting list pass failed", list_key=str(key))
-
-    async def run(self, interval_s: float) -> None:
-        """Pump lists when asked (a seat freed) and all of them every ``interval_s`` (expiries, new
-        tables, a lost wake-up, another instance's changes)."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval_s)
-            self._wake.clear()
-            wanted, self._wanted = self._wanted, set()
-            try:
-                await self.pump_all(sorted(wanted, key=str) if wanted else None)
-            except Exception:
-                log.exception("waiting list pass failed")
+    async def seats_freed(self, table_id: uuid.UUID) -> None:
+        """Seats at ``table_id`` became free without a seat change the table hears of (a new table, a
+        refused buy-in): offered to the line now, before the caller answers."""
+        key = await self._key_of(table_id)
+        if key is None:
+            return
+        try:
+            await self.pump(key)
+        except Exception:  # never fail the caller: the loop passes over the list again
+            log.warning("waiting list pass failed", list_key=str(key), exc_info=True)
+            self.wanted(key)
 
     async def start(self, interval_s: float) -> None:
-        await self.pump_all()  # the Redis copies rebuilt from Postgres, overdue offers passed on
-        self._tasks.append(asyncio.create_task(self.run(interval_s), name="lobby-matching"))
+        await self.loop.start(interval_s)
         if self.announcer.redis is not None:
             self._tasks.append(asyncio.create_task(self.announcer.listen(), name="lobby-offers"))
 
     async def stop(self) -> None:
+        await self.loop.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -1,4 +1,5 @@
-"""Seat offers at the moment of sitting down: a seat held for a waiting player is taken only with its offer.
+"""Seat offers at the moment of sitting down: a seat held for a waiting player is taken only with its offer
+(and, if the buy-in is then refused, the waiting entry says so).
 
 Called by :meth:`Seating.sit_down` under the table's row lock (lock order: the table, then the offer, then
 its waiting entry), so an offer accepted twice seats once, and no one else sits in a held seat.
@@ -51,4 +52,21 @@ async def claim_seat(
     entry = await session.get(WaitingEntry, offer.entry_id, with_for_update=True, populate_existing=True)
     if entry is not None and entry.status == "offered":
         entry.status = "seated"
+        entry.updated_at = now
+
+
+async def release_refused(session: AsyncSession, seat_id: uuid.UUID, now: datetime) -> None:
+    """A seat taken with an offer whose buy-in the wallet refused: its waiting entry is marked
+    ``refused`` (out of the line, saying why) instead of staying ``seated`` with no seat. Called under the
+    table's row lock, which the refusal holds (then the offer, then the entry, as in :func:`claim_seat`)."""
+    offer = (
+        await session.execute(
+            select(SeatOffer).where(SeatOffer.seat_id == seat_id, SeatOffer.status == "accepted").with_for_update()
+        )
+    ).scalar_one_or_none()
+    if offer is None:
+        return
+    entry = await session.get(WaitingEntry, offer.entry_id, with_for_update=True, populate_existing=True)
+    if entry is not None and entry.status == "seated":
+        entry.status = "refused"
         entry.updated_at = now

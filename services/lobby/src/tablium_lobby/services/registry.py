@@ -21,14 +21,15 @@ class Registry:
         self.prefix = prefix
 
     def tables_key(self, list_key: str) -> str:
-        """Sorted set: open public table id → seats neither taken nor held by an offer."""
+        """Sorted set: open public table id → seats neither taken nor held by an offer (plus a fraction
+        below 1 that puts, among tables of as many free seats, the oldest first)."""
         return f"{self.prefix}:registry:{list_key}"
 
     def waiting_key(self, list_key: str) -> str:
         """Sorted set: player id → place in line (the entry's number), players waiting (not offered) only."""
         return f"{self.prefix}:waiting:{list_key}"
 
-    async def replace(self, list_key: str, free: dict[str, int], waiting: dict[str, int]) -> None:
+    async def replace(self, list_key: str, free: dict[str, float], waiting: dict[str, int]) -> None:
         if self.redis is None:
             return
         try:

@@ -24,7 +24,7 @@ from tablium_lobby.clients.wallet import PaymentRefused, Wallet, transfer_id
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, ChipMovement, HandRecord, Seat
 from tablium_lobby.events import PLAYER_LEFT, PLAYER_SEATED, outbox
 from tablium_lobby.services.clubs import check_may_play, tables_with_leavers
-from tablium_lobby.services.offers import claim_seat
+from tablium_lobby.services.offers import claim_seat, release_refused
 from tablium_lobby.services.private import check_may_sit
 from tablium_lobby.services.tables import active_seats, finish_closing, get_table, stakes_of
 from tablium_lobby.settings import LobbySettings
@@ -32,6 +32,7 @@ from tablium_lobby.settings import LobbySettings
 log = structlog.get_logger("tablium.lobby.seating")
 
 Notify = Callable[[uuid.UUID, dict[str, object]], Awaitable[None]]
+Freed = Callable[[uuid.UUID], Awaitable[None]]
 
 
 class BuyInRefused(ProblemError):
@@ -74,14 +75,22 @@ class Seating:
         self.sessions = sessions
         self.wallet = wallet
         self._notify = notify
+        self._freed: Freed | None = None
         self._player_accounts: dict[uuid.UUID, uuid.UUID] = {}
 
-    def set_notify(self, notify: Notify) -> None:
+    def set_notify(self, notify: Notify, freed: Freed | None = None) -> None:
+        """``notify``: a committed seat change the table hears of; ``freed``: seats free without one."""
         self._notify = notify
+        self._freed = freed
 
     async def notify(self, table_id: uuid.UUID, change: dict[str, object]) -> None:
         if self._notify is not None:
             await self._notify(table_id, change)
+
+    async def seats_freed(self, table_id: uuid.UUID) -> None:
+        """Seats at ``table_id`` are free with no message to the table (a new table, a refused buy-in)."""
+        if self._freed is not None:
+            await self._freed(table_id)
 
     async def player_account(self, player_id: uuid.UUID) -> uuid.UUID:
         account = self._player_accounts.get(player_id)
@@ -263,9 +272,13 @@ class Seating:
             movement.finished_at = datetime.now(UTC)
             seat = await session.get(Seat, movement.seat_id, with_for_update=True)
             assert seat is not None
-            if seat.status == "buying_in":
+            freed = seat.status == "buying_in"
+            if freed:
                 seat.status = "refused"
                 seat.updated_at = movement.finished_at
+                await release_refused(session, seat.id, movement.finished_at)
+        if freed:  # nobody at the table heard of this seat; the waiting list must
+            await self.seats_freed(movement.table_id)
 
     # -- leave ---------------------------------------------------------------------------------
 
