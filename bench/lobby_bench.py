@@ -275,6 +275,7 @@ def lobby_env(base: dict[str, str], run: str, database_url: str, wallet: str, jw
         # Bots send nothing but actions: no idle close, no sit-out for a socket still connecting.
         "TABLIUM_LOBBY_WS_IDLE_TIMEOUT_S": "3600",
         "TABLIUM_LOBBY_DISCONNECT_GRACE_S": "600",
+        "TABLIUM_LOBBY_GROUP_COMMITS": "true" if args.group_commits else "false",
     }
 
 
@@ -288,6 +289,13 @@ def main() -> None:
     parser.add_argument("--bot-processes", type=int, default=4)
     parser.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--group-commits", action="store_true", help="the lobby with TABLIUM_LOBBY_GROUP_COMMITS")
+    parser.add_argument(
+        "--setup",
+        choices=("bulk", "api"),
+        default="bulk",
+        help="seat five players a table straight into the database (bulk) or all through the API",
+    )
     parser.add_argument("--profile", default=None, help="directory for py-spy profiles of the lobby worker")
     args = parser.parse_args()
     counts = [int(n) for n in args.tables.split(",")]
@@ -321,13 +329,13 @@ def main() -> None:
                 url = f"http://127.0.0.1:{port}"
                 lobby.wait_ready(f"{url}/health")
                 began = time.monotonic()
-                tables = asyncio.run(set_up_tables(url, wallet_url, n))
+                tables = asyncio.run(set_up_tables(url, wallet_url, n, lobby_db, bulk=args.setup == "bulk"))
                 print(f"lobby, {n} tables: set up in {time.monotonic() - began:.0f} s; connecting", flush=True)
                 result = run_bots("lobby", url.replace("http", "ws"), url, tables, args, work, lobby)
                 asyncio.run(check_actions(lobby_db, result))
             finally:
                 lobby.stop()
-            rows.append((f"lobby ({args.server})", result))
+            rows.append((f"lobby ({args.server}{', grouped' if args.group_commits else ''})", result))
             if args.no_baseline:
                 continue
             sizes = result["sizes"]
