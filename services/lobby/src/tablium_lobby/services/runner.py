@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_lobby.db.actions import RECORD_ACTION, ActionWrite
 from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
+from tablium_lobby.domain.actions import ACTION_NAMES, ActionRefused, apply_action
 from tablium_lobby.domain.protocol import Outgoing, event_messages, turn_messages
 from tablium_lobby.services.dealing import finish_hand, start_hand
 from tablium_lobby.services.lease import LeaseLost, check_fence
@@ -36,16 +37,13 @@ from tablium_poker import Hand, PokerError
 if TYPE_CHECKING:
     from tablium_lobby.services.dealer import Dealer
 
+__all__ = ["ACTIONS", "ActionRefused", "TableRunner"]
+
 log = structlog.get_logger("tablium.lobby.runner")
 ACTIONS = Counter("tablium_lobby_actions", "Actions accepted", ["automatic"])
 FENCED = Counter("tablium_lobby_fenced_writes", "Writes refused because the lease epoch moved on")
 
-ACTION_NAMES = frozenset({"fold", "check", "call", "bet", "raise", "all_in"})
 AWAY_CLOCK_S = 0.2  # a sat-out player's turn: acted for at once
-
-
-class ActionRefused(Exception):
-    """An action the table does not accept: the client gets an ``error``, nothing changes."""
 
 
 @dataclass(frozen=True)
@@ -61,22 +59,6 @@ class _Move:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _apply(hand: Hand, seat: int, action: str, amount: int | None) -> list[Any]:
-    if action in ("bet", "raise"):
-        if amount is None:
-            raise ActionRefused(f"{action} needs an amount (the total to bet or raise to)")
-        return hand.bet_or_raise_to(seat, amount)
-    if amount is not None:
-        raise ActionRefused(f"{action} takes no amount")
-    if action == "fold":
-        return hand.fold(seat)
-    if action == "check":
-        return hand.check(seat)
-    if action == "call":
-        return hand.call(seat)
-    return hand.all_in(seat)
 
 
 class TableRunner:
@@ -307,7 +289,7 @@ class TableRunner:
                 hand.act_default(seat)
                 action = hand.events[mark].kind if len(hand.events) > mark else "fold"
             else:
-                _apply(hand, seat, action, amount)
+                apply_action(hand, seat, action, amount)
         except PokerError as exc:
             raise ActionRefused(str(exc)) from None
         return _Move(seat, action, amount, automatic, mark)
