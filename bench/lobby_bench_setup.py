@@ -99,8 +99,9 @@ SEATS = text(
     """
     INSERT INTO seats (id, table_id, seat_no, player_id, stack, status, time_bank_ms)
     SELECT gen_random_uuid(), t.id, s.seat_no, s.player_id, :stack, 'seated', t.time_bank_s * 1000
-    FROM cash_tables t, unnest(CAST(:seats AS int[]), CAST(:players AS uuid[])) AS s(seat_no, player_id)
-    WHERE t.id = :table_id
+    FROM unnest(CAST(:tables AS uuid[]), CAST(:seats AS int[]), CAST(:players AS uuid[]))
+         AS s(table_id, seat_no, player_id)
+    JOIN cash_tables t ON t.id = s.table_id
     """
 )
 
@@ -109,7 +110,7 @@ async def set_up_tables(lobby: str, wallet: str, n: int, database_url: str, bulk
     """N open tables of six funded, seated players (through the lobby's and the wallet's APIs, or in bulk)."""
     admin = {"Authorization": f"Bearer {user_token(str(uuid.uuid4()), ['player', 'admin'])}"}
     tokens = ServiceTokens.development("lobby")
-    engine = db.create_engine(database_url)
+    engine = db.create_engine(database_url, pool_size=1)  # one statement: the shared server's connections are few
     async with httpx.AsyncClient(timeout=30) as http:
 
         async def wallet_call(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -144,24 +145,27 @@ async def set_up_tables(lobby: str, wallet: str, n: int, database_url: str, bulk
             table["players"].append({"id": player, "token": token, "seat": seat})
 
         async def seat_five(table: dict[str, Any]) -> None:
-            """Seats 0-4 written directly, their chips moved into the escrow by one transfer."""
+            """Seats 0-4: their chips moved into the escrow by one transfer (the seats are written below)."""
             owner = f"table:{table['id']}"
             escrow = await wallet_call("PUT", "/internal/v1/accounts",
                                        {"owner": owner, "kind": "table_escrow", "asset": "USDT"})  # fmt: skip
             await wallet_call("POST", "/internal/v1/transfers",
                               {"id": str(uuid.uuid4()), "debit_account_id": house, "credit_account_id": escrow["id"],
                                "amount": str(BUY_IN * 5), "asset": "USDT", "code": "test_funding"})  # fmt: skip
-            players = [uuid.uuid4() for _ in range(5)]
-            async with engine.begin() as conn:
-                await conn.execute(SEATS, {"table_id": uuid.UUID(table["id"]), "stack": BUY_IN,
-                                           "seats": list(range(5)), "players": players})  # fmt: skip
-            table["players"] += [{"id": str(p), "token": user_token(str(p), ["player"]), "seat": seat}
-                                 for seat, p in enumerate(players)]  # fmt: skip
+            table["players"] += [{"id": str(uuid.uuid4()), "seat": seat} for seat in range(5)]
 
         try:
             tables = await gather_limited([open_table(i) for i in range(n)])
             if bulk:
                 await gather_limited([seat_five(table) for table in tables])
+                seated = [(uuid.UUID(t["id"]), p["seat"], uuid.UUID(p["id"])) for t in tables for p in t["players"]]
+                columns = {"tables": [r[0] for r in seated], "seats": [r[1] for r in seated],
+                           "players": [r[2] for r in seated]}  # fmt: skip
+                async with engine.begin() as conn:
+                    await conn.execute(SEATS, {"stack": BUY_IN, **columns})
+                for table in tables:
+                    for player in table["players"]:
+                        player["token"] = user_token(player["id"], ["player"])
                 await gather_limited([seat_player(table, 5) for table in tables])
             else:
                 await gather_limited([seat_player(table, seat) for table in tables for seat in range(6)])
