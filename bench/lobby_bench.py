@@ -2,11 +2,14 @@
 same turn-taking against a bare Litestar WebSocket broadcast (the baseline), in the same run.
 
     .venv/bin/python bench/lobby_bench.py [--tables 50,100,250,500] [--seconds 20] [--think 1.0]
-                                          [--bot-processes 4] [--server granian|uvicorn] [--profile DIR]
+                                          [--bot-processes 4] [--server granian|uvicorn] [--group-commits]
+                                          [--setup bulk|api] [--profile DIR]
 
 For each N: a real wallet process and a real lobby process (own databases, the run's own RabbitMQ
-exchange and Redis namespace), N tables opened through the admin API, 6N players funded in the wallet
-and seated through the API (buy-ins are real wallet holds), then 6N sockets driven by a few bot
+exchange and Redis namespace), N tables opened through the admin API, 6N players seated (``--setup api``:
+each funded in the wallet and seated through the API, buy-ins real wallet holds; ``bulk``, the default:
+five a table written into the database with their chips moved into the escrow by one transfer, the sixth
+through the API: bench/lobby_bench_setup.py), then 6N sockets driven by a few bot
 processes (bench/lobby_bench_clients.py, the lobby's own bot client; a table's six players in one
 process) each acting after ``--think`` seconds on its turn. Over the measured window:
 
