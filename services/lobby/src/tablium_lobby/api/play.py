@@ -25,7 +25,7 @@ from tablium_lobby.domain.protocol import PROTOCOL_VERSION
 from tablium_lobby.services import rejoin
 from tablium_lobby.services.dealer import ActionRefused, Dealer
 from tablium_lobby.services.hub import Connection
-from tablium_lobby.services.hydration import join_state, table_state
+from tablium_lobby.services.hydration import table_state
 from tablium_lobby.services.runtime import SeatingDep
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.tickets import SUBPROTOCOL, offered_subprotocols, ticket_caller
@@ -94,7 +94,7 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     # is queued (clients drop what is stale).
     await dealer.hub.join(connection)
     try:
-        snapshot, token = await join_state(seating.sessions, table_id, player, settings.rejoin_ttl_s)
+        snapshot = await table_state(seating.sessions, table_id, player, check=True)
     except (NotFound, Forbidden) as exc:
         dealer.hub.leave(connection)
         await connection.close()
@@ -109,9 +109,11 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     mine = next((p for p in snapshot["players"] if p["userId"] == player), None)
     ack = {"type": "join-ack", "version": PROTOCOL_VERSION, "userId": player, "role": snapshot["role"]}
     ack |= {"seat": mine["seat"] if mine is not None else None, "resumed": False}
-    if token is not None:
+    if mine is not None:
         ack["resumed"] = await _resume(connection, seating, table_id, player)
-        ack["rejoinToken"] = token
+        # After the accept, in a transaction of its own: the insert's foreign key waits for a table row
+        # lock, and a handshake must not wait behind a stalled writer.
+        ack["rejoinToken"] = await rejoin.issue(seating.sessions, table_id, UUID(player), settings.rejoin_ttl_s)
     connection.send({**ack, "seq": snapshot["seq"]})
     connection.send(snapshot)
     dealer.hub.snapshot_sent(connection, snapshot["seq"])

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_lobby.db.models import HandRecord
 from tablium_lobby.domain.protocol import PROTOCOL_VERSION, hand_view
-from tablium_lobby.services import rejoin
 from tablium_lobby.services.private import check_may_watch
 from tablium_lobby.services.tables import active_seats, get_table, stakes_of
 from tablium_poker import Hand
@@ -33,19 +32,6 @@ async def table_state(
     async with sessions() as session:
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         return await _read(session, table_id, viewer, check)
-
-
-async def join_state(
-    sessions: async_sessionmaker[AsyncSession], table_id: uuid.UUID, viewer: str, rejoin_ttl_s: int
-) -> tuple[dict[str, Any], str | None]:
-    """A socket's join in one transaction: may the viewer watch, the snapshot, and for a seated viewer a
-    new rejoin token (one connection and one snapshot per socket: a connect storm is thousands of them)."""
-    async with sessions.begin() as session:
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        state = await _read(session, table_id, viewer, True)
-        seated = any(p["userId"] == viewer for p in state["players"])
-        token = rejoin.add(session, table_id, uuid.UUID(viewer), rejoin_ttl_s) if seated else None
-    return state, token
 
 
 async def _read(session: AsyncSession, table_id: uuid.UUID, viewer: str | None, check: bool) -> dict[str, Any]:

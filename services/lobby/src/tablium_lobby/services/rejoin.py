@@ -39,8 +39,7 @@ async def issue(
 
 
 def add(session: AsyncSession, table_id: uuid.UUID, player_id: uuid.UUID, ttl_s: int) -> str:
-    """A new token in the caller's transaction (written with it: an insert of a fresh random key, which
-    conflicts with nothing, so it may join a REPEATABLE READ read)."""
+    """A new token, written with the caller's transaction."""
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
     session.add(
