@@ -2,11 +2,14 @@
 same turn-taking against a bare Litestar WebSocket broadcast (the baseline), in the same run.
 
     .venv/bin/python bench/lobby_bench.py [--tables 50,100,250,500] [--seconds 20] [--think 1.0]
-                                          [--bot-processes 4] [--server granian|uvicorn] [--profile DIR]
+                                          [--bot-processes 4] [--server granian|uvicorn] [--group-commits]
+                                          [--setup bulk|api] [--profile DIR]
 
 For each N: a real wallet process and a real lobby process (own databases, the run's own RabbitMQ
-exchange and Redis namespace), N tables opened through the admin API, 6N players funded in the wallet
-and seated through the API (buy-ins are real wallet holds), then 6N sockets driven by a few bot
+exchange and Redis namespace), N tables opened through the admin API, 6N players seated (``--setup api``:
+each funded in the wallet and seated through the API, buy-ins real wallet holds; ``bulk``, the default:
+five a table written into the database with their chips moved into the escrow by one transfer, the sixth
+through the API: bench/lobby_bench_setup.py), then 6N sockets driven by a few bot
 processes (bench/lobby_bench_clients.py, the lobby's own bot client; a table's six players in one
 process) each acting after ``--think`` seconds on its turn. Over the measured window:
 
@@ -277,6 +280,7 @@ def lobby_env(base: dict[str, str], run: str, database_url: str, wallet: str, jw
         "TABLIUM_LOBBY_DISCONNECT_GRACE_S": "600",
         # The shared broker's lobby queue belongs to the running platform.
         "TABLIUM_LOBBY_CONSUME_EVENTS": "false",
+        "TABLIUM_LOBBY_GROUP_COMMITS": "true" if args.group_commits else "false",
     }
 
 
@@ -290,6 +294,13 @@ def main() -> None:
     parser.add_argument("--bot-processes", type=int, default=4)
     parser.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--group-commits", action="store_true", help="the lobby with TABLIUM_LOBBY_GROUP_COMMITS")
+    parser.add_argument(
+        "--setup",
+        choices=("bulk", "api"),
+        default="bulk",
+        help="seat five players a table straight into the database (bulk) or all through the API",
+    )
     parser.add_argument("--profile", default=None, help="directory for py-spy profiles of the lobby worker")
     args = parser.parse_args()
     counts = [int(n) for n in args.tables.split(",")]
@@ -323,13 +334,13 @@ def main() -> None:
                 url = f"http://127.0.0.1:{port}"
                 lobby.wait_ready(f"{url}/health")
                 began = time.monotonic()
-                tables = asyncio.run(set_up_tables(url, wallet_url, n))
+                tables = asyncio.run(set_up_tables(url, wallet_url, n, lobby_db, bulk=args.setup == "bulk"))
                 print(f"lobby, {n} tables: set up in {time.monotonic() - began:.0f} s; connecting", flush=True)
                 result = run_bots("lobby", url.replace("http", "ws"), url, tables, args, work, lobby)
                 asyncio.run(check_actions(lobby_db, result))
             finally:
                 lobby.stop()
-            rows.append((f"lobby ({args.server})", result))
+            rows.append((f"lobby ({args.server}{', grouped' if args.group_commits else ''})", result))
             if args.no_baseline:
                 continue
             sizes = result["sizes"]

@@ -1,5 +1,12 @@
 """Set-up of the lobby benchmark (bench/lobby_bench.py): user tokens signed with the development key and
-served as JWKS, tables opened through the lobby's admin API, players funded in the wallet and seated."""
+served as JWKS, tables opened through the lobby's admin API, players funded in the wallet and seated.
+
+Two ways to seat them. ``api``: every player funded and seated through the APIs (a real buy-in saga each:
+~25 HTTP calls a table). ``bulk`` (the default): per table, the escrow is funded with five buy-ins by one
+transfer from the house and five seats are written straight into the lobby's database (so escrow = Σ
+stacks still holds and rake transfers work), then the sixth player sits down through the API, which
+makes the lobby deal: ~6 calls a table. The benchmark measures play, not sitting down.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +23,9 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.algorithms import RSAAlgorithm
+from sqlalchemy import text
 
+from tablium_kit import db
 from tablium_kit.auth import ServiceTokens
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,10 +95,22 @@ async def retrying(call: Any, ok: tuple[int, ...]) -> httpx.Response:
     raise SystemExit("bench: set-up kept failing")
 
 
-async def set_up_tables(lobby: str, wallet: str, n: int) -> list[dict[str, Any]]:
-    """N open tables of six funded, seated players (through the lobby's and the wallet's APIs)."""
+SEATS = text(
+    """
+    INSERT INTO seats (id, table_id, seat_no, player_id, stack, status, time_bank_ms)
+    SELECT gen_random_uuid(), t.id, s.seat_no, s.player_id, :stack, 'seated', t.time_bank_s * 1000
+    FROM unnest(CAST(:tables AS uuid[]), CAST(:seats AS int[]), CAST(:players AS uuid[]))
+         AS s(table_id, seat_no, player_id)
+    JOIN cash_tables t ON t.id = s.table_id
+    """
+)
+
+
+async def set_up_tables(lobby: str, wallet: str, n: int, database_url: str, bulk: bool = True) -> list[dict[str, Any]]:
+    """N open tables of six funded, seated players (through the lobby's and the wallet's APIs, or in bulk)."""
     admin = {"Authorization": f"Bearer {user_token(str(uuid.uuid4()), ['player', 'admin'])}"}
     tokens = ServiceTokens.development("lobby")
+    engine = db.create_engine(database_url, pool_size=1)  # one statement: the shared server's connections are few
     async with httpx.AsyncClient(timeout=30) as http:
 
         async def wallet_call(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +144,33 @@ async def set_up_tables(lobby: str, wallet: str, n: int) -> list[dict[str, Any]]
             )  # fmt: skip
             table["players"].append({"id": player, "token": token, "seat": seat})
 
-        tables = await gather_limited([open_table(i) for i in range(n)])
-        await gather_limited([seat_player(table, seat) for table in tables for seat in range(6)])
+        async def seat_five(table: dict[str, Any]) -> None:
+            """Seats 0-4: their chips moved into the escrow by one transfer (the seats are written below)."""
+            owner = f"table:{table['id']}"
+            escrow = await wallet_call("PUT", "/internal/v1/accounts",
+                                       {"owner": owner, "kind": "table_escrow", "asset": "USDT"})  # fmt: skip
+            await wallet_call("POST", "/internal/v1/transfers",
+                              {"id": str(uuid.uuid4()), "debit_account_id": house, "credit_account_id": escrow["id"],
+                               "amount": str(BUY_IN * 5), "asset": "USDT", "code": "test_funding"})  # fmt: skip
+            table["players"] += [{"id": str(uuid.uuid4()), "seat": seat} for seat in range(5)]
+
+        try:
+            tables = await gather_limited([open_table(i) for i in range(n)])
+            if bulk:
+                await gather_limited([seat_five(table) for table in tables])
+                seated = [(uuid.UUID(t["id"]), p["seat"], uuid.UUID(p["id"])) for t in tables for p in t["players"]]
+                columns = {"tables": [r[0] for r in seated], "seats": [r[1] for r in seated],
+                           "players": [r[2] for r in seated]}  # fmt: skip
+                async with engine.begin() as conn:
+                    await conn.execute(SEATS, {"stack": BUY_IN, **columns})
+                for table in tables:
+                    for player in table["players"]:
+                        player["token"] = user_token(player["id"], ["player"])
+                await gather_limited([seat_player(table, 5) for table in tables])
+            else:
+                await gather_limited([seat_player(table, seat) for table in tables for seat in range(6)])
+        finally:
+            await engine.dispose()
+    for table in tables:
+        table["players"].sort(key=lambda p: p["seat"])
     return tables

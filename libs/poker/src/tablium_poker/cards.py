@@ -9,6 +9,7 @@ This is phevaluator's own card id, so evaluation needs no conversion.
 """
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from .errors import PokerError
 
@@ -46,4 +47,11 @@ def format_card(card: int) -> str:
 
 def format_cards(cards: Iterable[int]) -> str:
     """Return the concatenated names of the cards."""
-    return "".join(CARD_NAMES[c] for c in cards)
+    return _names(cards if isinstance(cards, tuple) else tuple(cards))
+
+
+@lru_cache(maxsize=8192)
+def _names(cards: tuple[int, ...]) -> str:
+    # A table saves its hand's whole state on every action, every event's cards included (ADR 0012):
+    # the same few tuples each time.
+    return "".join([CARD_NAMES[c] for c in cards])

@@ -26,7 +26,6 @@ from tablium_lobby.services import rejoin
 from tablium_lobby.services.dealer import ActionRefused, Dealer
 from tablium_lobby.services.hub import Connection
 from tablium_lobby.services.hydration import table_state
-from tablium_lobby.services.private import may_watch
 from tablium_lobby.services.runtime import SeatingDep
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.tickets import SUBPROTOCOL, offered_subprotocols, ticket_caller
@@ -92,33 +91,36 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     seating: Seating = state.seating
     settings = seating.settings
     player = caller().subject
+    connection = _Watcher(socket, table_id, player)
+    # Joined before the read: anything committed later reaches the socket too, held until the snapshot
+    # is queued (clients drop what is stale).
+    await dealer.hub.join(connection)
     try:
-        await may_watch(seating.sessions, table_id, player)
-        first = await table_state(seating.sessions, table_id, player)
-    except NotFound:
-        await socket.close(code=4404, reason="no such table")
-        return
-    except Forbidden:
-        await socket.close(code=4403, reason="a private table: not a member")
+        snapshot = await table_state(seating.sessions, table_id, player, check=True)
+    except (NotFound, Forbidden) as exc:
+        dealer.hub.leave(connection)
+        await connection.close()
+        if isinstance(exc, NotFound):
+            await socket.close(code=4404, reason="no such table")
+        else:
+            await socket.close(code=4403, reason="a private table: not a member")
         return
     offered = offered_subprotocols(socket)
     await socket.accept(subprotocols=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-    connection = _Watcher(socket, table_id, player)
     connection.reader = asyncio.current_task()
-    seat = next((p["seat"] for p in first["players"] if p["userId"] == player), None)
-    ack = {"type": "join-ack", "version": PROTOCOL_VERSION, "userId": player, "seat": seat, "role": first["role"]}
-    ack["resumed"] = False
-    if seat is not None:
+    mine = next((p for p in snapshot["players"] if p["userId"] == player), None)
+    ack = {"type": "join-ack", "version": PROTOCOL_VERSION, "userId": player, "role": snapshot["role"]}
+    ack |= {"seat": mine["seat"] if mine is not None else None, "resumed": False}
+    if mine is not None:
         ack["resumed"] = await _resume(connection, seating, table_id, player)
+        # After the accept, in a transaction of its own: the insert's foreign key waits for a table row
+        # lock, and a handshake must not wait behind a stalled writer.
         ack["rejoinToken"] = await rejoin.issue(seating.sessions, table_id, UUID(player), settings.rejoin_ttl_s)
-    connection.send({**ack, "seq": first["seq"]})
-    await dealer.hub.join(connection)
-    # Read after joining: anything committed later reaches the socket too (clients drop what is stale).
-    snapshot = await table_state(seating.sessions, table_id, player)
+    connection.send({**ack, "seq": snapshot["seq"]})
     connection.send(snapshot)
     dealer.hub.snapshot_sent(connection, snapshot["seq"])
-    if seat is not None:
-        dealer.player_connected(table_id, player)
+    if mine is not None:
+        dealer.player_connected(table_id, player, sitting_out=mine["sittingOut"])
     bucket = _Bucket(settings.ws_messages_per_s)
     refused = 0
     try:
@@ -273,5 +275,4 @@ class StateController(Controller):
 
     @get("/{table_id:uuid}/state", summary="The table's full state as the caller may see it, with its seq")
     async def state(self, table_id: FromPath[UUID], seating: SeatingDep) -> dict[str, Any]:
-        await may_watch(seating.sessions, table_id, caller().subject)
-        return await table_state(seating.sessions, table_id, caller().subject)
+        return await table_state(seating.sessions, table_id, caller().subject, check=True)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Executable, Row
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 GROUP_LIMIT = 64
 
@@ -40,6 +42,18 @@ class GroupCommit:
         self._use = asyncio.Lock()  # one unit at a time in a group's session; FIFO, the committer included
         self._open: _Group | None = None
         self._committers: set[asyncio.Task[None]] = set()
+        bind: AsyncEngine = sessions.kw["bind"]
+        # One statement on its own needs no BEGIN and no COMMIT: in autocommit it is its own transaction.
+        self._autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def execute_one(self, statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
+        """One statement's first row, committed when this returns: alone (one round trip), or in the
+        open group."""
+        if not self.enabled:
+            async with self._autocommit.connect() as connection:
+                return (await connection.execute(statement, params)).first()
+        async with self.transaction() as session:
+            return (await session.execute(statement, params)).first()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

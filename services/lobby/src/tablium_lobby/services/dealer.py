@@ -23,6 +23,7 @@ from tablium_kit.errors import ProblemError
 from tablium_lobby.clients.wallet import transfer_id
 from tablium_lobby.db.models import CashTable, HandRecord, Seat
 from tablium_lobby.domain.protocol import Outgoing
+from tablium_lobby.services import rejoin
 from tablium_lobby.services.commits import GroupCommit
 from tablium_lobby.services.dealing import HANDS
 from tablium_lobby.services.hub import Hub
@@ -137,12 +138,16 @@ class Dealer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def player_connected(self, table_id: uuid.UUID, player_id: str) -> None:
+    def player_connected(self, table_id: uuid.UUID, player_id: str, *, sitting_out: bool = True) -> None:
+        """A seated player's socket joined; ``sitting_out`` as its snapshot saw the seat (False: nothing to
+        write, so a connect storm does not queue thousands of locked no-op transactions on the tables)."""
         task = self.absences.pop((table_id, player_id), None)
         if task is not None:
             task.cancel()
         if self.presence is not None:
             self._spawn(self.presence.refresh([(table_id, player_id)]))
+        if not sitting_out:
+            return
         runner = self.runner(table_id)
         task = asyncio.create_task(self._set_away(table_id, player_id, False), name="back")
         runner.between.add(task)
@@ -287,6 +292,7 @@ class Dealer:
             hands = list(rows.scalars())
         for hand_id in hands:
             await self.settle(hand_id)
+        await rejoin.prune(self.sessions, self.settings.rejoin_ttl_s)
 
     async def stop(self) -> None:
         if self.keeper is not None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_lobby.db.models import HandRecord
 from tablium_lobby.domain.protocol import PROTOCOL_VERSION, hand_view
+from tablium_lobby.services.private import check_may_watch
 from tablium_lobby.services.tables import active_seats, get_table, stakes_of
 from tablium_poker import Hand
 
@@ -24,27 +25,34 @@ def role_of(viewer: str | None, host_id: uuid.UUID | None, seated: set[str]) -> 
 
 
 async def table_state(
-    sessions: async_sessionmaker[AsyncSession], table_id: uuid.UUID, viewer: str | None
+    sessions: async_sessionmaker[AsyncSession], table_id: uuid.UUID, viewer: str | None, *, check: bool = False
 ) -> dict[str, Any]:
-    """Read in one REPEATABLE READ snapshot, so ``seq`` and the state it numbers agree."""
+    """Read in one REPEATABLE READ snapshot, so ``seq`` and the state it numbers agree; with ``check``,
+    a private table is refused (Forbidden) to a viewer who may not watch it."""
     async with sessions() as session:
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        table = await get_table(session, table_id)
-        seats = await active_seats(session, table_id)
-        hand_out: dict[str, Any] | None = None
-        if table.current_hand_id is not None:
-            record = await session.get(HandRecord, table.current_hand_id)
-            if record is not None:
-                players = {int(seat): player for seat, player in record.players.items()}
-                viewer_seat = next((seat for seat, player in players.items() if player == viewer), None)
-                hand = Hand.from_dict(record.state)
-                hand_out = {
-                    "handId": str(record.id),
-                    "handNo": record.hand_no,
-                    "commitment": record.commitment,
-                    "deadline": int(record.deadline.timestamp() * 1000) if record.deadline else None,
-                    **hand_view(hand, viewer_seat, players),
-                }
+        return await _read(session, table_id, viewer, check)
+
+
+async def _read(session: AsyncSession, table_id: uuid.UUID, viewer: str | None, check: bool) -> dict[str, Any]:
+    table = await get_table(session, table_id)
+    seats = await active_seats(session, table_id)
+    if check and viewer is not None:
+        await check_may_watch(session, table, viewer, {str(s.player_id) for s in seats})
+    hand_out: dict[str, Any] | None = None
+    if table.current_hand_id is not None:
+        record = await session.get(HandRecord, table.current_hand_id)
+        if record is not None:
+            players = {int(seat): player for seat, player in record.players.items()}
+            viewer_seat = next((seat for seat, player in players.items() if player == viewer), None)
+            hand = Hand.from_dict(record.state)
+            hand_out = {
+                "handId": str(record.id),
+                "handNo": record.hand_no,
+                "commitment": record.commitment,
+                "deadline": int(record.deadline.timestamp() * 1000) if record.deadline else None,
+                **hand_view(hand, viewer_seat, players),
+            }
     stakes = stakes_of(table)
     seated = {str(s.player_id) for s in seats}
     return {

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.errors import Conflict, Forbidden, NotFound
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, Seat, TableMember
@@ -70,26 +70,20 @@ async def check_may_sit(session: AsyncSession, table: CashTable, player_id: uuid
         raise Forbidden("this table is private: ask the host to let you join (POST …/members)")
 
 
-async def may_watch(sessions: async_sessionmaker[AsyncSession], table_id: uuid.UUID, viewer: str) -> None:
+async def check_may_watch(session: AsyncSession, table: CashTable, viewer: str, seated: set[str]) -> None:
     """Refuse to show a private table to anyone but its host, approved members and the players still
-    seated there (a kicked player dealt in plays the hand out). Raises NotFound for no such table."""
-    async with sessions() as session:
-        table = await get_table(session, table_id)
-        if table.club_id is not None:
-            await _may_watch_club_table(session, table, viewer)
-        if not table.private or is_host(table, viewer):
-            return
-        try:
-            player_id = uuid.UUID(viewer)
-        except ValueError:
-            raise Forbidden("this table is private") from None
-        if await member_status(session, table, player_id) == "approved":
-            return
-        seated = await session.execute(
-            select(Seat.id).where(Seat.table_id == table_id, Seat.player_id == player_id, Seat.status.in_(ACTIVE_SEAT))
-        )
-        if seated.first() is None:
-            raise Forbidden("this table is private: only its host and the players the host let in watch it")
+    seated there (a kicked player dealt in plays the hand out): the table already read, with the players
+    holding its active seats. A club table is watched only by the members who may play there."""
+    if table.club_id is not None:
+        await _may_watch_club_table(session, table, viewer)
+    if not table.private or is_host(table, viewer) or viewer in seated:
+        return
+    try:
+        player_id = uuid.UUID(viewer)
+    except ValueError:
+        raise Forbidden("this table is private") from None
+    if await member_status(session, table, player_id) != "approved":
+        raise Forbidden("this table is private: only its host and the players the host let in watch it")
 
 
 async def _may_watch_club_table(session: AsyncSession, table: CashTable, viewer: str) -> None:

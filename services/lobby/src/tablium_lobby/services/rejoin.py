@@ -34,25 +34,33 @@ def _digest(token: str) -> bytes:
 async def issue(
     sessions: async_sessionmaker[AsyncSession], table_id: uuid.UUID, player_id: uuid.UUID, ttl_s: int
 ) -> str:
+    async with sessions.begin() as session:
+        return add(session, table_id, player_id, ttl_s)
+
+
+def add(session: AsyncSession, table_id: uuid.UUID, player_id: uuid.UUID, ttl_s: int) -> str:
+    """A new token, written with the caller's transaction."""
     token = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
-    async with sessions.begin() as session:
-        # Spent and expired tokens are kept no longer than needed to refuse them with a reason.
-        await session.execute(
-            delete(RejoinToken).where(
-                RejoinToken.player_id == player_id, RejoinToken.expires_at < now - timedelta(seconds=ttl_s)
-            )
+    session.add(
+        RejoinToken(
+            token_hash=_digest(token),
+            table_id=table_id,
+            player_id=player_id,
+            expires_at=now + timedelta(seconds=ttl_s),
+            created_at=now,
         )
-        session.add(
-            RejoinToken(
-                token_hash=_digest(token),
-                table_id=table_id,
-                player_id=player_id,
-                expires_at=now + timedelta(seconds=ttl_s),
-                created_at=now,
-            )
-        )
+    )
     return token
+
+
+async def prune(sessions: async_sessionmaker[AsyncSession], ttl_s: int) -> None:
+    """Spent and expired tokens are kept no longer than needed to refuse them with a reason (the
+    reconciler's pass: one statement for every player, off the connect path)."""
+    async with sessions.begin() as session:
+        await session.execute(
+            delete(RejoinToken).where(RejoinToken.expires_at < datetime.now(UTC) - timedelta(seconds=ttl_s))
+        )
 
 
 async def redeem(

@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_lobby.db.actions import RECORD_ACTION, ActionWrite
 from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
+from tablium_lobby.domain.actions import ACTION_NAMES, ActionRefused, apply_action
 from tablium_lobby.domain.protocol import Outgoing, event_messages, turn_messages
 from tablium_lobby.services.dealing import finish_hand, start_hand
 from tablium_lobby.services.lease import LeaseLost, check_fence
@@ -34,36 +37,28 @@ from tablium_poker import Hand, PokerError
 if TYPE_CHECKING:
     from tablium_lobby.services.dealer import Dealer
 
+__all__ = ["ACTIONS", "ActionRefused", "TableRunner"]
+
 log = structlog.get_logger("tablium.lobby.runner")
 ACTIONS = Counter("tablium_lobby_actions", "Actions accepted", ["automatic"])
 FENCED = Counter("tablium_lobby_fenced_writes", "Writes refused because the lease epoch moved on")
 
-ACTION_NAMES = frozenset({"fold", "check", "call", "bet", "raise", "all_in"})
 AWAY_CLOCK_S = 0.2  # a sat-out player's turn: acted for at once
 
 
-class ActionRefused(Exception):
-    """An action the table does not accept: the client gets an ``error``, nothing changes."""
+@dataclass(frozen=True)
+class _Move:
+    """An action the engine took (applied to the runner's hand, not yet written)."""
+
+    seat: int
+    action: str
+    amount: int | None
+    automatic: str | None
+    mark: int  # the hand's events before it: the ones after are its messages
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _apply(hand: Hand, seat: int, action: str, amount: int | None) -> list[Any]:
-    if action in ("bet", "raise"):
-        if amount is None:
-            raise ActionRefused(f"{action} needs an amount (the total to bet or raise to)")
-        return hand.bet_or_raise_to(seat, amount)
-    if amount is not None:
-        raise ActionRefused(f"{action} takes no amount")
-    if action == "fold":
-        return hand.fold(seat)
-    if action == "check":
-        return hand.check(seat)
-    if action == "call":
-        return hand.call(seat)
-    return hand.all_in(seat)
 
 
 class TableRunner:
@@ -78,6 +73,7 @@ class TableRunner:
         self.players: dict[int, str] = {}
         self.deadline_ms = 0
         self.turn_seq = 0
+        self.action_clock_s = 0
         self.banks: dict[int, int] = {}
         self.away: set[int] = set()  # seats sat out (disconnected): acted for at once
         self.seated: set[str] = set()  # players holding a seat (the holder watches their presence)
@@ -110,6 +106,7 @@ class TableRunner:
 
     async def _load(self, session: AsyncSession, table: CashTable) -> None:
         """The table's committed state, unless the cache already holds it (same ``seq``)."""
+        self.action_clock_s = table.action_clock_s
         if self.seq_seen == table.seq and self.hand_id == table.current_hand_id:
             return
         seats = await active_seats(session, table.id)
@@ -181,12 +178,17 @@ class TableRunner:
         self.turn_seq = record.turn_seq = table.seq
         if hand.is_finished:
             return await finish_hand(session, table, record, hand, self.players)
+        record.deadline, messages = self._next_turn(hand, table.seq)
+        return messages
+
+    def _next_turn(self, hand: Hand, seq: int) -> tuple[datetime, list[Outgoing]]:
+        """The running hand's next turn at table ``seq``: its deadline and the ``turn`` messages."""
         actor = hand.actor_seat
-        clock = AWAY_CLOCK_S if actor in self.away else table.action_clock_s
-        record.deadline = datetime.now(UTC) + timedelta(seconds=clock)
-        self.deadline_ms = int(record.deadline.timestamp() * 1000)
+        clock = AWAY_CLOCK_S if actor in self.away else self.action_clock_s
+        deadline = datetime.now(UTC) + timedelta(seconds=clock)
+        self.deadline_ms = int(deadline.timestamp() * 1000)
         bank = self.banks.get(actor, 0) if actor is not None else 0
-        return turn_messages(hand, self.players, table.seq, self.deadline_ms, bank)
+        return deadline, turn_messages(hand, self.players, seq, self.deadline_ms, bank)
 
     # -- acting -----------------------------------------------------------------------------
 
@@ -196,11 +198,14 @@ class TableRunner:
             raise ActionRefused(f"unknown action {action[:20]!r}")
         async with self.lock:
             try:
-                # Grouped with other tables' actions into one transaction; returns once it is committed.
-                async with self.dealer.group.transaction() as session:
-                    table = await get_table(session, self.table_id, lock=True)
-                    await self._load(session, table)
-                    messages = await self._apply_in(session, table, player_id, action, amount, seen_seq, None)
+                messages = await self._act_on_cache(player_id, action, amount, seen_seq)
+                if messages is None:
+                    # Grouped with other tables' actions into one transaction; returns once it is committed.
+                    async with self.dealer.group.transaction() as session:
+                        table = await get_table(session, self.table_id, lock=True)
+                        await self._load(session, table)
+                        move = self._decide(player_id, action, amount, seen_seq, table.seq, None)
+                        messages = await self._write(session, table, move)
             except ActionRefused:
                 raise  # the engine refuses before changing anything: the cache is still the committed state
             except Exception:
@@ -209,22 +214,64 @@ class TableRunner:
         self.dealer.hub.publish(self.table_id, messages, self.players)
         self._after_commit()
 
-    async def _apply_in(
+    async def _act_on_cache(
+        self, player_id: str, action: str, amount: int | None, seen_seq: int
+    ) -> list[Outgoing] | None:
+        """The hot path: the action checked against the cached hand and written by one conditional statement
+        (db/actions.py) that commits only if the table is still at the cached ``seq``. None: the cache was
+        cold or stale, or the action was refused here; the caller takes the locked path, which reads the
+        committed state and decides again (so a refusal never rests on a stale cache)."""
+        seq = self.seq_seen
+        hand, hand_id = self.hand, self.hand_id
+        if seq < 0 or hand is None or hand_id is None or seen_seq > seq:
+            return None
+        try:
+            move = self._decide(player_id, action, amount, seen_seq, seq, None)
+        except ActionRefused:
+            return None
+        if hand.is_finished:
+            # The hand's end writes seats, the result and the outbox: the ORM's path, under the row lock.
+            async with self.dealer.group.transaction() as session:
+                table = await get_table(session, self.table_id, lock=True)
+                if table.seq == seq and table.current_hand_id == hand_id:
+                    return await self._write(session, table, move)
+            self._drop_cache()
+            return None
+        deadline, messages = self._next_turn(hand, seq + 1)
+        write = ActionWrite(
+            table_id=self.table_id,
+            hand_id=hand_id,
+            seq=seq,
+            seat=move.seat,
+            player_id=uuid.UUID(self.players[move.seat]),
+            action=move.action,
+            amount=move.amount or 0,
+            state=hand.to_dict(),
+            deadline=deadline,
+        )
+        if await self.dealer.group.execute_one(RECORD_ACTION, write.params()) is None:
+            self._drop_cache()  # another writer moved the table: the hand in memory is not what it committed
+            return None
+        self.seq_seen = self.turn_seq = seq + 1
+        ACTIONS.labels("player").inc()
+        return event_messages(hand.events[move.mark :], self.players, seq + 1) + messages
+
+    def _decide(
         self,
-        session: AsyncSession,
-        table: CashTable,
         player_id: str | None,
         action: str,
         amount: int | None,
         seen_seq: int | None,
+        table_seq: int,
         automatic: str | None,
-    ) -> list[Outgoing]:
-        """Check and apply an action to the loaded hand and write it (the caller's transaction, row locked)."""
+    ) -> _Move:
+        """Check an action against the loaded hand and apply it there (nothing written yet); the engine
+        refuses before changing anything."""
         hand = self.hand
         if hand is None or self.hand_id is None:
             raise ActionRefused("no hand is in progress")
         # The action answers the turn it names: a replay, or one sent before the last action, is stale.
-        if seen_seq is not None and not self.turn_seq <= seen_seq <= table.seq:
+        if seen_seq is not None and not self.turn_seq <= seen_seq <= table_seq:
             raise ActionRefused(f"stale: the turn is at seq {self.turn_seq}, your action was for {seen_seq}")
         actor = hand.actor_seat
         if player_id is None:
@@ -242,9 +289,15 @@ class TableRunner:
                 hand.act_default(seat)
                 action = hand.events[mark].kind if len(hand.events) > mark else "fold"
             else:
-                _apply(hand, seat, action, amount)
+                apply_action(hand, seat, action, amount)
         except PokerError as exc:
             raise ActionRefused(str(exc)) from None
+        return _Move(seat, action, amount, automatic, mark)
+
+    async def _write(self, session: AsyncSession, table: CashTable, move: _Move) -> list[Outgoing]:
+        """Write an applied action through the ORM (the caller's transaction, the table's row locked)."""
+        hand = self.hand
+        assert hand is not None
         # Loaded by _load under the table's row lock (every writer of a hand takes it first): from
         # the session's identity map, no second query and no second lock.
         record = await session.get(HandRecord, self.hand_id)
@@ -256,19 +309,19 @@ class TableRunner:
                 hand_id=record.id,
                 number=record.actions,
                 seq=table.seq,
-                seat=seat,
-                player_id=uuid.UUID(self.players[seat]),
-                action=action,
-                amount=amount or 0,
-                automatic=automatic,
-                lease_epoch=self.epoch if automatic is not None else None,
+                seat=move.seat,
+                player_id=uuid.UUID(self.players[move.seat]),
+                action=move.action,
+                amount=move.amount or 0,
+                automatic=move.automatic,
+                lease_epoch=self.epoch if move.automatic is not None else None,
             )
         )
         record.state = hand.to_dict()
-        messages = event_messages(hand.events[mark:], self.players, table.seq)
+        messages = event_messages(hand.events[move.mark :], self.players, table.seq)
         messages += await self._progress(session, table, record, hand)
         self.seq_seen = table.seq
-        ACTIONS.labels(automatic or "player").inc()
+        ACTIONS.labels(move.automatic or "player").inc()
         return messages
 
     def _after_commit(self) -> None:
@@ -402,7 +455,8 @@ class TableRunner:
             bank = self.banks.get(actor, 0) if actor is not None and actor not in self.away else 0
             if actor is not None and bank > 0:
                 return await self._use_time_bank(session, table, actor, bank), False
-            return await self._apply_in(session, table, None, "timeout", None, None, "timeout"), True
+            move = self._decide(None, "timeout", None, None, table.seq, "timeout")
+            return await self._write(session, table, move), True
 
     async def _use_time_bank(self, session: AsyncSession, table: CashTable, seat: int, bank_ms: int) -> list[Outgoing]:
         """The actor's whole time bank extends the deadline once (the caller's transaction, row locked)."""

@@ -1,0 +1,68 @@
+"""An action's writes as one statement (the hot path of a table: ADR 0012).
+
+The table's ``seq`` moves on only if it is still the one the runner's cache was read at and the hand is
+still the table's current one (the row lock the ``UPDATE`` takes serialises it with every other writer,
+which take that row's lock first); then, in the same statement, the hand's state, its action count and its
+turn, and the ``hand_actions`` row. No row back: another writer moved the table, nothing was written.
+Run alone it is its own transaction (one round trip: no BEGIN, no COMMIT); in a group commit it joins
+the group's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import text
+
+RECORD_ACTION = text(
+    """
+    WITH moved AS (
+        UPDATE cash_tables SET seq = seq + 1
+        WHERE id = :table_id AND seq = :seq AND current_hand_id = :hand_id
+        RETURNING seq
+    ), hand AS (
+        UPDATE hands SET actions = hands.actions + 1, state = CAST(:state AS jsonb), turn_seq = moved.seq,
+                         deadline = :deadline
+        FROM moved WHERE hands.id = :hand_id
+        RETURNING hands.actions
+    )
+    INSERT INTO hand_actions (hand_id, number, seq, seat, player_id, action, amount)
+    SELECT :hand_id, hand.actions, moved.seq, :seat, :player_id, :action, :amount FROM moved, hand
+    RETURNING number
+    """
+)
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class ActionWrite:
+    """A player's action at table ``seq`` (the cached one), moving the table to ``seq + 1``."""
+
+    table_id: uuid.UUID
+    hand_id: uuid.UUID
+    seq: int
+    seat: int
+    player_id: uuid.UUID
+    action: str
+    amount: int
+    state: dict[str, Any]
+    deadline: datetime
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "table_id": self.table_id,
+            "hand_id": self.hand_id,
+            "seq": self.seq,
+            "seat": self.seat,
+            "player_id": self.player_id,
+            "action": self.action,
+            "amount": self.amount,
+            # Sent as JSON text and cast by Postgres: the same on a session and on a bare connection.
+            "state": _encode(self.state).decode(),
+            "deadline": self.deadline,
+        }

@@ -1,0 +1,119 @@
+"""The hot path of a table (ADR 0012): an accepted action is one statement on an autocommit connection
+(no BEGIN, no COMMIT, no read), committed before anyone hears of it; when another writer moved the table
+behind the runner's back, that statement writes nothing and the locked path writes the action once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+from lobby_support import Ledger, bearer, new_table
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tablium_lobby.services.runner import TableRunner
+
+
+async def in_app(client: AsyncTestClient, work: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``work`` on the app's event loop (the test client serves the app from a loop of its own)."""
+    return await asyncio.to_thread(client.blocking_portal.call, work)
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[tuple[str, str | None]]]:
+    """The statements this task sends to Postgres meanwhile (not the app's background work), with the
+    isolation level of their connection."""
+    seen: list[tuple[str, str | None]] = []
+    task = asyncio.current_task()
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if asyncio.current_task() is task:
+            seen.append((" ".join(statement.split()), conn.get_execution_options().get("isolation_level")))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def seated_table(client: AsyncTestClient, ledger: Ledger) -> TableRunner:
+    table = await new_table(client)
+    for seat in (1, 2):
+        player = str(uuid.uuid4())
+        await ledger.fund(player, 1_000)
+        sat = await client.post(
+            f"/api/v1/tables/{table['id']}/seats", json={"seat": seat, "buy_in": "200"}, headers=bearer(player)
+        )
+        assert sat.status_code == 201, sat.text
+    runner: TableRunner = client.app.state.dealer.runner(uuid.UUID(table["id"]))
+    for _ in range(200):  # the deal follows the second sit-down
+        if runner.hand is not None and runner.seq_seen >= 0:
+            return runner
+        await asyncio.sleep(0.05)
+    raise AssertionError("no hand was dealt")
+
+
+async def act_for_actor(runner: TableRunner) -> None:
+    hand = runner.hand
+    assert hand is not None
+    assert hand.actor_seat is not None
+    async with runner.lock:  # wait for the deal's commit to settle (seq_seen is the committed seq)
+        seq = runner.seq_seen
+    action = "check" if hand.legal_actions().check else "call"
+    await runner.act(runner.players[hand.actor_seat], action, None, seq)
+
+
+async def committed(engine: AsyncEngine, runner: TableRunner) -> tuple[int, int]:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT t.seq, (SELECT count(*) FROM hand_actions a WHERE a.hand_id = t.current_hand_id) "
+                    "FROM cash_tables t WHERE t.id = :id"
+                ),
+                {"id": runner.table_id},
+            )
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+async def test_an_accepted_action_is_one_autocommitted_statement(client: AsyncTestClient, ledger: Ledger) -> None:
+    runner = await seated_table(client, ledger)
+    engine: AsyncEngine = runner.dealer.sessions.kw["bind"]
+
+    async def act() -> tuple[list[tuple[str, str | None]], tuple[int, int]]:
+        with statements(engine) as seen:
+            await act_for_actor(runner)
+        return seen, await committed(engine, runner)
+
+    seen, after = await in_app(client, act)
+    assert len(seen) == 1, seen
+    sql, isolation = seen[0]
+    assert sql.startswith("WITH moved AS ( UPDATE cash_tables")
+    assert isolation == "AUTOCOMMIT"
+    assert after == (runner.seq_seen, 1)
+
+
+async def test_a_table_moved_behind_the_cache_falls_back_to_the_locked_path(
+    client: AsyncTestClient, ledger: Ledger
+) -> None:
+    runner = await seated_table(client, ledger)
+    engine: AsyncEngine = runner.dealer.sessions.kw["bind"]
+
+    async def act() -> tuple[int, list[tuple[str, str | None]], tuple[int, int]]:
+        async with runner.lock, engine.begin() as conn:  # another instance's commit (a seat change, say)
+            await conn.execute(text("UPDATE cash_tables SET seq = seq + 1 WHERE id = :id"), {"id": runner.table_id})
+        moved_to = runner.seq_seen + 1
+        with statements(engine) as seen:
+            await act_for_actor(runner)
+        return moved_to, seen, await committed(engine, runner)
+
+    moved_to, seen, after = await in_app(client, act)
+    assert seen[0][0].startswith("WITH moved AS")  # tried on the cache, wrote nothing
+    assert any("FOR UPDATE" in sql for sql, _ in seen[1:])  # then read under the row lock and written
+    assert after == (moved_to + 1, 1)
+    assert runner.seq_seen == moved_to + 1
