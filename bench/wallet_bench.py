@@ -43,7 +43,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_wallet.app import MIGRATIONS
 from tablium_wallet.services.accounts import open_account
-from tablium_wallet.services.ledger import Ledger, NewTransfer, execute_one
+from tablium_wallet.services.batch import execute_one
+from tablium_wallet.services.ledger import Ledger
+from tablium_wallet.services.transfers import NewTransfer
 
 from tablium_kit import db, migrations
 from tablium_kit.auth import MAX_SERVICE_TOKEN_TTL_S, ServiceTokens

@@ -11,7 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_wallet.domain.errors import InsufficientFunds
 from tablium_wallet.services.accounts import open_account
-from tablium_wallet.services.ledger import Ledger, NewTransfer, Resolve, execute_one
+from tablium_wallet.services.batch import execute_one
+from tablium_wallet.services.ledger import Ledger
+from tablium_wallet.services.transfers import NewTransfer, Resolve
 
 CLIENTS = 64
 OPERATIONS_PER_CLIENT = 40

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_wallet.db.models import MESSAGING
 from tablium_wallet.events.handlers import HANDLERS, deposit_transfer_id
 from tablium_wallet.services.accounts import open_account
-from tablium_wallet.services.ledger import NewTransfer, execute_one
+from tablium_wallet.services.batch import execute_one
+from tablium_wallet.services.transfers import NewTransfer
 from tablium_wallet.settings import WalletSettings
 
 from tablium_kit.errors import ProblemError

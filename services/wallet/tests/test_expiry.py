@@ -10,8 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_wallet.domain.errors import PendingTransferResolved
 from tablium_wallet.services.accounts import open_account
+from tablium_wallet.services.batch import execute, execute_one
 from tablium_wallet.services.expiry import expire_due
-from tablium_wallet.services.ledger import NewTransfer, Resolve, Result, execute, execute_one
+from tablium_wallet.services.transfers import NewTransfer, Resolve, Result
 
 HOLDS = 40
 AMOUNT = 10

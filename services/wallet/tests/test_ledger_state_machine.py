@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_wallet.app import MIGRATIONS
 from tablium_wallet.domain.errors import InsufficientFunds, InvalidTransfer, PendingTransferResolved, TransferExists
 from tablium_wallet.services.accounts import open_account
+from tablium_wallet.services.batch import execute
 from tablium_wallet.services.expiry import expire_due
-from tablium_wallet.services.ledger import Linked, NewTransfer, Operation, Outcome, Resolve, Result, execute
+from tablium_wallet.services.transfers import Linked, NewTransfer, Operation, Outcome, Resolve, Result
 
 from tablium_kit import db, migrations
 from tablium_kit.errors import ProblemError

@@ -42,8 +42,8 @@ from tablium_wallet.api.schemas import (
 )
 from tablium_wallet.services.accounts import find_accounts, get_account, open_account
 from tablium_wallet.services.history import get_transfer
-from tablium_wallet.services.ledger import Linked, Resolve
 from tablium_wallet.services.runtime import LedgerDep
+from tablium_wallet.services.transfers import Linked, Resolve
 
 
 class IdempotencyKeyRequired(ProblemError):

@@ -24,7 +24,7 @@ from tablium_wallet.domain import limits as rules
 from tablium_wallet.domain.accounts import flag_names
 from tablium_wallet.domain.ledger import TransferFlags
 from tablium_wallet.services.accounts import AccountRecord
-from tablium_wallet.services.ledger import MAX_TIMEOUT_S, NewTransfer, Outcome, Resolve, TransferRecord
+from tablium_wallet.services.transfers import MAX_TIMEOUT_S, NewTransfer, Outcome, Resolve, TransferRecord
 
 # Amounts are the kit's: unsigned 128-bit integers in the asset's minor unit, as decimal strings.
 AssetCode = Annotated[str, msgspec.Meta(pattern=exact("[A-Z][A-Z0-9]{1,15}"))]

@@ -22,7 +22,8 @@ from tablium_kit.money import PositiveAmount, parse_amount
 from tablium_wallet.domain.accounts import player_owner
 from tablium_wallet.domain.errors import PendingTransferResolved
 from tablium_wallet.services.accounts import open_account, record_player
-from tablium_wallet.services.ledger import Linked, NewTransfer, Resolve, execute_one
+from tablium_wallet.services.batch import execute_one
+from tablium_wallet.services.transfers import Linked, NewTransfer, Resolve
 
 log = structlog.get_logger("tablium.wallet.events")
 

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_wallet.db.models import AuditEntry
 from tablium_wallet.domain.accounts import player_owner
 from tablium_wallet.services.accounts import check_player, open_account
-from tablium_wallet.services.ledger import NewTransfer, TransferRecord, execute_one
+from tablium_wallet.services.batch import execute_one
+from tablium_wallet.services.transfers import NewTransfer, TransferRecord
 
 
 async def adjust(

@@ -17,7 +17,8 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_wallet.services.ledger import Resolve, Result, execute
+from tablium_wallet.services.batch import execute
+from tablium_wallet.services.transfers import Resolve, Result
 
 log = structlog.get_logger("tablium.wallet.expiry")
 LEASE = timedelta(seconds=30)

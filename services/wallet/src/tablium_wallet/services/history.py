@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_wallet.db.ledger_sql import TRANSFER_COLUMNS
 from tablium_wallet.domain.errors import TransferNotFound
-from tablium_wallet.services.ledger import TRANSFER_COLUMNS, TransferRecord, record_from_row
+from tablium_wallet.services.transfers import TransferRecord, record_from_row
 
 
 async def history(

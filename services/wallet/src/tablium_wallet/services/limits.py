@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_wallet.db.models import AuditEntry, PlayerLimits
 from tablium_wallet.domain import limits as rules
 from tablium_wallet.domain.assets import check_asset
-from tablium_wallet.services.ledger import decode_limits, encode_limits
+
+
+def decode_limits(document: str) -> rules.Limits:
+    return msgspec.json.decode(document, type=rules.Limits)
+
+
+def encode_limits(limits: rules.Limits) -> str:
+    return msgspec.json.encode(limits).decode()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from tablium_kit.errors import Forbidden
 from tablium_wallet.domain.accounts import player_owner
 from tablium_wallet.domain.errors import LimitExceeded
 from tablium_wallet.services.accounts import open_account
-from tablium_wallet.services.ledger import NewTransfer, TransferRecord, execute_one
+from tablium_wallet.services.batch import execute_one
+from tablium_wallet.services.transfers import NewTransfer, TransferRecord
 
 # Namespace of withdrawal holds' ids: uuid5(namespace, withdrawal id); the blockchain service derives the same.
 WITHDRAWAL_NAMESPACE = uuid.UUID("9d4c2b1a-6e5f-4a3b-8c7d-0e1f2a3b4c5d")
