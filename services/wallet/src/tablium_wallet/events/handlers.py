@@ -94,23 +94,9 @@ def payout_funding_id(payout_id: uuid.UUID) -> uuid.UUID:
 
 async def on_deposit_confirmed(session: AsyncSession, event: CloudEvent) -> None:
     deposit = msgspec.convert(event.data, DepositConfirmed)
-    player = await open_account(session, owner=player_owner(deposit.player_id), kind="player", asset=deposit.asset)
-    clearing = await open_account(
-        session, owner=f"chain:{deposit.chain_id}", kind="chain_clearing", asset=deposit.asset
-    )
-    await execute_one(
-        session,
-        NewTransfer(
-            id=deposit_transfer_id(deposit.chain_id, deposit.tx_hash, deposit.log_index),
-            debit_account_id=clearing.id,
-            credit_account_id=player.id,
-            amount=parse_amount(deposit.amount),
-            asset=deposit.asset,
-            code="deposit",
-            metadata={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash.lower(), "log_index": deposit.log_index},
-            # The money has arrived on chain; refusing it would strand it (see the ADR).
-            enforce_limits=False,
-        ),
+    # The money has arrived on chain; refusing it (a limit) would strand it (see the ADR).
+    await _chain_transfer(
+        session, deposit, deposit_transfer_id(deposit.chain_id, deposit.tx_hash, deposit.log_index), reverted=False
     )
 
 
@@ -126,25 +112,36 @@ async def on_deposit_reverted(session: AsyncSession, event: CloudEvent) -> None:
         # The confirmation not handled yet (delivered out of order, or dead-lettered): retried, then
         # dead-lettered itself for a human, rather than leave a credit standing that a later one would make.
         raise RuntimeError(f"deposit {deposit.tx_hash}:{deposit.log_index} reverted but not credited (yet)")
+    await _chain_transfer(
+        session, deposit, deposit_reversal_id(deposit.chain_id, deposit.tx_hash, deposit.log_index), reverted=True
+    )
+    log.critical("a credited deposit was taken back", player_id=str(deposit.player_id), tx_hash=deposit.tx_hash)
+
+
+async def _chain_transfer(
+    session: AsyncSession, deposit: DepositConfirmed, transfer_id: uuid.UUID, *, reverted: bool
+) -> None:
+    """Chain clearing → player for a deposit; back, possibly below zero, for a reverted one. Limits never
+    apply: the chain decided, not the player."""
     player = await open_account(session, owner=player_owner(deposit.player_id), kind="player", asset=deposit.asset)
     clearing = await open_account(
         session, owner=f"chain:{deposit.chain_id}", kind="chain_clearing", asset=deposit.asset
     )
+    debit, credit = (player, clearing) if reverted else (clearing, player)
     await execute_one(
         session,
         NewTransfer(
-            id=deposit_reversal_id(deposit.chain_id, deposit.tx_hash, deposit.log_index),
-            debit_account_id=player.id,
-            credit_account_id=clearing.id,
+            id=transfer_id,
+            debit_account_id=debit.id,
+            credit_account_id=credit.id,
             amount=parse_amount(deposit.amount),
             asset=deposit.asset,
-            code="deposit_reverted",
+            code="deposit_reverted" if reverted else "deposit",
             metadata={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash.lower(), "log_index": deposit.log_index},
             enforce_limits=False,
-            overdraft=True,
+            overdraft=reverted,
         ),
     )
-    log.critical("a credited deposit was taken back", player_id=str(deposit.player_id), tx_hash=deposit.tx_hash)
 
 
 async def on_payout_requested(session: AsyncSession, event: CloudEvent) -> None:
