@@ -215,6 +215,11 @@ async def finish_request_session(scope: Scope, status: int) -> None:
     session: AsyncSession | None = scope["state"].pop(REQUEST_SESSION_KEY, None)
     if session is None:
         return
+    if not session.in_transaction() and not (session.new or session.dirty or session.deleted):
+        # Asked for but never used (a handler that answered from the reader): a commit would begin and end
+        # an empty transaction in SQLAlchemy (a greenlet hop and ~10 µs), and there is nothing to close.
+        # Objects added but not flushed yet still go through the commit below.
+        return
     try:
         if 200 <= status < 300:
             await session.commit()

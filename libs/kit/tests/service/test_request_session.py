@@ -8,7 +8,8 @@ import pytest
 from litestar import get, post
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
-from sqlalchemy import Column, MetaData, Table, Text, bindparam, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, event, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, SessionTransaction, mapped_column
 
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app
@@ -59,6 +60,33 @@ async def list_marks(db_session: DbSession) -> list[str]:
     return list(await db_session.scalars(text("SELECT name FROM marks ORDER BY name")))
 
 
+class _Base(DeclarativeBase):
+    pass
+
+
+class Note(_Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+
+
+@post("/notes/{text_:str}")
+async def add_note(db_session: DbSession, text_: FromPath[str]) -> None:
+    # Added, never flushed by the handler: only the kit's commit writes it.
+    db_session.add(Note(body=text_))
+
+
+@get("/notes")
+async def list_notes(db_session: DbSession) -> list[str]:
+    return list(await db_session.scalars(select(Note.body).order_by(Note.id)))
+
+
+@get("/unused-session")
+async def unused_session(db_session: DbSession, db_reader: DbReader) -> dict[str, int]:
+    # Asks for a session (as handlers do that need one on some paths) but answers from the reader.
+    return {"marks": len(await db_reader.all(ALL_MARKS))}
+
+
 marks = Table("marks", MetaData(), Column("name", Text))
 ALL_MARKS = select(marks.c.name).order_by(marks.c.name)
 MARK_BY_NAME = select(marks.c.name).where(marks.c.name == bindparam("name"))
@@ -86,6 +114,7 @@ async def client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterato
     url = await make_database("sessions")
     engine = db.create_engine(url)
     async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)"))
         await connection.execute(
             text("CREATE TABLE marks (name text, CONSTRAINT uq_marks_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED)")
         )
@@ -122,6 +151,9 @@ async def client(make_database: Callable[[str], Awaitable[str]]) -> AsyncIterato
                 read_marks,
                 read_mark,
                 read_mark_written_in,
+                add_note,
+                list_notes,
+                unused_session,
             ],
         )
     )
@@ -199,3 +231,22 @@ async def test_the_reader_sees_committed_rows_and_leaves_sessions_transactional(
     # just used: had it stayed in autocommit, the crashed request's insert would be kept.
     assert (await client.post("/marks/after-reader/crash")).status_code == 500
     assert "after-reader" not in (await client.get("/marks")).json()
+
+
+async def test_an_added_object_is_committed_without_a_flush_in_the_handler(client: AsyncTestClient) -> None:
+    assert (await client.post("/notes/unflushed")).status_code == 201
+    assert (await client.get("/notes")).json() == ["unflushed"]
+
+
+async def test_a_session_asked_for_but_unused_begins_no_transaction(client: AsyncTestClient) -> None:
+    begun: list[SessionTransaction] = []
+
+    def count(session: Session, transaction: SessionTransaction) -> None:
+        begun.append(transaction)
+
+    event.listen(Session, "after_transaction_create", count)
+    try:
+        assert (await client.get("/unused-session")).status_code == 200
+    finally:
+        event.remove(Session, "after_transaction_create", count)
+    assert begun == []
