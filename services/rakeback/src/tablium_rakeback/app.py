@@ -12,7 +12,7 @@ from tablium_kit.auth import KeySource
 from tablium_rakeback.api.statements import StatementController
 from tablium_rakeback.db.models import MESSAGING
 from tablium_rakeback.events.handlers import HANDLERS
-from tablium_rakeback.services.scheduler import PayoutScheduler
+from tablium_rakeback.services.scheduler import payout_scheduler
 from tablium_rakeback.settings import RakebackSettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "db" / "migrations"
@@ -24,8 +24,8 @@ def create_app(settings: RakebackSettings | None = None, *, key_source: KeySourc
     async def start_scheduler(app: Litestar) -> None:
         app.state.scheduler = None
         if settings.payout_scheduler:
-            app.state.scheduler = PayoutScheduler(db.session_factory(app.state.db_engine_instance), settings)
-            await app.state.scheduler.start()
+            app.state.scheduler = payout_scheduler(db.session_factory(app.state.db_engine_instance), settings)
+            app.state.scheduler.start()
 
     async def stop_scheduler(app: Litestar) -> None:
         if app.state.scheduler is not None:

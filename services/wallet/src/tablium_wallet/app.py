@@ -16,7 +16,7 @@ from tablium_wallet.api.player import WalletController
 from tablium_wallet.api.withdrawals import WithdrawalHoldController
 from tablium_wallet.db.models import MESSAGING
 from tablium_wallet.events.handlers import HANDLERS
-from tablium_wallet.services.expiry import ExpiryJob
+from tablium_wallet.services.expiry import expiry_job
 from tablium_wallet.services.ledger import Ledger
 from tablium_wallet.services.runtime import provide_ledger
 from tablium_wallet.settings import WalletSettings, load_settings
@@ -41,11 +41,11 @@ def create_app(settings: WalletSettings | None = None, *, key_source: KeySource 
             concurrency=settings.batch_concurrency,
             on_commit=lambda: _wake_relay(app),
         )
-        app.state.expiry = ExpiryJob(
+        app.state.expiry = expiry_job(
             sessions, interval_s=settings.expiry_interval_s, batch_size=settings.expiry_batch_size
         )
         await app.state.ledger.start()
-        await app.state.expiry.start()
+        app.state.expiry.start()
 
     async def stop_ledger(app: Litestar) -> None:
         await app.state.expiry.stop()

@@ -6,12 +6,12 @@ pays it, so the second claimer finds it paid. The CLI's ``pay-period`` runs the 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tablium_kit.periodic import Periodic
 from tablium_rakeback.domain.periods import Period, last_ended
 from tablium_rakeback.services.payouts import RunResult, pay_period
 from tablium_rakeback.settings import RakebackSettings, period_length
@@ -36,27 +36,10 @@ def due_period(settings: RakebackSettings, now: datetime) -> Period | None:
     return period if now - period.end >= timedelta(seconds=settings.payout_grace_s) else None
 
 
-class PayoutScheduler:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: RakebackSettings) -> None:
-        self._sessions = sessions
-        self._settings = settings
-        self._task: asyncio.Task[None] | None = None
+def payout_scheduler(sessions: async_sessionmaker[AsyncSession], settings: RakebackSettings) -> Periodic:
+    async def run_pass() -> None:
+        period = due_period(settings, datetime.now(UTC))
+        if period is not None:
+            await run_period(sessions, settings, period)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="rakeback-payouts")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                period = due_period(self._settings, datetime.now(UTC))
-                if period is not None:
-                    await run_period(self._sessions, self._settings, period)
-            except Exception:
-                log.exception("payout run failed; trying again")
-            await asyncio.sleep(self._settings.payout_check_interval_s)
+    return Periodic("rakeback-payouts", run_pass, interval_s=settings.payout_check_interval_s)

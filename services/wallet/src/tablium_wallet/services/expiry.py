@@ -10,13 +10,13 @@ simply found resolved; one whose claimer died is claimed again when the lease ru
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tablium_kit.periodic import Periodic
 from tablium_wallet.services.batch import execute
 from tablium_wallet.services.transfers import Resolve, Result
 
@@ -45,30 +45,13 @@ async def expire_due(
     return sum(1 for outcome in outcomes if isinstance(outcome, Result) and outcome.created)
 
 
-class ExpiryJob:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, interval_s: float, batch_size: int) -> None:
-        self._sessions = sessions
-        self._interval_s = interval_s
-        self._batch_size = batch_size
-        self._task: asyncio.Task[None] | None = None
+def expiry_job(sessions: async_sessionmaker[AsyncSession], *, interval_s: float, batch_size: int) -> Periodic:
+    """The job every wallet instance runs; a full batch means more may be due, so the next pass runs at once."""
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="wallet-expiry")
+    async def run_pass() -> bool:
+        expired = await expire_due(sessions, limit=batch_size)
+        if expired:
+            log.info("pending transfers expired", count=expired)
+        return expired >= batch_size
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                expired = await expire_due(self._sessions, limit=self._batch_size)
-                if expired:
-                    log.info("pending transfers expired", count=expired)
-                if expired >= self._batch_size:
-                    continue  # more may be due
-            except Exception:
-                log.exception("expiry run failed; trying again")
-            await asyncio.sleep(self._interval_s)
+    return Periodic("wallet-expiry", run_pass, interval_s=interval_s)
