@@ -18,7 +18,8 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar.di import NamedDependency
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Text, bindparam, cast, func, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +47,37 @@ from tablium_player.settings import PlayerSettings
 IDENTIFIER_TAKEN = "username or e-mail address is already registered"
 UNIQUE_VIOLATION = "23505"
 PLAYER_BY_ID = select(Player.__table__).where(Player.id == bindparam("player_id"))
+_RESULTS = PlayerAssetStats
+# A profile in one statement: the player and, as one JSON array, their results per asset (amounts as
+# text: 128-bit values stay exact through JSON).
+PROFILE_BY_ID = select(
+    Player.__table__,
+    select(
+        func.coalesce(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_object(
+                        "asset",
+                        _RESULTS.asset,
+                        "hands_played",
+                        _RESULTS.hands_played,
+                        "net_winnings",
+                        cast(_RESULTS.net_winnings, Text),
+                        "rake_paid",
+                        cast(_RESULTS.rake_paid, Text),
+                        "biggest_pot_won",
+                        cast(_RESULTS.biggest_pot_won, Text),
+                    ),
+                    _RESULTS.asset,
+                )
+            ),
+            literal_column("'[]'::json"),
+        )
+    )
+    .where(_RESULTS.player_id == Player.id)
+    .scalar_subquery()
+    .label("results"),
+).where(Player.id == bindparam("player_id"))
 WINNINGS_BY_PLAYER = (
     select(PlayerAssetStats.__table__)
     .where(PlayerAssetStats.player_id == bindparam("player_id"))
@@ -192,6 +224,23 @@ class Accounts:
         if player is None:
             raise NotFound("no such player")
         return player
+
+    async def read_profile(self, reader: Reader, player_id: uuid.UUID) -> tuple[Record, list[AssetResults]]:
+        """A player and their results per asset, for a read-only answer: one statement."""
+        player = await reader.one_or_none(PROFILE_BY_ID, player_id=player_id)
+        if player is None:
+            raise NotFound("no such player")
+        results = [
+            AssetResults(
+                asset=row["asset"],
+                hands_played=row["hands_played"],
+                net_winnings=format_amount(int(row["net_winnings"])),
+                rake_paid=format_amount(int(row["rake_paid"])),
+                biggest_pot_won=format_amount(int(row["biggest_pot_won"])),
+            )
+            for row in player.results
+        ]
+        return player, results
 
     async def winnings(self, reader: Reader, player_id: uuid.UUID) -> list[AssetResults]:
         """Cash-table results per asset, read apart from the account (the consumer writes them)."""

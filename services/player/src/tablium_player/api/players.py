@@ -26,7 +26,7 @@ class MyProfileController(Controller):
         accounts: AccountsDep,
     ) -> OwnProfile:
         player_id = UUID(caller().subject)
-        return own_profile(await accounts.read(db_reader, player_id), await accounts.winnings(db_reader, player_id))
+        return own_profile(*await accounts.read_profile(db_reader, player_id))
 
     @patch(summary="Change my profile")
     async def update_me(
@@ -64,7 +64,7 @@ class PublicProfileController(Controller):
 
     @get("/{player_id:uuid}", summary="A player's public profile")
     async def get_player(self, player_id: FromPath[UUID], db_reader: DbReader, accounts: AccountsDep) -> PublicProfile:
-        return public_profile(await accounts.read(db_reader, player_id), await accounts.winnings(db_reader, player_id))
+        return public_profile(*await accounts.read_profile(db_reader, player_id))
 
 
 class AdminController(Controller):
