@@ -52,7 +52,7 @@ ADDRESSES = 50
 CONFIRMATIONS = 3
 
 
-async def main(n: int, per_block: int, window: int, timeout_s: float) -> None:
+async def main(n: int, per_block: int, window: int, timeout_s: float, stream_per_block: int) -> None:
     # The watcher logs every deposit: the console would be the benchmark.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     run = uuid.uuid4().hex[:8]
@@ -128,16 +128,19 @@ async def main(n: int, per_block: int, window: int, timeout_s: float) -> None:
             return raws
 
         async def send_blocks(
-            raws: list[bytes], pause_s: float = 0.0, after_block: Callable[[], Awaitable[None]] | None = None
+            raws: list[bytes],
+            pause_s: float = 0.0,
+            after_block: Callable[[], Awaitable[None]] | None = None,
+            in_block: int = per_block,
         ) -> None:
-            """Signed transfers sent and mined ``per_block`` to a block."""
+            """Signed transfers sent and mined ``in_block`` to a block."""
             node.rpc("evm_setAutomine", False)
             try:
-                for start in range(0, len(raws), per_block):
+                for start in range(0, len(raws), in_block):
                     # One JSON-RPC batch per block: the sending is not what is measured.
                     batch = [
                         {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + raw.hex()]}
-                        for i, raw in enumerate(raws[start : start + per_block])
+                        for i, raw in enumerate(raws[start : start + in_block])
                     ]
                     answers = (await rpc.post(node.url, json=batch)).raise_for_status().json()
                     if refused := [answer["error"] for answer in answers if "error" in answer]:
@@ -216,6 +219,7 @@ async def main(n: int, per_block: int, window: int, timeout_s: float) -> None:
             window=window,
             n=n,
             per_block=per_block,
+            stream_per_block=stream_per_block,
             timeout_s=timeout_s,
             sign=signed_transfers,
             send=send_blocks,
@@ -267,6 +271,13 @@ if __name__ == "__main__":
     parser.add_argument("--deposits", type=int, default=500)
     parser.add_argument("--per-block", type=int, default=50)
     parser.add_argument("--window", type=int, default=20)
+    parser.add_argument(
+        "--stream-per-block",
+        type=int,
+        default=10,
+        help="end to end steady stream: transfers per block, a block every ~0.5 s (kept under what the wallet's "
+        "consumer takes, or the latency measured is its backlog growing)",
+    )
     parser.add_argument("--timeout", type=float, default=180, help="the longest any one stage may wait, seconds")
     args = parser.parse_args()
-    asyncio.run(main(args.deposits, args.per_block, args.window, args.timeout))
+    asyncio.run(main(args.deposits, args.per_block, args.window, args.timeout, args.stream_per_block))

@@ -9,7 +9,7 @@ Two measures:
 - **burst**: ``n`` transfers (signed ahead) sent and mined ``per_block`` to a block back to back, then the
   confirmations: from the first transaction sent to the last credit in the wallet (and to the last deposit
   detected, and confirmed, by the watcher);
-- **steady stream**: a block of ``per_block`` every ~0.5 s: for each block, the time from the block that
+- **steady stream**: a block of ``stream_per_block`` every ~0.5 s: for each block, the time from the block that
   gives it its N-th confirmation being mined to its deposits being credited in the wallet.
 """
 
@@ -48,12 +48,14 @@ class EndToEnd:
     burst_confirmed_s: float  # first transaction sent -> last deposit_confirmed written
     drain_s: float  # last block mined -> last credit
     latencies: list[float]  # steady stream: N-th confirmation mined -> credited, per block
+    stream_per_block: int
 
     def summary(self) -> str:
         ordered = sorted(self.latencies)
         p50 = ordered[len(ordered) // 2]
         return (
-            "end to end, steady stream: N-th confirmation mined -> wallet credited: "
+            f"end to end, steady stream ({self.stream_per_block}/block, a block every ~0.5 s): N-th confirmation "
+            "mined -> wallet credited: "
             f"mean {statistics.mean(ordered):.2f} s, p50 {p50:.2f} s, max {ordered[-1]:.2f} s over {len(ordered)} "
             f"blocks; the burst: sent and mined in {self.burst_s - self.drain_s:.2f} s, its last block credited "
             f"{self.drain_s:.2f} s later"
@@ -81,14 +83,15 @@ async def run(
     window: int,
     n: int,
     per_block: int,
+    stream_per_block: int,
     timeout_s: float,
     sign: Callable[[int], list[bytes]],
-    send: Callable[[list[bytes], float, Callable[[], Awaitable[None]] | None], Awaitable[None]],
+    send: Callable[[list[bytes], float, Callable[[], Awaitable[None]] | None, int], Awaitable[None]],
     head: Callable[[], int],
     mine: Callable[[int], None],
 ) -> EndToEnd:
-    """``sign(count)``: ``count`` transfers signed ahead; ``send(raws, pause, after_block)``: sent and mined
-    ``per_block`` to a block, with a pause and a callback after each block; ``head()``, ``mine(blocks)``."""
+    """``sign(count)``: ``count`` transfers signed ahead; ``send(raws, pause, after_block, in_block)``: sent and
+    mined ``in_block`` to a block, with a pause and a callback after each block; ``head()``, ``mine(blocks)``."""
     chain_url = f"{postgres_url}/bench_chain_e2e_{run_id}"
     wallet_url = f"{postgres_url}/bench_chain_wallet_{run_id}"
     exchange = f"tablium.events.bench-{run_id}"
@@ -144,7 +147,7 @@ async def run(
         # Burst: the service follows the head; n transfers arrive as fast as the node mines them.
         raws = sign(n)
         start = time.perf_counter()
-        await send(raws, 0.0, None)
+        await send(raws, 0.0, None, per_block)
         mine(confirmations - 1)
         burst_end = time.perf_counter()
         async with asyncio.timeout(timeout_s):
@@ -155,21 +158,19 @@ async def run(
         # Steady stream: per block, N-th confirmation mined -> credited.
         mined_at: list[float] = []
         credited: list[float] = []
-        sampler_done = asyncio.Event()
 
         async def after_block() -> None:
             mined_at.append(time.perf_counter())
 
         async def sample(blocks: int) -> None:
             for i in range(blocks):
-                credited.append(await reach(wallet_engine, CREDITS, n + (i + 1) * per_block))
-            sampler_done.set()
+                credited.append(await reach(wallet_engine, CREDITS, n + (i + 1) * stream_per_block))
 
         blocks = 20
-        raws = sign(blocks * per_block)
+        raws = sign(blocks * stream_per_block)
         async with asyncio.timeout(timeout_s):
             sampler = asyncio.create_task(sample(blocks))
-            await send(raws, 0.5, after_block)
+            await send(raws, 0.5, after_block, stream_per_block)
             for _ in range(confirmations - 1):  # the last blocks' confirmations, at the same pace
                 mine(1)
                 mined_at.append(time.perf_counter())
@@ -182,6 +183,7 @@ async def run(
             burst_confirmed_s=confirmed_at - start,
             drain_s=credited_at - burst_end,
             latencies=latencies,
+            stream_per_block=stream_per_block,
         )
     finally:
         if service is not None:

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_blockchain.services.chain import Chain, token_contract
+from tablium_blockchain.services.fillers import Fillers
 from tablium_blockchain.services.sweeper import Sweeper
 from tablium_blockchain.services.watcher import Watcher
 from tablium_blockchain.settings import BlockchainSettings
@@ -143,3 +144,59 @@ async def test_stuck_sweeps_are_replaced_with_higher_fees_and_swept_once(
     assert int(await token.functions.balanceOf(usdt_address).call()) == 0
     assert int(await token.functions.balanceOf(hot).call()) == hot_usdt + 30_000_000  # once
     assert int(await chain.w3.eth.get_balance(eth_address)) < 10**15  # swept, less only gas
+
+
+async def test_a_gas_transfer_the_node_keeps_refusing_fails_the_sweep_and_its_nonce_is_filled(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    watcher: Watcher,
+    depositor: Depositor,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: BlockchainSettings,
+) -> None:
+    """The hot wallet cannot pay a token sweep's gas any more (its ETH gone after signing): the sweep fails, a
+    filler takes the hot wallet's nonce (so withdrawals behind it proceed), the address's nonce is freed, and
+    once the hot wallet is funded a new sweep moves the tokens, once."""
+    address = await address_of(client, str(uuid.uuid4()), "USDT")
+    await catch_up(watcher)
+    await depositor.usdt(address, 12_000_000)
+    local_chain.mine(CONFIRMATIONS)
+    await catch_up(watcher)
+    token, hot = token_contract(chain), chain.master.hot_wallet().address
+    hot_usdt = int(await token.functions.balanceOf(hot).call())
+    eth = int(await chain.w3.eth.get_balance(hot))
+    strict = msgspec.structs.replace(settings, refusals_before_failing=2, refused_for_s_before_failing=0)
+    sweeper = Sweeper(chain, sessions, strict)
+    gas_sql = (
+        "SELECT c.tx_hash, c.nonce FROM chain_txs c JOIN sweeps s ON s.id = c.sweep_id "
+        "WHERE s.address = :a AND c.purpose = 'sweep_gas'"
+    )
+    local_chain.rpc("evm_setAutomine", False)
+    try:
+        await sweeper.run_once()  # opened: the gas transfer waits in the mempool
+        ((gas_hash, gas_nonce),) = await rows(sessions, gas_sql, a=address)
+        local_chain.rpc("anvil_setBalance", hot, hex(0))
+        local_chain.rpc("anvil_dropTransaction", gas_hash)
+        for _ in range(3):  # sent again, refused twice, given up
+            await sweeper.run_once()
+        # (the same pass may open a new sweep of the address: its gas is refused too, for now)
+        assert ("failed",) in await rows(sessions, "SELECT status FROM sweeps WHERE address = :a", a=address)
+        fillers = await rows(
+            sessions, "SELECT tx_hash FROM chain_txs WHERE purpose = 'filler' AND nonce = :n", n=gas_nonce
+        )
+        assert len(fillers) == 1
+    finally:
+        local_chain.rpc("anvil_setBalance", hot, hex(eth))
+        local_chain.rpc("evm_setAutomine", True)
+    await Fillers(chain, sessions, strict).follow()  # the sender's pass: the filler sent again, now paid for
+    assert int(await chain.w3.eth.get_transaction_count(hot)) == gas_nonce + 1
+
+    await sweeper.run_once()  # a new sweep of the address, at the nonce the failed one freed
+    await sweeper.run_once()
+    local_chain.mine(CONFIRMATIONS)
+    await sweeper.run_once()
+    statuses = await rows(sessions, "SELECT status FROM sweeps WHERE address = :a ORDER BY created_at", a=address)
+    assert statuses == [("failed",), ("confirmed",)]
+    assert int(await token.functions.balanceOf(address).call()) == 0
+    assert int(await token.functions.balanceOf(hot).call()) == hot_usdt + 12_000_000

@@ -26,3 +26,8 @@ WITHDRAWALS_GIVEN_UP = Counter(
 STUCK_REPLACED = Counter(
     "tablium_chain_stuck_replaced_total", "Transactions re-signed with higher fees after replace_after_s", ["purpose"]
 )
+SWEEPS_GIVEN_UP = Counter(
+    "tablium_chain_sweeps_given_up_total",
+    "Sweeps failed because the node kept refusing the hot wallet's gas transfer (alert)",
+    ["asset"],
+)

@@ -45,6 +45,7 @@ from tablium_blockchain.services.signing import (
     known_to_node,
     market_fees,
     receipt,
+    refused_for_good,
     replace,
     sign_and_store,
 )
@@ -304,10 +305,9 @@ class Sender:
         return filler
 
     def _refused_for_good(self, tx: ChainTx) -> bool:
-        if tx.first_refused_at is None or tx.refusals < self.settings.refusals_before_failing:
-            return False
-        refused_for = datetime.now(UTC) - tx.first_refused_at
-        return refused_for >= timedelta(seconds=self.settings.refused_for_s_before_failing)
+        return refused_for_good(
+            tx, refusals=self.settings.refusals_before_failing, for_s=self.settings.refused_for_s_before_failing
+        )
 
     async def _give_up(self, withdrawal: Withdrawal, latest: ChainTx) -> None:
         """The node keeps refusing the withdrawal's transaction: failed (the wallet voids its hold), and a filler

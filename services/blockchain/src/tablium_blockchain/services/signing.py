@@ -19,7 +19,7 @@ import os
 import signal
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -148,6 +148,13 @@ async def broadcast(chain: Chain, tx: ChainTx, sessions: async_sessionmaker[Asyn
             )
         return False
     return True
+
+
+def refused_for_good(tx: ChainTx, *, refusals: int, for_s: float) -> bool:
+    """The node has refused ``tx`` at least ``refusals`` times, over at least ``for_s`` seconds."""
+    if tx.first_refused_at is None or tx.refusals < refusals:
+        return False
+    return datetime.now(UTC) - tx.first_refused_at >= timedelta(seconds=for_s)
 
 
 def payload_of(tx: ChainTx) -> dict[str, Any]:

@@ -27,14 +27,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_blockchain.db.models import ChainTx, Deposit, DepositAddress, Sweep
+from tablium_blockchain.db.models import ChainTx, Deposit, DepositAddress, Nonce, Sweep
 from tablium_blockchain.domain.withdrawals import NATIVE_GAS, initial_fees
 from tablium_blockchain.services.chain import Chain, token_contract
-from tablium_blockchain.services.metrics import STUCK_REPLACED
+from tablium_blockchain.services.metrics import STUCK_REPLACED, SWEEPS_GIVEN_UP
 from tablium_blockchain.services.signing import (
     Fees,
     broadcast,
@@ -43,6 +43,7 @@ from tablium_blockchain.services.signing import (
     market_fees,
     payload_of,
     receipt,
+    refused_for_good,
     replace,
     sign_and_store,
 )
@@ -208,23 +209,82 @@ class Sweeper:
             if head - number + 1 >= self.settings.confirmations:
                 await self._settle(sweep, "confirmed" if int(mined["status"]) == 1 else "failed", number)
             return
-        for group in gas_groups:
+        for position, group in enumerate(gas_groups):
             funded = await self._landed(group)
             if funded is None:
                 latest = group[-1]
-                if not await known_to_node(self.chain, latest.tx_hash):
+                if refused_for_good(
+                    latest,
+                    refusals=self.settings.refusals_before_failing,
+                    for_s=self.settings.refused_for_s_before_failing,
+                ):
+                    # The first funding: the sweep was never sent and fails; a top-up: the sweep sent before it
+                    # stays open (it may still land), only the hot wallet's nonce is filled.
+                    await self._give_up_gas(sweep, latest, versions if position == 0 else None)
+                elif not await known_to_node(self.chain, latest.tx_hash):
                     await broadcast(self.chain, latest, self.sessions)
                 elif self._stuck(latest):
                     await self._replace_gas(sweep, latest)
                 return
             if int(funded["status"]) != 1:
-                await self._settle(sweep, "failed", None)
+                if position > 0:
+                    await self._settle(sweep, "failed", None)
+                    return
+                async with self.sessions() as session, session.begin():
+                    await self._fail_unsent(session, sweep, versions)
                 return
         latest = versions[-1]
         if not await known_to_node(self.chain, latest.tx_hash):
             await broadcast(self.chain, latest, self.sessions)
         elif self._stuck(latest):
             await self._replace_sweep(sweep, latest)
+
+    async def _give_up_gas(self, sweep: Sweep, latest: ChainTx, unsent: list[ChainTx] | None) -> None:
+        """The node keeps refusing the hot wallet's gas transfer (it holds every later nonce of the hot wallet):
+        a filler outbidding it takes its nonce (followed by the sender's fillers). ``unsent``: the sweep's own
+        transaction, never sent, whose sweep fails here (:meth:`_fail_unsent`); a later pass opens a new one."""
+        fees = await bumped_fees(self.chain, latest, percent=self.settings.fee_bump_percent)
+        async with self.sessions() as session, session.begin():
+            if not await self._still_newest(session, sweep, latest):
+                return
+            filler = await replace(
+                session,
+                self.chain,
+                self.hot,
+                latest,
+                fees,
+                purpose="filler",
+                tx={"to": self.hot.address, "gas": NATIVE_GAS},
+            )
+            if unsent is not None:
+                await self._fail_unsent(session, sweep, unsent)
+        SWEEPS_GIVEN_UP.labels(sweep.asset).inc()
+        log.critical(
+            "sweep given up: the node keeps refusing its gas transfer",
+            address=sweep.address,
+            nonce=latest.nonce,
+            refusal=latest.last_refusal,
+            filler=filler.tx_hash,
+        )
+        await broadcast(self.chain, filler, self.sessions)
+
+    async def _fail_unsent(self, session: AsyncSession, sweep: Sweep, versions: list[ChainTx]) -> None:
+        """The sweep failed before its own transaction was ever sent (it is sent once its first gas transfer
+        is mined): failed, its signed bytes dropped (sent nowhere, they are no transaction; the next sweep at the
+        same nonce may sign the very same bytes) and the address's nonce freed for the next sweep."""
+        await session.execute(
+            update(Sweep)
+            .where(Sweep.id == sweep.id, Sweep.status == "open")
+            .values(status="failed", settled_at=datetime.now(UTC))
+        )
+        nonce = versions[0].nonce
+        await session.execute(delete(ChainTx).where(ChainTx.tx_hash.in_([v.tx_hash for v in versions])))
+        await session.execute(
+            update(Nonce)
+            .where(Nonce.chain_id == self.chain.chain_id, Nonce.address == sweep.address, Nonce.next == nonce + 1)
+            .values(next=nonce)
+        )
+        log.error("sweep failed before it was sent", address=sweep.address, asset=sweep.asset)
 
     async def _replace_gas(self, sweep: Sweep, old: ChainTx) -> None:
         """The hot wallet's gas transfer to the address, re-signed with higher fees (the same value)."""
