@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_blockchain.clients.wallet import Wallet
@@ -397,6 +398,7 @@ async def test_a_transaction_the_node_keeps_refusing_fails_the_withdrawal_and_it
     await sender.run_once()
     wid = (await withdraw(client, player, address=to, amount=4 * USDT)).json()["id"]
     eth = int(await chain.w3.eth.get_balance(hot))
+    given_up = REGISTRY.get_sample_value("tablium_chain_withdrawals_given_up_total", {"asset": "USDT"}) or 0
     local_chain.rpc("evm_setAutomine", False)
     sender.settings = msgspec.structs.replace(
         sender.settings, refusals_before_failing=2, refused_for_s_before_failing=0
@@ -420,6 +422,8 @@ async def test_a_transaction_the_node_keeps_refusing_fails_the_withdrawal_and_it
         assert events[-1][0] == "withdrawal_failed"
         assert events[-1][1]["transfer_id"] == events[0][1]["transfer_id"]  # the hold the wallet voids
         assert "refused" in events[-1][1]["reason"]
+        alerted = REGISTRY.get_sample_value("tablium_chain_withdrawals_given_up_total", {"asset": "USDT"})
+        assert alerted == given_up + 1
         async with sessions() as session:
             filler = (
                 await session.execute(
