@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tablium_blockchain import events as chain_events
 from tablium_blockchain.app import create_app as blockchain_app
 from tablium_blockchain.services.chain import Chain, connect, send, token_contract
 from tablium_blockchain.services.runtime import ChainRuntime
@@ -173,3 +174,42 @@ async def test_a_usdt_transfer_on_chain_credits_the_wallet_once(
         services["blockchain"], "SELECT count(*) FROM outbox WHERE type = 'blockchain.deposit_confirmed'"
     )
     assert confirmed == 1
+
+
+async def test_an_eth_transfer_credits_once_even_when_its_event_is_published_again(
+    services: dict[str, Any], local_chain: LocalChain
+) -> None:
+    """ETH, end to end; then the confirmed event is published again as it was (the wallet's inbox skips the
+    same event id) and as a new envelope of the same fact (the credit's id comes from the chain facts)."""
+    client, chain, wallet = services["client"], services["chain"], services["wallet"]
+    blockchain = services["blockchain"]
+    player = str(uuid.uuid4())
+    response = await client.get("/api/v1/deposits/address", params={"asset": "ETH"}, headers=bearer(player))
+    assert response.status_code == 200, response.text
+    receipt = await send(chain.w3, DEPOSITOR, {"to": response.json()["address"], "value": 2 * 10**17, "gas": 21_000})
+    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+    eth_balance = BALANCE.replace("'USDT'", "'ETH'")
+    local_chain.mine(CONFIRMATIONS)
+
+    async def credited() -> bool:
+        return bool(await scalar(wallet, eth_balance, owner=f"player:{player}") == 2 * 10**17)
+
+    await eventually(credited)
+    async with blockchain.begin() as connection:
+        data = await connection.scalar(
+            text(
+                "UPDATE outbox SET published_at = NULL WHERE type = 'blockchain.deposit_confirmed' "
+                "AND envelope->'data'->>'tx_hash' = :tx RETURNING envelope->'data'"
+            ),
+            {"tx": tx_hash},
+        )
+    async with db.session_factory(blockchain)() as session, session.begin():
+        subject = f"{data['chain_id']}:{tx_hash}:{data['log_index']}"
+        again = await chain_events.outbox.add(session, type=chain_events.DEPOSIT_CONFIRMED, subject=subject, data=data)
+
+    async def handled() -> bool:
+        return bool(await scalar(wallet, "SELECT count(*) FROM inbox WHERE event_id = :e", e=again.id) == 1)
+
+    await eventually(handled)  # published after the first copy's second publication
+    assert await scalar(wallet, DEPOSIT_TRANSFERS, tx=tx_hash) == 1
+    assert await scalar(wallet, eth_balance, owner=f"player:{player}") == 2 * 10**17

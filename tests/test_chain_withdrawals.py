@@ -1,7 +1,8 @@
 """End to end: a deposit on a real anvil credits the wallet; a withdrawal back is held by the wallet (a real
 process), signed and sent by the blockchain service's own loops, confirmed after N blocks and posted by the
 wallet's handler. Chip conservation: what arrived on chain minus what left it is the chain clearing account
-(negated), and the player's balance."""
+(negated), and the player's balance. A withdrawal whose transaction the node keeps refusing is failed and the
+wallet voids its hold; its nonce is filled."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import anyio
 import pytest
 from eth_account import Account
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from tablium_blockchain.app import create_app as blockchain_app
 from tablium_blockchain.services.chain import connect, send, token_contract
 from tablium_blockchain.services.runtime import ChainRuntime
@@ -28,7 +30,7 @@ from tablium_kit.messaging import Consumer
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.service_processes import WalletLedger, start_service, wallet_env
 
-from .test_chain_deposits import BALANCE, KID, SIGNING_KEY, bearer, pay_usdt, scalar
+from .test_chain_deposits import BALANCE, KID, SIGNING_KEY, bearer, eventually, pay_usdt, scalar
 
 CONFIRMATIONS = 3
 USDT = 10**6
@@ -52,6 +54,9 @@ async def services(
             "TABLIUM_BLOCKCHAIN_SEND_INTERVAL_S": "0.1",
             "TABLIUM_BLOCKCHAIN_WALLET_URL": wallet.url,
             "TABLIUM_BLOCKCHAIN_SWEEP": "false",
+            # A transaction the node refuses three times is given up at once (the last test).
+            "TABLIUM_BLOCKCHAIN_REFUSALS_BEFORE_FAILING": "3",
+            "TABLIUM_BLOCKCHAIN_REFUSED_FOR_S_BEFORE_FAILING": "0",
             "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
             "TABLIUM_ENVIRONMENT": "test",
         },
@@ -190,3 +195,77 @@ async def test_a_reorg_deeper_than_n_takes_the_credit_back_and_freezes_withdrawa
     )
     assert refused.status_code == 409, refused.text
     assert refused.json()["reason"] == "withdrawals-frozen"
+
+
+async def test_a_withdrawal_the_node_keeps_refusing_is_failed_and_the_wallet_voids_its_hold(
+    services: dict[str, Any], local_chain: LocalChain
+) -> None:
+    """The hot wallet's ETH is gone after the withdrawal was signed (the node answers "insufficient funds" to
+    every broadcast): the service gives it up (withdrawal_failed), the wallet voids the hold, the player has
+    all the money back, nothing left the chain clearing account, and a filler takes the nonce."""
+    client, chain, wallet = services["client"], services["chain"], services["wallet"]
+    player = str(uuid.uuid4())
+    owner = f"player:{player}"
+    address = (await client.get("/api/v1/deposits/address", params={"asset": "USDT"}, headers=bearer(player))).json()
+    await pay_usdt(chain, address["address"], 20 * USDT)
+
+    async def credited() -> bool:
+        return bool(await scalar(wallet, BALANCE, owner=owner) == 20 * USDT)
+
+    await mine_until(local_chain, credited)
+    hot = chain.master.hot_wallet()
+    mint = await token_contract(chain).functions.mint(hot.address, 8 * USDT).build_transaction({"from": hot.address})
+    await send(chain.w3, hot, {"to": mint["to"], "data": mint["data"]})
+    clearing = await scalar(wallet, BALANCE, owner=f"chain:{chain.chain_id}")
+    eth = int(await chain.w3.eth.get_balance(hot.address))
+    status_sql = "SELECT status, tx_hash, nonce FROM withdrawals WHERE player_id = :p"
+
+    async def withdrawal() -> Any:
+        async with services["blockchain"].connect() as connection:
+            return (await connection.execute(text(status_sql), {"p": uuid.UUID(player)})).one_or_none()
+
+    local_chain.rpc("evm_setAutomine", False)
+    try:
+        response = await client.post(
+            "/api/v1/withdrawals",
+            json={"address": Account.create().address, "asset": "USDT", "amount": str(8 * USDT)},
+            headers={**bearer(player), "Idempotency-Key": "refused-for-good"},
+        )
+        assert response.status_code == 201, response.text
+
+        async def sent() -> bool:
+            found = await withdrawal()
+            return found is not None and found.status == "sent"
+
+        await eventually(sent)
+        _, tx_hash, nonce = await withdrawal()
+        local_chain.rpc("anvil_setBalance", hot.address, hex(0))
+        local_chain.rpc("anvil_dropTransaction", tx_hash)
+
+        async def failed() -> bool:
+            return bool((await withdrawal()).status == "failed")
+
+        await eventually(failed)
+    finally:
+        local_chain.rpc("anvil_setBalance", hot.address, hex(eth))
+        local_chain.rpc("evm_setAutomine", True)
+
+    async def voided() -> bool:
+        held = "SELECT debits_pending FROM accounts WHERE owner = :owner AND asset = 'USDT'"
+        return bool(await scalar(wallet, held, owner=owner) == 0)
+
+    await eventually(voided)
+    assert await scalar(wallet, BALANCE, owner=owner) == 20 * USDT
+    assert await scalar(wallet, BALANCE, owner=f"chain:{chain.chain_id}") == clearing  # nothing left on chain
+
+    async def filled() -> bool:
+        return int(await chain.w3.eth.get_transaction_count(hot.address)) > nonce
+
+    await mine_until(local_chain, filled)
+    purpose = await scalar(
+        services["blockchain"],
+        "SELECT purpose FROM chain_txs WHERE nonce = :n AND sender = :s AND purpose = 'filler'",
+        n=nonce,
+        s=hot.address,
+    )
+    assert purpose == "filler"

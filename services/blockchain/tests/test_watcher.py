@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text, update
@@ -207,3 +208,34 @@ async def test_a_reorg_deeper_than_n_after_the_credit_is_detected_and_reported(
     assert events[2][1]["was_confirmed"] is True
     await catch_up(watcher)
     assert len(await outbox_events(sessions, tx_hash)) == 3
+
+
+async def test_a_log_duplicated_in_the_nodes_answer_is_one_deposit(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    watcher: Watcher,
+    depositor: Depositor,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node (or a provider behind a load balancer) that returns the same log twice in one answer: the
+    deposit is stored and detected once, and confirmed once."""
+    address = await address_of(client, str(uuid.uuid4()), "USDT")
+    await catch_up(watcher)
+    receipt = await depositor.usdt(address, 9_000_000)
+    tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+    real_get_logs = chain.w3.eth.get_logs
+
+    async def doubled(*args: Any, **kwargs: Any) -> Any:
+        logs = list(await real_get_logs(*args, **kwargs))
+        return logs + logs
+
+    monkeypatch.setattr(chain.w3.eth, "get_logs", doubled)
+    await catch_up(watcher)
+    local_chain.mine(CONFIRMATIONS)
+    await catch_up(watcher)
+    assert types(await outbox_events(sessions, tx_hash)) == ["deposit_detected", "deposit_confirmed"]
+    async with sessions() as session:
+        stored = await session.scalar(text("SELECT count(*) FROM deposits WHERE tx_hash = :h"), {"h": tx_hash})
+    assert stored == 1

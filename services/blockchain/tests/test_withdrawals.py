@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_blockchain.clients.wallet import Wallet
@@ -328,3 +329,125 @@ async def test_a_hot_wallet_short_of_the_asset_refuses_before_holding(
     finally:
         back = await token.functions.transfer(hot.address, everything).build_transaction({"from": DEPOSITOR.address})
         await send(chain.w3, DEPOSITOR, {"to": back["to"], "data": back["data"]})
+
+
+async def test_a_stuck_filler_is_replaced_with_higher_fees(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    """A filler holds every later nonce of the hot wallet: stuck, it is re-signed with higher fees as a
+    withdrawal is, and the withdrawal behind it lands."""
+    player, to = str(uuid.uuid4()), recipient()
+    await fund_player(wallet_service.url, player, 10 * USDT)
+    hot = chain.master.hot_wallet().address
+    await sender.run_once()
+    pending = int(await chain.w3.eth.get_transaction_count(hot, "pending"))
+    async with sessions() as session, session.begin():
+        await session.execute(text("UPDATE nonces SET next = :n WHERE address = :a"), {"n": pending + 1, "a": hot})
+    wid = (await withdraw(client, player, address=to, amount=2 * USDT)).json()["id"]
+    local_chain.rpc("evm_setAutomine", False)
+    try:
+        await sender.run_once()  # the withdrawal at pending + 1, the gap's filler at pending: both wait
+        sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=0)
+        sender.fillers.settings = sender.settings
+        await sender.run_once()  # both stuck longer than replace_after_s: re-signed at their nonces
+        async with sessions() as session:
+            fillers = (
+                await session.execute(
+                    text(
+                        "SELECT tx_hash, max_fee_per_gas, max_priority_fee_per_gas FROM chain_txs "
+                        "WHERE purpose = 'filler' AND nonce = :n ORDER BY signed_at"
+                    ),
+                    {"n": pending},
+                )
+            ).all()
+        assert len(fillers) == 2
+        assert fillers[1].max_fee_per_gas > fillers[0].max_fee_per_gas
+        assert fillers[1].max_priority_fee_per_gas > fillers[0].max_priority_fee_per_gas
+        local_chain.mine(CONFIRMATIONS)
+    finally:
+        local_chain.rpc("evm_setAutomine", True)
+        sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=120)
+        sender.fillers.settings = sender.settings
+    await sender.run_once()
+    assert await status_of(sessions, wid) == "confirmed"
+    assert await token_balance(chain, to) == 2 * USDT
+    landed = await chain.w3.eth.get_transaction_receipt(fillers[1].tx_hash)
+    assert int(landed["status"]) == 1
+    assert int(await chain.w3.eth.get_transaction_count(hot)) == pending + 2
+
+
+async def test_a_transaction_the_node_keeps_refusing_fails_the_withdrawal_and_its_nonce_is_filled(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    """The hot wallet's ETH is gone after signing (the node answers "insufficient funds" every time): after
+    refusals_before_failing refusals over refused_for_s_before_failing the withdrawal is failed (the wallet
+    voids its hold on withdrawal_failed), a filler outbidding it takes its nonce, and later ones proceed."""
+    player, to = str(uuid.uuid4()), recipient()
+    await fund_player(wallet_service.url, player, 10 * USDT)
+    hot = chain.master.hot_wallet().address
+    await sender.run_once()
+    wid = (await withdraw(client, player, address=to, amount=4 * USDT)).json()["id"]
+    eth = int(await chain.w3.eth.get_balance(hot))
+    given_up = REGISTRY.get_sample_value("tablium_chain_withdrawals_given_up_total", {"asset": "USDT"}) or 0
+    local_chain.rpc("evm_setAutomine", False)
+    sender.settings = msgspec.structs.replace(
+        sender.settings, refusals_before_failing=2, refused_for_s_before_failing=0
+    )
+    try:
+        await sender.run_once()  # signed and sent
+        async with sessions() as session:
+            sql = text("SELECT tx_hash, nonce FROM withdrawals WHERE id = :w")
+            tx_hash, nonce = (await session.execute(sql, {"w": uuid.UUID(wid)})).one()
+        local_chain.rpc("anvil_dropTransaction", tx_hash)  # the node forgets it, and the hot wallet is drained
+        local_chain.rpc("anvil_setBalance", hot, hex(0))
+        await sender.run_once()  # sent again: refused
+        await sender.run_once()  # refused twice
+        assert await status_of(sessions, wid) == "sent"
+        async with sessions() as session:
+            refusals = await session.scalar(text("SELECT refusals FROM chain_txs WHERE tx_hash = :h"), {"h": tx_hash})
+        assert refusals == 2
+        await sender.run_once()  # given up
+        assert await status_of(sessions, wid) == "failed"
+        events = await withdrawal_events(sessions, wid)
+        assert events[-1][0] == "withdrawal_failed"
+        assert events[-1][1]["transfer_id"] == events[0][1]["transfer_id"]  # the hold the wallet voids
+        assert "refused" in events[-1][1]["reason"]
+        alerted = REGISTRY.get_sample_value("tablium_chain_withdrawals_given_up_total", {"asset": "USDT"})
+        assert alerted == given_up + 1
+        async with sessions() as session:
+            filler = (
+                await session.execute(
+                    text("SELECT tx_hash, max_fee_per_gas FROM chain_txs WHERE purpose = 'filler' AND nonce = :n"),
+                    {"n": nonce},
+                )
+            ).one()
+            refused_fee = await session.scalar(
+                text("SELECT max_fee_per_gas FROM chain_txs WHERE tx_hash = :h"), {"h": tx_hash}
+            )
+        assert filler.max_fee_per_gas > refused_fee  # it outbids the refused bytes wherever they might be
+    finally:
+        local_chain.rpc("anvil_setBalance", hot, hex(eth))
+        local_chain.rpc("evm_setAutomine", True)
+        sender.settings = msgspec.structs.replace(
+            sender.settings, refusals_before_failing=10, refused_for_s_before_failing=300
+        )
+    await sender.run_once()  # the filler is sent again, now that there is gas: the nonce is used
+    assert int(await chain.w3.eth.get_transaction_count(hot)) == nonce + 1
+    assert int((await chain.w3.eth.get_transaction_receipt(filler.tx_hash))["status"]) == 1
+    assert await token_balance(chain, to) == 0
+
+    # The next withdrawal takes the next nonce and lands.
+    later = (await withdraw(client, player, address=to, amount=3 * USDT)).json()["id"]
+    await settle(sender, local_chain)
+    assert await status_of(sessions, later) == "confirmed"
+    assert await token_balance(chain, to) == 3 * USDT

@@ -210,3 +210,29 @@ def test_outbox_refuses_types_outside_its_catalog_entry() -> None:
         asyncio.run(outbox.add(None, type="wallet.transfer_posted", subject="x", data={}))  # type: ignore[arg-type]
     with pytest.raises(UnknownEventError):
         asyncio.run(outbox.add(None, type="player.unheard_of", subject="x", data={}))  # type: ignore[arg-type]
+
+
+async def test_several_events_added_in_one_statement_are_published_once_each_in_order(
+    sessions: async_sessionmaker[AsyncSession],
+    amqp_names: AmqpNames,
+    listen: Callable[[str], Awaitable[Listener]],
+) -> None:
+    listener = await listen("player.registered")
+    async with sessions() as session, session.begin():
+        added = await outbox.add_many(
+            session, [("player.registered", name, {"n": i}) for i, name in enumerate(("ann", "ben", "cy"))]
+        )
+    relay = make_relay(sessions, amqp_names)
+    await relay.start()
+    try:
+
+        async def published() -> bool:
+            return len(listener.ids) == 3
+
+        await wait_until(published)
+    finally:
+        await relay.stop()
+    assert listener.ids == [str(event.id) for event in added]
+    assert await unpublished(sessions) == 0
+    async with sessions() as session:
+        assert await outbox.add_many(session, []) == []

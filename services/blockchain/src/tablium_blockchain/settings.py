@@ -50,6 +50,11 @@ class BlockchainSettings(ServiceSettings, kw_only=True):
     send_interval_s: float = 1.0
     replace_after_s: float = 120.0
     fee_bump_percent: int = 25
+    # A withdrawal whose transaction the node refuses (other than "already known": insufficient funds, a fee
+    # past its caps, invalid) at least this many times over at least this long is given up: failed (the wallet
+    # voids its hold) and its nonce filled so later ones proceed; alerted (ADR 0010).
+    refusals_before_failing: int = 10
+    refused_for_s_before_failing: float = 300.0
     # A withdrawal left 'requested' this long (its request died before the wallet answered) is asked again.
     requested_retry_after_s: float = 30.0
     # Tests drive the sender one pass at a time; the app then runs no loop.

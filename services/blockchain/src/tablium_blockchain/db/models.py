@@ -164,7 +164,10 @@ class ChainTx(Base):
     """Every transaction the service signed, stored (raw bytes and hash) before it is broadcast: after a
     crash the same bytes are sent again, never a new transaction. Several versions share a nonce when a
     stuck one was replaced with higher fees; whichever the chain mines is the one. ``purpose``:
-    withdrawal, filler (a 0-value self-transfer taking a nonce nothing else will), sweep, sweep_gas."""
+    withdrawal, filler (a 0-value self-transfer taking a nonce nothing else will), sweep, sweep_gas.
+    ``refusals``: how many times the node refused these bytes (not a benign "already known"), since
+    ``first_refused_at``, the last answer in ``last_refusal``: a withdrawal refused past the settings' bounds
+    is failed and its nonce filled (ADR 0010)."""
 
     __tablename__ = "chain_txs"
     __table_args__ = (
@@ -184,6 +187,9 @@ class ChainTx(Base):
     max_priority_fee_per_gas: Mapped[int] = mapped_column(AmountType)
     gas: Mapped[int] = mapped_column(BigInteger)
     signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    refusals: Mapped[int] = mapped_column(Integer, server_default="0")
+    first_refused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_refusal: Mapped[str | None] = mapped_column(Text)
 
 
 class Nonce(Base):

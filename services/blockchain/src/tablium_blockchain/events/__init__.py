@@ -7,6 +7,7 @@ for ``deposit_confirmed`` is described in docs/events/wallet-consumed.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +58,16 @@ async def deposit_reverted(session: AsyncSession, deposit: Deposit, *, was_confi
     # was_confirmed: the wallet had credited it (a reorganisation deeper than the confirmations).
     data = {**_deposit_data(deposit), "was_confirmed": was_confirmed}
     await outbox.add(session, type=DEPOSIT_REVERTED, subject=_subject(deposit), data=data)
+
+
+def deposit_event(type_: str, deposit: Deposit, **extra: Any) -> tuple[str, str, dict[str, Any]]:
+    """One DEPOSIT_* event as (type, subject, data), for :func:`add_all` (``extra``: confirmations, was_confirmed)."""
+    return type_, _subject(deposit), {**_deposit_data(deposit), **extra}
+
+
+async def add_all(session: AsyncSession, events: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    """Several events in one statement (a scanned range's deposits, a poll's verdicts)."""
+    await outbox.add_many(session, events)
 
 
 def _withdrawal_data(withdrawal: Withdrawal) -> dict[str, Any]:

@@ -13,3 +13,21 @@ WITHDRAWALS = Counter("tablium_chain_withdrawals_total", "Withdrawal status chan
 WITHDRAWALS_PENDING = Gauge(
     "tablium_chain_withdrawals_pending", "Withdrawals held, signed or sent, not yet settled", ["chain_id"]
 )
+BROADCAST_REFUSALS = Counter(
+    "tablium_chain_broadcast_refusals_total",
+    "Signed transactions the node refused (not an 'already known'), by purpose",
+    ["purpose"],
+)
+WITHDRAWALS_GIVEN_UP = Counter(
+    "tablium_chain_withdrawals_given_up_total",
+    "Withdrawals failed because the node kept refusing their transaction (alert: a human looks)",
+    ["asset"],
+)
+STUCK_REPLACED = Counter(
+    "tablium_chain_stuck_replaced_total", "Transactions re-signed with higher fees after replace_after_s", ["purpose"]
+)
+SWEEPS_GIVEN_UP = Counter(
+    "tablium_chain_sweeps_given_up_total",
+    "Sweeps failed because the node kept refusing the hot wallet's gas transfer (alert)",
+    ["asset"],
+)

@@ -11,9 +11,12 @@ One pass (:meth:`Sender.run_once`):
    filler -> ``blockchain.withdrawal_failed`` (the wallet voids it). Nothing mined yet: a ``signed``
    one is broadcast (the same bytes, after a crash), one the node forgot is broadcast again, and one
    older than ``replace_after_s`` is re-signed at the same nonce with fees raised by ``fee_bump_percent``;
-   a nonce mined by a transaction not ours (the key used elsewhere) fails the withdrawal;
+   a nonce mined by a transaction not ours (the key used elsewhere) fails the withdrawal; one the node keeps
+   refusing (``refusals_before_failing`` times over ``refused_for_s_before_failing``: insufficient funds, a fee
+   past its caps, invalid) is given up: failed, and its nonce taken by a filler at higher fees in the same
+   transaction, so later nonces proceed (alerted: ``tablium_chain_withdrawals_given_up_total``);
 4. nonce gaps (reserved, but no transaction of ours holds them, so every later one is stuck) are filled
-   with a 0-value transfer to the hot wallet itself.
+   with a 0-value transfer to the hot wallet itself, and fillers are followed until mined (services/fillers.py).
 """
 
 from __future__ import annotations
@@ -29,17 +32,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_blockchain import events
 from tablium_blockchain.clients.wallet import Wallet
-from tablium_blockchain.db.models import ChainTx, Nonce, Withdrawal
-from tablium_blockchain.domain.withdrawals import NATIVE_GAS, initial_fees, replacement_fees
+from tablium_blockchain.db.models import ChainTx, Withdrawal
+from tablium_blockchain.domain.withdrawals import NATIVE_GAS, initial_fees
 from tablium_blockchain.services.chain import Chain, block_hash, token_contract
-from tablium_blockchain.services.metrics import WITHDRAWALS, WITHDRAWALS_PENDING
+from tablium_blockchain.services.fillers import Fillers
+from tablium_blockchain.services.metrics import STUCK_REPLACED, WITHDRAWALS, WITHDRAWALS_GIVEN_UP, WITHDRAWALS_PENDING
 from tablium_blockchain.services.signing import (
     Fees,
     broadcast,
+    bumped_fees,
     crash_point,
     known_to_node,
     market_fees,
     receipt,
+    refused_for_good,
+    replace,
     sign_and_store,
 )
 from tablium_blockchain.services.withdrawal_requests import ask_wallet, pause_state
@@ -63,6 +70,7 @@ class Sender:
         self.settings = settings
         self.wallet = wallet
         self.hot = chain.master.hot_wallet()
+        self.fillers = Fillers(chain, sessions, settings)
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -102,7 +110,8 @@ class Sender:
                 )
             )
         WITHDRAWALS_PENDING.labels(str(self.chain.chain_id)).set(int(unsettled or 0))
-        await self._fill_gaps()
+        await self.fillers.fill_gaps()
+        await self.fillers.follow()
 
     async def _with_status(self, statuses: tuple[str, ...], *, order: Any) -> list[Withdrawal]:
         async with self.sessions() as session:
@@ -125,14 +134,12 @@ class Sender:
 
     # -- signing and sending -------------------------------------------------------------------------
 
-    async def _payload(self, withdrawal: Withdrawal, gas: int | None = None) -> dict[str, Any]:
-        """to, value, data and gas of the withdrawal's transaction (``gas`` given: a replacement's, as before)."""
+    async def _payload(self, withdrawal: Withdrawal) -> dict[str, Any]:
+        """to, value, data and gas of the withdrawal's transaction."""
         if withdrawal.asset == "ETH":
             return {"to": withdrawal.address, "value": withdrawal.amount, "gas": NATIVE_GAS}
         token = token_contract(self.chain, withdrawal.asset)
         data = token.encode_abi("transfer", args=[withdrawal.address, withdrawal.amount])
-        if gas is not None:
-            return {"to": token.address, "data": data, "gas": gas}
         call = {"from": self.hot.address, "to": token.address, "data": data}
         gas = int(await self.chain.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
         return {"to": token.address, "data": data, "gas": gas + gas // 5}  # a margin: state moves meanwhile
@@ -181,7 +188,7 @@ class Sender:
         await self._send(withdrawal.id, signed)
 
     async def _send(self, withdrawal_id: Any, tx: ChainTx) -> None:
-        if not await broadcast(self.chain, tx):
+        if not await broadcast(self.chain, tx, self.sessions):
             return
         crash_point("sent", self.settings.crash_at)  # broadcast, not recorded as sent
         await self._mark_sent(withdrawal_id, tx)
@@ -227,10 +234,12 @@ class Sender:
                 await self._settle(withdrawal, "failed", reason="its nonce was used by a transaction not ours")
                 return
         latest = next(v for v in reversed(versions) if v.tx_hash == withdrawal.tx_hash)
-        if withdrawal.status == "signed":
+        if self._refused_for_good(latest):
+            await self._give_up(withdrawal, latest)
+        elif withdrawal.status == "signed":
             await self._send(withdrawal.id, latest)  # after a crash: the very bytes on record
         elif not await known_to_node(self.chain, latest.tx_hash):
-            await broadcast(self.chain, latest)  # the node lost it (a restart): the same bytes again
+            await broadcast(self.chain, latest, self.sessions)  # the node lost it (a restart): the same bytes again
         elif datetime.now(UTC) - latest.signed_at >= timedelta(seconds=self.settings.replace_after_s):
             await self._replace(withdrawal, latest)
 
@@ -257,7 +266,14 @@ class Sender:
         reason: str | None = None,
         tx_hash: str | None = None,
         block_number: int | None = None,
-    ) -> None:
+        filler_for: ChainTx | None = None,
+    ) -> ChainTx | None:
+        """The withdrawal's end, once, with its event. ``filler_for``: its nonce is taken by a filler outbidding
+        that version, signed in the same transaction (a given-up withdrawal); the filler is returned."""
+        filler = None
+        fees = None
+        if filler_for is not None:
+            fees = await bumped_fees(self.chain, filler_for, percent=self.settings.fee_bump_percent)
         async with self.sessions() as session, session.begin():
             settled = await session.scalar(
                 update(Withdrawal)
@@ -273,7 +289,11 @@ class Sender:
                 .returning(Withdrawal)
             )
             if settled is None:
-                return
+                return None
+            if filler_for is not None and fees is not None:
+                filler = await replace(
+                    session, self.chain, self.hot, filler_for, fees, purpose="filler", tx=self.fillers.payload()
+                )
             kind = events.WITHDRAWAL_CONFIRMED if status == "confirmed" else events.WITHDRAWAL_FAILED
             extra = {"tx_hash": tx_hash, "block_number": block_number}
             if reason is not None:
@@ -282,85 +302,45 @@ class Sender:
         WITHDRAWALS.labels(withdrawal.asset, status).inc()
         log_at = log.info if status == "confirmed" else log.error
         log_at(f"withdrawal {status}", withdrawal_id=str(withdrawal.id), tx_hash=tx_hash, reason=reason)
+        return filler
+
+    def _refused_for_good(self, tx: ChainTx) -> bool:
+        return refused_for_good(
+            tx, refusals=self.settings.refusals_before_failing, for_s=self.settings.refused_for_s_before_failing
+        )
+
+    async def _give_up(self, withdrawal: Withdrawal, latest: ChainTx) -> None:
+        """The node keeps refusing the withdrawal's transaction: failed (the wallet voids its hold), and a filler
+        outbidding it takes its nonce, so the refused bytes can never land and later nonces proceed."""
+        reason = f"the node refused its transaction {latest.refusals} times: {latest.last_refusal}"
+        filler = await self._settle(withdrawal, "failed", reason=reason, filler_for=latest)
+        if filler is None:
+            return
+        WITHDRAWALS_GIVEN_UP.labels(withdrawal.asset).inc()
+        log.critical(
+            "withdrawal given up: the node keeps refusing it",
+            withdrawal_id=str(withdrawal.id),
+            nonce=latest.nonce,
+            refusal=latest.last_refusal,
+            filler=filler.tx_hash,
+        )
+        await broadcast(self.chain, filler, self.sessions)
 
     async def _replace(self, withdrawal: Withdrawal, old: ChainTx) -> None:
-        base_fee, tip = await market_fees(self.chain)
-        max_fee, tip = replacement_fees(
-            old_max_fee=old.max_fee_per_gas,
-            old_tip=old.max_priority_fee_per_gas,
-            base_fee=base_fee,
-            tip=tip,
-            percent=self.settings.fee_bump_percent,
-        )
-        tx = await self._payload(withdrawal, gas=old.gas)
+        fees = await bumped_fees(self.chain, old, percent=self.settings.fee_bump_percent)
         async with self.sessions() as session, session.begin():
             current = await session.get(Withdrawal, withdrawal.id, with_for_update=True)
             if current is None or current.status not in OUTSTANDING or current.tx_hash != old.tx_hash:
                 return
-            replacement = await sign_and_store(
-                session,
-                self.chain,
-                self.hot,
-                tx,
-                Fees(max_fee, tip),
-                purpose="withdrawal",
-                chain_pending=0,
-                nonce=old.nonce,
-                withdrawal_id=withdrawal.id,
-            )
+            replacement = await replace(session, self.chain, self.hot, old, fees)
             current.tx_hash, current.updated_at = replacement.tx_hash, datetime.now(UTC)
+        STUCK_REPLACED.labels("withdrawal").inc()
         log.warning(
             "stuck withdrawal replaced",
             withdrawal_id=str(withdrawal.id),
             nonce=old.nonce,
             old=old.tx_hash,
             new=replacement.tx_hash,
-            max_fee_per_gas=max_fee,
+            max_fee_per_gas=fees.max_fee_per_gas,
         )
-        await broadcast(self.chain, replacement)
-
-    # -- nonce gaps -----------------------------------------------------------------------------------
-
-    async def _fill_gaps(self) -> None:
-        pending = int(await self.chain.w3.eth.get_transaction_count(self.hot.address, "pending"))
-        async with self.sessions() as session:
-            reserved = await session.get(Nonce, (self.chain.chain_id, self.hot.address))
-            if reserved is None or reserved.next <= pending:
-                return
-            ours = set(
-                await session.scalars(
-                    select(func.distinct(ChainTx.nonce)).where(
-                        ChainTx.chain_id == self.chain.chain_id,
-                        ChainTx.sender == self.hot.address,
-                        ChainTx.nonce >= pending,
-                    )
-                )
-            )
-        for nonce in [n for n in range(pending, reserved.next) if n not in ours][:10]:
-            await self._fill(nonce)
-
-    async def _fill(self, nonce: int) -> None:
-        base_fee, tip = await market_fees(self.chain)
-        max_fee, tip = initial_fees(base_fee=base_fee, tip=tip)
-        async with self.sessions() as session, session.begin():
-            # Under the nonce row's lock, as reservations are: two senders never fill the same gap twice.
-            await session.get(Nonce, (self.chain.chain_id, self.hot.address), with_for_update=True)
-            taken = await session.scalar(
-                select(ChainTx.tx_hash).where(
-                    ChainTx.chain_id == self.chain.chain_id, ChainTx.sender == self.hot.address, ChainTx.nonce == nonce
-                )
-            )
-            if taken is not None:
-                return
-            filler = await sign_and_store(
-                session,
-                self.chain,
-                self.hot,
-                {"to": self.hot.address, "gas": NATIVE_GAS},
-                Fees(max_fee, tip),
-                purpose="filler",
-                chain_pending=0,
-                nonce=nonce,
-            )
-        log.warning("nonce gap filled", nonce=nonce, tx_hash=filler.tx_hash)
-        await broadcast(self.chain, filler)
+        await broadcast(self.chain, replacement, self.sessions)

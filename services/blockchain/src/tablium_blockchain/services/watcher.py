@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -219,7 +219,6 @@ class Watcher:
             receipt = await chain.w3.eth.get_transaction_receipt(transfer.tx_hash)  # type: ignore[arg-type]
             if receipt["status"] != 1:
                 ours.remove(transfer)
-        detected = 0
         async with self.sessions() as session, session.begin():
             cursor = await session.get(WatchCursor, chain.chain_id, with_for_update=True)
             if cursor is None or cursor.next_block != first:
@@ -228,9 +227,7 @@ class Watcher:
                 parent = await session.get(ScannedBlock, (chain.chain_id, first - 1))
                 if parent is not None and parent.hash != _hex(blocks[0]["parentHash"]):
                     raise ChainMoved  # forked just now, below the range: the next fork check rewinds
-            for transfer in ours:
-                if await self._detect(session, transfer, players[transfer.recipient], last):
-                    detected += 1
+            detected = await self._detect(session, ours, players, last)
             rows = [{"chain_id": chain.chain_id, "number": int(b["number"]), "hash": _hex(b["hash"])} for b in blocks]
             await session.execute(insert(ScannedBlock).values(rows).on_conflict_do_nothing())
             await session.execute(
@@ -243,43 +240,82 @@ class Watcher:
             cursor.updated_at = datetime.now(UTC)
         return detected
 
-    async def _detect(self, session: AsyncSession, transfer: IncomingTransfer, player_id: Any, head: int) -> bool:
-        """Store a deposit at first sight (or at its first sight again after a reorg reverted it)."""
-        if transfer.amount > MAX_AMOUNT:
-            # No ledger amount can hold it (2^128 and more of a token's minor unit): a human looks.
-            log.critical("deposit over the ledger's range", tx_hash=transfer.tx_hash, amount=str(transfer.amount))
-            return False
-        key = (self.chain.chain_id, transfer.tx_hash, transfer.log_index)
-        deposit = await session.get(Deposit, key, with_for_update=True)
-        if deposit is not None and deposit.status != "reverted":
-            if deposit.block_hash != transfer.block_hash:
-                # Mined again in another block after a reorg: still on chain, its credit (if any) stands.
-                deposit.block_number, deposit.block_hash = transfer.block_number, transfer.block_hash
-            return False  # seen before: a replayed or duplicated log credits once
-        if deposit is None:
-            deposit = Deposit(
-                chain_id=key[0],
-                tx_hash=key[1],
-                log_index=key[2],
-                asset=transfer.asset,
-                player_id=player_id,
-                address=transfer.recipient,
-                sender=transfer.sender,
-                amount=transfer.amount,
-                block_number=transfer.block_number,
-                block_hash=transfer.block_hash,
-                status="detected",
+    async def _detect(
+        self, session: AsyncSession, transfers: list[IncomingTransfer], players: dict[str, Any], head: int
+    ) -> int:
+        """Store a range's deposits at first sight (or at their first sight again after a reorg reverted them),
+        with their ``deposit_detected`` events: set-based, a few statements whatever the number of deposits."""
+        chain_id = self.chain.chain_id
+        unique: dict[tuple[str, int], IncomingTransfer] = {}
+        for transfer in transfers:
+            if transfer.amount > MAX_AMOUNT:
+                # No ledger amount can hold it (2^128 and more of a token's minor unit): a human looks.
+                log.critical("deposit over the ledger's range", tx_hash=transfer.tx_hash, amount=str(transfer.amount))
+                continue
+            unique[(transfer.tx_hash, transfer.log_index)] = transfer  # a log duplicated in the answer counts once
+        if not unique:
+            return 0
+        known = {
+            (row.tx_hash, row.log_index): row
+            for row in await session.scalars(
+                select(Deposit)
+                .where(Deposit.chain_id == chain_id, tuple_(Deposit.tx_hash, Deposit.log_index).in_(list(unique)))
+                .with_for_update()
             )
-            session.add(deposit)
-        else:
+        }
+        fresh: list[Deposit] = []
+        for key, transfer in unique.items():
+            deposit = known.get(key)
+            if deposit is None:
+                continue
+            if deposit.status != "reverted":
+                if deposit.block_hash != transfer.block_hash:
+                    # Mined again in another block after a reorg: still on chain, its credit (if any) stands.
+                    deposit.block_number, deposit.block_hash = transfer.block_number, transfer.block_hash
+                continue  # seen before: a replayed or duplicated log credits once
             deposit.status, deposit.reverted_at = "detected", None
             deposit.block_number, deposit.block_hash = transfer.block_number, transfer.block_hash
+            fresh.append(deposit)
         await session.flush()
-        DEPOSITS.labels(transfer.asset, "detected").inc()
-        seen = confirmations(head=head, block_number=transfer.block_number)
-        await events.deposit_detected(session, deposit, confirmations=seen)
-        log.info("deposit detected", tx_hash=transfer.tx_hash, log_index=transfer.log_index, asset=transfer.asset)
-        return True
+        new = [
+            {
+                "chain_id": chain_id,
+                "tx_hash": transfer.tx_hash,
+                "log_index": transfer.log_index,
+                "asset": transfer.asset,
+                "player_id": players[transfer.recipient],
+                "address": transfer.recipient,
+                "sender": transfer.sender,
+                "amount": transfer.amount,
+                "block_number": transfer.block_number,
+                "block_hash": transfer.block_hash,
+                "status": "detected",
+            }
+            for key, transfer in unique.items()
+            if key not in known
+        ]
+        if new:
+            fresh += list(
+                await session.scalars(
+                    insert(Deposit).values(new).on_conflict_do_nothing().returning(Deposit),
+                    execution_options={"populate_existing": True},
+                )
+            )
+        await events.add_all(
+            session,
+            [
+                events.deposit_event(
+                    events.DEPOSIT_DETECTED,
+                    deposit,
+                    confirmations=confirmations(head=head, block_number=deposit.block_number),
+                )
+                for deposit in fresh
+            ],
+        )
+        for deposit in fresh:
+            DEPOSITS.labels(deposit.asset, "detected").inc()
+            log.info("deposit detected", tx_hash=deposit.tx_hash, log_index=deposit.log_index, asset=deposit.asset)
+        return len(fresh)
 
     async def _deep_reverts(self, result: PollResult) -> None:
         """Credited deposits whose block is not the rescanned chain's block at its height: a reorganisation
@@ -322,6 +358,7 @@ class Watcher:
                 )
             ).all()
         canonical: dict[int, str | None] = {}
+        decided: dict[Verdict, list[tuple[str, int, str]]] = {Verdict.CONFIRM: [], Verdict.REVERT: []}
         for tx_hash, log_index, number, stored in waiting:
             if number not in canonical:
                 canonical[number] = await block_hash(chain.w3, number)
@@ -332,34 +369,43 @@ class Watcher:
                 canonical_hash=canonical[number],
                 required=self.settings.confirmations,
             )
-            if outcome is Verdict.WAIT:
-                continue
-            async with self.sessions() as session, session.begin():
-                deposit = (
-                    await session.execute(
+            if outcome is not Verdict.WAIT:
+                decided[outcome].append((tx_hash, log_index, stored))
+        if not any(decided.values()):
+            return
+        now = datetime.now(UTC)
+        async with self.sessions() as session, session.begin():
+            new_events = []
+            for outcome, keys in decided.items():
+                if not keys:
+                    continue
+                confirm = outcome is Verdict.CONFIRM
+                changed = (
+                    await session.scalars(
                         update(Deposit)
                         .where(
                             Deposit.chain_id == chain.chain_id,
-                            Deposit.tx_hash == tx_hash,
-                            Deposit.log_index == log_index,
                             Deposit.status == "detected",
-                            Deposit.block_hash == stored,
+                            # The block read: one re-mined elsewhere meanwhile is looked at again next poll.
+                            tuple_(Deposit.tx_hash, Deposit.log_index, Deposit.block_hash).in_(keys),
                         )
                         .values(
-                            status="confirmed" if outcome is Verdict.CONFIRM else "reverted",
-                            **{"confirmed_at" if outcome is Verdict.CONFIRM else "reverted_at": datetime.now(UTC)},
+                            status="confirmed" if confirm else "reverted",
+                            **{"confirmed_at" if confirm else "reverted_at": now},
                         )
                         .returning(Deposit)
                     )
-                ).scalar_one_or_none()
-                if deposit is None:
-                    continue  # decided meanwhile, or re-mined elsewhere: the next poll looks again
-                DEPOSITS.labels(deposit.asset, deposit.status).inc()
-                if outcome is Verdict.CONFIRM:
-                    await events.deposit_confirmed(session, deposit)
-                    result.confirmed += 1
-                    log.info("deposit confirmed", tx_hash=tx_hash, log_index=log_index)
-                else:
-                    await events.deposit_reverted(session, deposit, was_confirmed=False)
-                    result.reverted += 1
-                    log.warning("deposit reverted before confirmation", tx_hash=tx_hash, log_index=log_index)
+                ).all()
+                for deposit in changed:
+                    DEPOSITS.labels(deposit.asset, deposit.status).inc()
+                    if confirm:
+                        new_events.append(events.deposit_event(events.DEPOSIT_CONFIRMED, deposit))
+                        result.confirmed += 1
+                        log.info("deposit confirmed", tx_hash=deposit.tx_hash, log_index=deposit.log_index)
+                    else:
+                        new_events.append(events.deposit_event(events.DEPOSIT_REVERTED, deposit, was_confirmed=False))
+                        result.reverted += 1
+                        log.warning(
+                            "deposit reverted before confirmation", tx_hash=deposit.tx_hash, log_index=deposit.log_index
+                        )
+            await events.add_all(session, new_events)
