@@ -48,7 +48,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import transient_failure
 from tablium_kit.internal import RETRYABLE_STATUS, UpstreamError
-from tablium_kit.messaging.batches import Deliveries, Delivery, Handler, batch_handler_of
+from tablium_kit.messaging.batches import Deliveries, Delivery, batch_handler_of
+from tablium_kit.messaging.batches import Handler as Handler  # where services import it from
 from tablium_kit.messaging.catalog import source_of
 from tablium_kit.messaging.connection import connect
 from tablium_kit.messaging.envelope import CloudEvent
@@ -107,7 +108,8 @@ class Consumer:
     """Register handlers with ``@consumer.handler("wallet.transfer_posted")``, then ``await consumer.start()``.
 
     :attr:`state` and :attr:`reason` say where it is (what ``/ready`` reports). ``prefetch`` bounds the
-    deliveries held (waiting and in flight); it should be at least ``batch_size`` x ``batches_in_flight``.
+    deliveries held (waiting and in flight); by default a batch more than ``batches_in_flight`` hold, so
+    the next batch is waiting when one ends.
     """
 
     def __init__(
@@ -117,7 +119,7 @@ class Consumer:
         tables: MessagingTables,
         *,
         queues: QueueNames | None = None,
-        prefetch: int = 256,
+        prefetch: int | None = None,
         batch_size: int = 100,
         batch_window: float = 0.005,
         batches_in_flight: int = 2,
@@ -131,10 +133,10 @@ class Consumer:
         self._sessions = sessions
         self._inbox = tables.inbox
         self.queues = queues or QueueNames.for_service(settings.service_name)
-        self._prefetch = prefetch
         self._batch_size = max(1, batch_size)
         self._batch_window = batch_window
         self._batches_in_flight = max(1, batches_in_flight)
+        self._prefetch = prefetch or self._batch_size * (self._batches_in_flight + 1)
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay

@@ -18,6 +18,7 @@ exclusive), so a hand and the fact it waits for never miss each other in two con
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -106,6 +107,41 @@ def plan(rake: Rake, member: Member | None, deal_row: DealVersion | None) -> lis
     return split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
 
 
+async def plan_club_rakes(
+    session: AsyncSession, rakes: Sequence[Rake]
+) -> dict[tuple[uuid.UUID, uuid.UUID], list[Part]]:
+    """Decide new club rakes together: each is marked ``accrued`` (with its parts returned, keyed on hand
+    and player) or ``pending``. The memberships are read once per table club (and union), and every
+    version of the deals of the clubs concerned once: the one in force is picked per hand's time."""
+    tables: dict[tuple[uuid.UUID, uuid.UUID | None], set[uuid.UUID]] = {}
+    for rake in rakes:
+        assert rake.club_id is not None
+        tables.setdefault((rake.club_id, rake.union_id), set()).add(rake.player_id)
+    members = {key: await members_of(session, key[0], key[1], sorted(players)) for key, players in tables.items()}
+    clubs = {m.club_id for found in members.values() for m in found.values()}
+    versions: dict[uuid.UUID, list[DealVersion]] = {}
+    if clubs:
+        query = select(DealVersion).where(DealVersion.club_id.in_(clubs)).order_by(DealVersion.version.desc())
+        for row in (await session.scalars(query)).all():
+            versions.setdefault(row.club_id, []).append(row)
+    plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
+    for rake in rakes:
+        assert rake.club_id is not None
+        member = members[(rake.club_id, rake.union_id)].get(rake.player_id)
+        in_force = (
+            next((d for d in versions.get(member.club_id, []) if d.effective_from <= rake.hand_time), None)
+            if member
+            else None
+        )
+        parts = plan(rake, member, in_force)
+        if parts is None or member is None or in_force is None:
+            rake.status = "pending"
+        else:
+            rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
+            plans[(rake.hand_id, rake.player_id)] = parts
+    return plans
+
+
 async def evaluate(session: AsyncSession, rake: Rake) -> None:
     """Re-accrue one club rake from the stored facts after a late fact; ``rake`` is locked by the caller."""
     assert rake.club_id is not None
@@ -128,22 +164,20 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
 
 
 async def write_parts(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
-    rows = [
-        {
+    rows = []
+    for rake, parts in accrued:
+        # Read once per rake (instrumented attributes are slow), shared by its parts' rows.
+        common = {
             "hand_id": rake.hand_id,
             "player_id": rake.player_id,
-            "kind": p.kind,
-            "beneficiary": p.beneficiary,
             "asset": rake.asset,
-            "amount": p.amount,
-            "bps": p.bps,
             "hand_time": rake.hand_time,
         }
-        for rake, parts in accrued
-        for p in parts
-    ]
+        rows += [
+            {**common, "kind": p.kind, "beneficiary": p.beneficiary, "amount": p.amount, "bps": p.bps} for p in parts
+        ]
     if rows:
-        await session.execute(insert(Accrual), rows)
+        await session.execute(insert(Accrual.__table__), rows)
 
 
 async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
@@ -151,6 +185,7 @@ async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]
     by_hand: dict[uuid.UUID, list[tuple[Rake, list[Part]]]] = {}
     for rake, parts in accrued:
         by_hand.setdefault(rake.hand_id, []).append((rake, parts))
+    events: list[tuple[str, str, dict[str, Any]]] = []
     for hand_id, entries in by_hand.items():
         first = entries[0][0]
         data: dict[str, Any] = {
@@ -174,7 +209,8 @@ async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]
                 for rake, parts in entries
             ],
         }
-        await outbox.add(session, type=ACCRUED, subject=str(hand_id), data=data)
+        events.append((ACCRUED, str(hand_id), data))
+    await outbox.add_many(session, events)
 
 
 async def _evaluate_all(session: AsyncSession, query: Any) -> int:
