@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -97,7 +98,30 @@ async def deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime)
     return deal
 
 
-def plan(rake: Rake, member: Member | None, deal_row: DealVersion | None) -> list[Part] | None:
+@dataclass(slots=True)
+class NewRake:
+    """A rake being recorded: the columns of a ``rakes`` row, without the ORM's instrumentation (a batch
+    builds thousands; reading and writing ORM attributes cost more than their insert)."""
+
+    hand_id: uuid.UUID
+    player_id: uuid.UUID
+    table_id: uuid.UUID
+    club_id: uuid.UUID | None
+    union_id: uuid.UUID | None
+    asset: str
+    rake: int
+    hand_time: datetime
+    status: str
+    member_club_id: uuid.UUID | None = None
+    deal_version: int | None = None
+    tier: str | None = None
+
+
+# What the accrual steps read from a rake, stored or being recorded.
+AnyRake = Rake | NewRake
+
+
+def plan(rake: AnyRake, member: Member | None, deal_row: DealVersion | None) -> list[Part] | None:
     """The parts of a club rake under the deal in force and the member's agent (None: a fact is missing)."""
     if member is None or deal_row is None:
         return None
@@ -108,7 +132,7 @@ def plan(rake: Rake, member: Member | None, deal_row: DealVersion | None) -> lis
 
 
 async def plan_club_rakes(
-    session: AsyncSession, rakes: Sequence[Rake]
+    session: AsyncSession, rakes: Sequence[NewRake]
 ) -> dict[tuple[uuid.UUID, uuid.UUID], list[Part]]:
     """Decide new club rakes together: each is marked ``accrued`` (with its parts returned, keyed on hand
     and player) or ``pending``. The memberships are read once per table club (and union), and every
@@ -163,10 +187,10 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
     await announce(session, [(rake, parts)])
 
 
-async def write_parts(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
+async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
     rows = []
     for rake, parts in accrued:
-        # Read once per rake (instrumented attributes are slow), shared by its parts' rows.
+        # Read once per rake, shared by its parts' rows.
         common = {
             "hand_id": rake.hand_id,
             "player_id": rake.player_id,
@@ -180,9 +204,9 @@ async def write_parts(session: AsyncSession, accrued: list[tuple[Rake, list[Part
         await session.execute(insert(Accrual.__table__), rows)
 
 
-async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
+async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
     """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction."""
-    by_hand: dict[uuid.UUID, list[tuple[Rake, list[Part]]]] = {}
+    by_hand: dict[uuid.UUID, list[tuple[AnyRake, list[Part]]]] = {}
     for rake, parts in accrued:
         by_hand.setdefault(rake.hand_id, []).append((rake, parts))
     events: list[tuple[str, str, dict[str, Any]]] = []

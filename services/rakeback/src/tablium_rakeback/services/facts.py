@@ -50,11 +50,11 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand]) -> None:
     with their outcome — a duplicate inserts nothing and stops there —, every accrual row, and one
     ``rakeback.accrued`` per hand in one insert). The same as recording the hands one after another."""
     await accrual.lock_for_hands(session)
-    rakes: dict[tuple[uuid.UUID, uuid.UUID], Rake] = {}
+    rakes: dict[tuple[uuid.UUID, uuid.UUID], accrual.NewRake] = {}
     for hand in hands:
         for p in hand.players:
             if p.rake > 0 and (hand.hand_id, p.player_id) not in rakes:
-                rakes[(hand.hand_id, p.player_id)] = Rake(
+                rakes[(hand.hand_id, p.player_id)] = accrual.NewRake(
                     hand_id=hand.hand_id,
                     player_id=p.player_id,
                     table_id=hand.table_id,
@@ -65,9 +65,6 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand]) -> None:
                     hand_time=hand.time,
                     # A public table's rake is accrued by tier when its period is paid.
                     status="tier",
-                    member_club_id=None,
-                    deal_version=None,
-                    tier=None,
                 )
     if not rakes:
         return
