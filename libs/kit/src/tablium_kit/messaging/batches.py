@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 from aio_pika.abc import AbstractIncomingMessage
+from opentelemetry import propagate
+from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging.envelope import CloudEvent, decode
@@ -56,6 +58,10 @@ class Delivery:
     event: CloudEvent | msgspec.MsgspecError
     channel: Any
     tag: int
+
+    def trace_context(self) -> Context:
+        """The W3C trace context its message carries, for its handler's span."""
+        return propagate.extract({k: v for k, v in (self.message.headers or {}).items() if isinstance(v, str)})
 
 
 class Deliveries:

@@ -41,7 +41,7 @@ from typing import Any, Literal, TypeVar
 import aio_pika
 import httpx
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -339,38 +339,30 @@ class Consumer:
     async def _handle_together(self, batch: list[Delivery]) -> list[str]:
         """One transaction: the inbox rows of the batch, then each new event's handler; the outcome of each."""
         events = [d.event for d in batch if isinstance(d.event, CloudEvent)]
+        # Sorted, so two consumers inserting overlapping batches take the rows' locks in one order; a list
+        # of rows, so the statement is compiled once (cached) and sent as a multi-row insert.
+        rows = [{"consumer": self._service, "event_id": i} for i in sorted({e.id for e in events})]
+        statement = insert(self._inbox).on_conflict_do_nothing().returning(self._inbox.c.event_id)
         async with self._sessions() as session, session.begin():
-            # Sorted, so two consumers inserting overlapping batches take the rows' locks in one order.
-            ids = sorted({e.id for e in events})
-            new = set(
-                (
-                    await session.scalars(
-                        insert(self._inbox)
-                        .values([{"consumer": self._service, "event_id": i} for i in ids])
-                        .on_conflict_do_nothing()
-                        .returning(self._inbox.c.event_id)
-                    )
-                ).all()
-            )
-            outcomes: list[str] = []
-            first: list[CloudEvent] = []
-            for event in events:
-                outcomes.append("handled" if event.id in new else "duplicate")
+            new = set((await session.execute(statement, rows)).scalars().all())
+            first: list[tuple[Delivery, CloudEvent]] = []  # an envelope twice in the batch: the first counts
+            for delivery, event in zip(batch, events, strict=True):
                 if event.id in new:
-                    new.discard(event.id)  # the same envelope twice in one batch: the first one counts
-                    first.append(event)
+                    new.discard(event.id)
+                    first.append((delivery, event))
             done_types: set[str] = set()
-            for event in first:
+            for delivery, event in first:
                 handler = self._handlers[event.type]
                 batch_handler = batch_handler_of(handler)
                 if batch_handler is None:
-                    with self._span(event, _context_of(batch, event)):
+                    with self._span(event, delivery.trace_context()):
                         await handler(session, event)
                 elif event.type not in done_types:
                     done_types.add(event.type)
                     with self._span(event, None, batch=True):
-                        await batch_handler(session, [e for e in first if e.type == event.type])
-        return outcomes
+                        await batch_handler(session, [e for _, e in first if e.type == event.type])
+        handled = {id(d) for d, _ in first}
+        return ["handled" if id(d) in handled else "duplicate" for d in batch]
 
     def _span(self, event: CloudEvent, context: Context | None, *, batch: bool = False) -> Any:
         return trace.get_tracer(__name__).start_as_current_span(
@@ -422,7 +414,7 @@ class Consumer:
             await self._ack(delivery)
             return
         attempts = _int((message.headers or {}).get(ATTEMPTS_HEADER)) + 1
-        with self._span(event, _context_of([delivery], event)) as span:
+        with self._span(event, delivery.trace_context()) as span:
             CONSUMER_LAG.labels(self._service).observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
             outcome: str | None = "failed"
             try:
@@ -505,12 +497,6 @@ class Consumer:
             routing_key=queue,
         )
         await asyncio.wait_for(publish, PUBLISH_TIMEOUT)
-
-
-def _context_of(batch: list[Delivery], event: CloudEvent) -> Context:
-    """The trace context the event's message carries (W3C headers), for its handler's span."""
-    message = next(d.message for d in batch if d.event is event)
-    return propagate.extract({k: v for k, v in (message.headers or {}).items() if isinstance(v, str)})
 
 
 def _int(value: Any) -> int:

@@ -121,11 +121,14 @@ class NewRake:
 AnyRake = Rake | NewRake
 
 
-def plan(rake: AnyRake, member: Member | None, deal_row: DealVersion | None) -> list[Part] | None:
-    """The parts of a club rake under the deal in force and the member's agent (None: a fact is missing)."""
+def plan(
+    rake: AnyRake, member: Member | None, deal_row: DealVersion | None, deal: Deal | None = None
+) -> list[Part] | None:
+    """The parts of a club rake under the deal in force and the member's agent (None: a fact is missing);
+    ``deal``: ``deal_row`` already read as a :class:`Deal`."""
     if member is None or deal_row is None:
         return None
-    deal = deal_of(deal_row)
+    deal = deal or deal_of(deal_row)
     union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
     agent_id = str(member.agent_id) if member.agent_id else None
     return split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
@@ -148,6 +151,7 @@ async def plan_club_rakes(
         query = select(DealVersion).where(DealVersion.club_id.in_(clubs)).order_by(DealVersion.version.desc())
         for row in (await session.scalars(query)).all():
             versions.setdefault(row.club_id, []).append(row)
+    deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
     plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
     for rake in rakes:
         assert rake.club_id is not None
@@ -157,7 +161,7 @@ async def plan_club_rakes(
             if member
             else None
         )
-        parts = plan(rake, member, in_force)
+        parts = plan(rake, member, in_force, deals[(in_force.club_id, in_force.version)] if in_force else None)
         if parts is None or member is None or in_force is None:
             rake.status = "pending"
         else:
