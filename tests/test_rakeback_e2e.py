@@ -5,16 +5,13 @@ a period's payouts, and every ``rakeback.payout_requested`` is then delivered ag
 payout is paid once, exactly as the player's statements say, and house rake + rakeback pool + payouts
 balance to the rake the lobby took.
 
-The lobby does not put clubs on its tables yet (its ``lobby.hand_completed`` has no ``club_id``), so this
-is the public-table path; club deals are covered against the service's handlers in services/rakeback/tests.
+This is the public-table path (tiers); a club table under a deal is tests/test_club_rakeback_e2e.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -28,21 +25,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from tablium_lobby.bots import POLICIES, Bot
 
-from tablium_kit.auth import ServiceTokens
-from tablium_kit.messaging import CloudEvent, declare_topology
-from tablium_kit.service_processes import ServiceProcess, start_service
+from tablium_kit.messaging import CloudEvent
+from tablium_kit.service_processes import ADMIN_PASSWORD, Platform, WalletLedger, running_platform
 from tablium_kit.testing import RUN_ID
-
-from .conftest import BIN, free_port
 
 # Everyone all in: the first hand sees a board and pays rake whatever the cards (random play may fold it).
 FUNDS, BUY_IN, HANDS = 1_000_000, 40_000, 2
-PASSWORD = "correct horse battery"
+PASSWORD = ADMIN_PASSWORD
 PERIOD_S = 15
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)
 
 
 async def _rows(url: str, sql: str, **params: Any) -> list[Any]:
@@ -66,95 +56,20 @@ async def _wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout_s: 
 @pytest.fixture
 async def platform(
     tmp_path_factory: pytest.TempPathFactory, make_database: Callable[[str], Awaitable[str]]
-) -> AsyncIterator[dict[str, Any]]:
-    # A vhost of its own: the services consume their usual queues, which on the shared vhost are the platform's.
-    vhost = f"tablium-test-{RUN_ID}-rakeback"
-    await asyncio.to_thread(_rabbitmqctl, "add_vhost", vhost)
-    await asyncio.to_thread(_rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    await declare_topology(amqp_url, "tablium.events")
-    ports = {name: free_port() for name in ("player", "wallet", "lobby", "rakeback")}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    env = {
-        "TABLIUM_ENVIRONMENT": "test",
-        "TABLIUM_LOG_JSON": "true",
-        "TABLIUM_AMQP_URL": amqp_url,
-        "TABLIUM_REDIS_NAMESPACE": f"test-{RUN_ID}-rakeback",
-        "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
-        "TABLIUM_PLAYER_ARGON2_TIME_COST": "1",
-        "TABLIUM_PLAYER_CONSUME_EVENTS": "false",
-        "TABLIUM_JWKS_URL": f"{urls['player']}/api/v1/auth/jwks",
-        "TABLIUM_LOBBY_WALLET_URL": urls["wallet"],
-        "TABLIUM_LOBBY_BETWEEN_HANDS_S": "0.05",
-        "TABLIUM_LOBBY_RECONCILE_GRACE_S": "0.5",
-        "TABLIUM_LOBBY_RECONCILE_INTERVAL_S": "0.5",
-        "TABLIUM_RAKEBACK_PAYOUT_PERIOD_S": str(PERIOD_S),
-        "TABLIUM_RAKEBACK_PAYOUT_GRACE_S": "1",
-        "TABLIUM_RAKEBACK_PAYOUT_CHECK_INTERVAL_S": "0.2",
-    }
-    for name in ports:
-        env[f"TABLIUM_{name.upper()}_DATABASE_URL"] = await make_database(f"rb_e2e_{name}")
-    logs = tmp_path_factory.mktemp("rakeback-e2e-logs")
-    running: dict[str, ServiceProcess] = {}
-
-    def start(name: str) -> ServiceProcess:
-        running[name] = start_service(name, env, port=ports[name], log_dir=logs, ready_path="/ready", timeout_s=240)
-        return running[name]
-
-    try:
-        for name in ("player", "wallet", "lobby", "rakeback"):
-            await asyncio.to_thread(start, name)
-        admin = f"admin{uuid.uuid4().hex[:8]}"
-        account = ["--username", admin, "--email", f"{admin}@example.com", "--password", PASSWORD, "--role", "admin"]
-        await asyncio.to_thread(
-            subprocess.run,
-            [str(BIN / "tablium-player"), "create-account", *account],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-        yield {"urls": urls, "env": env, "admin": admin, "running": running, "start": start, "amqp": amqp_url}
-    finally:
-        for service in running.values():
-            service.stop()
-        await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost)
-
-
-class Wallet:
-    """The wallet's internal API, as the lobby calls it (development service keys in the test environment)."""
-
-    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
-        self.http, self.url, self.tokens = http, url, ServiceTokens.development("lobby")
-
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.token('wallet')}", "Idempotency-Key": uuid.uuid4().hex}
-
-    async def account(self, owner: str, kind: str) -> str:
-        body = {"owner": owner, "kind": kind, "asset": "USDT"}
-        response = await self.http.put(f"{self.url}/internal/v1/accounts", json=body, headers=self._headers())
-        assert response.status_code == 200, response.text
-        return str(response.json()["id"])
-
-    async def balance(self, account_id: str) -> int:
-        response = await self.http.get(f"{self.url}/internal/v1/accounts/{account_id}", headers=self._headers())
-        return int(response.json()["balance"]["balance"])
-
-    async def fund(self, player_id: str, amount: int) -> str:
-        house, account = (
-            await self.account("house", "house_adjustments"),
-            await self.account(f"player:{player_id}", "player"),
-        )
-        body = {
-            "id": str(uuid.uuid4()),
-            "debit_account_id": house,
-            "credit_account_id": account,
-            "amount": str(amount),
-            "asset": "USDT",
-            "code": "test_funding",
-        }
-        response = await self.http.post(f"{self.url}/internal/v1/transfers", json=body, headers=self._headers())
-        assert response.status_code in (200, 201), response.text
-        return account
+) -> AsyncIterator[Platform]:
+    async with running_platform(
+        ("player", "wallet", "lobby", "rakeback"),
+        vhost=f"tablium-test-{RUN_ID}-rakeback",
+        databases=make_database,
+        log_dir=tmp_path_factory.mktemp("rakeback-e2e-logs"),
+        env={
+            "TABLIUM_PLAYER_CONSUME_EVENTS": "false",
+            "TABLIUM_RAKEBACK_PAYOUT_PERIOD_S": str(PERIOD_S),
+            "TABLIUM_RAKEBACK_PAYOUT_GRACE_S": "1",
+            "TABLIUM_RAKEBACK_PAYOUT_CHECK_INTERVAL_S": "0.2",
+        },
+    ) as running:
+        yield running
 
 
 async def _login(http: httpx.AsyncClient, player: str, username: str) -> dict[str, str]:
@@ -176,16 +91,16 @@ async def _republish(amqp_url: str, envelopes: list[dict[str, Any]]) -> None:
             )
 
 
-async def test_bots_play_and_the_periods_rakeback_lands_once_as_the_statements_say(platform: dict[str, Any]) -> None:
-    urls, env = platform["urls"], platform["env"]
+async def test_bots_play_and_the_periods_rakeback_lands_once_as_the_statements_say(platform: Platform) -> None:
+    urls, env = platform.urls, platform.env
     rakeback_db, wallet_db, lobby_db = (
         env["TABLIUM_RAKEBACK_DATABASE_URL"],
         env["TABLIUM_WALLET_DATABASE_URL"],
         env["TABLIUM_LOBBY_DATABASE_URL"],
     )
     async with httpx.AsyncClient(timeout=30) as http:
-        wallet = Wallet(http, urls["wallet"])
-        admin = await _login(http, urls["player"], platform["admin"])
+        wallet = WalletLedger(urls["wallet"], "lobby")
+        admin = await _login(http, urls["player"], platform.admin)
         table = await http.post(
             f"{urls['lobby']}/api/v1/tables",
             json={"name": "Rakeback", "small_blind": "500", "big_blind": "1000", "seats": 3, "rake_bps": 1000},
@@ -241,8 +156,8 @@ async def test_bots_play_and_the_periods_rakeback_lands_once_as_the_statements_s
             return bool(await _rows(rakeback_db, "SELECT 1 FROM payout_runs WHERE payouts > 0"))
 
         await _wait_for(requested, "the scheduler paid a period")
-        await asyncio.to_thread(platform["running"]["rakeback"].kill)
-        await asyncio.to_thread(platform["start"], "rakeback")
+        await asyncio.to_thread(platform.running["rakeback"].kill)
+        await asyncio.to_thread(platform.start, "rakeback")
 
         # Every hand's period ends and is paid (late periods by the restarted scheduler).
         async def all_paid() -> bool:
@@ -258,7 +173,7 @@ async def test_bots_play_and_the_periods_rakeback_lands_once_as_the_statements_s
             r[0]
             for r in await _rows(rakeback_db, "SELECT envelope FROM outbox WHERE type = 'rakeback.payout_requested'")
         ]
-        await _republish(platform["amqp"], requests)
+        await _republish(platform.amqp_url, requests)
         await asyncio.sleep(2)  # what the redeliveries would do, they have done by now (nothing, if all is well)
 
         payouts = {
@@ -301,3 +216,4 @@ async def test_bots_play_and_the_periods_rakeback_lands_once_as_the_statements_s
         pool = await wallet.balance(await wallet.account("rakeback", "rakeback_pool"))
         assert pool == 0
         assert house + sum(a for _, a in payouts.values()) == total_rake
+    await wallet.aclose()

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_rakeback.db.models import MESSAGING
-from tablium_rakeback.events.handlers import HANDLERS
+from tablium_rakeback.events.handlers import HANDLERS, on_hands_completed
 from tablium_rakeback.settings import RakebackSettings
 
 from tablium_kit.messaging import CloudEvent, Consumer
@@ -137,6 +137,30 @@ async def test_the_same_facts_twice_and_in_any_order_change_nothing(sessions: as
         for fact in again:
             await deliver(sessions, fact)
         assert await scenario.result(sessions) == expected, order
+
+
+async def test_hands_accrued_together_in_a_consumer_batch_give_what_one_by_one_gives(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The consumer hands a batch's hand events to ``on_hands_completed`` at once: duplicates, the same hand
+    in another envelope and hands waiting for club facts come out as if delivered one after another."""
+    reference = Scenario()
+    for fact in reference.facts():
+        await deliver(sessions, fact)
+    expected = await reference.result(sessions)
+    for hands_first in (False, True):
+        scenario = Scenario()
+        if not hands_first:
+            for fact in scenario.club_facts:
+                await deliver(sessions, fact)
+        batch = [*scenario.hands, *(msgspec.structs.replace(h, id=uuid.uuid4()) for h in scenario.hands)]
+        random.Random(1).shuffle(batch)
+        async with sessions() as session, session.begin():
+            await on_hands_completed(session, batch)
+        if hands_first:
+            for fact in scenario.club_facts:
+                await deliver(sessions, fact)
+        assert await scenario.result(sessions) == expected, hands_first
 
 
 async def test_an_older_membership_fact_arriving_late_changes_nothing(

@@ -8,6 +8,7 @@ outlives the test), its log in a file that a failing start prints the end of.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -19,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,8 @@ def start_service(
     process = subprocess.Popen(  # noqa: S603 - our own service's entry point
         [str(BIN / f"tablium-{name}"), "serve", "--port", str(port)],
         env={**os.environ, f"TABLIUM_{name.upper()}_PORT": str(port), **env},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: signalled whole, workers included
     )
     service = ServiceProcess(name, process, f"http://127.0.0.1:{port}", log)
@@ -215,3 +216,109 @@ class WalletLedger:
         response = await self.http.post("/internal/v1/transfers", json=body, headers=self.headers())
         assert response.status_code in (200, 201), response.text
         return account
+
+
+class Platform:
+    """Services as processes on a RabbitMQ vhost of their own (see :func:`running_platform`)."""
+
+    def __init__(self, env: dict[str, str], ports: dict[str, int], amqp_url: str, log_dir: Path) -> None:
+        self.env = env
+        self.ports = ports
+        self.urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        self.amqp_url = amqp_url
+        self.log_dir = log_dir
+        self.running: dict[str, ServiceProcess] = {}
+        self.admin = ""
+
+    def start(self, name: str) -> ServiceProcess:
+        """Start (or start again, after a kill) ``name`` on its port; ready when ``/ready`` answers 200."""
+        self.running[name] = start_service(
+            name, self.env, port=self.ports[name], log_dir=self.log_dir, ready_path="/ready", timeout_s=240
+        )
+        return self.running[name]
+
+    def ws_url(self, name: str) -> str:
+        return self.urls[name].replace("http://", "ws://", 1)
+
+    def run(self, name: str, *args: str) -> str:
+        """``tablium-<name> ARGS`` with the platform's environment (a CLI command); its standard output."""
+        done = subprocess.run(  # noqa: S603 - our own service's entry point
+            [str(BIN / f"tablium-{name}"), *args], env={**os.environ, **self.env}, capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"tablium-{name} {' '.join(args)}: {done.stderr.decode(errors='replace')[-2000:]}")
+        return done.stdout.decode()
+
+    def stop(self) -> None:
+        for service in self.running.values():
+            service.stop()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True)  # noqa: S603, S607 - the broker CLI
+
+
+ADMIN_PASSWORD = "correct horse battery"
+
+
+@contextlib.asynccontextmanager
+async def running_platform(
+    names: Sequence[str],
+    *,
+    vhost: str,
+    databases: Callable[[str], Awaitable[str]],
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Platform]:
+    """The services ``names`` as processes (started in that order), wired to one another, on the RabbitMQ
+    vhost ``vhost`` (made here with every consumer's queues, as the deploy step declares them, and deleted
+    after): each consumes its usual queues, which on the shared vhost are the running platform's. Each gets
+    a database from ``databases(name)`` (the ``make_database`` fixture). With the player service, an admin
+    account is made (:attr:`Platform.admin`, password :data:`ADMIN_PASSWORD`). ``env`` overrides settings.
+    """
+    # Imported here: the messaging stack is not needed by the rest of this module's users.
+    from tablium_kit.messaging import declare_topology
+
+    await asyncio.to_thread(_rabbitmqctl, "add_vhost", vhost)
+    try:
+        await asyncio.to_thread(_rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        # Without a route the relay parks an event for a service not running here (lobby.table_opened for
+        # the event service) and holds back its subject's later ones behind it.
+        await declare_topology(amqp_url, "tablium.events")
+        ports = {name: free_port() for name in names}
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        settings = {
+            "TABLIUM_ENVIRONMENT": "test",
+            "TABLIUM_LOG_JSON": "true",
+            "TABLIUM_LOG_LEVEL": "WARNING",
+            "TABLIUM_AMQP_URL": amqp_url,
+            "TABLIUM_REDIS_NAMESPACE": f"test-{vhost}",
+            "TABLIUM_PLAYER_ARGON2_MEMORY_KIB": "1024",
+            "TABLIUM_PLAYER_ARGON2_TIME_COST": "1",
+            "TABLIUM_LOBBY_BETWEEN_HANDS_S": "0.05",
+            "TABLIUM_LOBBY_RECONCILE_GRACE_S": "0.5",
+            "TABLIUM_LOBBY_RECONCILE_INTERVAL_S": "0.5",
+        }
+        if "player" in urls:
+            settings["TABLIUM_JWKS_URL"] = f"{urls['player']}/api/v1/auth/jwks"
+        if "wallet" in urls:
+            settings["TABLIUM_LOBBY_WALLET_URL"] = urls["wallet"]
+            settings["TABLIUM_EVENT_WALLET_URL"] = urls["wallet"]
+        for name in names:
+            settings[f"TABLIUM_{name.upper()}_DATABASE_URL"] = await databases(f"e2e_{name}")
+        platform = Platform({**settings, **(env or {})}, ports, amqp_url, log_dir)
+        try:
+            for name in names:
+                await asyncio.to_thread(platform.start, name)
+            if "player" in names:
+                platform.admin = f"admin{uuid.uuid4().hex[:8]}"
+                account = ["--username", platform.admin, "--email", f"{platform.admin}@example.com"]
+                await asyncio.to_thread(
+                    platform.run, "player", "create-account", *account, "--password", ADMIN_PASSWORD, "--role", "admin"
+                )
+            yield platform
+        finally:
+            await asyncio.to_thread(platform.stop)
+    finally:
+        await asyncio.to_thread(_rabbitmqctl, "delete_vhost", vhost)

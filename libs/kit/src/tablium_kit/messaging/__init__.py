@@ -12,8 +12,11 @@ A service wires it like this (see docs/adr/0002-messaging.md)::
 
 A service built with ``create_service_app`` gives ``messaging=`` and ``event_handlers=`` instead (mark a
 handler with :func:`ordered_by_subject` there); ``tablium-<svc> migrate`` declares every consumer's queues.
+The consumer handles deliveries in batches, one transaction each; a handler built with
+:func:`handles_batches` gets all of its type's events of a batch at once.
 """
 
+from tablium_kit.messaging.batches import BatchHandler, Handler, handles_batches
 from tablium_kit.messaging.catalog import CATALOG, EventSpec, asyncapi
 from tablium_kit.messaging.consumer import Consumer, ordered_by_subject
 from tablium_kit.messaging.deadletters import DeadLetter, dead_letters_cli, list_dead_letters, replay_dead_letters
@@ -27,11 +30,13 @@ __all__ = [
     "CATALOG",
     "CONTENT_TYPE",
     "MAX_EVENT_BYTES",
+    "BatchHandler",
     "CloudEvent",
     "Consumer",
     "DeadLetter",
     "EventSpec",
     "EventTooLargeError",
+    "Handler",
     "MessagingTables",
     "Outbox",
     "QueueNames",
@@ -40,6 +45,7 @@ __all__ = [
     "asyncapi",
     "dead_letters_cli",
     "declare_topology",
+    "handles_batches",
     "list_dead_letters",
     "messaging_tables",
     "ordered_by_subject",

@@ -35,6 +35,9 @@ CATALOG: dict[str, EventSpec] = {
     "club.member_updated": EventSpec("A member's role or recruiting agent changed.", ("rakeback", "lobby")),
     "club.union_joined": EventSpec("A union's owner approved a club into the union.", ("rakeback", "lobby")),
     "club.union_left": EventSpec("A club left a union or was removed from it.", ("rakeback", "lobby")),
+    "club.union_dissolved": EventSpec(
+        "A union's owner ended the union; each of its clubs' club.union_left came first.", ()
+    ),
     "wallet.transfer_posted": EventSpec(
         "A transfer was posted (single-phase or a pending one).", ("blockchain", "rakeback")
     ),

@@ -16,10 +16,17 @@ Two kinds of failure, two treatments:
   backoff through the retry queue; after ``max_attempts`` the message is dead-lettered
   (see :mod:`tablium_kit.messaging.topology`).
 
-Concurrency contract (ADR 0002): deliveries are handled concurrently, one task each, up to ``prefetch``
-at a time, so handlers see events out of order. A handler registered with ``ordered=True`` (or marked
-with :func:`ordered_by_subject`) sees the events of one ``subject`` one after another in delivery
-order; other subjects still run concurrently.
+Batches (ADR 0002): deliveries are taken up to ``batch_size`` at a time (what is waiting, or what
+arrives within ``batch_window``) and handled in ONE transaction: the batch's inbox rows in one insert
+(a duplicate inserts nothing and its handler is not run), then each new event's handler in delivery
+order (a :func:`~tablium_kit.messaging.batches.handles_batches` handler once with all its type's events),
+one commit, then one multiple ack. If a handler raises, the transaction is rolled back and the batch is
+handled again message by message, as above, so a poison message is retried and dead-lettered alone.
+A batch of one is handled that way from the start.
+
+Concurrency contract: up to ``batches_in_flight`` batches run at once, so handlers see events out of
+order. A handler registered with ``ordered=True`` (or marked with :func:`ordered_by_subject`) sees the
+events of one ``subject`` one after another in delivery order; other subjects still run concurrently.
 """
 
 from __future__ import annotations
@@ -33,19 +40,22 @@ from typing import Any, Literal, TypeVar
 
 import aio_pika
 import httpx
-import msgspec
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.context import Context
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import transient_failure
 from tablium_kit.internal import RETRYABLE_STATUS, UpstreamError
-from tablium_kit.messaging import envelope
+from tablium_kit.messaging.batches import Deliveries, Delivery, batch_handler_of
+from tablium_kit.messaging.batches import Handler as Handler  # where services import it from
 from tablium_kit.messaging.catalog import source_of
 from tablium_kit.messaging.connection import connect
 from tablium_kit.messaging.envelope import CloudEvent
 from tablium_kit.messaging.metrics import (
+    BATCH_FALLBACKS,
+    BATCH_SIZE,
     CONSUMER_LAG,
     CONSUMER_RESTARTS,
     DEAD_LETTERED,
@@ -65,8 +75,8 @@ from tablium_kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 H = TypeVar("H", bound=Handler)
+T = TypeVar("T")
 State = Literal["stopped", "starting", "running", "failed"]
 
 # A broker that does not confirm a retry within this long is treated as down.
@@ -97,7 +107,9 @@ def ordered_by_subject(handler: H) -> H:
 class Consumer:
     """Register handlers with ``@consumer.handler("wallet.transfer_posted")``, then ``await consumer.start()``.
 
-    :attr:`state` and :attr:`reason` say where it is (what ``/ready`` reports).
+    :attr:`state` and :attr:`reason` say where it is (what ``/ready`` reports). ``prefetch`` bounds the
+    deliveries held (waiting and in flight); by default a batch more than ``batches_in_flight`` hold, so
+    the next batch is waiting when one ends.
     """
 
     def __init__(
@@ -107,7 +119,10 @@ class Consumer:
         tables: MessagingTables,
         *,
         queues: QueueNames | None = None,
-        prefetch: int = 32,
+        prefetch: int | None = None,
+        batch_size: int = 100,
+        batch_window: float = 0.005,
+        batches_in_flight: int = 2,
         max_attempts: int = 5,
         retry_delay: float = 1.0,
         max_retry_delay: float = 300.0,
@@ -118,15 +133,23 @@ class Consumer:
         self._sessions = sessions
         self._inbox = tables.inbox
         self.queues = queues or QueueNames.for_service(settings.service_name)
-        self._prefetch = prefetch
+        self._batch_size = max(1, batch_size)
+        self._batch_window = batch_window
+        self._batches_in_flight = max(1, batches_in_flight)
+        self._prefetch = prefetch or self._batch_size * (self._batches_in_flight + 1)
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
         self._max_infra_backoff = max_infra_backoff
         self._handlers: dict[str, Handler] = {}
         self._ordered: set[str] = set()
-        # Per subject, the turn of the last delivery queued for an ordered handler.
+        # Per subject, the turn of the last batch holding an event of it for an ordered handler.
         self._turns: dict[str, asyncio.Future[None]] = {}
+        self._deliveries = Deliveries()
+        self._waiting: list[Delivery] = []
+        self._arrived = asyncio.Event()
+        self._batcher: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
         self._stopping = False
@@ -154,6 +177,7 @@ class Consumer:
         except Exception as exc:
             self._failed(exc)
             raise
+        self._batcher = asyncio.create_task(self._batches(), name=f"{self._service}-consumer-batches")
         try:
             # Retries and dead letters are published on their own confirmed channel: the original is
             # acked only once its copy is safely in the broker. Returned (its queue is gone) raises, so
@@ -170,6 +194,7 @@ class Consumer:
             await queues.main.consume(self._on_message)
         except BaseException as exc:
             self._failed(exc)
+            await self._stop_batcher()
             await connection.close()
             raise
         connection.close_callbacks.add(self._on_connection_lost)
@@ -197,10 +222,22 @@ class Consumer:
                 delay = min(delay * 2, max_delay)
 
     async def stop(self) -> None:
+        """Stop taking deliveries; batches in flight end (their acks fail once the connection is closed,
+        and the broker gives their messages to the next consumer: the inbox absorbs what was committed)."""
         self.state, self.reason, self._stopping = "stopped", None, True
+        await self._stop_batcher()
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await connection.close()
+
+    async def _stop_batcher(self) -> None:
+        if self._batcher is not None:
+            batcher, self._batcher = self._batcher, None
+            batcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await batcher
+        self._waiting.clear()
+        self._arrived.clear()
 
     def _failed(self, exc: BaseException) -> None:
         self.state, self.reason = "failed", f"{type(exc).__name__}: {exc}"[:500]
@@ -211,68 +248,126 @@ class Consumer:
 
     def _on_reconnected(self, *_: Any) -> None:
         CONSUMER_RESTARTS.labels(self._service).inc()
+        self._deliveries.forget_closed_channels()
         self.state, self.reason = "running", None
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # Decoded before the first await: an ordered handler's turn is taken in delivery order.
-        try:
-            event: CloudEvent | msgspec.MsgspecError = envelope.decode(message.body)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            event = exc
-        ordered = isinstance(event, CloudEvent) and event.type in self._ordered
-        subject = event.subject if isinstance(event, CloudEvent) else ""
-        previous, mine = self._take_turn(subject) if ordered else (None, None)
-        try:
-            if previous is not None:
-                # Shielded: this delivery being cancelled must not cancel the turn the previous one ends.
-                await asyncio.shield(previous)
-            await self._process(message, event)
-        except Exception:
-            # The retry/dead-letter copy is not safely stored (broker trouble): give the original back.
-            # The queue's delivery limit still bounds how often that can happen to one message.
-            log.exception("could not settle message %s; returning it to the queue", message.message_id)
-            with contextlib.suppress(Exception):
-                await message.nack(requeue=True)
-        finally:
-            if mine is not None:
-                self._end_turn(subject, mine)
+        # Queued in delivery order (no await before the append): batches, and ordered turns, keep it.
+        self._waiting.append(self._deliveries.arrived(message))
+        self._arrived.set()
 
-    def _take_turn(self, subject: str) -> tuple[asyncio.Future[None] | None, asyncio.Future[None]]:
-        """(the previous delivery's turn to wait for, this one's)."""
+    async def _batches(self) -> None:
+        """Cut the waiting deliveries into batches, at most ``batches_in_flight`` running at once."""
+        slots = asyncio.Semaphore(self._batches_in_flight)
+        while True:
+            await slots.acquire()
+            await self._arrived.wait()
+            if len(self._waiting) < self._batch_size and self._batch_window > 0:
+                await asyncio.sleep(self._batch_window)
+            batch, self._waiting = self._waiting[: self._batch_size], self._waiting[self._batch_size :]
+            if not self._waiting:
+                self._arrived.clear()
+            previous, mine = self._take_turns(batch)
+            task = asyncio.create_task(self._run_batch(batch, previous, mine))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            task.add_done_callback(lambda _: slots.release())
+
+    def _take_turns(self, batch: list[Delivery]) -> tuple[set[asyncio.Future[None]], asyncio.Future[None] | None]:
+        """(the turns of earlier batches to wait for, this batch's) over the ordered subjects it holds."""
+        subjects = {d.event.subject for d in batch if isinstance(d.event, CloudEvent) and d.event.type in self._ordered}
+        if not subjects:
+            return set(), None
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        previous = self._turns.get(subject)
-        self._turns[subject] = mine
+        previous = {self._turns[s] for s in subjects if s in self._turns}
+        for subject in subjects:
+            self._turns[subject] = mine
         return previous, mine
 
-    def _end_turn(self, subject: str, mine: asyncio.Future[None]) -> None:
+    def _end_turns(self, mine: asyncio.Future[None]) -> None:
         mine.set_result(None)
-        if self._turns.get(subject) is mine:
+        for subject in [s for s, turn in self._turns.items() if turn is mine]:
             del self._turns[subject]
 
-    async def _process(self, message: AbstractIncomingMessage, event: CloudEvent | msgspec.MsgspecError) -> None:
-        if not isinstance(event, CloudEvent):
-            await self._dead_letter(message, "malformed", str(event), attempts=0)
-            await message.ack()
+    async def _run_batch(
+        self, batch: list[Delivery], previous: set[asyncio.Future[None]], mine: asyncio.Future[None] | None
+    ) -> None:
+        try:
+            for turn in previous:
+                # Shielded: this batch being cancelled must not cancel the turn an earlier one ends.
+                await asyncio.shield(turn)
+            handled = [d for d in batch if self._admitted(d)]
+            for delivery in batch:
+                if delivery not in handled:
+                    await self._settle(delivery)
+            if len(handled) == 1:
+                await self._settle(handled[0])
+            elif handled:
+                await self._handle_batch(handled)
+        finally:
+            if mine is not None:
+                self._end_turns(mine)
+
+    def _admitted(self, delivery: Delivery) -> bool:
+        """An envelope with a handler here, from its type's publisher (the rest is settled on its own)."""
+        event = delivery.event
+        return isinstance(event, CloudEvent) and event.type in self._handlers and event.source == source_of(event.type)
+
+    async def _handle_batch(self, batch: list[Delivery]) -> None:
+        BATCH_SIZE.labels(self._service).observe(len(batch))
+        try:
+            outcomes = await self._through_outages(lambda: self._handle_together(batch), f"a batch of {len(batch)}")
+        except Exception:
+            # One of them is poison (or several): each on its own, so only they are retried.
+            BATCH_FALLBACKS.labels(self._service).inc()
+            log.warning("a batch of %d failed; handling its messages one by one", len(batch), exc_info=True)
+            for delivery in batch:
+                await self._settle(delivery)
             return
-        handler = self._handlers.get(event.type)
-        if handler is None:
-            # A binding left by an earlier version of this service: nobody here wants it.
-            EVENTS_CONSUMED.labels(self._service, event.type, "ignored").inc()
-            await message.ack()
-            return
-        if event.source != source_of(event.type):
-            # Only the catalog's publisher states this fact; anyone else with broker access is forging it.
-            await self._dead_letter(
-                message, "forged", f"source {event.source!r} is not {source_of(event.type)!r}", attempts=0
-            )
-            await message.ack()
-            return
-        headers = message.headers or {}
-        attempts = _int(headers.get(ATTEMPTS_HEADER)) + 1
-        tracer = trace.get_tracer(__name__)
-        with tracer.start_as_current_span(
-            f"{event.type} process",
-            context=propagate.extract({k: v for k, v in headers.items() if isinstance(v, str)}),
+        if outcomes is None:
+            return  # stopping: not acked, the broker gives them to the next consumer
+        now = datetime.now(UTC)
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            assert isinstance(delivery.event, CloudEvent)
+            EVENTS_CONSUMED.labels(self._service, delivery.event.type, outcome).inc()
+            CONSUMER_LAG.labels(self._service).observe(max(0.0, (now - delivery.event.time).total_seconds()))
+        try:
+            await self._deliveries.ack(batch)
+        except Exception:
+            log.warning("could not ack a batch of %d; the broker redelivers it", len(batch), exc_info=True)
+
+    async def _handle_together(self, batch: list[Delivery]) -> list[str]:
+        """One transaction: the inbox rows of the batch, then each new event's handler; the outcome of each."""
+        events = [d.event for d in batch if isinstance(d.event, CloudEvent)]
+        # Sorted, so two consumers inserting overlapping batches take the rows' locks in one order; a list
+        # of rows, so the statement is compiled once (cached) and sent as a multi-row insert.
+        rows = [{"consumer": self._service, "event_id": i} for i in sorted({e.id for e in events})]
+        statement = insert(self._inbox).on_conflict_do_nothing().returning(self._inbox.c.event_id)
+        async with self._sessions() as session, session.begin():
+            new = set((await session.execute(statement, rows)).scalars().all())
+            first: list[tuple[Delivery, CloudEvent]] = []  # an envelope twice in the batch: the first counts
+            for delivery, event in zip(batch, events, strict=True):
+                if event.id in new:
+                    new.discard(event.id)
+                    first.append((delivery, event))
+            done_types: set[str] = set()
+            for delivery, event in first:
+                handler = self._handlers[event.type]
+                batch_handler = batch_handler_of(handler)
+                if batch_handler is None:
+                    with self._span(event, delivery.trace_context()):
+                        await handler(session, event)
+                elif event.type not in done_types:
+                    done_types.add(event.type)
+                    with self._span(event, None, batch=True):
+                        await batch_handler(session, [e for _, e in first if e.type == event.type])
+        handled = {id(d) for d, _ in first}
+        return ["handled" if id(d) in handled else "duplicate" for d in batch]
+
+    def _span(self, event: CloudEvent, context: Context | None, *, batch: bool = False) -> Any:
+        return trace.get_tracer(__name__).start_as_current_span(
+            f"{event.type} process{' batch' if batch else ''}",
+            context=context,
             kind=trace.SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "rabbitmq",
@@ -281,11 +376,49 @@ class Consumer:
                 "messaging.rabbitmq.destination.routing_key": event.type,
                 "messaging.consumer.group.name": self._service,
             },
-        ) as span:
+        )
+
+    async def _settle(self, delivery: Delivery) -> None:
+        """Handle one delivery on its own: handled and acked, retried, dead-lettered, or given back."""
+        try:
+            await self._process(delivery)
+        except Exception:
+            # The retry/dead-letter copy is not safely stored (broker trouble): give the original back.
+            # The queue's delivery limit still bounds how often that can happen to one message.
+            log.exception("could not settle message %s; returning it to the queue", delivery.message.message_id)
+            with contextlib.suppress(Exception):
+                await delivery.message.nack(requeue=True)
+            self._deliveries.settled(delivery)
+
+    async def _ack(self, delivery: Delivery) -> None:
+        self._deliveries.settled(delivery)
+        await delivery.message.ack()
+
+    async def _process(self, delivery: Delivery) -> None:
+        message, event = delivery.message, delivery.event
+        if not isinstance(event, CloudEvent):
+            await self._dead_letter(message, "malformed", str(event), attempts=0)
+            await self._ack(delivery)
+            return
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            # A binding left by an earlier version of this service: nobody here wants it.
+            EVENTS_CONSUMED.labels(self._service, event.type, "ignored").inc()
+            await self._ack(delivery)
+            return
+        if event.source != source_of(event.type):
+            # Only the catalog's publisher states this fact; anyone else with broker access is forging it.
+            await self._dead_letter(
+                message, "forged", f"source {event.source!r} is not {source_of(event.type)!r}", attempts=0
+            )
+            await self._ack(delivery)
+            return
+        attempts = _int((message.headers or {}).get(ATTEMPTS_HEADER)) + 1
+        with self._span(event, delivery.trace_context()) as span:
             CONSUMER_LAG.labels(self._service).observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
-            outcome = "failed"
+            outcome: str | None = "failed"
             try:
-                outcome = await self._handle_through_outages(handler, event)
+                outcome = await self._through_outages(lambda: self._handle(handler, event), event.type)
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(trace.StatusCode.ERROR)
@@ -296,27 +429,26 @@ class Consumer:
                 else:
                     await self._retry(message, repr(exc), attempts=attempts)
             else:
-                if outcome != "stopped":
+                if outcome is not None:
                     EVENTS_CONSUMED.labels(self._service, event.type, outcome).inc()
-        if outcome == "stopped":
-            return  # not acked: the broker gives it to the next consumer
-        await message.ack()
+        if outcome is None:
+            return  # stopping: not acked, the broker gives it to the next consumer
+        await self._ack(delivery)
 
-    async def _handle_through_outages(self, handler: Handler, event: CloudEvent) -> str:
-        """Run the handler until it succeeds or fails on its own; infrastructure failures are waited out."""
+    async def _through_outages(self, run: Callable[[], Awaitable[T]], what: str) -> T | None:
+        """``run()`` until it succeeds or fails on its own; infrastructure failures are waited out (None:
+        the consumer is stopping meanwhile)."""
         delay = 0.1
         while True:
             try:
-                return await self._handle(handler, event)
+                return await run()
             except Exception as exc:
                 if not infrastructure_failure(exc):
                     raise
                 if self._stopping:
-                    return "stopped"
+                    return None
                 INFRA_RETRIES.labels(self._service).inc()
-                log.warning(
-                    "handler for %s met an infrastructure failure (%r); retrying in %.1fs", event.type, exc, delay
-                )
+                log.warning("handling %s met an infrastructure failure (%r); retrying in %.1fs", what, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_infra_backoff)
 

@@ -45,3 +45,14 @@ CONSUMER_LAG = Histogram(
     ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
+BATCH_SIZE = Histogram(
+    "tablium_event_batch_size",
+    "Deliveries handled together in one transaction (batches of two or more)",
+    ["service"],
+    buckets=(2, 5, 10, 25, 50, 100, 250, 500),
+)
+BATCH_FALLBACKS = Counter(
+    "tablium_event_batch_fallbacks_total",
+    "Batches rolled back by a handler's failure and handled again message by message",
+    ["service"],
+)

@@ -77,33 +77,35 @@ class Outbox:
         Raises :class:`UnknownEventError` for a type this service doesn't publish and
         :class:`EventTooLargeError` for an envelope over :data:`MAX_EVENT_BYTES`.
         """
-        return (await self.add_many(session, [(type, subject, data)]))[0]
+        (event,) = await self.add_many(session, [(type, subject, data)])
+        return event
 
     async def add_many(
         self, session: AsyncSession, events: Sequence[tuple[str, str, dict[str, Any]]]
     ) -> list[CloudEvent]:
-        """Record several events, each ``(type, subject, data)``, in one statement of ``session``'s transaction
-        (a range of deposits, a batch): each as :meth:`add` would, in this order."""
-        if not events:
-            return []
-        headers: dict[str, str] = {}
-        propagate.inject(headers)
-        made, rows = [], []
+        """Record several events, each ``(type, subject, data)``, in one insert (same rules as :meth:`add`)."""
+        made: list[CloudEvent] = []
         for type_, subject, data in events:
             if type_ not in self._catalog or publisher(type_) != self._service:
                 raise UnknownEventError(f"{self._service} does not publish {type_!r} (see messaging/catalog.py)")
             event = new_event(service=self._service, type=type_, subject=subject, data=data)
             check_size(event)
             made.append(event)
-            rows.append(
-                {
-                    "id": event.id,
-                    "type": type_,
-                    "subject": subject,
-                    "envelope": msgspec.to_builtins(event),
-                    "headers": headers,
-                }
-            )
-        await session.execute(insert(self._table).values(rows))
+        if not made:
+            return made
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        rows = [
+            {
+                "id": event.id,
+                "type": event.type,
+                "subject": event.subject,
+                "envelope": msgspec.to_builtins(event),
+                "headers": headers,
+            }
+            for event in made
+        ]
+        # A list of rows: one statement compiled once (cached), sent in multi-row batches by SQLAlchemy.
+        await session.execute(insert(self._table), rows)
         session.info[_PENDING] = True
         return made

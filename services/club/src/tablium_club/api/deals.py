@@ -60,6 +60,10 @@ class UnionController(Controller):
     async def read(self, union_id: FromPath[UUID], db_session: DbSession) -> UnionView:
         return union_view(*await unions.read(db_session, union_id, me()))
 
+    @delete(summary="Dissolve the union: every club in it leaves it (the union's owner)")
+    async def dissolve(self, union_id: FromPath[UUID], db_session: DbSession) -> None:
+        await unions.dissolve(db_session, union_id, me())
+
     @post("/clubs", status_code=HTTP_200_OK, summary="Ask for a club to join the union (the club's owner)")
     async def ask(self, union_id: FromPath[UUID], data: JSONBody[UnionJoin], db_session: DbSession) -> UnionClubView:
         place = await unions.ask_to_join(db_session, union_id, data.club_id, me())

@@ -30,6 +30,13 @@ async def publish_union(session: AsyncSession, union: Union, type: str, club_id:
     await outbox.add(session, type=type, subject=str(union.id), data=payload)
 
 
+async def publish_union_dissolved(session: AsyncSession, union: Union, clubs: list[uuid.UUID]) -> None:
+    """After each member club's ``club.union_left``: the union is gone (``clubs``: those that left)."""
+    union.seq += 1
+    payload = {"union_id": str(union.id), "clubs": [str(c) for c in clubs], "seq": union.seq}
+    await outbox.add(session, type="club.union_dissolved", subject=str(union.id), data=payload)
+
+
 async def publish_member(
     session: AsyncSession, club: Club, type: str, *, player_id: uuid.UUID, role: str, agent_id: uuid.UUID | None
 ) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_club.db.models import Club, Member, Union, UnionClub
 from tablium_club.domain.deals import DealTerms, bps_cap_issue
 from tablium_club.domain.permissions import Action, Role, require
-from tablium_club.events import publish_union
+from tablium_club.events import publish_union, publish_union_dissolved
 from tablium_club.services import audit
 from tablium_club.services.access import acting, load_club, member_of
 from tablium_club.services.deals import agent_tree, latest, terms_of, write_version
@@ -131,6 +131,37 @@ async def leave(session: AsyncSession, union_id: uuid.UUID, club_id: uuid.UUID, 
         await publish_union(session, union, "club.union_left", club.id)
         await _rewrite_deal(session, club, actor, None)
         await audit.record(session, club.id, actor, "union.leave", target=union.id, before={"union_id": str(union.id)})
+
+
+async def dissolve(session: AsyncSession, union_id: uuid.UUID, actor: uuid.UUID) -> list[uuid.UUID]:
+    """The union's owner ends the union: each member club leaves it as by :func:`leave` (``club.union_left``,
+    a deal version without the union, an audit entry ``union.dissolve`` in the club's trail), requests
+    still pending are dropped, ``club.union_dissolved`` is stated and the union is gone. The clubs that
+    left, in id order (the order their rows are locked in)."""
+    union = await _lock_union(session, union_id)
+    if union.owner_id != actor:
+        raise Forbidden("only the union's owner dissolves it")
+    places = (
+        await session.scalars(select(UnionClub).where(UnionClub.union_id == union.id).order_by(UnionClub.club_id))
+    ).all()
+    left: list[uuid.UUID] = []
+    for place in places:
+        club = await load_club(session, place.club_id, lock=True)
+        await session.delete(place)
+        if place.status != "member":
+            continue
+        club.union_id = None
+        await session.flush()
+        await publish_union(session, union, "club.union_left", club.id)
+        await _rewrite_deal(session, club, actor, None)
+        await audit.record(
+            session, club.id, actor, "union.dissolve", target=union.id, before={"union_id": str(union.id)}
+        )
+        left.append(club.id)
+    await publish_union_dissolved(session, union, left)
+    await session.flush()
+    await session.delete(union)
+    return left
 
 
 async def set_union_share(

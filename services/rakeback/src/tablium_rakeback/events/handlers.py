@@ -8,12 +8,13 @@ version, payout id), so the same fact in another envelope changes nothing either
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_kit.messaging import CloudEvent
+from tablium_kit.messaging import CloudEvent, handles_batches
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.money import Amount, parse_amount
 from tablium_rakeback.domain.split import AgentDeal, Deal
@@ -79,22 +80,29 @@ class TransferPosted(msgspec.Struct, kw_only=True):
     metadata: dict[str, object] = msgspec.field(default_factory=dict)
 
 
-async def on_hand_completed(session: AsyncSession, event: CloudEvent) -> None:
-    hand = msgspec.convert(event.data, HandCompleted)
-    if hand.tournament_id is not None:
-        return  # tournament tables take no rake (the entry fee is the house's, see the ADR)
-    await facts.record_hand(
-        session,
-        facts.Hand(
-            hand_id=hand.hand_id,
-            table_id=hand.table_id,
-            club_id=hand.club_id,
-            union_id=hand.union_id,
-            asset=hand.asset,
-            time=event.time,
-            players=[facts.PlayerRake(s.player_id, parse_amount(s.rake)) for s in hand.players],
-        ),
-    )
+async def on_hands_completed(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """Every ``lobby.hand_completed`` of a consumer batch, accrued set-based (``facts.record_hands``)."""
+    hands = []
+    for event in events:
+        hand = msgspec.convert(event.data, HandCompleted)
+        if hand.tournament_id is not None:
+            continue  # tournament tables take no rake (the entry fee is the house's, see the ADR)
+        hands.append(
+            facts.Hand(
+                hand_id=hand.hand_id,
+                table_id=hand.table_id,
+                club_id=hand.club_id,
+                union_id=hand.union_id,
+                asset=hand.asset,
+                time=event.time,
+                players=[facts.PlayerRake(s.player_id, parse_amount(s.rake)) for s in hand.players],
+            )
+        )
+    await facts.record_hands(session, hands)
+
+
+# One hand at a time, like any handler; the kit's consumer gives a batch's hands to on_hands_completed.
+on_hand_completed = handles_batches(on_hands_completed)
 
 
 async def on_club_created(session: AsyncSession, event: CloudEvent) -> None:

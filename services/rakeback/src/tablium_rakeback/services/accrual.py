@@ -18,6 +18,8 @@ exclusive), so a hand and the fact it waits for never miss each other in two con
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -96,14 +98,76 @@ async def deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime)
     return deal
 
 
-def plan(rake: Rake, member: Member | None, deal_row: DealVersion | None) -> list[Part] | None:
-    """The parts of a club rake under the deal in force and the member's agent (None: a fact is missing)."""
+@dataclass(slots=True)
+class NewRake:
+    """A rake being recorded: the columns of a ``rakes`` row, without the ORM's instrumentation (a batch
+    builds thousands; reading and writing ORM attributes cost more than their insert)."""
+
+    hand_id: uuid.UUID
+    player_id: uuid.UUID
+    table_id: uuid.UUID
+    club_id: uuid.UUID | None
+    union_id: uuid.UUID | None
+    asset: str
+    rake: int
+    hand_time: datetime
+    status: str
+    member_club_id: uuid.UUID | None = None
+    deal_version: int | None = None
+    tier: str | None = None
+
+
+# What the accrual steps read from a rake, stored or being recorded.
+AnyRake = Rake | NewRake
+
+
+def plan(
+    rake: AnyRake, member: Member | None, deal_row: DealVersion | None, deal: Deal | None = None
+) -> list[Part] | None:
+    """The parts of a club rake under the deal in force and the member's agent (None: a fact is missing);
+    ``deal``: ``deal_row`` already read as a :class:`Deal`."""
     if member is None or deal_row is None:
         return None
-    deal = deal_of(deal_row)
+    deal = deal or deal_of(deal_row)
     union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
     agent_id = str(member.agent_id) if member.agent_id else None
     return split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
+
+
+async def plan_club_rakes(
+    session: AsyncSession, rakes: Sequence[NewRake]
+) -> dict[tuple[uuid.UUID, uuid.UUID], list[Part]]:
+    """Decide new club rakes together: each is marked ``accrued`` (with its parts returned, keyed on hand
+    and player) or ``pending``. The memberships are read once per table club (and union), and every
+    version of the deals of the clubs concerned once: the one in force is picked per hand's time."""
+    tables: dict[tuple[uuid.UUID, uuid.UUID | None], set[uuid.UUID]] = {}
+    for rake in rakes:
+        assert rake.club_id is not None
+        tables.setdefault((rake.club_id, rake.union_id), set()).add(rake.player_id)
+    members = {key: await members_of(session, key[0], key[1], sorted(players)) for key, players in tables.items()}
+    clubs = {m.club_id for found in members.values() for m in found.values()}
+    versions: dict[uuid.UUID, list[DealVersion]] = {}
+    if clubs:
+        query = select(DealVersion).where(DealVersion.club_id.in_(clubs)).order_by(DealVersion.version.desc())
+        for row in (await session.scalars(query)).all():
+            versions.setdefault(row.club_id, []).append(row)
+    deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
+    plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
+    for rake in rakes:
+        assert rake.club_id is not None
+        member = members[(rake.club_id, rake.union_id)].get(rake.player_id)
+        in_force = (
+            next((d for d in versions.get(member.club_id, []) if d.effective_from <= rake.hand_time), None)
+            if member
+            else None
+        )
+        parts = plan(rake, member, in_force, deals[(in_force.club_id, in_force.version)] if in_force else None)
+        if parts is None or member is None or in_force is None:
+            rake.status = "pending"
+        else:
+            rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
+            plans[(rake.hand_id, rake.player_id)] = parts
+    return plans
 
 
 async def evaluate(session: AsyncSession, rake: Rake) -> None:
@@ -127,30 +191,29 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
     await announce(session, [(rake, parts)])
 
 
-async def write_parts(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
-    rows = [
-        {
+async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
+    rows = []
+    for rake, parts in accrued:
+        # Read once per rake, shared by its parts' rows.
+        common = {
             "hand_id": rake.hand_id,
             "player_id": rake.player_id,
-            "kind": p.kind,
-            "beneficiary": p.beneficiary,
             "asset": rake.asset,
-            "amount": p.amount,
-            "bps": p.bps,
             "hand_time": rake.hand_time,
         }
-        for rake, parts in accrued
-        for p in parts
-    ]
+        rows += [
+            {**common, "kind": p.kind, "beneficiary": p.beneficiary, "amount": p.amount, "bps": p.bps} for p in parts
+        ]
     if rows:
-        await session.execute(insert(Accrual), rows)
+        await session.execute(insert(Accrual.__table__), rows)
 
 
-async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]) -> None:
+async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
     """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction."""
-    by_hand: dict[uuid.UUID, list[tuple[Rake, list[Part]]]] = {}
+    by_hand: dict[uuid.UUID, list[tuple[AnyRake, list[Part]]]] = {}
     for rake, parts in accrued:
         by_hand.setdefault(rake.hand_id, []).append((rake, parts))
+    events: list[tuple[str, str, dict[str, Any]]] = []
     for hand_id, entries in by_hand.items():
         first = entries[0][0]
         data: dict[str, Any] = {
@@ -174,7 +237,8 @@ async def announce(session: AsyncSession, accrued: list[tuple[Rake, list[Part]]]
                 for rake, parts in entries
             ],
         }
-        await outbox.add(session, type=ACCRUED, subject=str(hand_id), data=data)
+        events.append((ACCRUED, str(hand_id), data))
+    await outbox.add_many(session, events)
 
 
 async def _evaluate_all(session: AsyncSession, query: Any) -> int:

@@ -8,6 +8,7 @@ time), the first statement of a version wins.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,9 +18,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_rakeback.db.models import Club, DealVersion, Member, Rake, UnionClub
-from tablium_rakeback.domain.split import Deal, Part, validate
+from tablium_rakeback.domain.split import Deal, validate
 from tablium_rakeback.services import accrual
 from tablium_rakeback.services.accrual import UNKNOWN_ROLE
+
+_RAKE_COLUMNS = ("hand_id", "player_id", "table_id", "club_id", "union_id", "asset", "rake", "hand_time", "status")
 
 
 @dataclass(frozen=True)
@@ -39,57 +42,46 @@ class Hand:
     players: list[PlayerRake]
 
 
-async def record_hand(session: AsyncSession, hand: Hand) -> None:
+async def record_hands(session: AsyncSession, hands: Sequence[Hand]) -> None:
     """Store each player's rake once (keyed on hand and player, whatever the envelope) and accrue it.
 
-    A handful of statements whatever the number of players: memberships and the deal in force are read
-    for all of them, the rakes inserted with their outcome (a duplicate inserts nothing and stops there),
-    then every accrual row and one ``rakeback.accrued``."""
+    Set-based over the hands of a consumer batch: a handful of statements whatever their number
+    (memberships once per table club, the deal versions of every club concerned, the rakes in one insert
+    with their outcome — a duplicate inserts nothing and stops there —, every accrual row, and one
+    ``rakeback.accrued`` per hand in one insert). The same as recording the hands one after another."""
     await accrual.lock_for_hands(session)
-    paid = [p for p in hand.players if p.rake > 0]
-    if not paid:
+    rakes: dict[tuple[uuid.UUID, uuid.UUID], accrual.NewRake] = {}
+    for hand in hands:
+        for p in hand.players:
+            if p.rake > 0 and (hand.hand_id, p.player_id) not in rakes:
+                rakes[(hand.hand_id, p.player_id)] = accrual.NewRake(
+                    hand_id=hand.hand_id,
+                    player_id=p.player_id,
+                    table_id=hand.table_id,
+                    club_id=hand.club_id,
+                    union_id=hand.union_id,
+                    asset=hand.asset,
+                    rake=p.rake,
+                    hand_time=hand.time,
+                    # A public table's rake is accrued by tier when its period is paid.
+                    status="tier",
+                )
+    if not rakes:
         return
-    rakes = [
-        Rake(
-            hand_id=hand.hand_id,
-            player_id=p.player_id,
-            table_id=hand.table_id,
-            club_id=hand.club_id,
-            union_id=hand.union_id,
-            asset=hand.asset,
-            rake=p.rake,
-            hand_time=hand.time,
-            # A public table's rake is accrued by tier when its period is paid.
-            status="tier",
-            member_club_id=None,
-            deal_version=None,
-            tier=None,
-        )
-        for p in paid
-    ]
-    plans: dict[uuid.UUID, list[Part]] = {}
-    if hand.club_id is not None:
-        members = await accrual.members_of(session, hand.club_id, hand.union_id, [p.player_id for p in paid])
-        deals: dict[uuid.UUID, DealVersion | None] = {}
-        for rake in rakes:
-            member = members.get(rake.player_id)
-            if member is not None and member.club_id not in deals:
-                deals[member.club_id] = await accrual.deal_in_force(session, member.club_id, hand.time)
-            deal = deals.get(member.club_id) if member else None
-            parts = accrual.plan(rake, member, deal)
-            if parts is None or member is None or deal is None:
-                rake.status = "pending"
-            else:
-                rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, deal.version
-                plans[rake.player_id] = parts
-    columns = ("hand_id", "player_id", "table_id", "club_id", "union_id", "asset", "rake", "hand_time", "status")
-    rows = [{c: getattr(r, c) for c in (*columns, "member_club_id", "deal_version", "tier")} for r in rakes]
-    inserted = set(
-        (await session.scalars(insert(Rake).values(rows).on_conflict_do_nothing().returning(Rake.player_id))).all()
-    )
-    accrued = [(r, plans[r.player_id]) for r in rakes if r.player_id in inserted and r.player_id in plans]
+    plans = await accrual.plan_club_rakes(session, [r for r in rakes.values() if r.club_id is not None])
+    columns = (*_RAKE_COLUMNS, "member_club_id", "deal_version", "tier")
+    # Sorted, so concurrent batches holding the same hand take its rows' locks in one order.
+    rows = [{c: getattr(rakes[key], c) for c in columns} for key in sorted(rakes)]
+    # Executed with a list of rows: compiled once (and cached), sent as multi-row inserts by SQLAlchemy.
+    statement = insert(Rake.__table__).on_conflict_do_nothing().returning(Rake.hand_id, Rake.player_id)
+    inserted = set((await session.execute(statement, rows)).tuples())
+    accrued = [(rakes[key], plans[key]) for key in rakes if key in inserted and key in plans]
     await accrual.write_parts(session, accrued)
     await accrual.announce(session, accrued)
+
+
+async def record_hand(session: AsyncSession, hand: Hand) -> None:
+    await record_hands(session, [hand])
 
 
 async def _upsert(session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]) -> bool:
