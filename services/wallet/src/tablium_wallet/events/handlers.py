@@ -8,6 +8,7 @@ the row and is skipped. The transfers they make also carry ids derived from the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
@@ -15,14 +16,14 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_kit.errors import InvalidInput
-from tablium_kit.messaging import CloudEvent
+from tablium_kit.errors import InvalidInput, ProblemError
+from tablium_kit.messaging import CloudEvent, handles_batches
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.money import PositiveAmount, parse_amount
 from tablium_wallet.domain.accounts import player_owner
 from tablium_wallet.domain.errors import PendingTransferResolved
-from tablium_wallet.services.accounts import open_account, record_player
-from tablium_wallet.services.batch import execute_one
+from tablium_wallet.services.accounts import AccountRecord, open_account, record_player
+from tablium_wallet.services.batch import execute, execute_one
 from tablium_wallet.services.transfers import Linked, NewTransfer, Resolve
 
 log = structlog.get_logger("tablium.wallet.events")
@@ -92,12 +93,29 @@ def payout_funding_id(payout_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(EVENT_NAMESPACE, f"rakeback-funding:{payout_id}")
 
 
-async def on_deposit_confirmed(session: AsyncSession, event: CloudEvent) -> None:
-    deposit = msgspec.convert(event.data, DepositConfirmed)
-    # The money has arrived on chain; refusing it (a limit) would strand it (see the ADR).
-    await _chain_transfer(
-        session, deposit, deposit_transfer_id(deposit.chain_id, deposit.tx_hash, deposit.log_index), reverted=False
-    )
+@handles_batches
+async def on_deposit_confirmed(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    """Chain clearing → player, one transfer per deposit, a consumer batch's deposits in one ledger call
+    (the clearing account locked once, not once per deposit). The money has arrived on chain; refusing it
+    (a limit) would strand it (see the ADR). A refusal fails the batch: the consumer then handles its
+    events one by one, so only the refused one is retried and dead-lettered."""
+    deposits = [msgspec.convert(event.data, DepositConfirmed) for event in events]
+    accounts: dict[tuple[str, str, str], AccountRecord] = {}
+    transfers = []
+    for deposit in deposits:
+        player, clearing = await _deposit_accounts(session, deposit, accounts)
+        transfers.append(
+            _chain_transfer(
+                deposit,
+                deposit_transfer_id(deposit.chain_id, deposit.tx_hash, deposit.log_index),
+                debit=clearing,
+                credit=player,
+                reverted=False,
+            )
+        )
+    for outcome in await execute(session, transfers):
+        if isinstance(outcome, ProblemError):
+            raise outcome
 
 
 async def on_deposit_reverted(session: AsyncSession, event: CloudEvent) -> None:
@@ -112,35 +130,40 @@ async def on_deposit_reverted(session: AsyncSession, event: CloudEvent) -> None:
         # The confirmation not handled yet (delivered out of order, or dead-lettered): retried, then
         # dead-lettered itself for a human, rather than leave a credit standing that a later one would make.
         raise RuntimeError(f"deposit {deposit.tx_hash}:{deposit.log_index} reverted but not credited (yet)")
-    await _chain_transfer(
-        session, deposit, deposit_reversal_id(deposit.chain_id, deposit.tx_hash, deposit.log_index), reverted=True
-    )
+    player, clearing = await _deposit_accounts(session, deposit, {})
+    reversal_id = deposit_reversal_id(deposit.chain_id, deposit.tx_hash, deposit.log_index)
+    await execute_one(session, _chain_transfer(deposit, reversal_id, debit=player, credit=clearing, reverted=True))
     log.critical("a credited deposit was taken back", player_id=str(deposit.player_id), tx_hash=deposit.tx_hash)
 
 
-async def _chain_transfer(
-    session: AsyncSession, deposit: DepositConfirmed, transfer_id: uuid.UUID, *, reverted: bool
-) -> None:
-    """Chain clearing → player for a deposit; back, possibly below zero, for a reverted one. Limits never
-    apply: the chain decided, not the player."""
-    player = await open_account(session, owner=player_owner(deposit.player_id), kind="player", asset=deposit.asset)
-    clearing = await open_account(
-        session, owner=f"chain:{deposit.chain_id}", kind="chain_clearing", asset=deposit.asset
+async def _deposit_accounts(
+    session: AsyncSession, deposit: DepositConfirmed, opened: dict[tuple[str, str, str], AccountRecord]
+) -> tuple[AccountRecord, AccountRecord]:
+    """The player's account and the chain's clearing account in the deposit's asset (opened if new)."""
+    keys = (
+        (player_owner(deposit.player_id), "player", deposit.asset),
+        (f"chain:{deposit.chain_id}", "chain_clearing", deposit.asset),
     )
-    debit, credit = (player, clearing) if reverted else (clearing, player)
-    await execute_one(
-        session,
-        NewTransfer(
-            id=transfer_id,
-            debit_account_id=debit.id,
-            credit_account_id=credit.id,
-            amount=parse_amount(deposit.amount),
-            asset=deposit.asset,
-            code="deposit_reverted" if reverted else "deposit",
-            metadata={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash.lower(), "log_index": deposit.log_index},
-            enforce_limits=False,
-            overdraft=reverted,
-        ),
+    for owner, kind, asset in keys:
+        if (owner, kind, asset) not in opened:
+            opened[owner, kind, asset] = await open_account(session, owner=owner, kind=kind, asset=asset)
+    return opened[keys[0]], opened[keys[1]]
+
+
+def _chain_transfer(
+    deposit: DepositConfirmed, transfer_id: uuid.UUID, *, debit: AccountRecord, credit: AccountRecord, reverted: bool
+) -> NewTransfer:
+    """A deposit's credit, or its reversal (possibly below zero). Limits never apply: the chain decided."""
+    return NewTransfer(
+        id=transfer_id,
+        debit_account_id=debit.id,
+        credit_account_id=credit.id,
+        amount=parse_amount(deposit.amount),
+        asset=deposit.asset,
+        code="deposit_reverted" if reverted else "deposit",
+        metadata={"chain_id": deposit.chain_id, "tx_hash": deposit.tx_hash.lower(), "log_index": deposit.log_index},
+        enforce_limits=False,
+        overdraft=reverted,
     )
 
 
