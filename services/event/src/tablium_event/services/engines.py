@@ -103,18 +103,24 @@ async def record(
     journal.append(session, row, kind, payload)
     if engine.status != "running" or row.version - row.state_version >= ctx.settings.snapshot_every:
         await journal.snapshot(session, row, engine, keep=ctx.settings.keep_snapshots)
-    await effects(session, row, engine, out)
+    await effects(session, row, engine, out, kind)
 
 
-async def effects(session: AsyncSession, row: TournamentRow, engine: Tournament, out: list[Instruction]) -> None:
-    """Prizes owed and events out, for the instructions of the fact that made ``row.version``."""
+async def effects(
+    session: AsyncSession, row: TournamentRow, engine: Tournament, out: list[Instruction], kind: str = ""
+) -> None:
+    """Prizes owed and events out, for the instructions of the fact (of ``kind``) that made ``row.version``.
+    A place's prize is paid once per place and entry; a tie ordered by the director replaces the tie's
+    prizes (voided, ``ties.py``) with new ones, whose ids carry the fact's version."""
     if engine.status == "finished":
         row.status = "finished"
     bounty_index = 0
     for instruction in out:
         if isinstance(instruction, AwardPrize):
             if instruction.prize == "place":
-                prize_id = transfer_id(row.id, "prize", instruction.place, instruction.entry)
+                place = (instruction.place, instruction.entry)
+                ordered = ("ordered", row.version) if kind == "order_tie" else ()
+                prize_id = transfer_id(row.id, "prize", *place, *ordered)
             else:
                 prize_id = transfer_id(row.id, "bounty", row.version, bounty_index)
                 bounty_index += 1
