@@ -112,6 +112,7 @@ async def test_a_tie_whose_prizes_are_owed_is_ordered_and_paid_once(
     async with sessions() as session:
         await reconciler.reconcile(session)
         await session.commit()
+        assert await reconciler.check_pool(session, uuid.UUID(tournament_id)), "the pool holds what the facts say"
     assert {entry: await ledger.balance(accounts[entry]) for entry in (low, high)} == after
     response = await client.get(f"/api/v1/tournaments/{tournament_id}")
     assert response.status_code == 200
