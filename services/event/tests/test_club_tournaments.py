@@ -124,6 +124,9 @@ async def test_club_staff_create_and_direct_and_only_members_enter(
     await create(client, outsider, 403, club_id=club)
     await create(client, owner, 403)  # a public tournament is a platform director's
     await create(client, owner, 409, club_id=club, union_wide=True)  # the club is in no union
+    await create(client, owner, 409, union_wide=True)  # a union-wide tournament is a club's
+    await create(client, owner, 400, club_id="not-a-club")
+    await create(client, owner, 400, club_id=club, union_wide="yes")
     created = await create(client, owner, club_id=club)
     tournament_id = created["id"]
     assert (created["club_id"], created["union_id"]) == (club, None)
