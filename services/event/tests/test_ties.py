@@ -4,15 +4,16 @@ moved once, journaled as a fact, refused (problem+json) when it is not a tie or 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import test_service
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tablium_event.clients.wallet import Wallet
 from tablium_event.db.models import Fact, Prize
-from tablium_event.services import hands
 from tablium_event.services.tournaments import Tournaments
 from tablium_event.settings import EventSettings
 from test_service import (
@@ -29,13 +30,22 @@ from test_service import (
 )
 
 from tablium_kit.auth import ServiceTokens
+from tablium_kit.messaging.testing import AmqpNames
 
 wallet_url = test_service.wallet_url
-settings = test_service.settings
 client = test_service.client
 sessions = test_service.sessions
 ledger = test_service.ledger
 pytestmark = test_service.pytestmark
+
+
+@pytest.fixture(scope="module")
+async def settings(
+    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames, wallet_url: str
+) -> EventSettings:
+    """A tie's prizes wait an hour for the director's ruling (``tie_review_s``)."""
+    return test_service.event_settings(await make_database("event"), amqp_names, wallet_url, tie_review_s="3600")
+
 
 THREE_PAID = {"fixed_bp": [5_000, 3_000, 2_000]}  # of 4,000: 2,000 / 1,200 / 800
 
@@ -65,24 +75,17 @@ async def entry_players(client: AsyncTestClient, tournament_id: str) -> dict[int
     return {e["entry_id"]: e["player_id"] for e in entries}
 
 
-async def test_a_tie_whose_prizes_are_owed_is_ordered_and_paid_once(
-    client: AsyncTestClient,
-    ledger: Ledger,
-    sessions: SessionFactory,
-    settings: EventSettings,
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_tie_under_review_is_ordered_and_each_place_paid_once(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, settings: EventSettings
 ) -> None:
-    """The hand's fact committed, its prizes not yet paid (the saga step after it: a crash there, as the
-    reconciler would find it). The ruling replaces the two 400 shares by 800 for 3rd and nothing for 4th."""
-
-    async def crash(*args: Any) -> None:
-        return None
-
-    monkeypatch.setattr(hands.prizes, "pay", crash)
+    """The tie's shared prizes (400 each) wait for the ruling; it pays 800 for 3rd and nothing for 4th."""
     tournament_id, players, _, low, high, _ = await tie_at_third(client, ledger)
-    monkeypatch.undo()
     accounts = {entry: players[player] for entry, player in (await entry_players(client, tournament_id)).items()}
     before = {entry: await ledger.balance(accounts[entry]) for entry in (low, high)}
+    async with sessions() as session:
+        query = select(Prize.status).where(Prize.tournament_id == uuid.UUID(tournament_id))
+        held = (await session.scalars(query)).all()
+    assert held == ["held", "held"], "nothing paid while the director may still order the tie"
 
     url = f"/api/v1/tournaments/{tournament_id}/ties"
     response = await client.post(url, json={"entries": [high, low]}, headers=DIRECTOR)
@@ -118,11 +121,27 @@ async def test_a_tie_whose_prizes_are_owed_is_ordered_and_paid_once(
     assert response.status_code == 200
 
 
-async def test_a_paid_tie_is_final_and_bad_rulings_are_problems(client: AsyncTestClient, ledger: Ledger) -> None:
-    tournament_id, _, _, low, high, winner = await tie_at_third(client, ledger)
+async def test_a_paid_tie_is_final_and_bad_rulings_are_problems(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, settings: EventSettings
+) -> None:
+    tournament_id, players, _, low, high, winner = await tie_at_third(client, ledger)
+    accounts = {entry: players[player] for entry, player in (await entry_players(client, tournament_id)).items()}
+    before = {entry: await ledger.balance(accounts[entry]) for entry in (low, high)}
+    async with sessions() as session:  # the review's hour has passed with no ruling
+        await session.execute(
+            update(Prize)
+            .where(Prize.tournament_id == uuid.UUID(tournament_id))
+            .values(created_at=datetime.now(UTC) - timedelta(hours=2))
+        )
+        await session.commit()
+    reconciler = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
+    async with sessions() as session:
+        await reconciler.reconcile(session)
+        await session.commit()
+    assert {e: await ledger.balance(accounts[e]) - before[e] for e in (low, high)} == {low: 400, high: 400}
     url = f"/api/v1/tournaments/{tournament_id}/ties"
     cases: list[tuple[Any, dict[str, str], int]] = [
-        ({"entries": [high, low]}, DIRECTOR, 409),  # paid at once after the hand: final
+        ({"entries": [high, low]}, DIRECTOR, 409),  # paid after the review: final
         ({"entries": [low, winner]}, DIRECTOR, 409),  # not a tie
         ({"entries": [low, 99]}, DIRECTOR, 409),  # no such entry
         ({"entries": [low]}, DIRECTOR, 400),  # one entry is no tie

@@ -86,8 +86,10 @@ class Prize(Base):
     place: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(AmountType)
-    # owed -> paying -> paid; voided: replaced by a director's ordering of the tie (services/ties.py)
+    # owed -> paying -> paid; held: a tie's, waiting for the director's review (``tie_review_s``) before owed;
+    # voided: replaced by a director's ordering of the tie (services/ties.py)
     status: Mapped[str] = mapped_column(String(16), default="owed", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
 
 
 class Fact(Base):

@@ -9,6 +9,7 @@ the reconciler's ``prizes`` step pays again by the same ids.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -71,6 +72,19 @@ async def pay(ctx: Context, session: AsyncSession, tournament_id: uuid.UUID) -> 
             )
         await _move(session, prize.transfer_id, ("paying",), "paid")
         await session.commit()
+
+
+async def release_reviewed(ctx: Context, session: AsyncSession) -> int:
+    """Tied prizes held past ``tie_review_s`` with no ruling become owed (the caller commits; the prizes step
+    pays them). Returns how many."""
+    due = datetime.now(UTC) - timedelta(seconds=ctx.settings.tie_review_s)
+    released = await session.execute(
+        update(Prize)
+        .where(Prize.status == "held", Prize.created_at <= due)
+        .values(status="owed")
+        .execution_options(synchronize_session=False)
+    )
+    return int(released.rowcount)  # type: ignore[attr-defined]
 
 
 async def _move(session: AsyncSession, prize_id: uuid.UUID, before: tuple[str, ...], after: str) -> bool:
@@ -155,7 +169,9 @@ async def check_pool(ctx: Context, session: AsyncSession, tournament_id: uuid.UU
         or 0
     )
     owed = await session.scalar(
-        select(func.count()).select_from(Prize).where(Prize.tournament_id == tournament_id, Prize.status.in_(OWED))
+        select(func.count())
+        .select_from(Prize)
+        .where(Prize.tournament_id == tournament_id, Prize.status.in_((*OWED, "held")))
     )
     await session.commit()
     if engine is None or under_way or owed:

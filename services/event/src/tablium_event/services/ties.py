@@ -4,7 +4,8 @@ The tie's shared prizes are replaced by each place's own: the engine gives the p
 sum is the tie's, so the pool is unchanged), and in the fact's one transaction the tie's ``owed`` prizes are
 voided and the new ones made owed (their transfer ids carry the fact's version, so they never collide with
 the voided ones); then ``prizes.pay`` pays them, as after a hand. Money moves once: a prize already paid, or
-being paid, is final (the platform never claws a prize back), so a tie with one is refused (409).
+being paid, is final (the platform never claws a prize back), so a tie with one is refused (409). With
+``tie_review_s`` a tie's prizes are ``held`` that long after its hand, waiting for this ruling.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ async def order_tie(ctx: Context, session: AsyncSession, tournament_id: uuid.UUI
             # Compare-and-set: a prize the prizes step has started to pay (``paying``) is not voided.
             voided = await session.execute(
                 update(Prize)
-                .where(Prize.transfer_id.in_(shared), Prize.status == "owed")
+                .where(Prize.transfer_id.in_(shared), Prize.status.in_(("held", "owed")))
                 .values(status="voided")
                 .execution_options(synchronize_session=False)
             )

@@ -1,4 +1,4 @@
-"""club tournaments: a tournament's club and union, the projection of club membership
+"""club tournaments: a tournament's club and union, the projection of club membership; when a prize was owed
 
 Revision ID: b7d4e2a19c36
 Revises: f2a7c9d41e58
@@ -42,10 +42,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("union_id", "club_id", name=op.f("pk_club_unions")),
     )
     op.create_index(op.f("ix_club_unions_club_id"), "club_unions", ["club_id"], unique=False)
+    op.add_column(
+        "prizes", sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False)
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_column("prizes", "created_at")
     op.drop_index(op.f("ix_club_unions_club_id"), table_name="club_unions")
     op.drop_table("club_unions")
     op.drop_index(op.f("ix_club_memberships_player_id"), table_name="club_memberships")
