@@ -25,6 +25,7 @@ def test_every_type_the_event_service_publishes_is_in_the_catalog() -> None:
         events.REGISTRATION_OPENED,
         events.TOURNAMENT_CANCELLED,
         events.TABLE_INSTRUCTIONS,
+        events.ENTRY_FEE_PAID,
     }
     assert published <= set(CATALOG)
     assert {publisher(t) for t in published} == {"event"}

@@ -28,6 +28,9 @@ class EventSettings(ServiceSettings, kw_only=True):
     live_engines_max: int = 64
     # Entries posted per step of a start (one commit each), their fees in one wallet batch (at most 200).
     wallet_batch_size: int = 100
+    # Prizes of a tie (players busted in the same hand sharing places) wait this long before they are paid,
+    # so a director can still order the tie (docs/adr/0006, "The director's ordering of a tie"); 0 pays at once.
+    tie_review_s: float = 0.0
     # Consume wallet.transfer_voided (a hold that expired). Tests that share a broker turn it off.
     consume_events: bool = True
 

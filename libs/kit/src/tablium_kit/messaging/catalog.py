@@ -28,13 +28,15 @@ CATALOG: dict[str, EventSpec] = {
     "player.registered": EventSpec("A player account was created.", ("wallet",)),
     "player.level_up": EventSpec("A player's XP crossed one or more levels: old and new level.", ("rakeback",)),
     "club.created": EventSpec("A club was created (docs/events/club.md has every club payload).", ("rakeback",)),
-    "club.member_joined": EventSpec("A join request was approved; the player is a member.", ("rakeback", "lobby")),
-    "club.member_left": EventSpec("A member left or was removed from a club.", ("rakeback", "lobby")),
+    "club.member_joined": EventSpec(
+        "A join request was approved; the player is a member.", ("rakeback", "lobby", "event")
+    ),
+    "club.member_left": EventSpec("A member left or was removed from a club.", ("rakeback", "lobby", "event")),
     "club.deal_changed": EventSpec("A club's or agent's rakeback deal changed.", ("rakeback",)),
-    "club.closed": EventSpec("A club was closed.", ("rakeback", "lobby")),
-    "club.member_updated": EventSpec("A member's role or recruiting agent changed.", ("rakeback", "lobby")),
-    "club.union_joined": EventSpec("A union's owner approved a club into the union.", ("rakeback", "lobby")),
-    "club.union_left": EventSpec("A club left a union or was removed from it.", ("rakeback", "lobby")),
+    "club.closed": EventSpec("A club was closed.", ("rakeback", "lobby", "event")),
+    "club.member_updated": EventSpec("A member's role or recruiting agent changed.", ("rakeback", "lobby", "event")),
+    "club.union_joined": EventSpec("A union's owner approved a club into the union.", ("rakeback", "lobby", "event")),
+    "club.union_left": EventSpec("A club left a union or was removed from it.", ("rakeback", "lobby", "event")),
     "club.union_dissolved": EventSpec(
         "A union's owner ended the union; each of its clubs' club.union_left came first.", ()
     ),
@@ -63,6 +65,16 @@ CATALOG: dict[str, EventSpec] = {
     "event.elimination_undone": EventSpec(
         "A director undid a bust-out: the entry is back in play; the place it had is given back "
         "(the places corrected follow as event.player_eliminated).",
+        ("lobby", "player"),
+    ),
+    "event.entry_fee_paid": EventSpec(
+        "The house's fee of one paid entry, re-entry, rebuy or add-on (docs/events/event.md), with the "
+        "tournament's club and union: the rakeback service accrues it like a hand's rake.",
+        ("rakeback",),
+    ),
+    "event.tie_ordered": EventSpec(
+        "A director ordered a tie (entries best place first): each entry's own place and prize follow as "
+        "event.player_eliminated and event.prize_awarded, replacing the tie's shared ones.",
         ("lobby", "player"),
     ),
     "event.tournament_finished": EventSpec("A tournament ended.", ("lobby", "player")),

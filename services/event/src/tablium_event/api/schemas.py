@@ -78,6 +78,10 @@ class TournamentIn(Request):
     hand_for_hand_margin: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
     payout: PayoutIn = msgspec.field(default_factory=PayoutIn)
     seed: int | None = None
+    # A club tournament: only the club's members enter (``union_wide``: the members of every club of the
+    # club's union); its owner and managers create and direct it. Set at creation only.
+    club_id: UUID | None = None
+    union_wide: bool = False
 
     def to_config(self, seed: int | None = None) -> TournamentConfig:
         base = TournamentConfig()
@@ -131,6 +135,13 @@ class UndoIn(Request):
     from_entry: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
+class TieOrderIn(Request):
+    """The director's ruling on a tie: every entry of one tie, best place first (whoever busted first is
+    last). Each gets its own place and that place's prize instead of a share."""
+
+    entries: Annotated[list[Annotated[int, msgspec.Meta(ge=1)]], msgspec.Meta(min_length=2, max_length=1000)]
+
+
 class SeatLockIn(Request):
     entry: Annotated[int, msgspec.Meta(ge=1)]
     locked: bool = True
@@ -172,6 +183,9 @@ class TournamentOut(msgspec.Struct, kw_only=True):
     players_left: int | None
     created_at: datetime
     started_at: datetime | None
+    # A club tournament's club (and union, when it is open to the union's clubs); null: public.
+    club_id: UUID | None = None
+    union_id: UUID | None = None
 
 
 class TournamentSummary(msgspec.Struct, kw_only=True):

@@ -17,6 +17,7 @@ from tablium_event.api.schemas import (
     PurchaseOut,
     RegistrationOut,
     SeatLockIn,
+    TieOrderIn,
     ToleranceIn,
     TournamentEdit,
     TournamentIn,
@@ -36,7 +37,9 @@ if TYPE_CHECKING:  # the rows the use cases return, read here, never queried
     from tablium_event.db.models import Purchase, Registration, TournamentRow
 
 TournamentsDep: TypeAlias = NamedDependency[Tournaments]
-DIRECTOR = requires_roles("tournament_director", "admin")
+# Director routes: a platform director or admin directs any tournament; the owner and managers of a club
+# (players, by the event service's projection of club membership) their club's (``check_director``).
+DIRECTING = requires_roles("tournament_director", "admin", "player")
 
 
 async def tournament_out(service: Tournaments, session: DbSession, row: TournamentRow) -> TournamentOut:
@@ -53,6 +56,8 @@ async def tournament_out(service: Tournaments, session: DbSession, row: Tourname
         clock=to_wire(view.clock) if view.clock is not None else None,
         tables=view.tables,
         players_left=view.players_left,
+        club_id=view.club_id,
+        union_id=view.union_id,
         created_at=view.created_at,
         started_at=view.started_at,
     )
@@ -104,19 +109,27 @@ def purchase_out(purchase: Purchase) -> PurchaseOut:
 
 
 class TournamentController(Controller):
-    """Director routes (private: tournament_director or admin) and the lobby's public reads, on one path."""
+    """Director routes (private: tournament_director or admin, or a club tournament's club staff) and the
+    lobby's public reads, on one path."""
 
     path = "/api/v1/tournaments"
     tags = ["tournaments"]
 
-    @post(security=BEARER, guards=[DIRECTOR], summary="Create a tournament (draft)")
+    @post(security=BEARER, guards=[DIRECTING], summary="Create a tournament (draft)")
     async def create(
         self, data: JSONBody[TournamentIn], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
-        row = await tournaments.create(db_session, name=data.name, config=data.to_config(), director=caller().subject)
+        row = await tournaments.create(
+            db_session,
+            name=data.name,
+            config=data.to_config(),
+            director=caller(),
+            club_id=data.club_id,
+            union_wide=data.union_wide,
+        )
         return await tournament_out(tournaments, db_session, row)
 
-    @patch("/{tournament_id:uuid}", security=BEARER, guards=[DIRECTOR], summary="Edit a tournament before it starts")
+    @patch("/{tournament_id:uuid}", security=BEARER, guards=[DIRECTING], summary="Edit a tournament before it starts")
     async def edit(
         self,
         tournament_id: FromPath[UUID],
@@ -124,6 +137,7 @@ class TournamentController(Controller):
         db_session: DbSession,
         tournaments: TournamentsDep,
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         current = await tournaments.get(db_session, tournament_id)
         seed = TournamentConfig.from_dict(current.config).seed
         config = data.config.to_config(seed) if data.config is not None else None
@@ -134,12 +148,13 @@ class TournamentController(Controller):
         "/{tournament_id:uuid}/open",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Open registration",
     )
     async def open_registration(
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.open_registration(db_session, tournament_id)
         return await tournament_out(tournaments, db_session, row)
 
@@ -147,12 +162,13 @@ class TournamentController(Controller):
         "/{tournament_id:uuid}/start",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Start: buy-ins into the pool, seats drawn",
     )
     async def start(
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.start(db_session, tournament_id)
         return await tournament_out(tournaments, db_session, row)
 
@@ -160,12 +176,13 @@ class TournamentController(Controller):
         "/{tournament_id:uuid}/pause",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Pause the clock and the tables",
     )
     async def pause(
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.command(db_session, tournament_id, "pause")
         return await tournament_out(tournaments, db_session, row)
 
@@ -173,12 +190,13 @@ class TournamentController(Controller):
         "/{tournament_id:uuid}/resume",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Resume after a pause",
     )
     async def resume(
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.command(db_session, tournament_id, "resume")
         return await tournament_out(tournaments, db_session, row)
 
@@ -186,12 +204,13 @@ class TournamentController(Controller):
         "/{tournament_id:uuid}/cancel",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Cancel: every entry refunded",
     )
     async def cancel(
         self, tournament_id: FromPath[UUID], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.cancel(db_session, tournament_id)
         return await tournament_out(tournaments, db_session, row)
 
@@ -199,12 +218,13 @@ class TournamentController(Controller):
         "/{tournament_id:uuid}/undo",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Undo the last bust-out or move",
     )
     async def undo(
         self, tournament_id: FromPath[UUID], data: JSONBody[UndoIn], db_session: DbSession, tournaments: TournamentsDep
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.command(
             db_session,
             tournament_id,
@@ -216,10 +236,28 @@ class TournamentController(Controller):
         return await tournament_out(tournaments, db_session, row)
 
     @post(
+        "/{tournament_id:uuid}/ties",
+        status_code=HTTP_200_OK,
+        security=BEARER,
+        guards=[DIRECTING],
+        summary="Order a tie: distinct places (and prizes) for players busted in the same hand",
+    )
+    async def order_tie(
+        self,
+        tournament_id: FromPath[UUID],
+        data: JSONBody[TieOrderIn],
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+    ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
+        row = await tournaments.order_tie(db_session, tournament_id, data.entries)
+        return await tournament_out(tournaments, db_session, row)
+
+    @post(
         "/{tournament_id:uuid}/seat-locks",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Lock or unlock a seat (no balancing moves)",
     )
     async def seat_lock(
@@ -229,6 +267,7 @@ class TournamentController(Controller):
         db_session: DbSession,
         tournaments: TournamentsDep,
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.command(db_session, tournament_id, "lock", entry=data.entry, locked=data.locked)
         return await tournament_out(tournaments, db_session, row)
 
@@ -236,7 +275,7 @@ class TournamentController(Controller):
         "/{tournament_id:uuid}/tolerance",
         status_code=HTTP_200_OK,
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="Set the balancing tolerance",
     )
     async def tolerance(
@@ -246,13 +285,14 @@ class TournamentController(Controller):
         db_session: DbSession,
         tournaments: TournamentsDep,
     ) -> TournamentOut:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         row = await tournaments.command(db_session, tournament_id, "tolerance", tolerance=data.tolerance)
         return await tournament_out(tournaments, db_session, row)
 
     @get(
         "/{tournament_id:uuid}/decisions",
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="The balancing/elimination decision log, with reasons",
     )
     async def decisions(
@@ -263,13 +303,14 @@ class TournamentController(Controller):
         since: Annotated[int, Parameter(ge=0)] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 200,
     ) -> list[dict[str, Any]]:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         engine = await tournaments.engine(db_session, tournament_id)
         return [decision_to_wire(row) for row in engine.decisions(since)[:limit]] if engine else []
 
     @get(
         "/{tournament_id:uuid}/deal",
         security=BEARER,
-        guards=[DIRECTOR],
+        guards=[DIRECTING],
         summary="A deal offer for the players left: ICM (Malmuth-Harville) or chip chop",
     )
     async def deal(
@@ -279,6 +320,7 @@ class TournamentController(Controller):
         tournaments: TournamentsDep,
         method: FromQuery[Literal["icm", "chip-chop"]] = "icm",
     ) -> list[dict[str, Any]]:
+        await tournaments.check_director(db_session, caller(), tournament_id)
         engine = await tournaments.engine(db_session, tournament_id)
         if engine is None:
             raise Conflict("the tournament has not started")

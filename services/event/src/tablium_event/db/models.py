@@ -8,7 +8,7 @@ from typing import Any
 
 from advanced_alchemy.mixins import AuditColumns, UUIDv7PrimaryKey
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -44,6 +44,10 @@ class TournamentRow(UUIDv7PrimaryKey, AuditColumns, Base):
     state_version: Mapped[int] = mapped_column(BigInteger, default=0)
     created_by: Mapped[str] = mapped_column(String(64))
     prize_pool_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    # A club tournament: only the club's members may enter (with ``union_id``: the members of every club of
+    # that union), and the club's owner and managers direct it (docs/clubs.md, "Club tournaments").
+    club_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
+    union_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
@@ -82,7 +86,10 @@ class Prize(Base):
     place: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(AmountType)
-    status: Mapped[str] = mapped_column(String(16), default="owed", index=True)  # owed | paid
+    # owed -> paying -> paid; held: a tie's, waiting for the director's review (``tie_review_s``) before owed;
+    # voided: replaced by a director's ordering of the tie (services/ties.py)
+    status: Mapped[str] = mapped_column(String(16), default="owed", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), server_default=func.now())
 
 
 class Fact(Base):
@@ -144,3 +151,24 @@ class Purchase(UUIDv7PrimaryKey, AuditColumns, Base):
     status: Mapped[str] = mapped_column(String(16), default="holding", index=True)
     player_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     failure: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+class ClubMembership(Base):
+    """The event service's projection of club membership (``club.member_*``, ``club.closed``): ``role`` is
+    None once the player left (or the club closed). ``seq`` is the newest club event applied."""
+
+    __tablename__ = "club_memberships"
+    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    player_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    role: Mapped[str | None] = mapped_column(String(16), default=None)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ClubUnion(Base):
+    """Which clubs a union holds (``club.union_joined``/``union_left``), newest ``seq`` per union and club."""
+
+    __tablename__ = "club_unions"
+    union_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+    member: Mapped[bool] = mapped_column(Boolean)
+    seq: Mapped[int] = mapped_column(BigInteger)

@@ -36,6 +36,8 @@ REASONS: dict[str, str] = {
     "tolerance": "director set the balancing tolerance to {0}",
     "undo-bust": "director undid the bust-out of entry {0}: table {1} seat {2}, {4} chips back from entry {3}",
     "undo-bust-pending": "director undid the bust-out of entry {0}: done when table {1} finishes its hand",
+    "tie-ordered": "director ordered the tie of entries {0} (best first) over places {1}-{2} (0: placed when "
+    "registration closes)",
     "undo-dropped": "the undo of the bust-out of entry {0} was dropped: {1}",
     "registration": "registration closed with {0} entries",
     "h4h-on": "{0} players left and {1} paid: hand-for-hand",

@@ -361,6 +361,12 @@ class Tournament:
             self.after_change(out, None)
         return out
 
+    def order_tie(self, order: Sequence[int]) -> list[Instruction]:
+        """The director's ordering of a tie, best place first: distinct places, each with its own prize."""
+        out: list[Instruction] = []
+        self.placing.order_tie(order, out)
+        return out
+
     # ------------------------------------------------------------------ purchases
 
     def registration_refusal(self, player: str) -> str | None:

@@ -66,6 +66,8 @@ def apply(engine: Tournament, kind: str, payload: Mapping[str, Any]) -> list[Ins
             engine.lock_seat(payload["entry"], payload["locked"])
         case "tolerance":
             out += engine.set_tolerance(payload["tolerance"])
+        case "order_tie":
+            out += engine.order_tie(payload["entries"])
         case _:
             raise ValueError(f"unknown fact {kind}")
     return out

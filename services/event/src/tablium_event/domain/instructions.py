@@ -124,6 +124,18 @@ class EliminationUndone(Instruction):
 
 
 @dataclass(frozen=True, slots=True)
+class TieOrdered(Instruction):
+    """A director ordered the tie over ``place``..``place_to``: ``entries`` best place first. Each entry's
+    corrected place follows (``EliminatePlayer``), then its prize (``AwardPrize``): these replace the tie's
+    shared places and prizes announced before."""
+
+    kind: ClassVar[str] = "tie_ordered"
+    entries: tuple[int, ...]
+    place: int
+    place_to: int
+
+
+@dataclass(frozen=True, slots=True)
 class AwardPrize(Instruction):
     kind: ClassVar[str] = "award_prize"
     entry: int

@@ -1,5 +1,5 @@
 """Eliminations and places (TOURNAMENT.md "Eliminations and places"; hand-for-hand [RP-8]), the director's
-undo of a bust-out, and the end of the tournament.
+undo of a bust-out and ordering of a tie, and the end of the tournament.
 
 Places are given from the bottom as busts happen: busts of one table in one hand are ranked by their stack
 at the start of that hand, equal stacks tie over the places they cover; busts during late registration get
@@ -20,6 +20,7 @@ from tablium_event.domain.instructions import (
     EliminationUndone,
     Instruction,
     SetStack,
+    TieOrdered,
     TournamentFinished,
 )
 
@@ -126,6 +127,47 @@ class Places:
         if not table.in_hand and table.held is None and table.n < 2:
             t.timing.hold(table, WAITING, out)
         t.timing.maybe_release(table, out)
+
+    def order_tie(self, order: Sequence[int], out: list[Instruction]) -> None:
+        """The director's ruling on a tie (TOURNAMENT.md, "What directors ask for"): ``order`` names every
+        entry of one tie, best place first (e.g. the floor ruled who busted first: that one is last). Each
+        gets its own place and that place's prize instead of a share of the tie's; the tie's prizes sum to
+        the same amount, so the pool is unchanged. A tie still waiting for its places (late registration) is
+        split into single busts, placed when registration closes."""
+        t = self.t
+        if t.status not in ("running", "finished"):
+            raise TournamentRuleError("ties are ordered in a running or finished tournament")
+        if len(order) < 2 or len(set(order)) != len(order):
+            raise TournamentRuleError("name every entry of the tie, each once, best place first")
+        entries = [t.entry(entry_id) for entry_id in order]
+        group = sorted(order)
+        if group in self.unplaced:
+            at = self.unplaced.index(group)
+            self.unplaced[at : at + 1] = [[entry_id] for entry_id in reversed(order)]  # worst first
+            t.note("tie-ordered", ", ".join(map(str, order)), 0, 0)
+            return
+        first, last = entries[0].place, entries[0].place_to
+        if (
+            not first
+            or any((e.place, e.place_to) != (first, last) for e in entries)
+            or last - first + 1 != len(entries)
+        ):
+            raise TournamentRuleError("the entries are not exactly the players of one tie")
+        if group == sorted(self.winners):
+            raise TournamentRuleError("the winners share by the tournament's rule: not a tie to order")
+        payouts = self.t.prizes.payouts
+        amounts = [payouts[place - 1] if place <= len(payouts) else 0 for place in range(first, last + 1)]
+        if sum(amounts) != sum(e.prize for e in entries):
+            raise TournamentRuleError("the payouts changed since the tie was placed: its prizes stand")
+        out.append(TieOrdered(tuple(order), first, last))
+        for place, (entry, amount) in enumerate(zip(entries, amounts, strict=True), first):
+            entry.place = entry.place_to = place
+            entry.prize = amount
+            reason = "place set by the director: tie ordered"
+            out.append(EliminatePlayer(entry.id, entry.player, entry.table, place, place, reason))
+            if amount:
+                out.append(AwardPrize(entry.id, entry.player, place, amount, "place"))
+        t.note("tie-ordered", ", ".join(map(str, order)), first, last)
 
     def standings(self) -> list[dict[str, Any]]:
         """Live entries by stack, then finished ones by place."""

@@ -4,7 +4,9 @@ Engine instructions become events in the same transaction as the state they come
 the ``event.*`` facts of ARCHITECTURE.md §4, plus ``event.table_instructions`` carrying, in
 order, everything the lobby must do at the tournament's tables (seat, move, hold, resume,
 break a table, new level). ``event.elimination_undone`` follows a director's undo of a bust-out
-(after it, the places corrected are announced again as ``event.player_eliminated``); a prize carries
+(after it, the places corrected are announced again as ``event.player_eliminated``), and
+``event.tie_ordered`` a director's ordering of a tie (the tie's places and prizes announced again, each
+entry's own, replacing the shared ones); a prize carries
 the tournament's ``asset``. Money and chips (prizes, stacks, blinds, the configuration's buy-in...) travel
 as decimal strings (``amounts.to_wire``).
 
@@ -12,6 +14,9 @@ The table instructions of one fact grow with the field (1.6 MiB at a 10k-entrant
 cap on one event. They are cut, in the engine's order and only where the table changes, into ``parts``
 events numbered by ``part`` (from 1), all with the fact's ``seq``; a lobby applies a ``seq``'s parts in
 ``part`` order (events may arrive out of order, ADR 0002).
+
+``event.entry_fee_paid`` states the fee of every paid purchase (entry, re-entry, rebuy, add-on) per player,
+for the rakeback service (docs/events/event.md).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_event.amounts import to_wire
-from tablium_event.db.models import MESSAGING
+from tablium_event.db.models import MESSAGING, TournamentRow
 from tablium_event.domain.instructions import (
     AwardPrize,
     EliminatePlayer,
@@ -33,10 +38,12 @@ from tablium_event.domain.instructions import (
     MovePlayer,
     NewLevel,
     StartBreak,
+    TieOrdered,
     TournamentFinished,
     TournamentStarted,
 )
 from tablium_kit.messaging import Outbox
+from tablium_kit.money import format_amount
 
 outbox = Outbox("event", MESSAGING)
 
@@ -44,6 +51,7 @@ TOURNAMENT_CREATED = "event.tournament_created"
 REGISTRATION_OPENED = "event.registration_opened"
 TOURNAMENT_CANCELLED = "event.tournament_cancelled"
 TABLE_INSTRUCTIONS = "event.table_instructions"
+ENTRY_FEE_PAID = "event.entry_fee_paid"
 
 _FACTS: dict[type[Instruction], str] = {
     TournamentStarted: "event.tournament_started",
@@ -53,6 +61,7 @@ _FACTS: dict[type[Instruction], str] = {
     MovePlayer: "event.player_moved",
     EliminatePlayer: "event.player_eliminated",
     EliminationUndone: "event.elimination_undone",
+    TieOrdered: "event.tie_ordered",
     TournamentFinished: "event.tournament_finished",
     AwardPrize: "event.prize_awarded",
 }
@@ -72,6 +81,36 @@ async def publish(
         subject=str(tournament_id),
         data={"tournament_id": str(tournament_id), "seq": version, **to_wire(data)},
     )
+
+
+async def entry_fee_paid(
+    session: AsyncSession,
+    row: TournamentRow,
+    *,
+    purchase_id: uuid.UUID,
+    kind: str,
+    player_id: uuid.UUID,
+    entry_id: int | None,
+    fee: int,
+) -> None:
+    """``event.entry_fee_paid`` (docs/events/event.md): the house's fee of one paid entry, re-entry, rebuy or
+    add-on, in the transaction that records the purchase ``posted`` (a compare-and-set: once per purchase).
+    The rakeback service accrues it like a hand's rake. A freeroll (no fee) states nothing."""
+    if fee <= 0:
+        return
+    data = {
+        "tournament_id": str(row.id),
+        "seq": row.version,
+        "purchase_id": str(purchase_id),
+        "kind": kind,
+        "player_id": str(player_id),
+        "entry_id": entry_id,
+        "club_id": str(row.club_id) if row.club_id else None,
+        "union_id": str(row.union_id) if row.union_id else None,
+        "asset": row.config["asset"],
+        "fee": format_amount(fee),
+    }
+    await outbox.add(session, type=ENTRY_FEE_PAID, subject=str(purchase_id), data=data)
 
 
 async def publish_instructions(

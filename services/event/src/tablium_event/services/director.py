@@ -18,8 +18,9 @@ from tablium_event.db.models import TournamentRow
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.facts import COMMANDS, apply
 from tablium_event.events import REGISTRATION_OPENED, TOURNAMENT_CREATED, publish
-from tablium_event.services import engines
+from tablium_event.services import clubs, engines
 from tablium_event.services.context import Context, rule_error
+from tablium_kit.auth import Principal
 from tablium_kit.errors import Conflict, InvalidInput
 
 EDITABLE = ("draft", "registering")
@@ -48,13 +49,31 @@ def check_config(config: TournamentConfig) -> None:
 
 
 async def create(
-    ctx: Context, session: AsyncSession, *, name: str, config: TournamentConfig, director: str
+    ctx: Context,
+    session: AsyncSession,
+    *,
+    name: str,
+    config: TournamentConfig,
+    director: Principal,
+    club_id: uuid.UUID | None = None,
+    union_wide: bool = False,
 ) -> TournamentRow:
+    """A draft; with ``club_id`` a club tournament (its owner or a manager creates it: ``clubs.club_scope``)."""
+    union_id = await clubs.club_scope(session, director, club_id, union_wide=union_wide)
     check_config(config)
-    row = TournamentRow(name=name, config=config.to_dict(), created_by=director, status="draft", version=1)
+    row = TournamentRow(
+        name=name,
+        config=config.to_dict(),
+        created_by=director.subject,
+        status="draft",
+        version=1,
+        club_id=club_id,
+        union_id=union_id,
+    )
     session.add(row)
     await session.flush()
-    await publish(session, row.id, row.version, TOURNAMENT_CREATED, {"name": name, "config": row.config})
+    scope = {"club_id": str(club_id), "union_id": str(union_id) if union_id else None} if club_id else {}
+    await publish(session, row.id, row.version, TOURNAMENT_CREATED, {"name": name, "config": row.config, **scope})
     await session.commit()
     return row
 

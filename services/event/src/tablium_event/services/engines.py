@@ -21,7 +21,7 @@ from tablium_event.clients.wallet import transfer_id
 from tablium_event.db import journal
 from tablium_event.db.models import Prize, TournamentRow
 from tablium_event.domain.engine import Tournament
-from tablium_event.domain.instructions import AwardPrize, Instruction
+from tablium_event.domain.instructions import AwardPrize, EliminatePlayer, Instruction
 from tablium_event.events import publish_instructions
 from tablium_event.services.cache import Live
 from tablium_event.services.context import Context
@@ -103,18 +103,32 @@ async def record(
     journal.append(session, row, kind, payload)
     if engine.status != "running" or row.version - row.state_version >= ctx.settings.snapshot_every:
         await journal.snapshot(session, row, engine, keep=ctx.settings.keep_snapshots)
-    await effects(session, row, engine, out)
+    await effects(session, row, engine, out, kind, hold_ties=ctx.settings.tie_review_s > 0)
 
 
-async def effects(session: AsyncSession, row: TournamentRow, engine: Tournament, out: list[Instruction]) -> None:
-    """Prizes owed and events out, for the instructions of the fact that made ``row.version``."""
+async def effects(
+    session: AsyncSession,
+    row: TournamentRow,
+    engine: Tournament,
+    out: list[Instruction],
+    kind: str = "",
+    *,
+    hold_ties: bool = False,
+) -> None:
+    """Prizes owed and events out, for the instructions of the fact (of ``kind``) that made ``row.version``.
+    A place's prize is paid once per place and entry; a tie ordered by the director replaces the tie's
+    prizes (voided, ``ties.py``) with new ones, whose ids carry the fact's version. With ``hold_ties`` a
+    tie's prizes are ``held`` for the director's review (the reconciler makes them owed after it)."""
     if engine.status == "finished":
         row.status = "finished"
+    tied = {i.entry for i in out if isinstance(i, EliminatePlayer) and i.place_to > i.place} if hold_ties else set()
     bounty_index = 0
     for instruction in out:
         if isinstance(instruction, AwardPrize):
             if instruction.prize == "place":
-                prize_id = transfer_id(row.id, "prize", instruction.place, instruction.entry)
+                place = (instruction.place, instruction.entry)
+                ordered = ("ordered", row.version) if kind == "order_tie" else ()
+                prize_id = transfer_id(row.id, "prize", *place, *ordered)
             else:
                 prize_id = transfer_id(row.id, "bounty", row.version, bounty_index)
                 bounty_index += 1
@@ -127,6 +141,7 @@ async def effects(session: AsyncSession, row: TournamentRow, engine: Tournament,
                     place=instruction.place,
                     kind=instruction.prize,
                     amount=instruction.amount,
+                    status="held" if instruction.prize == "place" and instruction.entry in tied else "owed",
                 )
             )
     await publish_instructions(session, row.id, row.version, out, asset=row.config["asset"])

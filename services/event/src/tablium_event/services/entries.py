@@ -19,6 +19,7 @@ from tablium_event.db import queries
 from tablium_event.db.models import Registration, TournamentRow
 from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig
+from tablium_event.events import entry_fee_paid
 from tablium_event.services.context import Context, pool
 
 
@@ -89,6 +90,18 @@ async def entry_fee(ctx: Context, row: TournamentRow, reg: Registration) -> None
         )
 
 
+async def fee_paid(
+    session: AsyncSession, row: TournamentRow, reg: Registration, config: TournamentConfig, entry_id: int | None = None
+) -> None:
+    """``event.entry_fee_paid`` for a registration just moved to ``posted`` (its fee is the house's now); the
+    entry id is known for a late entry, not yet for one posted at the start (the seat draw numbers them)."""
+    if reg.amount:
+        kind = "entry" if reg.entry_no == 1 else "reentry"
+        await entry_fee_paid(
+            session, row, purchase_id=reg.id, kind=kind, player_id=reg.player_id, entry_id=entry_id, fee=config.fee
+        )
+
+
 async def refund(ctx: Context, session: AsyncSession, reg: Registration) -> None:
     """refunding -> refunded (or voided): the hold is posted if it was not yet (free if it was; a hold
     that expired meanwhile moved nothing), the fee replayed (free if it happened, so the house refunds
@@ -134,7 +147,8 @@ async def post_chunk(ctx: Context, session: AsyncSession, row: TournamentRow, re
             await advance(session, Registration, reg.id, "held", "posted")
     for reg, result in zip(held, results, strict=True):
         if result["status"] == "posted":
-            await advance(session, Registration, reg.id, "held", "posted")
+            if await advance(session, Registration, reg.id, "held", "posted"):
+                await fee_paid(session, row, reg, config)
         else:
             await advance(session, Registration, reg.id, "held", "failed", failure=f"the hold is {result['status']}")
     posted = set(

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_event.db import queries
 from tablium_event.db.models import Registration
 from tablium_event.db.steps import advance
-from tablium_event.domain.config import TournamentRuleError
+from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.facts import apply
 from tablium_event.services import engines, entries
 from tablium_event.services.context import Context
@@ -100,5 +100,6 @@ async def _post(ctx: Context, session: AsyncSession, reg: Registration) -> None:
             await session.commit()  # the engine that refused is not kept (nothing recorded)
             return
         entry_id = engine.by_player[str(reg.player_id)][-1]
-        await advance(session, Registration, reg.id, "posting", "posted", entry_id=entry_id)
+        if await advance(session, Registration, reg.id, "posting", "posted", entry_id=entry_id):
+            await entries.fee_paid(session, row, reg, TournamentConfig.from_dict(row.config), entry_id=entry_id)
         await engines.record(ctx, session, row, engine, "entry", payload, out)

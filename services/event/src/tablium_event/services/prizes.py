@@ -9,11 +9,12 @@ the reconciler's ``prizes`` step pays again by the same ids.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_event.clients.wallet import transfer_id
@@ -25,6 +26,8 @@ from tablium_event.services.context import Context, pool
 
 log = structlog.get_logger("tablium.event")
 
+OWED = ("owed", "paying")  # a prize not yet known to be paid: the prizes step pays it (again) by its id
+
 POOL_MISMATCHES = Counter(
     "tablium_event_pool_mismatches",
     "Tournaments whose prize pool in the wallet differs from what the engine's facts say it holds",
@@ -35,7 +38,7 @@ async def pay(ctx: Context, session: AsyncSession, tournament_id: uuid.UUID) -> 
     """Pay what is owed from the pool, the guarantee's overlay first brought to what is owed now (``_top_up``)."""
     owed = (
         await session.scalars(
-            select(Prize).where(Prize.tournament_id == tournament_id, Prize.status == "owed").order_by(Prize.place)
+            select(Prize).where(Prize.tournament_id == tournament_id, Prize.status.in_(OWED)).order_by(Prize.place)
         )
     ).all()
     if not owed:
@@ -51,22 +54,47 @@ async def pay(ctx: Context, session: AsyncSession, tournament_id: uuid.UUID) -> 
         await session.commit()  # nothing locked or open while the wallet is called
         await _top_up(ctx, row, config, max(0, config.guarantee - posted * config.buy_in - bought))
     for prize in owed:
-        if not prize.amount:  # nothing to move (the wallet refuses a zero transfer)
-            prize.status = "paid"
-            await session.commit()
+        # owed -> paying before the wallet is called (compare-and-set): a director's ordering of a tie voids
+        # only ``owed`` prizes, so a prize on its way to the wallet is never replaced (``ties.py``).
+        if not await _move(session, prize.transfer_id, ("owed", "paying"), "paying"):
             continue
-        player = await ctx.wallet.open_account(f"player:{prize.player_id}", "player", config.asset)
-        await ctx.wallet.transfer(
-            prize.transfer_id,
-            debit=pool(row),
-            credit=player,
-            amount=prize.amount,
-            asset=config.asset,
-            code="tournament_prize",
-            metadata={"tournament_id": str(row.id), "place": prize.place, "kind": prize.kind},
-        )
-        prize.status = "paid"
         await session.commit()
+        if prize.amount:  # else nothing to move (the wallet refuses a zero transfer)
+            player = await ctx.wallet.open_account(f"player:{prize.player_id}", "player", config.asset)
+            await ctx.wallet.transfer(
+                prize.transfer_id,
+                debit=pool(row),
+                credit=player,
+                amount=prize.amount,
+                asset=config.asset,
+                code="tournament_prize",
+                metadata={"tournament_id": str(row.id), "place": prize.place, "kind": prize.kind},
+            )
+        await _move(session, prize.transfer_id, ("paying",), "paid")
+        await session.commit()
+
+
+async def release_reviewed(ctx: Context, session: AsyncSession) -> int:
+    """Tied prizes held past ``tie_review_s`` with no ruling become owed (the caller commits; the prizes step
+    pays them). Returns how many."""
+    due = datetime.now(UTC) - timedelta(seconds=ctx.settings.tie_review_s)
+    released = await session.execute(
+        update(Prize)
+        .where(Prize.status == "held", Prize.created_at <= due)
+        .values(status="owed")
+        .execution_options(synchronize_session=False)
+    )
+    return int(released.rowcount)  # type: ignore[attr-defined]
+
+
+async def _move(session: AsyncSession, prize_id: uuid.UUID, before: tuple[str, ...], after: str) -> bool:
+    moved = await session.execute(
+        update(Prize)
+        .where(Prize.transfer_id == prize_id, Prize.status.in_(before))
+        .values(status=after)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
 
 
 async def _top_up(ctx: Context, row: TournamentRow, config: TournamentConfig, owed: int) -> None:
@@ -141,7 +169,9 @@ async def check_pool(ctx: Context, session: AsyncSession, tournament_id: uuid.UU
         or 0
     )
     owed = await session.scalar(
-        select(func.count()).select_from(Prize).where(Prize.tournament_id == tournament_id, Prize.status == "owed")
+        select(func.count())
+        .select_from(Prize)
+        .where(Prize.tournament_id == tournament_id, Prize.status.in_((*OWED, "held")))
     )
     await session.commit()
     if engine is None or under_way or owed:

@@ -24,6 +24,7 @@ from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.facts import apply
+from tablium_event.events import entry_fee_paid
 from tablium_event.services import engines
 from tablium_event.services.context import Context, pool
 from tablium_kit.errors import Conflict
@@ -211,7 +212,16 @@ async def _post(ctx: Context, session: AsyncSession, purchase: Purchase) -> None
             await advance(session, Purchase, purchase.id, "posting", "refunding", failure=str(exc)[:200])
             await session.commit()  # the engine that refused is not kept (nothing recorded)
             return
-        await advance(session, Purchase, purchase.id, "posting", "posted")
+        if await advance(session, Purchase, purchase.id, "posting", "posted"):
+            await entry_fee_paid(
+                session,
+                row,
+                purchase_id=purchase.id,
+                kind=purchase.kind,
+                player_id=purchase.player_id,
+                entry_id=purchase.entry_id,
+                fee=_fee_part(config, purchase),
+            )
         await engines.record(ctx, session, row, engine, purchase.kind, payload, out)
 
 

@@ -131,7 +131,9 @@ async def reconcile(ctx: Context, session: AsyncSession, backoff: Backoff) -> No
             purchase_id,
             functools.partial(purchases.drive, ctx, session, purchase_id),
         )
-    owed = await session.scalars(select(Prize.tournament_id).where(Prize.status == "owed").distinct())
+    if await prizes.release_reviewed(ctx, session):
+        await session.commit()
+    owed = await session.scalars(select(Prize.tournament_id).where(Prize.status.in_(prizes.OWED)).distinct())
     for tournament_id in owed.all():
         await attempt(
             session,

@@ -20,13 +20,14 @@ from tablium_event.db.models import Registration
 from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig
 from tablium_event.domain.engine import Tournament
-from tablium_event.services import engines, entries, late_entry, start
+from tablium_event.services import clubs, engines, entries, late_entry, start
 from tablium_event.services.context import Context
 from tablium_kit.errors import Conflict, NotFound
 
 
 async def register(ctx: Context, session: AsyncSession, tournament_id: uuid.UUID, player_id: uuid.UUID) -> Registration:
     row = await queries.locked(session, tournament_id)
+    await clubs.check_may_enter(session, row, player_id)
     config = TournamentConfig.from_dict(row.config)
     engine = await engines.engine_of(ctx, session, row)
     if row.status == "running":

@@ -26,6 +26,7 @@ from tablium_event.domain.engine import Tournament
 from tablium_event.services import (
     cancel,
     clock,
+    clubs,
     engines,
     hands,
     prizes,
@@ -34,6 +35,7 @@ from tablium_event.services import (
     registration,
     snapshots,
     start,
+    ties,
     views,
 )
 from tablium_event.services import director as director_cases
@@ -41,6 +43,7 @@ from tablium_event.services.cache import LiveEngines
 from tablium_event.services.context import Context
 from tablium_event.services.reconciler import Backoff
 from tablium_event.settings import EventSettings
+from tablium_kit.auth import Principal
 from tablium_kit.db import Reader, Record
 
 log = structlog.get_logger("tablium.event")
@@ -69,9 +72,22 @@ class Tournaments:
     # -- the director
 
     async def create(
-        self, session: AsyncSession, *, name: str, config: TournamentConfig, director: str
+        self,
+        session: AsyncSession,
+        *,
+        name: str,
+        config: TournamentConfig,
+        director: Principal,
+        club_id: uuid.UUID | None = None,
+        union_wide: bool = False,
     ) -> TournamentRow:
-        return await director_cases.create(self.ctx, session, name=name, config=config, director=director)
+        return await director_cases.create(
+            self.ctx, session, name=name, config=config, director=director, club_id=club_id, union_wide=union_wide
+        )
+
+    async def check_director(self, session: AsyncSession, principal: Principal, tournament_id: uuid.UUID) -> None:
+        """A platform director or admin, or the owner or a manager of the tournament's club (403 else)."""
+        await clubs.check_director(session, principal, tournament_id)
 
     async def edit(
         self, session: AsyncSession, tournament_id: uuid.UUID, *, name: str | None, config: TournamentConfig | None
@@ -85,6 +101,9 @@ class Tournaments:
         self, session: AsyncSession, tournament_id: uuid.UUID, action: str, **kwargs: Any
     ) -> TournamentRow:
         return await director_cases.command(self.ctx, session, tournament_id, action, **kwargs)
+
+    async def order_tie(self, session: AsyncSession, tournament_id: uuid.UUID, order: list[int]) -> TournamentRow:
+        return await ties.order_tie(self.ctx, session, tournament_id, order)
 
     async def start(self, session: AsyncSession, tournament_id: uuid.UUID) -> TournamentRow:
         return await start.start(self.ctx, session, tournament_id)

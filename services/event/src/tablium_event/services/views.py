@@ -37,6 +37,8 @@ class TournamentView:
     players_left: int | None
     created_at: datetime
     started_at: datetime | None
+    club_id: uuid.UUID | None = None
+    union_id: uuid.UUID | None = None
 
 
 async def tournament(ctx: Context, session: AsyncSession, row: TournamentRow) -> TournamentView:
@@ -55,6 +57,8 @@ async def tournament(ctx: Context, session: AsyncSession, row: TournamentRow) ->
         players_left=engine.remaining if engine else None,
         created_at=row.created_at,
         started_at=row.started_at,
+        club_id=row.club_id,
+        union_id=row.union_id,
     )
 
 
