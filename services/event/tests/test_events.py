@@ -40,8 +40,8 @@ class _Recorder:
         self.info: dict[str, object] = {}
         self.envelopes: list[dict[str, Any]] = []
 
-    async def execute(self, statement: Any) -> None:
-        self.envelopes.append(statement.compile().params["envelope"])
+    async def execute(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        self.envelopes.extend(row["envelope"] for row in rows)
 
 
 async def test_a_10k_entrant_start_publishes_its_table_instructions_in_parts_under_the_event_cap() -> None:
