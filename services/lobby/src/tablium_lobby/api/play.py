@@ -248,7 +248,7 @@ async def _handle(
                 connection.send(_error(exc.detail))
                 return
         try:
-            await dealer.runner(table_id).act(player, message.action, amount, message.seq)
+            await dealer.act(table_id, player, message.action, amount, message.seq)
         except ActionRefused as exc:
             connection.send(_error(str(exc), action=message.action))
         except Exception:

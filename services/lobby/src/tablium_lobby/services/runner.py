@@ -347,7 +347,8 @@ class TableRunner:
     async def _between_hands(self, finished: uuid.UUID | None) -> None:
         if finished is not None:
             await self.dealer.settle(finished)
-        await self.dealer.seating.cash_out_idle(self.table_id)
+        if await self.dealer.anyone_leaving(self.table_id):
+            await self.dealer.seating.cash_out_idle(self.table_id)
         await asyncio.sleep(self.dealer.settings.between_hands_s)
         self.request_deal()
 
