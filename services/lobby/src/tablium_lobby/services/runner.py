@@ -350,6 +350,9 @@ class TableRunner:
         if await self.dealer.anyone_leaving(self.table_id):
             await self.dealer.seating.cash_out_idle(self.table_id)
         await asyncio.sleep(self.dealer.settings.between_hands_s)
+        keeper = self.dealer.keeper
+        if keeper is not None and await keeper.hand_back(self.table_id):
+            return  # another instance under its share deals the next hand
         self.request_deal()
 
     def request_deal(self) -> None:
