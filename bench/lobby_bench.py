@@ -77,9 +77,9 @@ class Service:
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> None:
         self.name = name
+        log = (logs / f"{name}.log").open("wb")  # structlog writes to stdout, the rest to stderr: both kept
         self.process = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("wb"),
-            start_new_session=True,
+            argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
     def wait_ready(self, url: str) -> None:
