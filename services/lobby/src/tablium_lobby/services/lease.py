@@ -96,6 +96,15 @@ class Leases:
     async def renew(self, table_id: uuid.UUID, token: str) -> bool:
         return bool(await self.redis.eval(_RENEW, 1, self.key(table_id), token, self.ttl_ms))
 
+    async def renew_many(self, held: list[tuple[uuid.UUID, str]]) -> list[bool]:
+        """Renew many leases in one round trip (a pipeline of compare-and-``PEXPIRE``), in order."""
+        if not held:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for table_id, token in held:
+                pipe.eval(_RENEW, 1, self.key(table_id), token, self.ttl_ms)
+            return [bool(result) for result in await pipe.execute()]
+
     async def release(self, table_id: uuid.UUID, token: str) -> None:
         await self.redis.eval(_RELEASE, 1, self.key(table_id), token)
 
@@ -165,10 +174,17 @@ class LeaseKeeper:
         for table_id, held in list(self.dealer.runners.items()):
             if held.lease_token is not None and table_id not in tables:
                 await self.release(table_id)  # nobody left to run it for
+        # Every lease this instance holds renewed first, in one round trip: one at a time, a round over
+        # hundreds of tables on a busy loop outlasted the TTL and the leases expired under their holder.
+        held = [(t, r.lease_token) for t, r in self.dealer.runners.items() if r.lease_token is not None and t in tables]
+        renewed = {t: (token, ok) for (t, token), ok in zip(held, await self.leases.renew_many(held), strict=True)}
         for table_id, seq in tables.items():
             runner = self.dealer.runners.get(table_id)
             if runner is not None and runner.lease_token is not None:
-                if await self.leases.renew(table_id, runner.lease_token):
+                token, ok = renewed.get(table_id, (None, True))
+                if token != runner.lease_token:
+                    continue  # taken during this round: fresh
+                if ok:
                     if runner.seq_seen != seq:
                         runner.nudge()  # a commit this instance did not hear of (a relay lost)
                     await self.dealer.check_presence(table_id)

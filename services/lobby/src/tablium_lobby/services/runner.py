@@ -208,7 +208,7 @@ class TableRunner:
                         messages = await self._write(session, table, move)
             except ActionRefused:
                 raise  # the engine refuses before changing anything: the cache is still the committed state
-            except Exception:
+            except BaseException:  # cancelled too: the move is applied in memory, its write may not be
                 self._drop_cache()
                 raise
         self.dealer.hub.publish(self.table_id, messages, self.players)
