@@ -189,12 +189,20 @@ class Dealer:
                 if not c.closed.is_set()
             )
 
-    async def check_presence(self, table_id: uuid.UUID) -> None:
+    async def check_presence_many(self, table_ids: list[uuid.UUID]) -> None:
+        """:meth:`check_presence` of the tables this instance holds, their presence read in one round trip."""
+        if self.presence is None:
+            return
+        for table_id, present in (await self.presence.present_many(table_ids)).items():
+            await self.check_presence(table_id, present)
+
+    async def check_presence(self, table_id: uuid.UUID, present: set[str] | None = None) -> None:
         """The lease holder, every round: an absence timer for each seated player with no socket anywhere."""
         runner = self.runners.get(table_id)
         if self.presence is None or runner is None or runner.epoch is None:
             return
-        present = await self.presence.present(table_id)
+        if present is None:
+            present = await self.presence.present(table_id)
         for player in runner.seated:
             key = (table_id, player)
             if player in present:

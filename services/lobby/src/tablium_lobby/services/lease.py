@@ -178,6 +178,7 @@ class LeaseKeeper:
         # hundreds of tables on a busy loop outlasted the TTL and the leases expired under their holder.
         held = [(t, r.lease_token) for t, r in self.dealer.runners.items() if r.lease_token is not None and t in tables]
         renewed = {t: (token, ok) for (t, token), ok in zip(held, await self.leases.renew_many(held), strict=True)}
+        kept: list[uuid.UUID] = []
         for table_id, seq in tables.items():
             runner = self.dealer.runners.get(table_id)
             if runner is not None and runner.lease_token is not None:
@@ -187,11 +188,12 @@ class LeaseKeeper:
                 if ok:
                     if runner.seq_seen != seq:
                         runner.nudge()  # a commit this instance did not hear of (a relay lost)
-                    await self.dealer.check_presence(table_id)
+                    kept.append(table_id)
                     continue
                 log.warning("lease lost", table=str(table_id), epoch=runner.epoch)
                 self.dealer.disown(table_id)
             await self.claim_fairly(table_id)
+        await self.dealer.check_presence_many(kept)  # one round trip, as the renewals
         self.excess = max(0, self.held() - self.share()) if self.live > 1 else 0
         for table_id in idle:  # no hand to wait for: handed back now (the others are under their share)
             runner = self.dealer.runners.get(table_id)
