@@ -2,7 +2,8 @@
 same turn-taking against a bare Litestar WebSocket broadcast (the baseline), in the same run.
 
     .venv/bin/python bench/lobby_bench.py [--tables 50,100,250,500] [--seconds 20] [--think 1.0]
-                                          [--bot-processes 4] [--server granian|uvicorn] [--group-commits]
+                                          [--bot-processes 4] [--server granian|uvicorn] [--workers N]
+                                          [--group-commits]
                                           [--setup bulk|api] [--profile DIR]
 
 For each N: a real wallet process and a real lobby process (own databases, the run's own RabbitMQ
@@ -76,9 +77,9 @@ class Service:
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], logs: Path) -> None:
         self.name = name
+        log = (logs / f"{name}.log").open("wb")  # structlog writes to stdout, the rest to stderr: both kept
         self.process = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(logs / f"{name}.log").open("wb"),
-            start_new_session=True,
+            argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
     def wait_ready(self, url: str) -> None:
@@ -138,11 +139,12 @@ class Service:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def server_argv(server: str, target: str, port: int) -> list[str]:
+def server_argv(server: str, target: str, port: int, workers: int = 1) -> list[str]:
     if server == "uvicorn":
         return [str(BIN / "python"), "-m", "uvicorn", "--factory", target, "--host", "127.0.0.1",
-                "--port", str(port), "--loop", "uvloop", "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    return [str(BIN / "granian"), "--interface", "asgi", "--loop", "uvloop", "--factory", "--workers", "1",
+                "--port", str(port), "--loop", "uvloop", "--no-access-log", "--log-level", "warning",
+                "--workers", str(workers)]  # fmt: skip
+    return [str(BIN / "granian"), "--interface", "asgi", "--loop", "uvloop", "--factory", "--workers", str(workers),
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", target]  # fmt: skip
 
 
@@ -184,7 +186,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         process.stdin.write(f"measure {start} {end}\n")
         process.stdin.flush()
     time.sleep(max(0.0, start - time.time()))
-    cpu0, busy0, wait0 = target.cpu_s(), machine_busy(), target.runnable_s()
+    cpu0, busy0, wait0, load0 = target.cpu_s(), machine_busy(), target.runnable_s(), os.getloadavg()[0]
     profiler = None
     if args.profile and mode == "lobby":
         profile_path = Path(args.profile) / f"lobby-{len(tables)}.txt"
@@ -195,7 +197,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     time.sleep(max(0.0, end - time.time()))
-    cpu1, busy1, wait1 = target.cpu_s(), machine_busy(), target.runnable_s()
+    cpu1, busy1, wait1, load1 = target.cpu_s(), machine_busy(), target.runnable_s(), os.getloadavg()[0]
     rss_after = target.rss()
     for process, _ in bots:
         process.wait(timeout=120)
@@ -218,7 +220,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
     sockets = sum(len(t["players"]) for t in tables)
     merged.update(
         tables=len(tables), sockets=sockets, window=(start, end), cpu=(cpu1 - cpu0) / args.seconds,
-        starved=(wait1 - wait0) / args.seconds,
+        starved=(wait1 - wait0) / args.seconds, load=(load0, load1),
         rss=rss_after, rss_per_socket=(rss_after - rss_before) / sockets,
         busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
     )  # fmt: skip
@@ -281,6 +283,7 @@ def lobby_env(base: dict[str, str], run: str, database_url: str, wallet: str, jw
         # The shared broker's lobby queue belongs to the running platform.
         "TABLIUM_LOBBY_CONSUME_EVENTS": "false",
         "TABLIUM_LOBBY_GROUP_COMMITS": "true" if args.group_commits else "false",
+        "TABLIUM_LOBBY_WORKERS": str(args.workers),
     }
 
 
@@ -293,6 +296,9 @@ def main() -> None:
     parser.add_argument("--between-hands", type=float, default=1.0)
     parser.add_argument("--bot-processes", type=int, default=4)
     parser.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="lobby worker processes (TABLIUM_LOBBY_WORKERS; the bare app keeps 1)"
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--group-commits", action="store_true", help="the lobby with TABLIUM_LOBBY_GROUP_COMMITS")
     parser.add_argument(
@@ -329,7 +335,8 @@ def main() -> None:
             asyncio.run(db.ensure_database(lobby_db))
             port = free_port()
             env = lobby_env(base, run, lobby_db, wallet_url, jwks, exchange, args)
-            lobby = Service(f"lobby-{n}", server_argv(args.server, "tablium_lobby.app:create_app", port), env, work)
+            argv = server_argv(args.server, "tablium_lobby.app:create_app", port, args.workers)
+            lobby = Service(f"lobby-{n}", argv, env, work)
             try:
                 url = f"http://127.0.0.1:{port}"
                 lobby.wait_ready(f"{url}/health")
@@ -340,7 +347,8 @@ def main() -> None:
                 asyncio.run(check_actions(lobby_db, result))
             finally:
                 lobby.stop()
-            rows.append((f"lobby ({args.server}{', grouped' if args.group_commits else ''})", result))
+            workers = f", {args.workers} workers" if args.workers > 1 else ""
+            rows.append((f"lobby ({args.server}{workers}{', grouped' if args.group_commits else ''})", result))
             if args.no_baseline:
                 continue
             sizes = result["sizes"]
@@ -399,7 +407,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           f"{os.cpu_count()} CPUs shared with whatever else runs\n")  # fmt: skip
     head = (f"| {'run':<34} | {'tables':>6} | {'sockets':>7} | {'act/s':>6} | {'msg/s':>7} | {'p50 ms':>7} | "
             f"{'p99 ms':>7} | {'max ms':>7} | {'lost':>4} | {'dup':>4} | {'gaps':>4} | {'drop':>4} | {'CPU %':>5} | "
-            f"{'wait %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} |")  # fmt: skip
+            f"{'wait %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} | {'load':>11} |")  # fmt: skip
     print(head)
     print("|" + "|".join("-" * len(cell) for cell in head.split("|")[1:-1]) + "|")
     for name, r in rows:
@@ -413,7 +421,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
             f"{max(samples, default=float('nan')):>7.1f} | {lost:>4} | {r['duplicated']:>4} | "
             f"{r['gaps'] + r['backwards']:>4} | {dropped:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
             f"{r['rss_per_socket'] / 1024:>7.1f} | "
-            f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} |"
+            f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} | {r['load'][0]:>4.1f} → {r['load'][1]:>4.1f} |"
         )  # fmt: skip
     print("\nact/s: actions committed (lobby: hand_actions rows in the window; bare: actions sent); msg/s: messages"
           " received by all clients; p50/p99/max: an action's send → its broadcast at the table's other five"
@@ -422,7 +430,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           " before the end or before their snapshot;"
           " CPU %: the server's processes (100 = one core); wait %: the time they were runnable but waited for a"
           " CPU (100 = one process always waiting: other load); KB/sock: the server's RSS growth over the sockets;"
-          " busy: the whole machine's CPU in the window.")  # fmt: skip
+          " busy: the whole machine's CPU in the window; load: the 1-minute load average, start → end.")  # fmt: skip
     for name, r in rows:
         if r.get("timeouts") or r.get("errors"):
             kinds = ", ".join(f"{count} x {kind!r}" for kind, count in r.get("error_kinds", {}).most_common(3))

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 from litestar.testing import AsyncTestClient
 from lobby_support import Ledger, bearer, new_table
 from sqlalchemy import event, text
@@ -25,7 +26,8 @@ async def in_app(client: AsyncTestClient, work: Callable[[], Awaitable[Any]]) ->
 @contextmanager
 def statements(engine: AsyncEngine) -> Iterator[list[tuple[str, str | None]]]:
     """The statements this task sends to Postgres meanwhile (not the app's background work), with the
-    isolation level of their connection."""
+    isolation level of their connection: through SQLAlchemy, and straight on the driver (the hot path's
+    lanes: outside a transaction, a statement is its own, autocommitted)."""
     seen: list[tuple[str, str | None]] = []
     task = asyncio.current_task()
 
@@ -33,10 +35,19 @@ def statements(engine: AsyncEngine) -> Iterator[list[tuple[str, str | None]]]:
         if asyncio.current_task() is task:
             seen.append((" ".join(statement.split()), conn.get_execution_options().get("isolation_level")))
 
+    fetchrow = asyncpg.Connection.fetchrow
+
+    async def fetchrow_seen(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        if asyncio.current_task() is task:
+            seen.append((" ".join(query.split()), None if self.is_in_transaction() else "AUTOCOMMIT"))
+        return await fetchrow(self, query, *args, **kwargs)
+
     event.listen(engine.sync_engine, "before_cursor_execute", record)
+    asyncpg.Connection.fetchrow = fetchrow_seen  # type: ignore[method-assign]
     try:
         yield seen
     finally:
+        asyncpg.Connection.fetchrow = fetchrow  # type: ignore[method-assign]
         event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import uuid
 from pathlib import Path
 
@@ -52,13 +54,22 @@ async def _reconcile_forever(seating: Seating, dealer: Dealer, interval_s: float
             log.exception("reconciler pass failed")
 
 
+def instance_name(settings: LobbySettings) -> str:
+    """This process's name in leases and on Redis: the instance's, or with several workers, the worker's
+    within it (the siblings share what precedes the last dot: services/forward.py)."""
+    if settings.workers > 1:
+        family = settings.instance_id or f"{socket.gethostname()}-{os.getppid()}"
+        return f"{family}.{os.getpid()}"
+    return settings.instance_id or uuid.uuid4().hex
+
+
 def create_app(settings: LobbySettings | None = None, *, key_source: KeySource | None = None) -> Litestar:
     settings = settings or load_settings()
 
     async def start(app: Litestar) -> None:
         sessions = db.session_factory(app.state.db_engine_instance)
         wallet = Wallet(settings.wallet_url, app.state.service_tokens)
-        instance = settings.instance_id or uuid.uuid4().hex
+        instance = instance_name(settings)
         hub = Hub(app.state.redis, settings.redis_key(), instance, settings.reorder_wait_s)
         await hub.start()
         seating = Seating(settings, sessions, wallet)

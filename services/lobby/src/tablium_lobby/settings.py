@@ -34,8 +34,12 @@ class LobbySettings(ServiceSettings, kw_only=True):
     leases: bool = True
     lease_ttl_s: float = 3.0
     lease_renew_s: float = 1.0
-    # This instance's name in the leases it holds ("" = a random one per process).
+    # This instance's name in the leases it holds ("" = a random one per process). With ``workers`` > 1
+    # (TABLIUM_LOBBY_WORKERS: worker processes of one instance, each a lease participant), each worker is
+    # ``<instance_id or host-pid of the server>.<pid>``, and a player's action for a table a sibling
+    # holds is handed to it (services/forward.py), answered within forward_timeout_s or written here.
     instance_id: str = ""
+    forward_timeout_s: float = 2.0
     # How long delivery waits for a missing seq (its writer died after committing) before going on.
     reorder_wait_s: float = 1.0
     sit_out_timeout_s: float = 300.0

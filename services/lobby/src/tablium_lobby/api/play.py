@@ -248,7 +248,9 @@ async def _handle(
                 connection.send(_error(exc.detail))
                 return
         try:
-            await dealer.runner(table_id).act(player, message.action, amount, message.seq)
+            # Shielded: a socket closing mid-write must not cancel a commit before its broadcast (the
+            # other players would miss an action that happened).
+            await asyncio.shield(dealer.act(table_id, player, message.action, amount, message.seq))
         except ActionRefused as exc:
             connection.send(_error(str(exc), action=message.action))
         except Exception:

@@ -36,6 +36,18 @@ RECORD_ACTION = text(
     """
 )
 
+# After a hand (each a single statement on the hot path's lanes, services/commits.py): what settling its
+# rake needs, the settlement recorded once, and whether any seat is to be cashed out between hands.
+SETTLEMENT = text(
+    "SELECT h.status, h.rake, t.id, t.escrow_account_id, t.asset FROM hands h "
+    "JOIN cash_tables t ON t.id = h.table_id WHERE h.id = :hand_id"
+)
+MARK_SETTLED = text("UPDATE hands SET status = 'settled' WHERE id = :hand_id AND status = 'finished' RETURNING id")
+ANYONE_LEAVING = text(
+    "SELECT EXISTS (SELECT 1 FROM seats WHERE table_id = :table_id AND status = 'seated' AND leave_requested) "
+    "OR EXISTS (SELECT 1 FROM cash_tables WHERE id = :table_id AND status = 'closing')"
+)
+
 _encode = msgspec.json.Encoder().encode
 
 

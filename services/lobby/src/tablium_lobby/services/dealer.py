@@ -21,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import ProblemError
 from tablium_lobby.clients.wallet import transfer_id
+from tablium_lobby.db.actions import ANYONE_LEAVING, MARK_SETTLED, SETTLEMENT
 from tablium_lobby.db.models import CashTable, HandRecord, Seat
 from tablium_lobby.domain.protocol import Outgoing
 from tablium_lobby.services import rejoin
 from tablium_lobby.services.commits import GroupCommit
 from tablium_lobby.services.dealing import HANDS
+from tablium_lobby.services.forward import Forwarder
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import LeaseKeeper, Leases
 from tablium_lobby.services.presence import Presence
@@ -66,6 +68,10 @@ class Dealer:
         # With leases, only the holder of a table's lease keeps its clock, and its writes are fenced.
         self.keeper = LeaseKeeper(self, leases, settings.lease_renew_s) if leases is not None else None
         hub.on_relayed = self._on_relayed
+        # Worker processes of one instance: an action goes to the sibling holding its table.
+        self.forwarder = (
+            Forwarder(self, leases, settings.forward_timeout_s) if leases is not None and settings.workers > 1 else None
+        )
 
     @property
     def fenced(self) -> bool:
@@ -76,6 +82,16 @@ class Dealer:
         if runner is None:
             runner = self.runners[table_id] = TableRunner(self, table_id)
         return runner
+
+    async def act(self, table_id: uuid.UUID, player_id: str, action: str, amount: int | None, seq: int) -> None:
+        """A player's action from a socket of this process: written by the sibling holding the table if
+        one does (its cache is warm), else here. Raises :class:`ActionRefused`."""
+        runner = self.runner(table_id)
+        if self.forwarder is not None and runner.lease_token is None:
+            holder = await self.forwarder.sibling_holding(table_id)
+            if holder is not None and await self.forwarder.act(holder, table_id, player_id, action, amount, seq):
+                return
+        await runner.act(player_id, action, amount, seq)
 
     # -- leases --------------------------------------------------------------------------------
 
@@ -173,12 +189,20 @@ class Dealer:
                 if not c.closed.is_set()
             )
 
-    async def check_presence(self, table_id: uuid.UUID) -> None:
+    async def check_presence_many(self, table_ids: list[uuid.UUID]) -> None:
+        """:meth:`check_presence` of the tables this instance holds, their presence read in one round trip."""
+        if self.presence is None:
+            return
+        for table_id, present in (await self.presence.present_many(table_ids)).items():
+            await self.check_presence(table_id, present)
+
+    async def check_presence(self, table_id: uuid.UUID, present: set[str] | None = None) -> None:
         """The lease holder, every round: an absence timer for each seated player with no socket anywhere."""
         runner = self.runners.get(table_id)
         if self.presence is None or runner is None or runner.epoch is None:
             return
-        present = await self.presence.present(table_id)
+        if present is None:
+            present = await self.presence.present(table_id)
         for player in runner.seated:
             key = (table_id, player)
             if player in present:
@@ -258,30 +282,34 @@ class Dealer:
         return self._rake_account
 
     async def settle(self, hand_id: uuid.UUID) -> None:
-        """The rake of a finished hand into the house rake account (transfer id from the hand), then settled."""
-        async with self.sessions() as session:
-            record = await session.get(HandRecord, hand_id)
-            if record is None or record.status != "finished":
-                return
-            table = await get_table(session, record.table_id)
-        if record.rake > 0:
+        """The rake of a finished hand into the house rake account (transfer id from the hand), then settled.
+        Two single statements on the lanes (no ORM, no transaction of their own): marking it settled is
+        conditional on ``finished``, so a second settle (the reconciler's) changes nothing."""
+        row = await self.group.lanes.fetch_one(SETTLEMENT, {"hand_id": hand_id})
+        if row is None or row[0] != "finished":
+            return
+        rake, table_id, escrow, asset = int(row[1]), row[2], row[3], row[4]
+        if rake > 0:
             try:
                 await self.seating.wallet.transfer(
                     transfer_id(hand_id, "rake"),
-                    debit=table.escrow_account_id,
-                    credit=await self.rake_account(table.asset),
-                    amount=record.rake,
-                    asset=table.asset,
+                    debit=escrow,
+                    credit=await self.rake_account(asset),
+                    amount=rake,
+                    asset=asset,
                     code="table_rake",
-                    metadata={"table_id": str(table.id), "hand_id": str(hand_id)},
+                    metadata={"table_id": str(table_id), "hand_id": str(hand_id)},
                 )
             except (ProblemError, OSError) as exc:
                 log.warning("rake left for the reconciler", hand=str(hand_id), error=repr(exc))
                 return
-        async with self.sessions.begin() as session:
-            record = await session.get(HandRecord, hand_id, with_for_update=True)
-            if record is not None and record.status == "finished":
-                record.status = "settled"
+        await self.group.lanes.fetch_one(MARK_SETTLED, {"hand_id": hand_id})
+
+    async def anyone_leaving(self, table_id: uuid.UUID) -> bool:
+        """Whether a seat at the table is to be cashed out between hands (one unlocked read: the locked
+        cash-out runs only then; a leave committed after it finds no hand running and cashes out itself)."""
+        row = await self.group.lanes.fetch_one(ANYONE_LEAVING, {"table_id": table_id})
+        return bool(row is not None and row[0])
 
     async def reconcile(self) -> None:
         cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.reconcile_grace_s)
@@ -307,3 +335,4 @@ class Dealer:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+        await self.group.stop()

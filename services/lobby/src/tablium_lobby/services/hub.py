@@ -139,6 +139,9 @@ class Hub:
         self.reorder_wait_s = reorder_wait_s
         # Called with the messages another instance published for a table (the lease holder follows them).
         self.on_relayed: Callable[[uuid.UUID, list[Outgoing]], None] | None = None
+        # Called with what a sibling process sent to this one alone (services/forward.py).
+        self.on_direct: Callable[[bytes], None] | None = None
+        self._direct = (self.direct_channel(self.instance), self.direct_channel(self.instance).encode())
         self._watched: set[uuid.UUID] = set()
         self._subscribed: set[uuid.UUID] = set()
         self._orders: dict[uuid.UUID, _Order] = {}
@@ -149,12 +152,16 @@ class Hub:
     def channel(self, table_id: uuid.UUID) -> str:
         return f"{self.prefix}:table:{table_id}"
 
+    def direct_channel(self, instance: str) -> str:
+        return f"{self.prefix}:process:{instance}"
+
     async def start(self) -> None:
         if self.redis is None:
             return
         self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        # A channel of its own, so the reader has a subscription from the start.
-        await self._pubsub.subscribe(f"{self.prefix}:process:{uuid.uuid4()}")
+        # A channel of its own (what sibling processes send to this one alone): the reader has a
+        # subscription from the start.
+        await self._pubsub.subscribe(self.direct_channel(self.instance))
         self._tasks = [
             asyncio.create_task(self._read(), name="hub-read"),
             asyncio.create_task(self._send(), name="hub-send"),
@@ -256,6 +263,13 @@ class Hub:
                 continue
             data = message["data"]
             data = data.encode() if isinstance(data, str) else data
+            if message.get("channel") in self._direct:
+                if self.on_direct is not None:
+                    try:
+                        self.on_direct(data)
+                    except Exception:
+                        log.exception("a direct message failed")
+                continue
             if data.startswith(self._own):
                 continue  # delivered here when it was published
             relayed = msgspec.json.decode(data)
@@ -268,6 +282,11 @@ class Hub:
                 except Exception:
                     log.exception("following a relayed commit failed", table=str(table_id))
             self._arrive(table_id, messages, owners)
+
+    def send_direct(self, instance: str, payload: bytes) -> None:
+        """To one process alone, in order with this process's table messages (the same pipeline)."""
+        if self.redis is not None:
+            self._outbox.put_nowait((self.direct_channel(instance), payload))
 
     def connected(self, table_id: uuid.UUID, player_id: str) -> bool:
         return any(c.player_id == player_id and not c.closed.is_set() for c in self.tables.get(table_id, ()))

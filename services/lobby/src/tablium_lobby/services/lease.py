@@ -13,7 +13,12 @@ Leases spread across instances: each instance says it is alive in a Redis sorted
 member → expiry) every round, and its share is the tables that need a runner divided by the live instances,
 rounded up. An instance holding its share leaves a free table to the others for ``DEFER_ROUNDS`` rounds and
 only then takes it itself, so a table is never left without a runner (say the others are dead but not yet
-expired). Leases already held are kept: nothing is handed back mid-play to even the count.
+expired). An instance holding more than its share (another joined late, or came back) hands the excess
+back, never mid-hand: a table whose hand just ended and was settled, before the next deal
+(:meth:`LeaseKeeper.hand_back`, called by the runner between hands), or one with no hand at all. It
+releases the lease under the runner's lock; the instances under their share take it at their next round
+(bumping the epoch, so anything the former holder still tried would be fenced), and the former holder
+leaves it to them for ``DEFER_ROUNDS`` rounds.
 
 Players' own actions and seat changes are not fenced: any instance writes them under the table's row
 lock (the one lock every writer takes) and announces them; the holder hears of them through the table's
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("tablium.lobby.lease")
 ROUNDS = Counter("tablium_lobby_lease_rounds", "Lease rounds run (renewals and takeovers)")
+HANDED_BACK = Counter("tablium_lobby_leases_handed_back", "Leases released between hands to even the load")
 # Rounds an instance holding its share of the tables waits before taking a free one itself.
 DEFER_ROUNDS = 2
 
@@ -90,6 +96,15 @@ class Leases:
     async def renew(self, table_id: uuid.UUID, token: str) -> bool:
         return bool(await self.redis.eval(_RENEW, 1, self.key(table_id), token, self.ttl_ms))
 
+    async def renew_many(self, held: list[tuple[uuid.UUID, str]]) -> list[bool]:
+        """Renew many leases in one round trip (a pipeline of compare-and-``PEXPIRE``), in order."""
+        if not held:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for table_id, token in held:
+                pipe.eval(_RENEW, 1, self.key(table_id), token, self.ttl_ms)
+            return [bool(result) for result in await pipe.execute()]
+
     async def release(self, table_id: uuid.UUID, token: str) -> None:
         await self.redis.eval(_RELEASE, 1, self.key(table_id), token)
 
@@ -127,6 +142,8 @@ class LeaseKeeper:
         self.needing = 0  # tables that needed a runner at the last round
         self.live = 1  # instances alive at the last round
         self._free_since: dict[uuid.UUID, int] = {}  # free tables left to the others: since which round
+        self.excess = 0  # leases held above this instance's share at the last round: to hand back
+        self._handed_back: dict[uuid.UUID, int] = {}  # tables handed back: in which round
 
     async def run(self) -> None:
         while True:
@@ -142,29 +159,63 @@ class LeaseKeeper:
         seated = exists().where(Seat.table_id == CashTable.id, Seat.status.in_(ACTIVE_SEAT))
         async with self.dealer.sessions() as session:
             rows = await session.execute(
-                select(CashTable.id, CashTable.seq).where(
+                select(CashTable.id, CashTable.seq, CashTable.current_hand_id).where(
                     CashTable.status != "closed", or_(CashTable.current_hand_id.is_not(None), seated)
                 )
             )
-            tables = dict(rows.tuples().all())
+            found = rows.tuples().all()
+        tables = {table_id: seq for table_id, seq, _ in found}
+        idle = {table_id for table_id, _, hand in found if hand is None}
         self.rounds += 1
         self.needing, self.live = len(tables), await self.leases.heartbeat()
         self._free_since = {t: r for t, r in self._free_since.items() if t in tables}
+        self._handed_back = {t: r for t, r in self._handed_back.items() if self.rounds - r <= DEFER_ROUNDS}
         await self.dealer.refresh_presence()
         for table_id, held in list(self.dealer.runners.items()):
             if held.lease_token is not None and table_id not in tables:
                 await self.release(table_id)  # nobody left to run it for
+        # Every lease this instance holds renewed first, in one round trip: one at a time, a round over
+        # hundreds of tables on a busy loop outlasted the TTL and the leases expired under their holder.
+        held = [(t, r.lease_token) for t, r in self.dealer.runners.items() if r.lease_token is not None and t in tables]
+        renewed = {t: (token, ok) for (t, token), ok in zip(held, await self.leases.renew_many(held), strict=True)}
+        kept: list[uuid.UUID] = []
         for table_id, seq in tables.items():
             runner = self.dealer.runners.get(table_id)
             if runner is not None and runner.lease_token is not None:
-                if await self.leases.renew(table_id, runner.lease_token):
+                token, ok = renewed.get(table_id, (None, True))
+                if token != runner.lease_token:
+                    continue  # taken during this round: fresh
+                if ok:
                     if runner.seq_seen != seq:
                         runner.nudge()  # a commit this instance did not hear of (a relay lost)
-                    await self.dealer.check_presence(table_id)
+                    kept.append(table_id)
                     continue
                 log.warning("lease lost", table=str(table_id), epoch=runner.epoch)
                 self.dealer.disown(table_id)
             await self.claim_fairly(table_id)
+        await self.dealer.check_presence_many(kept)  # one round trip, as the renewals
+        self.excess = max(0, self.held() - self.share()) if self.live > 1 else 0
+        for table_id in idle:  # no hand to wait for: handed back now (the others are under their share)
+            runner = self.dealer.runners.get(table_id)
+            if self.excess > 0 and runner is not None and runner.lease_token is not None and not runner.between:
+                await self.hand_back(table_id)
+
+    async def hand_back(self, table_id: uuid.UUID) -> bool:
+        """Between hands (the last one settled, the next not dealt): release the table's lease if this
+        instance holds more than its share. Under the runner's lock, and only with no hand in its
+        cache, so no deal or action of this instance is half-way; True if handed back."""
+        runner = self.dealer.runners.get(table_id)
+        if self.excess <= 0 or runner is None or runner.lease_token is None:
+            return False
+        async with runner.lock:
+            if runner.hand is not None or runner.seq_seen < 0 or runner.lease_token is None:
+                return False
+            self.excess -= 1
+            self._handed_back[table_id] = self.rounds
+            await self.release(table_id)
+        HANDED_BACK.inc()
+        log.info("lease handed back", table=str(table_id), instance=self.leases.instance)
+        return True
 
     def held(self) -> int:
         return sum(1 for runner in self.dealer.runners.values() if runner.lease_token is not None)
@@ -175,8 +226,9 @@ class LeaseKeeper:
 
     async def claim_fairly(self, table_id: uuid.UUID) -> bool:
         """Take a free table at once while under this instance's share; else only once it stayed free
-        ``DEFER_ROUNDS`` rounds (the instances under theirs had their chance)."""
-        if self.held() < self.share():
+        ``DEFER_ROUNDS`` rounds (the instances under theirs had their chance). One this instance just
+        handed back is left to the others at first whatever its count."""
+        if self.held() < self.share() and table_id not in self._handed_back:
             self._free_since.pop(table_id, None)
             return await self.claim(table_id)
         if await self.leases.holder(table_id) is not None:

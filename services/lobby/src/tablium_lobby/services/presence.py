@@ -45,3 +45,17 @@ class Presence:
         now = int(time.time() * 1000)
         members = await self.redis.zrangebyscore(self.key(table_id), now, "+inf")
         return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+    async def present_many(self, table_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+        """:meth:`present` of many tables in one round trip."""
+        if not table_ids:
+            return {}
+        now = int(time.time() * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        for table_id in table_ids:
+            pipe.zrangebyscore(self.key(table_id), now, "+inf")
+        found = await pipe.execute()
+        return {
+            table_id: {m.decode() if isinstance(m, bytes) else m for m in members}
+            for table_id, members in zip(table_ids, found, strict=True)
+        }

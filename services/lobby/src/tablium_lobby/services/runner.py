@@ -208,7 +208,7 @@ class TableRunner:
                         messages = await self._write(session, table, move)
             except ActionRefused:
                 raise  # the engine refuses before changing anything: the cache is still the committed state
-            except Exception:
+            except BaseException:  # cancelled too: the move is applied in memory, its write may not be
                 self._drop_cache()
                 raise
         self.dealer.hub.publish(self.table_id, messages, self.players)
@@ -347,8 +347,12 @@ class TableRunner:
     async def _between_hands(self, finished: uuid.UUID | None) -> None:
         if finished is not None:
             await self.dealer.settle(finished)
-        await self.dealer.seating.cash_out_idle(self.table_id)
+        if await self.dealer.anyone_leaving(self.table_id):
+            await self.dealer.seating.cash_out_idle(self.table_id)
         await asyncio.sleep(self.dealer.settings.between_hands_s)
+        keeper = self.dealer.keeper
+        if keeper is not None and await keeper.hand_back(self.table_id):
+            return  # another instance under its share deals the next hand
         self.request_deal()
 
     def request_deal(self) -> None:
