@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
@@ -96,6 +96,23 @@ async def deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime)
     )
     deal: DealVersion | None = await session.scalar(query)
     return deal
+
+
+_RAKE_COLUMNS = (
+    "hand_id",
+    "player_id",
+    "table_id",
+    "club_id",
+    "union_id",
+    "asset",
+    "rake",
+    "hand_time",
+    "status",
+    "member_club_id",
+    "deal_version",
+    "tier",
+)
+_ACCRUAL_COLUMNS = ("hand_id", "player_id", "kind", "beneficiary", "asset", "amount", "bps", "hand_time")
 
 
 @dataclass(slots=True)
@@ -191,21 +208,39 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
     await announce(session, [(rake, parts)])
 
 
+async def driver(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, in its transaction: for COPY and array-bound inserts of a batch's
+    thousands of rows (SQLAlchemy's multi-row inserts cost more Python than Postgres spends storing them)."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+_INSERT_RAKES = """
+    INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, status,
+                       member_club_id, deal_version, tier)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::numeric[],
+                         $8::timestamptz[], $9::text[], $10::uuid[], $11::int[], $12::text[])
+    ON CONFLICT DO NOTHING RETURNING hand_id, player_id
+"""
+
+
+async def insert_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Insert new rakes in one statement (one array a column), in their order; the (hand, player) keys
+    inserted: a rake already stored (a duplicate hand) is not."""
+    columns = [[getattr(r, c) for r in rakes] for c in _RAKE_COLUMNS]
+    rows = await (await driver(session)).fetch(_INSERT_RAKES, *columns)
+    return {(row[0], row[1]) for row in rows}
+
+
 async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
-    rows = []
-    for rake, parts in accrued:
-        # Read once per rake, shared by its parts' rows.
-        common = {
-            "hand_id": rake.hand_id,
-            "player_id": rake.player_id,
-            "asset": rake.asset,
-            "hand_time": rake.hand_time,
-        }
-        rows += [
-            {**common, "kind": p.kind, "beneficiary": p.beneficiary, "amount": p.amount, "bps": p.bps} for p in parts
-        ]
+    """Every part's accrual row, in one COPY."""
+    rows = [
+        (rake.hand_id, rake.player_id, p.kind, p.beneficiary, rake.asset, p.amount, p.bps, rake.hand_time)
+        for rake, parts in accrued
+        for p in parts
+    ]
     if rows:
-        await session.execute(insert(Accrual.__table__), rows)
+        await (await driver(session)).copy_records_to_table("accruals", records=rows, columns=_ACCRUAL_COLUMNS)
 
 
 async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
