@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
 from tablium_rakeback.db.models import Accrual, DealVersion, Member, Rake, UnionClub
-from tablium_rakeback.domain.split import AgentDeal, Deal, Part, layers, split
+from tablium_rakeback.domain.split import AgentDeal, Deal, Layer, Part, layers, split
 from tablium_rakeback.events import ACCRUED, outbox
 
 log = structlog.get_logger("tablium.rakeback.accrual")
@@ -145,10 +145,13 @@ def plan(
     ``deal``: ``deal_row`` already read as a :class:`Deal`."""
     if member is None or deal_row is None:
         return None
-    deal = deal or deal_of(deal_row)
+    return split(rake.rake, _layers_of(rake, member, deal or deal_of(deal_row)))
+
+
+def _layers_of(rake: AnyRake, member: Member, deal: Deal) -> list[Layer]:
     union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
     agent_id = str(member.agent_id) if member.agent_id else None
-    return split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
+    return layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id)
 
 
 async def plan_club_rakes(
@@ -170,6 +173,7 @@ async def plan_club_rakes(
             versions.setdefault(row.club_id, []).append(row)
     deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
     plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
+    chains: dict[tuple[Any, ...], list[Layer]] = {}
     for rake in rakes:
         assert rake.club_id is not None
         member = members[(rake.club_id, rake.union_id)].get(rake.player_id)
@@ -178,10 +182,17 @@ async def plan_club_rakes(
             if member
             else None
         )
-        parts = plan(rake, member, in_force, deals[(in_force.club_id, in_force.version)] if in_force else None)
-        if parts is None or member is None or in_force is None:
+        if member is None or in_force is None:
             rake.status = "pending"
         else:
+            # The receivers depend on the deal version, the player, its agent and the table's union only:
+            # built once per combination in the batch, then each rake split along them.
+            deal = deals[(in_force.club_id, in_force.version)]
+            chain_key = (in_force.club_id, in_force.version, rake.player_id, member.agent_id, rake.union_id)
+            chain = chains.get(chain_key)
+            if chain is None:
+                chain = chains[chain_key] = _layers_of(rake, member, deal)
+            parts = split(rake.rake, chain)
             rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
             plans[(rake.hand_id, rake.player_id)] = parts
     return plans
