@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 BPS = 10_000
 PLATFORM = "platform"
@@ -62,8 +62,9 @@ class Layer:
     cumulative_bps: int
 
 
-@dataclass(frozen=True)
-class Part:
+class Part(NamedTuple):
+    """One receiver's part of a rake (a tuple: a batch builds thousands)."""
+
     kind: Kind
     beneficiary: str
     bps: int  # what this layer keeps
@@ -156,8 +157,9 @@ def split(rake: int, chain: list[Layer]) -> list[Part]:
     floors = [rake * k // BPS for k in kept]
     fractions = [rake * k % BPS for k in kept]
     left = rake - sum(floors)
-    for index in sorted(range(len(kept)), key=lambda i: (-fractions[i], i))[:left]:
-        floors[index] += 1
+    if left:
+        for index in sorted(range(len(kept)), key=lambda i: (-fractions[i], i))[:left]:
+            floors[index] += 1
     return [
         Part(layer.kind, layer.beneficiary, bps, amount) for layer, bps, amount in zip(chain, kept, floors, strict=True)
     ]

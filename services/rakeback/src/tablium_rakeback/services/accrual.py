@@ -24,12 +24,12 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
 from tablium_rakeback.db.models import Accrual, DealVersion, Member, Rake, UnionClub
-from tablium_rakeback.domain.split import AgentDeal, Deal, Part, layers, split
+from tablium_rakeback.domain.split import AgentDeal, Deal, Layer, Part, layers, split
 from tablium_rakeback.events import ACCRUED, outbox
 
 log = structlog.get_logger("tablium.rakeback.accrual")
@@ -98,6 +98,23 @@ async def deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime)
     return deal
 
 
+_RAKE_COLUMNS = (
+    "hand_id",
+    "player_id",
+    "table_id",
+    "club_id",
+    "union_id",
+    "asset",
+    "rake",
+    "hand_time",
+    "status",
+    "member_club_id",
+    "deal_version",
+    "tier",
+)
+_ACCRUAL_COLUMNS = ("hand_id", "player_id", "kind", "beneficiary", "asset", "amount", "bps", "hand_time")
+
+
 @dataclass(slots=True)
 class NewRake:
     """A rake being recorded: the columns of a ``rakes`` row, without the ORM's instrumentation (a batch
@@ -128,10 +145,13 @@ def plan(
     ``deal``: ``deal_row`` already read as a :class:`Deal`."""
     if member is None or deal_row is None:
         return None
-    deal = deal or deal_of(deal_row)
+    return split(rake.rake, _layers_of(rake, member, deal or deal_of(deal_row)))
+
+
+def _layers_of(rake: AnyRake, member: Member, deal: Deal) -> list[Layer]:
     union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
     agent_id = str(member.agent_id) if member.agent_id else None
-    return split(rake.rake, layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id))
+    return layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id)
 
 
 async def plan_club_rakes(
@@ -153,6 +173,7 @@ async def plan_club_rakes(
             versions.setdefault(row.club_id, []).append(row)
     deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
     plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
+    chains: dict[tuple[Any, ...], list[Layer]] = {}
     for rake in rakes:
         assert rake.club_id is not None
         member = members[(rake.club_id, rake.union_id)].get(rake.player_id)
@@ -161,10 +182,17 @@ async def plan_club_rakes(
             if member
             else None
         )
-        parts = plan(rake, member, in_force, deals[(in_force.club_id, in_force.version)] if in_force else None)
-        if parts is None or member is None or in_force is None:
+        if member is None or in_force is None:
             rake.status = "pending"
         else:
+            # The receivers depend on the deal version, the player, its agent and the table's union only:
+            # built once per combination in the batch, then each rake split along them.
+            deal = deals[(in_force.club_id, in_force.version)]
+            chain_key = (in_force.club_id, in_force.version, rake.player_id, member.agent_id, rake.union_id)
+            chain = chains.get(chain_key)
+            if chain is None:
+                chain = chains[chain_key] = _layers_of(rake, member, deal)
+            parts = split(rake.rake, chain)
             rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
             plans[(rake.hand_id, rake.player_id)] = parts
     return plans
@@ -191,21 +219,39 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
     await announce(session, [(rake, parts)])
 
 
+async def driver(session: AsyncSession) -> Any:
+    """The session's asyncpg connection, in its transaction: for COPY and array-bound inserts of a batch's
+    thousands of rows (SQLAlchemy's multi-row inserts cost more Python than Postgres spends storing them)."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+_INSERT_RAKES = """
+    INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, status,
+                       member_club_id, deal_version, tier)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::numeric[],
+                         $8::timestamptz[], $9::text[], $10::uuid[], $11::int[], $12::text[])
+    ON CONFLICT DO NOTHING RETURNING hand_id, player_id
+"""
+
+
+async def insert_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Insert new rakes in one statement (one array a column), in their order; the (hand, player) keys
+    inserted: a rake already stored (a duplicate hand) is not."""
+    columns = [[getattr(r, c) for r in rakes] for c in _RAKE_COLUMNS]
+    rows = await (await driver(session)).fetch(_INSERT_RAKES, *columns)
+    return {(row[0], row[1]) for row in rows}
+
+
 async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
-    rows = []
-    for rake, parts in accrued:
-        # Read once per rake, shared by its parts' rows.
-        common = {
-            "hand_id": rake.hand_id,
-            "player_id": rake.player_id,
-            "asset": rake.asset,
-            "hand_time": rake.hand_time,
-        }
-        rows += [
-            {**common, "kind": p.kind, "beneficiary": p.beneficiary, "amount": p.amount, "bps": p.bps} for p in parts
-        ]
+    """Every part's accrual row, in one COPY."""
+    rows = [
+        (rake.hand_id, rake.player_id, p.kind, p.beneficiary, rake.asset, p.amount, p.bps, rake.hand_time)
+        for rake, parts in accrued
+        for p in parts
+    ]
     if rows:
-        await session.execute(insert(Accrual.__table__), rows)
+        await (await driver(session)).copy_records_to_table("accruals", records=rows, columns=_ACCRUAL_COLUMNS)
 
 
 async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:

@@ -17,12 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_rakeback.db.models import Club, DealVersion, Member, Rake, UnionClub
+from tablium_rakeback.db.models import Club, DealVersion, Member, UnionClub
 from tablium_rakeback.domain.split import Deal, validate
 from tablium_rakeback.services import accrual
 from tablium_rakeback.services.accrual import UNKNOWN_ROLE
-
-_RAKE_COLUMNS = ("hand_id", "player_id", "table_id", "club_id", "union_id", "asset", "rake", "hand_time", "status")
 
 
 @dataclass(frozen=True)
@@ -69,12 +67,9 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand]) -> None:
     if not rakes:
         return
     plans = await accrual.plan_club_rakes(session, [r for r in rakes.values() if r.club_id is not None])
-    columns = (*_RAKE_COLUMNS, "member_club_id", "deal_version", "tier")
     # Sorted, so concurrent batches holding the same hand take its rows' locks in one order.
-    rows = [{c: getattr(rakes[key], c) for c in columns} for key in sorted(rakes)]
-    # Executed with a list of rows: compiled once (and cached), sent as multi-row inserts by SQLAlchemy.
-    statement = insert(Rake.__table__).on_conflict_do_nothing().returning(Rake.hand_id, Rake.player_id)
-    inserted = set((await session.execute(statement, rows)).tuples())
+    ordered = [rakes[key] for key in sorted(rakes)]
+    inserted = await accrual.insert_rakes(session, ordered)
     accrued = [(rakes[key], plans[key]) for key in rakes if key in inserted and key in plans]
     await accrual.write_parts(session, accrued)
     await accrual.announce(session, accrued)
