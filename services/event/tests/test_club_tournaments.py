@@ -155,6 +155,23 @@ async def test_club_staff_create_and_direct_and_only_members_enter(
     assert response.status_code == 403
 
 
+async def test_the_list_shows_a_club_tournaments_club_and_filters_by_club(
+    client: AsyncTestClient, ledger: Ledger, clubs: ClubEvents
+) -> None:
+    club, owner = str(uuid.uuid4()), str(uuid.uuid4())
+    await clubs.joined(club, owner, "owner")
+    mine = (await create(client, owner, club_id=club))["id"]
+    listed = await client.get("/api/v1/tournaments", params={"limit": 200}, headers=bearer(owner, ["player"]))
+    assert listed.status_code == 200, listed.text
+    (summary,) = [t for t in listed.json() if t["id"] == mine]
+    assert (summary["club_id"], summary["union_id"]) == (club, None)
+    only = await client.get("/api/v1/tournaments", params={"club_id": club}, headers=bearer(owner, ["player"]))
+    assert [t["id"] for t in only.json()] == [mine]
+    bad = await client.get("/api/v1/tournaments", params={"club_id": "x"}, headers=bearer(owner, ["player"]))
+    assert bad.status_code == 400
+    assert bad.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_a_member_who_leaves_before_the_start_is_unregistered_and_refunded(
     client: AsyncTestClient, ledger: Ledger, clubs: ClubEvents, sessions: SessionFactory, settings: EventSettings
 ) -> None:

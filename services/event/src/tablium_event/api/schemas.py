@@ -196,6 +196,10 @@ class TournamentSummary(msgspec.Struct, kw_only=True):
     fee: Amount
     starts_with: Amount
     created_at: datetime
+    # A club tournament's club (and union, when it is open to the union's clubs); null: public. Anyone
+    # may see it listed; only members may register (403 otherwise).
+    club_id: UUID | None = None
+    union_id: UUID | None = None
 
 
 class RegistrationOut(msgspec.Struct, kw_only=True):

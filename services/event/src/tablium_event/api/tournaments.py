@@ -333,7 +333,11 @@ class TournamentController(Controller):
 
     @get(summary="Tournaments, newest first")
     async def list_tournaments(
-        self, db_session: DbSession, tournaments: TournamentsDep, limit: Annotated[int, Parameter(ge=1, le=200)] = 50
+        self,
+        db_session: DbSession,
+        tournaments: TournamentsDep,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        club_id: FromQuery[UUID | None] = None,
     ) -> list[TournamentSummary]:
         return [
             TournamentSummary(
@@ -344,8 +348,10 @@ class TournamentController(Controller):
                 fee=format_amount(row.config["fee"]),
                 starts_with=format_amount(row.config["starting_stack"]),
                 created_at=row.created_at,
+                club_id=row.club_id,
+                union_id=row.union_id,
             )
-            for row in await tournaments.newest(db_session, limit)
+            for row in await tournaments.newest(db_session, limit, club_id=club_id)
         ]
 
     @get("/{tournament_id:uuid}", summary="A tournament: status, entries, pool, payouts, level and clock")

@@ -101,5 +101,9 @@ async def purchases(session: AsyncSession, tournament_id: uuid.UUID, statuses: S
     return await in_order(session, Purchase, tournament_id, statuses)
 
 
-async def newest(session: AsyncSession, limit: int) -> Sequence[TournamentRow]:
-    return (await session.scalars(select(TournamentRow).order_by(TournamentRow.id.desc()).limit(limit))).all()
+async def newest(session: AsyncSession, limit: int, *, club_id: uuid.UUID | None = None) -> Sequence[TournamentRow]:
+    """Newest first; a club's own (``club_id``) or every tournament."""
+    query = select(TournamentRow).order_by(TournamentRow.id.desc()).limit(limit)
+    if club_id is not None:
+        query = query.where(TournamentRow.club_id == club_id)
+    return (await session.scalars(query)).all()

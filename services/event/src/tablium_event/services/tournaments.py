@@ -156,8 +156,10 @@ class Tournaments:
     async def read(self, reader: Reader, tournament_id: uuid.UUID) -> Record:
         return await queries.read(reader, tournament_id)
 
-    async def newest(self, session: AsyncSession, limit: int) -> Sequence[TournamentRow]:
-        return await queries.newest(session, limit)
+    async def newest(
+        self, session: AsyncSession, limit: int, *, club_id: uuid.UUID | None = None
+    ) -> Sequence[TournamentRow]:
+        return await queries.newest(session, limit, club_id=club_id)
 
     async def view(self, session: AsyncSession, row: TournamentRow) -> views.TournamentView:
         return await views.tournament(self.ctx, session, row)
