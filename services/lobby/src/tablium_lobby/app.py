@@ -9,13 +9,13 @@ import socket
 import uuid
 from pathlib import Path
 
-import structlog
 from litestar import Litestar
 from litestar.di import Provide
 
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
+from tablium_kit.periodic import Periodic
 from tablium_lobby.api.club_tables import ClubTableController
 from tablium_lobby.api.hands import HandController
 from tablium_lobby.api.play import StateController, table_socket
@@ -38,20 +38,17 @@ from tablium_lobby.services.tickets import WsTickets
 from tablium_lobby.settings import LobbySettings, load_settings
 
 MIGRATIONS = Path(__file__).parent / "db" / "migrations"
-log = structlog.get_logger("tablium.lobby")
 
 
-async def _reconcile_forever(seating: Seating, dealer: Dealer, interval_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await seating.reconcile()
-            await dealer.reconcile()
-            await seating.stand_up_leavers()
-            async with seating.sessions() as session:
-                await lobby_stats(session)  # keeps the Prometheus gauges current
-        except Exception:  # the loop must outlive any one failure; it is logged and retried
-            log.exception("reconciler pass failed")
+def _reconciler(seating: Seating, dealer: Dealer, interval_s: float) -> Periodic:
+    async def run_pass() -> None:
+        await seating.reconcile()
+        await dealer.reconcile()
+        await seating.stand_up_leavers()
+        async with seating.sessions() as session:
+            await lobby_stats(session)  # keeps the Prometheus gauges current
+
+    return Periodic("lobby-reconciler", run_pass, interval_s=interval_s, first_pass_after_s=interval_s)
 
 
 def instance_name(settings: LobbySettings) -> str:
@@ -95,19 +92,15 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         app.state.leases = asyncio.create_task(dealer.keep_leases(), name="lobby-leases")
         app.state.reconciler = None
         if settings.reconcile_interval_s > 0:
-            app.state.reconciler = asyncio.create_task(
-                _reconcile_forever(seating, dealer, settings.reconcile_interval_s), name="lobby-reconciler"
-            )
+            app.state.reconciler = _reconciler(seating, dealer, settings.reconcile_interval_s)
+            app.state.reconciler.start()
 
     async def stop(app: Litestar) -> None:
         app.state.leases.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await app.state.leases
-        task: asyncio.Task[None] | None = app.state.reconciler
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if app.state.reconciler is not None:
+            await app.state.reconciler.stop()
         await app.state.matching.stop()
         await app.state.dealer.stop()
         await app.state.dealer.hub.stop()
