@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.internal import UpstreamError
 from tablium_kit.messaging import CloudEvent, Consumer, list_dead_letters
-from tablium_kit.messaging.consumer import infrastructure_failure
 from tablium_kit.messaging.envelope import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, encode, new_event
+from tablium_kit.messaging.failures import infrastructure_failure
 from tablium_kit.messaging.outbox import EventTooLargeError
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.messaging.topology import QueueNames, declare_topology

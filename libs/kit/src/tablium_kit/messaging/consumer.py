@@ -39,20 +39,18 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import aio_pika
-import httpx
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from opentelemetry import trace
 from opentelemetry.context import Context
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_kit.errors import transient_failure
-from tablium_kit.internal import RETRYABLE_STATUS, UpstreamError
 from tablium_kit.messaging.batches import Deliveries, Delivery, batch_handler_of
 from tablium_kit.messaging.batches import Handler as Handler  # where services import it from
 from tablium_kit.messaging.catalog import source_of
 from tablium_kit.messaging.connection import connect
 from tablium_kit.messaging.envelope import CloudEvent
+from tablium_kit.messaging.failures import infrastructure_failure
 from tablium_kit.messaging.metrics import (
     BATCH_FALLBACKS,
     BATCH_SIZE,
@@ -82,20 +80,6 @@ State = Literal["stopped", "starting", "running", "failed"]
 # A broker that does not confirm a retry within this long is treated as down.
 PUBLISH_TIMEOUT = 30.0
 _ORDERED = "__tablium_ordered_by_subject__"
-
-
-def infrastructure_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` says a dependency is away (retry in place) rather than the message is poison."""
-    if transient_failure(exc):
-        return True
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, httpx.TransportError):
-            return True
-        if isinstance(cause, UpstreamError) and cause.status in RETRYABLE_STATUS:
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def ordered_by_subject(handler: H) -> H:
