@@ -102,6 +102,7 @@ async def services(
         try:
             yield {"client": chain_client, "chain": chain, "wallet": wallet_engine, "blockchain": chain_engine}
         finally:
+            await chain.close()
             await consumer.stop()
             await wallet_engine.dispose()
             await chain_engine.dispose()

@@ -94,6 +94,7 @@ async def services(
                 "blockchain": chain_engine,
                 "wallet_url": wallet.url,
             }
+            await chain.close()
             await consumer.stop()
     finally:
         await wallet_engine.dispose()
