@@ -35,6 +35,7 @@ from tablium_kit.localchain import DEV_MNEMONIC, LocalChain
 from tablium_kit.messaging import Consumer
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.testing_tokens import AccessTokenIssuer
+from tablium_kit.waiting import eventually
 
 KID = "chain-e2e-key"
 ISSUER = AccessTokenIssuer(KID)
@@ -101,6 +102,7 @@ async def services(
         try:
             yield {"client": chain_client, "chain": chain, "wallet": wallet_engine, "blockchain": chain_engine}
         finally:
+            await chain.close()
             await consumer.stop()
             await wallet_engine.dispose()
             await chain_engine.dispose()
@@ -118,12 +120,6 @@ async def pay_usdt(chain: Chain, to: str, amount: int) -> str:
 async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
     async with engine.connect() as connection:
         return await connection.scalar(text(sql), params)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 120) -> None:
-    with anyio.fail_after(within_s):
-        while not await check():  # noqa: ASYNC110 - the state is in other processes' databases
-            await anyio.sleep(0.1)
 
 
 BALANCE = "SELECT credits_posted - debits_posted FROM accounts WHERE owner = :owner AND asset = 'USDT'"

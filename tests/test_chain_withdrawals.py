@@ -94,6 +94,7 @@ async def services(
                 "blockchain": chain_engine,
                 "wallet_url": wallet.url,
             }
+            await chain.close()
             await consumer.stop()
     finally:
         await wallet_engine.dispose()
@@ -224,31 +225,30 @@ async def test_a_withdrawal_the_node_keeps_refusing_is_failed_and_the_wallet_voi
         async with services["blockchain"].connect() as connection:
             return (await connection.execute(text(status_sql), {"p": uuid.UUID(player)})).one_or_none()
 
-    local_chain.rpc("evm_setAutomine", False)
-    try:
-        response = await client.post(
-            "/api/v1/withdrawals",
-            json={"address": Account.create().address, "asset": "USDT", "amount": str(8 * USDT)},
-            headers={**bearer(player), "Idempotency-Key": "refused-for-good"},
-        )
-        assert response.status_code == 201, response.text
+    with local_chain.mining_held():
+        try:
+            response = await client.post(
+                "/api/v1/withdrawals",
+                json={"address": Account.create().address, "asset": "USDT", "amount": str(8 * USDT)},
+                headers={**bearer(player), "Idempotency-Key": "refused-for-good"},
+            )
+            assert response.status_code == 201, response.text
 
-        async def sent() -> bool:
-            found = await withdrawal()
-            return found is not None and found.status == "sent"
+            async def sent() -> bool:
+                found = await withdrawal()
+                return found is not None and found.status == "sent"
 
-        await eventually(sent)
-        _, tx_hash, nonce = await withdrawal()
-        local_chain.rpc("anvil_setBalance", hot.address, hex(0))
-        local_chain.rpc("anvil_dropTransaction", tx_hash)
+            await eventually(sent)
+            _, tx_hash, nonce = await withdrawal()
+            local_chain.rpc("anvil_setBalance", hot.address, hex(0))
+            local_chain.rpc("anvil_dropTransaction", tx_hash)
 
-        async def failed() -> bool:
-            return bool((await withdrawal()).status == "failed")
+            async def failed() -> bool:
+                return bool((await withdrawal()).status == "failed")
 
-        await eventually(failed)
-    finally:
-        local_chain.rpc("anvil_setBalance", hot.address, hex(eth))
-        local_chain.rpc("evm_setAutomine", True)
+            await eventually(failed)
+        finally:
+            local_chain.rpc("anvil_setBalance", hot.address, hex(eth))
 
     async def voided() -> bool:
         held = "SELECT debits_pending FROM accounts WHERE owner = :owner AND asset = 'USDT'"

@@ -59,6 +59,7 @@ from tablium_kit.messaging.topology import QueueNames, consumed_types
 from tablium_kit.private_infra import PrivatePostgres, PrivateRabbit
 from tablium_kit.settings import ServiceSettings
 from tablium_kit.testing import RUN_ID
+from tablium_kit.waiting import eventually, rows
 
 from .conftest import BIN, ROOT, free_port, wait_until_ready
 from .conftest import SERVICES as INSTALLED
@@ -428,23 +429,6 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
         return (await conn.execute(text(sql), params)).scalar()
 
 
-async def rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
-    async with engine.connect() as conn:
-        return list(await conn.execute(text(sql), params))
-
-
-async def eventually(check: Any, what: str, within: float = 90) -> None:
-    """Wait for ``await check()`` to be true; fail saying ``what`` (and the last answer) otherwise."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last is True:
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{what}: not after {within} s ({last})")
-
-
 async def queue_depth(url: str, queue: str) -> int:
     connection = await aio_pika.connect(url)
     async with connection:
@@ -495,7 +479,7 @@ async def test_money_moves_exactly_once_through_database_broker_and_consumer_fai
                     worker.result()  # its failure, now
             return len(stream.players) >= players or f"{len(stream.players)} players"
 
-        await eventually(enough, f"the stream stalled {what}", within=120)
+        await eventually(enough, f"the stream stalled {what}", within_s=120)
         timings[what] = round(time.monotonic() - started, 1)
 
     try:
@@ -588,7 +572,7 @@ async def test_money_moves_exactly_once_through_database_broker_and_consumer_fai
         found = [(d.message_id, d.reason) for d in dead]
         return found == [(str(forged.id), "forged")] or f"the wallet's DLQ holds {found}"
 
-    await eventually(only_the_forged_one, "the wallet's DLQ is not just the forged event", within=30)
+    await eventually(only_the_forged_one, "the wallet's DLQ is not just the forged event", within_s=30)
     for service in consumed_types():
         if service != "wallet":
             assert await list_dead_letters(platform.rabbit.url, QueueNames.for_service(service)) == [], service

@@ -17,12 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 from tablium_lobby.bots import POLICIES, Bot
 
 from tablium_kit.service_processes import ADMIN_PASSWORD, Platform, WalletLedger, running_platform
 from tablium_kit.testing import RUN_ID
+from tablium_kit.waiting import eventually, rows
 
 # Everyone all in: each hand sees a board and pays rake whatever the cards.
 FUNDS, BUY_IN, HANDS = 1_000_000, 40_000, 2
@@ -46,24 +45,6 @@ async def platform(
         },
     ) as running:
         yield running
-
-
-async def _rows(url: str, sql: str, **params: Any) -> list[Any]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return list(await connection.execute(text(sql), params))
-    finally:
-        await engine.dispose()
-
-
-async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 120) -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not await check():  # noqa: ASYNC110 - polling other processes' state
-                await asyncio.sleep(0.2)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting: {what}") from None
 
 
 class Person:
@@ -93,7 +74,7 @@ async def _until_created(call: Callable[[], Awaitable[httpx.Response]], what: st
         assert answer[0].status_code < 500, answer[0].text
         return answer[0].status_code == 201
 
-    await _until(accepted, what, timeout_s=60)
+    await eventually(accepted, what, within_s=60)
     return answer[0]
 
 
@@ -175,7 +156,7 @@ async def test_a_club_plays_and_its_periods_rakeback_lands_in_each_wallet_as_the
 
         hands = [
             r[0]
-            for r in await _rows(
+            for r in await rows(
                 lobby_db, "SELECT envelope FROM outbox WHERE type = 'lobby.hand_completed' ORDER BY seq"
             )
         ]
@@ -189,29 +170,29 @@ async def test_a_club_plays_and_its_periods_rakeback_lands_in_each_wallet_as_the
         raked = sum(1 for h in hands for s in h["data"]["players"] if int(s["rake"]) > 0)
 
         async def accrued() -> bool:
-            rows = await _rows(rakeback_db, "SELECT count(*) FROM rakes WHERE status = 'accrued'")
-            return bool(rows[0][0] == raked)
+            ((accrued_count,),) = await rows(rakeback_db, "SELECT count(*) FROM rakes WHERE status = 'accrued'")
+            return bool(accrued_count == raked)
 
-        await _until(accrued, "every raked hand accrued under the club's deal")
+        await eventually(accrued, "every raked hand accrued under the club's deal")
 
         # The CLI pays the last ended period, and with it every unpaid accrual of hands before its end.
         async def paid() -> bool:
             await asyncio.to_thread(platform.run, "rakeback", "pay-period")
-            unpaid = await _rows(
+            unpaid = await rows(
                 rakeback_db, "SELECT count(*) FROM accruals WHERE payout_id IS NULL AND kind <> 'platform'"
             )
             return bool(unpaid[0][0] == 0)
 
-        await _until(paid, "the period of the hands ended and was paid", timeout_s=PERIOD_S * 3 + 60)
+        await eventually(paid, "the period of the hands ended and was paid", within_s=PERIOD_S * 3 + 60)
 
         async def completed() -> bool:
-            rows = await _rows(rakeback_db, "SELECT count(*) FROM payouts WHERE status <> 'completed'")
-            return bool(rows[0][0] == 0)
+            ((unfinished,),) = await rows(rakeback_db, "SELECT count(*) FROM payouts WHERE status <> 'completed'")
+            return bool(unfinished == 0)
 
-        await _until(completed, "the wallet paid every payout")
+        await eventually(completed, "the wallet paid every payout")
         payouts = {
             (kind, beneficiary): int(amount)
-            for kind, beneficiary, amount in await _rows(
+            for kind, beneficiary, amount in await rows(
                 rakeback_db, "SELECT kind, beneficiary, sum(amount) FROM payouts GROUP BY kind, beneficiary"
             )
         }
@@ -219,7 +200,7 @@ async def test_a_club_plays_and_its_periods_rakeback_lands_in_each_wallet_as_the
 
         landed = {
             account: int(amount)
-            for account, amount in await _rows(
+            for account, amount in await rows(
                 env["TABLIUM_WALLET_DATABASE_URL"],
                 "SELECT credit_account_id::text, sum(amount) FROM transfers WHERE code = 'rakeback_payout' GROUP BY 1",
             )
@@ -259,6 +240,6 @@ async def test_a_club_plays_and_its_periods_rakeback_lands_in_each_wallet_as_the
         assert pool == 0
         assert house + sum(payouts.values()) == total_rake
         last_hand = max(datetime.fromisoformat(e["time"]) for e in hands)
-        runs = await _rows(rakeback_db, "SELECT max(period_end) FROM payout_runs")
+        runs = await rows(rakeback_db, "SELECT max(period_end) FROM payout_runs")
         assert runs[0][0] > last_hand
     await wallet.aclose()

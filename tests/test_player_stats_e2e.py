@@ -12,12 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 from tablium_lobby.bots import POLICIES, Bot
 
 from tablium_kit.service_processes import ADMIN_PASSWORD, Platform, WalletLedger, running_platform
 from tablium_kit.testing import RUN_ID
+from tablium_kit.waiting import eventually, rows
 
 FUNDS, BUY_IN, HANDS = 10_000, 200, 4
 PASSWORD = ADMIN_PASSWORD
@@ -43,22 +42,9 @@ async def _login(http: httpx.AsyncClient, player: str, username: str) -> dict[st
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-async def _wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 60) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not await check():  # noqa: ASYNC110 - polling other processes' state
-            await asyncio.sleep(0.2)
-
-
 async def _hands_published(lobby_database_url: str) -> list[dict[str, Any]]:
-    engine = create_async_engine(lobby_database_url)
-    try:
-        async with engine.connect() as connection:
-            rows = await connection.execute(
-                text("SELECT envelope->'data' FROM outbox WHERE type = 'lobby.hand_completed' ORDER BY seq")
-            )
-            return [row[0] for row in rows]
-    finally:
-        await engine.dispose()
+    sql = "SELECT envelope->'data' FROM outbox WHERE type = 'lobby.hand_completed' ORDER BY seq"
+    return [row[0] for row in await rows(lobby_database_url, sql)]
 
 
 async def test_bots_play_and_their_profiles_show_the_hands(services: Platform) -> None:
@@ -114,7 +100,7 @@ async def test_bots_play_and_their_profiles_show_the_hands(services: Platform) -
                 await wallet.balance(escrow)
             ) == 0
 
-        await _wait_for(cashed_out)
+        await eventually(cashed_out)
         for bot in bots:
             await bot.close()
 
@@ -127,7 +113,7 @@ async def test_bots_play_and_their_profiles_show_the_hands(services: Platform) -
                 profile = (await http.get(f"{player_url}/api/v1/players/{player_id}")).json()
                 return bool(profile["stats"]["hands_played"] == expected)
 
-            await _wait_for(counted)
+            await eventually(counted)
             profile = (await http.get(f"{player_url}/api/v1/players/{bot.player_id}")).json()
             stats = profile["stats"]
             assert stats["hands_vpip"] == sum(p["vpip"] for p in mine)

@@ -21,36 +21,17 @@ import aio_pika
 import httpx
 import msgspec
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 from tablium_lobby.bots import POLICIES, Bot
 
 from tablium_kit.messaging import CloudEvent
 from tablium_kit.service_processes import ADMIN_PASSWORD, Platform, WalletLedger, running_platform
 from tablium_kit.testing import RUN_ID
+from tablium_kit.waiting import eventually, rows
 
 # Everyone all in: the first hand sees a board and pays rake whatever the cards (random play may fold it).
 FUNDS, BUY_IN, HANDS = 1_000_000, 40_000, 2
 PASSWORD = ADMIN_PASSWORD
 PERIOD_S = 15
-
-
-async def _rows(url: str, sql: str, **params: Any) -> list[Any]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as connection:
-            return list(await connection.execute(text(sql), params))
-    finally:
-        await engine.dispose()
-
-
-async def _wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 120) -> None:
-    try:
-        async with asyncio.timeout(timeout_s):
-            while not await check():  # noqa: ASYNC110 - polling other processes' state
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting: {what}") from None
 
 
 @pytest.fixture
@@ -139,7 +120,7 @@ async def test_bots_play_and_the_periods_rakeback_lands_once_as_the_statements_s
 
         hands = [
             r[0]
-            for r in await _rows(
+            for r in await rows(
                 lobby_db, "SELECT envelope FROM outbox WHERE type = 'lobby.hand_completed' ORDER BY seq"
             )
         ]
@@ -153,37 +134,37 @@ async def test_bots_play_and_the_periods_rakeback_lands_once_as_the_statements_s
 
         # As soon as the rakeback service has requested a period's payouts (one transaction), it is killed.
         async def requested() -> bool:
-            return bool(await _rows(rakeback_db, "SELECT 1 FROM payout_runs WHERE payouts > 0"))
+            return bool(await rows(rakeback_db, "SELECT 1 FROM payout_runs WHERE payouts > 0"))
 
-        await _wait_for(requested, "the scheduler paid a period")
+        await eventually(requested, "the scheduler paid a period")
         await asyncio.to_thread(platform.running["rakeback"].kill)
         await asyncio.to_thread(platform.start, "rakeback")
 
         # Every hand's period ends and is paid (late periods by the restarted scheduler).
         async def all_paid() -> bool:
-            runs = await _rows(rakeback_db, "SELECT max(period_end) FROM payout_runs")
-            unpaid = await _rows(
+            runs = await rows(rakeback_db, "SELECT max(period_end) FROM payout_runs")
+            unpaid = await rows(
                 rakeback_db, "SELECT count(*) FROM rakes WHERE status <> 'accrued' OR hand_time > :t", t=last_hand
             )
-            done = await _rows(rakeback_db, "SELECT count(*) FROM payouts WHERE status <> 'completed'")
+            done = await rows(rakeback_db, "SELECT count(*) FROM payouts WHERE status <> 'completed'")
             return bool(runs[0][0] and runs[0][0] > last_hand and unpaid[0][0] == 0 and done[0][0] == 0)
 
-        await _wait_for(all_paid, "every period paid and completed", timeout_s=PERIOD_S * 4 + 60)
+        await eventually(all_paid, "every period paid and completed", within_s=PERIOD_S * 4 + 60)
         requests = [
             r[0]
-            for r in await _rows(rakeback_db, "SELECT envelope FROM outbox WHERE type = 'rakeback.payout_requested'")
+            for r in await rows(rakeback_db, "SELECT envelope FROM outbox WHERE type = 'rakeback.payout_requested'")
         ]
         await _republish(platform.amqp_url, requests)
         await asyncio.sleep(2)  # what the redeliveries would do, they have done by now (nothing, if all is well)
 
         payouts = {
             str(pid): (beneficiary, int(amount))
-            for pid, beneficiary, amount in await _rows(
+            for pid, beneficiary, amount in await rows(
                 rakeback_db, "SELECT payout_id, beneficiary, amount FROM payouts"
             )
         }
         assert len(requests) == len(payouts)
-        transfers = await _rows(
+        transfers = await rows(
             wallet_db,
             "SELECT metadata->>'payout_id', code, amount FROM transfers WHERE code LIKE 'rakeback%' ORDER BY code",
         )

@@ -114,11 +114,13 @@ async def sessions(
 @pytest.fixture(scope="module")
 async def chain(
     client: AsyncTestClient[Litestar], settings: BlockchainSettings, sessions: async_sessionmaker[AsyncSession]
-) -> Chain:
+) -> AsyncIterator[Chain]:
     """The chain as the service sees it, connected on the tests' loop (the test client runs the app on a
     loop of its own, and a web3 session belongs to one loop): the token is the one the app deployed."""
     runtime: ChainRuntime = client.app.state.chain_runtime
-    return await connect(settings, sessions, runtime.master)
+    chain = await connect(settings, sessions, runtime.master)
+    yield chain
+    await chain.close()
 
 
 @pytest.fixture(scope="module")

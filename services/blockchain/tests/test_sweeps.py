@@ -106,8 +106,7 @@ async def test_stuck_sweeps_are_replaced_with_higher_fees_and_swept_once(
         "SELECT c.purpose, c.nonce, c.max_fee_per_gas FROM chain_txs c JOIN sweeps s ON s.id = c.sweep_id "
         "WHERE s.address = :a ORDER BY c.signed_at, c.purpose"
     )
-    local_chain.rpc("evm_setAutomine", False)
-    try:
+    with local_chain.mining_held():
         await eager.run_once()  # opens both: the ETH sweep and the token's gas transfer wait in the mempool
         eth_amount = (await rows(sessions, "SELECT amount FROM sweeps WHERE address = :a", a=eth_address))[0][0]
         await eager.run_once()  # both stuck: re-signed at their nonces with higher fees
@@ -130,8 +129,6 @@ async def test_stuck_sweeps_are_replaced_with_higher_fees_and_swept_once(
         local_chain.mine(1)
         await eager.run_once()
         local_chain.mine(CONFIRMATIONS)
-    finally:
-        local_chain.rpc("evm_setAutomine", True)
     await eager.run_once()
     await eager.run_once()
     local_chain.mine(CONFIRMATIONS)
@@ -172,23 +169,22 @@ async def test_a_gas_transfer_the_node_keeps_refusing_fails_the_sweep_and_its_no
         "SELECT c.tx_hash, c.nonce FROM chain_txs c JOIN sweeps s ON s.id = c.sweep_id "
         "WHERE s.address = :a AND c.purpose = 'sweep_gas'"
     )
-    local_chain.rpc("evm_setAutomine", False)
-    try:
-        await sweeper.run_once()  # opened: the gas transfer waits in the mempool
-        ((gas_hash, gas_nonce),) = await rows(sessions, gas_sql, a=address)
-        local_chain.rpc("anvil_setBalance", hot, hex(0))
-        local_chain.rpc("anvil_dropTransaction", gas_hash)
-        for _ in range(3):  # sent again, refused twice, given up
-            await sweeper.run_once()
-        # (the same pass may open a new sweep of the address: its gas is refused too, for now)
-        assert ("failed",) in await rows(sessions, "SELECT status FROM sweeps WHERE address = :a", a=address)
-        fillers = await rows(
-            sessions, "SELECT tx_hash FROM chain_txs WHERE purpose = 'filler' AND nonce = :n", n=gas_nonce
-        )
-        assert len(fillers) == 1
-    finally:
-        local_chain.rpc("anvil_setBalance", hot, hex(eth))
-        local_chain.rpc("evm_setAutomine", True)
+    with local_chain.mining_held():
+        try:
+            await sweeper.run_once()  # opened: the gas transfer waits in the mempool
+            ((gas_hash, gas_nonce),) = await rows(sessions, gas_sql, a=address)
+            local_chain.rpc("anvil_setBalance", hot, hex(0))
+            local_chain.rpc("anvil_dropTransaction", gas_hash)
+            for _ in range(3):  # sent again, refused twice, given up
+                await sweeper.run_once()
+            # (the same pass may open a new sweep of the address: its gas is refused too, for now)
+            assert ("failed",) in await rows(sessions, "SELECT status FROM sweeps WHERE address = :a", a=address)
+            fillers = await rows(
+                sessions, "SELECT tx_hash FROM chain_txs WHERE purpose = 'filler' AND nonce = :n", n=gas_nonce
+            )
+            assert len(fillers) == 1
+        finally:
+            local_chain.rpc("anvil_setBalance", hot, hex(eth))
     await Fillers(chain, sessions, strict).follow()  # the sender's pass: the filler sent again, now paid for
     assert int(await chain.w3.eth.get_transaction_count(hot)) == gas_nonce + 1
 

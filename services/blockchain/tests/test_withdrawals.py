@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -26,10 +25,12 @@ from tablium_kit.service_processes import ServiceProcess
 
 from .conftest import CONFIRMATIONS, DEPOSITOR, bearer, blockchain_settings
 from .withdrawal_support import (
+    a_held_withdrawal,
     available,
     fund_player,
     mint_to_hot_wallet,
     recipient,
+    retune,
     status_of,
     token_balance,
     withdraw,
@@ -69,6 +70,19 @@ async def settle(sender: Sender, local_chain: LocalChain) -> None:
     await sender.run_once()
     local_chain.mine(CONFIRMATIONS)
     await sender.run_once()
+
+
+async def a_nonce_nobody_holds(
+    chain: Chain, sessions: async_sessionmaker[AsyncSession], sender: Sender
+) -> tuple[str, int]:
+    """What is outstanding settles its nonces first, then the next nonce is reserved with no transaction of
+    ours holding it (a restored backup, an operator's mistake): (hot wallet, the gap's nonce)."""
+    hot = chain.master.hot_wallet().address
+    await sender.run_once()
+    pending = int(await chain.w3.eth.get_transaction_count(hot, "pending"))
+    async with sessions() as session, session.begin():
+        await session.execute(text("UPDATE nonces SET next = :n WHERE address = :a"), {"n": pending + 1, "a": hot})
+    return hot, pending
 
 
 async def test_a_usdt_withdrawal_is_held_sent_once_and_confirmed_after_n(
@@ -215,13 +229,10 @@ async def test_a_stuck_transaction_is_replaced_with_higher_fees_and_lands_once(
     sessions: async_sessionmaker[AsyncSession],
     wallet_service: ServiceProcess,
 ) -> None:
-    player, to = str(uuid.uuid4()), recipient()
-    await fund_player(wallet_service.url, player, 10 * USDT)
-    wid = (await withdraw(client, player, address=to, amount=7 * USDT)).json()["id"]
-    local_chain.rpc("evm_setAutomine", False)
-    try:
+    _, to, wid = await a_held_withdrawal(client, wallet_service.url, 7 * USDT, funded=10 * USDT)
+    with local_chain.mining_held():
         await sender.run_once()  # signed and sent: waits in the mempool
-        sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=0)
+        retune(sender, replace_after_s=0)
         await sender.run_once()  # stuck longer than replace_after_s: re-signed at the same nonce
         async with sessions() as session:
             versions = (
@@ -238,9 +249,7 @@ async def test_a_stuck_transaction_is_replaced_with_higher_fees_and_lands_once(
         assert versions[1].max_fee_per_gas > versions[0].max_fee_per_gas
         assert versions[1].max_priority_fee_per_gas > versions[0].max_priority_fee_per_gas
         local_chain.mine(CONFIRMATIONS)
-    finally:
-        local_chain.rpc("evm_setAutomine", True)
-    sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=120)
+    retune(sender, replace_after_s=120)
     await sender.run_once()
     assert await status_of(sessions, wid) == "confirmed"
     assert await token_balance(chain, to) == 7 * USDT  # once
@@ -257,15 +266,8 @@ async def test_a_nonce_gap_is_filled_and_the_withdrawal_behind_it_lands(
     sessions: async_sessionmaker[AsyncSession],
     wallet_service: ServiceProcess,
 ) -> None:
-    player, to = str(uuid.uuid4()), recipient()
-    await fund_player(wallet_service.url, player, 10 * USDT)
-    hot = chain.master.hot_wallet().address
-    await sender.run_once()  # whatever is outstanding settles its nonces first
-    pending = int(await chain.w3.eth.get_transaction_count(hot, "pending"))
-    # A nonce reserved that no transaction of ours holds (a restored backup, an operator's mistake).
-    async with sessions() as session, session.begin():
-        await session.execute(text("UPDATE nonces SET next = :n WHERE address = :a"), {"n": pending + 1, "a": hot})
-    wid = (await withdraw(client, player, address=to, amount=3 * USDT)).json()["id"]
+    hot, pending = await a_nonce_nobody_holds(chain, sessions, sender)
+    _, to, wid = await a_held_withdrawal(client, wallet_service.url, 3 * USDT, funded=10 * USDT)
     await sender.run_once()  # signed at pending + 1: stuck behind the gap, which is filled in the same pass
     async with sessions() as session:
         filler = await session.scalar(
@@ -287,21 +289,16 @@ async def test_a_nonce_taken_by_another_transaction_fails_the_withdrawal(
     sessions: async_sessionmaker[AsyncSession],
     wallet_service: ServiceProcess,
 ) -> None:
-    player, to = str(uuid.uuid4()), recipient()
-    await fund_player(wallet_service.url, player, 10 * USDT)
-    wid = (await withdraw(client, player, address=to, amount=4 * USDT)).json()["id"]
-    local_chain.rpc("evm_setAutomine", False)
-    try:
+    _, to, wid = await a_held_withdrawal(client, wallet_service.url, 4 * USDT, funded=10 * USDT)
+    with local_chain.mining_held():
         await sender.run_once()
         async with sessions() as session:
             tx_hash = await session.scalar(text("SELECT tx_hash FROM withdrawals WHERE id = :w"), {"w": uuid.UUID(wid)})
         # Someone with the hot wallet's key uses the nonce first: ours leaves the mempool.
         local_chain.rpc("anvil_dropTransaction", tx_hash)
-    finally:
-        local_chain.rpc("evm_setAutomine", True)
     hot = chain.master.hot_wallet()
     await send(chain.w3, hot, {"to": hot.address, "value": 1, "gas": 21_000})
-    sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=3600)
+    retune(sender, replace_after_s=3600)
     local_chain.mine(CONFIRMATIONS)
     await sender.run_once()
     assert await status_of(sessions, wid) == "failed"
@@ -341,19 +338,11 @@ async def test_a_stuck_filler_is_replaced_with_higher_fees(
 ) -> None:
     """A filler holds every later nonce of the hot wallet: stuck, it is re-signed with higher fees as a
     withdrawal is, and the withdrawal behind it lands."""
-    player, to = str(uuid.uuid4()), recipient()
-    await fund_player(wallet_service.url, player, 10 * USDT)
-    hot = chain.master.hot_wallet().address
-    await sender.run_once()
-    pending = int(await chain.w3.eth.get_transaction_count(hot, "pending"))
-    async with sessions() as session, session.begin():
-        await session.execute(text("UPDATE nonces SET next = :n WHERE address = :a"), {"n": pending + 1, "a": hot})
-    wid = (await withdraw(client, player, address=to, amount=2 * USDT)).json()["id"]
-    local_chain.rpc("evm_setAutomine", False)
-    try:
+    hot, pending = await a_nonce_nobody_holds(chain, sessions, sender)
+    _, to, wid = await a_held_withdrawal(client, wallet_service.url, 2 * USDT, funded=10 * USDT)
+    with local_chain.mining_held():
         await sender.run_once()  # the withdrawal at pending + 1, the gap's filler at pending: both wait
-        sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=0)
-        sender.fillers.settings = sender.settings
+        retune(sender, replace_after_s=0)
         await sender.run_once()  # both stuck longer than replace_after_s: re-signed at their nonces
         async with sessions() as session:
             fillers = (
@@ -369,10 +358,7 @@ async def test_a_stuck_filler_is_replaced_with_higher_fees(
         assert fillers[1].max_fee_per_gas > fillers[0].max_fee_per_gas
         assert fillers[1].max_priority_fee_per_gas > fillers[0].max_priority_fee_per_gas
         local_chain.mine(CONFIRMATIONS)
-    finally:
-        local_chain.rpc("evm_setAutomine", True)
-        sender.settings = msgspec.structs.replace(sender.settings, replace_after_s=120)
-        sender.fillers.settings = sender.settings
+    retune(sender, replace_after_s=120)
     await sender.run_once()
     assert await status_of(sessions, wid) == "confirmed"
     assert await token_balance(chain, to) == 2 * USDT
@@ -392,55 +378,50 @@ async def test_a_transaction_the_node_keeps_refusing_fails_the_withdrawal_and_it
     """The hot wallet's ETH is gone after signing (the node answers "insufficient funds" every time): after
     refusals_before_failing refusals over refused_for_s_before_failing the withdrawal is failed (the wallet
     voids its hold on withdrawal_failed), a filler outbidding it takes its nonce, and later ones proceed."""
-    player, to = str(uuid.uuid4()), recipient()
-    await fund_player(wallet_service.url, player, 10 * USDT)
     hot = chain.master.hot_wallet().address
     await sender.run_once()
-    wid = (await withdraw(client, player, address=to, amount=4 * USDT)).json()["id"]
+    player, to, wid = await a_held_withdrawal(client, wallet_service.url, 4 * USDT, funded=10 * USDT)
     eth = int(await chain.w3.eth.get_balance(hot))
     given_up = REGISTRY.get_sample_value("tablium_chain_withdrawals_given_up_total", {"asset": "USDT"}) or 0
-    local_chain.rpc("evm_setAutomine", False)
-    sender.settings = msgspec.structs.replace(
-        sender.settings, refusals_before_failing=2, refused_for_s_before_failing=0
-    )
-    try:
-        await sender.run_once()  # signed and sent
-        async with sessions() as session:
-            sql = text("SELECT tx_hash, nonce FROM withdrawals WHERE id = :w")
-            tx_hash, nonce = (await session.execute(sql, {"w": uuid.UUID(wid)})).one()
-        local_chain.rpc("anvil_dropTransaction", tx_hash)  # the node forgets it, and the hot wallet is drained
-        local_chain.rpc("anvil_setBalance", hot, hex(0))
-        await sender.run_once()  # sent again: refused
-        await sender.run_once()  # refused twice
-        assert await status_of(sessions, wid) == "sent"
-        async with sessions() as session:
-            refusals = await session.scalar(text("SELECT refusals FROM chain_txs WHERE tx_hash = :h"), {"h": tx_hash})
-        assert refusals == 2
-        await sender.run_once()  # given up
-        assert await status_of(sessions, wid) == "failed"
-        events = await withdrawal_events(sessions, wid)
-        assert events[-1][0] == "withdrawal_failed"
-        assert events[-1][1]["transfer_id"] == events[0][1]["transfer_id"]  # the hold the wallet voids
-        assert "refused" in events[-1][1]["reason"]
-        alerted = REGISTRY.get_sample_value("tablium_chain_withdrawals_given_up_total", {"asset": "USDT"})
-        assert alerted == given_up + 1
-        async with sessions() as session:
-            filler = (
-                await session.execute(
-                    text("SELECT tx_hash, max_fee_per_gas FROM chain_txs WHERE purpose = 'filler' AND nonce = :n"),
-                    {"n": nonce},
+    retune(sender, refusals_before_failing=2, refused_for_s_before_failing=0)
+    with local_chain.mining_held():
+        try:
+            await sender.run_once()  # signed and sent
+            async with sessions() as session:
+                sql = text("SELECT tx_hash, nonce FROM withdrawals WHERE id = :w")
+                tx_hash, nonce = (await session.execute(sql, {"w": uuid.UUID(wid)})).one()
+            local_chain.rpc("anvil_dropTransaction", tx_hash)  # the node forgets it, and the hot wallet is drained
+            local_chain.rpc("anvil_setBalance", hot, hex(0))
+            await sender.run_once()  # sent again: refused
+            await sender.run_once()  # refused twice
+            assert await status_of(sessions, wid) == "sent"
+            async with sessions() as session:
+                refusals = await session.scalar(
+                    text("SELECT refusals FROM chain_txs WHERE tx_hash = :h"), {"h": tx_hash}
                 )
-            ).one()
-            refused_fee = await session.scalar(
-                text("SELECT max_fee_per_gas FROM chain_txs WHERE tx_hash = :h"), {"h": tx_hash}
-            )
-        assert filler.max_fee_per_gas > refused_fee  # it outbids the refused bytes wherever they might be
-    finally:
-        local_chain.rpc("anvil_setBalance", hot, hex(eth))
-        local_chain.rpc("evm_setAutomine", True)
-        sender.settings = msgspec.structs.replace(
-            sender.settings, refusals_before_failing=10, refused_for_s_before_failing=300
-        )
+            assert refusals == 2
+            await sender.run_once()  # given up
+            assert await status_of(sessions, wid) == "failed"
+            events = await withdrawal_events(sessions, wid)
+            assert events[-1][0] == "withdrawal_failed"
+            assert events[-1][1]["transfer_id"] == events[0][1]["transfer_id"]  # the hold the wallet voids
+            assert "refused" in events[-1][1]["reason"]
+            alerted = REGISTRY.get_sample_value("tablium_chain_withdrawals_given_up_total", {"asset": "USDT"})
+            assert alerted == given_up + 1
+            async with sessions() as session:
+                filler = (
+                    await session.execute(
+                        text("SELECT tx_hash, max_fee_per_gas FROM chain_txs WHERE purpose = 'filler' AND nonce = :n"),
+                        {"n": nonce},
+                    )
+                ).one()
+                refused_fee = await session.scalar(
+                    text("SELECT max_fee_per_gas FROM chain_txs WHERE tx_hash = :h"), {"h": tx_hash}
+                )
+            assert filler.max_fee_per_gas > refused_fee  # it outbids the refused bytes wherever they might be
+        finally:
+            local_chain.rpc("anvil_setBalance", hot, hex(eth))  # gas again for the rest of the module's tests
+    retune(sender, refusals_before_failing=10, refused_for_s_before_failing=300)
     await sender.run_once()  # the filler is sent again, now that there is gas: the nonce is used
     assert int(await chain.w3.eth.get_transaction_count(hot)) == nonce + 1
     assert int((await chain.w3.eth.get_transaction_receipt(filler.tx_hash))["status"]) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from eth_account import Account
 from httpx import Response
 from litestar import Litestar
@@ -12,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_blockchain.services.chain import Chain, send, token_contract
+from tablium_blockchain.services.sender import Sender
 
 from tablium_kit.service_processes import WalletLedger
 
@@ -63,6 +65,24 @@ async def withdraw(
         json={"address": address, "asset": asset, "amount": str(amount)},
         headers={**bearer(player), "Idempotency-Key": key or uuid.uuid4().hex},
     )
+
+
+async def a_held_withdrawal(
+    client: AsyncTestClient[Litestar], wallet_url: str, amount: int, *, funded: int
+) -> tuple[str, str, str]:
+    """A player funded with ``funded`` asks to withdraw ``amount`` USDT to a fresh address of theirs:
+    (player, address, withdrawal id), the withdrawal held and waiting for the sender."""
+    player, to = str(uuid.uuid4()), recipient()
+    await fund_player(wallet_url, player, funded)
+    response = await withdraw(client, player, address=to, amount=amount)
+    assert response.status_code == 201, response.text
+    return player, to, str(response.json()["id"])
+
+
+def retune(sender: Sender, **changes: Any) -> None:
+    """The sender and its fillers under changed settings (a test makes them more eager or stricter)."""
+    sender.settings = msgspec.structs.replace(sender.settings, **changes)
+    sender.fillers.settings = sender.settings
 
 
 async def withdrawal_events(sessions: async_sessionmaker[AsyncSession], withdrawal_id: str) -> list[tuple[str, Any]]:

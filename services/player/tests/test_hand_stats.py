@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.metrics import EVENTS_CONSUMED
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.waiting import eventually
 from tablium_player.db.models import MESSAGING
 from tablium_player.domain.hands import HandCompleted
 from tablium_player.events.handlers import HAND_COMPLETED, HANDLERS
@@ -50,12 +51,6 @@ async def consumers(
 
 def _taken_off_the_queue() -> float:
     return sum(EVENTS_CONSUMED.labels("player", HAND_COMPLETED, o)._value.get() for o in ("handled", "duplicate"))
-
-
-async def _wait_for(check: Any) -> None:
-    async with asyncio.timeout(20):
-        while not await check():  # noqa: ASYNC110 (polling for the consumers to drain the queue)
-            await asyncio.sleep(0.05)
 
 
 async def test_each_hand_counts_once_per_player_whatever_the_deliveries(
@@ -110,7 +105,7 @@ async def test_each_hand_counts_once_per_player_whatever_the_deliveries(
         async def drained() -> bool:
             return _taken_off_the_queue() - before >= len(deliveries)
 
-        await _wait_for(drained)
+        await eventually(drained, within_s=60, every_s=0.05)
 
         profiles = {p: (await client.get(f"/api/v1/players/{p}")).json() for p in (alice, bob, carol)}
         assert profiles[alice]["xp"] == 110 + 10

@@ -25,6 +25,7 @@ from tablium_kit.errors import ProblemError
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.catalog import source_of
 from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.waiting import eventually
 
 from .conftest import internal
 
@@ -137,12 +138,6 @@ def _event(type_: str, data: dict[str, Any]) -> CloudEvent:
     )
 
 
-async def _wait_for(check: Any) -> None:
-    async with asyncio.timeout(10):
-        while not await check():  # noqa: ASYNC110 (polling the database; there is no event to wait on)
-            await asyncio.sleep(0.05)
-
-
 async def test_a_redelivered_deposit_credits_once(
     consumer: Consumer, api: Any, sessions: async_sessionmaker[AsyncSession], amqp_names: AmqpNames
 ) -> None:
@@ -163,7 +158,7 @@ async def test_a_redelivered_deposit_credits_once(
             count = await session.scalar(text("SELECT count(*) FROM inbox WHERE event_id = :id"), {"id": marker.id})
         return bool(count)
 
-    await _wait_for(handled)
+    await eventually(handled, within_s=60, every_s=0.05)
     await asyncio.sleep(0.3)
     accounts = await api.client.get(f"/internal/v1/accounts?owner=player:{player_id}", headers=internal())
     (account,) = accounts.json()
@@ -202,7 +197,7 @@ async def test_withdrawal_settlement_posts_or_voids_the_hold(
         ]
         return statuses == ["posted", "voided"]
 
-    await _wait_for(settled)
+    await eventually(settled, within_s=60, every_s=0.05)
     await asyncio.sleep(0.3)
     balance = await api.balance(player["id"])
     assert balance["balance"] == 700
@@ -220,7 +215,7 @@ async def test_rakeback_payout_pays_from_the_pool(consumer: Consumer, api: Any, 
         accounts = (await api.client.get(f"/internal/v1/accounts?owner=player:{player_id}", headers=internal())).json()
         return bool(accounts) and accounts[0]["balance"]["balance"] == "42"
 
-    await _wait_for(paid)
+    await eventually(paid, within_s=60, every_s=0.05)
     await asyncio.sleep(0.5)
     assert await paid()
 
@@ -249,7 +244,7 @@ async def test_a_club_payout_is_funded_from_the_house_rake_in_the_same_linked_ba
     async def paid() -> bool:
         return await _balance_of(api, f"club:{club_id}", "club") == 700
 
-    await _wait_for(paid)
+    await eventually(paid, within_s=60, every_s=0.05)
     await asyncio.sleep(0.5)
     assert await paid()
     assert await _balance_of(api, "house", "house_rake") == house_before - 700

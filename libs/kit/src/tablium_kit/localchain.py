@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,15 @@ class LocalChain:
 
     def block_number(self) -> int:
         return int(self.rpc("eth_blockNumber"), 16)
+
+    @contextlib.contextmanager
+    def mining_held(self) -> Iterator[None]:
+        """Transactions wait in the mempool (automine off) until :meth:`mine`: how tests make one stuck."""
+        self.rpc("evm_setAutomine", False)
+        try:
+            yield
+        finally:
+            self.rpc("evm_setAutomine", True)
 
     def stop(self) -> None:
         if self.process is None:

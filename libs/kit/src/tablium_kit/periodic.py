@@ -35,6 +35,8 @@ class Periodic:
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
         self.failures = 0
+        # Why the last pass failed, None once one succeeds: what a readiness check reports.
+        self.last_error: str | None = None
 
     @property
     def running(self) -> bool:
@@ -57,11 +59,11 @@ class Periodic:
             more = False
             try:
                 more = bool(await self._run_pass())
+                self.last_error = None
             except Exception as exc:  # the loop outlives any one pass; the next one retries
                 self.failures += 1
-                log.warning(
-                    "pass failed; trying again", job=self.name, error=f"{type(exc).__name__}: {exc}", exc_info=True
-                )
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("pass failed; trying again", job=self.name, error=self.last_error, exc_info=True)
             self.passes += 1
             # Even a job with more to do yields between passes.
             await asyncio.sleep(0 if more else self._interval_s)

@@ -29,9 +29,11 @@ async def test_passes_repeat_at_the_interval_and_stop_cleanly() -> None:
 
 async def test_a_failing_pass_is_retried_and_the_loop_goes_on() -> None:
     calls = 0
+    errors_seen: list[str | None] = []
 
     async def flaky() -> None:
         nonlocal calls
+        errors_seen.append(job.last_error)  # what a readiness check saw before this pass
         calls += 1
         if calls <= 2:
             raise ConnectionError("database away")
@@ -45,6 +47,8 @@ async def test_a_failing_pass_is_retried_and_the_loop_goes_on() -> None:
     await job.stop()
     assert calls >= 4
     assert job.failures == 2
+    assert errors_seen[:4] == [None, "ConnectionError: database away", "ConnectionError: database away", None]
+    assert job.last_error is None
 
 
 async def test_a_pass_with_more_to_do_runs_the_next_at_once() -> None:

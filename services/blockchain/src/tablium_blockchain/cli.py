@@ -50,6 +50,7 @@ def dev_deposit(to: str, asset: str, amount: int) -> None:
                 await send(chain.w3, hot, {"to": mint["to"], "data": mint["data"]})
                 pay = await token.functions.transfer(recipient, amount).build_transaction({"from": payer.address})
                 receipt = await send(chain.w3, payer, {"to": pay["to"], "data": pay["data"]})
+            await chain.close()
             return "0x" + bytes(receipt["transactionHash"]).hex()
         finally:
             await engine.dispose()

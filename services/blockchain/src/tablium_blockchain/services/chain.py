@@ -63,6 +63,10 @@ class Chain:
     tokens: dict[str, str]
     master: MasterKey
 
+    async def close(self) -> None:
+        """Closes the provider's HTTP sessions (web3 keeps them cached for the process's life otherwise)."""
+        await self.w3.provider.disconnect()
+
     def token_asset(self, address: str) -> str | None:
         address = to_checksum_address(address)
         return next((asset for asset, token in self.tokens.items() if token == address), None)
@@ -86,16 +90,20 @@ async def block_hash(w3: AsyncWeb3[AsyncHTTPProvider], number: int) -> str | Non
 
 async def connect(settings: BlockchainSettings, sessions: async_sessionmaker[AsyncSession], master: MasterKey) -> Chain:
     w3 = web3_for(settings.rpc_url)
-    chain_id = await w3.eth.chain_id
-    if settings.chain_id is not None and chain_id != settings.chain_id:
-        raise WrongChain(f"{settings.rpc_url} serves chain {chain_id}, not {settings.chain_id}")
-    genesis = await block_hash(w3, 0)
-    assert genesis is not None
-    if settings.usdt_address:
-        usdt = to_checksum_address(settings.usdt_address)
-    else:
-        usdt = await _development_token(w3, sessions, chain_id, genesis, master.hot_wallet())
-    log.info("chain connected", chain_id=chain_id, usdt=usdt)
+    try:
+        chain_id = await w3.eth.chain_id
+        if settings.chain_id is not None and chain_id != settings.chain_id:
+            raise WrongChain(f"{settings.rpc_url} serves chain {chain_id}, not {settings.chain_id}")
+        genesis = await block_hash(w3, 0)
+        assert genesis is not None
+        if settings.usdt_address:
+            usdt = to_checksum_address(settings.usdt_address)
+        else:
+            usdt = await _development_token(w3, sessions, chain_id, genesis, master.hot_wallet())
+        log.info("chain connected", chain_id=chain_id, usdt=usdt)
+    except BaseException:
+        await w3.provider.disconnect()  # a node that is away: the next attempt makes a new provider
+        raise
     return Chain(w3=w3, chain_id=chain_id, genesis_hash=genesis, tokens={"USDT": usdt}, master=master)
 
 

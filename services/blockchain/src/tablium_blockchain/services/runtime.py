@@ -85,6 +85,8 @@ class ChainRuntime:
             await self.sender.stop()
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self.chain is not None:
+            await self.chain.close()
         await self.wallet.aclose()
 
     async def check(self) -> None:

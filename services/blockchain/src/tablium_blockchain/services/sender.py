@@ -21,8 +21,6 @@ One pass (:meth:`Sender.run_once`):
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,6 +49,7 @@ from tablium_blockchain.services.signing import (
 )
 from tablium_blockchain.services.withdrawal_requests import ask_wallet, pause_state
 from tablium_blockchain.settings import BlockchainSettings
+from tablium_kit.periodic import Periodic
 
 log = structlog.get_logger("tablium.blockchain.sender")
 
@@ -71,27 +70,17 @@ class Sender:
         self.wallet = wallet
         self.hot = chain.master.hot_wallet()
         self.fillers = Fillers(chain, sessions, settings)
-        self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic("withdrawal-sender", self.run_once, interval_s=settings.send_interval_s)
+
+    @property
+    def last_error(self) -> str | None:
+        return self._job.last_error
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="withdrawal-sender")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-                self.last_error = None
-            except Exception as exc:  # the node, the wallet or the database is away: the next pass retries
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("sender pass failed", error=self.last_error)
-            await asyncio.sleep(self.settings.send_interval_s)
+        await self._job.stop()
 
     async def run_once(self) -> None:
         await self._ask_wallet_again()

@@ -21,8 +21,6 @@ Sweeps move money between the platform's own addresses: the ledger does not see 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +46,7 @@ from tablium_blockchain.services.signing import (
     sign_and_store,
 )
 from tablium_blockchain.settings import BlockchainSettings
+from tablium_kit.periodic import Periodic
 
 log = structlog.get_logger("tablium.blockchain.sweeper")
 
@@ -61,24 +60,13 @@ class Sweeper:
         self.sessions = sessions
         self.settings = settings
         self.hot = chain.master.hot_wallet()
-        self._task: asyncio.Task[None] | None = None
+        self._job = Periodic("deposit-sweeper", self.run_once, interval_s=settings.sweep_interval_s)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deposit-sweeper")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception as exc:  # the node or the database is away: the next pass retries
-                log.warning("sweep pass failed", error=f"{type(exc).__name__}: {exc}")
-            await asyncio.sleep(self.settings.sweep_interval_s)
+        await self._job.stop()
 
     async def run_once(self) -> None:
         head = int(await self.chain.w3.eth.block_number)

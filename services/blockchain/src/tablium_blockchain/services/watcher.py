@@ -25,8 +25,6 @@ Nothing here holds a database transaction across a call to the node except step 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +44,7 @@ from tablium_blockchain.services.deposit_addresses import owners
 from tablium_blockchain.services.metrics import DEPOSITS, HEAD_BLOCK, REORGS, RPC_ERRORS, WATCHER_LAG_BLOCKS
 from tablium_blockchain.settings import BlockchainSettings
 from tablium_kit.money import MAX_AMOUNT
+from tablium_kit.periodic import Periodic
 
 log = structlog.get_logger("tablium.blockchain.watcher")
 
@@ -77,35 +76,31 @@ class Watcher:
         self.chain = chain
         self.sessions = sessions
         self.settings = settings
-        self._task: asyncio.Task[None] | None = None
-        self.last_error: str | None = None
+        self._job = Periodic("deposit-watcher", self._poll_pass, interval_s=settings.poll_interval_s)
 
     # -- the loop ---------------------------------------------------------------------------------
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the last poll failed (the node or the database away; the cursor holds), None once one succeeds."""
+        return self._job.last_error
+
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deposit-watcher")
+        self._job.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._job.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                result = await self.poll()
-                self.last_error = None
-            except ChainMoved:
-                continue
-            except Exception as exc:  # the node or the database is away: the cursor holds, try again
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                RPC_ERRORS.inc()
-                log.warning("watcher poll failed", error=self.last_error)
-                await asyncio.sleep(self.settings.poll_interval_s)
-                continue
-            if result.caught_up:
-                await asyncio.sleep(self.settings.poll_interval_s)
+    async def _poll_pass(self) -> bool:
+        """One poll; True (poll again at once) while behind the head or after the chain moved mid-read."""
+        try:
+            result = await self.poll()
+        except ChainMoved:
+            return True
+        except Exception:
+            RPC_ERRORS.inc()
+            raise
+        return not result.caught_up
 
     # -- one poll ---------------------------------------------------------------------------------
 
