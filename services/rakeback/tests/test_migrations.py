@@ -31,16 +31,16 @@ async def test_the_migrations_match_the_models(make_database: Callable[[str], Aw
     await anyio.to_thread.run_sync(migrations.upgrade, url, MIGRATIONS, "head")
     engine = create_async_engine(url)
     insert = text(
-        "INSERT INTO accruals (hand_id, player_id, kind, beneficiary, asset, amount, bps, hand_time) "
-        "VALUES (:h, :p, 'player', 'x', 'ETH', :amount, 100, :t)"
+        "INSERT INTO accrual_totals (period_start, kind, beneficiary, player_id, asset, hands, rake, amount) "
+        "VALUES (:t, :h, 'x', :p, 'ETH', 1, 0, :amount)"
     )
     try:
         async with engine.begin() as connection:
             assert await connection.run_sync(_differences) == []
-            values = {"h": uuid.uuid4(), "p": uuid.uuid4(), "amount": 2**128 - 1, "t": datetime.now(UTC)}
+            values = {"h": "player", "p": uuid.uuid4(), "amount": 2**128 - 1, "t": datetime.now(UTC)}
             await connection.execute(insert, values)
         with pytest.raises(IntegrityError):
             async with engine.begin() as connection:
-                await connection.execute(insert, {**values, "h": uuid.uuid4(), "amount": 2**128})
+                await connection.execute(insert, {**values, "h": "club", "amount": 2**128})
     finally:
         await engine.dispose()
