@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,8 +81,11 @@ class TransferPosted(msgspec.Struct, kw_only=True):
     metadata: dict[str, object] = msgspec.field(default_factory=dict)
 
 
-async def on_hands_completed(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
-    """Every ``lobby.hand_completed`` of a consumer batch, accrued set-based (``facts.record_hands``)."""
+async def on_hands_completed(
+    session: AsyncSession, events: Sequence[CloudEvent], period: timedelta = facts.WEEK
+) -> None:
+    """Every ``lobby.hand_completed`` of a consumer batch, accrued set-based (``facts.record_hands``);
+    ``period``: the length of payout periods (the totals' key)."""
     hands = []
     for event in events:
         hand = msgspec.convert(event.data, HandCompleted)
@@ -99,11 +102,7 @@ async def on_hands_completed(session: AsyncSession, events: Sequence[CloudEvent]
                 players=[facts.PlayerRake(s.player_id, parse_amount(s.rake)) for s in hand.players],
             )
         )
-    await facts.record_hands(session, hands)
-
-
-# One hand at a time, like any handler; the kit's consumer gives a batch's hands to on_hands_completed.
-on_hand_completed = handles_batches(on_hands_completed)
+    await facts.record_hands(session, hands, period)
 
 
 async def on_club_created(session: AsyncSession, event: CloudEvent) -> None:
@@ -176,16 +175,33 @@ async def on_transfer_posted(session: AsyncSession, event: CloudEvent) -> None:
         await complete_payout(session, uuid.UUID(payout_id), posted.transfer_id)
 
 
-HANDLERS: dict[str, Handler] = {
-    "lobby.hand_completed": on_hand_completed,
-    ENTRY_FEE_PAID: on_entry_fee_paid,
-    "club.created": on_club_created,
-    "club.closed": on_club_closed,
-    "club.member_joined": on_member,
-    "club.member_updated": on_member,
-    "club.member_left": on_member_left,
-    "club.union_joined": on_union_joined,
-    "club.union_left": on_union_left,
-    "club.deal_changed": on_deal_changed,
-    "wallet.transfer_posted": on_transfer_posted,
-}
+def event_handlers(period: timedelta = facts.WEEK) -> dict[str, Handler]:
+    """The handlers of the events this service consumes, for payout periods of ``period``."""
+
+    async def on_hands(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        await on_hands_completed(session, events, period)
+
+    async def on_fee(session: AsyncSession, event: CloudEvent) -> None:
+        await on_entry_fee_paid(session, event, period)
+
+    on_hands.__name__ = "on_hands_completed"
+    on_fee.__name__ = "on_entry_fee_paid"
+    return {
+        # One hand at a time, like any handler; the kit's consumer gives a batch's hands to on_hands at once.
+        "lobby.hand_completed": handles_batches(on_hands),
+        ENTRY_FEE_PAID: on_fee,
+        "club.created": on_club_created,
+        "club.closed": on_club_closed,
+        "club.member_joined": on_member,
+        "club.member_updated": on_member,
+        "club.member_left": on_member_left,
+        "club.union_joined": on_union_joined,
+        "club.union_left": on_union_left,
+        "club.deal_changed": on_deal_changed,
+        "wallet.transfer_posted": on_transfer_posted,
+    }
+
+
+# Weekly payout periods (the default settings): what tests and benchmarks use.
+HANDLERS = event_handlers()
+on_hand_completed = HANDLERS["lobby.hand_completed"]
