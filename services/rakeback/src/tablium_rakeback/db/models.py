@@ -11,13 +11,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Uuid
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Index, Integer, String, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tablium_kit.db import service_metadata
 from tablium_kit.messaging import messaging_tables
-from tablium_kit.money import AmountType, amount_checks
+from tablium_kit.money import MAX_AMOUNT, AmountType, amount_checks
 
 
 class Base(DeclarativeBase):
@@ -25,6 +25,15 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = messaging_tables(Base.metadata)
+
+# A tournament fee given back: its rake never accrues, and a reversal's (the negation of a paid one) is this too.
+REFUNDED = "refunded"
+
+
+def signed_amount_check(column: str) -> CheckConstraint:
+    """An amount that may be negative: a paid fee's reversal (``events/entry_fee_refunds.py``) is the
+    negation of the rake and parts it reverses, within 128 bits either way."""
+    return CheckConstraint(f"{column} >= -{MAX_AMOUNT} AND {column} <= {MAX_AMOUNT}", name=f"{column}_signed_u128")
 
 
 class Club(Base):
@@ -75,7 +84,8 @@ class Rake(Base):
 
     ``status``: ``accrued``; ``pending`` (a club table, but the membership or a deal in force is not known
     yet: re-evaluated when the missing fact arrives); ``tier`` (a public table: accrued at its period's
-    payout run, by the player's tier then).
+    payout run, by the player's tier then); ``refunded`` (a tournament fee given back, or the reversal of a
+    paid one, whose ``rake`` is negative: never evaluated, and not counted towards a tier).
     """
 
     __tablename__ = "rakes"
@@ -93,7 +103,7 @@ class Rake(Base):
     deal_version: Mapped[int | None] = mapped_column(Integer)
     tier: Mapped[str | None] = mapped_column(String(32))
     __table_args__ = (
-        *amount_checks("rake"),
+        signed_amount_check("rake"),
         Index("ix_rakes_pending", "status", "player_id", postgresql_where="status <> 'accrued'"),
         Index("ix_rakes_member_club", "member_club_id", "hand_time"),
         Index("ix_rakes_public", "player_id", "asset", "hand_time", postgresql_where="club_id IS NULL"),
@@ -101,7 +111,8 @@ class Rake(Base):
 
 
 class Accrual(Base):
-    """One receiver's part of one player's rake in one hand (the platform's part too)."""
+    """One receiver's part of one player's rake in one hand (the platform's part too); negative in the
+    reversal of a paid tournament fee."""
 
     __tablename__ = "accruals"
     hand_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -114,7 +125,7 @@ class Accrual(Base):
     hand_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     payout_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     __table_args__ = (
-        *amount_checks("amount"),
+        signed_amount_check("amount"),
         Index("ix_accruals_beneficiary", "kind", "beneficiary", "hand_time"),
         Index("ix_accruals_unpaid", "hand_time", postgresql_where="payout_id IS NULL AND kind <> 'platform'"),
     )

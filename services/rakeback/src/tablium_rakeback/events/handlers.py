@@ -18,6 +18,7 @@ from tablium_kit.messaging import CloudEvent, handles_batches
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.money import Amount, parse_amount
 from tablium_rakeback.domain.split import AgentDeal, Deal
+from tablium_rakeback.events.entry_fee_refunds import ENTRY_FEE_REFUNDED, on_entry_fee_refunded
 from tablium_rakeback.events.entry_fees import ENTRY_FEE_PAID, on_entry_fee_paid
 from tablium_rakeback.services import facts
 from tablium_rakeback.services.payouts import complete_payout
@@ -179,6 +180,7 @@ async def on_transfer_posted(session: AsyncSession, event: CloudEvent) -> None:
 HANDLERS: dict[str, Handler] = {
     "lobby.hand_completed": on_hand_completed,
     ENTRY_FEE_PAID: on_entry_fee_paid,
+    ENTRY_FEE_REFUNDED: on_entry_fee_refunded,
     "club.created": on_club_created,
     "club.closed": on_club_closed,
     "club.member_joined": on_member,
