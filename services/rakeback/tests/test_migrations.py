@@ -39,9 +39,14 @@ async def test_the_migrations_match_the_models(make_database: Callable[[str], Aw
             assert await connection.run_sync(_differences) == []
             values = {"h": "player", "p": uuid.uuid4(), "amount": 2**128 - 1, "t": datetime.now(UTC)}
             await connection.execute(insert, values)
+            # A paid tournament fee's reversal is negative (events/entry_fee_refunds.py).
+            await connection.execute(insert, {**values, "h": "union", "amount": -(2**128 - 1)})
         with pytest.raises(IntegrityError):
             async with engine.begin() as connection:
                 await connection.execute(insert, {**values, "h": "club", "amount": 2**128})
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(insert, {**values, "h": "agent", "amount": -(2**128)})
     finally:
         await engine.dispose()
 

@@ -39,7 +39,7 @@ def create_app(settings: RakebackSettings | None = None, *, key_source: KeySourc
             migrations_dir=MIGRATIONS,
             messaging=MESSAGING,
             key_source=key_source,
-            event_handlers=event_handlers(period_length(settings)) if settings.consume_events else {},
+            event_handlers=event_handlers(period_length(settings), settings.tiers) if settings.consume_events else {},
             on_startup=[start_scheduler],
             on_shutdown=[stop_scheduler],
         )

@@ -12,13 +12,25 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Integer, String, Table, Uuid, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Uuid,
+    false,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tablium_kit.db import service_metadata
 from tablium_kit.messaging import messaging_tables
-from tablium_kit.money import AmountType, amount_checks
+from tablium_kit.money import MAX_AMOUNT, AmountType, amount_checks
 
 
 class Base(DeclarativeBase):
@@ -26,6 +38,16 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = messaging_tables(Base.metadata)
+
+# A tournament fee given back (``events/entry_fee_refunds.py``): its rake never accrues, or no longer does.
+REFUNDED = "refunded"
+
+
+def signed_amount_checks(*columns: str) -> tuple[CheckConstraint, ...]:
+    """Amounts that may be negative, within 128 bits either way: a total holding a paid fee's reversal."""
+    return tuple(
+        CheckConstraint(f"{c} >= -{MAX_AMOUNT} AND {c} <= {MAX_AMOUNT}", name=f"{c}_signed_u128") for c in columns
+    )
 
 
 class Club(Base):
@@ -76,10 +98,11 @@ class Rake(Base):
 
     ``status``: ``accrued``; ``pending`` (a club table, but the membership or a deal in force is not known
     yet: re-evaluated when the missing fact arrives); ``tier`` (a public table: accrued at its period's
-    payout run, by the player's tier then). An accrued rake's parts are in ``accrual_totals`` only: they are
-    the split of ``rake`` along the receivers that ``member_club_id``, ``deal_version``, ``agent_id`` and
-    ``union_id`` (or ``tier``) name, so they can be computed again (re-evaluation takes them back out of the
-    totals, an audit lists them).
+    payout run, by the player's tier then); ``refunded`` (a tournament fee given back: never evaluated, not
+    counted towards a tier; if it had accrued, its parts were taken back out of the totals). An accrued
+    rake's parts are in ``accrual_totals`` only: they are the split of ``rake`` along the receivers that
+    ``member_club_id``, ``deal_version``, ``agent_id`` and ``union_id`` (or ``tier``) name, so they can be
+    computed again (re-evaluation takes them back out of the totals, an audit lists them).
     """
 
     __tablename__ = "rakes"
@@ -119,7 +142,9 @@ class Rake(Base):
 # One receiver's accruals from one paying player in one payout period: the number of hands, their rake and
 # this receiver's parts, added up as hands accrue (one upsert per batch, not a row per hand and part).
 # ``payout_id`` NULL: not paid yet (where new parts go); a payout run moves the unpaid rows to its payouts'
-# ids, and a late hand of a paid period starts a new unpaid row. NULL counts as a value in the key.
+# ids, and a late hand of a paid period starts a new unpaid row. NULL counts as a value in the key. An unpaid
+# row may be negative: the reversal of a tournament fee refunded after its period was paid (hands 0, rake and
+# parts negated), netted off the receiver's next payout.
 accrual_totals = Table(
     "accrual_totals",
     Base.metadata,
@@ -132,7 +157,7 @@ accrual_totals = Table(
     Column("hands", BigInteger, nullable=False),
     Column("rake", AmountType, nullable=False),
     Column("amount", AmountType, nullable=False),
-    *amount_checks("rake", "amount"),
+    *signed_amount_checks("rake", "amount"),
     Index(
         "ix_accrual_totals_key",
         "kind",

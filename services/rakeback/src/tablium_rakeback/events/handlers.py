@@ -8,7 +8,7 @@ version, payout id), so the same fact in another envelope changes nothing either
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -18,6 +18,8 @@ from tablium_kit.messaging import CloudEvent, handles_batches
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.money import Amount, parse_amount
 from tablium_rakeback.domain.split import AgentDeal, Deal
+from tablium_rakeback.domain.tiers import DEFAULT_TIERS, Tier
+from tablium_rakeback.events.entry_fee_refunds import ENTRY_FEE_REFUNDED, on_entry_fee_refunded
 from tablium_rakeback.events.entry_fees import ENTRY_FEE_PAID, on_entry_fee_paid
 from tablium_rakeback.services import facts
 from tablium_rakeback.services.payouts import complete_payout
@@ -175,8 +177,11 @@ async def on_transfer_posted(session: AsyncSession, event: CloudEvent) -> None:
         await complete_payout(session, uuid.UUID(payout_id), posted.transfer_id)
 
 
-def event_handlers(period: timedelta = facts.WEEK) -> dict[str, Handler]:
-    """The handlers of the events this service consumes, for payout periods of ``period``."""
+def event_handlers(
+    period: timedelta = facts.WEEK, tiers: Mapping[str, list[Tier]] = DEFAULT_TIERS
+) -> dict[str, Handler]:
+    """The handlers of the events this service consumes, for payout periods of ``period`` (``tiers``: the
+    tier tables public tables' rakes were accrued by, to reverse a refunded fee's parts)."""
 
     async def on_hands(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
         await on_hands_completed(session, events, period)
@@ -184,12 +189,17 @@ def event_handlers(period: timedelta = facts.WEEK) -> dict[str, Handler]:
     async def on_fee(session: AsyncSession, event: CloudEvent) -> None:
         await on_entry_fee_paid(session, event, period)
 
+    async def on_fee_refunded(session: AsyncSession, event: CloudEvent) -> None:
+        await on_entry_fee_refunded(session, event, period, tiers)
+
     on_hands.__name__ = "on_hands_completed"
     on_fee.__name__ = "on_entry_fee_paid"
+    on_fee_refunded.__name__ = "on_entry_fee_refunded"
     return {
         # One hand at a time, like any handler; the kit's consumer gives a batch's hands to on_hands at once.
         "lobby.hand_completed": handles_batches(on_hands),
         ENTRY_FEE_PAID: on_fee,
+        ENTRY_FEE_REFUNDED: on_fee_refunded,
         "club.created": on_club_created,
         "club.closed": on_club_closed,
         "club.member_joined": on_member,

@@ -283,27 +283,28 @@ _ADD_TOTALS = """
 TotalKey = tuple[datetime, str, str, uuid.UUID, str]  # period, receiver kind, receiver, paying player, asset
 
 
-def totals_of(accrued: Sequence[tuple[AnyRake, list[Part]]]) -> dict[TotalKey, list[int]]:
-    """What the parts add to each unpaid total: hands (one per rake the receiver has a part of, zero or
-    not), the rake they came from and the parts. Pure: the sums are exact integers."""
+def totals_of(accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> dict[TotalKey, list[int]]:
+    """What the parts add to each unpaid total: hands (``hands`` per rake the receiver has a part of, zero
+    or not: 0 for a refunded fee's reversal, which is no hand), the rake they came from and the parts.
+    Pure: the sums are exact integers."""
     totals: dict[TotalKey, list[int]] = {}
     for rake, parts in accrued:
         for p in parts:
             key = (rake.period_start, p.kind, p.beneficiary, rake.player_id, rake.asset)
             total = totals.get(key)
             if total is None:
-                totals[key] = [1, rake.rake, p.amount]
+                totals[key] = [hands, rake.rake, p.amount]
             else:
-                total[0] += 1
+                total[0] += hands
                 total[1] += rake.rake
                 total[2] += p.amount
     return totals
 
 
-async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
+async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> None:
     """Every part added to its unpaid total, in one upsert (keys sorted: concurrent batches adding to the
     same totals take their row locks in one order)."""
-    totals = totals_of(accrued)
+    totals = totals_of(accrued, hands)
     if not totals:
         return
     keys = sorted(totals)
@@ -313,8 +314,9 @@ async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, li
 
 
 async def take_back(session: AsyncSession, rake: AnyRake, parts: list[Part]) -> None:
-    """Remove an unpaid rake's parts from its totals (a re-evaluation replaces them); a total left with no
-    hand is deleted, as if that rake had never accrued."""
+    """Remove an unpaid rake's parts from its totals (a re-evaluation replaces them, a refund removes them);
+    a total left with nothing in it is deleted, as if that rake had never accrued (one left with no hand
+    but a paid fee's reversal stays)."""
     for (period, kind, beneficiary, player, asset), (hands, rake_sum, amount) in sorted(
         totals_of([(rake, parts)]).items()
     ):
@@ -331,7 +333,7 @@ async def take_back(session: AsyncSession, rake: AnyRake, parts: list[Part]) -> 
             text(
                 "DELETE FROM accrual_totals WHERE period_start = :period AND kind = :kind "
                 "AND beneficiary = :beneficiary AND player_id = :player AND asset = :asset "
-                "AND payout_id IS NULL AND hands = 0"
+                "AND payout_id IS NULL AND hands = 0 AND rake = 0 AND amount = 0"
             ),
             key,
         )

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
-from tablium_rakeback.db.models import Payout, PayoutRun, PlayerTier, Rake, accrual_totals
+from tablium_rakeback.db.models import REFUNDED, Payout, PayoutRun, PlayerTier, Rake, accrual_totals
 from tablium_rakeback.domain.periods import Period, payout_id
 from tablium_rakeback.domain.split import Part, split, tier_layers
 from tablium_rakeback.domain.tiers import Tier, tier_for
@@ -63,6 +63,7 @@ async def _accrue_tiers(
                     Rake.player_id == rake.player_id,
                     Rake.asset == rake.asset,
                     Rake.club_id.is_(None),
+                    Rake.status != REFUNDED,  # a fee given back is no volume
                     Rake.hand_time >= period.end - window,
                     Rake.hand_time < period.end,
                 )
@@ -143,7 +144,9 @@ async def pay_period(
         .group_by(totals_table.c.kind, totals_table.c.beneficiary, totals_table.c.asset)
     )
     totals = {(kind, beneficiary, asset): int(total) for kind, beneficiary, asset, total in rows}
-    ids = {key: payout_id(period.start, *key) for key in totals}
+    # A receiver whose total is negative (a paid fee's reversal exceeding what it earned since) is neither
+    # paid nor marked: its accruals, the reversal with them, carry into the next period.
+    ids = {key: payout_id(period.start, *key) for key, total in totals.items() if total >= 0}
     if ids:
         keys = values(
             column("kind", String),
@@ -170,8 +173,8 @@ async def pay_period(
     )
     payouts = 0
     for (kind, beneficiary, asset), amount in sorted(totals.items()):
-        if amount == 0:
-            continue  # nothing to pay; its zero accruals stay marked with the id nobody is paid
+        if amount <= 0:
+            continue  # nothing to pay; zero accruals stay marked with the id nobody is paid, negative ones carry on
         pid = ids[(kind, beneficiary, asset)]
         session.add(
             Payout(

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.errors import Forbidden, InvalidInput
-from tablium_rakeback.db.models import Member, Rake, UnionClub
+from tablium_rakeback.db.models import REFUNDED, Member, Rake, UnionClub
 from tablium_rakeback.domain.periods import Period
 from tablium_rakeback.domain.tiers import Tier, TierStanding, tier_for
 
@@ -141,7 +141,12 @@ async def current_tiers(
     """The player's tier per asset over the window ending now (what the next payout would use so far)."""
     rows = await session.execute(
         select(Rake.asset, func.sum(Rake.rake))
-        .where(Rake.player_id == player_id, Rake.club_id.is_(None), Rake.hand_time >= now - window)
+        .where(
+            Rake.player_id == player_id,
+            Rake.club_id.is_(None),
+            Rake.hand_time >= now - window,
+            Rake.status != REFUNDED,  # a fee given back is no volume
+        )
         .group_by(Rake.asset)
         .order_by(Rake.asset)
     )
