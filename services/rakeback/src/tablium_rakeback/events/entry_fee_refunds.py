@@ -8,8 +8,9 @@ The fee was recorded as the "hand" of one player (``rakes`` keyed on the purchas
   never accrues (the re-evaluations and the tier run only read ``pending``/``accrued``/``tier`` rakes);
 - accrued and not paid: its accrual rows are deleted: every receiver's part is gone, as if never accrued;
 - accrued and paid (its period's run took it): reversal rows, the negation of each original part under the
-  same kind, receiver and bps, at the refund's time under a "hand" id derived from the purchase, so the
-  next period's run nets them off each receiver's payout (a receiver left negative carries it on);
+  same kind, receiver and bps, at the refund's time (or the end of the last period paid, if later: the
+  reversal is in an open period) under a "hand" id derived from the purchase, so the next period's run
+  nets them off each receiver's payout (a receiver left negative carries it on);
 - the refund before the fee (events may come in any order): the refunded rake is stored first, and the fee,
   when it arrives, finds its key taken and accrues nothing.
 
@@ -23,13 +24,13 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging import CloudEvent
 from tablium_kit.money import Amount, parse_amount
-from tablium_rakeback.db.models import REFUNDED, Accrual, Rake
+from tablium_rakeback.db.models import REFUNDED, Accrual, PayoutRun, Rake
 from tablium_rakeback.services import accrual
 
 ENTRY_FEE_REFUNDED = "event.entry_fee_refunded"
@@ -82,6 +83,9 @@ async def on_entry_fee_refunded(session: AsyncSession, event: CloudEvent) -> Non
         await session.execute(delete(Accrual).where(key))
         return
     reversal = reversal_of(rake.hand_id)
+    # In the open period: a refund stated before the last run but handled after it still lands after it.
+    paid_until = await session.scalar(select(func.max(PayoutRun.period_end)))
+    at = max(event.time, paid_until) if paid_until is not None else event.time
     session.add(
         Rake(
             hand_id=reversal,
@@ -91,7 +95,7 @@ async def on_entry_fee_refunded(session: AsyncSession, event: CloudEvent) -> Non
             union_id=rake.union_id,
             asset=rake.asset,
             rake=-rake.rake,
-            hand_time=event.time,
+            hand_time=at,
             status=REFUNDED,
             member_club_id=rake.member_club_id,
             deal_version=rake.deal_version,
@@ -107,7 +111,7 @@ async def on_entry_fee_refunded(session: AsyncSession, event: CloudEvent) -> Non
             asset=part.asset,
             amount=-part.amount,
             bps=part.bps,
-            hand_time=event.time,
+            hand_time=at,
         )
         for part in parts
     )
