@@ -22,7 +22,8 @@ COLUMNS = (("rakes", "rake"), ("accruals", "amount"))
 def upgrade() -> None:
     for table, column in COLUMNS:
         op.drop_constraint(op.f(f"ck_{table}_{column}_u128"), table, type_="check")
-        op.create_check_constraint(op.f(f"ck_{table}_{column}_signed_u128"), table, f"{column} >= -{MAX} AND {column} <= {MAX}")
+        signed = f"{column} >= -{MAX} AND {column} <= {MAX}"
+        op.create_check_constraint(op.f(f"ck_{table}_{column}_signed_u128"), table, signed)
 
 
 def downgrade() -> None:
