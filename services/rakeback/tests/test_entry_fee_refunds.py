@@ -16,6 +16,7 @@ from tablium_rakeback.db.models import MESSAGING
 from tablium_rakeback.domain.periods import Period, period_of
 from tablium_rakeback.events.entry_fee_refunds import ENTRY_FEE_REFUNDED
 from tablium_rakeback.events.handlers import HANDLERS
+from tablium_rakeback.services import statements
 from tablium_rakeback.services.scheduler import run_period
 from tablium_rakeback.settings import RakebackSettings
 
@@ -128,13 +129,19 @@ async def test_a_paid_fees_refund_is_taken_from_the_next_payouts_and_a_negative_
     assert await payouts_to(sessions, first, club) == [original[("club", str(club))]]
     assert await payouts_to(sessions, first, player) == [original[("player", str(player))]]
 
-    refunded = refund_of(paid, at=second.start + timedelta(days=2))
+    # Cancelled in the first week, but its refund handled after that week was paid: it lands in the second.
+    refunded = refund_of(paid, at=first.start + timedelta(days=2))
     await deliver(sessions, refunded)
     await deliver(sessions, msgspec.structs.replace(refunded, id=uuid.uuid4()))  # another envelope: once
     reversal = await unpaid_totals(sessions, second)
     assert reversal == {key: (0, -amount) for key, amount in original.items()}, "each part negated, no hand"
     assert await payouts_to(sessions, first, club) == [original[("club", str(club))]], "the paid period stays paid"
     assert await parts_of(sessions, purchase_of(paid)) == {}, "the audit: the fee was given back"
+    async with sessions() as session:
+        stated = await statements.lines(session, "club", club, second)
+    assert [(line.player_id, line.rake, line.amount) for line in stated] == [
+        (player, -fee, -original[("club", str(club))])
+    ], "the club's statement of the second week shows the fee given back"
 
     # Nothing else earned in the second week: nobody is paid a negative amount; the reversal carries on.
     await run_period(sessions, settings, second)

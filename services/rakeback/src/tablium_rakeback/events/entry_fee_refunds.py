@@ -9,8 +9,10 @@ The fee was recorded as the "hand" of one player (``rakes`` keyed on the purchas
 - accrued and not paid: its parts are taken back out of its period's unpaid totals (computed again from
   what the rake row names), as if never accrued;
 - accrued and paid (its period's run took it): the negation of each part is added to the receiver's unpaid
-  total of the refund's period (hands 0, rake and part negative), so the next run nets it off that
-  receiver's payout (a receiver left negative carries it on: ``services/payouts.py``);
+  total of the open period (the refund's, or the one after the last period paid if later: a refund handled
+  after the run of the period it was stated in still lands, and is stated, in an open one), hands 0, rake
+  and part negative, so the next run nets it off that receiver's payout (a receiver left negative carries
+  it on: ``services/payouts.py``);
 - the refund before the fee (events may come in any order): the refunded rake is stored first, and the fee,
   when it arrives, finds its key taken and accrues nothing.
 
@@ -26,12 +28,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 import msgspec
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging import CloudEvent
 from tablium_kit.money import Amount, parse_amount
-from tablium_rakeback.db.models import REFUNDED, Rake
+from tablium_rakeback.db.models import REFUNDED, PayoutRun, Rake
 from tablium_rakeback.domain.periods import period_of
 from tablium_rakeback.domain.split import Part
 from tablium_rakeback.domain.tiers import Tier
@@ -82,6 +85,8 @@ async def on_entry_fee_refunded(
     if not rake.paid:
         await accrual.take_back(session, rake, parts)
         return
+    paid_until = await session.scalar(select(func.max(PayoutRun.period_end)))
+    at = max(event.time, paid_until) if paid_until is not None else event.time
     reversal = accrual.NewRake(
         hand_id=rake.hand_id,
         player_id=rake.player_id,
@@ -90,8 +95,8 @@ async def on_entry_fee_refunded(
         union_id=rake.union_id,
         asset=rake.asset,
         rake=-rake.rake,
-        hand_time=event.time,
-        period_start=period_of(event.time, period).start,
+        hand_time=at,
+        period_start=period_of(at, period).start,
         status=REFUNDED,
     )
     negated = [Part(p.kind, p.beneficiary, p.bps, -p.amount) for p in parts]
