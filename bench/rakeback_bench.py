@@ -1,10 +1,12 @@
 """Hand events accrued per second: from RabbitMQ into Postgres through the kit's consumer (inbox included),
 against the same accruals made without the consumer (the handler's transactions, run directly).
 
-    .venv/bin/python bench/rakeback_bench.py [--hands N] [--players P] [--batch-size B] [--in-flight F]
+    .venv/bin/python bench/rakeback_bench.py [--hands N] [--players P] [--tables T] [--batch-size B] [--in-flight F]
 
-Every hand is at a club table, P players each paying rake, each a club member with an agent, so each hand
-stores P rakes, P x 4 accrual rows and one ``rakeback.accrued`` outbox row. Rows, in one run:
+Every hand is at a club table, P players each paying rake, each a club member with an agent; the hands go
+round T tables, each with its own P players (T x P members). Each hand stores P rakes, adds P x 4 parts to
+the accrual totals (per period, receiver and paying player: with T = 1 a batch adds to 4 x P totals, with
+T tables up to 4 x P x T) and one ``rakeback.accrued`` outbox row. Rows, in one run:
 
 - baseline: the batch handler's transactions run directly, B hands each, F at a time (no broker, no inbox);
 - the consumer as services run it: batches of up to B deliveries, F in flight (one transaction and one
@@ -52,6 +54,7 @@ def _event(type_: str, data: dict[str, Any], subject: str = "x") -> CloudEvent:
 
 
 def club_facts(club: uuid.UUID, agent: uuid.UUID, players: list[uuid.UUID]) -> list[CloudEvent]:
+    """The agent, every player as its recruit, and the deal."""
     facts = [_event("club.member_joined", {"club_id": str(club), "player_id": str(agent), "role": "agent", "seq": 1})]
     for n, player in enumerate(players):
         data = {"club_id": str(club), "player_id": str(player), "role": "member", "agent_id": str(agent), "seq": n + 2}
@@ -69,17 +72,24 @@ def club_facts(club: uuid.UUID, agent: uuid.UUID, players: list[uuid.UUID]) -> l
     return [*facts, _event("club.deal_changed", deal)]
 
 
-def hands(club: uuid.UUID, players: list[uuid.UUID], n: int) -> list[CloudEvent]:
-    table = str(uuid.uuid4())
-    seats = [{"seat": i + 1, "player_id": str(p), "rake": str(1000 + i)} for i, p in enumerate(players)]
-    return [
-        _event(
-            "lobby.hand_completed",
-            {"table_id": table, "hand_id": str(uuid.uuid4()), "asset": "USDT", "club_id": str(club), "players": seats},
-            subject=table,
-        )
-        for _ in range(n)
+def hands(club: uuid.UUID, players: list[uuid.UUID], n: int, per_table: int) -> list[CloudEvent]:
+    """``n`` hands going round the tables, each table seating its own ``per_table`` of ``players``."""
+    tables = [
+        (str(uuid.uuid4()), [{"seat": i + 1, "player_id": str(p), "rake": str(1000 + i)} for i, p in enumerate(seated)])
+        for seated in (players[k : k + per_table] for k in range(0, len(players), per_table))
     ]
+    made = []
+    for number in range(n):
+        table, seats = tables[number % len(tables)]
+        data = {
+            "table_id": table,
+            "hand_id": str(uuid.uuid4()),
+            "asset": "USDT",
+            "club_id": str(club),
+            "players": seats,
+        }
+        made.append(_event("lobby.hand_completed", data, subject=table))
+    return made
 
 
 async def _database(name: str) -> str:
@@ -179,26 +189,34 @@ async def through_consumer(
         await engine.dispose()
 
 
-async def main(n: int, players: int, batch: int, in_flight: int) -> list[tuple[str, int, float]]:
+async def main(n: int, players: int, tables: int, batch: int, in_flight: int) -> list[tuple[str, int, float]]:
     run = uuid.uuid4().hex[:8]
     exchange_name = f"tablium.events.bench-{run}"
     names = [QueueNames.for_service("rakeback", f"bench-{run}-{kind}.") for kind in ("batched", "single")]
     urls = [await _database(f"bench_rakeback_{run}_{kind}") for kind in ("base", "batched", "single")]
-    club, agent, members = uuid.uuid4(), uuid.uuid4(), [uuid.uuid4() for _ in range(players)]
+    club, agent, members = uuid.uuid4(), uuid.uuid4(), [uuid.uuid4() for _ in range(players * tables)]
     single = min(n, 500)
     try:
-        base_s = await baseline(urls[0], club_facts(club, agent, members), hands(club, members, n), batch, in_flight)
+        base_s = await baseline(
+            urls[0], club_facts(club, agent, members), hands(club, members, n, players), batch, in_flight
+        )
         batched_s = await through_consumer(
             urls[1],
             exchange_name,
             names[0],
             club_facts(club, agent, members),
-            hands(club, members, n),
+            hands(club, members, n, players),
             batch,
             in_flight,
         )
         single_s = await through_consumer(
-            urls[2], exchange_name, names[1], club_facts(club, agent, members), hands(club, members, single), 1, 1
+            urls[2],
+            exchange_name,
+            names[1],
+            club_facts(club, agent, members),
+            hands(club, members, single, players),
+            1,
+            1,
         )
     finally:
         connection = await aio_pika.connect(AMQP_URL)
@@ -216,19 +234,23 @@ async def main(n: int, players: int, batch: int, in_flight: int) -> list[tuple[s
     ]
 
 
-def report(rows: list[tuple[str, int, float]], players: int, in_flight: int) -> None:
+def report(rows: list[tuple[str, int, float]], players: int, tables: int, in_flight: int) -> None:
     base = rows[0][1] / rows[0][2]
     print(f"{'method':<46} {'hands':>7} {'seconds':>8} {'hands/s':>9} {'ratio':>6}")
     for name, count, seconds in rows:
         print(f"{name:<46} {count:>7} {seconds:>8.2f} {count / seconds:>9.0f} {count / seconds / base:>6.2f}")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"({players} raked players a hand, {in_flight} transactions at a time; load average {load}; target 2,000/s)")
+    print(
+        f"({players} raked players a hand at {tables} table(s), {in_flight} transactions at a time; "
+        f"load average {load}; target 2,000/s)"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hands", type=int, default=5000)
     parser.add_argument("--players", type=int, default=6)
+    parser.add_argument("--tables", type=int, default=1, help="tables the hands go round, each its own players")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0)
@@ -236,6 +258,6 @@ if __name__ == "__main__":
 
     async def bounded() -> list[tuple[str, int, float]]:
         async with asyncio.timeout(args.timeout):
-            return await main(args.hands, args.players, args.batch_size, args.in_flight)
+            return await main(args.hands, args.players, args.tables, args.batch_size, args.in_flight)
 
-    report(asyncio.run(bounded()), args.players, args.in_flight)
+    report(asyncio.run(bounded()), args.players, args.tables, args.in_flight)

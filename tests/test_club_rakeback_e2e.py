@@ -179,7 +179,7 @@ async def test_a_club_plays_and_its_periods_rakeback_lands_in_each_wallet_as_the
         async def paid() -> bool:
             await asyncio.to_thread(platform.run, "rakeback", "pay-period")
             unpaid = await rows(
-                rakeback_db, "SELECT count(*) FROM accruals WHERE payout_id IS NULL AND kind <> 'platform'"
+                rakeback_db, "SELECT count(*) FROM accrual_totals WHERE payout_id IS NULL AND kind <> 'platform'"
             )
             return bool(unpaid[0][0] == 0)
 

@@ -112,3 +112,29 @@ async def test_parallel_joins_with_a_code_admit_each_player_once_and_no_more_tha
     assert await _count(engine, "SELECT count(*) FROM members WHERE club_id = :c", c=uuid.UUID(club)) == 6
     seqs = "SELECT count(DISTINCT (envelope->'data'->>'seq')) - count(*) FROM outbox WHERE subject = :c"
     assert await _count(engine, seqs, c=club) == 0  # every event of the club has its own seq
+
+
+async def test_parallel_dissolutions_of_one_union_dissolve_it_once(
+    http: httpx.AsyncClient, club_process: tuple[str, AsyncEngine]
+) -> None:
+    """The same ``DELETE /unions/{id}`` sent at once: one 204; every other copy finds it gone (404) or
+    being dissolved (409), never a 5xx; each club leaves it once and ``club.union_dissolved`` is stated once."""
+    founder, joiner = uuid.uuid4(), uuid.uuid4()
+    home, other = await _club(http, founder), await _club(http, joiner)
+    union = (await _json(http.post(f"/clubs/{home}/union", json={"name": "Race"}, headers=bearer(founder)), 201))["id"]
+    await _json(http.post(f"/unions/{union}/clubs", json={"club_id": other}, headers=bearer(joiner)), 200)
+    await _json(http.post(f"/unions/{union}/clubs/{other}/approve", headers=bearer(founder)))
+
+    answers = await asyncio.gather(*(http.delete(f"/unions/{union}", headers=bearer(founder)) for _ in range(PARALLEL)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(204) == 1, [r.text for r in answers]
+    assert set(statuses) <= {204, 404, 409}, [r.text for r in answers]
+    for refused in (r for r in answers if r.status_code != 204):
+        assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (await http.get(f"/unions/{union}", headers=bearer(founder))).status_code == 404
+    engine = club_process[1]
+    events = "SELECT count(*) FROM outbox WHERE subject = :u AND type = :t"
+    assert await _count(engine, events, u=union, t="club.union_dissolved") == 1
+    assert await _count(engine, events, u=union, t="club.union_left") == 2, "each club left it once"
+    dissolved = "SELECT count(*) FROM audit_log WHERE action = 'union.dissolve' AND target = :u"
+    assert await _count(engine, dissolved, u=union) == 2, "one audit entry per club"

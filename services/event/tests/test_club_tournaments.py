@@ -219,6 +219,51 @@ async def test_a_member_who_leaves_before_the_start_is_unregistered_and_refunded
     assert (await registration_of(sessions, tournament_id, late)).status == "posted"
 
 
+@pytest.mark.parametrize("reason", ["left", "kicked", "banned"])
+async def test_a_member_who_left_buys_no_more_chips_for_the_entry_they_hold(
+    client: AsyncTestClient, ledger: Ledger, clubs: ClubEvents, sessions: SessionFactory, reason: str
+) -> None:
+    club, owner, leaver, stayer = (str(uuid.uuid4()) for _ in range(4))
+    await clubs.joined(club, owner, "owner")
+    accounts = {}
+    for player in (leaver, stayer):
+        await clubs.joined(club, player)
+        accounts[player] = await ledger.fund(player, 5_000)
+    config = test_service.wire({**test_service.REBUYS, "late_reg_until_level": 2})
+    tournament_id = (await create(client, owner, club_id=club, **config))["id"]
+    url = f"/api/v1/tournaments/{tournament_id}"
+    assert (await client.post(f"{url}/open", headers=bearer(owner, ["player"]))).status_code == 200
+    for player in (leaver, stayer):
+        assert (await register(client, tournament_id, player)).status_code == 201
+    assert (await client.post(f"{url}/start", headers=bearer(owner, ["player"]))).status_code == 200
+    await clubs.left(club, leaver, reason)
+    assert (await registration_of(sessions, tournament_id, leaver)).status == "posted", "the entry stays"
+    before = await ledger.available(accounts[leaver])
+
+    for what in ("rebuys", "addons"):
+        response = await client.post(
+            f"{url}/{what}", json={"request_id": str(uuid.uuid4())}, headers=bearer(leaver, ["player"])
+        )
+        assert response.status_code == 403, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "club tournament" in response.json()["detail"]
+    response = await register(client, tournament_id, leaver)  # a re-entry
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await ledger.available(accounts[leaver]) == before, "nothing held"
+    async with sessions() as session:
+        bought = await session.scalar(
+            text("SELECT count(*) FROM purchases WHERE tournament_id = :t AND player_id = :p"),
+            {"t": tournament_id, "p": leaver},
+        )
+    assert bought == 0, "no purchase recorded"
+    # A member still in the club rebuys as before.
+    response = await client.post(
+        f"{url}/rebuys", json={"request_id": str(uuid.uuid4())}, headers=bearer(stayer, ["player"])
+    )
+    assert response.status_code == 201, response.text
+
+
 async def test_a_union_tournament_admits_the_members_of_the_unions_clubs(
     client: AsyncTestClient, ledger: Ledger, clubs: ClubEvents, sessions: SessionFactory, settings: EventSettings
 ) -> None:

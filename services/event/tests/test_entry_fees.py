@@ -112,3 +112,44 @@ async def test_a_freeroll_states_no_fee_and_a_club_tournament_its_club(
     mine = [fee for fee in await fees_of(sessions) if fee["tournament_id"] == tournament_id]
     assert sorted(fee["player_id"] for fee in mine) == sorted([owner, member])
     assert {(fee["club_id"], fee["union_id"], fee["fee"]) for fee in mine} == {(club, None, "100")}
+
+
+async def refunds_of(sessions: SessionFactory, tournament_id: str) -> list[dict[str, Any]]:
+    async with sessions() as session:
+        rows = await session.execute(
+            text("SELECT envelope FROM outbox WHERE type = 'event.entry_fee_refunded' ORDER BY seq")
+        )
+        return [row[0]["data"] for row in rows if row[0]["data"]["tournament_id"] == tournament_id]
+
+
+async def test_a_cancel_after_the_start_states_each_paid_fee_given_back_once(
+    client: AsyncTestClient, ledger: Ledger, sessions: SessionFactory, settings: EventSettings
+) -> None:
+    house = await ledger.account("house", "house_fees")
+    house_before = await ledger.available(house)
+    tournament_id = await new_tournament(client, **REBUYS, late_reg_until_level=1)
+    players = list(await register_players(client, ledger, tournament_id, 3))
+    assert (await client.post(f"/api/v1/tournaments/{tournament_id}/start", headers=DIRECTOR)).status_code == 200
+    await register_players(client, ledger, tournament_id, 1)  # a late entry
+    url = f"/api/v1/tournaments/{tournament_id}"
+    rebuy = {"request_id": str(uuid.uuid4())}
+    assert (await client.post(f"{url}/rebuys", json=rebuy, headers=bearer(players[0], ["player"]))).status_code == 201
+    assert not await refunds_of(sessions, tournament_id)
+
+    response = await client.post(f"{url}/cancel", headers=DIRECTOR)
+    assert response.status_code == 200, response.text
+    assert (await client.post(f"{url}/cancel", headers=DIRECTOR)).status_code == 409  # a retry states nothing
+    reconciler = Tournaments(settings, Wallet(settings.wallet_url, ServiceTokens.from_settings(settings)))
+    async with sessions() as session:
+        await reconciler.reconcile(session)  # nor does a reconciler pass
+        await session.commit()
+
+    paid = [fee for fee in await fees_of(sessions) if fee["tournament_id"] == tournament_id]
+    refunded = await refunds_of(sessions, tournament_id)
+    assert len(paid) == 5  # four entries and a rebuy
+    key = ("purchase_id", "kind", "player_id", "club_id", "union_id", "asset", "fee")
+    assert sorted(tuple(f[k] for k in key) for f in refunded) == sorted(tuple(f[k] for k in key) for f in paid), (
+        "each fee stated paid is stated given back, once, with the same fields"
+    )
+    assert all(isinstance(f["entry_id"], int) for f in refunded), "entries posted at the start are numbered by now"
+    assert await ledger.available(house) == house_before, "and the house did give every fee back"

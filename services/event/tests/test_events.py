@@ -41,7 +41,8 @@ class _Recorder:
         self.envelopes: list[dict[str, Any]] = []
 
     async def execute(self, statement: Any, rows: list[dict[str, Any]]) -> None:
-        self.envelopes.extend(row["envelope"] for row in rows)
+        # The kit's outbox binds each envelope as the JSON text it encoded once (Postgres casts it to jsonb).
+        self.envelopes.extend(msgspec.json.decode(row["envelope_text"]) for row in rows)
 
 
 async def test_a_10k_entrant_start_publishes_its_table_instructions_in_parts_under_the_event_cap() -> None:

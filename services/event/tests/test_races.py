@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from test_service import (
     DIRECTOR,
     KID,
@@ -23,6 +25,9 @@ from test_service import (
     SIGNING_KEY,
     Ledger,
     bearer,
+    ints,
+    report_hand,
+    table_stacks,
     wallet_url,
     wire,
 )
@@ -46,11 +51,14 @@ def jwks_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def event_url(
-    make_database: Callable[[str], Awaitable[str]], amqp_names: AmqpNames, wallet_url: str, jwks_url: str
-) -> AsyncIterator[str]:
+async def event_database(make_database: Callable[[str], Awaitable[str]]) -> str:
+    return await make_database("event_races")
+
+
+@pytest.fixture(scope="module")
+async def event_url(event_database: str, amqp_names: AmqpNames, wallet_url: str, jwks_url: str) -> AsyncIterator[str]:
     env = {
-        "TABLIUM_EVENT_DATABASE_URL": await make_database("event_races"),
+        "TABLIUM_EVENT_DATABASE_URL": event_database,
         "TABLIUM_EVENT_WALLET_URL": wallet_url,
         "TABLIUM_EVENTS_EXCHANGE": amqp_names.exchange,
         "TABLIUM_ENVIRONMENT": "test",
@@ -59,6 +67,8 @@ async def event_url(
         "TABLIUM_EVENT_CLOCK_INTERVAL_S": "0",
         "TABLIUM_EVENT_RECONCILE_INTERVAL_S": "0",
         "TABLIUM_EVENT_CONSUME_EVENTS": "false",
+        # A tie's prizes wait for the director's ruling, which the requests race over.
+        "TABLIUM_EVENT_TIE_REVIEW_S": "3600",
         "TABLIUM_LOG_LEVEL": "WARNING",
     }
     event = start_service("event", env)
@@ -164,3 +174,59 @@ async def test_concurrent_identical_hand_reports_answer_once_and_never_freeze_th
         body = {**body, "hand_id": f"next{round_}"}
         response = await asyncio.wait_for(http.post(url, json=body, headers=service_headers()), 15)
         assert response.status_code == 200, response.text
+
+
+async def test_parallel_identical_orderings_of_a_tie_take_effect_once_and_pay_once(
+    http: httpx.AsyncClient, ledger: Ledger, event_database: str
+) -> None:
+    """The same ``POST /ties`` sent ten times at once: one ordering takes effect (one fact, one
+    ``event.tie_ordered``, each tied player's prize paid once); every other copy is refused (409: the
+    tie's prizes are final once ordered), none is a 5xx. Several rounds: the interleaving differs."""
+    engine = create_async_engine(event_database)
+    try:
+        for round_ in range(3):
+            # 4 entrants at one table, 3 paid (2,000 / 1,200 / 800 of 4,000): two equal stacks bust in one
+            # hand and tie over 3rd-4th; their shared prizes wait for the ruling (``tie_review_s``).
+            tournament_id, accounts = await running_tournament(
+                http, ledger, 4, fee=0, seats_per_table=4, payout={"fixed_bp": [5_000, 3_000, 2_000]}
+            )
+            [(table, stacks)] = (await table_stacks(http, tournament_id)).items()  # type: ignore[arg-type]
+            seated = list(stacks)
+            low, high = sorted(seated[:2])
+            stacks[seated[2]] += stacks[low] + stacks[high]
+            stacks[low] = stacks[high] = 0
+            await report_hand(http, tournament_id, f"tie{round_}", table, stacks)  # type: ignore[arg-type]
+            entries = ints((await http.get(f"/api/v1/tournaments/{tournament_id}/entries")).json())
+            account = {e["entry_id"]: accounts[e["player_id"]] for e in entries}
+            before = {entry: await ledger.balance(account[entry]) for entry in (low, high)}
+
+            url = f"/api/v1/tournaments/{tournament_id}/ties"
+            responses = await asyncio.wait_for(
+                asyncio.gather(*(http.post(url, json={"entries": [high, low]}, headers=DIRECTOR) for _ in range(10))),
+                60,
+            )
+            statuses = sorted(r.status_code for r in responses)
+            assert statuses == [200] + [409] * 9, [r.text for r in responses if r.status_code != 200]
+            for refused in (r for r in responses if r.status_code == 409):
+                assert refused.headers["content-type"].startswith("application/problem+json")
+            after = {entry: await ledger.balance(account[entry]) for entry in (low, high)}
+            assert {entry: after[entry] - before[entry] for entry in (low, high)} == {high: 800, low: 0}, "paid once"
+            async with engine.connect() as connection:
+                facts = await connection.scalar(
+                    text("SELECT count(*) FROM tournament_facts WHERE tournament_id = :t AND kind = 'order_tie'"),
+                    {"t": tournament_id},
+                )
+                ordered = await connection.scalar(
+                    text("SELECT count(*) FROM outbox WHERE subject = :t AND type = 'event.tie_ordered'"),
+                    {"t": tournament_id},
+                )
+                paid = (
+                    await connection.execute(
+                        text("SELECT entry_id, amount FROM prizes WHERE tournament_id = :t AND status = 'paid'"),
+                        {"t": tournament_id},
+                    )
+                ).all()
+            assert (facts, ordered) == (1, 1), "one ordering took effect"
+            assert [(entry, int(amount)) for entry, amount in paid] == [(high, 800)]
+    finally:
+        await engine.dispose()

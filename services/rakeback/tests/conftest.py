@@ -16,11 +16,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_rakeback.app import create_app
 from tablium_rakeback.db.models import MESSAGING
+from tablium_rakeback.domain.tiers import DEFAULT_TIERS
 from tablium_rakeback.events.handlers import HANDLERS
+from tablium_rakeback.services import accrual
 from tablium_rakeback.settings import RakebackSettings
 
 from tablium_kit import db
@@ -180,3 +183,41 @@ def deal(
         "seq": seq,
     }
     return event("club.deal_changed", data, subject=str(club_id))
+
+
+async def hand_parts(
+    sessions: async_sessionmaker[AsyncSession], hand_ids: list[uuid.UUID]
+) -> dict[tuple[uuid.UUID, uuid.UUID, str, str], int]:
+    """The audit of hands: each accrued rake's parts, by hand, paying player, receiver kind and receiver."""
+    async with sessions() as session:
+        audited = await accrual.hand_parts(session, hand_ids, dict(DEFAULT_TIERS))
+    return {
+        (rake.hand_id, rake.player_id, part.kind, part.beneficiary): part.amount
+        for rake, parts in audited
+        for part in parts or []
+    }
+
+
+async def assert_totals_are_the_hands(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Every accrual total (paid and unpaid rows together) is exactly the parts of the accrued rakes of
+    its period, receiver and paying player, hands and rake included: nothing lost or counted twice by
+    upserts, re-evaluations or payout runs."""
+    async with sessions() as session:
+        rows = await session.execute(
+            text(
+                "SELECT period_start, kind, beneficiary, player_id, asset, sum(hands), sum(rake), sum(amount) "
+                "FROM accrual_totals GROUP BY 1, 2, 3, 4, 5"
+            )
+        )
+        stored = {tuple(r[:5]): (int(r[5]), int(r[6]), int(r[7])) for r in rows if int(r[5])}
+        hand_ids = list(
+            (await session.scalars(text("SELECT DISTINCT hand_id FROM rakes WHERE status = 'accrued'"))).all()
+        )
+        audited = await accrual.hand_parts(session, hand_ids, dict(DEFAULT_TIERS))
+    expected = {
+        key: (hands, rake, amount)
+        for key, (hands, rake, amount) in accrual.totals_of(
+            [(rake, parts) for rake, parts in audited if parts is not None]
+        ).items()
+    }
+    assert stored == expected

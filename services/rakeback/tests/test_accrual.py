@@ -20,7 +20,7 @@ from tablium_rakeback.settings import RakebackSettings
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.testing import AmqpNames
 
-from .conftest import deal, deliver, event, hand, member
+from .conftest import assert_totals_are_the_hands, deal, deliver, event, hand, hand_parts, member
 
 BASE = datetime(2026, 11, 3, tzinfo=UTC)
 
@@ -70,15 +70,12 @@ class Scenario:
         return [*self.club_facts, *self.hands]
 
     async def result(self, sessions: async_sessionmaker[AsyncSession]) -> list[tuple[Any, ...]]:
+        """Each hand's parts (the audit, computed from the rake rows) and each rake's status and deal version;
+        and the totals must be exactly those parts added up."""
+        await assert_totals_are_the_hands(sessions)
         hand_ids = [h.data["hand_id"] for h in self.hands]
+        parts = await hand_parts(sessions, [uuid.UUID(h) for h in hand_ids])
         async with sessions() as session:
-            accruals = await session.execute(
-                text(
-                    "SELECT hand_id::text, player_id::text, kind, beneficiary, amount FROM accruals "
-                    "WHERE hand_id::text = ANY(:h)"
-                ),
-                {"h": hand_ids},
-            )
             rakes = await session.execute(
                 text(
                     "SELECT hand_id::text, player_id::text, status, deal_version FROM rakes "
@@ -88,9 +85,22 @@ class Scenario:
             )
         name = self.names.get
         return sorted(
-            [(name(h), name(p), k, name(b, b), int(a)) for h, p, k, b, a in accruals]
+            [(name(str(h)), name(str(p)), k, name(b, b), a) for (h, p, k, b), a in parts.items()]
             + [(name(h), name(p), s, v) for h, p, s, v in rakes]  # type: ignore[misc]
         )
+
+    async def totals(self, sessions: async_sessionmaker[AsyncSession]) -> list[tuple[Any, ...]]:
+        """What statements and payouts read: the totals of this scenario's receivers, by name."""
+        async with sessions() as session:
+            rows = await session.execute(
+                text(
+                    "SELECT kind, beneficiary, player_id::text, sum(hands), sum(rake), sum(amount) FROM accrual_totals "
+                    "WHERE player_id::text = ANY(:p) GROUP BY 1, 2, 3"
+                ),
+                {"p": list(self.names)},
+            )
+        name = self.names.get
+        return sorted((k, name(b, b), name(p), int(h), int(r), int(a)) for k, b, p, h, r, a in rows)
 
 
 async def test_the_deal_in_force_at_the_hands_time_splits_its_rake(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -121,6 +131,7 @@ async def test_the_same_facts_twice_and_in_any_order_change_nothing(sessions: as
     for fact in reference.facts():
         await deliver(sessions, fact)
     expected = await reference.result(sessions)
+    expected_totals = await reference.totals(sessions)
     orders = ["hands first", *(f"shuffled {n}" for n in range(4))]
     for order in orders:
         scenario = Scenario()
@@ -137,6 +148,7 @@ async def test_the_same_facts_twice_and_in_any_order_change_nothing(sessions: as
         for fact in again:
             await deliver(sessions, fact)
         assert await scenario.result(sessions) == expected, order
+        assert await scenario.totals(sessions) == expected_totals, order
 
 
 async def test_hands_accrued_together_in_a_consumer_batch_give_what_one_by_one_gives(
@@ -217,11 +229,11 @@ async def test_through_rabbitmq_a_hand_before_its_club_facts_and_delivered_twice
                 await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # the duplicates, handled meanwhile or after: nothing more
         async with sessions() as session:
-            parts = dict(
-                (
-                    await session.execute(text("SELECT kind, amount FROM accruals WHERE player_id = :p"), {"p": player})
-                ).all()
-            )
-        assert {k: int(v) for k, v in parts.items()} == {"platform": 800, "club": 100, "player": 100}
+            parts = (
+                await session.execute(
+                    text("SELECT kind, hands, amount FROM accrual_totals WHERE player_id = :p"), {"p": player}
+                )
+            ).all()
+        assert {k: (h, int(v)) for k, h, v in parts} == {"platform": (1, 800), "club": (1, 100), "player": (1, 100)}
     finally:
         await consumer.stop()

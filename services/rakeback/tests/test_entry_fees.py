@@ -22,7 +22,7 @@ from tablium_rakeback.settings import RakebackSettings
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.testing import AmqpNames
 
-from .conftest import deal, deliver, event, hand, member
+from .conftest import assert_totals_are_the_hands, deal, deliver, event, hand, hand_parts, member
 
 WEEK = period_of(datetime(2026, 9, 16, tzinfo=UTC), timedelta(days=7))
 Sessions = async_sessionmaker[AsyncSession]
@@ -56,11 +56,9 @@ def fee_paid(
 
 
 async def parts_of(sessions: Sessions, hand_id: str) -> dict[tuple[str, str], int]:
-    async with sessions() as session:
-        rows = await session.execute(
-            text("SELECT kind, beneficiary, amount FROM accruals WHERE hand_id = :h"), {"h": hand_id}
-        )
-        return {(kind, beneficiary): int(amount) for kind, beneficiary, amount in rows}
+    """The audit of one hand (or purchase): its parts by receiver."""
+    parts = await hand_parts(sessions, [uuid.UUID(hand_id)])
+    return {(kind, beneficiary): amount for (_, _, kind, beneficiary), amount in parts.items()}
 
 
 def _data(fact: CloudEvent) -> dict[str, Any]:
@@ -116,10 +114,11 @@ async def test_the_same_fee_delivered_again_or_in_another_envelope_accrues_once(
     assert parts[("player", str(player))] == (10**30 + 7) * 700 // 10_000
     assert parts[("club", str(club))] == (10**30 + 7) * 1300 // 10_000 + 1
     async with sessions() as session:
-        rows = await session.scalar(
-            text("SELECT count(*) FROM accruals WHERE hand_id = :h"), {"h": _data(paid)["purchase_id"]}
-        )
-    assert rows == 3  # platform, club, player: once
+        rows = (
+            await session.execute(text("SELECT kind, hands FROM accrual_totals WHERE player_id = :p"), {"p": player})
+        ).all()
+    assert sorted(rows) == [("club", 1), ("platform", 1), ("player", 1)]  # once
+    await assert_totals_are_the_hands(sessions)
 
 
 async def test_a_fee_before_its_membership_waits_and_a_public_fee_counts_towards_the_tier(

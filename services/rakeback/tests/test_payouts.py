@@ -16,7 +16,7 @@ from tablium_rakeback.domain.periods import period_of
 from tablium_rakeback.services.scheduler import run_period
 from tablium_rakeback.settings import RakebackSettings
 
-from .conftest import deal, deliver, event, hand, member
+from .conftest import assert_totals_are_the_hands, deal, deliver, event, hand, member
 
 WEEK = period_of(datetime(2026, 10, 7, tzinfo=UTC), timedelta(days=7))  # Monday 2026-10-05 .. 10-12
 
@@ -64,17 +64,29 @@ async def test_a_period_is_paid_once_however_often_and_concurrently_it_runs(
     assert payouts[("player", str(public))] == 5 * 200  # bronze: 10%
     # 1000 bps of 1000..1004, and the units left by largest remainder: 1003 and 1004 leave one each to the club.
     assert payouts[("club", str(club))] == 5 * 100 + 2
-    accrued = await _scalar(sessions, "SELECT sum(amount) FROM accruals WHERE hand_time < :e", e=WEEK.end)
+    accrued = await _scalar(
+        sessions,
+        "SELECT sum(amount) FROM accrual_totals WHERE period_start = :s AND player_id IN (:p, :q)",
+        s=WEEK.start,
+        p=player,
+        q=public,
+    )
     assert accrued == rake + 5 * 2000  # every unit of rake accrued to someone, the platform included
     # Everything paid is exactly what was accrued before the end, and nothing after it.
     unpaid = await _scalar(
         sessions,
-        "SELECT count(*) FROM accruals WHERE payout_id IS NULL AND kind <> 'platform' AND hand_time < :e",
+        "SELECT count(*) FROM accrual_totals WHERE payout_id IS NULL AND kind <> 'platform' AND period_start < :e",
         e=WEEK.end,
     )
     assert unpaid == 0
-    later = await _scalar(sessions, "SELECT count(*) FROM accruals WHERE payout_id IS NULL AND kind = 'player'")
+    later = await _scalar(
+        sessions,
+        "SELECT hands FROM accrual_totals WHERE payout_id IS NULL AND kind = 'player' AND player_id = :p",
+        p=player,
+    )
     assert later == 1
+    assert await _scalar(sessions, "SELECT count(*) FROM rakes WHERE player_id = :p AND NOT paid", p=player) == 1
+    await assert_totals_are_the_hands(sessions)
     tiers = await _scalar(
         sessions, "SELECT count(*) FROM outbox WHERE type = 'rakeback.tier_changed' AND subject = :p", p=str(public)
     )

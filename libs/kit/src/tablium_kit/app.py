@@ -217,7 +217,13 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
 
                 readiness.add("broker", check_broker)
                 if service.event_handlers:
-                    consumer = Consumer(settings, sessions, service.messaging)
+                    consumer = Consumer(
+                        settings,
+                        sessions,
+                        service.messaging,
+                        batch_size=settings.consumer_batch_size,
+                        batches_in_flight=settings.consumer_batches_in_flight,
+                    )
                     for event_type, handler in service.event_handlers.items():
                         consumer.handler(event_type)(handler)
                     # Like the relay, a consumer must not keep the service down while the broker is:

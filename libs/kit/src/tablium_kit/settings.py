@@ -66,6 +66,10 @@ class ServiceSettings(msgspec.Struct, kw_only=True):
     # deployment runs `tablium-<service> migrate` once before rolling out.
     migrate_on_start: bool | None = None
     workers: int = 1
+    # The event consumer's batches (ADR 0002): up to this many deliveries in one transaction, this many
+    # batches at once. A service whose handlers are set-based may measure larger ones better.
+    consumer_batch_size: int = 100
+    consumer_batches_in_flight: int = 2
     # Database connections kept open per process (as many again may be opened under a burst, then closed:
     # a connection opened anew costs a connect and re-preparing every statement it runs).
     db_pool_size: int = 10

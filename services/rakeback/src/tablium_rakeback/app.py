@@ -11,9 +11,9 @@ from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
 from tablium_rakeback.api.statements import StatementController
 from tablium_rakeback.db.models import MESSAGING
-from tablium_rakeback.events.handlers import HANDLERS
+from tablium_rakeback.events.handlers import event_handlers
 from tablium_rakeback.services.scheduler import payout_scheduler
-from tablium_rakeback.settings import RakebackSettings, load_settings
+from tablium_rakeback.settings import RakebackSettings, load_settings, period_length
 
 MIGRATIONS = Path(__file__).parent / "db" / "migrations"
 
@@ -39,7 +39,7 @@ def create_app(settings: RakebackSettings | None = None, *, key_source: KeySourc
             migrations_dir=MIGRATIONS,
             messaging=MESSAGING,
             key_source=key_source,
-            event_handlers=HANDLERS if settings.consume_events else {},
+            event_handlers=event_handlers(period_length(settings), settings.tiers) if settings.consume_events else {},
             on_startup=[start_scheduler],
             on_shutdown=[stop_scheduler],
         )

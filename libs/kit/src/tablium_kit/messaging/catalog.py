@@ -72,6 +72,11 @@ CATALOG: dict[str, EventSpec] = {
         "tournament's club and union: the rakeback service accrues it like a hand's rake.",
         ("rakeback",),
     ),
+    "event.entry_fee_refunded": EventSpec(
+        "A fee stated by event.entry_fee_paid was given back (a tournament cancelled after its start refunds "
+        "every entry and purchase; docs/events/event.md): the rakeback service reverses what it accrued from it.",
+        ("rakeback",),
+    ),
     "event.tie_ordered": EventSpec(
         "A director ordered a tie (entries best place first): each entry's own place and prize follow as "
         "event.player_eliminated and event.prize_awarded, replacing the tie's shared ones.",

@@ -8,10 +8,11 @@ from typing import Any
 
 from advanced_alchemy.mixins import AuditColumns, UUIDv7PrimaryKey
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tablium_kit.club_projection import club_projection_tables
 from tablium_kit.db import service_metadata
 from tablium_kit.messaging import messaging_tables
 from tablium_kit.money import AmountType, amount_checks
@@ -22,6 +23,8 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = messaging_tables(Base.metadata)
+# The projection of club membership (who may enter a club tournament, who directs it): the kit's tables.
+CLUBS = club_projection_tables(Base.metadata)
 
 
 class TournamentRow(UUIDv7PrimaryKey, AuditColumns, Base):
@@ -151,24 +154,3 @@ class Purchase(UUIDv7PrimaryKey, AuditColumns, Base):
     status: Mapped[str] = mapped_column(String(16), default="holding", index=True)
     player_account_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     failure: Mapped[str | None] = mapped_column(String(200), default=None)
-
-
-class ClubMembership(Base):
-    """The event service's projection of club membership (``club.member_*``, ``club.closed``): ``role`` is
-    None once the player left (or the club closed). ``seq`` is the newest club event applied."""
-
-    __tablename__ = "club_memberships"
-    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    player_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
-    role: Mapped[str | None] = mapped_column(String(16), default=None)
-    seq: Mapped[int] = mapped_column(BigInteger)
-
-
-class ClubUnion(Base):
-    """Which clubs a union holds (``club.union_joined``/``union_left``), newest ``seq`` per union and club."""
-
-    __tablename__ = "club_unions"
-    union_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
-    member: Mapped[bool] = mapped_column(Boolean)
-    seq: Mapped[int] = mapped_column(BigInteger)

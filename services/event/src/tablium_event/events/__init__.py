@@ -16,7 +16,7 @@ events numbered by ``part`` (from 1), all with the fact's ``seq``; a lobby appli
 ``part`` order (events may arrive out of order, ADR 0002).
 
 ``event.entry_fee_paid`` states the fee of every paid purchase (entry, re-entry, rebuy, add-on) per player,
-for the rakeback service (docs/events/event.md).
+for the rakeback service, and ``event.entry_fee_refunded`` each such fee given back (docs/events/event.md).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ REGISTRATION_OPENED = "event.registration_opened"
 TOURNAMENT_CANCELLED = "event.tournament_cancelled"
 TABLE_INSTRUCTIONS = "event.table_instructions"
 ENTRY_FEE_PAID = "event.entry_fee_paid"
+ENTRY_FEE_REFUNDED = "event.entry_fee_refunded"
 
 _FACTS: dict[type[Instruction], str] = {
     TournamentStarted: "event.tournament_started",
@@ -96,6 +97,35 @@ async def entry_fee_paid(
     """``event.entry_fee_paid`` (docs/events/event.md): the house's fee of one paid entry, re-entry, rebuy or
     add-on, in the transaction that records the purchase ``posted`` (a compare-and-set: once per purchase).
     The rakeback service accrues it like a hand's rake. A freeroll (no fee) states nothing."""
+    await _entry_fee(session, ENTRY_FEE_PAID, row, purchase_id, kind, player_id, entry_id, fee)
+
+
+async def entry_fee_refunded(
+    session: AsyncSession,
+    row: TournamentRow,
+    *,
+    purchase_id: uuid.UUID,
+    kind: str,
+    player_id: uuid.UUID,
+    entry_id: int | None,
+    fee: int,
+) -> None:
+    """``event.entry_fee_refunded`` (docs/events/event.md): a fee stated paid is given back, in the transaction
+    that takes the posted purchase back (its compare-and-set ``posted -> refunding``: once per purchase). The
+    rakeback service reverses what it accrued from the fee. Same fields as the fee's ``event.entry_fee_paid``."""
+    await _entry_fee(session, ENTRY_FEE_REFUNDED, row, purchase_id, kind, player_id, entry_id, fee)
+
+
+async def _entry_fee(
+    session: AsyncSession,
+    type_: str,
+    row: TournamentRow,
+    purchase_id: uuid.UUID,
+    kind: str,
+    player_id: uuid.UUID,
+    entry_id: int | None,
+    fee: int,
+) -> None:
     if fee <= 0:
         return
     data = {
@@ -110,7 +140,7 @@ async def entry_fee_paid(
         "asset": row.config["asset"],
         "fee": format_amount(fee),
     }
-    await outbox.add(session, type=ENTRY_FEE_PAID, subject=str(purchase_id), data=data)
+    await outbox.add(session, type=type_, subject=str(purchase_id), data=data)
 
 
 async def publish_instructions(

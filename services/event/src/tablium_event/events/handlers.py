@@ -1,5 +1,5 @@
-"""Events the event service consumes: a hold the wallet voided; the club membership projection
-(services/clubs.py).
+"""Events the event service consumes: a hold the wallet voided; the club membership projection (the kit's
+``ClubProjection``, with services/clubs.py unregistering those who left before the start).
 
 Each handler runs in the kit consumer's transaction with its inbox row (a redelivery is skipped); the
 projection's seq makes a late older event change nothing, so duplicates and reordering are harmless.
@@ -33,38 +33,8 @@ async def on_transfer_voided(session: AsyncSession, event: CloudEvent) -> None:
         reg.failure = f"the hold was {event.data.get('status', 'voided')} by the wallet"
 
 
-async def on_member(session: AsyncSession, event: CloudEvent) -> None:
-    await clubs.apply_member(session, event.data, role=str(event.data["role"]))
-
-
-async def on_member_left(session: AsyncSession, event: CloudEvent) -> None:
-    await clubs.apply_member(session, event.data, role=None)
-    await session.flush()
-    await clubs.unregister_leavers(session, player_id=uuid.UUID(event.data["player_id"]))
-
-
-async def on_club_closed(session: AsyncSession, event: CloudEvent) -> None:
-    await clubs.apply_closed(session, event.data)
-    await session.flush()
-    await clubs.unregister_leavers(session, club_id=uuid.UUID(event.data["club_id"]))
-
-
-async def on_union_joined(session: AsyncSession, event: CloudEvent) -> None:
-    await clubs.apply_union(session, event.data, member=True)
-
-
-async def on_union_left(session: AsyncSession, event: CloudEvent) -> None:
-    await clubs.apply_union(session, event.data, member=False)
-    await session.flush()
-    await clubs.unregister_leavers(session, union_id=uuid.UUID(event.data["union_id"]))
-
-
 HANDLERS: dict[str, Handler] = {
     TRANSFER_VOIDED: on_transfer_voided,
-    "club.member_joined": on_member,
-    "club.member_updated": on_member,
-    "club.member_left": on_member_left,
-    "club.closed": on_club_closed,
-    "club.union_joined": on_union_joined,
-    "club.union_left": on_union_left,
+    # club.member_joined/updated/left, club.closed, club.union_joined/left: the kit's projection.
+    **clubs.PROJECTION.handlers(clubs.unregister),
 }

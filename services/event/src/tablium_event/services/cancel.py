@@ -1,7 +1,8 @@
 """Cancelling a tournament: a saga. Every entry gets back all it paid (docs/adr/0006-tournament-engine.md).
 
 ``cancelling`` committed under the row lock; each registration and purchase driven to ``voided`` or
-``refunded`` (each step committed on its own); then, under the row lock and only if still
+``refunded`` (each step committed on its own; a posted one's fee stated given back,
+``event.entry_fee_refunded``, in the step that takes it back); then, under the row lock and only if still
 ``cancelling``, the cancel fact and ``event.tournament_cancelled`` in one commit. The reconciler's
 ``cancel`` step finishes one cut short (``finish``).
 """
@@ -64,7 +65,10 @@ async def _give_back(ctx: Context, session: AsyncSession, row: TournamentRow, re
         await entries.take_hold(ctx, session, row, reg)
     reason = "the tournament was cancelled"
     await advance(session, Registration, reg.id, "held", "voiding", failure=reason)
-    await advance(session, Registration, reg.id, ("posting", "posted"), "refunding", failure=reason)
+    # Only a posted entry's fee was stated paid: its refund is stated in the move that decides it.
+    if await advance(session, Registration, reg.id, "posted", "refunding", failure=reason):
+        await entries.fee_refunded(session, row, reg)
+    await advance(session, Registration, reg.id, "posting", "refunding", failure=reason)
     await session.commit()
     await late_entry.drive(ctx, session, reg.id)
 
@@ -73,5 +77,6 @@ async def _give_back_purchase(ctx: Context, session: AsyncSession, purchase: Pur
     """A purchase of a cancelled tournament: a posted one goes back (refunding); one still under way is
     driven to its end, which the tournament no longer running makes a void or a refund."""
     if await advance(session, Purchase, purchase.id, "posted", "refunding", failure="the tournament was cancelled"):
+        await purchases.fee_refunded(session, purchase)
         await session.commit()
     await purchases.drive(ctx, session, purchase.id)

@@ -2,22 +2,22 @@
 membership, fed by the club service's events (``events/handlers.py``); who may enter a club tournament, who
 directs it, and the registrations of members who left before the start.
 
-No call to the club service: the projection is kept by the consumer. Each row carries the seq of the newest
-event applied to it, so an older event arriving late changes nothing.
+No call to the club service: the projection is the kit's (``tablium_kit.club_projection``, shared with the
+lobby's club tables) on this service's own tables, kept by the consumer. Each row carries the seq of the
+newest event applied to it, so an older event arriving late changes nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tablium_event.db.models import ClubMembership, ClubUnion, Registration, TournamentRow
+from tablium_event.db.models import CLUBS, Registration, TournamentRow
 from tablium_event.db.steps import advance
 from tablium_kit.auth import Principal
+from tablium_kit.club_projection import ClubProjection, Leavers
 from tablium_kit.errors import Conflict, Forbidden
 
 STAFF = ("owner", "manager")
@@ -25,50 +25,8 @@ DIRECTORS = frozenset({"tournament_director", "admin"})
 NOT_A_MEMBER = "a club tournament: only members of its club (or of its union's clubs) may enter"
 LEFT = "unregistered: no longer a member of the tournament's club"
 
-
-async def apply_member(session: AsyncSession, data: dict[str, Any], *, role: str | None) -> None:
-    """``club.member_joined``/``member_updated`` (``role``) or ``member_left`` (None), if newer than the row."""
-    statement = insert(ClubMembership).values(
-        club_id=uuid.UUID(data["club_id"]), player_id=uuid.UUID(data["player_id"]), role=role, seq=int(data["seq"])
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ClubMembership.club_id, ClubMembership.player_id],
-            set_={"role": statement.excluded.role, "seq": statement.excluded.seq},
-            where=ClubMembership.seq < statement.excluded.seq,
-        )
-    )
-
-
-async def apply_closed(session: AsyncSession, data: dict[str, Any]) -> None:
-    """``club.closed``: nobody is a member of a closed club any more."""
-    await session.execute(
-        update(ClubMembership)
-        .where(
-            ClubMembership.club_id == uuid.UUID(data["club_id"]),
-            ClubMembership.seq < int(data["seq"]),
-            ClubMembership.role.is_not(None),
-        )
-        .values(role=None, seq=int(data["seq"]))
-    )
-
-
-async def apply_union(session: AsyncSession, data: dict[str, Any], *, member: bool) -> None:
-    statement = insert(ClubUnion).values(
-        union_id=uuid.UUID(data["union_id"]), club_id=uuid.UUID(data["club_id"]), member=member, seq=int(data["seq"])
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ClubUnion.union_id, ClubUnion.club_id],
-            set_={"member": statement.excluded.member, "seq": statement.excluded.seq},
-            where=ClubUnion.seq < statement.excluded.seq,
-        )
-    )
-
-
-async def role_in(session: AsyncSession, club_id: uuid.UUID, player_id: uuid.UUID) -> str | None:
-    row = await session.get(ClubMembership, (club_id, player_id))
-    return None if row is None else row.role
+# Kept by the consumer from the club service's events (``events/handlers.py``), in this service's tables.
+PROJECTION = ClubProjection(CLUBS)
 
 
 async def may_enter(session: AsyncSession, row: TournamentRow, player_id: uuid.UUID) -> bool:
@@ -76,20 +34,7 @@ async def may_enter(session: AsyncSession, row: TournamentRow, player_id: uuid.U
     of any club in the union."""
     if row.club_id is None:
         return True
-    if row.union_id is None:
-        return await role_in(session, row.club_id, player_id) is not None
-    found = await session.execute(
-        select(ClubMembership.club_id)
-        .join(ClubUnion, ClubUnion.club_id == ClubMembership.club_id)
-        .where(
-            ClubUnion.union_id == row.union_id,
-            ClubUnion.member.is_(True),
-            ClubMembership.player_id == player_id,
-            ClubMembership.role.is_not(None),
-        )
-        .limit(1)
-    )
-    return found.first() is not None
+    return await PROJECTION.is_member(session, player_id, club_id=row.club_id, union_id=row.union_id)
 
 
 async def check_may_enter(session: AsyncSession, row: TournamentRow, player_id: uuid.UUID) -> None:
@@ -109,13 +54,14 @@ async def club_scope(
         if not principal.roles & DIRECTORS:
             raise Forbidden("requires one of the roles: admin, tournament_director")
         return None
-    if not principal.roles & DIRECTORS and await role_in(session, club_id, uuid.UUID(principal.subject)) not in STAFF:
+    if (
+        not principal.roles & DIRECTORS
+        and await PROJECTION.role_in(session, club_id, uuid.UUID(principal.subject)) not in STAFF
+    ):
         raise Forbidden("only the club's owner and managers create its tournaments")
     if not union_wide:
         return None
-    union_id = await session.scalar(
-        select(ClubUnion.union_id).where(ClubUnion.club_id == club_id, ClubUnion.member.is_(True)).limit(1)
-    )
+    union_id = await PROJECTION.union_of(session, club_id)
     if union_id is None:
         raise Conflict("the club is in no union")
     return union_id
@@ -126,7 +72,7 @@ async def check_director(session: AsyncSession, principal: Principal, tournament
     if principal.roles & DIRECTORS:
         return
     club_id = await session.scalar(select(TournamentRow.club_id).where(TournamentRow.id == tournament_id))
-    if club_id is None or await role_in(session, club_id, uuid.UUID(principal.subject)) not in STAFF:
+    if club_id is None or await PROJECTION.role_in(session, club_id, uuid.UUID(principal.subject)) not in STAFF:
         raise Forbidden("only a tournament director, or the owner and managers of its club, direct it")
 
 
@@ -168,3 +114,15 @@ async def unregister_leavers(
         if await advance(session, Registration, registration_id, "held", "voiding", failure=LEFT):
             unregistered += 1
     return unregistered
+
+
+async def unregister(session: AsyncSession, leavers: Leavers) -> None:
+    """The projection's hook after a leave, a close or a union's loss of a club: their registrations before
+    the start go back (``unregister_leavers``)."""
+    if leavers.club_id is not None:
+        await unregister_leavers(session, club_id=leavers.club_id)
+    elif leavers.union_id is not None:
+        await unregister_leavers(session, union_id=leavers.union_id)
+    else:
+        for player_id in leavers.player_ids:
+            await unregister_leavers(session, player_id=player_id)

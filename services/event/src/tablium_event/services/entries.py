@@ -19,7 +19,7 @@ from tablium_event.db import queries
 from tablium_event.db.models import Registration, TournamentRow
 from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig
-from tablium_event.events import entry_fee_paid
+from tablium_event.events import entry_fee_paid, entry_fee_refunded
 from tablium_event.services.context import Context, pool
 
 
@@ -99,6 +99,17 @@ async def fee_paid(
         kind = "entry" if reg.entry_no == 1 else "reentry"
         await entry_fee_paid(
             session, row, purchase_id=reg.id, kind=kind, player_id=reg.player_id, entry_id=entry_id, fee=config.fee
+        )
+
+
+async def fee_refunded(session: AsyncSession, row: TournamentRow, reg: Registration) -> None:
+    """``event.entry_fee_refunded`` for a registration just taken back from ``posted`` (its fee was stated
+    paid then; one taken back while still ``posting`` never was, and states nothing)."""
+    if reg.amount:
+        config = TournamentConfig.from_dict(row.config)
+        kind = "entry" if reg.entry_no == 1 else "reentry"
+        await entry_fee_refunded(
+            session, row, purchase_id=reg.id, kind=kind, player_id=reg.player_id, entry_id=reg.entry_id, fee=config.fee
         )
 
 

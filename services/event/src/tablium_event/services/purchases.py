@@ -24,8 +24,8 @@ from tablium_event.db.steps import advance
 from tablium_event.domain.config import TournamentConfig, TournamentRuleError
 from tablium_event.domain.engine import Tournament
 from tablium_event.domain.facts import apply
-from tablium_event.events import entry_fee_paid
-from tablium_event.services import engines
+from tablium_event.events import entry_fee_paid, entry_fee_refunded
+from tablium_event.services import clubs, engines
 from tablium_event.services.context import Context, pool
 from tablium_kit.errors import Conflict
 
@@ -67,6 +67,9 @@ async def _new(
     if purchase is not None:
         await session.commit()
         return purchase
+    # A club tournament's entry outlives its player's membership (its chips are in play), but buying more
+    # chips for it is entering again: a member who left, was kicked or banned is refused, nothing held.
+    await clubs.check_may_enter(session, row, player_id)
     if row.status != "running":
         raise Conflict("the tournament is not running")
     engine = await engines.engine_now(ctx, session, row)
@@ -282,6 +285,20 @@ async def _refund(ctx: Context, session: AsyncSession, purchase: Purchase) -> No
             )
     await advance(session, Purchase, purchase.id, "refunding", "refunded")
     await session.commit()
+
+
+async def fee_refunded(session: AsyncSession, purchase: Purchase) -> None:
+    """``event.entry_fee_refunded`` for a purchase just taken back from ``posted`` (its fee was stated paid)."""
+    row, config = await _context(session, purchase)
+    await entry_fee_refunded(
+        session,
+        row,
+        purchase_id=purchase.id,
+        kind=purchase.kind,
+        player_id=purchase.player_id,
+        entry_id=purchase.entry_id,
+        fee=_fee_part(config, purchase),
+    )
 
 
 def live_entry(engine: Tournament, player_id: uuid.UUID) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from tablium_kit.club_projection import club_projection_tables
 from tablium_kit.db import service_metadata
 from tablium_kit.messaging import messaging_tables
 from tablium_kit.money import AmountType, amount_checks
@@ -38,6 +39,8 @@ class Base(DeclarativeBase):
 
 
 MESSAGING = messaging_tables(Base.metadata)
+# The lobby's own projection of club membership (who may sit at a club table): the kit's tables.
+CLUBS = club_projection_tables(Base.metadata)
 
 # Seat statuses in which a seat is taken (a player holds it, or is on the way in or out).
 ACTIVE_SEAT = ("buying_in", "seated", "leaving")
@@ -244,30 +247,3 @@ class RejoinToken(Base):
 
 # Waiting lists and seat offers live in their own module; imported here so Base.metadata has them.
 from tablium_lobby.db import waiting as _waiting  # noqa: E402, F401
-
-
-class ClubMembership(Base):
-    """The lobby's own projection of club membership, from the club service's events (docs/events/club.md).
-
-    ``role`` is null once the player left (the row stays: its ``seq`` makes an older ``member_joined``
-    arriving late change nothing). No call to the club service on the hot path.
-    """
-
-    __tablename__ = "club_memberships"
-
-    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    player_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
-    role: Mapped[str | None] = mapped_column(String(16))
-    # The club's seq of the newest event applied to this row.
-    seq: Mapped[int] = mapped_column(BigInteger)
-
-
-class ClubUnion(Base):
-    """Which clubs are in which union, from ``club.union_joined``/``club.union_left`` (``seq``: the union's)."""
-
-    __tablename__ = "club_unions"
-
-    union_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    club_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
-    member: Mapped[bool] = mapped_column(Boolean)
-    seq: Mapped[int] = mapped_column(BigInteger)

@@ -1,78 +1,30 @@
 """Club tables: the lobby's own projection of club membership (from the club service's events), who may
 sit, watch and quick-seat at a club or union table, and standing up a member who left after the hand.
 
-No call to the club service on the hot path: the projection is kept by the consumer (events/handlers.py).
+No call to the club service on the hot path: the projection is the kit's (``tablium_kit.club_projection``,
+shared with the event service's club tournaments) on the lobby's own tables, kept by the consumer
+(events/handlers.py).
 Each row carries the seq of the newest event applied to it; an older event arriving late changes nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tablium_kit.club_projection import ClubProjection, Leavers
 from tablium_kit.errors import Conflict, Forbidden
-from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, ClubMembership, ClubUnion, Seat
+from tablium_lobby.db.models import ACTIVE_SEAT, CLUBS, CashTable, Seat
 
 STAFF = ("owner", "manager")
 NOT_A_MEMBER = "this is a club table: only members of its club (or of its union's clubs) may play or watch here"
 
-
-async def apply_member(session: AsyncSession, data: dict[str, Any], *, role: str | None) -> None:
-    """``club.member_joined``/``member_updated`` (``role``) or ``member_left`` (None), if newer than the row."""
-    statement = insert(ClubMembership).values(
-        club_id=uuid.UUID(data["club_id"]), player_id=uuid.UUID(data["player_id"]), role=role, seq=int(data["seq"])
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ClubMembership.club_id, ClubMembership.player_id],
-            set_={"role": statement.excluded.role, "seq": statement.excluded.seq},
-            where=ClubMembership.seq < statement.excluded.seq,
-        )
-    )
-
-
-async def apply_closed(session: AsyncSession, data: dict[str, Any]) -> list[uuid.UUID]:
-    """``club.closed``: nobody is a member of a closed club any more; returns who was."""
-    closed = await session.execute(
-        update(ClubMembership)
-        .where(
-            ClubMembership.club_id == uuid.UUID(data["club_id"]),
-            ClubMembership.seq < int(data["seq"]),
-            ClubMembership.role.is_not(None),
-        )
-        .values(role=None, seq=int(data["seq"]))
-        .returning(ClubMembership.player_id)
-    )
-    return list(closed.scalars())
-
-
-async def apply_union(session: AsyncSession, data: dict[str, Any], *, member: bool) -> None:
-    statement = insert(ClubUnion).values(
-        union_id=uuid.UUID(data["union_id"]), club_id=uuid.UUID(data["club_id"]), member=member, seq=int(data["seq"])
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[ClubUnion.union_id, ClubUnion.club_id],
-            set_={"member": statement.excluded.member, "seq": statement.excluded.seq},
-            where=ClubUnion.seq < statement.excluded.seq,
-        )
-    )
-
-
-async def role_in(session: AsyncSession, club_id: uuid.UUID, player_id: uuid.UUID) -> str | None:
-    row = await session.get(ClubMembership, (club_id, player_id))
-    return None if row is None else row.role
-
-
-async def union_of(session: AsyncSession, club_id: uuid.UUID) -> uuid.UUID | None:
-    found = await session.execute(
-        select(ClubUnion.union_id).where(ClubUnion.club_id == club_id, ClubUnion.member.is_(True)).limit(1)
-    )
-    return found.scalar_one_or_none()
+# Kept by the consumer from the club service's events (``events/handlers.py``), in the lobby's tables.
+PROJECTION = ClubProjection(CLUBS)
+role_in = PROJECTION.role_in
+union_of = PROJECTION.union_of
 
 
 async def may_play(session: AsyncSession, table: CashTable, player_id: uuid.UUID) -> bool:
@@ -80,20 +32,7 @@ async def may_play(session: AsyncSession, table: CashTable, player_id: uuid.UUID
     in the union."""
     if table.club_id is None:
         return True
-    if table.union_id is None:
-        return await role_in(session, table.club_id, player_id) is not None
-    found = await session.execute(
-        select(ClubMembership.club_id)
-        .join(ClubUnion, ClubUnion.club_id == ClubMembership.club_id)
-        .where(
-            ClubUnion.union_id == table.union_id,
-            ClubUnion.member.is_(True),
-            ClubMembership.player_id == player_id,
-            ClubMembership.role.is_not(None),
-        )
-        .limit(1)
-    )
-    return found.first() is not None
+    return await PROJECTION.is_member(session, player_id, club_id=table.club_id, union_id=table.union_id)
 
 
 async def check_may_play(session: AsyncSession, table: CashTable, player_id: uuid.UUID) -> None:
@@ -131,6 +70,15 @@ async def stand_up_after_hand(
     for seat, table in seats.tuples():
         if not await may_play(session, table, seat.player_id):
             seat.leave_requested = True
+
+
+async def stand_up_leavers(session: AsyncSession, leavers: Leavers) -> None:
+    """The projection's hook after a leave, a close or a union's loss of a club: their seats at club tables
+    they may no longer play at are marked to leave (``stand_up_after_hand``)."""
+    for player_id in leavers.player_ids:
+        await stand_up_after_hand(session, player_id=player_id)
+    if leavers.union_id is not None:
+        await stand_up_after_hand(session, union_id=leavers.union_id)
 
 
 async def tables_with_leavers(session: AsyncSession) -> list[uuid.UUID]:

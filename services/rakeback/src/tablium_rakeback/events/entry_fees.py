@@ -12,6 +12,7 @@ the kit consumer's signature.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +35,7 @@ class EntryFeePaid(msgspec.Struct, kw_only=True):
     union_id: uuid.UUID | None = None
 
 
-async def on_entry_fee_paid(session: AsyncSession, event: CloudEvent) -> None:
+async def on_entry_fee_paid(session: AsyncSession, event: CloudEvent, period: timedelta = facts.WEEK) -> None:
     paid = msgspec.convert(event.data, EntryFeePaid)
     await facts.record_hand(
         session,
@@ -47,4 +48,5 @@ async def on_entry_fee_paid(session: AsyncSession, event: CloudEvent) -> None:
             time=event.time,
             players=[facts.PlayerRake(paid.player_id, parse_amount(paid.fee))],
         ),
+        period,
     )

@@ -8,8 +8,8 @@ version, payout id), so the same fact in another envelope changes nothing either
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,8 @@ from tablium_kit.messaging import CloudEvent, handles_batches
 from tablium_kit.messaging.consumer import Handler
 from tablium_kit.money import Amount, parse_amount
 from tablium_rakeback.domain.split import AgentDeal, Deal
+from tablium_rakeback.domain.tiers import DEFAULT_TIERS, Tier
+from tablium_rakeback.events.entry_fee_refunds import ENTRY_FEE_REFUNDED, on_entry_fee_refunded
 from tablium_rakeback.events.entry_fees import ENTRY_FEE_PAID, on_entry_fee_paid
 from tablium_rakeback.services import facts
 from tablium_rakeback.services.payouts import complete_payout
@@ -81,8 +83,11 @@ class TransferPosted(msgspec.Struct, kw_only=True):
     metadata: dict[str, object] = msgspec.field(default_factory=dict)
 
 
-async def on_hands_completed(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
-    """Every ``lobby.hand_completed`` of a consumer batch, accrued set-based (``facts.record_hands``)."""
+async def on_hands_completed(
+    session: AsyncSession, events: Sequence[CloudEvent], period: timedelta = facts.WEEK
+) -> None:
+    """Every ``lobby.hand_completed`` of a consumer batch, accrued set-based (``facts.record_hands``);
+    ``period``: the length of payout periods (the totals' key)."""
     hands = []
     for event in events:
         hand = msgspec.convert(event.data, HandCompleted)
@@ -99,11 +104,7 @@ async def on_hands_completed(session: AsyncSession, events: Sequence[CloudEvent]
                 players=[facts.PlayerRake(s.player_id, parse_amount(s.rake)) for s in hand.players],
             )
         )
-    await facts.record_hands(session, hands)
-
-
-# One hand at a time, like any handler; the kit's consumer gives a batch's hands to on_hands_completed.
-on_hand_completed = handles_batches(on_hands_completed)
+    await facts.record_hands(session, hands, period)
 
 
 async def on_club_created(session: AsyncSession, event: CloudEvent) -> None:
@@ -176,16 +177,41 @@ async def on_transfer_posted(session: AsyncSession, event: CloudEvent) -> None:
         await complete_payout(session, uuid.UUID(payout_id), posted.transfer_id)
 
 
-HANDLERS: dict[str, Handler] = {
-    "lobby.hand_completed": on_hand_completed,
-    ENTRY_FEE_PAID: on_entry_fee_paid,
-    "club.created": on_club_created,
-    "club.closed": on_club_closed,
-    "club.member_joined": on_member,
-    "club.member_updated": on_member,
-    "club.member_left": on_member_left,
-    "club.union_joined": on_union_joined,
-    "club.union_left": on_union_left,
-    "club.deal_changed": on_deal_changed,
-    "wallet.transfer_posted": on_transfer_posted,
-}
+def event_handlers(
+    period: timedelta = facts.WEEK, tiers: Mapping[str, list[Tier]] = DEFAULT_TIERS
+) -> dict[str, Handler]:
+    """The handlers of the events this service consumes, for payout periods of ``period`` (``tiers``: the
+    tier tables public tables' rakes were accrued by, to reverse a refunded fee's parts)."""
+
+    async def on_hands(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        await on_hands_completed(session, events, period)
+
+    async def on_fee(session: AsyncSession, event: CloudEvent) -> None:
+        await on_entry_fee_paid(session, event, period)
+
+    async def on_fee_refunded(session: AsyncSession, event: CloudEvent) -> None:
+        await on_entry_fee_refunded(session, event, period, tiers)
+
+    on_hands.__name__ = "on_hands_completed"
+    on_fee.__name__ = "on_entry_fee_paid"
+    on_fee_refunded.__name__ = "on_entry_fee_refunded"
+    return {
+        # One hand at a time, like any handler; the kit's consumer gives a batch's hands to on_hands at once.
+        "lobby.hand_completed": handles_batches(on_hands),
+        ENTRY_FEE_PAID: on_fee,
+        ENTRY_FEE_REFUNDED: on_fee_refunded,
+        "club.created": on_club_created,
+        "club.closed": on_club_closed,
+        "club.member_joined": on_member,
+        "club.member_updated": on_member,
+        "club.member_left": on_member_left,
+        "club.union_joined": on_union_joined,
+        "club.union_left": on_union_left,
+        "club.deal_changed": on_deal_changed,
+        "wallet.transfer_posted": on_transfer_posted,
+    }
+
+
+# Weekly payout periods (the default settings): what tests and benchmarks use.
+HANDLERS = event_handlers()
+on_hand_completed = HANDLERS["lobby.hand_completed"]

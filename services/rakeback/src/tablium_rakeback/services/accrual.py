@@ -7,9 +7,13 @@ Order of facts does not matter (ADR 0011): every rake and every deal version is 
   ``club.member_joined``/``member_updated`` re-evaluate the player's pending rakes, ``club.deal_changed``
   those of the club's members and those accrued under an older version than the new one where it is in
   force, ``club.union_joined`` the pending rakes of the union's tables;
-- a re-evaluation that lands on the same club and version changes nothing; one that does not replaces the
-  rake's unpaid accruals and states ``rakeback.accrued`` again with the higher ``deal_version``. A rake
-  already paid out is left as paid (logged): its period is closed.
+- a re-evaluation that lands on the same club and version changes nothing; one that does not takes the
+  rake's parts back out of the unpaid totals (they are computed again from what the rake row names), adds
+  the new ones and states ``rakeback.accrued`` again with the higher ``deal_version``. A rake already paid
+  out is left as paid (logged): its period is closed.
+
+Accruals are kept as totals per payout period, receiver and paying player (``accrual_totals``): a batch's
+parts are added up in Python and upserted in one statement, instead of a row per hand and part (ADR 0011).
 
 Every writer takes the accrual lock first (:func:`lock_for_hands` shared, :func:`lock_for_facts`
 exclusive), so a hand and the fact it waits for never miss each other in two concurrent transactions.
@@ -24,12 +28,13 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
-from tablium_rakeback.db.models import Accrual, DealVersion, Member, Rake, UnionClub
-from tablium_rakeback.domain.split import AgentDeal, Deal, Layer, Part, layers, split
+from tablium_rakeback.db.models import DealVersion, Member, Rake, UnionClub
+from tablium_rakeback.domain.split import AgentDeal, Deal, Layer, Part, layers, split, tier_layers
+from tablium_rakeback.domain.tiers import Tier
 from tablium_rakeback.events import ACCRUED, outbox
 
 log = structlog.get_logger("tablium.rakeback.accrual")
@@ -107,12 +112,13 @@ _RAKE_COLUMNS = (
     "asset",
     "rake",
     "hand_time",
+    "period_start",
     "status",
     "member_club_id",
     "deal_version",
+    "agent_id",
     "tier",
 )
-_ACCRUAL_COLUMNS = ("hand_id", "player_id", "kind", "beneficiary", "asset", "amount", "bps", "hand_time")
 
 
 @dataclass(slots=True)
@@ -128,9 +134,11 @@ class NewRake:
     asset: str
     rake: int
     hand_time: datetime
+    period_start: datetime
     status: str
     member_club_id: uuid.UUID | None = None
     deal_version: int | None = None
+    agent_id: uuid.UUID | None = None
     tier: str | None = None
 
 
@@ -145,13 +153,29 @@ def plan(
     ``deal``: ``deal_row`` already read as a :class:`Deal`."""
     if member is None or deal_row is None:
         return None
-    return split(rake.rake, _layers_of(rake, member, deal or deal_of(deal_row)))
+    return split(rake.rake, _layers_of(rake, member.agent_id, deal or deal_of(deal_row)))
 
 
-def _layers_of(rake: AnyRake, member: Member, deal: Deal) -> list[Layer]:
+def _layers_of(rake: AnyRake, agent: uuid.UUID | None, deal: Deal) -> list[Layer]:
     union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
-    agent_id = str(member.agent_id) if member.agent_id else None
+    agent_id = str(agent) if agent else None
     return layers(deal, player_id=str(rake.player_id), agent_id=agent_id, union_id=union_id)
+
+
+async def parts_of(session: AsyncSession, rake: Rake, tiers: dict[str, list[Tier]] | None = None) -> list[Part] | None:
+    """The parts an accrued rake added to the totals, computed again from what its row names (the deal
+    version, the agent and the table's union; a public table's: its tier, looked up in ``tiers``). None for
+    a rake not accrued. The split is a function of those, so this is exactly what was added."""
+    if rake.status != "accrued":
+        return None
+    if rake.tier is not None:
+        table = (tiers or {}).get(rake.asset, [])
+        tier = next((t for t in table if t.name == rake.tier), None)
+        return None if tier is None else split(rake.rake, tier_layers(player_id=str(rake.player_id), bps=tier.bps))
+    assert rake.member_club_id is not None
+    assert rake.deal_version is not None
+    row = await session.get_one(DealVersion, (rake.member_club_id, rake.deal_version))
+    return split(rake.rake, _layers_of(rake, rake.agent_id, deal_of(row)))
 
 
 async def plan_club_rakes(
@@ -191,9 +215,10 @@ async def plan_club_rakes(
             chain_key = (in_force.club_id, in_force.version, rake.player_id, member.agent_id, rake.union_id)
             chain = chains.get(chain_key)
             if chain is None:
-                chain = chains[chain_key] = _layers_of(rake, member, deal)
+                chain = chains[chain_key] = _layers_of(rake, member.agent_id, deal)
             parts = split(rake.rake, chain)
             rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
+            rake.agent_id = member.agent_id
             plans[(rake.hand_id, rake.player_id)] = parts
     return plans
 
@@ -209,12 +234,15 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
         return
     if rake.status == "accrued" and (rake.member_club_id, rake.deal_version) == (member.club_id, deal_row.version):
         return
-    key = (Accrual.hand_id == rake.hand_id) & (Accrual.player_id == rake.player_id)
-    if await session.scalar(select(func.count()).where(key, Accrual.payout_id.is_not(None))):
+    if rake.paid:
         log.warning("late fact for a rake already paid out", hand_id=str(rake.hand_id), player=str(rake.player_id))
         return
-    await session.execute(delete(Accrual).where(key))
+    if rake.status == "accrued":
+        previous = await parts_of(session, rake)
+        assert previous is not None
+        await take_back(session, rake, previous)
     rake.status, rake.member_club_id, rake.deal_version, rake.tier = "accrued", member.club_id, deal_row.version, None
+    rake.agent_id = member.agent_id
     await write_parts(session, [(rake, parts)])
     await announce(session, [(rake, parts)])
 
@@ -227,10 +255,11 @@ async def driver(session: AsyncSession) -> Any:
 
 
 _INSERT_RAKES = """
-    INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, status,
-                       member_club_id, deal_version, tier)
+    INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start, status,
+                       member_club_id, deal_version, agent_id, tier)
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::numeric[],
-                         $8::timestamptz[], $9::text[], $10::uuid[], $11::int[], $12::text[])
+                         $8::timestamptz[], $9::timestamptz[], $10::text[], $11::uuid[], $12::int[], $13::uuid[],
+                         $14::text[])
     ON CONFLICT DO NOTHING RETURNING hand_id, player_id
 """
 
@@ -243,15 +272,82 @@ async def insert_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> set[t
     return {(row[0], row[1]) for row in rows}
 
 
-async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
-    """Every part's accrual row, in one COPY."""
-    rows = [
-        (rake.hand_id, rake.player_id, p.kind, p.beneficiary, rake.asset, p.amount, p.bps, rake.hand_time)
-        for rake, parts in accrued
-        for p in parts
-    ]
-    if rows:
-        await (await driver(session)).copy_records_to_table("accruals", records=rows, columns=_ACCRUAL_COLUMNS)
+_ADD_TOTALS = """
+    INSERT INTO accrual_totals AS t (period_start, kind, beneficiary, player_id, asset, hands, rake, amount)
+    SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bigint[],
+                         $7::numeric[], $8::numeric[])
+    ON CONFLICT (kind, beneficiary, period_start, player_id, asset, payout_id)
+    DO UPDATE SET hands = t.hands + excluded.hands, rake = t.rake + excluded.rake, amount = t.amount + excluded.amount
+"""
+
+TotalKey = tuple[datetime, str, str, uuid.UUID, str]  # period, receiver kind, receiver, paying player, asset
+
+
+def totals_of(accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> dict[TotalKey, list[int]]:
+    """What the parts add to each unpaid total: hands (``hands`` per rake the receiver has a part of, zero
+    or not: 0 for a refunded fee's reversal, which is no hand), the rake they came from and the parts.
+    Pure: the sums are exact integers."""
+    totals: dict[TotalKey, list[int]] = {}
+    for rake, parts in accrued:
+        for p in parts:
+            key = (rake.period_start, p.kind, p.beneficiary, rake.player_id, rake.asset)
+            total = totals.get(key)
+            if total is None:
+                totals[key] = [hands, rake.rake, p.amount]
+            else:
+                total[0] += hands
+                total[1] += rake.rake
+                total[2] += p.amount
+    return totals
+
+
+async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> None:
+    """Every part added to its unpaid total, in one upsert (keys sorted: concurrent batches adding to the
+    same totals take their row locks in one order)."""
+    totals = totals_of(accrued, hands)
+    if not totals:
+        return
+    keys = sorted(totals)
+    columns: list[list[Any]] = [[k[i] for k in keys] for i in range(5)]
+    columns += [[totals[k][i] for k in keys] for i in range(3)]
+    await (await driver(session)).execute(_ADD_TOTALS, *columns)
+
+
+async def take_back(session: AsyncSession, rake: AnyRake, parts: list[Part]) -> None:
+    """Remove an unpaid rake's parts from its totals (a re-evaluation replaces them, a refund removes them);
+    a total left with nothing in it is deleted, as if that rake had never accrued (one left with no hand
+    but a paid fee's reversal stays)."""
+    for (period, kind, beneficiary, player, asset), (hands, rake_sum, amount) in sorted(
+        totals_of([(rake, parts)]).items()
+    ):
+        key = {"period": period, "kind": kind, "beneficiary": beneficiary, "player": player, "asset": asset}
+        await session.execute(
+            text(
+                "UPDATE accrual_totals SET hands = hands - :hands, rake = rake - :rake, amount = amount - :amount "
+                "WHERE period_start = :period AND kind = :kind AND beneficiary = :beneficiary "
+                "AND player_id = :player AND asset = :asset AND payout_id IS NULL"
+            ),
+            {**key, "hands": hands, "rake": rake_sum, "amount": amount},
+        )
+        await session.execute(
+            text(
+                "DELETE FROM accrual_totals WHERE period_start = :period AND kind = :kind "
+                "AND beneficiary = :beneficiary AND player_id = :player AND asset = :asset "
+                "AND payout_id IS NULL AND hands = 0 AND rake = 0 AND amount = 0"
+            ),
+            key,
+        )
+
+
+async def hand_parts(
+    session: AsyncSession, hand_ids: Sequence[uuid.UUID], tiers: dict[str, list[Tier]] | None = None
+) -> list[tuple[Rake, list[Part] | None]]:
+    """The audit of hands: each rake and its parts (None: not accrued yet), as the totals received them
+    (``tiers``: the tier tables, for public tables' rakes)."""
+    rakes = (
+        await session.scalars(select(Rake).where(Rake.hand_id.in_(hand_ids)).order_by(Rake.hand_id, Rake.player_id))
+    ).all()
+    return [(rake, await parts_of(session, rake, tiers)) for rake in rakes]
 
 
 async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:

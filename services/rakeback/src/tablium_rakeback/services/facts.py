@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_rakeback.db.models import Club, DealVersion, Member, UnionClub
+from tablium_rakeback.domain.periods import period_of
 from tablium_rakeback.domain.split import Deal, validate
 from tablium_rakeback.services import accrual
 from tablium_rakeback.services.accrual import UNKNOWN_ROLE
@@ -40,16 +41,22 @@ class Hand:
     players: list[PlayerRake]
 
 
-async def record_hands(session: AsyncSession, hands: Sequence[Hand]) -> None:
+# The payout period of the service's default settings (a week).
+WEEK = timedelta(days=7)
+
+
+async def record_hands(session: AsyncSession, hands: Sequence[Hand], period: timedelta = WEEK) -> None:
     """Store each player's rake once (keyed on hand and player, whatever the envelope) and accrue it.
 
     Set-based over the hands of a consumer batch: a handful of statements whatever their number
     (memberships once per table club, the deal versions of every club concerned, the rakes in one insert
     with their outcome — a duplicate inserts nothing and stops there —, every accrual row, and one
-    ``rakeback.accrued`` per hand in one insert). The same as recording the hands one after another."""
+    ``rakeback.accrued`` per hand in one insert). The same as recording the hands one after another.
+    ``period``: the payout period's length (each rake is totalled in its hand's period)."""
     await accrual.lock_for_hands(session)
     rakes: dict[tuple[uuid.UUID, uuid.UUID], accrual.NewRake] = {}
     for hand in hands:
+        period_start = period_of(hand.time, period).start
         for p in hand.players:
             if p.rake > 0 and (hand.hand_id, p.player_id) not in rakes:
                 rakes[(hand.hand_id, p.player_id)] = accrual.NewRake(
@@ -61,6 +68,7 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand]) -> None:
                     asset=hand.asset,
                     rake=p.rake,
                     hand_time=hand.time,
+                    period_start=period_start,
                     # A public table's rake is accrued by tier when its period is paid.
                     status="tier",
                 )
@@ -75,8 +83,8 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand]) -> None:
     await accrual.announce(session, accrued)
 
 
-async def record_hand(session: AsyncSession, hand: Hand) -> None:
-    await record_hands(session, [hand])
+async def record_hand(session: AsyncSession, hand: Hand, period: timedelta = WEEK) -> None:
+    await record_hands(session, [hand], period)
 
 
 async def _upsert(session: AsyncSession, model: Any, values: dict[str, Any], keys: list[str]) -> bool:

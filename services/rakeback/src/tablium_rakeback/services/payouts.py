@@ -2,9 +2,9 @@
 
 :func:`pay_period` is the one writer of a period: under the accrual lock it inserts the period's
 ``payout_runs`` row (a second run, concurrent or after a crash, finds it and does nothing), accrues the
-public tables' rakes by tier, groups every unpaid accrual of hands before the period's end by receiver
-and asset into payouts (ids derived from period, receiver and asset), marks those accruals paid by that
-payout and writes ``rakeback.payout_requested`` for each, all in that one transaction: a crash before
+public tables' rakes by tier, groups every unpaid accrual total of periods up to this one by receiver
+and asset into payouts (ids derived from period, receiver and asset), moves those totals to that payout,
+marks their rakes paid and writes ``rakeback.payout_requested`` for each, all in that one transaction: a crash before
 the commit leaves nothing, after it everything. Late hands of a paid period go to the next one.
 
 The wallet pays each payout with transfer ids derived from the payout id (a redelivery pays once) and
@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
-from tablium_rakeback.db.models import Accrual, Payout, PayoutRun, PlayerTier, Rake
+from tablium_rakeback.db.models import REFUNDED, Payout, PayoutRun, PlayerTier, Rake, accrual_totals
 from tablium_rakeback.domain.periods import Period, payout_id
 from tablium_rakeback.domain.split import Part, split, tier_layers
 from tablium_rakeback.domain.tiers import Tier, tier_for
@@ -63,6 +63,7 @@ async def _accrue_tiers(
                     Rake.player_id == rake.player_id,
                     Rake.asset == rake.asset,
                     Rake.club_id.is_(None),
+                    Rake.status != REFUNDED,  # a fee given back is no volume
                     Rake.hand_time >= period.end - window,
                     Rake.hand_time < period.end,
                 )
@@ -128,16 +129,24 @@ async def pay_period(
         run = await session.get_one(PayoutRun, period.start)
         return RunResult(period, False, run.payouts)
     await _accrue_tiers(session, period, tiers, tier_window, now)
-    # Set-based (a busy week is millions of accruals): totals per receiver, then each accrual marked with
-    # its payout's id. Nothing changes in between: the accrual lock is held.
-    scope = (Accrual.payout_id.is_(None), Accrual.kind != "platform", Accrual.hand_time < period.end)
+    # Set-based: totals per receiver, then each unpaid total moved to its payout's id and the rakes marked
+    # paid. Nothing changes in between: the accrual lock is held. Totals are keyed on their hands' period,
+    # so "hands before the period's end" is "periods starting before it".
+    totals_table = accrual_totals
+    scope = (
+        totals_table.c.payout_id.is_(None),
+        totals_table.c.kind != "platform",
+        totals_table.c.period_start < period.end,
+    )
     rows = await session.execute(
-        select(Accrual.kind, Accrual.beneficiary, Accrual.asset, func.sum(Accrual.amount))
+        select(totals_table.c.kind, totals_table.c.beneficiary, totals_table.c.asset, func.sum(totals_table.c.amount))
         .where(*scope)
-        .group_by(Accrual.kind, Accrual.beneficiary, Accrual.asset)
+        .group_by(totals_table.c.kind, totals_table.c.beneficiary, totals_table.c.asset)
     )
     totals = {(kind, beneficiary, asset): int(total) for kind, beneficiary, asset, total in rows}
-    ids = {key: payout_id(period.start, *key) for key in totals}
+    # A receiver whose total is negative (a paid fee's reversal exceeding what it earned since) is neither
+    # paid nor marked: its accruals, the reversal with them, carry into the next period.
+    ids = {key: payout_id(period.start, *key) for key, total in totals.items() if total >= 0}
     if ids:
         keys = values(
             column("kind", String),
@@ -147,19 +156,25 @@ async def pay_period(
             name="payout_keys",
         ).data([(*key, pid) for key, pid in ids.items()])
         await session.execute(
-            update(Accrual)
+            update(totals_table)
             .where(
                 *scope,
-                Accrual.kind == keys.c.kind,
-                Accrual.beneficiary == keys.c.beneficiary,
-                Accrual.asset == keys.c.asset,
+                totals_table.c.kind == keys.c.kind,
+                totals_table.c.beneficiary == keys.c.beneficiary,
+                totals_table.c.asset == keys.c.asset,
             )
             .values(payout_id=keys.c.payout_id)
         )
+    await session.execute(
+        update(Rake)
+        .where(Rake.status == "accrued", ~Rake.paid, Rake.period_start < period.end)
+        .values(paid=True)
+        .execution_options(synchronize_session=False)
+    )
     payouts = 0
     for (kind, beneficiary, asset), amount in sorted(totals.items()):
-        if amount == 0:
-            continue  # nothing to pay; its zero accruals stay marked with the id nobody is paid
+        if amount <= 0:
+            continue  # nothing to pay; zero accruals stay marked with the id nobody is paid, negative ones carry on
         pid = ids[(kind, beneficiary, asset)]
         session.add(
             Payout(

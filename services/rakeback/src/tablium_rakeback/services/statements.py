@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.errors import Forbidden, InvalidInput
-from tablium_rakeback.db.models import Member, Rake, UnionClub
+from tablium_rakeback.db.models import REFUNDED, Member, Rake, UnionClub
 from tablium_rakeback.domain.periods import Period
 from tablium_rakeback.domain.tiers import Tier, TierStanding, tier_for
 
@@ -38,13 +38,14 @@ class Line:
     paid: int  # of which paid out (the wallet posted it)
 
 
+# The totals of the receiver's period, paid and unpaid rows together (a line's ``paid``: those whose
+# payout the wallet posted). Keyed on the hands' period, so ``period_start`` in the period is the hands in it.
 _LINES = text(
-    "SELECT a.player_id, a.asset, count(*), sum(r.rake), sum(a.amount), "
-    "coalesce(sum(a.amount) FILTER (WHERE p.status = 'completed'), 0) "
-    "FROM accruals a JOIN rakes r ON r.hand_id = a.hand_id AND r.player_id = a.player_id "
-    "LEFT JOIN payouts p ON p.payout_id = a.payout_id "
-    "WHERE a.kind = :kind AND a.beneficiary = :beneficiary AND a.hand_time >= :start AND a.hand_time < :end "
-    "GROUP BY a.player_id, a.asset ORDER BY a.player_id, a.asset"
+    "SELECT t.player_id, t.asset, sum(t.hands), sum(t.rake), sum(t.amount), "
+    "coalesce(sum(t.amount) FILTER (WHERE p.status = 'completed'), 0) "
+    "FROM accrual_totals t LEFT JOIN payouts p ON p.payout_id = t.payout_id "
+    "WHERE t.kind = :kind AND t.beneficiary = :beneficiary AND t.period_start >= :start AND t.period_start < :end "
+    "GROUP BY t.player_id, t.asset ORDER BY t.player_id, t.asset"
 )
 
 
@@ -140,7 +141,12 @@ async def current_tiers(
     """The player's tier per asset over the window ending now (what the next payout would use so far)."""
     rows = await session.execute(
         select(Rake.asset, func.sum(Rake.rake))
-        .where(Rake.player_id == player_id, Rake.club_id.is_(None), Rake.hand_time >= now - window)
+        .where(
+            Rake.player_id == player_id,
+            Rake.club_id.is_(None),
+            Rake.hand_time >= now - window,
+            Rake.status != REFUNDED,  # a fee given back is no volume
+        )
         .group_by(Rake.asset)
         .order_by(Rake.asset)
     )
