@@ -167,26 +167,28 @@ async def test_a_hanging_issuer_answers_every_request_within_the_timeout_then_st
     check = verifier(JwksKeySource(issuer.url, timeout_s=0.5, failure_backoff_s=30))
     tokens = [bearer(issuer.token("k1", jti=str(n))) for n in range(20)]
     outcomes = await asyncio.wait_for(asyncio.gather(*(_timed(check.verify(t)) for t in tokens)), timeout=10)
-    # Each waited for the one fetch, not for one timeout after another.
-    assert max(elapsed for elapsed, _ in outcomes) < 1.5, outcomes
+    # Each waited for the one fetch, not for one timeout after another (20 of 0.5 s): bounds far apart, so
+    # a busy machine does not decide the outcome.
+    assert max(elapsed for elapsed, _ in outcomes) < 5.0, outcomes
     assert all(isinstance(error, ServiceUnavailable) for _, error in outcomes), outcomes
     assert issuer.requests == 1
     # Negative caching: for a while, the issuer isn't asked again, and requests are answered at once.
     elapsed, error = await _timed(check.verify(bearer(issuer.token("k1", jti="later"))))
     assert isinstance(error, ServiceUnavailable)
-    assert elapsed < 0.1
+    assert elapsed < 0.5  # not another timeout's wait (and the issuer was not asked: below)
     assert error.headers == {"Retry-After": "30"}
     assert issuer.requests == 1
 
 
 async def test_a_hanging_issuer_keeps_the_known_keys_in_service(issuer: Issuer) -> None:
     issuer.add_key("k1")
-    check = verifier(JwksKeySource(issuer.url, cache_seconds=0, timeout_s=0.3))
+    # A timeout a busy machine's first fetch fits in; the issuer's hang is endless, so any bound tells them apart.
+    check = verifier(JwksKeySource(issuer.url, cache_seconds=0, timeout_s=2.0))
     assert (await check.verify(bearer(issuer.token("k1")))).subject == P1
     issuer.hang = True  # the cache is stale at once; the refresh times out; the key known still verifies
     elapsed, error = await _timed(check.verify(bearer(issuer.token("k1", jti="2"))))
     assert error is None
-    assert elapsed < 1.0
+    assert elapsed < 8.0  # the refresh's timeout, not the issuer's hang
 
 
 async def test_an_issuer_back_after_the_backoff_is_asked_again(issuer: Issuer) -> None:
