@@ -28,6 +28,7 @@ from tablium_lobby.services import rejoin
 from tablium_lobby.services.commits import GroupCommit
 from tablium_lobby.services.dealing import HANDS
 from tablium_lobby.services.forward import Forwarder
+from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import LeaseKeeper, Leases
 from tablium_lobby.services.presence import Presence
@@ -35,7 +36,6 @@ from tablium_lobby.services.runner import ACTIONS, ActionRefused, TableRunner
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.tables import get_table
 from tablium_lobby.settings import LobbySettings
-from tablium_poker import Hand
 
 __all__ = ["ACTIONS", "HANDS", "ActionRefused", "Dealer", "TableRunner"]
 
@@ -258,7 +258,7 @@ class Dealer:
                 if away and table.current_hand_id is not None:
                     record = await session.get(HandRecord, table.current_hand_id, with_for_update=True)
                     if record is not None and record.status == "running":
-                        hand = Hand.from_dict(record.state)
+                        hand = await committed_hand(session, record)
                         if not hand.is_finished and hand.actor_seat == seat.seat_no:
                             record.deadline = datetime.now(UTC)  # the clock acts for them now
                 message = {
