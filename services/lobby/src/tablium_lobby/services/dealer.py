@@ -180,7 +180,7 @@ class Dealer:
             self.absences[(table_id, player_id)] = task
 
     async def refresh_presence(self) -> None:
-        """Every lease round: the players whose sockets this instance holds are present a while longer."""
+        """With every lease renewal: the players whose sockets this instance holds are present a while longer."""
         if self.presence is not None:
             await self.presence.refresh(
                 (table_id, c.player_id)

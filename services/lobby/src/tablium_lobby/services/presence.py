@@ -1,7 +1,7 @@
 """Who has a socket at a table, on any instance: so the lease holder can run the disconnect timers.
 
 A sorted set per table in Redis, ``<prefix>:presence:<table>``: player id → expiry (epoch ms). Each
-instance adds the players whose sockets it holds when they connect and again every lease round (so an
+instance adds the players whose sockets it holds when they connect and again every lease renewal (so an
 instance that dies takes its players' presence with it within ``ttl_s``), and removes a player when its
 last socket there closes (another instance holding one for the same player adds it back at its next
 round, well within the disconnect grace). The holder of a table's lease starts a player's absence timer
@@ -28,15 +28,16 @@ class Presence:
     async def refresh(self, connected: Iterable[tuple[uuid.UUID, str]]) -> None:
         """Mark these (table, player) pairs present for another ``ttl_s``."""
         until = int(time.time() * 1000) + self.ttl_ms
-        pipe = self.redis.pipeline(transaction=False)
-        tables = set()
+        by_table: dict[uuid.UUID, dict[str, int]] = {}
         for table_id, player in connected:
-            pipe.zadd(self.key(table_id), {player: until})
-            tables.add(table_id)
-        for table_id in tables:
+            by_table.setdefault(table_id, {})[player] = until
+        if not by_table:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for table_id, players in by_table.items():  # one ZADD a table, not one a player
+            pipe.zadd(self.key(table_id), players)
             pipe.pexpire(self.key(table_id), self.ttl_ms * 2)  # a table nobody watches any more: its set goes
-        if tables:
-            await pipe.execute()
+        await pipe.execute()
 
     async def gone(self, table_id: uuid.UUID, player: str) -> None:
         await self.redis.zrem(self.key(table_id), player)
