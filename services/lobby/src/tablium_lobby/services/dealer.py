@@ -64,6 +64,7 @@ class Dealer:
         # With leases, the holder runs the disconnect timers from the presence every instance shares.
         self.presence = presence if leases is not None else None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gone: set[tuple[uuid.UUID, str]] = set()  # sockets closed, their presence not removed yet
         self._rake_account: uuid.UUID | None = None
         # With leases, only the holder of a table's lease keeps its clock, and its writes are fenced.
         self.keeper = LeaseKeeper(self, leases, settings.lease_renew_s) if leases is not None else None
@@ -161,6 +162,7 @@ class Dealer:
         if task is not None:
             task.cancel()
         if self.presence is not None:
+            self._gone.discard((table_id, player_id))  # back before its departure was flushed
             self._spawn(self.presence.refresh([(table_id, player_id)]))
         if not sitting_out:
             return
@@ -173,11 +175,24 @@ class Dealer:
         if self.hub.connected(table_id, player_id):
             return
         if self.presence is not None:  # the lease holder notices and runs the timers
-            self._spawn(self.presence.gone(table_id, player_id))
+            # Gathered and removed in one round trip: thousands of sockets closing at once, each with a
+            # Redis call of its own, emptied the Redis pool and the lease renewals failed with it.
+            if not self._gone:
+                self._spawn(self._flush_gone())
+            self._gone.add((table_id, player_id))
             return
         if (table_id, player_id) not in self.absences:
             task = asyncio.create_task(self._absence(table_id, player_id), name=f"absence-{player_id}")
             self.absences[(table_id, player_id)] = task
+
+    async def _flush_gone(self) -> None:
+        await asyncio.sleep(0)  # the other sockets closing in this pass of the loop join the batch
+        gone, self._gone = self._gone, set()
+        assert self.presence is not None
+        try:
+            await self.presence.gone_many(gone)
+        except Exception:  # harmless: the entries expire within the presence TTL
+            log.warning("presence removal failed", players=len(gone))
 
     async def refresh_presence(self) -> None:
         """With every lease renewal: the players whose sockets this instance holds are present a while longer."""

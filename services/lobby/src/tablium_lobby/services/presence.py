@@ -39,8 +39,17 @@ class Presence:
             pipe.pexpire(self.key(table_id), self.ttl_ms * 2)  # a table nobody watches any more: its set goes
         await pipe.execute()
 
-    async def gone(self, table_id: uuid.UUID, player: str) -> None:
-        await self.redis.zrem(self.key(table_id), player)
+    async def gone_many(self, gone: Iterable[tuple[uuid.UUID, str]]) -> None:
+        """These (table, player) pairs' sockets closed: no longer present, in one round trip."""
+        by_table: dict[uuid.UUID, list[str]] = {}
+        for table_id, player in gone:
+            by_table.setdefault(table_id, []).append(player)
+        if not by_table:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for table_id, players in by_table.items():
+            pipe.zrem(self.key(table_id), *players)
+        await pipe.execute()
 
     async def present(self, table_id: uuid.UUID) -> set[str]:
         now = int(time.time() * 1000)
