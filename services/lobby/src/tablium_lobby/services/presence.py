@@ -32,6 +32,11 @@ end
 return n
 """
 
+_PRESENT = (
+    "local found = {} for i, key in ipairs(KEYS) do found[i] = redis.call('zrangebyscore', key, ARGV[1], '+inf') "
+    "end return found"
+)
+
 
 class Presence:
     def __init__(self, redis: Any, prefix: str, ttl_s: float) -> None:
@@ -79,10 +84,7 @@ class Presence:
         if not table_ids:
             return {}
         now = int(time.time() * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        for table_id in table_ids:
-            pipe.zrangebyscore(self.key(table_id), now, "+inf")
-        found = await pipe.execute()
+        found = await self.redis.eval(_PRESENT, len(table_ids), *(self.key(t) for t in table_ids), now)
         return {
             table_id: {m.decode() if isinstance(m, bytes) else m for m in members}
             for table_id, members in zip(table_ids, found, strict=True)
