@@ -433,6 +433,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
             f"{r['received'] / seconds:>7.0f} | {percentile(samples, 0.5):>7.1f} | {percentile(samples, 0.99):>7.1f} | "
             f"{max(samples, default=float('nan')):>7.1f} | {lost:>4} | {r['duplicated']:>4} | "
             f"{r['gaps'] + r['backwards']:>4} | {dropped:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
+            f"{r['bots_cpu'] * 100:>6.0f} | "
             f"{r['rss_per_socket'] / 1024:>7.1f} | "
             f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} | {r['load'][0]:>4.1f} → {r['load'][1]:>4.1f} |"
         )  # fmt: skip
