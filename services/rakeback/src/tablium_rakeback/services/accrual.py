@@ -27,13 +27,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
 from tablium_rakeback.db.models import DealVersion, Member, Rake, UnionClub
-from tablium_rakeback.domain.split import AgentDeal, Deal, Layer, Part, layers, split, tier_layers
+from tablium_rakeback.domain.split import (
+    AgentDeal,
+    Deal,
+    Layer,
+    Part,
+    Receivers,
+    layers,
+    receivers,
+    split,
+    split_along,
+    tier_layers,
+)
 from tablium_rakeback.domain.tiers import Tier
 from tablium_rakeback.events import ACCRUED, outbox
 
@@ -197,7 +209,7 @@ async def plan_club_rakes(
             versions.setdefault(row.club_id, []).append(row)
     deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
     plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
-    chains: dict[tuple[Any, ...], list[Layer]] = {}
+    chains: dict[tuple[Any, ...], Receivers] = {}
     for rake in rakes:
         assert rake.club_id is not None
         member = members[(rake.club_id, rake.union_id)].get(rake.player_id)
@@ -215,8 +227,8 @@ async def plan_club_rakes(
             chain_key = (in_force.club_id, in_force.version, rake.player_id, member.agent_id, rake.union_id)
             chain = chains.get(chain_key)
             if chain is None:
-                chain = chains[chain_key] = _layers_of(rake, member.agent_id, deal)
-            parts = split(rake.rake, chain)
+                chain = chains[chain_key] = receivers(_layers_of(rake, member.agent_id, deal))
+            parts = split_along(rake.rake, chain)
             rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
             rake.agent_id = member.agent_id
             plans[(rake.hand_id, rake.player_id)] = parts
@@ -348,36 +360,58 @@ async def hand_parts(
     return [(rake, await parts_of(session, rake, tiers)) for rake in rakes]
 
 
+class _PartOut(msgspec.Struct):
+    kind: str
+    beneficiary: str
+    bps: int
+    amount: str
+
+
+class _AccrualOut(msgspec.Struct):
+    player_id: uuid.UUID
+    club_id: uuid.UUID | None
+    rake: str
+    deal_version: int | None
+    tier: str | None
+    parts: list[_PartOut]
+
+
 async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
-    """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction."""
-    by_hand: dict[uuid.UUID, list[tuple[AnyRake, list[Part]]]] = {}
+    """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction.
+
+    The entries are msgspec structs (ids as UUIDs): the outbox encodes them straight to the same JSON as
+    dicts of strings, with no ``str()`` of every id and amount in Python first. Parts never exceed their
+    rake, which was read within the 128-bit range, so ``str`` is their wire form."""
+    by_hand: dict[uuid.UUID, list[_AccrualOut]] = {}
+    firsts: dict[uuid.UUID, AnyRake] = {}
     for rake, parts in accrued:
-        by_hand.setdefault(rake.hand_id, []).append((rake, parts))
+        entries = by_hand.get(rake.hand_id)
+        if entries is None:
+            entries = by_hand[rake.hand_id] = []
+            firsts[rake.hand_id] = rake
+        entries.append(
+            _AccrualOut(
+                rake.player_id,
+                rake.member_club_id,
+                format_amount(rake.rake),
+                rake.deal_version,
+                rake.tier,
+                [_PartOut(p.kind, p.beneficiary, p.bps, str(p.amount)) for p in parts],
+            )
+        )
     events: list[tuple[str, str, dict[str, Any]]] = []
     for hand_id, entries in by_hand.items():
-        first = entries[0][0]
+        first = firsts[hand_id]
+        text_id = str(hand_id)
         data: dict[str, Any] = {
-            "hand_id": str(hand_id),
+            "hand_id": text_id,
             "table_id": str(first.table_id),
             "union_id": str(first.union_id) if first.union_id else None,
             "asset": first.asset,
             "hand_time": first.hand_time.isoformat(),
-            "accruals": [
-                {
-                    "player_id": str(rake.player_id),
-                    "club_id": str(rake.member_club_id) if rake.member_club_id else None,
-                    "rake": format_amount(rake.rake),
-                    "deal_version": rake.deal_version,
-                    "tier": rake.tier,
-                    "parts": [
-                        {"kind": p.kind, "beneficiary": p.beneficiary, "bps": p.bps, "amount": format_amount(p.amount)}
-                        for p in parts
-                    ],
-                }
-                for rake, parts in entries
-            ],
+            "accruals": entries,
         }
-        events.append((ACCRUED, str(hand_id), data))
+        events.append((ACCRUED, text_id, data))
     await outbox.add_many(session, events)
 
 
