@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import time
 import uuid
@@ -124,6 +125,35 @@ async def baseline(url: str, facts: list[CloudEvent], events: list[CloudEvent], 
         await engine.dispose()
 
 
+def _consumer_process(
+    url: str, exchange_name: str, names: QueueNames, batch: int, in_flight: int, events: tuple[Any, Any, Any]
+) -> None:
+    """Another consumer process on the same queue (what ``TABLIUM_RAKEBACK_WORKERS`` runs: a consumer per
+    worker process): imported and ready, it starts at ``go`` (with the timed one) and stops at ``stop``."""
+    ready, go, stop = events
+
+    async def run() -> None:
+        engine = create_engine(url, pool_size=in_flight)
+        settings = RakebackSettings(
+            service_name="rakeback", database_url=url, amqp_url=AMQP_URL, events_exchange=exchange_name
+        )
+        consumer = Consumer(
+            settings, session_factory(engine), MESSAGING, queues=names, batch_size=batch, batches_in_flight=in_flight
+        )
+        for event_type, handler in HANDLERS.items():
+            consumer.handler(event_type)(handler)
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        await consumer.start()
+        try:
+            await asyncio.to_thread(stop.wait)
+        finally:
+            await consumer.stop()
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
 async def through_consumer(
     url: str,
     exchange_name: str,
@@ -132,6 +162,7 @@ async def through_consumer(
     events: list[CloudEvent],
     batch: int,
     in_flight: int,
+    processes: int = 1,
 ) -> float:
     # One message per transaction ran 32 deliveries at a time (the kit's old prefetch).
     in_flight = 32 if batch == 1 else in_flight
@@ -170,7 +201,21 @@ async def through_consumer(
                 )
         # The inbox row commits with the hand's accruals; counting it is cheaper than counting rakes.
         expected = len(events)
+        context = multiprocessing.get_context("spawn")
+        go, stop = context.Event(), context.Event()
+        readiness = [context.Event() for _ in range(processes - 1)]
+        others = [
+            context.Process(
+                target=_consumer_process, args=(url, exchange_name, names, batch, in_flight, (ready, go, stop))
+            )
+            for ready in readiness
+        ]
+        for other in others:
+            other.start()
+        for ready in readiness:
+            await asyncio.to_thread(ready.wait, 60)
         start = time.perf_counter()
+        go.set()
         await consumer.start()
         while True:
             async with sessions() as session:
@@ -179,6 +224,9 @@ async def through_consumer(
                 elapsed = time.perf_counter() - start
                 break
             await asyncio.sleep(0.1)
+        stop.set()
+        for other in others:
+            await asyncio.to_thread(other.join, 30)
         async with sessions() as session:
             accrued = await session.scalar(text("SELECT count(*) FROM rakes WHERE status = 'accrued'"))
         if accrued != len(events) * len(events[0].data["players"]):
@@ -189,7 +237,9 @@ async def through_consumer(
         await engine.dispose()
 
 
-async def main(n: int, players: int, tables: int, batch: int, in_flight: int) -> list[tuple[str, int, float]]:
+async def main(
+    n: int, players: int, tables: int, batch: int, in_flight: int, processes: int
+) -> list[tuple[str, int, float]]:
     run = uuid.uuid4().hex[:8]
     exchange_name = f"tablium.events.bench-{run}"
     names = [QueueNames.for_service("rakeback", f"bench-{run}-{kind}.") for kind in ("batched", "single")]
@@ -208,6 +258,7 @@ async def main(n: int, players: int, tables: int, batch: int, in_flight: int) ->
             hands(club, members, n, players),
             batch,
             in_flight,
+            processes,
         )
         single_s = await through_consumer(
             urls[2],
@@ -229,7 +280,7 @@ async def main(n: int, players: int, tables: int, batch: int, in_flight: int) ->
             await drop_database(url)
     return [
         (f"handler transactions, no consumer ({batch}/tx)", n, base_s),
-        (f"RabbitMQ -> consumer -> Postgres ({batch}/tx)", n, batched_s),
+        (f"RabbitMQ -> {processes} consumer(s) -> Postgres ({batch}/tx)", n, batched_s),
         ("RabbitMQ -> consumer -> Postgres (1/tx)", single, single_s),
     ]
 
@@ -250,6 +301,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hands", type=int, default=5000)
     parser.add_argument("--players", type=int, default=6)
+    parser.add_argument("--consumers", type=int, default=1, help="consumer processes on the queue")
     parser.add_argument("--tables", type=int, default=1, help="tables the hands go round, each its own players")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=2)
@@ -258,6 +310,6 @@ if __name__ == "__main__":
 
     async def bounded() -> list[tuple[str, int, float]]:
         async with asyncio.timeout(args.timeout):
-            return await main(args.hands, args.players, args.tables, args.batch_size, args.in_flight)
+            return await main(args.hands, args.players, args.tables, args.batch_size, args.in_flight, args.consumers)
 
     report(asyncio.run(bounded()), args.players, args.tables, args.in_flight)

@@ -298,18 +298,27 @@ TotalKey = tuple[datetime, str, str, uuid.UUID, str]  # period, receiver kind, r
 def totals_of(accrued: Sequence[tuple[AnyRake, list[Part]]]) -> dict[TotalKey, list[int]]:
     """What the parts add to each unpaid total: hands (one per rake the receiver has a part of, zero or
     not), the rake they came from and the parts. Pure: the sums are exact integers."""
-    totals: dict[TotalKey, list[int]] = {}
+    # Per paying player first (one key per rake), then per receiver: fewer tuples built and UUIDs hashed.
+    by_payer: dict[tuple[datetime, uuid.UUID, str], dict[tuple[str, str], list[int]]] = {}
     for rake, parts in accrued:
+        payer_key = (rake.period_start, rake.player_id, rake.asset)
+        payer = by_payer.get(payer_key)
+        if payer is None:
+            payer = by_payer[payer_key] = {}
+        amount = rake.rake
         for p in parts:
-            key = (rake.period_start, p.kind, p.beneficiary, rake.player_id, rake.asset)
-            total = totals.get(key)
+            total = payer.get(p[:2])
             if total is None:
-                totals[key] = [1, rake.rake, p.amount]
+                payer[p[:2]] = [1, amount, p.amount]
             else:
                 total[0] += 1
-                total[1] += rake.rake
+                total[1] += amount
                 total[2] += p.amount
-    return totals
+    return {
+        (period, kind, beneficiary, player, asset): total
+        for (period, player, asset), payer in by_payer.items()
+        for (kind, beneficiary), total in payer.items()
+    }
 
 
 async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
