@@ -242,7 +242,11 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
     deal_row = await deal_in_force(session, member.club_id, rake.hand_time) if member else None
     parts = plan(rake, member, deal_row)
     if parts is None or member is None or deal_row is None:
-        rake.status = "pending"
+        if rake.status != "accrued":
+            # An accrued rake stays as it is: its parts are in the totals, and only a deal in force can
+            # replace them (facts are never taken back, so this is a union table's member now read
+            # through another club without a deal yet).
+            rake.status = "pending"
         return
     if rake.status == "accrued" and (rake.member_club_id, rake.deal_version) == (member.club_id, deal_row.version):
         return
