@@ -448,8 +448,10 @@ async def reevaluate_club(session: AsyncSession, deal: DealVersion) -> int:
     pending = await _evaluate_all(session, select(Rake).where(Rake.status == "pending", Rake.player_id.in_(members)))
     superseded = await _evaluate_all(
         session,
+        # Paid rakes are left as paid: only the unpaid ones (what ix_rakes_unpaid holds) can change.
         select(Rake).where(
             Rake.status == "accrued",
+            ~Rake.paid,
             Rake.member_club_id == deal.club_id,
             Rake.hand_time >= deal.effective_from,
             Rake.deal_version < deal.version,
