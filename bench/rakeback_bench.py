@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
+import resource
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -92,6 +95,55 @@ def hands(club: uuid.UUID, players: list[uuid.UUID], n: int, per_table: int) -> 
     return made
 
 
+class CpuMeter:
+    """CPU seconds spent over a phase, whatever the machine's load: this process (and its consumer
+    processes once joined) and the Postgres backends serving the phase's database."""
+
+    def __init__(self, sessions: Any, database: str) -> None:
+        self._sessions, self._database = sessions, database
+        self._process = 0.0
+        self._backends: dict[int, float] = {}
+
+    async def _backend_cpu(self) -> dict[int, float]:
+        async with self._sessions() as session:
+            pids = (
+                await session.scalars(
+                    text("SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": self._database}
+                )
+            ).all()
+        return self._read(list(pids))
+
+    @staticmethod
+    def _read(pids: list[int]) -> dict[int, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        found = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone, or not readable here: not counted
+            found[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        return found
+
+    @staticmethod
+    def _own() -> float:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return time.process_time() + children.ru_utime + children.ru_stime
+
+    async def start(self) -> None:
+        self._backends = await self._backend_cpu()
+        self._process = self._own()
+
+    async def stop(self) -> tuple[float, float]:
+        """(this process's CPU seconds, the backends') since :meth:`start`."""
+        process = self._own() - self._process
+        now = await self._backend_cpu()
+        return process, sum(cpu - self._backends.get(pid, 0.0) for pid, cpu in now.items())
+
+
+Phase = tuple[float, float, float]  # seconds, process CPU seconds, Postgres CPU seconds
+
+
 async def _database(name: str) -> str:
     url = f"{POSTGRES_URL}/{name}"
     await ensure_database(url)
@@ -104,7 +156,7 @@ async def _handle(sessions: Any, fact: CloudEvent) -> None:
         await HANDLERS[fact.type](session, fact)
 
 
-async def baseline(url: str, facts: list[CloudEvent], events: list[CloudEvent], batch: int, in_flight: int) -> float:
+async def baseline(url: str, facts: list[CloudEvent], events: list[CloudEvent], batch: int, in_flight: int) -> Phase:
     engine = create_engine(url, pool_size=in_flight)
     sessions = session_factory(engine)
     try:
@@ -117,11 +169,43 @@ async def baseline(url: str, facts: list[CloudEvent], events: list[CloudEvent], 
                 async with sessions() as session, session.begin():
                     await on_hands_completed(session, batches.pop(0))
 
+        meter = CpuMeter(sessions, url.rsplit("/", 1)[1])
+        await meter.start()
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(in_flight)))
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        return (elapsed, *await meter.stop())
     finally:
         await engine.dispose()
+
+
+def _consumer_process(
+    url: str, exchange_name: str, names: QueueNames, batch: int, in_flight: int, events: tuple[Any, Any, Any]
+) -> None:
+    """Another consumer process on the same queue (what ``TABLIUM_RAKEBACK_WORKERS`` runs: a consumer per
+    worker process): imported and ready, it starts at ``go`` (with the timed one) and stops at ``stop``."""
+    ready, go, stop = events
+
+    async def run() -> None:
+        engine = create_engine(url, pool_size=in_flight)
+        settings = RakebackSettings(
+            service_name="rakeback", database_url=url, amqp_url=AMQP_URL, events_exchange=exchange_name
+        )
+        consumer = Consumer(
+            settings, session_factory(engine), MESSAGING, queues=names, batch_size=batch, batches_in_flight=in_flight
+        )
+        for event_type, handler in HANDLERS.items():
+            consumer.handler(event_type)(handler)
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        await consumer.start()
+        try:
+            await asyncio.to_thread(stop.wait)
+        finally:
+            await consumer.stop()
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 async def through_consumer(
@@ -132,7 +216,8 @@ async def through_consumer(
     events: list[CloudEvent],
     batch: int,
     in_flight: int,
-) -> float:
+    processes: int = 1,
+) -> Phase:
     # One message per transaction ran 32 deliveries at a time (the kit's old prefetch).
     in_flight = 32 if batch == 1 else in_flight
     engine = create_engine(url, pool_size=in_flight)
@@ -170,7 +255,23 @@ async def through_consumer(
                 )
         # The inbox row commits with the hand's accruals; counting it is cheaper than counting rakes.
         expected = len(events)
+        context = multiprocessing.get_context("spawn")
+        go, stop = context.Event(), context.Event()
+        readiness = [context.Event() for _ in range(processes - 1)]
+        others = [
+            context.Process(
+                target=_consumer_process, args=(url, exchange_name, names, batch, in_flight, (ready, go, stop))
+            )
+            for ready in readiness
+        ]
+        for other in others:
+            other.start()
+        for ready in readiness:
+            await asyncio.to_thread(ready.wait, 60)
+        meter = CpuMeter(sessions, url.rsplit("/", 1)[1])
+        await meter.start()
         start = time.perf_counter()
+        go.set()
         await consumer.start()
         while True:
             async with sessions() as session:
@@ -179,17 +280,23 @@ async def through_consumer(
                 elapsed = time.perf_counter() - start
                 break
             await asyncio.sleep(0.1)
+        stop.set()
+        for other in others:
+            await asyncio.to_thread(other.join, 30)
+        cpu = await meter.stop()
         async with sessions() as session:
             accrued = await session.scalar(text("SELECT count(*) FROM rakes WHERE status = 'accrued'"))
         if accrued != len(events) * len(events[0].data["players"]):
             raise AssertionError(f"{accrued} rakes accrued, not every hand's")
-        return elapsed
+        return (elapsed, *cpu)
     finally:
         await consumer.stop()
         await engine.dispose()
 
 
-async def main(n: int, players: int, tables: int, batch: int, in_flight: int) -> list[tuple[str, int, float]]:
+async def main(
+    n: int, players: int, tables: int, batch: int, in_flight: int, processes: int
+) -> list[tuple[str, int, Phase]]:
     run = uuid.uuid4().hex[:8]
     exchange_name = f"tablium.events.bench-{run}"
     names = [QueueNames.for_service("rakeback", f"bench-{run}-{kind}.") for kind in ("batched", "single")]
@@ -208,6 +315,7 @@ async def main(n: int, players: int, tables: int, batch: int, in_flight: int) ->
             hands(club, members, n, players),
             batch,
             in_flight,
+            processes,
         )
         single_s = await through_consumer(
             urls[2],
@@ -229,20 +337,29 @@ async def main(n: int, players: int, tables: int, batch: int, in_flight: int) ->
             await drop_database(url)
     return [
         (f"handler transactions, no consumer ({batch}/tx)", n, base_s),
-        (f"RabbitMQ -> consumer -> Postgres ({batch}/tx)", n, batched_s),
+        (f"RabbitMQ -> {processes} consumer(s) -> Postgres ({batch}/tx)", n, batched_s),
         ("RabbitMQ -> consumer -> Postgres (1/tx)", single, single_s),
     ]
 
 
-def report(rows: list[tuple[str, int, float]], players: int, tables: int, in_flight: int) -> None:
-    base = rows[0][1] / rows[0][2]
-    print(f"{'method':<46} {'hands':>7} {'seconds':>8} {'hands/s':>9} {'ratio':>6}")
-    for name, count, seconds in rows:
-        print(f"{name:<46} {count:>7} {seconds:>8.2f} {count / seconds:>9.0f} {count / seconds / base:>6.2f}")
+def report(rows: list[tuple[str, int, Phase]], players: int, tables: int, in_flight: int) -> None:
+    base = rows[0][1] / rows[0][2][0]
+    print(
+        f"{'method':<50} {'hands':>6} {'seconds':>8} {'hands/s':>8} {'ratio':>6} "
+        f"{'py ms/hand':>10} {'pg ms/hand':>10} {'hands/cpu-s':>11}"
+    )
+    for name, count, (seconds, process, postgres) in rows:
+        per_cpu = count / (process + postgres) if process + postgres else 0.0
+        print(
+            f"{name:<50} {count:>6} {seconds:>8.2f} {count / seconds:>8.0f} {count / seconds / base:>6.2f} "
+            f"{1000 * process / count:>10.3f} {1000 * postgres / count:>10.3f} {per_cpu:>11.0f}"
+        )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"({players} raked players a hand at {tables} table(s), {in_flight} transactions at a time; "
-        f"load average {load}; target 2,000/s)"
+        f"load average {load}; target 2,000/s. CPU: this process and its consumer processes (py), the Postgres "
+        "backends of the run's database (pg); hands/cpu-s: hands per CPU second of both, what 2 idle cores "
+        "would double)"
     )
 
 
@@ -250,6 +367,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hands", type=int, default=5000)
     parser.add_argument("--players", type=int, default=6)
+    parser.add_argument("--consumers", type=int, default=1, help="consumer processes on the queue")
     parser.add_argument("--tables", type=int, default=1, help="tables the hands go round, each its own players")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=2)
@@ -258,6 +376,6 @@ if __name__ == "__main__":
 
     async def bounded() -> list[tuple[str, int, float]]:
         async with asyncio.timeout(args.timeout):
-            return await main(args.hands, args.players, args.tables, args.batch_size, args.in_flight)
+            return await main(args.hands, args.players, args.tables, args.batch_size, args.in_flight, args.consumers)
 
     report(asyncio.run(bounded()), args.players, args.tables, args.in_flight)

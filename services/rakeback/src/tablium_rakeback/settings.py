@@ -23,6 +23,11 @@ class RakebackSettings(ServiceSettings, kw_only=True):
     tier_window_days: int = 30
     # Tests run the consumer on their own queues; the app then starts none.
     consume_events: bool = True
+    # Hands are accrued set-based per batch: larger batches, one more in flight, measured faster than the
+    # kit's 100 x 2 (bench/rakeback_bench.py, ADR 0011 "Throughput"). TABLIUM_RAKEBACK_WORKERS runs a
+    # consumer in each worker process.
+    consumer_batch_size: int = 250
+    consumer_batches_in_flight: int = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()

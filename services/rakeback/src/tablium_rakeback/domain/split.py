@@ -142,24 +142,44 @@ def tier_layers(*, player_id: str, bps: int) -> list[Layer]:
     return [Layer("platform", PLATFORM, BPS), Layer("player", player_id, bps)]
 
 
+@dataclass(frozen=True, slots=True)
+class Receivers:
+    """A chain of layers checked once, with what each keeps: a batch splits thousands of rakes along a
+    handful of chains (:func:`split_along`)."""
+
+    layers: tuple[Layer, ...]
+    kept: tuple[int, ...]
+
+
+def receivers(chain: list[Layer]) -> Receivers:
+    kept = [layer.cumulative_bps - below.cumulative_bps for layer, below in itertools.pairwise(chain)]
+    kept.append(chain[-1].cumulative_bps)
+    if any(k < 0 for k in kept) or sum(kept) != BPS:
+        raise InvalidDeal("a layer hands down more than it receives")
+    return Receivers(tuple(chain), tuple(kept))
+
+
 def split(rake: int, chain: list[Layer]) -> list[Part]:
     """Each layer's part of ``rake``, to the unit; the parts sum to ``rake`` exactly.
 
     Largest remainder: every part is its exact share rounded down, then the units left go one each to
     the parts with the largest fractions (ties to the layer nearer the top).
     """
+    return split_along(rake, receivers(chain))
+
+
+def split_along(rake: int, chain: Receivers) -> list[Part]:
+    """:func:`split` along receivers checked already."""
     if rake < 0:
         raise ValueError("a rake is never negative")
-    kept = [layer.cumulative_bps - below.cumulative_bps for layer, below in itertools.pairwise(chain)]
-    kept.append(chain[-1].cumulative_bps)
-    if any(k < 0 for k in kept) or sum(kept) != BPS:
-        raise InvalidDeal("a layer hands down more than it receives")
+    kept = chain.kept
     floors = [rake * k // BPS for k in kept]
-    fractions = [rake * k % BPS for k in kept]
     left = rake - sum(floors)
     if left:
+        fractions = [rake * k % BPS for k in kept]
         for index in sorted(range(len(kept)), key=lambda i: (-fractions[i], i))[:left]:
             floors[index] += 1
     return [
-        Part(layer.kind, layer.beneficiary, bps, amount) for layer, bps, amount in zip(chain, kept, floors, strict=True)
+        Part(layer.kind, layer.beneficiary, bps, amount)
+        for layer, bps, amount in zip(chain.layers, kept, floors, strict=True)
     ]

@@ -27,13 +27,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.money import format_amount
 from tablium_rakeback.db.models import DealVersion, Member, Rake, UnionClub
-from tablium_rakeback.domain.split import AgentDeal, Deal, Layer, Part, layers, split, tier_layers
+from tablium_rakeback.domain.split import (
+    AgentDeal,
+    Deal,
+    Layer,
+    Part,
+    Receivers,
+    layers,
+    receivers,
+    split,
+    split_along,
+    tier_layers,
+)
 from tablium_rakeback.domain.tiers import Tier
 from tablium_rakeback.events import ACCRUED, outbox
 
@@ -197,7 +209,7 @@ async def plan_club_rakes(
             versions.setdefault(row.club_id, []).append(row)
     deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
     plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
-    chains: dict[tuple[Any, ...], list[Layer]] = {}
+    chains: dict[tuple[Any, ...], Receivers] = {}
     for rake in rakes:
         assert rake.club_id is not None
         member = members[(rake.club_id, rake.union_id)].get(rake.player_id)
@@ -215,8 +227,8 @@ async def plan_club_rakes(
             chain_key = (in_force.club_id, in_force.version, rake.player_id, member.agent_id, rake.union_id)
             chain = chains.get(chain_key)
             if chain is None:
-                chain = chains[chain_key] = _layers_of(rake, member.agent_id, deal)
-            parts = split(rake.rake, chain)
+                chain = chains[chain_key] = receivers(_layers_of(rake, member.agent_id, deal))
+            parts = split_along(rake.rake, chain)
             rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
             rake.agent_id = member.agent_id
             plans[(rake.hand_id, rake.player_id)] = parts
@@ -230,7 +242,11 @@ async def evaluate(session: AsyncSession, rake: Rake) -> None:
     deal_row = await deal_in_force(session, member.club_id, rake.hand_time) if member else None
     parts = plan(rake, member, deal_row)
     if parts is None or member is None or deal_row is None:
-        rake.status = "pending"
+        if rake.status != "accrued":
+            # An accrued rake stays as it is: its parts are in the totals, and only a deal in force can
+            # replace them (facts are never taken back, so this is a union table's member now read
+            # through another club without a deal yet).
+            rake.status = "pending"
         return
     if rake.status == "accrued" and (rake.member_club_id, rake.deal_version) == (member.club_id, deal_row.version):
         return
@@ -287,18 +303,27 @@ def totals_of(accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> 
     """What the parts add to each unpaid total: hands (``hands`` per rake the receiver has a part of, zero
     or not: 0 for a refunded fee's reversal, which is no hand), the rake they came from and the parts.
     Pure: the sums are exact integers."""
-    totals: dict[TotalKey, list[int]] = {}
+    # Per paying player first (one key per rake), then per receiver: fewer tuples built and UUIDs hashed.
+    by_payer: dict[tuple[datetime, uuid.UUID, str], dict[tuple[str, str], list[int]]] = {}
     for rake, parts in accrued:
+        payer_key = (rake.period_start, rake.player_id, rake.asset)
+        payer = by_payer.get(payer_key)
+        if payer is None:
+            payer = by_payer[payer_key] = {}
+        amount = rake.rake
         for p in parts:
-            key = (rake.period_start, p.kind, p.beneficiary, rake.player_id, rake.asset)
-            total = totals.get(key)
+            total = payer.get(p[:2])
             if total is None:
-                totals[key] = [hands, rake.rake, p.amount]
+                payer[p[:2]] = [hands, amount, p.amount]
             else:
                 total[0] += hands
-                total[1] += rake.rake
+                total[1] += amount
                 total[2] += p.amount
-    return totals
+    return {
+        (period, kind, beneficiary, player, asset): total
+        for (period, player, asset), payer in by_payer.items()
+        for (kind, beneficiary), total in payer.items()
+    }
 
 
 async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> None:
@@ -350,36 +375,58 @@ async def hand_parts(
     return [(rake, await parts_of(session, rake, tiers)) for rake in rakes]
 
 
+class _PartOut(msgspec.Struct):
+    kind: str
+    beneficiary: str
+    bps: int
+    amount: str
+
+
+class _AccrualOut(msgspec.Struct):
+    player_id: uuid.UUID
+    club_id: uuid.UUID | None
+    rake: str
+    deal_version: int | None
+    tier: str | None
+    parts: list[_PartOut]
+
+
 async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
-    """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction."""
-    by_hand: dict[uuid.UUID, list[tuple[AnyRake, list[Part]]]] = {}
+    """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction.
+
+    The entries are msgspec structs (ids as UUIDs): the outbox encodes them straight to the same JSON as
+    dicts of strings, with no ``str()`` of every id and amount in Python first. Parts never exceed their
+    rake, which was read within the 128-bit range, so ``str`` is their wire form."""
+    by_hand: dict[uuid.UUID, list[_AccrualOut]] = {}
+    firsts: dict[uuid.UUID, AnyRake] = {}
     for rake, parts in accrued:
-        by_hand.setdefault(rake.hand_id, []).append((rake, parts))
+        entries = by_hand.get(rake.hand_id)
+        if entries is None:
+            entries = by_hand[rake.hand_id] = []
+            firsts[rake.hand_id] = rake
+        entries.append(
+            _AccrualOut(
+                rake.player_id,
+                rake.member_club_id,
+                format_amount(rake.rake),
+                rake.deal_version,
+                rake.tier,
+                [_PartOut(p.kind, p.beneficiary, p.bps, str(p.amount)) for p in parts],
+            )
+        )
     events: list[tuple[str, str, dict[str, Any]]] = []
     for hand_id, entries in by_hand.items():
-        first = entries[0][0]
+        first = firsts[hand_id]
+        text_id = str(hand_id)
         data: dict[str, Any] = {
-            "hand_id": str(hand_id),
+            "hand_id": text_id,
             "table_id": str(first.table_id),
             "union_id": str(first.union_id) if first.union_id else None,
             "asset": first.asset,
             "hand_time": first.hand_time.isoformat(),
-            "accruals": [
-                {
-                    "player_id": str(rake.player_id),
-                    "club_id": str(rake.member_club_id) if rake.member_club_id else None,
-                    "rake": format_amount(rake.rake),
-                    "deal_version": rake.deal_version,
-                    "tier": rake.tier,
-                    "parts": [
-                        {"kind": p.kind, "beneficiary": p.beneficiary, "bps": p.bps, "amount": format_amount(p.amount)}
-                        for p in parts
-                    ],
-                }
-                for rake, parts in entries
-            ],
+            "accruals": entries,
         }
-        events.append((ACCRUED, str(hand_id), data))
+        events.append((ACCRUED, text_id, data))
     await outbox.add_many(session, events)
 
 
@@ -403,8 +450,10 @@ async def reevaluate_club(session: AsyncSession, deal: DealVersion) -> int:
     pending = await _evaluate_all(session, select(Rake).where(Rake.status == "pending", Rake.player_id.in_(members)))
     superseded = await _evaluate_all(
         session,
+        # Paid rakes are left as paid: only the unpaid ones (what ix_rakes_unpaid holds) can change.
         select(Rake).where(
             Rake.status == "accrued",
+            ~Rake.paid,
             Rake.member_club_id == deal.club_id,
             Rake.hand_time >= deal.effective_from,
             Rake.deal_version < deal.version,

@@ -79,8 +79,10 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand], period: tim
     ordered = [rakes[key] for key in sorted(rakes)]
     inserted = await accrual.insert_rakes(session, ordered)
     accrued = [(rakes[key], plans[key]) for key in rakes if key in inserted and key in plans]
-    await accrual.write_parts(session, accrued)
     await accrual.announce(session, accrued)
+    # Last: the totals' row locks (another batch of the same players waits on them) are held only until
+    # the commit that follows.
+    await accrual.write_parts(session, accrued)
 
 
 async def record_hand(session: AsyncSession, hand: Hand, period: timedelta = WEEK) -> None:
