@@ -110,7 +110,7 @@ class Platform:
         self.start(
             "gateway",
             [str(BIN / "tablium-gateway"), "--config", "gateway/kong.yml", "--port", str(ports["gateway"]),
-             *upstreams, "--disable-plugin", "rate-limiting"],
+             "--workers", os.environ.get("BENCH_GATEWAY_WORKERS", "1"), *upstreams, "--disable-plugin", "rate-limiting"],
             "/api/v1/auth/jwks",
             ports["gateway"],
         )  # fmt: skip
