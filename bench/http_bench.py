@@ -88,6 +88,8 @@ def runs_of(platform: Platform, seed: Seed) -> list[Run]:
             "bare Litestar GET /ping", 0.7, "player"),
         Run("player GET /auth/session, via gateway", f"{gw}/api/v1/auth/session", t,
             "player GET /auth/session, direct", 0.33, "gateway"),
+        Run("player /auth/session, via gateway, 2 workers", f"{u['gateway2']}/api/v1/auth/session", t,
+            "player GET /auth/session, direct", 0.33, "gateway2"),
         Run("bare Litestar + asyncpg pool, PK read", f"{u['bare_db']}/players/{seed.player_id}", None, "", 0,
             "bare_db"),
         Run("player GET /players/me, direct", f"{u['player']}/api/v1/players/me", t, BARE_DB, 0.5, "player"),

@@ -206,7 +206,15 @@ class Gateway:
                 await self._error(send, 413, "Request size limit exceeded", downstream, route, started)
                 return
             try:
-                body = await read_body(receive, size_limit.allowed_bytes)
+                # Without Content-Length or Transfer-Encoding an HTTP/1.x request has no body (RFC 9112 6.3):
+                # nothing to wait for from the server (a receive() per request was ~5% of the proxy's time).
+                # HTTP/2 frames bodies itself, so there the body is always read.
+                framed = (
+                    declared is not None
+                    or "transfer-encoding" in headers
+                    or scope.get("http_version", "1.1") not in ("1.1", "1.0")
+                )
+                body = await read_body(receive, size_limit.allowed_bytes) if framed else b""
             except BodyTooLarge:
                 await self._error(send, 413, "Request size limit exceeded", downstream, route, started)
                 return
