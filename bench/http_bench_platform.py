@@ -79,7 +79,7 @@ class Platform:
         return url
 
     def start_all(self) -> None:
-        ports = {name: free_port() for name in (*SERVICES, "bare", "bare_db", "kit", "gateway", "gateway2")}
+        ports = {name: free_port() for name in (*SERVICES, "bare", "bare_db", "kit", "gateway", "gateway1")}
         self.env = {
             **os.environ,
             "TABLIUM_ENVIRONMENT": "test",
@@ -107,9 +107,9 @@ class Platform:
         for name in SERVICES:
             self.start(name, [str(BIN / f"tablium-{name}"), "serve"], "/ready", ports[name])
         upstreams = [arg for name in SERVICES for arg in ("--upstream", f"{name}={self.urls[name]}")]
-        # The gateway with one worker process (as the services run) and with two (its CPU is the proxy's own
+        # The gateway with two worker processes, and with one for comparison (its CPU is the proxy's own
         # work, which a second process spreads over the machine's two cores; rate limits are then per process).
-        for name, workers in (("gateway", "1"), ("gateway2", "2")):
+        for name, workers in (("gateway", "2"), ("gateway1", "1")):
             self.start(
                 name,
                 [str(BIN / "tablium-gateway"), "--config", "gateway/kong.yml", "--port", str(ports[name]),
