@@ -144,7 +144,7 @@ class TableController(Controller):
         )
         # Postgres writes the answer (services/tables.py): sent as it comes, documented as list[TableOut].
         body = await read_tables_json(db_reader, f, limit=limit, offset=offset)
-        return Response(body, media_type=MediaType.JSON)
+        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]  # the encoded list
 
     @get("/{table_id:uuid}", summary="One table with its seats")
     async def get_one(self, table_id: FromPath[UUID], db_session: DbSession) -> TableOut:
