@@ -79,7 +79,7 @@ class Platform:
         return url
 
     def start_all(self) -> None:
-        ports = {name: free_port() for name in (*SERVICES, "bare", "bare_db", "kit", "gateway")}
+        ports = {name: free_port() for name in (*SERVICES, "bare", "bare_db", "kit", "gateway", "gateway1")}
         self.env = {
             **os.environ,
             "TABLIUM_ENVIRONMENT": "test",
@@ -107,13 +107,16 @@ class Platform:
         for name in SERVICES:
             self.start(name, [str(BIN / f"tablium-{name}"), "serve"], "/ready", ports[name])
         upstreams = [arg for name in SERVICES for arg in ("--upstream", f"{name}={self.urls[name]}")]
-        self.start(
-            "gateway",
-            [str(BIN / "tablium-gateway"), "--config", "gateway/kong.yml", "--port", str(ports["gateway"]),
-             *upstreams, "--disable-plugin", "rate-limiting"],
-            "/api/v1/auth/jwks",
-            ports["gateway"],
-        )  # fmt: skip
+        # The gateway with two worker processes, and with one for comparison (its CPU is the proxy's own
+        # work, which a second process spreads over the machine's two cores; rate limits are then per process).
+        for name, workers in (("gateway", "2"), ("gateway1", "1")):
+            self.start(
+                name,
+                [str(BIN / "tablium-gateway"), "--config", "gateway/kong.yml", "--port", str(ports[name]),
+                 "--workers", workers, *upstreams, "--disable-plugin", "rate-limiting"],
+                "/api/v1/auth/jwks",
+                ports[name],
+            )  # fmt: skip
         # After the player migrated its database: the baseline reads the same table.
         self.start("bare_db", granian("bench_apps:create_bare_db_app", ports["bare_db"]), "/ping", ports["bare_db"])
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, MediaType, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -27,7 +27,7 @@ from tablium_lobby.services.tables import (
     close_table,
     create_table,
     get_table,
-    read_tables,
+    read_tables_json,
     stakes_of,
 )
 
@@ -133,7 +133,7 @@ class TableController(Controller):
         include_closed: FromQuery[bool] = False,
         limit: FromQuery[Annotated[int, Parameter(ge=1, le=200)]] = 50,
         offset: FromQuery[Annotated[int, Parameter(ge=0, le=1_000_000)]] = 0,
-    ) -> list[TableOut]:
+    ) -> Response[list[TableOut]]:
         f = TableFilter(
             small_blind=None if small_blind is None else parse_amount(small_blind),
             big_blind=None if big_blind is None else parse_amount(big_blind),
@@ -142,8 +142,9 @@ class TableController(Controller):
             game=game,
             include_closed=include_closed,
         )
-        found = await read_tables(db_reader, f, limit=limit, offset=offset)
-        return [table_out(table, taken) for table, taken in found]  # type: ignore[arg-type]  # a Record reads like one
+        # Postgres writes the answer (services/tables.py): sent as it comes, documented as list[TableOut].
+        body = await read_tables_json(db_reader, f, limit=limit, offset=offset)
+        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]  # the encoded list
 
     @get("/{table_id:uuid}", summary="One table with its seats")
     async def get_one(self, table_id: FromPath[UUID], db_session: DbSession) -> TableOut:
