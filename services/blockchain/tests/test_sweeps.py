@@ -34,6 +34,28 @@ async def rows(sessions: async_sessionmaker[AsyncSession], sql: str, **params: o
         return [tuple(row) for row in await session.execute(text(sql), params)]
 
 
+async def confirmed_deposits(
+    client: AsyncTestClient[Litestar],
+    watcher: Watcher,
+    depositor: Depositor,
+    local_chain: LocalChain,
+    player: str,
+    usdt: int,
+    eth: int = 0,
+) -> tuple[str, str | None]:
+    """The player's deposit addresses (ETH's only if ``eth``), paid and confirmed N blocks deep, and seen by
+    the watcher: what a sweep picks up."""
+    usdt_address = await address_of(client, player, "USDT")
+    eth_address = await address_of(client, player, "ETH") if eth else None
+    await catch_up(watcher)
+    await depositor.usdt(usdt_address, usdt)
+    if eth_address is not None:
+        await depositor.eth(eth_address, eth)
+    local_chain.mine(CONFIRMATIONS)
+    await catch_up(watcher)
+    return usdt_address, eth_address
+
+
 async def test_usdt_and_eth_deposits_are_swept_once_into_the_hot_wallet(
     client: AsyncTestClient[Litestar],
     chain: Chain,
@@ -44,12 +66,9 @@ async def test_usdt_and_eth_deposits_are_swept_once_into_the_hot_wallet(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     player = str(uuid.uuid4())
-    usdt_address, eth_address = await address_of(client, player, "USDT"), await address_of(client, player, "ETH")
-    await catch_up(watcher)
-    await depositor.usdt(usdt_address, 40_000_000)
-    await depositor.eth(eth_address, 2 * 10**17)
-    local_chain.mine(CONFIRMATIONS)
-    await catch_up(watcher)
+    usdt_address, eth_address = await confirmed_deposits(
+        client, watcher, depositor, local_chain, player, usdt=40_000_000, eth=2 * 10**17
+    )
     token, hot = token_contract(chain), chain.master.hot_wallet().address
     hot_usdt = int(await token.functions.balanceOf(hot).call())
     hot_eth = int(await chain.w3.eth.get_balance(hot))
@@ -91,13 +110,9 @@ async def test_stuck_sweeps_are_replaced_with_higher_fees_and_swept_once(
 ) -> None:
     """A stuck gas transfer holds every later nonce of the hot wallet: it is re-signed with higher fees, as are
     the address's sweeps (an ETH sweep sends less by the extra gas; a token sweep gets a gas top-up first)."""
-    player = str(uuid.uuid4())
-    usdt_address, eth_address = await address_of(client, player, "USDT"), await address_of(client, player, "ETH")
-    await catch_up(watcher)
-    await depositor.usdt(usdt_address, 30_000_000)
-    await depositor.eth(eth_address, 3 * 10**17)
-    local_chain.mine(CONFIRMATIONS)
-    await catch_up(watcher)
+    usdt_address, eth_address = await confirmed_deposits(
+        client, watcher, depositor, local_chain, str(uuid.uuid4()), usdt=30_000_000, eth=3 * 10**17
+    )
     token, hot = token_contract(chain), chain.master.hot_wallet().address
     hot_usdt = int(await token.functions.balanceOf(hot).call())
     eager = Sweeper(chain, sessions, msgspec.structs.replace(settings, replace_after_s=0))
@@ -155,11 +170,7 @@ async def test_a_gas_transfer_the_node_keeps_refusing_fails_the_sweep_and_its_no
     """The hot wallet cannot pay a token sweep's gas any more (its ETH gone after signing): the sweep fails, a
     filler takes the hot wallet's nonce (so withdrawals behind it proceed), the address's nonce is freed, and
     once the hot wallet is funded a new sweep moves the tokens, once."""
-    address = await address_of(client, str(uuid.uuid4()), "USDT")
-    await catch_up(watcher)
-    await depositor.usdt(address, 12_000_000)
-    local_chain.mine(CONFIRMATIONS)
-    await catch_up(watcher)
+    address, _ = await confirmed_deposits(client, watcher, depositor, local_chain, str(uuid.uuid4()), usdt=12_000_000)
     token, hot = token_contract(chain), chain.master.hot_wallet().address
     hot_usdt = int(await token.functions.balanceOf(hot).call())
     eth = int(await chain.w3.eth.get_balance(hot))

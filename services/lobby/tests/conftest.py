@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from lobby_support import client, jwks_url, ledger, settings, start_lobby, wallet_url
+from lobby_support import client, jwks_url, ledger, redis, settings, start_lobby, wallet_url
 
-__all__ = ["client", "jwks_url", "ledger", "settings", "start_lobby", "wallet_url"]
+__all__ = ["client", "jwks_url", "ledger", "redis", "settings", "start_lobby", "wallet_url"]

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 from tablium_lobby.app import create_app
 from tablium_lobby.settings import LobbySettings
 
@@ -151,3 +152,11 @@ async def new_table(client: Any, **config: Any) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     table: dict[str, Any] = response.json()
     return table
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    """The lobby's Redis, for what tests read of its keys (leases, presence)."""
+    client = Redis.from_url(LobbySettings.from_env("lobby", {}).redis_url, decode_responses=True)
+    yield client
+    await client.aclose()

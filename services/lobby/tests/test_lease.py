@@ -19,26 +19,16 @@ import os
 import random
 import signal
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 import websockets
 from lobby_support import Ledger, LobbyProcess, bearer, new_table, user_token
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tablium_lobby.bots import POLICIES, Bot
-from tablium_lobby.settings import LobbySettings
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(LobbySettings.from_env("lobby", {}).redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 def lease_key(run_id: str, table_id: str) -> str:

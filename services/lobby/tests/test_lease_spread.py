@@ -7,25 +7,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from lobby_support import Ledger, LobbyProcess, bearer, new_table
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from tablium_lobby.settings import LobbySettings
 
 TABLES = 8
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(LobbySettings.from_env("lobby", {}).redis_url, decode_responses=True)
-    yield client
-    await client.aclose()
 
 
 async def test_two_instances_share_the_tables_between_them(

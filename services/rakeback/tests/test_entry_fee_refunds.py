@@ -10,11 +10,12 @@ from typing import Any
 
 import aio_pika
 import msgspec
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_rakeback.db.models import MESSAGING
 from tablium_rakeback.domain.periods import Period, period_of
-from tablium_rakeback.events.entry_fee_refunds import ENTRY_FEE_REFUNDED
+from tablium_rakeback.events.entry_fee_refunds import ENTRY_FEE_REFUNDED, on_entry_fee_refunded
 from tablium_rakeback.events.handlers import HANDLERS
 from tablium_rakeback.services import statements
 from tablium_rakeback.services.scheduler import run_period
@@ -224,3 +225,19 @@ async def test_through_rabbitmq_a_fee_and_its_refund_each_delivered_twice_leave_
         assert await status_of(sessions, purchase_of(paid)) == "refunded"
     finally:
         await consumer.stop()
+
+
+async def test_a_refunded_fee_accrued_by_a_tier_no_longer_configured_is_refused_not_left_paid(
+    sessions: Sessions, settings: RakebackSettings
+) -> None:
+    public = uuid.uuid4()
+    period = week(datetime(2026, 6, 10, tzinfo=UTC))
+    paid = fee_paid(public, 1_000_000, at=period.start + timedelta(days=1))
+    await deliver(sessions, paid)
+    await run_period(sessions, settings, period)  # accrued by tier, and paid
+    refunded = refund_of(paid, at=period.end + timedelta(hours=1))
+    async with sessions() as session:
+        with pytest.raises(LookupError):
+            await on_entry_fee_refunded(session, refunded, WEEK, {})  # the tier tables without that tier
+        await session.rollback()
+    assert await status_of(sessions, purchase_of(paid)) == "accrued"

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, Uuid, select, update
+from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, Uuid, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,10 @@ MEMBER_LEFT = "club.member_left"
 CLUB_CLOSED = "club.closed"
 UNION_JOINED = "club.union_joined"
 UNION_LEFT = "club.union_left"
+
+# A closed club's row under this "player": its close's seq, so a join older than the close that arrives after
+# it (events come in any order) admits nobody. Its role is None: no check ever counts it as a member.
+CLOSED_CLUB = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,20 @@ class ClubProjection:
         self.unions = tables.unions
 
     async def apply_member(self, session: AsyncSession, data: Mapping[str, Any], *, role: str | None) -> None:
-        """``club.member_joined``/``member_updated`` (``role``) or ``member_left`` (None), if newer than the row."""
+        """``club.member_joined``/``member_updated`` (``role``) or ``member_left`` (None), if newer than the row
+        and than the club's close."""
         m = self.memberships
-        statement = insert(m).values(
-            club_id=uuid.UUID(data["club_id"]), player_id=uuid.UUID(data["player_id"]), role=role, seq=int(data["seq"])
+        club_id, seq = uuid.UUID(data["club_id"]), int(data["seq"])
+        closed_since = (
+            select(m.c.seq).where(m.c.club_id == club_id, m.c.player_id == CLOSED_CLUB, m.c.seq > seq).exists()
         )
+        rows = select(
+            literal(club_id, Uuid).label("club_id"),
+            literal(uuid.UUID(data["player_id"]), Uuid).label("player_id"),
+            literal(role, String).label("role"),
+            literal(seq, BigInteger).label("seq"),
+        ).where(~closed_since)
+        statement = insert(m).from_select(["club_id", "player_id", "role", "seq"], rows)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[m.c.club_id, m.c.player_id],
@@ -101,12 +114,20 @@ class ClubProjection:
         )
 
     async def apply_closed(self, session: AsyncSession, data: Mapping[str, Any]) -> list[uuid.UUID]:
-        """``club.closed``: nobody is a member of a closed club any more; returns who was."""
+        """``club.closed``: nobody is a member of a closed club any more, nor becomes one by an older join
+        arriving later; returns who was."""
         m = self.memberships
+        club_id, seq = uuid.UUID(data["club_id"]), int(data["seq"])
+        marker = insert(m).values(club_id=club_id, player_id=CLOSED_CLUB, role=None, seq=seq)
+        await session.execute(
+            marker.on_conflict_do_update(
+                index_elements=[m.c.club_id, m.c.player_id], set_={"seq": marker.excluded.seq}, where=m.c.seq < seq
+            )
+        )
         closed = await session.execute(
             update(m)
-            .where(m.c.club_id == uuid.UUID(data["club_id"]), m.c.seq < int(data["seq"]), m.c.role.is_not(None))
-            .values(role=None, seq=int(data["seq"]))
+            .where(m.c.club_id == club_id, m.c.seq < seq, m.c.role.is_not(None))
+            .values(role=None, seq=seq)
             .returning(m.c.player_id)
         )
         return list(closed.scalars())

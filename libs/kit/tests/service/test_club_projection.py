@@ -105,3 +105,18 @@ async def test_a_union_admits_the_members_of_its_clubs_and_a_closed_club_none(se
     await deliver(sessions, heard, "club.closed", club_id=str(other), seq=2)
     assert not await member(sessions, player, club=other)
     assert heard.leavers[-1] == Leavers(player_ids=(player,), club_id=other)
+
+
+async def test_a_join_older_than_the_clubs_close_arriving_after_it_admits_nobody(sessions: Sessions) -> None:
+    heard, club, early, late = Heard(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await deliver(sessions, heard, "club.member_joined", club_id=str(club), player_id=str(early), role="member", seq=1)
+    await deliver(sessions, heard, "club.closed", club_id=str(club), seq=5)
+    await deliver(sessions, heard, "club.closed", club_id=str(club), seq=5)  # twice
+    # Joined (seq 3) and promoted (seq 4) before the close, delivered after it.
+    await deliver(sessions, heard, "club.member_joined", club_id=str(club), player_id=str(late), role="member", seq=3)
+    await deliver(
+        sessions, heard, "club.member_updated", club_id=str(club), player_id=str(early), role="manager", seq=4
+    )
+    assert not await member(sessions, late, club=club)
+    assert not await member(sessions, early, club=club)
+    assert heard.leavers[0] == Leavers(player_ids=(early,), club_id=club)

@@ -8,7 +8,7 @@ saga step: docs/adr/0006-tournament-engine.md, "Sagas"); no step holds the tourn
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -95,22 +95,26 @@ async def fee_paid(
 ) -> None:
     """``event.entry_fee_paid`` for a registration just moved to ``posted`` (its fee is the house's now); the
     entry id is known for a late entry, not yet for one posted at the start (the seat draw numbers them)."""
-    if reg.amount:
-        kind = "entry" if reg.entry_no == 1 else "reentry"
-        await entry_fee_paid(
-            session, row, purchase_id=reg.id, kind=kind, player_id=reg.player_id, entry_id=entry_id, fee=config.fee
-        )
+    await _fee_event(entry_fee_paid, session, row, reg, config.fee, entry_id)
 
 
 async def fee_refunded(session: AsyncSession, row: TournamentRow, reg: Registration) -> None:
     """``event.entry_fee_refunded`` for a registration just taken back from ``posted`` (its fee was stated
     paid then; one taken back while still ``posting`` never was, and states nothing)."""
-    if reg.amount:
-        config = TournamentConfig.from_dict(row.config)
+    await _fee_event(entry_fee_refunded, session, row, reg, TournamentConfig.from_dict(row.config).fee, reg.entry_id)
+
+
+async def _fee_event(
+    publish: Callable[..., Awaitable[None]],
+    session: AsyncSession,
+    row: TournamentRow,
+    reg: Registration,
+    fee: int,
+    entry_id: int | None,
+) -> None:
+    if reg.amount:  # a freeroll's registration has no fee to state
         kind = "entry" if reg.entry_no == 1 else "reentry"
-        await entry_fee_refunded(
-            session, row, purchase_id=reg.id, kind=kind, player_id=reg.player_id, entry_id=reg.entry_id, fee=config.fee
-        )
+        await publish(session, row, purchase_id=reg.id, kind=kind, player_id=reg.player_id, entry_id=entry_id, fee=fee)
 
 
 async def refund(ctx: Context, session: AsyncSession, reg: Registration) -> None:

@@ -78,7 +78,12 @@ async def on_entry_fee_refunded(
     if first is not None:
         return  # the refund came first: the fee will find its purchase refunded
     rake = await session.get_one(Rake, (refunded.purchase_id, refunded.player_id), with_for_update=True)
+    accrued = rake.status == "accrued"
     parts = await accrual.parts_of(session, rake, dict(tiers))  # None unless accrued
+    if accrued and parts is None:
+        # Accrued by a tier the settings no longer name: its parts can't be recomputed, so they can't be
+        # reversed exactly. Refuse (the message goes to the dead letters) rather than leave them paid.
+        raise LookupError(f"tier {rake.tier!r} of the refunded fee {rake.hand_id} is not in the settings")
     rake.status = REFUNDED
     if parts is None:
         return  # refunded already (another envelope), or never accrued: now it never will be
