@@ -94,6 +94,7 @@ SeriesKey = tuple[str, str, int, str]  # method, route template, status, app
 DRAIN_MAX_BYTES: Final = 16 * 1024 * 1024
 DRAIN_MAX_S: Final = 5.0
 _CLOSE: Final = (b"connection", b"close")
+_BODYLESS: Final = frozenset({"GET", "HEAD"})
 
 
 # Made request ids: a random per-process start plus a counter, 32 hex digits, unique
@@ -184,6 +185,20 @@ async def drain_body(receive: Receive, max_bytes: int = DRAIN_MAX_BYTES, max_s: 
         return False
 
 
+def _sends_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """The request has a body the client is sending now (not waiting for "100 Continue" first: reading
+    that body would only ask the client for it)."""
+    framed = False
+    for name, value in headers:
+        if name == b"content-length":
+            framed = value != b"0"
+        elif name == b"transfer-encoding":
+            framed = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            return False
+    return framed
+
+
 class _BodyReceive:
     """The server's ``receive``, noting when the request's body has been read to its end."""
 
@@ -221,8 +236,6 @@ class ServiceLayer:
         forwarded_for: str | None = None
         request_id: bytes | None = None
         authorization: bytes | None = None
-        has_body = False
-        expects_continue = False
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = authorization or value  # the first one counts
@@ -230,13 +243,6 @@ class ServiceLayer:
                 forwarded_for = value.decode("latin-1")
             elif name == REQUEST_ID_HEADER:
                 request_id = value[:128]
-            elif name == b"content-length":
-                has_body = value != b"0"
-            elif name == b"transfer-encoding":
-                has_body = True
-            elif name == b"expect":
-                # The client waits for "100 Continue" before sending: reading would only ask for the body.
-                expects_continue = value.lower() == b"100-continue"
         client = scope.get("client")
         if client and forwarded_for:
             scope["client"] = (real_client(client[0], forwarded_for, self.trusted), client[1])
@@ -262,8 +268,14 @@ class ServiceLayer:
         status = 500  # what an exception that escapes everything becomes
         failure: _Answer | None = None  # what replaces the handler's answer when its commit failed
         # HTTP/2 ends a stream without touching the connection: only HTTP/1.x bodies need reading to the end.
+        # GET and HEAD are not looked at (no client of these APIs sends them a body, and reads are the hot path).
         body: _BodyReceive | None = None
-        if has_body and not expects_continue and scope["type"] == _HTTP and scope.get("http_version") != "2":
+        if (
+            scope["type"] == _HTTP
+            and scope["method"] not in _BODYLESS
+            and scope.get("http_version") != "2"
+            and _sends_body(scope["headers"])
+        ):
             receive = body = _BodyReceive(receive)
 
         async def send_tagged(message: Message) -> None:
