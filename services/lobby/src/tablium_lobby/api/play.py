@@ -156,6 +156,8 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
                 # after retryAfterMs): a client acting on its turns faster than the limit (a bot, heads-up) must
                 # learn its action was not taken. Anything else: the first refusal only.
                 action = _refused_action(raw, settings.ws_max_message_bytes)
+                if refused == 1:
+                    log.info("socket over its message rate", table=str(table_id), player=player, action=action)
                 if action is not None or refused == 1:
                     error = _error("too many messages; slow down", code="rate-limited", retryAfterMs=bucket.wait_ms())
                     connection.send(error if action is None else {**error, "action": action})
