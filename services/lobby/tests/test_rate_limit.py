@@ -68,7 +68,8 @@ class _Socket:
         self.sent.append(json.loads(raw))
 
 
-async def test_a_bot_sends_again_the_action_the_rate_limit_refused() -> None:
+@pytest.mark.parametrize("code", ["rate-limited", "retry"])
+async def test_a_bot_sends_again_an_action_refused_unread_or_not_recorded(code: str) -> None:
     bot = Bot("ws://unused", "", "me", POLICIES["random"], rng=random.Random(1))
     bot.socket = socket = _Socket()
     legal = {"fold": True, "check": False, "call": "2", "minRaiseTo": "4", "maxRaiseTo": "100"}
@@ -78,8 +79,8 @@ async def test_a_bot_sends_again_the_action_the_rate_limit_refused() -> None:
     await bot.on_message(
         {
             "type": "error",
-            "error": "too many messages",
-            "code": "rate-limited",
+            "error": "not taken",
+            "code": code,
             "action": first["action"],
             "retryAfterMs": 1,
         }

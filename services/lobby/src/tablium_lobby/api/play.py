@@ -279,7 +279,8 @@ async def _handle(
             connection.send(_error(str(exc), action=message.action))
         except Exception:
             log.exception("action failed", table=str(table_id))
-            connection.send(_error("the action could not be recorded; try again"))
+            # Named, so the client sends it again (a second copy of one that did commit is refused as stale).
+            connection.send(_error("the action could not be recorded; try again", action=message.action, code="retry"))
     elif kind == "leave":
         try:
             result = await seating.leave(table_id, uuid.UUID(player))

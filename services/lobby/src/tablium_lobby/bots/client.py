@@ -87,9 +87,10 @@ class Bot:
         elif kind == "error":
             self.errors.append(message)
             turn = self._pending_turn
-            if turn is not None and "action" in message and message.get("code") == "rate-limited":
-                # Refused unread (the socket's message rate), not decided on: the same action again once the
-                # rate lets it in. Dropping it would leave the table waiting on this seat for its clock.
+            if turn is not None and "action" in message and message.get("code") in ("rate-limited", "retry"):
+                # Refused unread (the socket's message rate) or not recorded (the server failed), not decided on:
+                # the same action again, after retryAfterMs. Dropping it would leave the table waiting on this
+                # seat for its clock (and time bank).
                 await asyncio.sleep(max(0, int(message.get("retryAfterMs", 50))) / 1000)
                 if self._pending_turn is turn and self._last_action is not None:
                     await self.send(self._last_action)
