@@ -148,6 +148,16 @@ def server_argv(server: str, target: str, port: int, workers: int = 1) -> list[s
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", target]  # fmt: skip
 
 
+def processes_cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes (the bots': is the bench the bottleneck?)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
 def machine_busy() -> tuple[int, int]:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
@@ -187,6 +197,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         process.stdin.flush()
     time.sleep(max(0.0, start - time.time()))
     cpu0, busy0, wait0, load0 = target.cpu_s(), machine_busy(), target.runnable_s(), os.getloadavg()[0]
+    bots_cpu0 = processes_cpu_s([process.pid for process, _ in bots])
     profiler = None
     if args.profile and mode == "lobby":
         profile_path = Path(args.profile) / f"lobby-{len(tables)}.txt"
@@ -198,6 +209,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         )  # fmt: skip
     time.sleep(max(0.0, end - time.time()))
     cpu1, busy1, wait1, load1 = target.cpu_s(), machine_busy(), target.runnable_s(), os.getloadavg()[0]
+    bots_cpu = (processes_cpu_s([process.pid for process, _ in bots]) - bots_cpu0) / args.seconds
     rss_after = target.rss()
     for process, _ in bots:
         process.wait(timeout=120)
@@ -220,7 +232,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
     sockets = sum(len(t["players"]) for t in tables)
     merged.update(
         tables=len(tables), sockets=sockets, window=(start, end), cpu=(cpu1 - cpu0) / args.seconds,
-        starved=(wait1 - wait0) / args.seconds, load=(load0, load1),
+        starved=(wait1 - wait0) / args.seconds, load=(load0, load1), bots_cpu=bots_cpu,
         rss=rss_after, rss_per_socket=(rss_after - rss_before) / sockets,
         busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
     )  # fmt: skip
@@ -407,7 +419,8 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           f"{os.cpu_count()} CPUs shared with whatever else runs\n")  # fmt: skip
     head = (f"| {'run':<34} | {'tables':>6} | {'sockets':>7} | {'act/s':>6} | {'msg/s':>7} | {'p50 ms':>7} | "
             f"{'p99 ms':>7} | {'max ms':>7} | {'lost':>4} | {'dup':>4} | {'gaps':>4} | {'drop':>4} | {'CPU %':>5} | "
-            f"{'wait %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} | {'load':>11} |")  # fmt: skip
+            f"{'wait %':>6} | {'bots %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} | "
+            f"{'load':>11} |")  # fmt: skip
     print(head)
     print("|" + "|".join("-" * len(cell) for cell in head.split("|")[1:-1]) + "|")
     for name, r in rows:
@@ -420,6 +433,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
             f"{r['received'] / seconds:>7.0f} | {percentile(samples, 0.5):>7.1f} | {percentile(samples, 0.99):>7.1f} | "
             f"{max(samples, default=float('nan')):>7.1f} | {lost:>4} | {r['duplicated']:>4} | "
             f"{r['gaps'] + r['backwards']:>4} | {dropped:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
+            f"{r['bots_cpu'] * 100:>6.0f} | "
             f"{r['rss_per_socket'] / 1024:>7.1f} | "
             f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} | {r['load'][0]:>4.1f} → {r['load'][1]:>4.1f} |"
         )  # fmt: skip
@@ -429,7 +443,8 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           " database; dup: received twice; gaps: seq discontinuities after a snapshot; drop: sockets closed"
           " before the end or before their snapshot;"
           " CPU %: the server's processes (100 = one core); wait %: the time they were runnable but waited for a"
-          " CPU (100 = one process always waiting: other load); KB/sock: the server's RSS growth over the sockets;"
+          " CPU (100 = one process always waiting: other load); bots %: the bot processes' CPU (100 = one core);"
+          " KB/sock: the server's RSS growth over the sockets;"
           " busy: the whole machine's CPU in the window; load: the 1-minute load average, start → end.")  # fmt: skip
     for name, r in rows:
         if r.get("timeouts") or r.get("errors"):

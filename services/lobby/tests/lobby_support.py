@@ -119,7 +119,8 @@ async def start_lobby(
         env = {
             **lobby_env(database_url, amqp_names, wallet_url, run_id, **extra),
             "TABLIUM_LOBBY_JWKS_URL": jwks_url,
-            "TABLIUM_LOG_LEVEL": "WARNING",
+            # TABLIUM_TEST_LOBBY_LOG_LEVEL=INFO (with TABLIUM_TEST_KEEP_LOGS=1) to chase a failure in the log.
+            "TABLIUM_LOG_LEVEL": os.environ.get("TABLIUM_TEST_LOBBY_LOG_LEVEL", "WARNING"),
         }
         lobby = LobbyProcess(start_service("lobby", env), database_url)
         lobbies.append(lobby)

@@ -15,7 +15,13 @@ from litestar.testing import AsyncTestClient
 from lobby_support import Ledger, bearer, new_table
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tablium_lobby.db.models import HandRecord
+from tablium_lobby.domain.protocol import hand_view
+from tablium_lobby.services.hand_log import committed_hand
+from tablium_lobby.services.hydration import table_state
 from tablium_lobby.services.runner import TableRunner
+
+from tablium_poker import Hand
 
 
 async def in_app(client: AsyncTestClient, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -128,3 +134,33 @@ async def test_a_table_moved_behind_the_cache_falls_back_to_the_locked_path(
     assert any("FOR UPDATE" in sql for sql, _ in seen[1:])  # then read under the row lock and written
     assert after == (moved_to + 1, 1)
     assert runner.seq_seen == moved_to + 1
+
+
+async def test_the_hand_rebuilt_from_its_action_rows_is_the_one_committed(
+    client: AsyncTestClient, ledger: Ledger
+) -> None:
+    """The hot path writes an action's row, not the hand's whole state: whoever reads the hand afterwards
+    (a takeover, a cold cache, a snapshot) replays the rows above the saved state and gets the same hand."""
+    runner = await seated_table(client, ledger)
+
+    async def play() -> tuple[dict[str, Any], tuple[int, int], dict[str, Any], dict[str, Any] | None]:
+        for _ in range(3):  # check/call heads-up: the hand reaches the turn, not its end
+            await act_for_actor(runner)
+        async with runner.lock:
+            assert runner.hand is not None
+            assert not runner.hand.is_finished
+            cached = runner.hand.to_dict()
+            async with runner.dealer.sessions() as session:
+                record = await session.get(HandRecord, runner.hand_id)
+                assert record is not None
+                rebuilt = (await committed_hand(session, record)).to_dict()
+                saved = (record.actions, record.state_actions)
+        snapshot = await table_state(runner.dealer.sessions, runner.table_id, None)
+        return cached, saved, rebuilt, snapshot["hand"]
+
+    cached, saved, rebuilt, snapshot = await in_app(client, play)
+    assert saved == (3, 0)  # three actions recorded, the saved state still the deal's
+    assert rebuilt == cached
+    hand = Hand.from_dict(cached)
+    assert snapshot is not None
+    assert snapshot == {**snapshot, **hand_view(hand, None, runner.players)}

@@ -146,7 +146,8 @@ async def play_and_account(
             try:
                 await wait_for(all_out, 30)
             except TimeoutError:
-                pytest.fail(f"players still seated: {await t.state(bots[0].player_id)}")
+                bots_saw = [(b.errors[-3:], b.received[-4:]) for b in bots]
+                pytest.fail(f"players still seated: {await t.state(bots[0].player_id)}; the bots: {bots_saw}")
             for task in [*playing, watching]:
                 task.cancel()
             await asyncio.gather(*playing, watching, return_exceptions=True)

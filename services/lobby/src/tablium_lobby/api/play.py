@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import time
 import uuid
@@ -70,6 +71,22 @@ class _Bucket:
         self.tokens -= 1
         return True
 
+    def wait_ms(self) -> int:
+        """How long until the next message would be let in (after a refusal)."""
+        return max(1, math.ceil((1 - self.tokens) / self.rate * 1000))
+
+
+def _refused_action(raw: str | bytes, max_bytes: int) -> str | None:
+    """The action a message refused unread by the rate limit carried, if it was one (its sender must hear
+    which action was not taken, or it waits for a turn that will never be answered)."""
+    if len(raw) > max_bytes:
+        return None
+    try:
+        message = _decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return message.action[:20] if message.type == "action" and message.action else None
+
 
 @websocket(
     "/api/v1/tables/{table_id:uuid}/ws",
@@ -132,11 +149,18 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
                 break
             if not bucket.take():
                 refused += 1
-                if refused == 1:
-                    connection.send(_error("too many messages; slow down"))
                 if refused > FLOOD_LIMIT:
                     connection.send(_error("flooding; closing"))
                     break
+                # Every refused action is answered as one (the protocol's `action` and a code to send it again
+                # after retryAfterMs): a client acting on its turns faster than the limit (a bot, heads-up) must
+                # learn its action was not taken. Anything else: the first refusal only.
+                action = _refused_action(raw, settings.ws_max_message_bytes)
+                if refused == 1:
+                    log.info("socket over its message rate", table=str(table_id), player=player, action=action)
+                if action is not None or refused == 1:
+                    error = _error("too many messages; slow down", code="rate-limited", retryAfterMs=bucket.wait_ms())
+                    connection.send(error if action is None else {**error, "action": action})
                 continue
             if bucket.tokens >= bucket.rate / 2:
                 refused = 0
@@ -255,7 +279,8 @@ async def _handle(
             connection.send(_error(str(exc), action=message.action))
         except Exception:
             log.exception("action failed", table=str(table_id))
-            connection.send(_error("the action could not be recorded; try again"))
+            # Named, so the client sends it again (a second copy of one that did commit is refused as stale).
+            connection.send(_error("the action could not be recorded; try again", action=message.action, code="retry"))
     elif kind == "leave":
         try:
             result = await seating.leave(table_id, uuid.UUID(player))

@@ -36,6 +36,9 @@ class Bot:
         self.errors: list[dict[str, Any]] = []
         self.socket: Any = None
         self._pending_turn: dict[str, Any] | None = None
+        self._last_action: dict[str, Any] | None = (
+            None  # what it sent for the pending turn (sent again if refused unread)
+        )
 
     async def connect(self) -> None:
         self.socket = await websockets.connect(
@@ -84,16 +87,26 @@ class Bot:
         elif kind == "error":
             self.errors.append(message)
             turn = self._pending_turn
-            if turn is not None and "action" in message:
+            if turn is not None and "action" in message and message.get("code") in ("rate-limited", "retry"):
+                # Refused unread (the socket's message rate) or not recorded (the server failed), not decided on:
+                # the same action again, after retryAfterMs. Dropping it would leave the table waiting on this
+                # seat for its clock (and time bank).
+                await asyncio.sleep(max(0, int(message.get("retryAfterMs", 50))) / 1000)
+                if self._pending_turn is turn and self._last_action is not None:
+                    await self.send(self._last_action)
+            elif turn is not None and "action" in message:
                 if "stale" in message.get("error", "") and not turn.get("retried"):
                     turn["retried"] = True
                     await self._act(turn)
+                elif turn.get("safe"):
+                    self._pending_turn = None  # the safe action refused too: the clock acts for this seat
                 else:
-                    # The policy asked for something the table refused: the safe action instead.
-                    self._pending_turn = None
-                    await self.send(
-                        {"type": "action", "action": "check" if turn["legal"]["check"] else "fold", "seq": self.seq}
-                    )
+                    # The policy asked for something the table refused: the safe action instead (kept as the
+                    # pending turn's, so a rate-limited refusal of it is sent again too).
+                    turn["safe"] = True
+                    safe = {"type": "action", "action": "check" if turn["legal"]["check"] else "fold", "seq": self.seq}
+                    self._last_action = safe
+                    await self.send(safe)
 
     async def _resume(self, snapshot: dict[str, Any]) -> None:
         """After (re)joining mid-hand: pick up the hole cards, and act if the hand waits for us."""
@@ -115,4 +128,5 @@ class Bot:
         message: dict[str, Any] = {"type": "action", "action": action, "seq": self.seq}
         if amount is not None:
             message["amount"] = str(amount)
+        self._last_action = message
         await self.send(message)

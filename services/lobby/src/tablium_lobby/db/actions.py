@@ -2,8 +2,10 @@
 
 The table's ``seq`` moves on only if it is still the one the runner's cache was read at and the hand is
 still the table's current one (the row lock the ``UPDATE`` takes serialises it with every other writer,
-which take that row's lock first); then, in the same statement, the hand's state, its action count and its
-turn, and the ``hand_actions`` row. No row back: another writer moved the table, nothing was written.
+which take that row's lock first); then, in the same statement, the hand's action count, its turn and
+deadline, and the ``hand_actions`` row. The hand's whole state is not written here (it grows with the
+hand): the row is the record, and a reader replays the rows above the saved state's ``state_actions``
+(services/hand_log.py). No row back: another writer moved the table, nothing was written.
 Run alone it is its own transaction (one round trip: no BEGIN, no COMMIT); in a group commit it joins
 the group's.
 """
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from sqlalchemy import text
 
 RECORD_ACTION = text(
@@ -25,8 +26,7 @@ RECORD_ACTION = text(
         WHERE id = :table_id AND seq = :seq AND current_hand_id = :hand_id
         RETURNING seq
     ), hand AS (
-        UPDATE hands SET actions = hands.actions + 1, state = CAST(:state AS jsonb), turn_seq = moved.seq,
-                         deadline = :deadline
+        UPDATE hands SET actions = hands.actions + 1, turn_seq = moved.seq, deadline = :deadline
         FROM moved WHERE hands.id = :hand_id
         RETURNING hands.actions
     )
@@ -48,8 +48,6 @@ ANYONE_LEAVING = text(
     "OR EXISTS (SELECT 1 FROM cash_tables WHERE id = :table_id AND status = 'closing')"
 )
 
-_encode = msgspec.json.Encoder().encode
-
 
 @dataclass(frozen=True)
 class ActionWrite:
@@ -62,7 +60,6 @@ class ActionWrite:
     player_id: uuid.UUID
     action: str
     amount: int
-    state: dict[str, Any]
     deadline: datetime
 
     def params(self) -> dict[str, Any]:
@@ -74,7 +71,5 @@ class ActionWrite:
             "player_id": self.player_id,
             "action": self.action,
             "amount": self.amount,
-            # Sent as JSON text and cast by Postgres: the same on a session and on a bare connection.
-            "state": _encode(self.state).decode(),
             "deadline": self.deadline,
         }

@@ -184,6 +184,9 @@ class HandRecord(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JSONB)
     status: Mapped[str] = mapped_column(String(16))
     actions: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # How many of those actions ``state`` includes: the hot path records an action's row alone (ADR 0012),
+    # and the hand as committed is ``state`` with the actions numbered above this replayed on it.
+    state_actions: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     # The actor's deadline (wall clock) while betting: a restarted runner keeps the clock.
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The seq of the turn being played: an action must answer a seq from this one to the table's.

@@ -28,3 +28,12 @@ def apply_action(hand: Hand, seat: int, action: str, amount: int | None) -> list
     if action == "call":
         return hand.call(seat)
     return hand.all_in(seat)
+
+
+def replay_action(hand: Hand, seat: int, action: str, amount: int, automatic: str | None) -> None:
+    """Apply a recorded ``hand_actions`` row again (rebuilding a hand from its log): the server's default
+    action for an automatic one, else the player's action as it was accepted (amounts only on bets)."""
+    if automatic is not None:
+        hand.act_default(seat)
+    else:
+        apply_action(hand, seat, action, amount if action in ("bet", "raise") else None)

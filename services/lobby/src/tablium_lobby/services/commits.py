@@ -9,7 +9,7 @@ session may hold half a write): the group rolls back and every unit in it fails,
 With groups off, a single statement (the hot path's action, ADR 0012) runs on one of a few connections
 held open for it (:class:`Lanes`), straight through the driver: no pool checkout, no isolation level
 set and reset, no SQLAlchemy compile or result processing (~420 µs of CPU a statement down to ~45 µs,
-measured here). Outside a transaction, each statement is its own: committed when it returns.
+measured here); all busy, it waits for one. Outside a transaction, each statement is its own: committed when it returns.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 log = structlog.get_logger("tablium.lobby.commits")
 GROUP_LIMIT = 64
-LANES = 3  # connections held for one-statement transactions (taken from the engine's pool)
+LANES = 6  # connections held for one-statement transactions (taken from the engine's pool)
 _PARAMETER = re.compile(r"(?<!:):(\w+)")
 
 
@@ -44,52 +44,52 @@ def positional(statement: TextClause) -> tuple[str, tuple[str, ...]]:
 
 class Lanes:
     """A few connections kept checked out for single statements, each run straight on the driver
-    (asyncpg) in its own transaction. All busy: the statement takes a pooled connection as usual."""
+    (asyncpg) in its own transaction. All busy, a statement waits for one: the pool's way (a checkout,
+    the isolation level set and reset) cost several times the CPU, and at 500 tables most statements
+    went that way with three lanes (bench/lobby_bench.py, ADR 0012)."""
 
     def __init__(self, engine: AsyncEngine, size: int = LANES) -> None:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.size = size
-        self._free: asyncio.Queue[Any] = asyncio.Queue()
+        # At most ``size`` statements in flight, so a statement let in finds a free lane or room to open one
+        # (a lane that failed is dropped and its room reopened by the next statement).
+        self._slots = asyncio.Semaphore(size)
+        self._free: list[tuple[AsyncConnection, Any]] = []
         self._held: list[AsyncConnection] = []
-        self._opening = 0
         self._sql: dict[str, tuple[str, tuple[str, ...]]] = {}
 
-    async def _open(self) -> None:
-        self._opening += 1
+    async def _open(self) -> tuple[AsyncConnection, Any]:
+        connection = await self._autocommit.connect()
         try:
-            connection = await self._autocommit.connect()
-        finally:
-            self._opening -= 1
+            driver = (await connection.get_raw_connection()).driver_connection
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise
         self._held.append(connection)
-        self._free.put_nowait((connection, (await connection.get_raw_connection()).driver_connection))
+        return connection, driver
 
     async def fetch_one(self, statement: TextClause, params: Mapping[str, Any]) -> Any | None:
         """The statement's first row (None: no row), committed when this returns."""
         sql, names = self._sql.get(statement.text) or self._sql.setdefault(statement.text, positional(statement))
         args = [params[name] for name in names]
-        if len(self._held) + self._opening < self.size and self._free.empty():
-            await self._open()
-        try:
-            lane = self._free.get_nowait()
-        except asyncio.QueueEmpty:  # every lane busy (a statement waiting on a row lock, say)
-            async with self._autocommit.connect() as connection:
-                driver = (await connection.get_raw_connection()).driver_connection
-                return await driver.fetchrow(sql, *args)
-        connection, driver = lane
-        try:
-            row = await driver.fetchrow(sql, *args)
-        except BaseException:
-            # Its state is unknown (cancelled mid-statement, or the server went away): not reused.
-            self._held.remove(connection)
-            with contextlib.suppress(Exception):
-                await connection.invalidate()
-            raise
-        self._free.put_nowait(lane)
-        return row
+        async with self._slots:
+            lane = self._free.pop() if self._free else await self._open()
+            connection, driver = lane
+            try:
+                row = await driver.fetchrow(sql, *args)
+            except BaseException:
+                # Its state is unknown (cancelled mid-statement, or the server went away): not reused.
+                self._held.remove(connection)
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
+                raise
+            self._free.append(lane)
+            return row
 
     async def close(self) -> None:
-        while not self._free.empty():
-            connection, _ = self._free.get_nowait()
+        while self._free:
+            connection, _ = self._free.pop()
             with contextlib.suppress(Exception):
                 await connection.close()
         self._held.clear()

@@ -28,6 +28,7 @@ from tablium_lobby.services import rejoin
 from tablium_lobby.services.commits import GroupCommit
 from tablium_lobby.services.dealing import HANDS
 from tablium_lobby.services.forward import Forwarder
+from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import LeaseKeeper, Leases
 from tablium_lobby.services.presence import Presence
@@ -35,7 +36,6 @@ from tablium_lobby.services.runner import ACTIONS, ActionRefused, TableRunner
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.tables import get_table
 from tablium_lobby.settings import LobbySettings
-from tablium_poker import Hand
 
 __all__ = ["ACTIONS", "HANDS", "ActionRefused", "Dealer", "TableRunner"]
 
@@ -64,6 +64,7 @@ class Dealer:
         # With leases, the holder runs the disconnect timers from the presence every instance shares.
         self.presence = presence if leases is not None else None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._gone: set[tuple[uuid.UUID, str]] = set()  # sockets closed, their presence not removed yet
         self._rake_account: uuid.UUID | None = None
         # With leases, only the holder of a table's lease keeps its clock, and its writes are fenced.
         self.keeper = LeaseKeeper(self, leases, settings.lease_renew_s) if leases is not None else None
@@ -161,6 +162,7 @@ class Dealer:
         if task is not None:
             task.cancel()
         if self.presence is not None:
+            self._gone.discard((table_id, player_id))  # back before its departure was flushed
             self._spawn(self.presence.refresh([(table_id, player_id)]))
         if not sitting_out:
             return
@@ -173,14 +175,27 @@ class Dealer:
         if self.hub.connected(table_id, player_id):
             return
         if self.presence is not None:  # the lease holder notices and runs the timers
-            self._spawn(self.presence.gone(table_id, player_id))
+            # Gathered and removed in one round trip: thousands of sockets closing at once, each with a
+            # Redis call of its own, emptied the Redis pool and the lease renewals failed with it.
+            if not self._gone:
+                self._spawn(self._flush_gone())
+            self._gone.add((table_id, player_id))
             return
         if (table_id, player_id) not in self.absences:
             task = asyncio.create_task(self._absence(table_id, player_id), name=f"absence-{player_id}")
             self.absences[(table_id, player_id)] = task
 
+    async def _flush_gone(self) -> None:
+        await asyncio.sleep(0)  # the other sockets closing in this pass of the loop join the batch
+        gone, self._gone = self._gone, set()
+        assert self.presence is not None
+        try:
+            await self.presence.gone_many(gone)
+        except Exception:  # harmless: the entries expire within the presence TTL
+            log.warning("presence removal failed", players=len(gone))
+
     async def refresh_presence(self) -> None:
-        """Every lease round: the players whose sockets this instance holds are present a while longer."""
+        """With every lease renewal: the players whose sockets this instance holds are present a while longer."""
         if self.presence is not None:
             await self.presence.refresh(
                 (table_id, c.player_id)
@@ -258,7 +273,7 @@ class Dealer:
                 if away and table.current_hand_id is not None:
                     record = await session.get(HandRecord, table.current_hand_id, with_for_update=True)
                     if record is not None and record.status == "running":
-                        hand = Hand.from_dict(record.state)
+                        hand = await committed_hand(session, record)
                         if not hand.is_finished and hand.actor_seat == seat.seat_no:
                             record.deadline = datetime.now(UTC)  # the clock acts for them now
                 message = {

@@ -111,7 +111,7 @@ async def finish_hand(
     record.rake = rake
     record.finished_at = now
     record.deadline = None
-    record.state = hand.to_dict()
+    record.state, record.state_actions = hand.to_dict(), record.actions
     winners = [players[r.seat] for r in results if r.won > 0]
     record.result = {
         "players": [

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_lobby.db.models import HandRecord
 from tablium_lobby.domain.protocol import PROTOCOL_VERSION, hand_view
+from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.private import check_may_watch
 from tablium_lobby.services.tables import active_seats, get_table, stakes_of
-from tablium_poker import Hand
 
 
 def role_of(viewer: str | None, host_id: uuid.UUID | None, seated: set[str]) -> str:
@@ -45,7 +45,7 @@ async def _read(session: AsyncSession, table_id: uuid.UUID, viewer: str | None, 
         if record is not None:
             players = {int(seat): player for seat, player in record.players.items()}
             viewer_seat = next((seat for seat, player in players.items() if player == viewer), None)
-            hand = Hand.from_dict(record.state)
+            hand = await committed_hand(session, record)
             hand_out = {
                 "handId": str(record.id),
                 "handNo": record.hand_no,

@@ -1,9 +1,10 @@
 """One :class:`TableRunner` per table in this process: actions committed DB first, and the table's clock.
 
 DB first (ARCHITECTURE.md §6): every accepted action is committed (its ``hand_actions`` row, the hand's
-whole engine state and the table's new ``seq``, in one transaction, under the table's row lock) before
-any client hears of it. A runner's in-memory hand is a cache of the committed state, valid while the
-table's ``seq`` is the one it read (any writer, on any instance, moves it); it is dropped on any failure.
+action count and the table's new ``seq``, in one transaction, under the table's row lock; the hand's whole
+engine state too on the locked path, services/hand_log.py) before any client hears of it. A runner's
+in-memory hand is a cache of the committed state, valid while the table's ``seq`` is the one it read (any
+writer, on any instance, moves it); it is dropped on any failure.
 
 A player's action is written by whichever instance holds the player's socket. The clock (time banks,
 time-outs), the deal and what follows a hand belong to the instance holding the table's lease
@@ -30,6 +31,7 @@ from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
 from tablium_lobby.domain.actions import ACTION_NAMES, ActionRefused, apply_action
 from tablium_lobby.domain.protocol import Outgoing, event_messages, turn_messages
 from tablium_lobby.services.dealing import finish_hand, start_hand
+from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.lease import LeaseLost, check_fence
 from tablium_lobby.services.tables import active_seats, get_table
 from tablium_poker import Hand, PokerError
@@ -117,7 +119,7 @@ class TableRunner:
         else:
             record = await session.get(HandRecord, table.current_hand_id, populate_existing=True)
             assert record is not None
-            self.hand = Hand.from_dict(record.state)
+            self.hand = await committed_hand(session, record)
             self.hand_id = record.id
             self.players = {int(seat): player for seat, player in record.players.items()}
             self.deadline_ms = int(record.deadline.timestamp() * 1000) if record.deadline else now_ms()
@@ -246,7 +248,6 @@ class TableRunner:
             player_id=uuid.UUID(self.players[move.seat]),
             action=move.action,
             amount=move.amount or 0,
-            state=hand.to_dict(),
             deadline=deadline,
         )
         if await self.dealer.group.execute_one(RECORD_ACTION, write.params()) is None:
@@ -317,7 +318,7 @@ class TableRunner:
                 lease_epoch=self.epoch if move.automatic is not None else None,
             )
         )
-        record.state = hand.to_dict()
+        record.state, record.state_actions = hand.to_dict(), record.actions
         messages = event_messages(hand.events[move.mark :], self.players, table.seq)
         messages += await self._progress(session, table, record, hand)
         self.seq_seen = table.seq

@@ -139,7 +139,7 @@ class Seating:
             await claim_seat(session, table_id, seat_no, player_id, seat.id, offer_id, now)
             movement = self._movement(seat, "buy_in", amount, now)
             session.add(movement)
-        await self._move_in(movement, table.escrow_account_id, table.asset)
+        await self._move_in(movement, table.escrow_account_id, table.asset, fresh=True)
         async with self.sessions() as session:
             seat = await session.get(Seat, seat.id) or seat
         return seat
@@ -163,7 +163,7 @@ class Seating:
                 raise InvalidInput(f"a top-up may bring the stack to at most {maximum} chips (now {seat.stack})")
             movement = self._movement(seat, "top_up", amount, datetime.now(UTC))
             session.add(movement)
-        await self._move_in(movement, table.escrow_account_id, table.asset)
+        await self._move_in(movement, table.escrow_account_id, table.asset, fresh=True)
         async with self.sessions() as session:
             return await session.get(Seat, seat.id) or seat
 
@@ -180,12 +180,14 @@ class Seating:
             created_at=now,
         )
 
-    async def _move_in(self, movement: ChipMovement, escrow: uuid.UUID, asset: str) -> None:
-        """The wallet steps of a buy-in or top-up: a hold on the player's account, posted into the escrow."""
+    async def _move_in(self, movement: ChipMovement, escrow: uuid.UUID, asset: str, *, fresh: bool = False) -> None:
+        """The wallet steps of a buy-in or top-up: a hold on the player's account, posted into the escrow.
+        ``fresh``: the movement was just recorded, so no hold of its id can exist yet (no look-up first;
+        the reconciler resuming one looks)."""
         hold = transfer_id(movement.id, "hold")
         try:
             account = await self.player_account(movement.player_id)
-            transfer = await self.wallet.get_transfer(hold)
+            transfer = None if fresh else await self.wallet.get_transfer(hold)
             if transfer is None:
                 transfer = await self.wallet.transfer(
                     hold,
