@@ -10,7 +10,10 @@ Runs, each under granian (one worker, uvloop) and loaded by ``wrk -t2 -c64``:
 4. bare Litestar with a raw asyncpg pool reading a player by primary key (the baseline of database reads),
    and against it the hot authenticated reads: the player's ``GET /players/me`` (also through the gateway),
    the wallet's ``GET /wallet/balances``, the event service's ``GET /tournaments/{id}`` and the lobby's
-   table list.
+   table list;
+5. WebSockets: 64 sockets on the lobby's table WebSocket, each sending a heartbeat after random pauses (~512
+   messages/s in all) and timing the lobby's heartbeat back, directly and through the gateway in each round
+   (p50/p99 round trip, and the p99 the gateway adds).
 
 Prints requests/s and p50/p99 latency per run (medians of interleaved rounds), each run's share of its
 baseline in the same round, the load average, and which of issue 16's targets are met.
@@ -154,7 +157,7 @@ class Run:
 
 def runs_of(platform: Platform, seed: Seed) -> list[Run]:
     u, t = platform.urls, seed.token
-    gw = u["gateway"]  # two workers
+    gw = u["gateway1"]  # one worker (the CLI's default)
     return [
         Run("bare Litestar GET /ping", f"{u['bare']}/ping", None, "", 0, "bare"),
         Run("bare Litestar, /auth/session's handler shape", f"{u['bare']}/api/v1/auth/session", None,
@@ -162,17 +165,19 @@ def runs_of(platform: Platform, seed: Seed) -> list[Run]:
         Run("kit GET /ping (RS256 token)", f"{u['kit']}/ping", t, "bare Litestar GET /ping", 0.7, "kit"),
         Run("player GET /auth/session, direct", f"{u['player']}/api/v1/auth/session", t,
             "bare Litestar GET /ping", 0.7, "player"),
-        # The gateway runs with two workers (measured: one worker 33% of direct, +4.0 ms p99 at load; two 36%,
-        # +1.1 ms, 2026-12-04); the one-worker row is kept for comparison, without a target.
+        # The gateway runs with one worker: once the gateway's own work shrank (ADR 0004, "The p99: a reference
+        # cycle per request"), a second worker process gained little throughput and, on the loaded 2-core
+        # machine, cost p99 at load (three runs: 8.1/15.5/16.6 ms with one, 16.7/24.0/23.2 with two,
+        # 2026-12-04). The two-worker row is kept for comparison, without a target.
         Run("player GET /auth/session, via gateway", f"{gw}/api/v1/auth/session", t,
-            "player GET /auth/session, direct", 0.33, "gateway"),
-        Run("player /auth/session, via gateway, 1 worker", f"{u['gateway1']}/api/v1/auth/session", t,
-            "player GET /auth/session, direct", 0, "gateway1"),
+            "player GET /auth/session, direct", 0.33, "gateway1"),
+        Run("player /auth/session, via gateway, 2 workers", f"{u['gateway']}/api/v1/auth/session", t,
+            "player GET /auth/session, direct", 0, "gateway"),
         Run("bare Litestar + asyncpg pool, PK read", f"{u['bare_db']}/players/{seed.player_id}", None, "", 0,
             "bare_db"),
         Run("player GET /players/me, direct", f"{u['player']}/api/v1/players/me", t, BARE_DB, 0.5, "player"),
         Run("player GET /players/me, via gateway", f"{gw}/api/v1/players/me", t,
-            "player GET /players/me, direct", 0.33, "gateway"),
+            "player GET /players/me, direct", 0.33, "gateway1"),
         Run("wallet GET /wallet/balances", f"{u['wallet']}/api/v1/wallet/balances", t, BARE_DB, 0.5, "wallet"),
         Run("event GET /tournaments/{id}", f"{u['event']}/api/v1/tournaments/{seed.tournament_id}", t, BARE_DB, 0.5,
             "event"),
@@ -232,7 +237,7 @@ def main() -> None:
                 if any(name in run.name for name in args.profile.split(",")):
                     profile(platform, run, args.seconds + 3, platform.logs / f"pyspy-{run.process}.txt")
             return
-        ws_runs = {WS_DIRECT: platform.urls["lobby"], WS_GATEWAY: platform.urls["gateway"]}
+        ws_runs = {WS_DIRECT: platform.urls["lobby"], WS_GATEWAY: platform.urls["gateway1"]}
         if args.only and not any(args.only in name for name in ws_runs):
             ws_runs = {}
         ws_runs = {name: url.replace("http://", "ws://", 1) for name, url in ws_runs.items()}
@@ -277,7 +282,7 @@ def report_ws(rounds: list[dict[str, tuple[list[float], int]]], args: argparse.N
         f"\nWebSocket: the lobby's table socket (GET /api/v1/tables/{{id}}/ws, JWT in Authorization), {WS_CLIENTS} "
         f"sockets over the seeded tables, each sending a heartbeat after a random pause (mean "
         f"{1000 / WS_MESSAGES_PER_S:.0f} ms: ~{WS_CLIENTS * WS_MESSAGES_PER_S} messages/s) for {args.seconds}s and "
-        f"timing the lobby's heartbeat back; direct and via the gateway (2 workers) in each round, median of "
+        f"timing the lobby's heartbeat back; direct and via the gateway (1 worker) in each round, median of "
         f"{len(rounds)} rounds.\n"
     )
     print(f"| {'run':<46} | {'messages':>8} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | {'p99 rounds':>20} |"
@@ -317,7 +322,7 @@ def report(runs: list[Run], rounds: list[dict[str, Measured]], args: argparse.Na
     rates = "/".join(str(next(iter(r.values())).rate) for r in rounds)
     how = f"{args.rate} req/s" if args.rate else f"{args.rate_share:.0%} of the asyncpg baseline's req/s in its round"
     print(
-        f"\nHTTP, granian (uvloop) 1 worker per service, 2 for the gateway (1 in its comparison row), "
+        f"\nHTTP, granian (uvloop) 1 worker per service and for the gateway (2 in its comparison row), "
         f"wrk -t{THREADS} -c{CONNECTIONS} -d{args.seconds}s, {os.cpu_count()} CPUs, "
         f"median of {args.rounds} interleaved rounds; 1-min load average at start and after each round: {loads}\n"
         f"req/s, p50, p99: saturated (each connection's next request as soon as its answer arrives: p99 is then "
