@@ -88,3 +88,27 @@ def test_cli_refuses_a_bad_upstream_before_starting(kong_yml: Path, capsys: pyte
     with pytest.raises(SystemExit):
         main(["--config", str(kong_yml), "--upstream", "casino=http://127.0.0.1:1"])
     assert "casino" in capsys.readouterr().err
+
+
+async def _chunks(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for _ in range(total // size):
+        yield b" " * size
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_an_oversized_body_gets_its_413_and_the_connection_stays_usable(
+    served: str, dev_private_key: RSAPrivateKey, chunked: bool
+) -> None:
+    """A client still writing a big body must read the gateway's 413, not a connection reset: the gateway
+    reads the rest before answering (a server closing on unread data resets the connection, and the
+    client's kernel drops the 413 with it). The same client's next request then works too."""
+    token = make_token(dev_private_key)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    seats = "/api/v1/tables/3fa85f64-5717-4562-b3fc-2c963f66afa6/seats"  # authenticated: reaches the size limit
+    async with httpx.AsyncClient(base_url=served, timeout=30) as client:
+        for _ in range(3):
+            content = _chunks(4_000_000) if chunked else b"[]" * 2_000_000
+            too_big = await client.post(seats, content=content, headers=headers)
+            assert_problem(too_big, 413, "Request size limit exceeded")
+            after = await client.get("/api/v1/players/3fa85f64-5717-4562-b3fc-2c963f66afa6")
+            assert after.status_code == 200, after.text

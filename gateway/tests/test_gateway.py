@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from tablium_gateway.app import Gateway
 from tablium_gateway.config import GatewayConfig, RateLimitConfig, load_config, parse_config
+from tablium_gateway.forwarding import drain_body
 
 from .conftest import BIG_BODY_SIZE, DEV_KEYS, EchoUpstream, FakeClock, assert_problem, make_token
 
@@ -343,6 +344,92 @@ async def test_request_size_limit(gw: httpx.AsyncClient, upstream: EchoUpstream)
 
     chunked = await gw.post("/api/v1/auth/register", content=chunks())  # no Content-Length
     assert chunked.status_code == 413
+
+
+class BodyParts:
+    """A request body as the ASGI server hands it over: ``count`` parts (None: without end); what was read
+    when the answer started."""
+
+    def __init__(self, count: int | None, size: int = 1024 * 1024) -> None:
+        self.count, self.size, self.read = count, size, 0
+        self.statuses: list[tuple[int, int]] = []  # (status, parts read by then)
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        self.read += 1
+        more = self.count is None or self.read < self.count
+        return {"type": "http.request", "body": b"x" * self.size, "more_body": more}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.statuses.append((message["status"], self.read))
+            self.headers = message["headers"]
+
+    async def post(self, gateway: Gateway, path: str, *headers: tuple[bytes, bytes]) -> None:
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "headers": [(b"host", b"gateway.test"), *headers],
+            "client": (CLIENT_IP, 50000),
+            "server": ("gateway.test", 80),
+        }
+        await gateway(scope, self.receive, self.send)  # type: ignore[arg-type]
+
+
+SEATS = "/api/v1/tables/3fa85f64-5717-4562-b3fc-2c963f66afa6/seats"
+
+
+@pytest.mark.parametrize("framing", [b"content-length", b"transfer-encoding"])
+async def test_a_refusal_reads_the_rest_of_the_body_before_answering(
+    kong_yml: Path, token: str, framing: bytes
+) -> None:
+    """Over HTTP/1.1 a server that answers and closes with body bytes unread resets the connection, and the
+    client loses the answer: the body is read to its end first (the granian test in test_cli shows the reset)."""
+    gateway = Gateway(load_config(kong_yml))
+    length = (b"content-length", b"4194304") if framing == b"content-length" else (b"transfer-encoding", b"chunked")
+    auth = (b"authorization", f"Bearer {token}".encode())
+    too_big = BodyParts(4)
+    await too_big.post(gateway, SEATS, length, auth)  # over the size limit
+    assert too_big.statuses == [(413, 4)]
+    assert (b"connection", b"close") not in too_big.headers
+    anonymous = BodyParts(4)
+    await anonymous.post(gateway, SEATS, length)  # refused before the size limit, by jwt
+    assert anonymous.statuses == [(401, 4)]
+    unrouted = BodyParts(4)
+    await unrouted.post(gateway, "/nowhere", length)
+    assert unrouted.statuses == [(404, 4)]
+
+
+async def test_a_body_without_end_is_read_up_to_a_bound_then_the_connection_closes(kong_yml: Path, token: str) -> None:
+    gateway = Gateway(load_config(kong_yml))
+    endless = BodyParts(None)
+    await endless.post(
+        gateway, SEATS, (b"content-length", b"99999999999"), (b"authorization", f"Bearer {token}".encode())
+    )
+    [(status, read)] = endless.statuses
+    assert status == 413
+    assert 16 <= read <= 18  # DRAIN_MAX_BYTES (16 MiB) and a little
+    assert (b"connection", b"close") in endless.headers
+
+
+async def test_a_stalled_body_is_given_up_on() -> None:
+    async def stalled() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    assert not await drain_body(stalled, max_s=0.01)  # type: ignore[arg-type]
+
+
+async def test_a_client_waiting_for_100_continue_is_not_asked_for_its_body(kong_yml: Path) -> None:
+    gateway = Gateway(load_config(kong_yml))
+    waiting = BodyParts(4)
+    await waiting.post(gateway, SEATS, (b"content-length", b"4194304"), (b"expect", b"100-continue"))
+    assert waiting.statuses == [(401, 0)]
 
 
 # -- headers: correlation id, forwarding, CORS ------------------------------------------------

@@ -24,7 +24,15 @@ import httpx
 from tablium_gateway.asgi import Receive, Scope, Send
 from tablium_gateway.config import CorrelationIdConfig, GatewayConfig, RateLimitConfig, Route
 from tablium_gateway.cors import Cors
-from tablium_gateway.forwarding import HOP_BY_HOP, BodyTooLarge, read_body, request_path, stream_body, upstream_headers
+from tablium_gateway.forwarding import (
+    HOP_BY_HOP,
+    BodyTooLarge,
+    drain_body,
+    read_body,
+    request_path,
+    stream_body,
+    upstream_headers,
+)
 from tablium_gateway.jwt_auth import Authenticated, JwtAuthenticator
 from tablium_gateway.metrics import GatewayMetrics
 from tablium_gateway.rate_limit import LocalRateLimiter
@@ -38,6 +46,7 @@ _MAX_REQUEST_ID = 200
 _PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 _PLAIN_QUERY = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
 NO_ROUTE = "no Route matched with those values"
+_CLOSE = (b"connection", b"close")
 
 
 class _Uuid4s:
@@ -182,18 +191,28 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length")
+        # A refusal reads what is left of the body first (forwarding.DRAIN_MAX_BYTES says why): an HTTP/1.x
+        # body (HTTP/2 ends a stream, not the connection) the client is sending (not waiting for 100 Continue).
+        unread: Receive | None = (
+            receive
+            if (declared not in (None, "0") or "transfer-encoding" in headers)
+            and scope.get("http_version", "1.1") != "2"
+            and headers.get("expect", "").lower() != "100-continue"
+            else None
+        )
         path = request_path(scope)
         if path is None:
-            await self._error(send, 400, "Bad request", [], None, started)
+            await self._error(send, 400, "Bad request", [], None, started, unread)
             return
         method: str = scope["method"]
         match = self.router.match(method, path)
         if match is None:
-            await self._error(send, 404, NO_ROUTE, [], None, started)
+            await self._error(send, 404, NO_ROUTE, [], None, started, unread)
             return
         route = match.route
         plugins = route.plugins
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         downstream: list[tuple[bytes, bytes]] = []
         upstream: list[tuple[bytes, bytes]] = []
 
@@ -204,7 +223,8 @@ class Gateway:
         preflight = cors is not None and Cors.is_preflight(method, headers)
         if cors is not None:
             if preflight and not cors.conf.preflight_continue:
-                await self._respond(send, 200, downstream + cors.preflight_headers(headers), b"", route, started)
+                preflight_headers = downstream + cors.preflight_headers(headers)
+                await self._respond(send, 200, preflight_headers, b"", route, started, unread)
                 return
             downstream += cors.response_headers(headers)
 
@@ -213,7 +233,7 @@ class Gateway:
             outcome = self._jwt.authenticate(jwt_conf, headers, scope.get("query_string", b"").decode("latin-1"))
             if not isinstance(outcome, Authenticated):
                 challenge = (b"www-authenticate", outcome.www_authenticate.encode())
-                await self._error(send, 401, outcome.detail, [*downstream, challenge], route, started)
+                await self._error(send, 401, outcome.detail, [*downstream, challenge], route, started, unread)
                 return
             upstream.append((b"x-consumer-username", outcome.credential.consumer.encode()))
             upstream.append((b"x-credential-identifier", outcome.credential.key.encode()))
@@ -221,12 +241,12 @@ class Gateway:
         body: bytes | None = None
         size_limit = plugins.size_limit
         if size_limit is not None:
-            declared = headers.get("content-length")
             if declared is None and size_limit.require_content_length:
-                await self._error(send, 411, "A valid Content-Length header is required", downstream, route, started)
+                detail = "A valid Content-Length header is required"
+                await self._error(send, 411, detail, downstream, route, started, unread)
                 return
             if declared is not None and (not declared.isdigit() or int(declared) > size_limit.allowed_bytes):
-                await self._error(send, 413, "Request size limit exceeded", downstream, route, started)
+                await self._error(send, 413, "Request size limit exceeded", downstream, route, started, unread)
                 return
             try:
                 # Without Content-Length or Transfer-Encoding an HTTP/1.x request has no body (RFC 9112 6.3):
@@ -238,8 +258,10 @@ class Gateway:
                     or scope.get("http_version", "1.1") not in ("1.1", "1.0")
                 )
                 body = await read_body(receive, size_limit.allowed_bytes) if framed else b""
-            except BodyTooLarge:
-                await self._error(send, 413, "Request size limit exceeded", downstream, route, started)
+                unread = None
+            except BodyTooLarge as exc:
+                unread = None if exc.ended else unread
+                await self._error(send, 413, "Request size limit exceeded", downstream, route, started, unread)
                 return
 
         if plugins.rate_limit is not None:
@@ -248,7 +270,7 @@ class Gateway:
             downstream += decision.headers
             if not decision.allowed:
                 conf = plugins.rate_limit
-                await self._error(send, conf.error_code, conf.error_message, downstream, route, started)
+                await self._error(send, conf.error_code, conf.error_message, downstream, route, started, unread)
                 return
 
         await self._proxy(
@@ -366,8 +388,9 @@ class Gateway:
         headers: list[tuple[bytes, bytes]],
         route: Route | None,
         started: float,
+        unread: Receive | None = None,
     ) -> None:
-        await self._respond(send, status, [*headers, PROBLEM_JSON], problem(status, detail), route, started)
+        await self._respond(send, status, [*headers, PROBLEM_JSON], problem(status, detail), route, started, unread)
 
     async def _respond(
         self,
@@ -377,9 +400,13 @@ class Gateway:
         body: bytes,
         route: Route | None,
         started: float,
+        unread: Receive | None = None,
     ) -> None:
+        """``unread``: the ``receive`` of a request body not read yet, read to its end first."""
         headers = [*headers, (b"content-length", str(len(body)).encode()), NOSNIFF, VIA]
         headers += missing_added_headers(route, headers)
+        if unread is not None and not await drain_body(unread):
+            headers.append(_CLOSE)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._observe(route, status, "kong", started, None)

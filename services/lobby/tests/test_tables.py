@@ -244,3 +244,29 @@ async def test_the_list_shows_each_table_as_read_alone_with_its_free_seats_fulle
     roomy = await client.get("/api/v1/tables", params={"big_blind": "14", "min_free_seats": 6})
     assert [t["id"] for t in roomy.json()] == [empty["id"]]
     assert (await client.get("/api/v1/tables", params={"big_blind": "14", "offset": 2})).json() == []
+
+
+async def _chunks(total: int, size: int = 64 * 1024) -> Any:
+    for _ in range(total // size):
+        yield b" " * size
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_an_oversized_body_gets_its_413_over_a_real_socket_and_the_connection_stays_usable(
+    start_lobby: Any, chunked: bool
+) -> None:
+    """Served as in production (granian): a client still writing a body over the kit's limit reads the
+    413, not a connection reset (a server closing on unread data resets the connection, and the client's
+    kernel drops the 413 with it), and its next request on the same client works."""
+    lobby: LobbyProcess = await start_lobby()
+    seats = f"/api/v1/tables/{uuid.uuid4()}/seats"
+    headers = {**bearer(str(uuid.uuid4())), "Content-Type": "application/json"}  # authenticated: the body is read
+    async with httpx.AsyncClient(base_url=lobby.url, timeout=30) as http:
+        for size in (1_000_000, 4_000_000, 4_000_000):
+            content = _chunks(size) if chunked else b"[]" * (size // 2)
+            too_big = await http.post(seats, content=content, headers=headers)
+            assert too_big.status_code == 413, too_big.text
+            assert too_big.headers["content-type"].startswith("application/problem+json")
+            assert too_big.json()["status"] == 413
+            after = await http.get("/api/v1/tables")
+            assert after.status_code == 200, after.text

@@ -9,7 +9,8 @@ visible to log lines), the refusal of control characters in the path and query
 context, so no trace or log line carries them), the security headers of every response, the Prometheus request
 count and latency, and the commit or rollback of the request's database session if
 a handler opened one (``db.RequestSessions``; an integrity error at that commit is
-a 409, anything else a 500). It opens the request's ``net.RequestContext`` (with the
+a 409, anything else a 500), and the reading of a request body nobody read before the answer
+goes out (:func:`drain_body`). It opens the request's ``net.RequestContext`` (with the
 ``Authorization`` header): authentication needs the matched route's declared
 security, so it runs after routing, as the application's ``before_request`` hook
 (``auth.RouteAuthenticator``).
@@ -22,6 +23,7 @@ those are a large share of the time (ADR 0001).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -33,7 +35,7 @@ from typing import Final
 
 import structlog
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 from prometheus_client import REGISTRY, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -84,6 +86,15 @@ _LABELS = ["method", "path", "status_code", "app_name"]
 # prometheus_client's default latency buckets, in seconds (+Inf is the last slot).
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 SeriesKey = tuple[str, str, int, str]  # method, route template, status, app
+# An HTTP/1.1 server that answers while the client is still sending its body, then closes, resets the
+# connection (the unread bytes in its socket make the kernel send RST), and the client's kernel drops the
+# answer with it: a 413 for a 4 MB body arrived as a connection reset. So a body left unread when the
+# answer starts (over the size limit, or refused before the handler read it) is read and dropped first,
+# up to this much and this long; past that the answer says "Connection: close" and the server closes.
+DRAIN_MAX_BYTES: Final = 16 * 1024 * 1024
+DRAIN_MAX_S: Final = 5.0
+_CLOSE: Final = (b"connection", b"close")
+_BODYLESS: Final = frozenset({"GET", "HEAD"})
 
 
 # Made request ids: a random per-process start plus a counter, 32 hex digits, unique
@@ -156,6 +167,54 @@ def _with_security_headers(headers: Iterable[tuple[bytes, bytes]], request_id: b
     return out
 
 
+async def drain_body(receive: Receive, max_bytes: int = DRAIN_MAX_BYTES, max_s: float = DRAIN_MAX_S) -> bool:
+    """Read and drop the rest of a request's body: True when it ended (or the client left) within the bounds."""
+    read = 0
+    try:
+        async with asyncio.timeout(max_s):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # http.disconnect: nothing more will come
+                    return True
+                if not message.get("more_body", False):
+                    return True
+                read += len(message.get("body", b""))
+                if read > max_bytes:
+                    return False
+    except TimeoutError:
+        return False
+
+
+def _sends_body(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """The request has a body the client is sending now (not waiting for "100 Continue" first: reading
+    that body would only ask the client for it)."""
+    framed = False
+    for name, value in headers:
+        if name == b"content-length":
+            framed = value != b"0"
+        elif name == b"transfer-encoding":
+            framed = True
+        elif name == b"expect" and value.lower() == b"100-continue":
+            return False
+    return framed
+
+
+class _BodyReceive:
+    """The server's ``receive``, noting when the request's body has been read to its end."""
+
+    __slots__ = ("ended", "receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.ended = False
+
+    async def __call__(self) -> ReceiveMessage:
+        message = await self.receive()
+        if not message.get("more_body", False):  # its last part, or http.disconnect
+            self.ended = True
+        return message
+
+
 async def _refuse(send: Send, status: int, detail: str, request_id: bytes) -> None:
     status, headers, body = _answer(status, problem_body(status, detail))
     await send(
@@ -208,6 +267,16 @@ class ServiceLayer:
         context = request_context.set(RequestContext(request_id, authorization, credentials))
         status = 500  # what an exception that escapes everything becomes
         failure: _Answer | None = None  # what replaces the handler's answer when its commit failed
+        # HTTP/2 ends a stream without touching the connection: only HTTP/1.x bodies need reading to the end.
+        # GET and HEAD are not looked at (no client of these APIs sends them a body, and reads are the hot path).
+        body: _BodyReceive | None = None
+        if (
+            scope["type"] == _HTTP
+            and scope["method"] not in _BODYLESS
+            and scope.get("http_version") != "2"
+            and _sends_body(scope["headers"])
+        ):
+            receive = body = _BodyReceive(receive)
 
         async def send_tagged(message: Message) -> None:
             nonlocal status, failure
@@ -234,7 +303,13 @@ class ServiceLayer:
                     if failure is not None:
                         status, headers, _ = failure
                         message = {"type": "http.response.start", "status": status, "headers": headers}
-                message["headers"] = _with_security_headers(message.get("headers", ()), request_id)
+                headers = _with_security_headers(message.get("headers", ()), request_id)
+                # After the commit: a slow client's body is not read with a transaction open.
+                if body is not None and not body.ended:
+                    body.ended = True
+                    if not await drain_body(body.receive):
+                        headers.append(_CLOSE)
+                message["headers"] = headers
             elif failure is not None and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return  # the handler's body is not sent; the error's is, in place of its last part
