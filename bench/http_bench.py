@@ -10,7 +10,10 @@ Runs, each under granian (one worker, uvloop) and loaded by ``wrk -t2 -c64``:
 4. bare Litestar with a raw asyncpg pool reading a player by primary key (the baseline of database reads),
    and against it the hot authenticated reads: the player's ``GET /players/me`` (also through the gateway),
    the wallet's ``GET /wallet/balances``, the event service's ``GET /tournaments/{id}`` and the lobby's
-   table list.
+   table list;
+5. WebSockets: 64 sockets on the lobby's table WebSocket, each sending a heartbeat after random pauses (~512
+   messages/s in all) and timing the lobby's heartbeat back, directly and through the gateway in each round
+   (p50/p99 round trip, and the p99 the gateway adds).
 
 Prints requests/s and p50/p99 latency per run (medians of interleaved rounds), each run's share of its
 baseline in the same round, the load average, and which of issue 16's targets are met.
@@ -20,7 +23,10 @@ Usage: ``.venv/bin/python bench/http_bench.py [--seconds 5] [--rounds 3] [--only
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -31,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvloop
+import websockets
 from http_bench_platform import Platform, Seed
 from http_bench_platform import seed as make_seed
 
@@ -66,6 +74,77 @@ def wrk(
     return rps, percentile("50"), percentile("99"), int(non_2xx.group(1)) if non_2xx else 0
 
 
+# The WebSocket rows: sockets on the lobby's table WebSocket (spread over the seeded tables), each sending a
+# heartbeat after a random pause and timing the lobby's heartbeat back (the socket's echo). The lobby refuses a
+# socket's messages past 20 a second; each offers WS_MESSAGES_PER_S on average.
+WS_CLIENTS = 64
+WS_MESSAGES_PER_S = 8
+WS_DIRECT = "lobby table WebSocket, direct"
+WS_GATEWAY = "lobby table WebSocket, via gateway"
+_HEARTBEAT = '{"type":"heartbeat"}'
+
+
+def ws_echo(url: str, token: str, table_ids: list[str], seconds: int) -> tuple[list[float], int]:
+    """Round-trip times (ms) of heartbeat -> heartbeat over ``WS_CLIENTS`` table sockets during ``seconds``,
+    and the number of failures (a socket that didn't open, an answer that didn't come within 5 s)."""
+    return uvloop.run(_ws_echo(url, token, table_ids, seconds))
+
+
+async def _ws_echo(url: str, token: str, table_ids: list[str], seconds: int) -> tuple[list[float], int]:
+    samples: list[float] = []
+    failures = 0
+    opened = 0
+    all_open, start = asyncio.Event(), asyncio.Event()
+    mean_s = 1 / WS_MESSAGES_PER_S
+
+    def settled() -> None:  # one more socket open, or given up on
+        nonlocal opened
+        opened += 1
+        if opened == WS_CLIENTS:
+            all_open.set()
+
+    async def client(number: int) -> None:
+        nonlocal failures
+        table = table_ids[number % len(table_ids)]
+        try:
+            async with asyncio.timeout(30):
+                socket = await websockets.connect(f"{url}/api/v1/tables/{table}/ws", compression=None,
+                                                  additional_headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+                while '"snapshot"' not in await socket.recv():  # join-ack, then the table's snapshot
+                    pass
+        except (OSError, TimeoutError, websockets.WebSocketException):
+            failures += 1
+            settled()
+            return
+        settled()
+        try:
+            await start.wait()
+            deadline = time.perf_counter() + seconds
+            while True:
+                await asyncio.sleep(random.uniform(0, 2 * mean_s))  # arrivals spread out, as bench/paced.lua
+                if time.perf_counter() >= deadline:
+                    return
+                sent = time.perf_counter()
+                await socket.send(_HEARTBEAT)
+                async with asyncio.timeout(5):
+                    while '"heartbeat"' not in await socket.recv():  # nothing else is sent to a watcher
+                        pass
+                samples.append((time.perf_counter() - sent) * 1000)
+        except (TimeoutError, websockets.WebSocketException):
+            failures += 1
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await socket.close()
+
+    tasks = [asyncio.create_task(client(n)) for n in range(WS_CLIENTS)]
+    # Every socket open (or failed) before the clock starts: handshakes are not what is measured.
+    await all_open.wait()
+    start.set()
+    await asyncio.gather(*tasks)
+    return samples, failures
+
+
 @dataclass(frozen=True)
 class Run:
     name: str
@@ -78,7 +157,7 @@ class Run:
 
 def runs_of(platform: Platform, seed: Seed) -> list[Run]:
     u, t = platform.urls, seed.token
-    gw = u["gateway"]  # two workers
+    gw = u["gateway1"]  # one worker (the CLI's default)
     return [
         Run("bare Litestar GET /ping", f"{u['bare']}/ping", None, "", 0, "bare"),
         Run("bare Litestar, /auth/session's handler shape", f"{u['bare']}/api/v1/auth/session", None,
@@ -86,17 +165,19 @@ def runs_of(platform: Platform, seed: Seed) -> list[Run]:
         Run("kit GET /ping (RS256 token)", f"{u['kit']}/ping", t, "bare Litestar GET /ping", 0.7, "kit"),
         Run("player GET /auth/session, direct", f"{u['player']}/api/v1/auth/session", t,
             "bare Litestar GET /ping", 0.7, "player"),
-        # The gateway runs with two workers (measured: one worker 33% of direct, +4.0 ms p99 at load; two 36%,
-        # +1.1 ms, 2026-12-04); the one-worker row is kept for comparison, without a target.
+        # The gateway runs with one worker: once the gateway's own work shrank (ADR 0004, "The p99: a reference
+        # cycle per request"), a second worker process gained little throughput and, on the loaded 2-core
+        # machine, cost p99 at load (three runs: 8.1/15.5/16.6 ms with one, 16.7/24.0/23.2 with two,
+        # 2026-12-04). The two-worker row is kept for comparison, without a target.
         Run("player GET /auth/session, via gateway", f"{gw}/api/v1/auth/session", t,
-            "player GET /auth/session, direct", 0.33, "gateway"),
-        Run("player /auth/session, via gateway, 1 worker", f"{u['gateway1']}/api/v1/auth/session", t,
-            "player GET /auth/session, direct", 0, "gateway1"),
+            "player GET /auth/session, direct", 0.33, "gateway1"),
+        Run("player /auth/session, via gateway, 2 workers", f"{u['gateway']}/api/v1/auth/session", t,
+            "player GET /auth/session, direct", 0, "gateway"),
         Run("bare Litestar + asyncpg pool, PK read", f"{u['bare_db']}/players/{seed.player_id}", None, "", 0,
             "bare_db"),
         Run("player GET /players/me, direct", f"{u['player']}/api/v1/players/me", t, BARE_DB, 0.5, "player"),
         Run("player GET /players/me, via gateway", f"{gw}/api/v1/players/me", t,
-            "player GET /players/me, direct", 0.33, "gateway"),
+            "player GET /players/me, direct", 0.33, "gateway1"),
         Run("wallet GET /wallet/balances", f"{u['wallet']}/api/v1/wallet/balances", t, BARE_DB, 0.5, "wallet"),
         Run("event GET /tournaments/{id}", f"{u['event']}/api/v1/tournaments/{seed.tournament_id}", t, BARE_DB, 0.5,
             "event"),
@@ -156,8 +237,13 @@ def main() -> None:
                 if any(name in run.name for name in args.profile.split(",")):
                     profile(platform, run, args.seconds + 3, platform.logs / f"pyspy-{run.process}.txt")
             return
+        ws_runs = {WS_DIRECT: platform.urls["lobby"], WS_GATEWAY: platform.urls["gateway1"]}
+        if args.only and not any(args.only in name for name in ws_runs):
+            ws_runs = {}
+        ws_runs = {name: url.replace("http://", "ws://", 1) for name, url in ws_runs.items()}
         load = [os.getloadavg()[0]]
         rounds: list[dict[str, Measured]] = []
+        ws_rounds: list[dict[str, tuple[list[float], int]]] = []
         # Latency is measured at one offered load, the same for the baseline and the services (--rate).
         paced = {r.name for r in runs if r.against == BARE_DB or "via gateway" in r.name}
         paced |= {r.against for r in runs if r.name in paced} - {""}
@@ -174,10 +260,53 @@ def main() -> None:
                 at_rate = wrk(run.url, run.token, args.seconds, rate=rate, warm_up=False) if run.name in paced else None
                 measured[run.name] = Measured(saturated, at_rate, rate)
             rounds.append(measured)
+            # The WebSocket rows, direct and through the gateway alternately first.
+            order = list(ws_runs.items()) if number % 2 == 0 else list(reversed(ws_runs.items()))
+            ws_rounds.append({name: ws_echo(url, seed.token, seed.table_ids, args.seconds) for name, url in order})
             load.append(os.getloadavg()[0])
     finally:
         platform.stop()
-    report(runs, rounds, args, load)
+    if runs:
+        report(runs, rounds, args, load)
+    if ws_runs:
+        report_ws(ws_rounds, args)
+
+
+def _percentile(samples: list[float], share: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+def report_ws(rounds: list[dict[str, tuple[list[float], int]]], args: argparse.Namespace) -> None:
+    print(
+        f"\nWebSocket: the lobby's table socket (GET /api/v1/tables/{{id}}/ws, JWT in Authorization), {WS_CLIENTS} "
+        f"sockets over the seeded tables, each sending a heartbeat after a random pause (mean "
+        f"{1000 / WS_MESSAGES_PER_S:.0f} ms: ~{WS_CLIENTS * WS_MESSAGES_PER_S} messages/s) for {args.seconds}s and "
+        f"timing the lobby's heartbeat back; direct and via the gateway (1 worker) in each round, median of "
+        f"{len(rounds)} rounds.\n"
+    )
+    print(f"| {'run':<46} | {'messages':>8} | {'p50 ms':>6} | {'p99 ms':>6} | {'errors':>6} | {'p99 rounds':>20} |"
+          f" {'added p99':>9} | target |")  # fmt: skip
+    print(f"|{'-' * 48}|{'-' * 10}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 22}|{'-' * 11}|--------|")
+    p99s: dict[str, float] = {}
+    for name in (WS_DIRECT, WS_GATEWAY):
+        count = statistics.median(len(r[name][0]) for r in rounds)
+        p50 = statistics.median(_percentile(r[name][0], 0.5) for r in rounds)
+        per_round = [_percentile(r[name][0], 0.99) for r in rounds]
+        p99s[name] = p99 = statistics.median(per_round)
+        errors = sum(r[name][1] for r in rounds)
+        spread = " ".join(f"{x:.1f}" for x in per_round)
+        added = target = ""
+        if name == WS_GATEWAY:
+            ok = p99 <= p99s[WS_DIRECT] + 5 and not errors
+            added, target = f"{p99 - p99s[WS_DIRECT]:+.2f}", "met" if ok else "MISSED"
+        print(f"| {name:<46} | {count:>8.0f} | {p50:>6.2f} | {p99:>6.2f} | {errors:>6} | {spread:>20} |"
+              f" {added:>9} | {target:>6} |")  # fmt: skip
+    added_p99 = p99s[WS_GATEWAY] - p99s[WS_DIRECT]
+    print(
+        f"\n{WS_GATEWAY}: p99 {added_p99:+.1f} ms over direct (target +5 ms): "
+        f"{'met' if added_p99 <= 5 and not any(r[WS_GATEWAY][1] for r in rounds) else 'MISSED'}"
+    )
 
 
 @dataclass(frozen=True)
@@ -193,7 +322,7 @@ def report(runs: list[Run], rounds: list[dict[str, Measured]], args: argparse.Na
     rates = "/".join(str(next(iter(r.values())).rate) for r in rounds)
     how = f"{args.rate} req/s" if args.rate else f"{args.rate_share:.0%} of the asyncpg baseline's req/s in its round"
     print(
-        f"\nHTTP, granian (uvloop) 1 worker per service, 2 for the gateway (1 in its comparison row), "
+        f"\nHTTP, granian (uvloop) 1 worker per service and for the gateway (2 in its comparison row), "
         f"wrk -t{THREADS} -c{CONNECTIONS} -d{args.seconds}s, {os.cpu_count()} CPUs, "
         f"median of {args.rounds} interleaved rounds; 1-min load average at start and after each round: {loads}\n"
         f"req/s, p50, p99: saturated (each connection's next request as soon as its answer arrives: p99 is then "

@@ -137,6 +137,7 @@ class Seed:
     token: str  # a registered player's access token, from the player service
     player_id: str
     tournament_id: str
+    table_ids: list[str]  # the lobby's open tables (the WebSocket rows watch them)
 
 
 def _director_token(player_url: str) -> str:
@@ -174,7 +175,9 @@ def seed(platform: Platform) -> Seed:
     tournament_id = created.raise_for_status().json()["id"]
     httpx.post(f"{urls['event']}/api/v1/tournaments/{tournament_id}/open", headers=director).raise_for_status()
 
+    table_ids = []
     for i in range(10):
         body = {"name": f"bench {i}", "small_blind": "1", "big_blind": "2", "seats": 6}
-        httpx.post(f"{urls['lobby']}/api/v1/tables", json=body, headers=director, timeout=30).raise_for_status()
-    return Seed(token=token, player_id=player_id, tournament_id=tournament_id)
+        table = httpx.post(f"{urls['lobby']}/api/v1/tables", json=body, headers=director, timeout=30)
+        table_ids.append(table.raise_for_status().json()["id"])
+    return Seed(token=token, player_id=player_id, tournament_id=tournament_id, table_ids=table_ids)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from tablium_gateway.transport import PooledHTTP1Transport
+from tablium_gateway.transport import PooledHTTP1Transport, request_head
 
 from .conftest import EchoUpstream
 
@@ -121,3 +121,24 @@ async def test_request_bodies_are_sent_with_their_framing(client: httpx.AsyncCli
     await client.send(httpx.Request("POST", upstream.url + "/x", content=parts(), extensions=TIMEOUTS))
     assert upstream.last.header("transfer-encoding") == "chunked"
     assert upstream.last.body == b"def"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"x-a", b"one\r\nx-b: two")],
+        [(b"x-a", b"one\n")],
+        [(b"x-a\r", b"one")],
+        [(b"x-a", b"1"), (b"x-b", b"2\r")],
+    ],
+)
+def test_a_header_with_a_line_break_is_refused(headers: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(httpx.LocalProtocolError):
+        request_head(b"GET", b"/", headers)
+
+
+def test_the_request_head() -> None:
+    assert request_head(b"GET", b"/a?b=1", [(b"host", b"x"), (b"x-a", b"1")]) == (
+        b"GET /a?b=1 HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n\r\n"
+    )
+    assert request_head(b"GET", b"/", []) == b"GET / HTTP/1.1\r\n\r\n"

