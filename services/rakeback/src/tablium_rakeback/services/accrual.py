@@ -258,16 +258,20 @@ async def plan_club_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> di
         tables.setdefault((rake.club_id, rake.union_id), set()).add(rake.player_id)
     members = {key: await member_links_of(session, key[0], key[1], sorted(players)) for key, players in tables.items()}
     clubs = {link[0] for found in members.values() for link in found.values()}
-    versions: dict[uuid.UUID, list[DealVersion]] = {}
+    # Per club, (effective_from, version) newest version first, as plain tuples: read for every rake.
+    versions: dict[uuid.UUID, list[tuple[datetime, int]]] = {}
+    deals: dict[tuple[uuid.UUID, int], Deal] = {}
     if clubs:
         query = select(DealVersion).where(DealVersion.club_id.in_(clubs)).order_by(DealVersion.version.desc())
         for row in (await session.scalars(query)).all():
-            versions.setdefault(row.club_id, []).append(row)
-    deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
+            versions.setdefault(row.club_id, []).append((row.effective_from, row.version))
+            deals[(row.club_id, row.version)] = deal_of(row)
     plans: dict[tuple[uuid.UUID, uuid.UUID], Split] = {}
     # The receivers depend on the deal version, the member's agent and the table's union (and the player,
     # the chain's last layer): built once per combination in the batch, then each rake split along them.
     chains: dict[tuple[Any, ...], Chain] = {}
+    # The version in force per club and hand time (a hand's players share its time).
+    in_force_at: dict[tuple[uuid.UUID, datetime], int | None] = {}
     for rake in rakes:
         assert rake.club_id is not None
         link = members[(rake.club_id, rake.union_id)].get(rake.player_id)
@@ -275,19 +279,22 @@ async def plan_club_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> di
             rake.status = "pending"
             continue
         club_id, agent_id = link
-        in_force = next((d for d in versions.get(club_id, []) if d.effective_from <= rake.hand_time), None)
-        if in_force is None:
+        at = (club_id, rake.hand_time)
+        if at in in_force_at:
+            version = in_force_at[at]
+        else:
+            version = in_force_at[at] = next((v for f, v in versions.get(club_id, []) if f <= rake.hand_time), None)
+        if version is None:
             rake.status = "pending"
             continue
-        chain_key = (club_id, in_force.version, agent_id, rake.union_id)
+        chain_key = (club_id, version, agent_id, rake.union_id)
         chain = chains.get(chain_key)
         if chain is None:
-            deal = deals[(club_id, in_force.version)]
+            deal = deals[(club_id, version)]
             union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
             chain_layers = layers(deal, player_id="", agent_id=str(agent_id) if agent_id else None, union_id=union_id)
-            chain = chains[chain_key] = Chain(chain_layers, club_id, in_force.version)
-        rake.status, rake.member_club_id, rake.deal_version = "accrued", club_id, in_force.version
-        rake.agent_id = agent_id
+            chain = chains[chain_key] = Chain(chain_layers, club_id, version)
+        rake.status, rake.member_club_id, rake.deal_version, rake.agent_id = "accrued", club_id, version, agent_id
         plans[(rake.hand_id, rake.player_id)] = Split(chain, amounts_along(rake.rake, chain.receivers.kept))
     return plans
 
@@ -374,11 +381,10 @@ def totals_of(accrued: Sequence[tuple[AnyRake, Accrued]], hands: int = 1) -> dic
             if known is None:
                 by_chain[chain_key] = (parts.chain, [hands, rake.rake], list(parts.amounts))
             else:
-                counts, sums = known[1], known[2]
+                counts = known[1]
                 counts[0] += hands
                 counts[1] += rake.rake
-                for index, amount in enumerate(parts.amounts):
-                    sums[index] += amount
+                known[2][:] = [a + b for a, b in zip(known[2], parts.amounts, strict=True)]
             continue
         payer_key = (rake.period_start, rake.player_id, rake.asset)
         payer = by_payer.get(payer_key)
@@ -393,24 +399,23 @@ def totals_of(accrued: Sequence[tuple[AnyRake, Accrued]], hands: int = 1) -> dic
                 total[0] += hands
                 total[1] += amount
                 total[2] += p.amount
-    for (period, player, asset, _), (chain, (count, rake_sum), sums) in by_chain.items():
-        payer = by_payer.get((period, player, asset))
-        if payer is None:
-            payer = by_payer[(period, player, asset)] = {}
-        for (kind, beneficiary), amount in zip(chain.keys, sums, strict=True):
-            receiver = (kind, str(player)) if kind == "player" else (kind, beneficiary)
-            total = payer.get(receiver)
-            if total is None:
-                payer[receiver] = [count, rake_sum, amount]
-            else:
-                total[0] += count
-                total[1] += rake_sum
-                total[2] += amount
-    return {
+    totals = {
         (period, kind, beneficiary, player, asset): total
         for (period, player, asset), payer in by_payer.items()
         for (kind, beneficiary), total in payer.items()
     }
+    for (period, player, asset, _), (chain, (count, rake_sum), sums) in by_chain.items():
+        text_id = str(player)
+        for (kind, beneficiary), amount in zip(chain.keys, sums, strict=True):
+            key = (period, kind, text_id if kind == "player" else beneficiary, player, asset)
+            total = totals.get(key)
+            if total is None:
+                totals[key] = [count, rake_sum, amount]
+            else:
+                total[0] += count
+                total[1] += rake_sum
+                total[2] += amount
+    return totals
 
 
 async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, Accrued]], hands: int = 1) -> None:
@@ -419,7 +424,9 @@ async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, Ac
     totals = totals_of(accrued, hands)
     if not totals:
         return
-    keys = sorted(totals)
+    # Any one order will do, as long as every batch takes it: receiver, paying player (its int: UUIDs compare
+    # in Python), period, asset.
+    keys = sorted(totals, key=lambda k: (k[1], k[2], k[3].int, k[0], k[4]))
     columns: list[list[Any]] = [[k[i] for k in keys] for i in range(5)]
     columns.append([totals[k][0] for k in keys])
     # Amounts as text: asyncpg's binary numeric encoding of an int costs several times more.
