@@ -434,6 +434,66 @@ async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, Ac
     await (await driver(session)).execute(_ADD_TOTALS, *columns)
 
 
+# A batch's splits, added up per paying player and chain in Python, fanned out to their receivers by
+# Postgres: one row per (period, paying player, asset, chain) with its amounts layer by layer (text, comma
+# separated), joined to its chain's layers; the same keys and sums as ``totals_of``, in the same lock order
+# as ``write_parts`` (receiver kind, receiver, paying player, period, asset; "C" text order, as Python's).
+_ADD_SPLIT_TOTALS = """
+    INSERT INTO accrual_totals AS t (period_start, kind, beneficiary, player_id, asset, hands, rake, amount)
+    SELECT * FROM (
+        SELECT r.period_start, l.kind, CASE WHEN l.kind = 'player' THEN r.player_id::text ELSE l.beneficiary END,
+               r.player_id, r.asset, sum(r.hands), sum(r.rake::numeric),
+               sum((string_to_array(r.amounts, ',')::numeric[])[l.position])
+        FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::text[])
+             AS r(period_start, player_id, asset, chain, hands, rake, amounts)
+        JOIN unnest($8::int[], $9::int[], $10::text[], $11::text[]) AS l(chain, position, kind, beneficiary)
+          ON l.chain = r.chain
+        GROUP BY 1, 2, 3, 4, 5
+    ) AS s(period_start, kind, beneficiary, player_id, asset, hands, rake, amount)
+    ORDER BY kind COLLATE "C", beneficiary COLLATE "C", player_id, period_start, asset COLLATE "C"
+    ON CONFLICT (kind, beneficiary, period_start, player_id, asset, payout_id)
+    DO UPDATE SET hands = t.hands + excluded.hands, rake = t.rake + excluded.rake, amount = t.amount + excluded.amount
+"""
+
+
+async def write_splits(session: AsyncSession, accrued: Sequence[tuple[AnyRake, Split]]) -> None:
+    """A batch's splits added to their unpaid totals in one statement: added up per paying player and
+    chain here (a handful of integers a rake), each such sum given to its chain's receivers by Postgres."""
+    sums: dict[tuple[datetime, uuid.UUID, str, int], list[Any]] = {}
+    chains: dict[int, tuple[int, Chain]] = {}
+    for rake, (chain, amounts) in accrued:
+        known = chains.get(id(chain))
+        if known is None:
+            known = chains[id(chain)] = (len(chains), chain)
+        key = (rake.period_start, rake.player_id, rake.asset, known[0])
+        total = sums.get(key)
+        if total is None:
+            sums[key] = [1, rake.rake, list(amounts)]
+        else:
+            total[0] += 1
+            total[1] += rake.rake
+            total[2] = [a + b for a, b in zip(total[2], amounts, strict=True)]
+    if not sums:
+        return
+    keys = list(sums)
+    layer_columns: list[list[Any]] = [[], [], [], []]
+    for index, chain in chains.values():
+        for position, (kind, beneficiary) in enumerate(chain.keys, start=1):
+            for column, value in zip(layer_columns, (index, position, kind, beneficiary), strict=True):
+                column.append(value)
+    await (await driver(session)).execute(
+        _ADD_SPLIT_TOTALS,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [k[3] for k in keys],
+        [sums[k][0] for k in keys],
+        [str(sums[k][1]) for k in keys],
+        [",".join(map(str, sums[k][2])) for k in keys],
+        *layer_columns,
+    )
+
+
 async def take_back(session: AsyncSession, rake: AnyRake, parts: list[Part]) -> None:
     """Remove an unpaid rake's parts from its totals (a re-evaluation replaces them, a refund removes them);
     a total left with nothing in it is deleted, as if that rake had never accrued (one left with no hand

@@ -82,7 +82,7 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand], period: tim
     await accrual.announce(session, accrued)
     # Last: the totals' row locks (another batch of the same players waits on them) are held only until
     # the commit that follows.
-    await accrual.write_parts(session, accrued)
+    await accrual.write_splits(session, accrued)
 
 
 async def record_hand(session: AsyncSession, hand: Hand, period: timedelta = WEEK) -> None:
