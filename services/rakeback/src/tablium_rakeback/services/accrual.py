@@ -248,9 +248,9 @@ class Split(NamedTuple):
 Accrued = list[Part] | Split
 
 
-async def plan_club_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> dict[tuple[uuid.UUID, uuid.UUID], Split]:
-    """Decide new club rakes together: each is marked ``accrued`` (with its split returned, keyed on hand
-    and player) or ``pending``. The memberships are read once per table club (and union), and every
+async def plan_club_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> list[tuple[NewRake, Split]]:
+    """Decide new club rakes together: each is marked ``accrued`` (returned with its split, in their order)
+    or ``pending``. The memberships are read once per table club (and union), and every
     version of the deals of the clubs concerned once: the one in force is picked per hand's time."""
     tables: dict[tuple[uuid.UUID, uuid.UUID | None], set[uuid.UUID]] = {}
     for rake in rakes:
@@ -266,7 +266,7 @@ async def plan_club_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> di
         for row in (await session.scalars(query)).all():
             versions.setdefault(row.club_id, []).append((row.effective_from, row.version))
             deals[(row.club_id, row.version)] = deal_of(row)
-    plans: dict[tuple[uuid.UUID, uuid.UUID], Split] = {}
+    plans: list[tuple[NewRake, Split]] = []
     # The receivers depend on the deal version, the member's agent and the table's union (and the player,
     # the chain's last layer): built once per combination in the batch, then each rake split along them.
     chains: dict[tuple[Any, ...], Chain] = {}
@@ -295,7 +295,7 @@ async def plan_club_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> di
             chain_layers = layers(deal, player_id="", agent_id=str(agent_id) if agent_id else None, union_id=union_id)
             chain = chains[chain_key] = Chain(chain_layers, club_id, version)
         rake.status, rake.member_club_id, rake.deal_version, rake.agent_id = "accrued", club_id, version, agent_id
-        plans[(rake.hand_id, rake.player_id)] = Split(chain, amounts_along(rake.rake, chain.receivers.kept))
+        plans.append((rake, Split(chain, amounts_along(rake.rake, chain.receivers.kept))))
     return plans
 
 
@@ -335,23 +335,34 @@ async def driver(session: AsyncSession) -> Any:
 
 
 _INSERT_RAKES = """
-    INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start, status,
-                       member_club_id, deal_version, agent_id, tier)
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[]::numeric[],
-                         $8::timestamptz[], $9::timestamptz[], $10::text[], $11::uuid[], $12::int[], $13::uuid[],
-                         $14::text[])
-    ON CONFLICT DO NOTHING RETURNING hand_id, player_id
+    WITH given AS (
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[],
+                             $7::text[]::numeric[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::uuid[],
+                             $12::int[], $13::uuid[], $14::text[]) WITH ORDINALITY
+            AS g(hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start, status,
+                 member_club_id, deal_version, agent_id, tier, n)
+    ), inserted AS (
+        INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start,
+                           status, member_club_id, deal_version, agent_id, tier)
+        SELECT hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start, status,
+               member_club_id, deal_version, agent_id, tier
+        FROM given ORDER BY n
+        ON CONFLICT DO NOTHING RETURNING hand_id, player_id
+    )
+    SELECT coalesce(array_agg(g.n), '{}') FROM given g
+    WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.hand_id = g.hand_id AND i.player_id = g.player_id)
 """
 
 
 async def insert_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> set[tuple[uuid.UUID, uuid.UUID]]:
-    """Insert new rakes in one statement (one array a column), in their order; the (hand, player) keys
-    inserted: a rake already stored (a duplicate hand) is not."""
+    """Insert new rakes (distinct keys) in one statement (one array a column), in their order; the (hand,
+    player) keys not inserted: rakes already stored (a duplicate hand). Postgres answers with their
+    positions (usually none): reading back every key inserted cost a batch more than the insert."""
     columns = [[getattr(r, c) for r in rakes] for c in _RAKE_COLUMNS]
     # Amounts as text: asyncpg's binary numeric encoding of an int costs several times more.
     columns[_RAKE_COLUMNS.index("rake")] = [str(r.rake) for r in rakes]
-    rows = await (await driver(session)).fetch(_INSERT_RAKES, *columns)
-    return {(row[0], row[1]) for row in rows}
+    skipped = await (await driver(session)).fetchval(_INSERT_RAKES, *columns)
+    return {(rakes[position - 1].hand_id, rakes[position - 1].player_id) for position in skipped}
 
 
 _ADD_TOTALS = """
