@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import resource
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -96,8 +95,9 @@ def hands(club: uuid.UUID, players: list[uuid.UUID], n: int, per_table: int) -> 
 
 
 class CpuMeter:
-    """CPU seconds spent over a phase, whatever the machine's load: this process (and its consumer
-    processes once joined) and the Postgres backends serving the phase's database."""
+    """CPU seconds spent over a phase, whatever the machine's load: this process (its consumer processes
+    report their own, from the phase's start: their start-up is not the phase's) and the Postgres backends
+    serving the phase's database."""
 
     def __init__(self, sessions: Any, database: str) -> None:
         self._sessions, self._database = sessions, database
@@ -125,18 +125,13 @@ class CpuMeter:
             found[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
         return found
 
-    @staticmethod
-    def _own() -> float:
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return time.process_time() + children.ru_utime + children.ru_stime
-
     async def start(self) -> None:
         self._backends = await self._backend_cpu()
-        self._process = self._own()
+        self._process = time.process_time()
 
-    async def stop(self) -> tuple[float, float]:
-        """(this process's CPU seconds, the backends') since :meth:`start`."""
-        process = self._own() - self._process
+    async def stop(self, others: float = 0.0) -> tuple[float, float]:
+        """(this process's CPU seconds and ``others``, the consumer processes', the backends') since :meth:`start`."""
+        process = time.process_time() - self._process + others
         now = await self._backend_cpu()
         return process, sum(cpu - self._backends.get(pid, 0.0) for pid, cpu in now.items())
 
@@ -183,8 +178,9 @@ def _consumer_process(
     url: str, exchange_name: str, names: QueueNames, batch: int, in_flight: int, events: tuple[Any, Any, Any]
 ) -> None:
     """Another consumer process on the same queue (what ``TABLIUM_RAKEBACK_WORKERS`` runs: a consumer per
-    worker process): imported and ready, it starts at ``go`` (with the timed one) and stops at ``stop``."""
-    ready, go, stop = events
+    worker process): imported and ready, it starts at ``go`` (with the timed one) and stops at ``stop``,
+    leaving the CPU seconds it spent in between in ``spent``."""
+    ready, go, stop, spent = events
 
     async def run() -> None:
         engine = create_engine(url, pool_size=in_flight)
@@ -198,11 +194,13 @@ def _consumer_process(
             consumer.handler(event_type)(handler)
         ready.set()
         await asyncio.to_thread(go.wait)
+        started = time.process_time()
         await consumer.start()
         try:
             await asyncio.to_thread(stop.wait)
         finally:
             await consumer.stop()
+            spent.value = time.process_time() - started
             await engine.dispose()
 
     asyncio.run(run())
@@ -258,11 +256,13 @@ async def through_consumer(
         context = multiprocessing.get_context("spawn")
         go, stop = context.Event(), context.Event()
         readiness = [context.Event() for _ in range(processes - 1)]
+        spent = [context.Value("d", 0.0) for _ in readiness]
         others = [
             context.Process(
-                target=_consumer_process, args=(url, exchange_name, names, batch, in_flight, (ready, go, stop))
+                target=_consumer_process,
+                args=(url, exchange_name, names, batch, in_flight, (ready, go, stop, cpu)),
             )
-            for ready in readiness
+            for ready, cpu in zip(readiness, spent, strict=True)
         ]
         for other in others:
             other.start()
@@ -283,7 +283,7 @@ async def through_consumer(
         stop.set()
         for other in others:
             await asyncio.to_thread(other.join, 30)
-        cpu = await meter.stop()
+        cpu = await meter.stop(sum(each.value for each in spent))
         async with sessions() as session:
             accrued = await session.scalar(text("SELECT count(*) FROM rakes WHERE status = 'accrued'"))
         if accrued != len(events) * len(events[0].data["players"]):

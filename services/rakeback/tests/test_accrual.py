@@ -237,3 +237,44 @@ async def test_through_rabbitmq_a_hand_before_its_club_facts_and_delivered_twice
         assert {k: (h, int(v)) for k, h, v in parts} == {"platform": (1, 800), "club": (1, 100), "player": (1, 100)}
     finally:
         await consumer.stop()
+
+
+async def test_rakeback_accrued_states_each_rakes_audited_parts(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The events of a batch (whose entries are encoded along each chain's JSON, encoded once) state, per
+    hand and player, the deal version and the parts the audit splits from the rake row: the highest version
+    stated per (hand, player) is the one in force, with exactly its parts."""
+    scenario = Scenario()
+    for fact in scenario.club_facts[:-3]:  # every fact but the deals' second version, the other club's, p2's leave
+        await deliver(sessions, fact)
+    async with sessions() as session, session.begin():
+        await on_hands_completed(session, scenario.hands)
+    for fact in scenario.club_facts[-3:]:  # version 2 and the other club's deal re-evaluate some rakes
+        await deliver(sessions, fact)
+    async with sessions() as session:
+        envelopes = (
+            await session.scalars(text("SELECT envelope FROM outbox WHERE type = 'rakeback.accrued' ORDER BY seq"))
+        ).all()
+    stated: dict[tuple[str, str], dict[str, Any]] = {}
+    ours = {h.data["hand_id"] for h in scenario.hands}
+    for envelope in envelopes:
+        data = envelope["data"]
+        if data["hand_id"] not in ours:
+            continue  # another test's, in the same database
+        assert envelope["subject"] == data["hand_id"]
+        for entry in data["accruals"]:
+            key = (data["hand_id"], entry["player_id"])
+            if key not in stated or stated[key]["deal_version"] < entry["deal_version"]:
+                stated[key] = {**entry, "table_id": data["table_id"], "union_id": data["union_id"]}
+    audited = await hand_parts(sessions, [uuid.UUID(h.data["hand_id"]) for h in scenario.hands])
+    expected = {}
+    for (hand_id, player, kind, beneficiary), amount in audited.items():
+        expected.setdefault((str(hand_id), str(player)), []).append((kind, str(beneficiary), amount))
+    club_rakes = {key: parts for key, parts in expected.items() if key[0] != scenario.hands[3].data["hand_id"]}
+    assert set(stated) == set(club_rakes)  # the public table's rake is stated at its period's run
+    for key, entry in stated.items():
+        assert sorted((p["kind"], p["beneficiary"], int(p["amount"])) for p in entry["parts"]) == sorted(
+            club_rakes[key]
+        ), key
+        assert sum(int(p["amount"]) for p in entry["parts"]) == int(entry["rake"])
+        assert sum(p["bps"] for p in entry["parts"]) == 10_000
+    assert {e["deal_version"] for e in stated.values()} == {1, 2}

@@ -3,16 +3,17 @@ batches, their order or a rake taken back out (re-evaluation)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tablium_rakeback.domain.periods import period_of
-from tablium_rakeback.domain.split import Part, layers, split
-from tablium_rakeback.services.accrual import NewRake, TotalKey, totals_of
+from tablium_rakeback.domain.split import Part, amounts_along, layers, split
+from tablium_rakeback.services.accrual import Accrued, Chain, NewRake, Split, TotalKey, totals_of
 
 from tablium_kit.money import MAX_AMOUNT
 
@@ -23,9 +24,11 @@ START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 @st.composite
-def accrued_rakes(draw: st.DrawFn) -> list[tuple[NewRake, list[Part]]]:
-    """Rakes of a few players over two weeks, each split along a random deal tree."""
-    made = []
+def accrued_rakes(draw: st.DrawFn, along_chains: bool = False) -> list[tuple[NewRake, Accrued]]:
+    """Rakes of a few players over two weeks, each split along a random deal tree (``along_chains``: some as
+    a batch splits them, a :class:`Split` along a chain shared by the rakes of its deal, agent and union)."""
+    made: list[tuple[NewRake, Accrued]] = []
+    chains: dict[tuple[object, ...], Chain] = {}
     for n in range(draw(st.integers(0, 12))):
         deal, agent, union = draw(deal_trees())
         player = draw(st.sampled_from(PLAYERS))
@@ -42,8 +45,27 @@ def accrued_rakes(draw: st.DrawFn) -> list[tuple[NewRake, list[Part]]]:
             period_start=period_of(at, timedelta(days=7)).start,
             status="accrued",
         )
-        made.append((rake, split(rake.rake, layers(deal, player_id=str(player), agent_id=agent, union_id=union))))
+        if along_chains and draw(st.booleans()):
+            key = (deal, agent, union)
+            if key not in chains:
+                chain = layers(deal, player_id="", agent_id=agent, union_id=union)
+                chains[key] = Chain(chain, uuid.UUID(int=2), deal.version)
+            made.append((rake, Split(chains[key], amounts_along(rake.rake, chains[key].receivers.kept))))
+        else:
+            made.append((rake, split(rake.rake, layers(deal, player_id=str(player), agent_id=agent, union_id=union))))
     return made
+
+
+def _parts(rake: NewRake, accrued: Accrued) -> list[Part]:
+    """A split's parts as :func:`split` gives them: its chain's layers, the paying player in the last."""
+    if not isinstance(accrued, Split):
+        return accrued
+    return [
+        Part(kind, str(rake.player_id) if kind == "player" else beneficiary, bps, amount)
+        for (kind, beneficiary), bps, amount in zip(
+            accrued.chain.keys, accrued.chain.receivers.kept, accrued.amounts, strict=True
+        )
+    ]
 
 
 def _added(*totals: dict[TotalKey, list[int]]) -> dict[TotalKey, list[int]]:
@@ -56,12 +78,23 @@ def _added(*totals: dict[TotalKey, list[int]]) -> dict[TotalKey, list[int]]:
     return {key: values for key, values in result.items() if values[0]}
 
 
-@given(accrued_rakes(), st.integers(1, 5), st.randoms(use_true_random=False))
+# Drawing deal trees is slow on a busy machine: not a reason to fail.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(accrued_rakes(along_chains=True), st.integers(1, 5), st.randoms(use_true_random=False))
 def test_totals_are_the_parts_added_up_whatever_the_batches_and_their_order(
-    accrued: list[tuple[NewRake, list[Part]]], batches: int, rng: random.Random
+    accrued: list[tuple[NewRake, Accrued]], batches: int, rng: random.Random
 ) -> None:
+    """Also for a batch's splits along chains, mixed with plain parts (a re-evaluation's, a tier's)."""
     expected: dict[TotalKey, list[int]] = {}
-    for rake, parts in accrued:
+    for rake, accrued_parts in accrued:
+        parts = _parts(rake, accrued_parts)
+        if isinstance(accrued_parts, Split):
+            # Along its chain, the split is the rake's split along the chain's layers naming its player.
+            named = [
+                dataclasses.replace(layer, beneficiary=str(rake.player_id)) if layer.kind == "player" else layer
+                for layer in accrued_parts.chain.receivers.layers
+            ]
+            assert parts == split(rake.rake, named)
         for part in parts:
             key = (rake.period_start, part.kind, part.beneficiary, rake.player_id, rake.asset)
             total = expected.setdefault(key, [0, 0, 0])
@@ -81,9 +114,10 @@ def test_totals_are_the_parts_added_up_whatever_the_batches_and_their_order(
     assert +by_asset == +paid_in
 
 
-@given(accrued_rakes(), st.data())
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(accrued_rakes(along_chains=True), st.data())
 def test_a_rake_taken_back_out_leaves_the_totals_of_the_others(
-    accrued: list[tuple[NewRake, list[Part]]], data: st.DataObject
+    accrued: list[tuple[NewRake, Accrued]], data: st.DataObject
 ) -> None:
     """Re-evaluation subtracts a rake's parts (computed again from its row) from the unpaid totals: what is
     left is what the other rakes alone add up to, and a total with no hand left is gone."""

@@ -170,16 +170,21 @@ def split(rake: int, chain: list[Layer]) -> list[Part]:
 
 def split_along(rake: int, chain: Receivers) -> list[Part]:
     """:func:`split` along receivers checked already."""
+    return [
+        Part(layer.kind, layer.beneficiary, bps, amount)
+        for layer, bps, amount in zip(chain.layers, chain.kept, amounts_along(rake, chain.kept), strict=True)
+    ]
+
+
+def amounts_along(rake: int, kept: tuple[int, ...]) -> list[int]:
+    """The parts' amounts alone, layer by layer (what :func:`split_along` rounds): a batch adds these up
+    per chain without building a :class:`Part` per rake and layer."""
     if rake < 0:
         raise ValueError("a rake is never negative")
-    kept = chain.kept
     floors = [rake * k // BPS for k in kept]
     left = rake - sum(floors)
     if left:
         fractions = [rake * k % BPS for k in kept]
         for index in sorted(range(len(kept)), key=lambda i: (-fractions[i], i))[:left]:
             floors[index] += 1
-    return [
-        Part(layer.kind, layer.beneficiary, bps, amount)
-        for layer, bps, amount in zip(chain.layers, kept, floors, strict=True)
-    ]
+    return floors

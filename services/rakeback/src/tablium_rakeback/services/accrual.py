@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import structlog
@@ -39,11 +39,10 @@ from tablium_rakeback.domain.split import (
     Deal,
     Layer,
     Part,
-    Receivers,
+    amounts_along,
     layers,
     receivers,
     split,
-    split_along,
     tier_layers,
 )
 from tablium_rakeback.domain.tiers import Tier
@@ -84,24 +83,36 @@ def deal_of(row: DealVersion) -> Deal:
     )
 
 
+def _members_query(columns: Any, club_id: uuid.UUID, union_id: uuid.UUID | None, players: list[uuid.UUID]) -> Any:
+    if union_id is None:
+        return select(*columns).where(
+            Member.club_id == club_id, Member.player_id.in_(players), Member.role != UNKNOWN_ROLE
+        )
+    return (
+        select(*columns)
+        .join(UnionClub, (UnionClub.club_id == Member.club_id) & (UnionClub.union_id == union_id))
+        .where(Member.player_id.in_(players), Member.role != UNKNOWN_ROLE)
+        .order_by(Member.player_id, UnionClub.active.desc(), Member.active.desc(), Member.club_id)
+        .distinct(Member.player_id)
+    )
+
+
 async def members_of(
     session: AsyncSession, club_id: uuid.UUID, union_id: uuid.UUID | None, players: list[uuid.UUID]
 ) -> dict[uuid.UUID, Member]:
     """The memberships the players' rake flows through: of the table's club, or at a union table, of each
     player's own club in that union. A member who left since still counts: the hand was played as a member."""
-    if union_id is None:
-        query = select(Member).where(
-            Member.club_id == club_id, Member.player_id.in_(players), Member.role != UNKNOWN_ROLE
-        )
-    else:
-        query = (
-            select(Member)
-            .join(UnionClub, (UnionClub.club_id == Member.club_id) & (UnionClub.union_id == union_id))
-            .where(Member.player_id.in_(players), Member.role != UNKNOWN_ROLE)
-            .order_by(Member.player_id, UnionClub.active.desc(), Member.active.desc(), Member.club_id)
-            .distinct(Member.player_id)
-        )
+    query = _members_query([Member], club_id, union_id, players)
     return {m.player_id: m for m in (await session.scalars(query)).all()}
+
+
+async def member_links_of(
+    session: AsyncSession, club_id: uuid.UUID, union_id: uuid.UUID | None, players: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None]]:
+    """:func:`members_of` as (club, agent) per player, the only columns a batch's split reads: plain rows,
+    not ORM instances (a batch over many tables reads hundreds)."""
+    query = _members_query([Member.player_id, Member.club_id, Member.agent_id], club_id, union_id, players)
+    return {row[0]: (row[1], row[2]) for row in (await session.execute(query)).all()}
 
 
 async def deal_in_force(session: AsyncSession, club_id: uuid.UUID, at: datetime) -> DealVersion | None:
@@ -190,48 +201,101 @@ async def parts_of(session: AsyncSession, rake: Rake, tiers: dict[str, list[Tier
     return split(rake.rake, _layers_of(rake, rake.agent_id, deal_of(row)))
 
 
-async def plan_club_rakes(
-    session: AsyncSession, rakes: Sequence[NewRake]
-) -> dict[tuple[uuid.UUID, uuid.UUID], list[Part]]:
-    """Decide new club rakes together: each is marked ``accrued`` (with its parts returned, keyed on hand
-    and player) or ``pending``. The memberships are read once per table club (and union), and every
+class Chain:
+    """The receivers of the club rakes of one deal version, agent and table union in a batch, whoever the
+    paying member: built and checked once, and the fixed JSON of each part in ``rakeback.accrued`` encoded
+    once. Its player layer names no one (its beneficiary is ``""``): it is the paying player of each rake."""
+
+    __slots__ = ("_entry_club", "_entry_version", "_part_heads", "keys", "receivers")
+
+    def __init__(self, chain: list[Layer], club_id: uuid.UUID, deal_version: int) -> None:
+        self.receivers = receivers(chain)
+        self.keys = [(layer.kind, layer.beneficiary) for layer in chain]
+        self._entry_club = f'","club_id":"{club_id}","rake":"'.encode()
+        self._entry_version = f'","deal_version":{deal_version},"tier":null,"parts":['.encode()
+        # Per layer, its part's JSON up to the amount; the player layer's in two, around the player's id.
+        self._part_heads: list[tuple[bytes, bytes | None]] = []
+        for layer, bps in zip(chain, self.receivers.kept, strict=True):
+            if layer.kind == "player":
+                self._part_heads.append((b'{"kind":"player","beneficiary":"', f'","bps":{bps},"amount":"'.encode()))
+            else:
+                kind, beneficiary = msgspec.json.encode(layer.kind), msgspec.json.encode(layer.beneficiary)
+                head = b'{"kind":' + kind + b',"beneficiary":' + beneficiary + f',"bps":{bps},"amount":"'.encode()
+                self._part_heads.append((head, None))
+
+    def entry_json(self, player: bytes, rake: int, amounts: list[int]) -> msgspec.Raw:
+        """The ``accruals`` entry of one rake, as ``announce`` encodes it from structs (same keys, same order)."""
+        pieces = [b'{"player_id":"', player, self._entry_club, format_amount(rake).encode(), self._entry_version]
+        for index, ((head, tail), amount) in enumerate(zip(self._part_heads, amounts, strict=True)):
+            if index:
+                pieces.append(b",")
+            pieces.append(head)
+            if tail is not None:
+                pieces += (player, tail)
+            pieces += (str(amount).encode(), b'"}')
+        pieces.append(b"]}")
+        return msgspec.Raw(b"".join(pieces))
+
+
+class Split(NamedTuple):
+    """A club rake's parts in a batch: its chain and the amounts, layer by layer (no :class:`Part` each)."""
+
+    chain: Chain
+    amounts: list[int]
+
+
+# What a rake added to the totals: its parts, or (a batch's club rakes) its split along a chain.
+Accrued = list[Part] | Split
+
+
+async def plan_club_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> list[tuple[NewRake, Split]]:
+    """Decide new club rakes together: each is marked ``accrued`` (returned with its split, in their order)
+    or ``pending``. The memberships are read once per table club (and union), and every
     version of the deals of the clubs concerned once: the one in force is picked per hand's time."""
     tables: dict[tuple[uuid.UUID, uuid.UUID | None], set[uuid.UUID]] = {}
     for rake in rakes:
         assert rake.club_id is not None
         tables.setdefault((rake.club_id, rake.union_id), set()).add(rake.player_id)
-    members = {key: await members_of(session, key[0], key[1], sorted(players)) for key, players in tables.items()}
-    clubs = {m.club_id for found in members.values() for m in found.values()}
-    versions: dict[uuid.UUID, list[DealVersion]] = {}
+    members = {key: await member_links_of(session, key[0], key[1], sorted(players)) for key, players in tables.items()}
+    clubs = {link[0] for found in members.values() for link in found.values()}
+    # Per club, (effective_from, version) newest version first, as plain tuples: read for every rake.
+    versions: dict[uuid.UUID, list[tuple[datetime, int]]] = {}
+    deals: dict[tuple[uuid.UUID, int], Deal] = {}
     if clubs:
         query = select(DealVersion).where(DealVersion.club_id.in_(clubs)).order_by(DealVersion.version.desc())
         for row in (await session.scalars(query)).all():
-            versions.setdefault(row.club_id, []).append(row)
-    deals = {(row.club_id, row.version): deal_of(row) for rows in versions.values() for row in rows}
-    plans: dict[tuple[uuid.UUID, uuid.UUID], list[Part]] = {}
-    chains: dict[tuple[Any, ...], Receivers] = {}
+            versions.setdefault(row.club_id, []).append((row.effective_from, row.version))
+            deals[(row.club_id, row.version)] = deal_of(row)
+    plans: list[tuple[NewRake, Split]] = []
+    # The receivers depend on the deal version, the member's agent and the table's union (and the player,
+    # the chain's last layer): built once per combination in the batch, then each rake split along them.
+    chains: dict[tuple[Any, ...], Chain] = {}
+    # The version in force per club and hand time (a hand's players share its time).
+    in_force_at: dict[tuple[uuid.UUID, datetime], int | None] = {}
     for rake in rakes:
         assert rake.club_id is not None
-        member = members[(rake.club_id, rake.union_id)].get(rake.player_id)
-        in_force = (
-            next((d for d in versions.get(member.club_id, []) if d.effective_from <= rake.hand_time), None)
-            if member
-            else None
-        )
-        if member is None or in_force is None:
+        link = members[(rake.club_id, rake.union_id)].get(rake.player_id)
+        if link is None:
             rake.status = "pending"
+            continue
+        club_id, agent_id = link
+        at = (club_id, rake.hand_time)
+        if at in in_force_at:
+            version = in_force_at[at]
         else:
-            # The receivers depend on the deal version, the player, its agent and the table's union only:
-            # built once per combination in the batch, then each rake split along them.
-            deal = deals[(in_force.club_id, in_force.version)]
-            chain_key = (in_force.club_id, in_force.version, rake.player_id, member.agent_id, rake.union_id)
-            chain = chains.get(chain_key)
-            if chain is None:
-                chain = chains[chain_key] = receivers(_layers_of(rake, member.agent_id, deal))
-            parts = split_along(rake.rake, chain)
-            rake.status, rake.member_club_id, rake.deal_version = "accrued", member.club_id, in_force.version
-            rake.agent_id = member.agent_id
-            plans[(rake.hand_id, rake.player_id)] = parts
+            version = in_force_at[at] = next((v for f, v in versions.get(club_id, []) if f <= rake.hand_time), None)
+        if version is None:
+            rake.status = "pending"
+            continue
+        chain_key = (club_id, version, agent_id, rake.union_id)
+        chain = chains.get(chain_key)
+        if chain is None:
+            deal = deals[(club_id, version)]
+            union_id = str(rake.union_id) if rake.union_id is not None and deal.union_id == str(rake.union_id) else None
+            chain_layers = layers(deal, player_id="", agent_id=str(agent_id) if agent_id else None, union_id=union_id)
+            chain = chains[chain_key] = Chain(chain_layers, club_id, version)
+        rake.status, rake.member_club_id, rake.deal_version, rake.agent_id = "accrued", club_id, version, agent_id
+        plans.append((rake, Split(chain, amounts_along(rake.rake, chain.receivers.kept))))
     return plans
 
 
@@ -271,27 +335,40 @@ async def driver(session: AsyncSession) -> Any:
 
 
 _INSERT_RAKES = """
-    INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start, status,
-                       member_club_id, deal_version, agent_id, tier)
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::numeric[],
-                         $8::timestamptz[], $9::timestamptz[], $10::text[], $11::uuid[], $12::int[], $13::uuid[],
-                         $14::text[])
-    ON CONFLICT DO NOTHING RETURNING hand_id, player_id
+    WITH given AS (
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[],
+                             $7::text[]::numeric[], $8::timestamptz[], $9::timestamptz[], $10::text[], $11::uuid[],
+                             $12::int[], $13::uuid[], $14::text[]) WITH ORDINALITY
+            AS g(hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start, status,
+                 member_club_id, deal_version, agent_id, tier, n)
+    ), inserted AS (
+        INSERT INTO rakes (hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start,
+                           status, member_club_id, deal_version, agent_id, tier)
+        SELECT hand_id, player_id, table_id, club_id, union_id, asset, rake, hand_time, period_start, status,
+               member_club_id, deal_version, agent_id, tier
+        FROM given ORDER BY n
+        ON CONFLICT DO NOTHING RETURNING hand_id, player_id
+    )
+    SELECT coalesce(array_agg(g.n), '{}') FROM given g
+    WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.hand_id = g.hand_id AND i.player_id = g.player_id)
 """
 
 
 async def insert_rakes(session: AsyncSession, rakes: Sequence[NewRake]) -> set[tuple[uuid.UUID, uuid.UUID]]:
-    """Insert new rakes in one statement (one array a column), in their order; the (hand, player) keys
-    inserted: a rake already stored (a duplicate hand) is not."""
+    """Insert new rakes (distinct keys) in one statement (one array a column), in their order; the (hand,
+    player) keys not inserted: rakes already stored (a duplicate hand). Postgres answers with their
+    positions (usually none): reading back every key inserted cost a batch more than the insert."""
     columns = [[getattr(r, c) for r in rakes] for c in _RAKE_COLUMNS]
-    rows = await (await driver(session)).fetch(_INSERT_RAKES, *columns)
-    return {(row[0], row[1]) for row in rows}
+    # Amounts as text: asyncpg's binary numeric encoding of an int costs several times more.
+    columns[_RAKE_COLUMNS.index("rake")] = [str(r.rake) for r in rakes]
+    skipped = await (await driver(session)).fetchval(_INSERT_RAKES, *columns)
+    return {(rakes[position - 1].hand_id, rakes[position - 1].player_id) for position in skipped}
 
 
 _ADD_TOTALS = """
     INSERT INTO accrual_totals AS t (period_start, kind, beneficiary, player_id, asset, hands, rake, amount)
     SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bigint[],
-                         $7::numeric[], $8::numeric[])
+                         $7::text[]::numeric[], $8::text[]::numeric[])
     ON CONFLICT (kind, beneficiary, period_start, player_id, asset, payout_id)
     DO UPDATE SET hands = t.hands + excluded.hands, rake = t.rake + excluded.rake, amount = t.amount + excluded.amount
 """
@@ -299,13 +376,27 @@ _ADD_TOTALS = """
 TotalKey = tuple[datetime, str, str, uuid.UUID, str]  # period, receiver kind, receiver, paying player, asset
 
 
-def totals_of(accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> dict[TotalKey, list[int]]:
+def totals_of(accrued: Sequence[tuple[AnyRake, Accrued]], hands: int = 1) -> dict[TotalKey, list[int]]:
     """What the parts add to each unpaid total: hands (``hands`` per rake the receiver has a part of, zero
     or not: 0 for a refunded fee's reversal, which is no hand), the rake they came from and the parts.
     Pure: the sums are exact integers."""
     # Per paying player first (one key per rake), then per receiver: fewer tuples built and UUIDs hashed.
+    # A batch's splits are added up per paying player and chain first (amounts layer by layer), then each
+    # chain's layers to their receivers once.
     by_payer: dict[tuple[datetime, uuid.UUID, str], dict[tuple[str, str], list[int]]] = {}
+    by_chain: dict[tuple[datetime, uuid.UUID, str, int], tuple[Chain, list[int], list[int]]] = {}
     for rake, parts in accrued:
+        if isinstance(parts, Split):
+            chain_key = (rake.period_start, rake.player_id, rake.asset, id(parts.chain))
+            known = by_chain.get(chain_key)
+            if known is None:
+                by_chain[chain_key] = (parts.chain, [hands, rake.rake], list(parts.amounts))
+            else:
+                counts = known[1]
+                counts[0] += hands
+                counts[1] += rake.rake
+                known[2][:] = [a + b for a, b in zip(known[2], parts.amounts, strict=True)]
+            continue
         payer_key = (rake.period_start, rake.player_id, rake.asset)
         payer = by_payer.get(payer_key)
         if payer is None:
@@ -319,23 +410,99 @@ def totals_of(accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> 
                 total[0] += hands
                 total[1] += amount
                 total[2] += p.amount
-    return {
+    totals = {
         (period, kind, beneficiary, player, asset): total
         for (period, player, asset), payer in by_payer.items()
         for (kind, beneficiary), total in payer.items()
     }
+    for (period, player, asset, _), (chain, (count, rake_sum), sums) in by_chain.items():
+        text_id = str(player)
+        for (kind, beneficiary), amount in zip(chain.keys, sums, strict=True):
+            key = (period, kind, text_id if kind == "player" else beneficiary, player, asset)
+            total = totals.get(key)
+            if total is None:
+                totals[key] = [count, rake_sum, amount]
+            else:
+                total[0] += count
+                total[1] += rake_sum
+                total[2] += amount
+    return totals
 
 
-async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]], hands: int = 1) -> None:
+async def write_parts(session: AsyncSession, accrued: Sequence[tuple[AnyRake, Accrued]], hands: int = 1) -> None:
     """Every part added to its unpaid total, in one upsert (keys sorted: concurrent batches adding to the
     same totals take their row locks in one order)."""
     totals = totals_of(accrued, hands)
     if not totals:
         return
-    keys = sorted(totals)
+    # Any one order will do, as long as every batch takes it: receiver, paying player (its int: UUIDs compare
+    # in Python), period, asset.
+    keys = sorted(totals, key=lambda k: (k[1], k[2], k[3].int, k[0], k[4]))
     columns: list[list[Any]] = [[k[i] for k in keys] for i in range(5)]
-    columns += [[totals[k][i] for k in keys] for i in range(3)]
+    columns.append([totals[k][0] for k in keys])
+    # Amounts as text: asyncpg's binary numeric encoding of an int costs several times more.
+    columns += [[str(totals[k][i]) for k in keys] for i in (1, 2)]
     await (await driver(session)).execute(_ADD_TOTALS, *columns)
+
+
+# A batch's splits, added up per paying player and chain in Python, fanned out to their receivers by
+# Postgres: one row per (period, paying player, asset, chain) with its amounts layer by layer (text, comma
+# separated), joined to its chain's layers; the same keys and sums as ``totals_of``, in the same lock order
+# as ``write_parts`` (receiver kind, receiver, paying player, period, asset; "C" text order, as Python's).
+_ADD_SPLIT_TOTALS = """
+    INSERT INTO accrual_totals AS t (period_start, kind, beneficiary, player_id, asset, hands, rake, amount)
+    SELECT * FROM (
+        SELECT r.period_start, l.kind, CASE WHEN l.kind = 'player' THEN r.player_id::text ELSE l.beneficiary END,
+               r.player_id, r.asset, sum(r.hands), sum(r.rake::numeric),
+               sum((string_to_array(r.amounts, ',')::numeric[])[l.position])
+        FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::text[], $7::text[])
+             AS r(period_start, player_id, asset, chain, hands, rake, amounts)
+        JOIN unnest($8::int[], $9::int[], $10::text[], $11::text[]) AS l(chain, position, kind, beneficiary)
+          ON l.chain = r.chain
+        GROUP BY 1, 2, 3, 4, 5
+    ) AS s(period_start, kind, beneficiary, player_id, asset, hands, rake, amount)
+    ORDER BY kind COLLATE "C", beneficiary COLLATE "C", player_id, period_start, asset COLLATE "C"
+    ON CONFLICT (kind, beneficiary, period_start, player_id, asset, payout_id)
+    DO UPDATE SET hands = t.hands + excluded.hands, rake = t.rake + excluded.rake, amount = t.amount + excluded.amount
+"""
+
+
+async def write_splits(session: AsyncSession, accrued: Sequence[tuple[AnyRake, Split]]) -> None:
+    """A batch's splits added to their unpaid totals in one statement: added up per paying player and
+    chain here (a handful of integers a rake), each such sum given to its chain's receivers by Postgres."""
+    sums: dict[tuple[datetime, uuid.UUID, str, int], list[Any]] = {}
+    chains: dict[int, tuple[int, Chain]] = {}
+    for rake, (chain, amounts) in accrued:
+        known = chains.get(id(chain))
+        if known is None:
+            known = chains[id(chain)] = (len(chains), chain)
+        key = (rake.period_start, rake.player_id, rake.asset, known[0])
+        total = sums.get(key)
+        if total is None:
+            sums[key] = [1, rake.rake, list(amounts)]
+        else:
+            total[0] += 1
+            total[1] += rake.rake
+            total[2] = [a + b for a, b in zip(total[2], amounts, strict=True)]
+    if not sums:
+        return
+    keys = list(sums)
+    layer_columns: list[list[Any]] = [[], [], [], []]
+    for index, chain in chains.values():
+        for position, (kind, beneficiary) in enumerate(chain.keys, start=1):
+            for column, value in zip(layer_columns, (index, position, kind, beneficiary), strict=True):
+                column.append(value)
+    await (await driver(session)).execute(
+        _ADD_SPLIT_TOTALS,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [k[3] for k in keys],
+        [sums[k][0] for k in keys],
+        [str(sums[k][1]) for k in keys],
+        [",".join(map(str, sums[k][2])) for k in keys],
+        *layer_columns,
+    )
 
 
 async def take_back(session: AsyncSession, rake: AnyRake, parts: list[Part]) -> None:
@@ -391,19 +558,27 @@ class _AccrualOut(msgspec.Struct):
     parts: list[_PartOut]
 
 
-async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, list[Part]]]) -> None:
+async def announce(session: AsyncSession, accrued: Sequence[tuple[AnyRake, Accrued]]) -> None:
     """One ``rakeback.accrued`` per hand, listing its players' accruals made in this transaction.
 
     The entries are msgspec structs (ids as UUIDs): the outbox encodes them straight to the same JSON as
-    dicts of strings, with no ``str()`` of every id and amount in Python first. Parts never exceed their
-    rake, which was read within the 128-bit range, so ``str`` is their wire form."""
-    by_hand: dict[uuid.UUID, list[_AccrualOut]] = {}
+    dicts of strings, with no ``str()`` of every id and amount in Python first; a batch's splits are
+    encoded along their chain's JSON, encoded once (:meth:`Chain.entry_json`: the same JSON). Parts never
+    exceed their rake, which was read within the 128-bit range, so ``str`` is their wire form."""
+    by_hand: dict[uuid.UUID, list[_AccrualOut | msgspec.Raw]] = {}
     firsts: dict[uuid.UUID, AnyRake] = {}
+    players: dict[uuid.UUID, bytes] = {}
     for rake, parts in accrued:
         entries = by_hand.get(rake.hand_id)
         if entries is None:
             entries = by_hand[rake.hand_id] = []
             firsts[rake.hand_id] = rake
+        if isinstance(parts, Split):
+            player = players.get(rake.player_id)
+            if player is None:
+                player = players[rake.player_id] = str(rake.player_id).encode()
+            entries.append(parts.chain.entry_json(player, rake.rake, parts.amounts))
+            continue
         entries.append(
             _AccrualOut(
                 rake.player_id,

@@ -77,12 +77,12 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand], period: tim
     plans = await accrual.plan_club_rakes(session, [r for r in rakes.values() if r.club_id is not None])
     # Sorted, so concurrent batches holding the same hand take its rows' locks in one order.
     ordered = [rakes[key] for key in sorted(rakes)]
-    inserted = await accrual.insert_rakes(session, ordered)
-    accrued = [(rakes[key], plans[key]) for key in rakes if key in inserted and key in plans]
+    duplicates = await accrual.insert_rakes(session, ordered)
+    accrued = [(r, s) for r, s in plans if (r.hand_id, r.player_id) not in duplicates] if duplicates else plans
     await accrual.announce(session, accrued)
     # Last: the totals' row locks (another batch of the same players waits on them) are held only until
     # the commit that follows.
-    await accrual.write_parts(session, accrued)
+    await accrual.write_splits(session, accrued)
 
 
 async def record_hand(session: AsyncSession, hand: Hand, period: timedelta = WEEK) -> None:
