@@ -23,7 +23,7 @@ from tablium_rakeback.app import create_app
 from tablium_rakeback.db.models import MESSAGING
 from tablium_rakeback.domain.tiers import DEFAULT_TIERS
 from tablium_rakeback.events.handlers import HANDLERS
-from tablium_rakeback.services import accrual
+from tablium_rakeback.services import accrual, totals
 from tablium_rakeback.settings import RakebackSettings
 
 from tablium_kit import db
@@ -216,7 +216,7 @@ async def assert_totals_are_the_hands(sessions: async_sessionmaker[AsyncSession]
         audited = await accrual.hand_parts(session, hand_ids, dict(DEFAULT_TIERS))
     expected = {
         key: (hands, rake, amount)
-        for key, (hands, rake, amount) in accrual.totals_of(
+        for key, (hands, rake, amount) in totals.totals_of(
             [(rake, parts) for rake, parts in audited if parts is not None]
         ).items()
     }

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tablium_rakeback.domain.periods import period_of
 from tablium_rakeback.domain.split import Part, amounts_along, layers, split
-from tablium_rakeback.services.accrual import Accrued, Chain, NewRake, Split, TotalKey, totals_of
+from tablium_rakeback.services.accrual import Accrued, Chain, NewRake, Split
+from tablium_rakeback.services.totals import TotalKey, totals_of
 
 from tablium_kit.money import MAX_AMOUNT
 
@@ -84,7 +85,8 @@ def _added(*totals: dict[TotalKey, list[int]]) -> dict[TotalKey, list[int]]:
 def test_totals_are_the_parts_added_up_whatever_the_batches_and_their_order(
     accrued: list[tuple[NewRake, Accrued]], batches: int, rng: random.Random
 ) -> None:
-    """Also for a batch's splits along chains, mixed with plain parts (a re-evaluation's, a tier's)."""
+    """A batch's splits along chains are the rake's split, part for part (their totals are written by
+    ``write_splits``, checked against these sums on every database test: conftest's totals check)."""
     expected: dict[TotalKey, list[int]] = {}
     for rake, accrued_parts in accrued:
         parts = _parts(rake, accrued_parts)
@@ -99,7 +101,7 @@ def test_totals_are_the_parts_added_up_whatever_the_batches_and_their_order(
             key = (rake.period_start, part.kind, part.beneficiary, rake.player_id, rake.asset)
             total = expected.setdefault(key, [0, 0, 0])
             total[0], total[1], total[2] = total[0] + 1, total[1] + rake.rake, total[2] + part.amount
-    shuffled = list(accrued)
+    shuffled = [(rake, _parts(rake, accrued_parts)) for rake, accrued_parts in accrued]
     rng.shuffle(shuffled)
     cut = sorted(rng.randrange(len(shuffled) + 1) for _ in range(batches - 1))
     pieces = [shuffled[a:b] for a, b in zip([0, *cut], [*cut, len(shuffled)], strict=True)]
@@ -123,6 +125,7 @@ def test_a_rake_taken_back_out_leaves_the_totals_of_the_others(
     left is what the other rakes alone add up to, and a total with no hand left is gone."""
     if not accrued:
         return
+    accrued = [(rake, _parts(rake, accrued_parts)) for rake, accrued_parts in accrued]
     index = data.draw(st.integers(0, len(accrued) - 1))
     taken = totals_of([accrued[index]])
     negative = {key: [-v for v in values] for key, values in taken.items()}

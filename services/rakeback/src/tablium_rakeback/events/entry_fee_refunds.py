@@ -38,7 +38,7 @@ from tablium_rakeback.db.models import REFUNDED, PayoutRun, Rake
 from tablium_rakeback.domain.periods import period_of
 from tablium_rakeback.domain.split import Part
 from tablium_rakeback.domain.tiers import Tier
-from tablium_rakeback.services import accrual
+from tablium_rakeback.services import accrual, totals
 
 ENTRY_FEE_REFUNDED = "event.entry_fee_refunded"
 
@@ -88,7 +88,7 @@ async def on_entry_fee_refunded(
     if parts is None:
         return  # refunded already (another envelope), or never accrued: now it never will be
     if not rake.paid:
-        await accrual.take_back(session, rake, parts)
+        await totals.take_back(session, rake, parts)
         return
     paid_until = await session.scalar(select(func.max(PayoutRun.period_end)))
     at = max(event.time, paid_until) if paid_until is not None else event.time
@@ -105,4 +105,4 @@ async def on_entry_fee_refunded(
         status=REFUNDED,
     )
     negated = [Part(p.kind, p.beneficiary, p.bps, -p.amount) for p in parts]
-    await accrual.write_parts(session, [(reversal, negated)], hands=0)
+    await totals.write_parts(session, [(reversal, negated)], hands=0)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tablium_rakeback.db.models import Club, DealVersion, Member, UnionClub
 from tablium_rakeback.domain.periods import period_of
 from tablium_rakeback.domain.split import Deal, validate
-from tablium_rakeback.services import accrual
+from tablium_rakeback.services import accrual, totals
 from tablium_rakeback.services.accrual import UNKNOWN_ROLE
 
 
@@ -82,7 +82,7 @@ async def record_hands(session: AsyncSession, hands: Sequence[Hand], period: tim
     await accrual.announce(session, accrued)
     # Last: the totals' row locks (another batch of the same players waits on them) are held only until
     # the commit that follows.
-    await accrual.write_splits(session, accrued)
+    await totals.write_splits(session, accrued)
 
 
 async def record_hand(session: AsyncSession, hand: Hand, period: timedelta = WEEK) -> None:

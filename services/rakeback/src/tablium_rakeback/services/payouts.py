@@ -28,7 +28,7 @@ from tablium_rakeback.domain.periods import Period, payout_id
 from tablium_rakeback.domain.split import Part, split, tier_layers
 from tablium_rakeback.domain.tiers import Tier, tier_for
 from tablium_rakeback.events import PAYOUT_COMPLETED, PAYOUT_REQUESTED, TIER_CHANGED, outbox
-from tablium_rakeback.services import accrual
+from tablium_rakeback.services import accrual, totals
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ async def _accrue_tiers(
         name, bps, _ = standings[key]
         rake.status, rake.tier = "accrued", name
         accrued.append((rake, split(rake.rake, tier_layers(player_id=str(rake.player_id), bps=bps))))
-    await accrual.write_parts(session, accrued)
+    await totals.write_parts(session, accrued)
     await accrual.announce(session, accrued)
 
 
