@@ -58,6 +58,38 @@ async def test_every_action_the_rate_limit_refuses_is_answered_as_such(lobby: Lo
     assert all(isinstance(e["retryAfterMs"], int) and e["retryAfterMs"] > 0 for e in limited), limited
 
 
+@pytest.fixture(scope="module")
+async def quick_lobby(start_lobby: Any) -> LobbyProcess:
+    """A limit high enough that a client can wait out more refusals than the flood limit in a second or two."""
+    process: LobbyProcess = await start_lobby(ws_messages_per_s="100")
+    return process
+
+
+async def test_a_client_that_waits_as_told_after_each_refusal_is_never_closed_as_a_flood(
+    quick_lobby: LobbyProcess,
+) -> None:
+    """Past the flood limit's count of refusals, a client that sends again only after each refusal's
+    retryAfterMs (at the limit for minutes, say) is pacing itself, not flooding: it stays connected."""
+    async with httpx.AsyncClient(base_url=quick_lobby.url, timeout=30) as http:
+        table = await new_table(http, seats=2)
+    ws = f"{quick_lobby.ws_url}/api/v1/tables/{table['id']}/ws"
+    action = json.dumps({"type": "action", "action": "fold", "seq": 1})
+    refusals = 0
+    async with websockets.connect(ws, additional_headers=bearer(str(uuid.uuid4()))) as socket:
+        async with asyncio.timeout(60):
+            while refusals <= 150:  # FLOOD_LIMIT is 100
+                await socket.send(action)  # at once after an answer: over the limit
+                while (message := json.loads(await socket.recv()))["type"] != "error":
+                    pass
+                assert message.get("error") != "flooding; closing", f"closed after {refusals} waited-out refusals"
+                if message.get("code") == "rate-limited":
+                    refusals += 1
+                    await asyncio.sleep(message["retryAfterMs"] / 1000)
+            await socket.send(json.dumps({"type": "heartbeat"}))
+            while (message := json.loads(await socket.recv()))["type"] != "heartbeat":
+                assert message["type"] != "error", message
+
+
 class _Socket:
     """What a bot sends, without a server."""
 

@@ -44,9 +44,11 @@ class ClientMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 _decode = msgspec.json.Decoder(ClientMessage).decode
 _encode_error = msgspec.json.Encoder().encode
 _AMOUNT = re.compile(POSITIVE_AMOUNT_PATTERN)
-# Messages refused by the rate limit before the socket is closed (a client out of control). The count starts
-# again only once the client let the bucket refill by half: a token trickling in between refusals (the
-# server reading slower than the flood comes, on a busy machine) does not make a flood a burst.
+# Messages refused by the rate limit before the socket is closed (a client out of control). Only a message
+# that came before the retry time the last refusal gave counts: a client that waits retryAfterMs each time
+# is pacing itself, however long it plays at the limit. The count starts again only once the client let the
+# bucket refill by half: a token trickling in between refusals (the server reading slower than the flood
+# comes, on a busy machine) does not make a flood a burst.
 FLOOD_LIMIT = 100
 
 
@@ -139,7 +141,9 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     if mine is not None:
         dealer.player_connected(table_id, player, sitting_out=mine["sittingOut"])
     bucket = _Bucket(settings.ws_messages_per_s)
-    refused = 0
+    refused = 0  # refusals in a run (of one, only the first is answered when it is not an action)
+    ignored = 0  # refused messages that came before the retry time the previous refusal gave
+    retry_at = 0.0
     try:
         while not connection.closed.is_set():
             try:
@@ -149,9 +153,13 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
                 break
             if not bucket.take():
                 refused += 1
-                if refused > FLOOD_LIMIT:
-                    connection.send(_error("flooding; closing"))
-                    break
+                if bucket.at < retry_at:
+                    ignored += 1
+                    if ignored > FLOOD_LIMIT:
+                        connection.send(_error("flooding; closing"))
+                        break
+                retry_after_ms = bucket.wait_ms()
+                retry_at = bucket.at + retry_after_ms / 1000
                 # Every refused action is answered as one (the protocol's `action` and a code to send it again
                 # after retryAfterMs): a client acting on its turns faster than the limit (a bot, heads-up) must
                 # learn its action was not taken. Anything else: the first refusal only.
@@ -159,11 +167,11 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
                 if refused == 1:
                     log.info("socket over its message rate", table=str(table_id), player=player, action=action)
                 if action is not None or refused == 1:
-                    error = _error("too many messages; slow down", code="rate-limited", retryAfterMs=bucket.wait_ms())
+                    error = _error("too many messages; slow down", code="rate-limited", retryAfterMs=retry_after_ms)
                     connection.send(error if action is None else {**error, "action": action})
                 continue
             if bucket.tokens >= bucket.rate / 2:
-                refused = 0
+                refused = ignored = 0
             if len(raw) > settings.ws_max_message_bytes:
                 connection.send(_error(f"message larger than {settings.ws_max_message_bytes} bytes"))
                 continue
