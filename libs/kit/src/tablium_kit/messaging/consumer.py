@@ -292,9 +292,11 @@ class Consumer:
                 # Shielded: this batch being cancelled must not cancel the turn an earlier one ends.
                 await asyncio.shield(turn)
             handled = [d for d in batch if self._admitted(d)]
-            for delivery in batch:
-                if delivery not in handled:
-                    await self._settle(delivery)
+            if len(handled) < len(batch):
+                admitted = {id(d) for d in handled}
+                for delivery in batch:
+                    if id(delivery) not in admitted:
+                        await self._settle(delivery)
             if len(handled) == 1:
                 await self._settle(handled[0])
             elif handled:
@@ -321,11 +323,18 @@ class Consumer:
             return
         if outcomes is None:
             return  # stopping: not acked, the broker gives them to the next consumer
+        # Counted per type and outcome, the lag's histogram child looked up once: a label lookup per
+        # message cost more than the rest of the batch's bookkeeping.
         now = datetime.now(UTC)
+        lag = CONSUMER_LAG.labels(self._service)
+        counts: dict[tuple[str, str], int] = {}
         for delivery, outcome in zip(batch, outcomes, strict=True):
             assert isinstance(delivery.event, CloudEvent)
-            EVENTS_CONSUMED.labels(self._service, delivery.event.type, outcome).inc()
-            CONSUMER_LAG.labels(self._service).observe(max(0.0, (now - delivery.event.time).total_seconds()))
+            key = (delivery.event.type, outcome)
+            counts[key] = counts.get(key, 0) + 1
+            lag.observe(max(0.0, (now - delivery.event.time).total_seconds()))
+        for (event_type, outcome), count in counts.items():
+            EVENTS_CONSUMED.labels(self._service, event_type, outcome).inc(count)
         try:
             await self._deliveries.ack(batch)
         except Exception:
