@@ -14,11 +14,12 @@ one transaction pays it once. The pieces the consumer uses:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from aio_pika import IncomingMessage
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 from opentelemetry import propagate
 from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,17 +52,38 @@ def batch_handler_of(handler: Handler) -> BatchHandler | None:
     return batch
 
 
-@dataclass(eq=False)
 class Delivery:
-    message: AbstractIncomingMessage
-    # The envelope, or why the body is not one.
-    event: CloudEvent | msgspec.MsgspecError
-    channel: Any
-    tag: int
+    """A delivery: its decoded envelope (or why the body is not one), the channel it came on and its tag.
+
+    ``message`` is aio-pika's message (ack, nack, republish); one that came straight from the channel
+    (:meth:`Deliveries.delivered`) gets it built on first use: a batch acks with one message, so most
+    deliveries never need one.
+    """
+
+    __slots__ = ("_message", "_raw", "channel", "event", "tag")
+
+    def __init__(
+        self,
+        message: AbstractIncomingMessage | None,
+        event: CloudEvent | msgspec.MsgspecError,
+        channel: Any,
+        tag: int,
+        raw: DeliveredMessage | None = None,
+    ) -> None:
+        self._message, self._raw = message, raw
+        self.event, self.channel, self.tag = event, channel, tag
+
+    @property
+    def message(self) -> AbstractIncomingMessage:
+        if self._message is None:
+            assert self._raw is not None
+            self._message = IncomingMessage(self._raw, no_ack=False)
+        return self._message
 
     def trace_context(self) -> Context:
         """The W3C trace context its message carries, for its handler's span."""
-        return propagate.extract({k: v for k, v in (self.message.headers or {}).items() if isinstance(v, str)})
+        headers = self._raw.header.properties.headers if self._raw is not None else self.message.headers
+        return propagate.extract({k: v for k, v in (headers or {}).items() if isinstance(v, str)})
 
 
 class Deliveries:
@@ -74,7 +96,16 @@ class Deliveries:
         channel = message.channel
         tag = message.delivery_tag or 0
         self._open.setdefault(channel, set()).add(tag)
-        return Delivery(message=message, event=_decode(message.body), channel=channel, tag=tag)
+        return Delivery(message, _decode(message.body), channel, tag)
+
+    def delivered(self, raw: DeliveredMessage) -> Delivery:
+        """:meth:`arrived` for a message straight from the channel (aio-pika's message built only if used)."""
+        tag = raw.delivery_tag or 0
+        open_tags = self._open.get(raw.channel)
+        if open_tags is None:
+            open_tags = self._open[raw.channel] = set()
+        open_tags.add(tag)
+        return Delivery(None, _decode(raw.body), raw.channel, tag, raw)
 
     def settled(self, delivery: Delivery) -> None:
         self._open.get(delivery.channel, set()).discard(delivery.tag)

@@ -40,6 +40,7 @@ from typing import Any, Literal, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
 from opentelemetry import trace
 from opentelemetry.context import Context
 from sqlalchemy import String, Uuid, bindparam, func, select
@@ -147,6 +148,8 @@ class Consumer:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
+        # The consuming channel and consumer tag, once started.
+        self._consuming: tuple[Any, str] | None = None
         self._stopping = False
         self.state: State = "stopped"
         self.reason: str | None = None
@@ -186,7 +189,11 @@ class Consumer:
             queues = await declare_queues(channel, self.queues)
             for event_type in self._handlers:
                 await queues.main.bind(exchange, routing_key=event_type)
-            await queues.main.consume(self._on_message)
+            tag = await queues.main.consume(self._on_message)
+            self._consuming = (channel, tag)
+            await self._take_deliveries()
+            # A reopened channel restores the consumer (same tag) through aio-pika: taken over again.
+            channel.reopen_callbacks.add(lambda *_: self._retake_deliveries())
         except BaseException as exc:
             self._failed(exc)
             await self._stop_batcher()
@@ -243,12 +250,49 @@ class Consumer:
 
     def _on_reconnected(self, *_: Any) -> None:
         CONSUMER_RESTARTS.labels(self._service).inc()
+        self._retake_deliveries()
         self._deliveries.forget_closed_channels()
         self.state, self.reason = "running", None
 
+    async def _take_deliveries(self) -> None:
+        """Receive the consumer's deliveries straight from aiormq's channel (:meth:`_on_delivered`), not
+        through aio-pika's callback, which builds a message object and starts one more task per delivery
+        (the consumer's largest per-message cost outside its handler). Where that channel doesn't look as
+        expected, aio-pika's path (:meth:`_on_message`) stays: it is just slower."""
+        if self._consuming is None:
+            return
+        channel, tag = self._consuming
+        try:
+            underlay = await channel.get_underlay_channel()
+        except Exception:
+            log.debug("consumer %s keeps aio-pika's deliveries (channel not open)", self.queues.main, exc_info=True)
+            return
+        consumers = getattr(underlay, "consumers", None)
+        if isinstance(consumers, dict) and tag in consumers:
+            consumers[tag] = self._on_delivered
+
+    def _retake_deliveries(self) -> None:
+        # In a task of its own: the channel's restore, which calls this, is what the channel waits for.
+        task = asyncio.create_task(self._take_deliveries())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # Queued in delivery order (no await before the append): batches, and ordered turns, keep it.
-        self._waiting.append(self._deliveries.arrived(message))
+        # Queued in delivery order (no await before the append): batches, and ordered turns, keep it. Through
+        # aio-pika's path a delivery takes one task more than straight from the channel, so at the take-over
+        # a later delivery may be queued first: this one goes back before it (unless a batch took it already).
+        delivery = self._deliveries.arrived(message)
+        position = len(self._waiting)
+        while position:
+            later = self._waiting[position - 1]
+            if later.channel is not delivery.channel or later.tag < delivery.tag:
+                break
+            position -= 1
+        self._waiting.insert(position, delivery)
+        self._arrived.set()
+
+    async def _on_delivered(self, message: DeliveredMessage) -> None:
+        self._waiting.append(self._deliveries.delivered(message))
         self._arrived.set()
 
     async def _batches(self) -> None:
