@@ -141,7 +141,8 @@ class Consumer:
         self._ordered: set[str] = set()
         # Per subject, the turn of the last batch holding an event of it for an ordered handler.
         self._turns: dict[str, asyncio.Future[None]] = {}
-        self._deliveries = Deliveries()
+        # Committed batches wait for their ack behind a slower older one up to what the other slots hold.
+        self._deliveries = Deliveries(hold=self._batch_size * max(1, self._batches_in_flight - 1))
         self._waiting: list[Delivery] = []
         self._arrived = asyncio.Event()
         self._batcher: asyncio.Task[None] | None = None
@@ -436,6 +437,9 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await delivery.message.nack(requeue=True)
             self._deliveries.settled(delivery)
+        # Committed deliveries of later batches may have waited for this one to be settled.
+        with contextlib.suppress(Exception):
+            await self._deliveries.flush(delivery.channel)
 
     async def _ack(self, delivery: Delivery) -> None:
         self._deliveries.settled(delivery)
