@@ -41,6 +41,7 @@ from tablium_rakeback.events.handlers import HANDLERS, on_hands_completed
 from tablium_rakeback.settings import RakebackSettings
 
 from tablium_kit import migrations
+from tablium_kit.collector import tune_gc
 from tablium_kit.db import create_engine, drop_database, ensure_database, session_factory
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.catalog import source_of
@@ -103,6 +104,8 @@ class CpuMeter:
         self._sessions, self._database = sessions, database
         self._process = 0.0
         self._backends: dict[int, float] = {}
+        # The last CPU seen of each backend: the consumer processes' backends are gone by the phase's end.
+        self._seen: dict[int, float] = {}
 
     async def _backend_cpu(self) -> dict[int, float]:
         async with self._sessions() as session:
@@ -127,13 +130,18 @@ class CpuMeter:
 
     async def start(self) -> None:
         self._backends = await self._backend_cpu()
+        self._seen = dict(self._backends)
         self._process = time.process_time()
+
+    async def sample(self) -> None:
+        """Note the backends' CPU now (call during the phase: backends that end before it do count)."""
+        self._seen.update(await self._backend_cpu())
 
     async def stop(self, others: float = 0.0) -> tuple[float, float]:
         """(this process's CPU seconds and ``others``, the consumer processes', the backends') since :meth:`start`."""
         process = time.process_time() - self._process + others
-        now = await self._backend_cpu()
-        return process, sum(cpu - self._backends.get(pid, 0.0) for pid, cpu in now.items())
+        await self.sample()
+        return process, sum(cpu - self._backends.get(pid, 0.0) for pid, cpu in self._seen.items())
 
 
 Phase = tuple[float, float, float]  # seconds, process CPU seconds, Postgres CPU seconds
@@ -175,7 +183,13 @@ async def baseline(url: str, facts: list[CloudEvent], events: list[CloudEvent], 
 
 
 def _consumer_process(
-    url: str, exchange_name: str, names: QueueNames, batch: int, in_flight: int, events: tuple[Any, Any, Any]
+    url: str,
+    exchange_name: str,
+    names: QueueNames,
+    batch: int,
+    in_flight: int,
+    events: tuple[Any, Any, Any],
+    gc_young_threshold: int,
 ) -> None:
     """Another consumer process on the same queue (what ``TABLIUM_RAKEBACK_WORKERS`` runs: a consumer per
     worker process): imported and ready, it starts at ``go`` (with the timed one) and stops at ``stop``,
@@ -192,6 +206,7 @@ def _consumer_process(
         )
         for event_type, handler in HANDLERS.items():
             consumer.handler(event_type)(handler)
+        tune_gc(gc_young_threshold)  # as the service's start-up does
         ready.set()
         await asyncio.to_thread(go.wait)
         started = time.process_time()
@@ -215,6 +230,7 @@ async def through_consumer(
     batch: int,
     in_flight: int,
     processes: int = 1,
+    gc_young_threshold: int = 0,
 ) -> Phase:
     # One message per transaction ran 32 deliveries at a time (the kit's old prefetch).
     in_flight = 32 if batch == 1 else in_flight
@@ -260,7 +276,7 @@ async def through_consumer(
         others = [
             context.Process(
                 target=_consumer_process,
-                args=(url, exchange_name, names, batch, in_flight, (ready, go, stop, cpu)),
+                args=(url, exchange_name, names, batch, in_flight, (ready, go, stop, cpu), gc_young_threshold),
             )
             for ready, cpu in zip(readiness, spent, strict=True)
         ]
@@ -279,7 +295,9 @@ async def through_consumer(
             if done == expected:
                 elapsed = time.perf_counter() - start
                 break
+            await meter.sample()
             await asyncio.sleep(0.1)
+        await meter.sample()  # before the other consumer processes close their connections
         stop.set()
         for other in others:
             await asyncio.to_thread(other.join, 30)
@@ -295,7 +313,7 @@ async def through_consumer(
 
 
 async def main(
-    n: int, players: int, tables: int, batch: int, in_flight: int, processes: int
+    n: int, players: int, tables: int, batch: int, in_flight: int, processes: int, gc_young_threshold: int
 ) -> list[tuple[str, int, Phase]]:
     run = uuid.uuid4().hex[:8]
     exchange_name = f"tablium.events.bench-{run}"
@@ -316,6 +334,7 @@ async def main(
             batch,
             in_flight,
             processes,
+            gc_young_threshold,
         )
         single_s = await through_consumer(
             urls[2],
@@ -372,10 +391,26 @@ if __name__ == "__main__":
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--in-flight", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--gc-young-threshold",
+        type=int,
+        default=RakebackSettings(service_name="rakeback").gc_young_threshold,
+        help="the service's garbage collector tuning (0: Python's defaults)",
+    )
     args = parser.parse_args()
+    # Every process of the bench collects as the service's do (its consumer processes too).
+    tune_gc(args.gc_young_threshold)
 
     async def bounded() -> list[tuple[str, int, float]]:
         async with asyncio.timeout(args.timeout):
-            return await main(args.hands, args.players, args.tables, args.batch_size, args.in_flight, args.consumers)
+            return await main(
+                args.hands,
+                args.players,
+                args.tables,
+                args.batch_size,
+                args.in_flight,
+                args.consumers,
+                args.gc_young_threshold,
+            )
 
     report(asyncio.run(bounded()), args.players, args.tables, args.in_flight)

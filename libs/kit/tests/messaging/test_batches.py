@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.messaging import CloudEvent, Consumer, QueueNames, handles_batches, list_dead_letters
+from tablium_kit.messaging.batches import Deliveries
 from tablium_kit.messaging.envelope import encode, new_event
 from tablium_kit.messaging.testing import AmqpNames
 
@@ -197,3 +198,40 @@ async def test_a_consumer_killed_between_commit_and_ack_leaves_each_event_once_t
 
     await wait_until(all_taken, within=60)
     assert await effect_counts(sessions) == {str(e.id): 1 for e in events}
+
+
+class _Acked:
+    """A message that records its acks: (tag, multiple)."""
+
+    def __init__(self, channel: object, tag: int, acks: list[tuple[int, bool]]) -> None:
+        self.channel, self.delivery_tag, self.body, self._acks = channel, tag, b"{}", acks
+
+    async def ack(self, multiple: bool = False) -> None:
+        self._acks.append((self.delivery_tag, multiple))
+
+
+async def test_a_batch_committed_before_an_older_one_waits_for_the_ack_that_covers_both() -> None:
+    """One multiple ack per batch whatever order batches commit in; never one covering an open delivery;
+    past ``hold`` waiting deliveries they are acked one by one."""
+    channel, acks = object(), []
+    deliveries = Deliveries(hold=4)
+    arrived = [deliveries.arrived(_Acked(channel, tag, acks)) for tag in range(1, 10)]  # type: ignore[arg-type]
+    older, newer, newest = arrived[0:3], arrived[3:6], arrived[6:9]
+    await deliveries.ack(newer)
+    assert acks == []  # 1..3 still open: a multiple ack up to 6 would settle them
+    await deliveries.ack(older)
+    assert acks == [(6, True)]  # one ack for both batches
+    await deliveries.ack(newest[1:])
+    assert acks == [(6, True)]  # 7 open
+    deliveries.settled(newest[0])  # settled on its own (acked, retried or dead-lettered)
+    await deliveries.flush(channel)
+    assert acks == [(6, True), (9, True)]
+
+    acks.clear()
+    more = [deliveries.arrived(_Acked(channel, tag, acks)) for tag in range(10, 20)]  # type: ignore[arg-type]
+    await deliveries.ack(more[1:5])
+    assert acks == []  # 4 wait (hold)
+    await deliveries.ack(more[5:6])
+    assert sorted(acks) == [(11, False), (12, False), (13, False), (14, False), (15, False)]
+    await deliveries.ack(more[:1])
+    assert acks[-1] == (10, False)

@@ -7,18 +7,19 @@ one transaction pays it once. The pieces the consumer uses:
 - :func:`handles_batches`: a per-message handler with a set-based twin, for event types that come in
   numbers (a plain ``(session, event)`` handler works in a batch too, called once per event);
 - :class:`Deliveries`: the unsettled delivery tags of each channel, so a batch is acked with ONE
-  ``basic.ack(multiple=True)`` when no older delivery is still open (and one by one when one is: a
-  multiple ack would settle it too).
+  ``basic.ack(multiple=True)`` when no older delivery is still open (and when one is, its ack waits for
+  the one that covers that older delivery too: a multiple ack would settle it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from aio_pika import IncomingMessage
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 from opentelemetry import propagate
 from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,30 +52,73 @@ def batch_handler_of(handler: Handler) -> BatchHandler | None:
     return batch
 
 
-@dataclass(eq=False)
 class Delivery:
-    message: AbstractIncomingMessage
-    # The envelope, or why the body is not one.
-    event: CloudEvent | msgspec.MsgspecError
-    channel: Any
-    tag: int
+    """A delivery: its decoded envelope (or why the body is not one), the channel it came on and its tag.
+
+    ``message`` is aio-pika's message (ack, nack, republish); one that came straight from the channel
+    (:meth:`Deliveries.delivered`) gets it built on first use: a batch acks with one message, so most
+    deliveries never need one.
+    """
+
+    __slots__ = ("_message", "_raw", "channel", "event", "tag")
+
+    def __init__(
+        self,
+        message: AbstractIncomingMessage | None,
+        event: CloudEvent | msgspec.MsgspecError,
+        channel: Any,
+        tag: int,
+        raw: DeliveredMessage | None = None,
+    ) -> None:
+        self._message, self._raw = message, raw
+        self.event, self.channel, self.tag = event, channel, tag
+
+    @property
+    def message(self) -> AbstractIncomingMessage:
+        if self._message is None:
+            assert self._raw is not None
+            self._message = IncomingMessage(self._raw, no_ack=False)
+        return self._message
 
     def trace_context(self) -> Context:
         """The W3C trace context its message carries, for its handler's span."""
-        return propagate.extract({k: v for k, v in (self.message.headers or {}).items() if isinstance(v, str)})
+        headers = self._raw.header.properties.headers if self._raw is not None else self.message.headers
+        return propagate.extract({k: v for k, v in (headers or {}).items() if isinstance(v, str)})
 
 
 class Deliveries:
-    """Delivery tags not yet acked, nacked or given back, per channel (tags restart on a new channel)."""
+    """Delivery tags not yet acked, nacked or given back, per channel (tags restart on a new channel), and
+    the committed ones waiting for their ack.
 
-    def __init__(self) -> None:
+    A multiple ack settles every unsettled delivery of the channel up to its tag, so it may only cover
+    committed ones. A batch that commits while an older delivery is still open (another batch in flight
+    below it) is not acked message by message: it waits, and the ack that can cover it (the older batch's,
+    or an older delivery settled on its own: :meth:`flush`) covers it too. So the consumer sends about one
+    ack per batch whatever order its batches end in. Waiting is safe: its effects are committed, and a
+    delivery given to another consumer after a crash meets its inbox row.
+    """
+
+    def __init__(self, hold: int = 0) -> None:
         self._open: dict[Any, set[int]] = {}
+        self._committed: dict[Any, dict[int, Delivery]] = {}
+        # At most this many committed deliveries of a channel wait; past it (an older batch is slow, and
+        # waiting ones would fill the prefetch window) they are acked one by one, as they can't be covered.
+        self._hold = hold
 
     def arrived(self, message: AbstractIncomingMessage) -> Delivery:
         channel = message.channel
         tag = message.delivery_tag or 0
         self._open.setdefault(channel, set()).add(tag)
-        return Delivery(message=message, event=_decode(message.body), channel=channel, tag=tag)
+        return Delivery(message, _decode(message.body), channel, tag)
+
+    def delivered(self, raw: DeliveredMessage) -> Delivery:
+        """:meth:`arrived` for a message straight from the channel (aio-pika's message built only if used)."""
+        tag = raw.delivery_tag or 0
+        open_tags = self._open.get(raw.channel)
+        if open_tags is None:
+            open_tags = self._open[raw.channel] = set()
+        open_tags.add(tag)
+        return Delivery(None, _decode(raw.body), raw.channel, tag, raw)
 
     def settled(self, delivery: Delivery) -> None:
         self._open.get(delivery.channel, set()).discard(delivery.tag)
@@ -82,23 +126,47 @@ class Deliveries:
     def forget_closed_channels(self) -> None:
         for channel in [c for c in self._open if getattr(c, "is_closed", False)]:
             del self._open[channel]
+            self._committed.pop(channel, None)
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Ack ``deliveries``: per channel one multiple ack up to the newest when every open delivery up to
-        it is among them, else each on its own."""
-        by_channel: dict[Any, list[Delivery]] = {}
+        """Ack committed ``deliveries``: per channel, one multiple ack up to the newest committed delivery
+        with no open uncommitted one below it; the rest wait for the ack that can cover them."""
+        channels = []
         for delivery in deliveries:
-            by_channel.setdefault(delivery.channel, []).append(delivery)
-        for channel, mine in by_channel.items():
-            tags = {d.tag for d in mine}
-            newest = max(mine, key=lambda d: d.tag)
-            still_open = self._open.get(channel, set())
-            if len(mine) > 1 and all(t in tags for t in still_open if t <= newest.tag):
-                await newest.message.ack(multiple=True)
-            else:
-                for delivery in mine:
+            committed = self._committed.get(delivery.channel)
+            if committed is None:
+                committed = self._committed[delivery.channel] = {}
+                channels.append(delivery.channel)
+            elif delivery.channel not in channels:
+                channels.append(delivery.channel)
+            committed[delivery.tag] = delivery
+        for channel in channels:
+            await self.flush(channel)
+
+    async def flush(self, channel: Any) -> None:
+        """Ack what of ``channel``'s committed deliveries no open uncommitted delivery precedes (call after
+        settling one on its own: it may have been what they waited for)."""
+        committed = self._committed.get(channel)
+        if not committed:
+            return
+        still_open = self._open.get(channel, set())
+        below = min((t for t in still_open if t not in committed), default=None)
+        ready = [t for t in committed if below is None or t < below]
+        if not ready:
+            if len(committed) > self._hold:
+                waiting = list(committed.values())
+                committed.clear()
+                for delivery in waiting:
+                    still_open.discard(delivery.tag)
+                for delivery in waiting:
                     await delivery.message.ack()
-            still_open -= tags
+            return
+        newest = committed[max(ready)]
+        for tag in ready:
+            del committed[tag]
+            still_open.discard(tag)
+        # Settled here, before the await: a concurrent flush never acks them twice.
+        await newest.message.ack(multiple=len(ready) > 1)
 
 
 def _decode(body: bytes) -> CloudEvent | msgspec.MsgspecError:

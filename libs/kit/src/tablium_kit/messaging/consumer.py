@@ -40,6 +40,7 @@ from typing import Any, Literal, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aiormq.abc import DeliveredMessage
 from opentelemetry import trace
 from opentelemetry.context import Context
 from sqlalchemy import String, Uuid, bindparam, func, select
@@ -140,13 +141,16 @@ class Consumer:
         self._ordered: set[str] = set()
         # Per subject, the turn of the last batch holding an event of it for an ordered handler.
         self._turns: dict[str, asyncio.Future[None]] = {}
-        self._deliveries = Deliveries()
+        # Committed batches wait for their ack behind a slower older one up to what the other slots hold.
+        self._deliveries = Deliveries(hold=self._batch_size * max(1, self._batches_in_flight - 1))
         self._waiting: list[Delivery] = []
         self._arrived = asyncio.Event()
         self._batcher: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._connection: AbstractRobustConnection | None = None
         self._publisher: AbstractChannel | None = None
+        # The consuming channel and consumer tag, once started.
+        self._consuming: tuple[Any, str] | None = None
         self._stopping = False
         self.state: State = "stopped"
         self.reason: str | None = None
@@ -186,7 +190,11 @@ class Consumer:
             queues = await declare_queues(channel, self.queues)
             for event_type in self._handlers:
                 await queues.main.bind(exchange, routing_key=event_type)
-            await queues.main.consume(self._on_message)
+            tag = await queues.main.consume(self._on_message)
+            self._consuming = (channel, tag)
+            await self._take_deliveries()
+            # A reopened channel restores the consumer (same tag) through aio-pika: taken over again.
+            channel.reopen_callbacks.add(lambda *_: self._retake_deliveries())
         except BaseException as exc:
             self._failed(exc)
             await self._stop_batcher()
@@ -243,12 +251,49 @@ class Consumer:
 
     def _on_reconnected(self, *_: Any) -> None:
         CONSUMER_RESTARTS.labels(self._service).inc()
+        self._retake_deliveries()
         self._deliveries.forget_closed_channels()
         self.state, self.reason = "running", None
 
+    async def _take_deliveries(self) -> None:
+        """Receive the consumer's deliveries straight from aiormq's channel (:meth:`_on_delivered`), not
+        through aio-pika's callback, which builds a message object and starts one more task per delivery
+        (the consumer's largest per-message cost outside its handler). Where that channel doesn't look as
+        expected, aio-pika's path (:meth:`_on_message`) stays: it is just slower."""
+        if self._consuming is None:
+            return
+        channel, tag = self._consuming
+        try:
+            underlay = await channel.get_underlay_channel()
+        except Exception:
+            log.debug("consumer %s keeps aio-pika's deliveries (channel not open)", self.queues.main, exc_info=True)
+            return
+        consumers = getattr(underlay, "consumers", None)
+        if isinstance(consumers, dict) and tag in consumers:
+            consumers[tag] = self._on_delivered
+
+    def _retake_deliveries(self) -> None:
+        # In a task of its own: the channel's restore, which calls this, is what the channel waits for.
+        task = asyncio.create_task(self._take_deliveries())
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        # Queued in delivery order (no await before the append): batches, and ordered turns, keep it.
-        self._waiting.append(self._deliveries.arrived(message))
+        # Queued in delivery order (no await before the append): batches, and ordered turns, keep it. Through
+        # aio-pika's path a delivery takes one task more than straight from the channel, so at the take-over
+        # a later delivery may be queued first: this one goes back before it (unless a batch took it already).
+        delivery = self._deliveries.arrived(message)
+        position = len(self._waiting)
+        while position:
+            later = self._waiting[position - 1]
+            if later.channel is not delivery.channel or later.tag < delivery.tag:
+                break
+            position -= 1
+        self._waiting.insert(position, delivery)
+        self._arrived.set()
+
+    async def _on_delivered(self, message: DeliveredMessage) -> None:
+        self._waiting.append(self._deliveries.delivered(message))
         self._arrived.set()
 
     async def _batches(self) -> None:
@@ -292,9 +337,11 @@ class Consumer:
                 # Shielded: this batch being cancelled must not cancel the turn an earlier one ends.
                 await asyncio.shield(turn)
             handled = [d for d in batch if self._admitted(d)]
-            for delivery in batch:
-                if delivery not in handled:
-                    await self._settle(delivery)
+            if len(handled) < len(batch):
+                admitted = {id(d) for d in handled}
+                for delivery in batch:
+                    if id(delivery) not in admitted:
+                        await self._settle(delivery)
             if len(handled) == 1:
                 await self._settle(handled[0])
             elif handled:
@@ -321,11 +368,18 @@ class Consumer:
             return
         if outcomes is None:
             return  # stopping: not acked, the broker gives them to the next consumer
+        # Counted per type and outcome, the lag's histogram child looked up once: a label lookup per
+        # message cost more than the rest of the batch's bookkeeping.
         now = datetime.now(UTC)
+        lag = CONSUMER_LAG.labels(self._service)
+        counts: dict[tuple[str, str], int] = {}
         for delivery, outcome in zip(batch, outcomes, strict=True):
             assert isinstance(delivery.event, CloudEvent)
-            EVENTS_CONSUMED.labels(self._service, delivery.event.type, outcome).inc()
-            CONSUMER_LAG.labels(self._service).observe(max(0.0, (now - delivery.event.time).total_seconds()))
+            key = (delivery.event.type, outcome)
+            counts[key] = counts.get(key, 0) + 1
+            lag.observe(max(0.0, (now - delivery.event.time).total_seconds()))
+        for (event_type, outcome), count in counts.items():
+            EVENTS_CONSUMED.labels(self._service, event_type, outcome).inc(count)
         try:
             await self._deliveries.ack(batch)
         except Exception:
@@ -383,6 +437,9 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await delivery.message.nack(requeue=True)
             self._deliveries.settled(delivery)
+        # Committed deliveries of later batches may have waited for this one to be settled.
+        with contextlib.suppress(Exception):
+            await self._deliveries.flush(delivery.channel)
 
     async def _ack(self, delivery: Delivery) -> None:
         self._deliveries.settled(delivery)
