@@ -25,6 +25,7 @@ import structlog
 from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from tablium_lobby.db.actions import RECORD_ACTION, ActionWrite
 from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
@@ -46,6 +47,7 @@ ACTIONS = Counter("tablium_lobby_actions", "Actions accepted", ["automatic"])
 FENCED = Counter("tablium_lobby_fenced_writes", "Writes refused because the lease epoch moved on")
 
 AWAY_CLOCK_S = 0.2  # a sat-out player's turn: acted for at once
+_STATE_UNREAD = (defer(HandRecord.state), defer(HandRecord.result))
 
 
 @dataclass(frozen=True)
@@ -300,8 +302,9 @@ class TableRunner:
         hand = self.hand
         assert hand is not None
         # Loaded by _load under the table's row lock (every writer of a hand takes it first): from
-        # the session's identity map, no second query and no second lock.
-        record = await session.get(HandRecord, self.hand_id)
+        # the session's identity map, no second query and no second lock. The hand's end on the hot path
+        # (no _load) reads it here: without its saved state, which is replaced below, not read.
+        record = await session.get(HandRecord, self.hand_id, options=_STATE_UNREAD)
         assert record is not None
         record.actions += 1
         table.seq += 1

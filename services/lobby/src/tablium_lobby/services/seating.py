@@ -59,8 +59,13 @@ async def dealt_in(session: AsyncSession, table: CashTable, seat_no: int) -> boo
     """Whether ``seat_no`` is dealt into the hand running at ``table`` (call with the table locked)."""
     if table.current_hand_id is None:
         return False
-    hand = await session.get(HandRecord, table.current_hand_id)
-    return hand is not None and hand.status == "running" and str(seat_no) in hand.players
+    # Two columns, not the row: the hand's saved state (JSON, growing with the hand) is not needed here.
+    row = (
+        await session.execute(
+            select(HandRecord.status, HandRecord.players).where(HandRecord.id == table.current_hand_id)
+        )
+    ).first()
+    return row is not None and row[0] == "running" and str(seat_no) in row[1]
 
 
 class Seating:
@@ -203,11 +208,11 @@ class Seating:
             if transfer["status"] == "pending":
                 transfer = await self.wallet.post(hold)
         except PaymentRefused as exc:
-            await self._refuse(movement.id, exc.detail)
+            await self._refuse(movement.id, exc.detail, movement.table_id)
             raise BuyInRefused(exc.detail, extra={"reason": exc.reason}) from exc
         except ProblemError as exc:
             if exc.status_code < 500 and exc.status_code != 409:
-                await self._refuse(movement.id, exc.detail)
+                await self._refuse(movement.id, exc.detail, movement.table_id)
                 raise BuyInRefused(exc.detail) from exc
             log.warning("buy-in left for the reconciler", movement=str(movement.id), error=exc.detail)
             raise WalletPending("the wallet is unavailable; the buy-in will be completed or refused") from exc
@@ -215,17 +220,16 @@ class Seating:
             log.warning("buy-in left for the reconciler", movement=str(movement.id), error=repr(exc))
             raise WalletPending("the wallet is unavailable; the buy-in will be completed or refused") from exc
         if transfer["status"] == "posted":
-            await self._credit(movement.id)
+            await self._credit(movement.id, movement.table_id)
         else:  # voided or expired: the hold timed out before it was posted
-            await self._refuse(movement.id, f"the hold was {transfer['status']}")
+            await self._refuse(movement.id, f"the hold was {transfer['status']}", movement.table_id)
             raise BuyInRefused(f"the buy-in hold was {transfer['status']}")
 
-    async def _credit(self, movement_id: uuid.UUID) -> None:
-        """Record a buy-in or top-up as posted: the chips join the stack (once, under the lock)."""
+    async def _credit(self, movement_id: uuid.UUID, table_id: uuid.UUID) -> None:
+        """Record a buy-in or top-up (of a table's ``table_id``) as posted: the chips join the stack (once,
+        under the lock)."""
         async with self.sessions.begin() as session:
-            movement = await session.get(ChipMovement, movement_id)
-            assert movement is not None
-            table = await get_table(session, movement.table_id, lock=True)
+            table = await get_table(session, table_id, lock=True)
             movement = await session.get(ChipMovement, movement_id, with_for_update=True, populate_existing=True)
             assert movement is not None
             if movement.status != "pending":
@@ -260,11 +264,9 @@ class Seating:
             }
         await self.notify(table.id, change)
 
-    async def _refuse(self, movement_id: uuid.UUID, reason: str) -> None:
+    async def _refuse(self, movement_id: uuid.UUID, reason: str, table_id: uuid.UUID) -> None:
         async with self.sessions.begin() as session:
-            movement = await session.get(ChipMovement, movement_id)
-            assert movement is not None
-            await get_table(session, movement.table_id, lock=True)
+            await get_table(session, table_id, lock=True)
             movement = await session.get(ChipMovement, movement_id, with_for_update=True, populate_existing=True)
             assert movement is not None
             if movement.status != "pending":
