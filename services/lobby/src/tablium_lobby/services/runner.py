@@ -171,25 +171,29 @@ class TableRunner:
                 return None
             self.hand, self.hand_id = started.hand, started.record.id
             self.players, self.banks = started.players, started.banks
-            messages = started.messages + await self._progress(session, table, started.record, started.hand)
+            messages = started.messages + await self._progress(session, table, started.record, started.hand, dealt=True)
             self.seq_seen = table.seq
         return messages
 
     async def _progress(
-        self, session: AsyncSession, table: CashTable, record: HandRecord, hand: Hand
+        self, session: AsyncSession, table: CashTable, record: HandRecord, hand: Hand, *, dealt: bool = False
     ) -> list[Outgoing]:
-        """After the hand moved: the next turn and its deadline, or the hand's end (caller's transaction)."""
+        """After the hand moved: the next turn and its deadline, or the hand's end (caller's transaction).
+        ``dealt``: the hand was just dealt, its row inserted with the first turn's deadline (the dealt seats
+        are none sat out, so the clock is the table's): kept, so the row is not updated again."""
         self.turn_seq = record.turn_seq = table.seq
         if hand.is_finished:
             return await finish_hand(session, table, record, hand, self.players)
-        record.deadline, messages = self._next_turn(hand, table.seq)
+        record.deadline, messages = self._next_turn(hand, table.seq, record.deadline if dealt else None)
         return messages
 
-    def _next_turn(self, hand: Hand, seq: int) -> tuple[datetime, list[Outgoing]]:
-        """The running hand's next turn at table ``seq``: its deadline and the ``turn`` messages."""
+    def _next_turn(self, hand: Hand, seq: int, deadline: datetime | None = None) -> tuple[datetime, list[Outgoing]]:
+        """The running hand's next turn at table ``seq``: its deadline (``deadline``: already set) and the
+        ``turn`` messages."""
         actor = hand.actor_seat
-        clock = AWAY_CLOCK_S if actor in self.away else self.action_clock_s
-        deadline = datetime.now(UTC) + timedelta(seconds=clock)
+        if deadline is None or actor in self.away:
+            clock = AWAY_CLOCK_S if actor in self.away else self.action_clock_s
+            deadline = datetime.now(UTC) + timedelta(seconds=clock)
         self.deadline_ms = int(deadline.timestamp() * 1000)
         bank = self.banks.get(actor, 0) if actor is not None else 0
         return deadline, turn_messages(hand, self.players, seq, self.deadline_ms, bank)
