@@ -61,7 +61,7 @@ class LobbySettings(ServiceSettings, kw_only=True):
     # the default, objects that live a few milliseconds (an action's frames, a transaction's ORM objects)
     # outlived two young collections and were promoted, so full collections over every socket's objects
     # ran every few seconds, each a pause of the whole loop (ADR 0012, fifth pass).
-    gc_young_threshold: int = 50_000
+    gc_young_threshold: int = 10_000
     # Run the consumer of the club service's events (the membership projection behind club tables).
     consume_events: bool = True
 
