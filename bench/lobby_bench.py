@@ -217,12 +217,13 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         profiler.wait(timeout=60)
     merged: dict[str, Any] = collections.defaultdict(int)
     merged["samples"], merged["clients"], merged["sizes"] = [], [], collections.defaultdict(list)
+    merged["gap_details"] = []
     for _, out in bots:
         result = json.loads(out.read_text())
         for key, value in result.items():
             if key == "error_kinds":
                 merged.setdefault("error_kinds", collections.Counter()).update(value)
-            elif key in ("samples", "clients"):
+            elif key in ("samples", "clients", "gap_details"):
                 merged[key].extend(value)
             elif key == "sizes":
                 for kind, sizes in value.items():
@@ -385,6 +386,10 @@ def main() -> None:
                 asyncio.run(db.drop_database(url))
         asyncio.run(delete_exchange(exchange))
     report(rows, args)
+    for name, result in rows:
+        for gap in result.get("gap_details", [])[:10]:  # where a client saw a seq jump (first few per run)
+            print(f"gap, {name}: table {gap['table']} seat {gap['seat']}: after {gap['after']} got {gap['got']} "
+                  f"({gap['type']}) at {time.strftime('%H:%M:%S', time.gmtime(gap['at']))}")  # fmt: skip
     if args.profile:
         for n in counts:
             path = Path(args.profile) / f"lobby-{n}.txt"

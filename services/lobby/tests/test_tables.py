@@ -129,6 +129,26 @@ async def test_a_buy_in_the_wallet_refuses_frees_the_seat(client: AsyncTestClien
     assert await ledger.player_balance(player) == 0
 
 
+async def test_a_top_up_the_wallet_refuses_leaves_the_seat_as_it_was(client: AsyncTestClient, ledger: Ledger) -> None:
+    # Refused on the lanes in one statement (ADR 0012, fifth pass): the movement alone is marked refused.
+    table = await new_table(client, small_blind="1", big_blind="2", min_buy_in_bb=20, max_buy_in_bb=100)
+    player = str(uuid.uuid4())
+    await ledger.fund(player, 100)
+    me = bearer(player)
+    seats = f"/api/v1/tables/{table['id']}/seats"
+    assert (await client.post(seats, json={"seat": 1, "buy_in": "60"}, headers=me)).status_code == 201
+    refused = await client.post(f"{seats}/me/top-up", json={"amount": "50"}, headers=me)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"] == "urn:tablium:problem:buy-in-refused"
+    view = (await client.get(f"/api/v1/tables/{table['id']}")).json()
+    assert [(p["seat"], p["stack"]) for p in view["players"]] == [(1, "60")]
+    # Nothing left pending: the next top-up is taken.
+    topped = await client.post(f"{seats}/me/top-up", json={"amount": "40"}, headers=me)
+    assert topped.status_code == 200, topped.text
+    assert topped.json()["stack"] == "100"
+    assert await ledger.player_balance(player) == 0
+
+
 async def test_closing_a_table_cashes_everyone_out(client: AsyncTestClient, ledger: Ledger) -> None:
     # Two seated players start a hand nobody plays: the clock folds it, then the table closes.
     table = await new_table(client, action_clock_s=1, time_bank_s=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import uuid
@@ -60,6 +61,17 @@ def instance_name(settings: LobbySettings) -> str:
     return settings.instance_id or uuid.uuid4().hex
 
 
+def tune_gc(young_threshold: int) -> None:
+    """Fewer collections: young ones every ``young_threshold`` allocations, and the objects start-up made
+    (modules, mappers, routes: they live as long as the process) left out of full collections."""
+    if young_threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
+
+
 def create_app(settings: LobbySettings | None = None, *, key_source: KeySource | None = None) -> Litestar:
     settings = settings or load_settings()
 
@@ -89,6 +101,7 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         app.state.dealer = dealer
         await dealer.recover()
         await matching.start(settings.matching_interval_s)
+        tune_gc(settings.gc_young_threshold)
         app.state.leases = asyncio.create_task(dealer.keep_leases(), name="lobby-leases")
         app.state.reconciler = None
         if settings.reconcile_interval_s > 0:

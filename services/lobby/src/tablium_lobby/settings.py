@@ -56,6 +56,12 @@ class LobbySettings(ServiceSettings, kw_only=True):
     ws_ticket_ttl_s: int = 30
     # A seated player's rejoin token (in join-ack) resumes the seat on a new socket within this time.
     rejoin_ttl_s: int = 300
+    # The cyclic garbage collector: a young collection every this many allocations (Python's default is
+    # 700), and what start-up made is frozen out of full collections. 0 leaves Python's defaults. With
+    # the default, objects that live a few milliseconds (an action's frames, a transaction's ORM objects)
+    # outlived two young collections and were promoted, so full collections over every socket's objects
+    # ran every few seconds, each a pause of the whole loop (ADR 0012, fifth pass).
+    gc_young_threshold: int = 10_000
     # Run the consumer of the club service's events (the membership projection behind club tables).
     consume_events: bool = True
 

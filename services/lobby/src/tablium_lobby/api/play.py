@@ -147,7 +147,9 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
     try:
         while not connection.closed.is_set():
             try:
-                raw = await asyncio.wait_for(socket.receive_data(mode="text"), settings.ws_idle_timeout_s)
+                # A timeout scope, not wait_for (which wraps every receive in a task of its own).
+                async with asyncio.timeout(settings.ws_idle_timeout_s):
+                    raw = await socket.receive_data(mode="text")
             except TimeoutError:
                 connection.send(_error("idle for too long; closing"))
                 break

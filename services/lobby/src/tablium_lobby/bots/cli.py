@@ -75,14 +75,17 @@ class RebuyingBot(Bot):
         self.http = http
         self.lobby = lobby
         self.table_id = table_id
+        self.max_buy_in: str | None = None  # the table's, read once (a table's stakes do not change)
 
     async def on_message(self, message: dict[str, Any]) -> None:
         await super().on_message(message)
         if message.get("type") == "round-result" and message.get("stacks", {}).get(self.player_id) == "0":
-            table = (await self.http.get(f"{self.lobby}/api/v1/tables/{self.table_id}")).json()
+            if self.max_buy_in is None:
+                table = (await self.http.get(f"{self.lobby}/api/v1/tables/{self.table_id}")).json()
+                self.max_buy_in = table["max_buy_in"]
             await self.http.post(
                 f"{self.lobby}/api/v1/tables/{self.table_id}/seats/me/top-up",
-                json={"amount": table["max_buy_in"]},
+                json={"amount": self.max_buy_in},
                 headers={"Authorization": f"Bearer {self.token}"},
             )
 

@@ -48,6 +48,13 @@ ANYONE_LEAVING = text(
     "OR EXISTS (SELECT 1 FROM cash_tables WHERE id = :table_id AND status = 'closing')"
 )
 
+# A top-up the wallet refused: its movement alone changes (the seat keeps its chips and its status), so one
+# conditional statement on the lanes, no table lock; a second refusal (the reconciler's) changes nothing.
+REFUSE_TOP_UP = text(
+    "UPDATE chip_movements SET status = 'refused', reason = :reason, finished_at = :finished_at "
+    "WHERE id = :movement_id AND kind = 'top_up' AND status = 'pending' RETURNING id"
+)
+
 
 @dataclass(frozen=True)
 class ActionWrite:

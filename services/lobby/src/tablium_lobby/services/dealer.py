@@ -60,6 +60,7 @@ class Dealer:
         self.hub = hub
         self.runners: dict[uuid.UUID, TableRunner] = {}
         self.group = GroupCommit(sessions, (ActionRefused,), enabled=settings.group_commits)
+        seating.lanes = self.group.lanes
         self.absences: dict[tuple[uuid.UUID, str], asyncio.Task[None]] = {}
         # With leases, the holder runs the disconnect timers from the presence every instance shares.
         self.presence = presence if leases is not None else None

@@ -67,9 +67,11 @@ class Connection:
             self.push(data)
 
     def release(self, snapshot_seq: int) -> None:
-        """The snapshot at ``snapshot_seq`` was queued: what was held and is newer follows it."""
+        """The snapshot at ``snapshot_seq`` was queued: what was held and is newer follows it, in seq order
+        (a batch the table's order had passed can reach a held socket after later ones: see Hub._arrive)."""
         self.min_seq = max(self.min_seq, snapshot_seq)
         held, self.held = self.held or [], None
+        held.sort(key=_held_order)  # stable: one batch's messages keep their order
         for seq, data in held:
             self.deliver(seq, data)
 
@@ -107,6 +109,10 @@ class Connection:
 
 
 Batch = tuple[list[Outgoing], dict[int, str]]
+
+
+def _held_order(item: tuple[int | None, bytes]) -> int:
+    return -1 if item[0] is None else item[0]
 
 
 def batch_seq(messages: Iterable[Outgoing]) -> int | None:
@@ -192,7 +198,9 @@ class Hub:
         order = self._orders.get(connection.table_id)
         if order is not None and order.last is None:
             order.last = seq
-            self._flush(connection.table_id, order)  # batches that came before the table's first snapshot
+            # Batches that came before the table's first snapshot: the later ones go on in order; the others
+            # still to every socket held (each may have read an older snapshot than this one).
+            self._flush(connection.table_id, order)
         connection.release(seq)
 
     def leave(self, connection: Connection) -> None:
@@ -318,14 +326,20 @@ class Hub:
             self._deliver(table_id, messages, owners)  # not state (table-closing): no place in the order
             return
         if order.last is not None and seq <= order.last:
-            log.info("late batch dropped", table=str(table_id), seq=seq, last=order.last)
+            # Behind the table's order (a socket's snapshot already had it): not for the sockets that follow
+            # the order, but a socket still held for its snapshot may have read an older one (its snapshot
+            # was read before this commit, another socket's after it, and this publish came last). It gets
+            # the batch, and drops it at release if its snapshot has it.
+            log.info("late batch: to held sockets only", table=str(table_id), seq=seq, last=order.last)
+            self._deliver(table_id, messages, owners, held_only=True)
             return
         order.waiting.setdefault(seq, []).append((messages, owners))
         self._flush(table_id, order)
 
     def _flush(self, table_id: uuid.UUID, order: _Order) -> None:
-        for seq in [s for s in order.waiting if order.last is not None and s <= order.last]:
-            del order.waiting[seq]
+        for seq in sorted(s for s in order.waiting if order.last is not None and s <= order.last):
+            for messages, owners in order.waiting.pop(seq):  # as a late batch (_arrive): held sockets only
+                self._deliver(table_id, messages, owners, held_only=True)
         while order.last is not None and order.last + 1 in order.waiting:
             order.last += 1
             for messages, owners in order.waiting.pop(order.last):
@@ -348,10 +362,16 @@ class Hub:
             order.last = first - 1
             self._flush(table_id, order)
 
-    def _deliver(self, table_id: uuid.UUID, messages: Iterable[Outgoing], owners: dict[int, str]) -> None:
+    def _deliver(
+        self, table_id: uuid.UUID, messages: Iterable[Outgoing], owners: dict[int, str], *, held_only: bool = False
+    ) -> None:
         connections = self.tables.get(table_id)
         if not connections:
             return
+        if held_only:
+            connections = {c for c in connections if c.held is not None}
+            if not connections:
+                return
         for outgoing in messages:
             data = _encode(outgoing.message)
             seq = outgoing.message.get("seq")

@@ -25,6 +25,7 @@ import structlog
 from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from tablium_lobby.db.actions import RECORD_ACTION, ActionWrite
 from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
@@ -46,6 +47,7 @@ ACTIONS = Counter("tablium_lobby_actions", "Actions accepted", ["automatic"])
 FENCED = Counter("tablium_lobby_fenced_writes", "Writes refused because the lease epoch moved on")
 
 AWAY_CLOCK_S = 0.2  # a sat-out player's turn: acted for at once
+_STATE_UNREAD = (defer(HandRecord.state), defer(HandRecord.result))
 
 
 @dataclass(frozen=True)
@@ -169,25 +171,29 @@ class TableRunner:
                 return None
             self.hand, self.hand_id = started.hand, started.record.id
             self.players, self.banks = started.players, started.banks
-            messages = started.messages + await self._progress(session, table, started.record, started.hand)
+            messages = started.messages + await self._progress(session, table, started.record, started.hand, dealt=True)
             self.seq_seen = table.seq
         return messages
 
     async def _progress(
-        self, session: AsyncSession, table: CashTable, record: HandRecord, hand: Hand
+        self, session: AsyncSession, table: CashTable, record: HandRecord, hand: Hand, *, dealt: bool = False
     ) -> list[Outgoing]:
-        """After the hand moved: the next turn and its deadline, or the hand's end (caller's transaction)."""
+        """After the hand moved: the next turn and its deadline, or the hand's end (caller's transaction).
+        ``dealt``: the hand was just dealt, its row inserted with the first turn's deadline (the dealt seats
+        are none sat out, so the clock is the table's): kept, so the row is not updated again."""
         self.turn_seq = record.turn_seq = table.seq
         if hand.is_finished:
             return await finish_hand(session, table, record, hand, self.players)
-        record.deadline, messages = self._next_turn(hand, table.seq)
+        record.deadline, messages = self._next_turn(hand, table.seq, record.deadline if dealt else None)
         return messages
 
-    def _next_turn(self, hand: Hand, seq: int) -> tuple[datetime, list[Outgoing]]:
-        """The running hand's next turn at table ``seq``: its deadline and the ``turn`` messages."""
+    def _next_turn(self, hand: Hand, seq: int, deadline: datetime | None = None) -> tuple[datetime, list[Outgoing]]:
+        """The running hand's next turn at table ``seq``: its deadline (``deadline``: already set) and the
+        ``turn`` messages."""
         actor = hand.actor_seat
-        clock = AWAY_CLOCK_S if actor in self.away else self.action_clock_s
-        deadline = datetime.now(UTC) + timedelta(seconds=clock)
+        if deadline is None or actor in self.away:
+            clock = AWAY_CLOCK_S if actor in self.away else self.action_clock_s
+            deadline = datetime.now(UTC) + timedelta(seconds=clock)
         self.deadline_ms = int(deadline.timestamp() * 1000)
         bank = self.banks.get(actor, 0) if actor is not None else 0
         return deadline, turn_messages(hand, self.players, seq, self.deadline_ms, bank)
@@ -300,8 +306,9 @@ class TableRunner:
         hand = self.hand
         assert hand is not None
         # Loaded by _load under the table's row lock (every writer of a hand takes it first): from
-        # the session's identity map, no second query and no second lock.
-        record = await session.get(HandRecord, self.hand_id)
+        # the session's identity map, no second query and no second lock. The hand's end on the hot path
+        # (no _load) reads it here: without its saved state, which is replaced below, not read.
+        record = await session.get(HandRecord, self.hand_id, options=_STATE_UNREAD)
         assert record is not None
         record.actions += 1
         table.seq += 1

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.errors import Conflict, InvalidInput, NotFound, ProblemError
 from tablium_lobby.clients.wallet import PaymentRefused, Wallet, transfer_id
+from tablium_lobby.db.actions import REFUSE_TOP_UP
 from tablium_lobby.db.models import ACTIVE_SEAT, CashTable, ChipMovement, HandRecord, Seat
 from tablium_lobby.events import PLAYER_LEFT, PLAYER_SEATED, outbox
 from tablium_lobby.services.clubs import check_may_play, tables_with_leavers
@@ -28,6 +30,9 @@ from tablium_lobby.services.offers import claim_seat, release_refused
 from tablium_lobby.services.private import check_may_sit
 from tablium_lobby.services.tables import active_seats, finish_closing, get_table, stakes_of
 from tablium_lobby.settings import LobbySettings
+
+if TYPE_CHECKING:
+    from tablium_lobby.services.commits import Lanes
 
 log = structlog.get_logger("tablium.lobby.seating")
 
@@ -59,8 +64,13 @@ async def dealt_in(session: AsyncSession, table: CashTable, seat_no: int) -> boo
     """Whether ``seat_no`` is dealt into the hand running at ``table`` (call with the table locked)."""
     if table.current_hand_id is None:
         return False
-    hand = await session.get(HandRecord, table.current_hand_id)
-    return hand is not None and hand.status == "running" and str(seat_no) in hand.players
+    # Two columns, not the row: the hand's saved state (JSON, growing with the hand) is not needed here.
+    row = (
+        await session.execute(
+            select(HandRecord.status, HandRecord.players).where(HandRecord.id == table.current_hand_id)
+        )
+    ).first()
+    return row is not None and row[0] == "running" and str(seat_no) in row[1]
 
 
 class Seating:
@@ -77,6 +87,8 @@ class Seating:
         self._notify = notify
         self._freed: Freed | None = None
         self._player_accounts: dict[uuid.UUID, uuid.UUID] = {}
+        # Single statements, each its own transaction (the dealer's lanes, services/commits.py; None: the ORM's way).
+        self.lanes: Lanes | None = None
 
     def set_notify(self, notify: Notify, freed: Freed | None = None) -> None:
         """``notify``: a committed seat change the table hears of; ``freed``: seats free without one."""
@@ -203,11 +215,11 @@ class Seating:
             if transfer["status"] == "pending":
                 transfer = await self.wallet.post(hold)
         except PaymentRefused as exc:
-            await self._refuse(movement.id, exc.detail)
+            await self._refuse(movement, exc.detail)
             raise BuyInRefused(exc.detail, extra={"reason": exc.reason}) from exc
         except ProblemError as exc:
             if exc.status_code < 500 and exc.status_code != 409:
-                await self._refuse(movement.id, exc.detail)
+                await self._refuse(movement, exc.detail)
                 raise BuyInRefused(exc.detail) from exc
             log.warning("buy-in left for the reconciler", movement=str(movement.id), error=exc.detail)
             raise WalletPending("the wallet is unavailable; the buy-in will be completed or refused") from exc
@@ -215,17 +227,16 @@ class Seating:
             log.warning("buy-in left for the reconciler", movement=str(movement.id), error=repr(exc))
             raise WalletPending("the wallet is unavailable; the buy-in will be completed or refused") from exc
         if transfer["status"] == "posted":
-            await self._credit(movement.id)
+            await self._credit(movement.id, movement.table_id)
         else:  # voided or expired: the hold timed out before it was posted
-            await self._refuse(movement.id, f"the hold was {transfer['status']}")
+            await self._refuse(movement, f"the hold was {transfer['status']}")
             raise BuyInRefused(f"the buy-in hold was {transfer['status']}")
 
-    async def _credit(self, movement_id: uuid.UUID) -> None:
-        """Record a buy-in or top-up as posted: the chips join the stack (once, under the lock)."""
+    async def _credit(self, movement_id: uuid.UUID, table_id: uuid.UUID) -> None:
+        """Record a buy-in or top-up (of a table's ``table_id``) as posted: the chips join the stack (once,
+        under the lock)."""
         async with self.sessions.begin() as session:
-            movement = await session.get(ChipMovement, movement_id)
-            assert movement is not None
-            table = await get_table(session, movement.table_id, lock=True)
+            table = await get_table(session, table_id, lock=True)
             movement = await session.get(ChipMovement, movement_id, with_for_update=True, populate_existing=True)
             assert movement is not None
             if movement.status != "pending":
@@ -260,18 +271,21 @@ class Seating:
             }
         await self.notify(table.id, change)
 
-    async def _refuse(self, movement_id: uuid.UUID, reason: str) -> None:
+    async def _refuse(self, refused: ChipMovement, reason: str) -> None:
+        movement_id, now = refused.id, datetime.now(UTC)
+        if refused.kind == "top_up" and self.lanes is not None:
+            params = {"movement_id": movement_id, "reason": reason[:500], "finished_at": now}
+            await self.lanes.fetch_one(REFUSE_TOP_UP, params)
+            return
         async with self.sessions.begin() as session:
-            movement = await session.get(ChipMovement, movement_id)
-            assert movement is not None
-            await get_table(session, movement.table_id, lock=True)
+            await get_table(session, refused.table_id, lock=True)
             movement = await session.get(ChipMovement, movement_id, with_for_update=True, populate_existing=True)
             assert movement is not None
             if movement.status != "pending":
                 return
             movement.status = "refused"
             movement.reason = reason[:500]
-            movement.finished_at = datetime.now(UTC)
+            movement.finished_at = now
             seat = await session.get(Seat, movement.seat_id, with_for_update=True)
             assert seat is not None
             freed = seat.status == "buying_in"
