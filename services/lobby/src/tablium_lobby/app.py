@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import socket
 import uuid
@@ -16,6 +15,7 @@ from litestar.di import Provide
 from tablium_kit import db
 from tablium_kit.app import ServiceDefinition, create_service_app
 from tablium_kit.auth import KeySource
+from tablium_kit.collector import tune_gc
 from tablium_kit.periodic import Periodic
 from tablium_lobby.api.club_tables import ClubTableController
 from tablium_lobby.api.hands import HandController
@@ -59,17 +59,6 @@ def instance_name(settings: LobbySettings) -> str:
         family = settings.instance_id or f"{socket.gethostname()}-{os.getppid()}"
         return f"{family}.{os.getpid()}"
     return settings.instance_id or uuid.uuid4().hex
-
-
-def tune_gc(young_threshold: int) -> None:
-    """Fewer collections: young ones every ``young_threshold`` allocations, and the objects start-up made
-    (modules, mappers, routes: they live as long as the process) left out of full collections."""
-    if young_threshold <= 0:
-        return
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(young_threshold, middle, old)
 
 
 def create_app(settings: LobbySettings | None = None, *, key_source: KeySource | None = None) -> Litestar:
