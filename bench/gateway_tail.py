@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 from http_bench import CONNECTIONS, PACED, THREADS
-from http_bench_platform import ROOT, Platform, free_port, granian
+from http_bench_platform import BIN, ROOT, Platform, free_port, granian
 from http_bench_platform import seed as make_seed
 
 
@@ -101,6 +101,12 @@ def main() -> None:
     )
     parser.add_argument("--plain", action="store_true", help="also the unprobed player and gateway")
     parser.add_argument("--no-saturate", action="store_true", help="no saturated run before each paced one")
+    parser.add_argument(
+        "--pyspy",
+        default="",
+        help="a directory: py-spy the player and the first gateway during "
+        "one more paced run through it (collapsed stacks; bench/pyspy_top.py summarises)",
+    )
     args = parser.parse_args()
 
     platform = Platform()
@@ -188,6 +194,36 @@ def main() -> None:
                     f"{os.getloadavg()[0]:>5.2f}",
                     flush=True,
                 )  # fmt: skip
+        if args.pyspy:
+            gateway = targets[1]
+            spies = [
+                subprocess.Popen(
+                    [
+                        str(BIN / "py-spy"),
+                        "record",
+                        "--pid",
+                        str(platform.children[name].pid),
+                        "--subprocesses",
+                        "--duration",
+                        str(args.seconds + 2),
+                        "--rate",
+                        "250",
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        "--output",
+                        str(Path(args.pyspy) / f"pyspy-{name}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for name in ("player_probe", gateway.gateway)
+            ]
+            time.sleep(1)
+            wrk_latency(gateway.url, seed.token, args.seconds, rate)
+            for spy in spies:
+                spy.wait(timeout=60)
+            print(f"py-spy of the player and {gateway.name} at {rate} req/s: {args.pyspy}")
         print("\nwrk p99 per round (ms), median [min-max]:")
         for name, p99s in results.items():
             print(f"  {name:<22} {statistics.median(p99s):6.2f} [{min(p99s):.2f}-{max(p99s):.2f}]  "
