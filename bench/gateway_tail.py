@@ -97,7 +97,7 @@ def main() -> None:
         "--variants",
         default="1",
         help="gateways to compare, comma-separated: 1 (one worker), "
-        "2 (two workers), 1c8 (one worker, at most 8 upstream connections), ...",
+        "2 (two workers), 1c8 (one worker, at most 8 requests in flight to the player), ...",
     )
     parser.add_argument("--plain", action="store_true", help="also the unprobed player and gateway")
     parser.add_argument("--no-saturate", action="store_true", help="no saturated run before each paced one")
@@ -130,7 +130,7 @@ def main() -> None:
             port = free_port()
             argv = granian("tail_probe:gateway_app", port)
             argv[argv.index("--workers") + 1] = workers
-            platform.env["BENCH_GATEWAY_MAX_CONNECTIONS"] = cap or "1000"
+            platform.env["TABLIUM_GATEWAY_UPSTREAM_CONNECTIONS"] = cap or "1000"
             platform.start(f"gw{variant}", argv, "/api/v1/auth/jwks", port)
             targets.append(
                 Target(f"via gateway {variant}", f"{urls[f'gw{variant}']}/api/v1/players/me", f"gw{variant}")

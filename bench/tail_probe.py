@@ -85,9 +85,11 @@ def _wrap(app: App, record: _Record) -> App:
 
 
 def player_app() -> App:
-    from tablium_player.app import create_app
+    """The player as ``tablium-player serve`` makes it (the kit's ``served_app``: the start-up heap frozen)."""
+    from tablium_kit import cli
 
-    return _wrap(create_app(), _Record())  # type: ignore[arg-type]
+    os.environ["TABLIUM_SERVED_APP_FACTORY"] = "tablium_player.app:create_app"
+    return _wrap(cli.served_app(), _Record())
 
 
 def gateway_app() -> App:
@@ -105,7 +107,4 @@ def gateway_app() -> App:
             record.upstream.append((time.perf_counter() - started) * 1000)
 
     transport.PooledHTTP1Transport.exchange = timed_exchange  # type: ignore[method-assign]
-    gateway = create_app_from_env()
-    # A cap on the upstream connections (the transport is made at lifespan start-up): the variant tried here.
-    gateway._max_connections = int(os.environ.get("BENCH_GATEWAY_MAX_CONNECTIONS", "1000"))
-    return _wrap(gateway, record)  # type: ignore[arg-type]
+    return _wrap(create_app_from_env(), record)  # type: ignore[arg-type]
