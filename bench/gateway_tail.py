@@ -194,8 +194,7 @@ def main() -> None:
                     f"{os.getloadavg()[0]:>5.2f}",
                     flush=True,
                 )  # fmt: skip
-        if args.pyspy:
-            gateway = targets[1]
+        for gateway in targets[1:] if args.pyspy else []:
             spies = [
                 subprocess.Popen(
                     [
@@ -212,7 +211,7 @@ def main() -> None:
                         "raw",
                         "--nonblocking",
                         "--output",
-                        str(Path(args.pyspy) / f"pyspy-{name}.txt"),
+                        str(Path(args.pyspy) / f"pyspy-{name}-{gateway.gateway}.txt"),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
