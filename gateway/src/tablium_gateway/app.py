@@ -51,7 +51,7 @@ NO_ROUTE = "no Route matched with those values"
 # at once, to queue there for its few database connections: its in-app p99 doubled, its collector ran far more
 # often, and the p99 through the gateway grew by more than the gateway's own work (ADR 0004, "The tail of
 # /players/me through the gateway").
-UPSTREAM_CONNECTIONS = 8
+UPSTREAM_CONNECTIONS = 16
 _CLOSE = (b"connection", b"close")
 
 
