@@ -194,6 +194,8 @@ def main() -> None:
                     f"{os.getloadavg()[0]:>5.2f}",
                     flush=True,
                 )  # fmt: skip
+        if args.pyspy:
+            Path(args.pyspy).mkdir(parents=True, exist_ok=True)
         for gateway in targets[1:] if args.pyspy else []:
             spies = [
                 subprocess.Popen(
