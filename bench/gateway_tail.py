@@ -226,7 +226,7 @@ def main() -> None:
                 spy.wait(timeout=60)
             print(f"py-spy of the player and {gateway.name} at {rate} req/s: {args.pyspy}")
         print("\nwrk p99 per round (ms), median [min-max]:")
-        for name, p99s in results.items():
+        for name, p99s in ((n, v) for n, v in results.items() if v):
             print(f"  {name:<22} {statistics.median(p99s):6.2f} [{min(p99s):.2f}-{max(p99s):.2f}]  "
                   + " ".join(f"{x:.1f}" for x in p99s))  # fmt: skip
         print("\nrq: ms per second of the run during which some task waited for a CPU (all: /proc/pressure/cpu), and"
