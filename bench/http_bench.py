@@ -16,7 +16,9 @@ Runs, each under granian (one worker, uvloop) and loaded by ``wrk -t2 -c64``:
    (p50/p99 round trip, and the p99 the gateway adds).
 
 Prints requests/s and p50/p99 latency per run (medians of interleaved rounds), each run's share of its
-baseline in the same round, the load average, and which of issue 16's targets are met.
+baseline in the same round, the load average, and which of issue 16's targets are met. The p99 a gateway row adds
+is the median over paired paced runs (direct and via the gateway back to back, ``PAIRS`` a round), printed pair by
+pair with the CPU pressure during each (see ``PAIRS``).
 Usage: ``.venv/bin/python bench/http_bench.py [--seconds 5] [--rounds 3] [--only NAME] [--profile NAME]``
 """
 
