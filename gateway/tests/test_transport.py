@@ -142,3 +142,45 @@ def test_the_request_head() -> None:
         b"GET /a?b=1 HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n\r\n"
     )
     assert request_head(b"GET", b"/", []) == b"GET / HTTP/1.1\r\n\r\n"
+
+
+async def test_requests_in_flight_are_capped_per_upstream() -> None:
+    """``max_connections`` bounds each upstream on its own: a slow service's queue waits in the transport,
+    without holding back another service."""
+    in_flight = most = 0
+    release = asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal in_flight, most
+        while True:
+            await _read_head(reader)
+            if reader.at_eof():
+                break
+            in_flight += 1
+            most = max(most, in_flight)
+            await release.wait()
+            in_flight -= 1
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    async def quick(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    slow_server, slow_url = await _serve(slow)
+    quick_server, quick_url = await _serve(quick)
+    async with (
+        slow_server,
+        quick_server,
+        httpx.AsyncClient(transport=PooledHTTP1Transport(max_connections=2)) as client,
+    ):
+        waiting = [asyncio.create_task(_get(client, slow_url)) for _ in range(5)]
+        await asyncio.sleep(0.2)
+        assert most == 2  # the three others wait for a connection in the transport
+        assert await asyncio.wait_for(_get(client, quick_url), 5) == (200, b"ok")  # another upstream: not held
+        release.set()
+        assert await asyncio.gather(*waiting) == [(200, b"ok")] * 5
+        assert most == 2

@@ -46,6 +46,12 @@ _MAX_REQUEST_ID = 200
 _PLAIN = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
 _PLAIN_QUERY = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*")
 NO_ROUTE = "no Route matched with those values"
+# Requests in flight to one service per gateway worker; the others wait in the gateway for a connection. With a
+# connection per client request (64 at the benchmark's load), a burst after any stall went into the service all
+# at once, to queue there for its few database connections: its in-app p99 doubled, its collector ran far more
+# often, and the p99 through the gateway grew by more than the gateway's own work (ADR 0004, "The tail of
+# /players/me through the gateway").
+UPSTREAM_CONNECTIONS = 16
 _CLOSE = (b"connection", b"close")
 
 
@@ -76,8 +82,9 @@ class Gateway:
         config: GatewayConfig,
         *,
         clock: Callable[[], float] = time.time,
-        max_connections: int = 1000,
+        max_connections: int = UPSTREAM_CONNECTIONS,
     ) -> None:
+        """``max_connections``: requests in flight to one service at a time."""
         self.config = config
         self.router = Router(config.routes)
         self.metrics = GatewayMetrics()

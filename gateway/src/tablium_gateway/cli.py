@@ -16,7 +16,7 @@ import gc
 import os
 from collections.abc import Sequence
 
-from tablium_gateway.app import Gateway
+from tablium_gateway.app import UPSTREAM_CONNECTIONS, Gateway
 from tablium_gateway.config import ConfigError, load_config
 
 # Each service's port when the whole platform runs on one machine.
@@ -34,6 +34,7 @@ ENV_CONFIG = "TABLIUM_GATEWAY_CONFIG"
 ENV_UPSTREAMS = "TABLIUM_GATEWAY_UPSTREAMS"
 ENV_DISABLED_PLUGINS = "TABLIUM_GATEWAY_DISABLED_PLUGINS"
 ENV_STATUS_PORT = "TABLIUM_GATEWAY_STATUS_PORT"
+ENV_UPSTREAM_CONNECTIONS = "TABLIUM_GATEWAY_UPSTREAM_CONNECTIONS"
 
 
 def parse_upstreams(values: Sequence[str]) -> dict[str, str]:
@@ -50,20 +51,22 @@ def build_gateway(
     config_path: str,
     upstreams: dict[str, str] | None = None,
     disabled_plugins: set[str] | None = None,
+    upstream_connections: int = UPSTREAM_CONNECTIONS,
 ) -> Gateway:
     config = load_config(config_path)
     if upstreams:
         config = config.with_upstreams(upstreams)
     if disabled_plugins:
         config = config.without_plugins(disabled_plugins)
-    return Gateway(config)
+    return Gateway(config, max_connections=upstream_connections)
 
 
 def create_app_from_env() -> Gateway:
     """Granian's app factory (one call per worker process)."""
     upstreams = parse_upstreams([v for v in os.environ.get(ENV_UPSTREAMS, "").split(",") if v])
     disabled = {v.strip() for v in os.environ.get(ENV_DISABLED_PLUGINS, "").split(",") if v.strip()}
-    gateway = build_gateway(os.environ[ENV_CONFIG], upstreams, disabled)
+    connections = int(os.environ.get(ENV_UPSTREAM_CONNECTIONS, UPSTREAM_CONNECTIONS))
+    gateway = build_gateway(os.environ[ENV_CONFIG], upstreams, disabled, connections)
     status_port = os.environ.get(ENV_STATUS_PORT)
     if status_port:
         from prometheus_client import start_http_server
@@ -94,9 +97,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="switch a plugin off everywhere (e.g. rate-limiting while benchmarking)",
     )
     parser.add_argument("--status-port", type=int, help="serve Prometheus /metrics here (one worker only)")
+    parser.add_argument(
+        "--upstream-connections",
+        type=int,
+        default=UPSTREAM_CONNECTIONS,
+        metavar="N",
+        help=f"requests in flight to one service per worker; more wait in the gateway (default {UPSTREAM_CONNECTIONS})",
+    )
     args = parser.parse_args(argv)
     if args.status_port and args.workers != 1:
         parser.error("--status-port needs --workers 1 (metrics are per process)")
+    if args.upstream_connections < 1:
+        parser.error("--upstream-connections must be at least 1")
 
     upstreams = dict(LOCAL_UPSTREAMS) if args.local else {}
     try:
@@ -109,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ[ENV_CONFIG] = os.path.abspath(args.config)
     os.environ[ENV_UPSTREAMS] = ",".join(f"{k}={v}" for k, v in upstreams.items())
     os.environ[ENV_DISABLED_PLUGINS] = ",".join(args.disable_plugin)
+    os.environ[ENV_UPSTREAM_CONNECTIONS] = str(args.upstream_connections)
     if args.status_port:
         os.environ[ENV_STATUS_PORT] = str(args.status_port)
 

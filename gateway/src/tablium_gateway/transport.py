@@ -98,7 +98,10 @@ class PooledHTTP1Transport(httpx.AsyncBaseTransport):
     def __init__(
         self, *, max_connections: int = 1000, max_keepalive: int = 1000, keepalive_expiry: float = 30.0
     ) -> None:
-        self._slots = asyncio.Semaphore(max_connections)
+        """``max_connections``: requests in flight to one upstream (host and port) at a time; the others wait
+        here for a connection (a pool timeout bounds the wait)."""
+        self._max_connections = max_connections
+        self._slots: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._max_keepalive = max_keepalive
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, int], deque[_Connection]] = {}
@@ -146,14 +149,17 @@ class PooledHTTP1Transport(httpx.AsyncBaseTransport):
         slot is taken, the write when the socket didn't take it all, and the read.
         """
         key = (host, port)
-        if self._slots.locked():
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = asyncio.Semaphore(self._max_connections)
+        if slots.locked():
             try:
                 async with asyncio.timeout(timeouts.get("pool")):
-                    await self._slots.acquire()
+                    await slots.acquire()
             except TimeoutError as exc:
                 raise httpx.PoolTimeout("no free upstream connection", request=request) from exc
         else:
-            await self._slots.acquire()  # a free slot: taken at once
+            await slots.acquire()  # a free slot: taken at once
         connection: _Connection | None = None
         try:
             connection = self._idle_connection(key) or await self._connect(key, timeouts.get("connect"), request)
@@ -167,7 +173,7 @@ class PooledHTTP1Transport(httpx.AsyncBaseTransport):
         except BaseException:
             if connection is not None:
                 connection.close()
-            self._slots.release()
+            slots.release()
             raise
         body = UpstreamBody(self, key, connection, parser, parsed, request, read_timeout, head_only)
         return parser.get_status_code(), parsed.headers, body
@@ -189,7 +195,7 @@ class PooledHTTP1Transport(httpx.AsyncBaseTransport):
         return None
 
     def _release(self, key: tuple[str, int], connection: _Connection, reusable: bool) -> None:
-        self._slots.release()
+        self._slots[key].release()
         connections = self._idle.setdefault(key, deque())
         if reusable and len(connections) < self._max_keepalive:
             connection.idle_since = time.monotonic()

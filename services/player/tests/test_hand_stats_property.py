@@ -82,10 +82,13 @@ def recompute(distinct: list[dict[str, Any]]) -> dict[str, Expected]:
 @given(
     drawn=st.lists(hands(), min_size=1, max_size=8),
     deliveries=st.lists(st.integers(0, 7), min_size=0, max_size=12),
-    seed=st.integers(0, 2**32),
+    shuffler=st.randoms(use_true_random=False),
 )
 async def test_stats_equal_a_recomputation_from_the_distinct_hands(
-    sessions: async_sessionmaker[AsyncSession], drawn: list[dict[str, Any]], deliveries: list[int], seed: int
+    sessions: async_sessionmaker[AsyncSession],
+    drawn: list[dict[str, Any]],
+    deliveries: list[int],
+    shuffler: random.Random,
 ) -> None:
     ids = await insert_players(sessions, PLAYERS)
     distinct = [
@@ -101,9 +104,10 @@ async def test_stats_equal_a_recomputation_from_the_distinct_hands(
         for h in drawn
     ]
     # Every hand at least once, some again (redeliveries, republished envelopes), in a random order,
-    # and handled a few at a time concurrently, as the consumer's tasks (or two consumers) do.
+    # and handled a few at a time concurrently, as the consumer's tasks (or two consumers) do. The order comes
+    # from hypothesis (st.randoms), so a failing order is replayed and shrunk with the rest of the example.
     order = [*distinct, *(distinct[i % len(distinct)] for i in deliveries)]
-    random.Random(seed).shuffle(order)
+    shuffler.shuffle(order)
     for start in range(0, len(order), 3):
         await asyncio.gather(*(_deliver(sessions, data) for data in order[start : start + 3]))
 
