@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import json
 import os
@@ -14,6 +13,7 @@ from typing import Any
 import click
 
 from tablium_kit import db, migrations
+from tablium_kit.collector import freeze_heap
 from tablium_kit.messaging.topology import declare_topology
 from tablium_kit.settings import ServiceSettings
 
@@ -40,8 +40,7 @@ def served_app() -> Any:
 
 
 def _freeze_heap(_app: Any = None) -> None:
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
 
 
 def service_cli(

@@ -15,7 +15,13 @@ def tune_gc(young_threshold: int) -> None:
     collections, each walking every object start-up made, run every few batches (ADR 0011, fifth pass)."""
     if young_threshold <= 0:
         return
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young_threshold, middle, old)
+
+
+def freeze_heap() -> None:
+    """Move every object alive now into the permanent generation: no collection walks them again (CPython's
+    advice for pre-forked servers). For what start-up built: it lives as long as the process."""
+    gc.collect()
+    gc.freeze()
