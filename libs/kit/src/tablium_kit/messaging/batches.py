@@ -13,6 +13,8 @@ one transaction pays it once. The pieces the consumer uses:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,6 +27,8 @@ from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tablium_kit.messaging.envelope import CloudEvent, decode
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[CloudEvent]], Awaitable[None]]
@@ -174,3 +178,46 @@ def _decode(body: bytes) -> CloudEvent | msgspec.MsgspecError:
         return decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         return exc
+
+
+async def take_over_deliveries(
+    channel: Any, consumer_tag: str, on_delivered: Callable[[DeliveredMessage], Awaitable[None]]
+) -> bool:
+    """Have aiormq's channel hand ``consumer_tag``'s deliveries to ``on_delivered`` directly, not through
+    aio-pika's callback, which builds a message object and starts one more task per delivery (the consumer's
+    largest per-message cost outside its handler). False where the channel is not open or doesn't look as
+    expected: aio-pika's path stays, just slower."""
+    try:
+        underlay = await channel.get_underlay_channel()
+    except Exception:
+        log.debug("consumer %s keeps aio-pika's deliveries (channel not open)", consumer_tag, exc_info=True)
+        return False
+    consumers = getattr(underlay, "consumers", None)
+    if not isinstance(consumers, dict) or consumer_tag not in consumers:
+        return False
+    consumers[consumer_tag] = on_delivered
+    return True
+
+
+class SubjectTurns:
+    """Ordered handlers' turns: a batch holding events of ordered subjects waits for the last earlier batch that
+    held one of them (its turn), so one subject's events are handled one after another in delivery order."""
+
+    def __init__(self) -> None:
+        # Per subject, the turn of the last batch holding an event of it.
+        self._turns: dict[str, asyncio.Future[None]] = {}
+
+    def take(self, subjects: set[str]) -> tuple[set[asyncio.Future[None]], asyncio.Future[None] | None]:
+        """(the turns of earlier batches to wait for, this batch's) over ``subjects``."""
+        if not subjects:
+            return set(), None
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        previous = {self._turns[s] for s in subjects if s in self._turns}
+        for subject in subjects:
+            self._turns[subject] = mine
+        return previous, mine
+
+    def end(self, mine: asyncio.Future[None]) -> None:
+        mine.set_result(None)
+        for subject in [s for s, turn in self._turns.items() if turn is mine]:
+            del self._turns[subject]

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.abc import DeliveredMessage
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -47,27 +47,23 @@ from sqlalchemy import String, Uuid, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_kit.messaging.batches import Deliveries, Delivery, batch_handler_of
+from tablium_kit.messaging.batches import Deliveries, Delivery, SubjectTurns, batch_handler_of, take_over_deliveries
 from tablium_kit.messaging.batches import Handler as Handler  # where services import it from
 from tablium_kit.messaging.catalog import source_of
 from tablium_kit.messaging.connection import connect
 from tablium_kit.messaging.envelope import CloudEvent
-from tablium_kit.messaging.failures import infrastructure_failure
+from tablium_kit.messaging.failures import through_outages
 from tablium_kit.messaging.metrics import (
     BATCH_FALLBACKS,
     BATCH_SIZE,
     CONSUMER_LAG,
     CONSUMER_RESTARTS,
-    DEAD_LETTERED,
     EVENTS_CONSUMED,
     HANDLER_FAILURES,
-    INFRA_RETRIES,
 )
+from tablium_kit.messaging.redelivery import Redelivery, attempts_of
 from tablium_kit.messaging.tables import MessagingTables
 from tablium_kit.messaging.topology import (
-    ATTEMPTS_HEADER,
-    ERROR_HEADER,
-    REASON_HEADER,
     QueueNames,
     declare_queues,
 )
@@ -79,8 +75,6 @@ H = TypeVar("H", bound=Handler)
 T = TypeVar("T")
 State = Literal["stopped", "starting", "running", "failed"]
 
-# A broker that does not confirm a retry within this long is treated as down.
-PUBLISH_TIMEOUT = 30.0
 _ORDERED = "__tablium_ordered_by_subject__"
 
 
@@ -140,7 +134,7 @@ class Consumer:
         self._handlers: dict[str, Handler] = {}
         self._ordered: set[str] = set()
         # Per subject, the turn of the last batch holding an event of it for an ordered handler.
-        self._turns: dict[str, asyncio.Future[None]] = {}
+        self._turns = SubjectTurns()
         # Committed batches wait for their ack behind a slower older one up to what the other slots hold.
         self._deliveries = Deliveries(hold=self._batch_size * max(1, self._batches_in_flight - 1))
         self._waiting: list[Delivery] = []
@@ -148,7 +142,7 @@ class Consumer:
         self._batcher: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._connection: AbstractRobustConnection | None = None
-        self._publisher: AbstractChannel | None = None
+        self._redelivery: Redelivery | None = None
         # The consuming channel and consumer tag, once started.
         self._consuming: tuple[Any, str] | None = None
         self._stopping = False
@@ -181,7 +175,14 @@ class Consumer:
             # Retries and dead letters are published on their own confirmed channel: the original is
             # acked only once its copy is safely in the broker. Returned (its queue is gone) raises, so
             # the original goes back to the queue rather than being acked for a copy that went nowhere.
-            self._publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._redelivery = Redelivery(
+                self._service,
+                publisher,
+                self.queues,
+                retry_delay=self._retry_delay,
+                max_retry_delay=self._max_retry_delay,
+            )
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=self._prefetch)
             exchange = await channel.declare_exchange(
@@ -256,21 +257,11 @@ class Consumer:
         self.state, self.reason = "running", None
 
     async def _take_deliveries(self) -> None:
-        """Receive the consumer's deliveries straight from aiormq's channel (:meth:`_on_delivered`), not
-        through aio-pika's callback, which builds a message object and starts one more task per delivery
-        (the consumer's largest per-message cost outside its handler). Where that channel doesn't look as
-        expected, aio-pika's path (:meth:`_on_message`) stays: it is just slower."""
-        if self._consuming is None:
-            return
-        channel, tag = self._consuming
-        try:
-            underlay = await channel.get_underlay_channel()
-        except Exception:
-            log.debug("consumer %s keeps aio-pika's deliveries (channel not open)", self.queues.main, exc_info=True)
-            return
-        consumers = getattr(underlay, "consumers", None)
-        if isinstance(consumers, dict) and tag in consumers:
-            consumers[tag] = self._on_delivered
+        """Receive the consumer's deliveries straight from the channel (:meth:`_on_delivered`;
+        :func:`take_over_deliveries` says why), else through aio-pika (:meth:`_on_message`)."""
+        if self._consuming is not None:
+            channel, tag = self._consuming
+            await take_over_deliveries(channel, tag, self._on_delivered)
 
     def _retake_deliveries(self) -> None:
         # In a task of its own: the channel's restore, which calls this, is what the channel waits for.
@@ -307,27 +298,14 @@ class Consumer:
             batch, self._waiting = self._waiting[: self._batch_size], self._waiting[self._batch_size :]
             if not self._waiting:
                 self._arrived.clear()
-            previous, mine = self._take_turns(batch)
+            ordered = {
+                d.event.subject for d in batch if isinstance(d.event, CloudEvent) and d.event.type in self._ordered
+            }
+            previous, mine = self._turns.take(ordered)
             task = asyncio.create_task(self._run_batch(batch, previous, mine))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
             task.add_done_callback(lambda _: slots.release())
-
-    def _take_turns(self, batch: list[Delivery]) -> tuple[set[asyncio.Future[None]], asyncio.Future[None] | None]:
-        """(the turns of earlier batches to wait for, this batch's) over the ordered subjects it holds."""
-        subjects = {d.event.subject for d in batch if isinstance(d.event, CloudEvent) and d.event.type in self._ordered}
-        if not subjects:
-            return set(), None
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        previous = {self._turns[s] for s in subjects if s in self._turns}
-        for subject in subjects:
-            self._turns[subject] = mine
-        return previous, mine
-
-    def _end_turns(self, mine: asyncio.Future[None]) -> None:
-        mine.set_result(None)
-        for subject in [s for s, turn in self._turns.items() if turn is mine]:
-            del self._turns[subject]
 
     async def _run_batch(
         self, batch: list[Delivery], previous: set[asyncio.Future[None]], mine: asyncio.Future[None] | None
@@ -348,7 +326,7 @@ class Consumer:
                 await self._handle_batch(handled)
         finally:
             if mine is not None:
-                self._end_turns(mine)
+                self._turns.end(mine)
 
     def _admitted(self, delivery: Delivery) -> bool:
         """An envelope with a handler here, from its type's publisher (the rest is settled on its own)."""
@@ -441,6 +419,11 @@ class Consumer:
         with contextlib.suppress(Exception):
             await self._deliveries.flush(delivery.channel)
 
+    @property
+    def _redelivered(self) -> Redelivery:
+        assert self._redelivery is not None, "started"
+        return self._redelivery
+
     async def _ack(self, delivery: Delivery) -> None:
         self._deliveries.settled(delivery)
         await delivery.message.ack()
@@ -448,7 +431,7 @@ class Consumer:
     async def _process(self, delivery: Delivery) -> None:
         message, event = delivery.message, delivery.event
         if not isinstance(event, CloudEvent):
-            await self._dead_letter(message, "malformed", str(event), attempts=0)
+            await self._redelivered.dead_letter(message, "malformed", str(event), attempts=0)
             await self._ack(delivery)
             return
         handler = self._handlers.get(event.type)
@@ -459,12 +442,12 @@ class Consumer:
             return
         if event.source != source_of(event.type):
             # Only the catalog's publisher states this fact; anyone else with broker access is forging it.
-            await self._dead_letter(
+            await self._redelivered.dead_letter(
                 message, "forged", f"source {event.source!r} is not {source_of(event.type)!r}", attempts=0
             )
             await self._ack(delivery)
             return
-        attempts = _int((message.headers or {}).get(ATTEMPTS_HEADER)) + 1
+        attempts = attempts_of(message) + 1
         with self._span(event, delivery.trace_context()) as span:
             CONSUMER_LAG.labels(self._service).observe(max(0.0, (datetime.now(UTC) - event.time).total_seconds()))
             outcome: str | None = "failed"
@@ -476,9 +459,9 @@ class Consumer:
                 HANDLER_FAILURES.labels(self._service, event.type).inc()
                 log.warning("handler for %s failed (attempt %d)", event.type, attempts, exc_info=True)
                 if attempts >= self._max_attempts:
-                    await self._dead_letter(message, "failed", repr(exc), attempts=attempts)
+                    await self._redelivered.dead_letter(message, "failed", repr(exc), attempts=attempts)
                 else:
-                    await self._retry(message, repr(exc), attempts=attempts)
+                    await self._redelivered.retry(message, repr(exc), attempts=attempts)
             else:
                 if outcome is not None:
                     EVENTS_CONSUMED.labels(self._service, event.type, outcome).inc()
@@ -487,21 +470,9 @@ class Consumer:
         await self._ack(delivery)
 
     async def _through_outages(self, run: Callable[[], Awaitable[T]], what: str) -> T | None:
-        """``run()`` until it succeeds or fails on its own; infrastructure failures are waited out (None:
-        the consumer is stopping meanwhile)."""
-        delay = 0.1
-        while True:
-            try:
-                return await run()
-            except Exception as exc:
-                if not infrastructure_failure(exc):
-                    raise
-                if self._stopping:
-                    return None
-                INFRA_RETRIES.labels(self._service).inc()
-                log.warning("handling %s met an infrastructure failure (%r); retrying in %.1fs", what, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_infra_backoff)
+        return await through_outages(
+            run, what, service=self._service, stopping=lambda: self._stopping, max_backoff=self._max_infra_backoff
+        )
 
     async def _handle(self, handler: Handler, event: CloudEvent) -> str:
         async with self._sessions() as session, session.begin():
@@ -515,40 +486,3 @@ class Consumer:
                 return "duplicate"
             await handler(session, event)
         return "handled"
-
-    async def _retry(self, message: AbstractIncomingMessage, error: str, *, attempts: int) -> None:
-        delay = min(self._max_retry_delay, self._retry_delay * 2 ** (attempts - 1))
-        await self._republish(message, self.queues.retry, {ATTEMPTS_HEADER: attempts, ERROR_HEADER: error}, delay)
-
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str, error: str, *, attempts: int) -> None:
-        DEAD_LETTERED.labels(self._service, reason).inc()
-        log.error("dead-lettering message %s: %s %s", message.message_id, reason, error)
-        await self._republish(
-            message, self.queues.dlq, {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason, ERROR_HEADER: error}
-        )
-
-    async def _republish(
-        self, message: AbstractIncomingMessage, queue: str, extra: dict[str, Any], expiration: float | None = None
-    ) -> None:
-        assert self._publisher is not None
-        # The broker's own bookkeeping headers (x-death, x-delivery-count...) would only pile up.
-        headers = {
-            k: v for k, v in (message.headers or {}).items() if k.startswith("x-tablium-") or not k.startswith("x-")
-        }
-        publish = self._publisher.default_exchange.publish(
-            aio_pika.Message(
-                body=message.body,
-                headers={**headers, **{k: v[:1000] if isinstance(v, str) else v for k, v in extra.items()}},
-                content_type=message.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message.message_id,
-                type=message.type,
-                expiration=expiration,
-            ),
-            routing_key=queue,
-        )
-        await asyncio.wait_for(publish, PUBLISH_TIMEOUT)
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
