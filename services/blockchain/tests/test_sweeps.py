@@ -197,6 +197,8 @@ async def test_a_gas_transfer_the_node_keeps_refusing_fails_the_sweep_and_its_no
         finally:
             local_chain.rpc("anvil_setBalance", hot, hex(eth))
     await Fillers(chain, sessions, strict).follow()  # the sender's pass: the filler sent again, now paid for
+    # anvil mines an automined transaction just after answering the send: wait for it rather than race it
+    await chain.w3.eth.wait_for_transaction_receipt(fillers[0][0], timeout=10)
     assert int(await chain.w3.eth.get_transaction_count(hot)) == gas_nonce + 1
 
     await sweeper.run_once()  # a new sweep of the address, at the nonce the failed one freed

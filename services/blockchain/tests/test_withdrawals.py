@@ -423,8 +423,9 @@ async def test_a_transaction_the_node_keeps_refusing_fails_the_withdrawal_and_it
             local_chain.rpc("anvil_setBalance", hot, hex(eth))  # gas again for the rest of the module's tests
     retune(sender, refusals_before_failing=10, refused_for_s_before_failing=300)
     await sender.run_once()  # the filler is sent again, now that there is gas: the nonce is used
+    # anvil mines an automined transaction just after answering the send: wait for it rather than race it
+    assert int((await chain.w3.eth.wait_for_transaction_receipt(filler.tx_hash, timeout=10))["status"]) == 1
     assert int(await chain.w3.eth.get_transaction_count(hot)) == nonce + 1
-    assert int((await chain.w3.eth.get_transaction_receipt(filler.tx_hash))["status"]) == 1
     assert await token_balance(chain, to) == 0
 
     # The next withdrawal takes the next nonce and lands.
