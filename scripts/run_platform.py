@@ -39,6 +39,11 @@ PORTS = {
 CHAIN_PORT = 8545
 DEMO_PASSWORD = "tablium-demo-password"
 DEMO_PLAYERS = ["alice", "bob", "carol", "dave"]
+LOCAL_ADDRESS_BUDGETS = {
+    "TABLIUM_PLAYER_REGISTRATIONS_PER_IP": "500",  # an hour
+    "TABLIUM_PLAYER_LOGIN_ATTEMPTS_PER_IP": "300",  # a minute
+    "TABLIUM_PLAYER_LOGIN_FREE_FAILURES_PER_IP": "200",
+}
 
 
 def services() -> list[str]:
@@ -166,12 +171,18 @@ def main() -> None:
         # Each service signs its service tokens with a key of its own, made now, and trusts the others' public
         # keys, as in production: one service can't speak as another here either (docs/adr/0001-service-kit.md).
         **local_service_keys(names, RUN / "keys"),
+        # Every client of a local platform is 127.0.0.1 (the gateway passes it on as X-Forwarded-For): the
+        # per-address budgets are sized for that, or the demo bots' accounts and a tester's few players would
+        # spend a whole address's registrations for the hour. The per-account login throttle (5 free
+        # failures, then a doubling wait) is untouched. Set any of them in the environment to override.
+        **LOCAL_ADDRESS_BUDGETS,
+        **{name: value for name, value in os.environ.items() if name in LOCAL_ADDRESS_BUDGETS},
     }
     children: list[subprocess.Popen[bytes]] = []
     demo: list[subprocess.Popen[bytes]] = []  # bots: stopped with the platform, but their exit stops nothing
     chain = start_chain(env) if "blockchain" in names else None
 
-    def stop(*_: object) -> None:
+    def halt() -> None:
         for child in [*demo, *children]:
             signal_group(child, signal.SIGTERM)
         for child in [*demo, *children]:
@@ -180,6 +191,9 @@ def main() -> None:
             signal_group(child, signal.SIGKILL)  # whatever of its group is still there
         if chain is not None:
             chain.remove()
+
+    def stop(*_: object) -> None:
+        halt()
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)
@@ -213,7 +227,8 @@ def main() -> None:
             except httpx.HTTPError as exc:  # demo data only: the platform runs without it
                 print(f"platform: no bot tables ({exc})", file=sys.stderr)
     except BaseException:
-        stop()
+        # Stop what started, then let the failure through: `make up` must not end quietly with status 0.
+        halt()
         raise
 
     print("\nTablium is running. Ctrl-C stops it.\n")
@@ -229,7 +244,8 @@ def main() -> None:
         for child in children:
             if child.poll() is not None:
                 print(f"platform: a process exited with {child.returncode}; stopping", file=sys.stderr)
-                stop()
+                halt()
+                sys.exit(1)
         time.sleep(1)
 
 

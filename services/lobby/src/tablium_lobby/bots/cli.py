@@ -18,6 +18,7 @@ import click
 import httpx
 
 from tablium_lobby.bots.client import Bot
+from tablium_lobby.bots.credentials import Credentials
 from tablium_lobby.bots.human import HumanPlayer
 from tablium_lobby.bots.policy import POLICIES
 
@@ -33,32 +34,25 @@ class Endpoints:
         return self.lobby.replace("https://", "wss://").replace("http://", "ws://")
 
 
-async def register(http: httpx.AsyncClient, base: str) -> tuple[str, str]:
-    """A new bot account: its access token and player id."""
+async def register(http: httpx.AsyncClient, base: str) -> tuple[Credentials, str]:
+    """A new bot account: its login and player id."""
     name = f"bot{secrets.token_hex(5)}"
     password = secrets.token_urlsafe(18)
     body = {"username": name, "email": f"{name}@bots.tablium.invalid", "password": password}
     response = await http.post(f"{base}/api/v1/auth/register", json=body)
     response.raise_for_status()
-    response = await http.post(f"{base}/api/v1/auth/login", json={"login": name, "password": password})
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    session = await http.get(f"{base}/api/v1/auth/session", headers={"Authorization": f"Bearer {token}"})
-    session.raise_for_status()
-    return token, str(session.json()["player_id"])
+    return await login(http, base, name, password)
 
 
-async def sit(http: httpx.AsyncClient, e: Endpoints, table_id: str, token: str, buy_in: int | None) -> int:
+async def sit(http: httpx.AsyncClient, e: Endpoints, table_id: str, account: Credentials, buy_in: int | None) -> int:
     table = (await http.get(f"{e.lobby}/api/v1/tables/{table_id}")).json()
     taken = {p["seat"] for p in table["players"]}
     amount = buy_in or int(table["max_buy_in"])
     for seat in range(table["seats"]):
         if seat in taken:
             continue
-        response = await http.post(
-            f"{e.lobby}/api/v1/tables/{table_id}/seats",
-            json={"seat": seat, "buy_in": str(amount)},
-            headers={"Authorization": f"Bearer {token}"},
+        response = await account.request(
+            "POST", f"{e.lobby}/api/v1/tables/{table_id}/seats", json={"seat": seat, "buy_in": str(amount)}
         )
         if response.status_code == 201:
             return seat
@@ -70,9 +64,12 @@ async def sit(http: httpx.AsyncClient, e: Endpoints, table_id: str, token: str, 
 class RebuyingBot(Bot):
     """A demo bot that tops its stack back up to the maximum buy-in whenever it goes broke."""
 
-    def __init__(self, *args: Any, http: httpx.AsyncClient, lobby: str, table_id: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, http: httpx.AsyncClient, login: Credentials, lobby: str, table_id: str, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.http = http
+        self.login = login
         self.lobby = lobby
         self.table_id = table_id
         self.max_buy_in: str | None = None  # the table's, read once (a table's stakes do not change)
@@ -83,10 +80,8 @@ class RebuyingBot(Bot):
             if self.max_buy_in is None:
                 table = (await self.http.get(f"{self.lobby}/api/v1/tables/{self.table_id}")).json()
                 self.max_buy_in = table["max_buy_in"]
-            await self.http.post(
-                f"{self.lobby}/api/v1/tables/{self.table_id}/seats/me/top-up",
-                json={"amount": self.max_buy_in},
-                headers={"Authorization": f"Bearer {self.token}"},
+            await self.login.request(
+                "POST", f"{self.lobby}/api/v1/tables/{self.table_id}/seats/me/top-up", json={"amount": self.max_buy_in}
             )
 
 
@@ -104,18 +99,19 @@ async def run(
     async with httpx.AsyncClient(timeout=15) as http:
         bots: list[Bot] = []
         for _ in range(count):
-            token, player_id = await register(http, e.player)
+            account, player_id = await register(http, e.player)
             if admin_token:
                 await credit(http, e, admin_token, player_id, funds)
-            await sit(http, e, table_id, token, None)
+            await sit(http, e, table_id, account, None)
             bot = RebuyingBot(
                 f"{e.ws}/api/v1/tables/{table_id}/ws",
-                token,
+                account.access_token,
                 player_id,
                 POLICIES[policy],
                 rng=random.Random(rng.random()),  # noqa: S311
                 think_s=think_s,
                 http=http,
+                login=account,
                 lobby=e.lobby,
                 table_id=table_id,
             )
@@ -178,36 +174,34 @@ def play(
     asyncio.run(run(e, table_id, count, policy, hands, admin_token, funds, think_s))
 
 
-async def login(http: httpx.AsyncClient, base: str, name: str, password: str) -> tuple[str, str]:
-    """An existing player's access token and id."""
+async def login(http: httpx.AsyncClient, base: str, name: str, password: str) -> tuple[Credentials, str]:
+    """An existing player's login and id."""
     response = await http.post(f"{base}/api/v1/auth/login", json={"login": name, "password": password})
     if response.status_code != 200:
         raise click.ClickException(f"login failed: {response.status_code} {response.text}")
-    token: str = response.json()["access_token"]
-    session = await http.get(f"{base}/api/v1/auth/session", headers={"Authorization": f"Bearer {token}"})
+    credentials = Credentials.from_pair(http, base, response.json())
+    session = await credentials.request("GET", f"{base}/api/v1/auth/session")
     session.raise_for_status()
-    return token, str(session.json()["player_id"])
+    return credentials, str(session.json()["player_id"])
 
 
 async def sit_and_play(e: Endpoints, table_id: str | None, name: str, password: str, buy_in: int | None) -> None:
     async with httpx.AsyncClient(timeout=15) as http:
-        token, player_id = await login(http, e.player, name, password)
+        account, player_id = await login(http, e.player, name, password)
         if table_id is None:
             query = {"private": "false", "min_free_seats": "1"}
             free = (await http.get(f"{e.lobby}/api/v1/tables", params=query)).json()
             if not free:
                 raise click.ClickException("no public table has a free seat: pass --table")
             table_id = str(free[0]["id"])
-        seat = await sit(http, e, table_id, token, buy_in)
+        seat = await sit(http, e, table_id, account, buy_in)
         click.echo(f"{name} sits at table {table_id}, seat {seat}; Ctrl-C leaves (cashing out after the hand)")
-        player = HumanPlayer(f"{e.ws}/api/v1/tables/{table_id}/ws", token, player_id)
+        player = HumanPlayer(f"{e.ws}/api/v1/tables/{table_id}/ws", account.access_token, player_id)
         try:
             await player.play(10**9, timeout_s=10**7)
         finally:
             await player.close()
-            await http.delete(
-                f"{e.lobby}/api/v1/tables/{table_id}/seats/me", headers={"Authorization": f"Bearer {token}"}
-            )
+            await account.request("DELETE", f"{e.lobby}/api/v1/tables/{table_id}/seats/me")
 
 
 @main.command(help="Sit at a table yourself (a demo login) and play from this terminal, against bots.")
