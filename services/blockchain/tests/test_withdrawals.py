@@ -23,7 +23,7 @@ from tablium_kit.localchain import LocalChain
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.service_processes import ServiceProcess
 
-from .conftest import CONFIRMATIONS, DEPOSITOR, bearer, blockchain_settings
+from .conftest import CONFIRMATIONS, DEPOSITOR, automined, bearer, blockchain_settings
 from .withdrawal_support import (
     a_held_withdrawal,
     available,
@@ -68,6 +68,7 @@ async def hot_wallet_tokens(chain: Chain) -> None:
 async def settle(sender: Sender, local_chain: LocalChain) -> None:
     """Sign and send, then N blocks and a pass to confirm."""
     await sender.run_once()
+    await automined(sender.chain, local_chain)  # in its block before the N are counted
     local_chain.mine(CONFIRMATIONS)
     await sender.run_once()
 
@@ -107,6 +108,8 @@ async def test_a_usdt_withdrawal_is_held_sent_once_and_confirmed_after_n(
 
     await sender.run_once()
     assert await status_of(sessions, body["id"]) == "sent"
+    # Its own block first: mined by the N-2 below instead (the miner a moment late), it would end one more short.
+    await automined(chain, local_chain)
     local_chain.mine(CONFIRMATIONS - 2)  # the transaction's block and N-2 more: one short
     await sender.run_once()
     assert await status_of(sessions, body["id"]) == "sent"
@@ -269,6 +272,7 @@ async def test_a_nonce_gap_is_filled_and_the_withdrawal_behind_it_lands(
     hot, pending = await a_nonce_nobody_holds(chain, sessions, sender)
     _, to, wid = await a_held_withdrawal(client, wallet_service.url, 3 * USDT, funded=10 * USDT)
     await sender.run_once()  # signed at pending + 1: stuck behind the gap, which is filled in the same pass
+    await automined(chain, local_chain)
     async with sessions() as session:
         filler = await session.scalar(
             text("SELECT tx_hash FROM chain_txs WHERE purpose = 'filler' AND nonce = :n"), {"n": pending}
