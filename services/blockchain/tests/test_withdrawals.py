@@ -437,3 +437,39 @@ async def test_a_transaction_the_node_keeps_refusing_fails_the_withdrawal_and_it
     await settle(sender, local_chain)
     assert await status_of(sessions, later) == "confirmed"
     assert await token_balance(chain, to) == 3 * USDT
+
+
+async def test_withdrawals_signed_in_one_pass_count_what_the_earlier_ones_will_take(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    """The chain's balances show a withdrawal just sent only once it is mined (a block time later on a real
+    chain, a moment later with automine). Two withdrawals held while the hot wallet could pay both, then its
+    tokens fall to what pays one (moved by an operator, say): one pass sends the first and keeps the second
+    held, rather than sending it to revert on chain; it goes once the tokens are back."""
+    hot, token = chain.master.hot_wallet(), token_contract(chain)
+    _, _, first = await a_held_withdrawal(client, wallet_service.url, 6 * USDT, funded=10 * USDT)
+    _, to, second = await a_held_withdrawal(client, wallet_service.url, 6 * USDT, funded=10 * USDT)
+    spare = await token_balance(chain, hot.address) - 10 * USDT
+    # All but 10 USDT go to anvil's account 1 for a while (which gives them back).
+    away = await token.functions.transfer(DEPOSITOR.address, spare).build_transaction({"from": hot.address})
+    await send(chain.w3, hot, {"to": away["to"], "data": away["data"]})
+    try:
+        with local_chain.mining_held():  # the first one's block not there yet, as on a real chain
+            await sender.run_once()
+            assert await status_of(sessions, first) == "sent"
+            assert await status_of(sessions, second) == "held"
+            local_chain.mine(CONFIRMATIONS)
+        await sender.run_once()
+        assert await status_of(sessions, first) == "confirmed"
+        assert await status_of(sessions, second) == "held"  # 4 USDT left: still short
+    finally:
+        back = await token.functions.transfer(hot.address, spare).build_transaction({"from": DEPOSITOR.address})
+        await send(chain.w3, DEPOSITOR, {"to": back["to"], "data": back["data"]})
+    await settle(sender, local_chain)
+    assert await status_of(sessions, second) == "confirmed"
+    assert await token_balance(chain, to) == 6 * USDT
