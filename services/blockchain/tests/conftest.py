@@ -157,6 +157,19 @@ def depositor(chain: Chain) -> Depositor:
     return Depositor(chain)
 
 
+async def automined(chain: Chain, local_chain: LocalChain) -> list[dict[str, Any]]:
+    """The receipts of every transaction the node holds ready to mine, once mined (automine on).
+
+    anvil answers a send before its miner has put the transaction in a block, so a read of the chain (a nonce
+    count, a balance) or a pass that needs what the last pass sent to be mined, straight after a send, races the
+    miner (a CI flake). Tests wait here for those very transactions instead (bounded by the timeout). Ones
+    queued behind a nonce gap are not waited for: no block takes them until the gap is filled.
+    """
+    ready = local_chain.rpc("txpool_content")["pending"]
+    hashes = [tx["hash"] for by_nonce in ready.values() for tx in by_nonce.values()]
+    return [dict(await chain.w3.eth.wait_for_transaction_receipt(h, timeout=30)) for h in hashes]
+
+
 async def address_of(client: AsyncTestClient[Litestar], player_id: str, asset: str = "USDT") -> str:
     response = await client.get("/api/v1/deposits/address", params={"asset": asset}, headers=bearer(player_id))
     assert response.status_code == 200, response.text

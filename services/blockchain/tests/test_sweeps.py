@@ -20,7 +20,7 @@ from tablium_blockchain.settings import BlockchainSettings
 
 from tablium_kit.localchain import LocalChain
 
-from .conftest import CONFIRMATIONS, Depositor, address_of
+from .conftest import CONFIRMATIONS, Depositor, address_of, automined
 from .test_watcher import catch_up
 
 
@@ -74,7 +74,9 @@ async def test_usdt_and_eth_deposits_are_swept_once_into_the_hot_wallet(
     hot_eth = int(await chain.w3.eth.get_balance(hot))
 
     await sweeper.run_once()  # opens both: the ETH sweep sent, the token's gas sent to its address
+    await automined(chain, local_chain)  # the gas in a block before the pass that looks for it
     await sweeper.run_once()  # the gas arrived (automine): the token sweep is sent
+    await automined(chain, local_chain)
     local_chain.mine(CONFIRMATIONS)
     await sweeper.run_once()
     sweeps = await rows(sessions, "SELECT address, asset, amount, status, gas_tx_hash IS NOT NULL FROM sweeps")
@@ -144,8 +146,13 @@ async def test_stuck_sweeps_are_replaced_with_higher_fees_and_swept_once(
         local_chain.mine(1)
         await eager.run_once()
         local_chain.mine(CONFIRMATIONS)
+    # Automine back on: what the pool held, then what each pass sends, mined before the next pass looks (an
+    # eager pass finding its own transaction not yet mined would re-sign it, and a token sweep wait a top-up).
+    await automined(chain, local_chain)
     await eager.run_once()
+    await automined(chain, local_chain)
     await eager.run_once()
+    await automined(chain, local_chain)
     local_chain.mine(CONFIRMATIONS)
     await eager.run_once()
     statuses = await rows(
@@ -202,7 +209,9 @@ async def test_a_gas_transfer_the_node_keeps_refusing_fails_the_sweep_and_its_no
     assert int(await chain.w3.eth.get_transaction_count(hot)) == gas_nonce + 1
 
     await sweeper.run_once()  # a new sweep of the address, at the nonce the failed one freed
+    await automined(chain, local_chain)  # its gas in a block before the pass that sends the token sweep
     await sweeper.run_once()
+    await automined(chain, local_chain)
     local_chain.mine(CONFIRMATIONS)
     await sweeper.run_once()
     statuses = await rows(sessions, "SELECT status FROM sweeps WHERE address = :a ORDER BY created_at", a=address)

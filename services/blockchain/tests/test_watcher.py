@@ -171,6 +171,7 @@ async def test_a_deposit_mined_again_after_a_reorg_is_credited_once(
     local_chain.mine(2)
     # The same signed transaction lands again, in another block.
     assert local_chain.rpc("eth_sendRawTransaction", raw) == tx_hash
+    await chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)  # automined: its own block, then N + 1
     local_chain.mine(CONFIRMATIONS + 1)
     await catch_up(watcher)
     await catch_up(watcher)

@@ -134,8 +134,12 @@ async def test_a_crash_at_any_step_sends_once_and_settles_once(
     status = await one(sessions, "SELECT status FROM withdrawals WHERE id = :w", w=wid)
     signed = await one(sessions, "SELECT count(*) FROM chain_txs WHERE withdrawal_id = :w", w=wid)
     assert (status, signed) == {"signed": ("held", 0), "recorded": ("signed", 1), "sent": ("signed", 1)}[step]
+    if step == "sent":
+        # Automine: what was broadcast is mined, just after the node answered the send: waited for, not raced.
+        sent = await one(sessions, "SELECT tx_hash FROM chain_txs WHERE withdrawal_id = :w", w=wid)
+        await chain.w3.eth.wait_for_transaction_receipt(sent, timeout=30)
     mined = int(await chain.w3.eth.get_transaction_count(hot))
-    assert mined == nonce_before + (1 if step == "sent" else 0)  # automine: what was broadcast is mined
+    assert mined == nonce_before + (1 if step == "sent" else 0)
 
     service = await serve()
     try:

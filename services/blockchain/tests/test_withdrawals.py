@@ -23,7 +23,7 @@ from tablium_kit.localchain import LocalChain
 from tablium_kit.messaging.testing import AmqpNames
 from tablium_kit.service_processes import ServiceProcess
 
-from .conftest import CONFIRMATIONS, DEPOSITOR, bearer, blockchain_settings
+from .conftest import CONFIRMATIONS, DEPOSITOR, automined, bearer, blockchain_settings
 from .withdrawal_support import (
     a_held_withdrawal,
     available,
@@ -68,6 +68,7 @@ async def hot_wallet_tokens(chain: Chain) -> None:
 async def settle(sender: Sender, local_chain: LocalChain) -> None:
     """Sign and send, then N blocks and a pass to confirm."""
     await sender.run_once()
+    await automined(sender.chain, local_chain)  # in its block before the N are counted
     local_chain.mine(CONFIRMATIONS)
     await sender.run_once()
 
@@ -107,6 +108,8 @@ async def test_a_usdt_withdrawal_is_held_sent_once_and_confirmed_after_n(
 
     await sender.run_once()
     assert await status_of(sessions, body["id"]) == "sent"
+    # Its own block first: mined by the N-2 below instead (the miner a moment late), it would end one more short.
+    await automined(chain, local_chain)
     local_chain.mine(CONFIRMATIONS - 2)  # the transaction's block and N-2 more: one short
     await sender.run_once()
     assert await status_of(sessions, body["id"]) == "sent"
@@ -269,6 +272,7 @@ async def test_a_nonce_gap_is_filled_and_the_withdrawal_behind_it_lands(
     hot, pending = await a_nonce_nobody_holds(chain, sessions, sender)
     _, to, wid = await a_held_withdrawal(client, wallet_service.url, 3 * USDT, funded=10 * USDT)
     await sender.run_once()  # signed at pending + 1: stuck behind the gap, which is filled in the same pass
+    await automined(chain, local_chain)
     async with sessions() as session:
         filler = await session.scalar(
             text("SELECT tx_hash FROM chain_txs WHERE purpose = 'filler' AND nonce = :n"), {"n": pending}
@@ -433,3 +437,39 @@ async def test_a_transaction_the_node_keeps_refusing_fails_the_withdrawal_and_it
     await settle(sender, local_chain)
     assert await status_of(sessions, later) == "confirmed"
     assert await token_balance(chain, to) == 3 * USDT
+
+
+async def test_withdrawals_signed_in_one_pass_count_what_the_earlier_ones_will_take(
+    client: AsyncTestClient[Litestar],
+    chain: Chain,
+    sender: Sender,
+    local_chain: LocalChain,
+    sessions: async_sessionmaker[AsyncSession],
+    wallet_service: ServiceProcess,
+) -> None:
+    """The chain's balances show a withdrawal just sent only once it is mined (a block time later on a real
+    chain, a moment later with automine). Two withdrawals held while the hot wallet could pay both, then its
+    tokens fall to what pays one (moved by an operator, say): one pass sends the first and keeps the second
+    held, rather than sending it to revert on chain; it goes once the tokens are back."""
+    hot, token = chain.master.hot_wallet(), token_contract(chain)
+    _, _, first = await a_held_withdrawal(client, wallet_service.url, 6 * USDT, funded=10 * USDT)
+    _, to, second = await a_held_withdrawal(client, wallet_service.url, 6 * USDT, funded=10 * USDT)
+    spare = await token_balance(chain, hot.address) - 10 * USDT
+    # All but 10 USDT go to anvil's account 1 for a while (which gives them back).
+    away = await token.functions.transfer(DEPOSITOR.address, spare).build_transaction({"from": hot.address})
+    await send(chain.w3, hot, {"to": away["to"], "data": away["data"]})
+    try:
+        with local_chain.mining_held():  # the first one's block not there yet, as on a real chain
+            await sender.run_once()
+            assert await status_of(sessions, first) == "sent"
+            assert await status_of(sessions, second) == "held"
+            local_chain.mine(CONFIRMATIONS)
+        await sender.run_once()
+        assert await status_of(sessions, first) == "confirmed"
+        assert await status_of(sessions, second) == "held"  # 4 USDT left: still short
+    finally:
+        back = await token.functions.transfer(hot.address, spare).build_transaction({"from": DEPOSITOR.address})
+        await send(chain.w3, DEPOSITOR, {"to": back["to"], "data": back["data"]})
+    await settle(sender, local_chain)
+    assert await status_of(sessions, second) == "confirmed"
+    assert await token_balance(chain, to) == 6 * USDT

@@ -42,6 +42,7 @@ from tablium_blockchain.services.signing import (
     crash_point,
     known_to_node,
     market_fees,
+    payload_of,
     receipt,
     refused_for_good,
     replace,
@@ -134,14 +135,45 @@ class Sender:
         return {"to": token.address, "data": data, "gas": gas + gas // 5}  # a margin: state moves meanwhile
 
     async def _can_pay(self, withdrawal: Withdrawal, tx: dict[str, Any], max_fee: int) -> bool:
+        """The hot wallet's balances, less what its own transactions not mined yet will take, cover ``tx``."""
         w3 = self.chain.w3
-        eth = int(await w3.eth.get_balance(self.hot.address))
+        # The balances show a transaction only once it is mined: a block time after its send on a real chain,
+        # a moment after it with automine. Counted first, so one mined meanwhile is subtracted twice (it waits
+        # a pass), never missed (a withdrawal sent to revert).
+        eth_owed, asset_owed = await self._unmined(withdrawal.asset)
+        eth = int(await w3.eth.get_balance(self.hot.address)) - eth_owed
         if eth < int(tx.get("value", 0)) + int(tx["gas"]) * max_fee:
             return False
         if withdrawal.asset == "ETH":
             return True
         token = token_contract(self.chain, withdrawal.asset)
-        return int(await token.functions.balanceOf(self.hot.address).call()) >= withdrawal.amount
+        return int(await token.functions.balanceOf(self.hot.address).call()) - asset_owed >= withdrawal.amount
+
+    async def _unmined(self, asset: str) -> tuple[int, int]:
+        """What the hot wallet's transactions at nonces not mined yet will still take from it: ETH (value and
+        gas at most, of the costliest version of each nonce), and ``asset`` (the outstanding withdrawals')."""
+        mined = int(await self.chain.w3.eth.get_transaction_count(self.hot.address, "latest"))
+        async with self.sessions() as session:
+            versions = await session.scalars(
+                select(ChainTx).where(
+                    ChainTx.chain_id == self.chain.chain_id, ChainTx.sender == self.hot.address, ChainTx.nonce >= mined
+                )
+            )
+            costliest: dict[int, int] = {}
+            for version in versions:
+                cost = payload_of(version)["value"] + version.gas * version.max_fee_per_gas
+                costliest[version.nonce] = max(cost, costliest.get(version.nonce, 0))
+            owed = 0
+            if asset != "ETH":
+                owed = await session.scalar(
+                    select(func.coalesce(func.sum(Withdrawal.amount), 0)).where(
+                        Withdrawal.chain_id == self.chain.chain_id,
+                        Withdrawal.asset == asset,
+                        Withdrawal.status.in_(OUTSTANDING),
+                        Withdrawal.nonce >= mined,
+                    )
+                )
+        return sum(costliest.values()), int(owed or 0)
 
     async def _sign(self, withdrawal: Withdrawal) -> None:
         base_fee, tip = await market_fees(self.chain)

@@ -89,14 +89,11 @@ class Matching:
         async with self.sessions.begin() as session:
             await lock_list(session, key)
             await self._pump_locked(session, key, made)
-            seat = (
-                await session.execute(
-                    select(Seat)
-                    .join(CashTable, CashTable.id == Seat.table_id)
-                    .where(key.tables(), Seat.player_id == player_id, Seat.status.in_(ACTIVE_SEAT))
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            # The place in line before the seat: a sit-down with an offer takes no list lock, and its commit
+            # turns the entry from offered to seated and adds the seat at once. Each statement sees what was
+            # committed when it began, so looking for the seat first could miss both (the seat not yet there,
+            # the entry no longer offered) and hold a second seat; looked for in this order, the seat that
+            # replaced the entry is always seen (a flake of two identical quick seats, ADR 0008).
             entry = (
                 await session.execute(
                     select(WaitingEntry).where(
@@ -104,6 +101,14 @@ class Matching:
                         WaitingEntry.player_id == player_id,
                         WaitingEntry.status.in_(ACTIVE_ENTRY),
                     )
+                )
+            ).scalar_one_or_none()
+            seat = (
+                await session.execute(
+                    select(Seat)
+                    .join(CashTable, CashTable.id == Seat.table_id)
+                    .where(key.tables(), Seat.player_id == player_id, Seat.status.in_(ACTIVE_SEAT))
+                    .limit(1)
                 )
             ).scalar_one_or_none()
             if seat is None and entry is None:
