@@ -8,7 +8,6 @@ import asyncio
 import random
 
 import httpx
-
 from tablium_lobby.bots.cli import register
 
 
