@@ -31,6 +31,7 @@ import msgspec
 import websockets
 from tablium_lobby.bots import POLICIES
 from tablium_lobby.bots.cli import RebuyingBot
+from tablium_lobby.bots.credentials import Credentials
 
 # The actions a player (or the clock) takes: one hand_actions row each, one action-broadcast each.
 PLAYER_ACTIONS = frozenset({"fold", "check", "call", "bet", "raise"})
@@ -208,6 +209,7 @@ async def main(spec_path: str, result_path: str) -> None:
                     rng=random.Random(rng.random()),
                     think_s=spec["think_s"],
                     http=http,
+                    login=Credentials(http, spec["lobby"], player["token"]),
                     lobby=spec["lobby"],
                     table_id=table["id"],
                     log=log,

@@ -13,7 +13,9 @@ import httpx
 
 
 class Credentials:
-    def __init__(self, http: httpx.AsyncClient, player_url: str, access_token: str, refresh_token: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, player_url: str, access_token: str, refresh_token: str | None = None
+    ) -> None:
         self.http = http
         self.player_url = player_url
         self.access_token = access_token
@@ -42,6 +44,8 @@ class Credentials:
         async with self._refreshing:
             if self.access_token != stale:
                 return True  # another request renewed it meanwhile
+            if self.refresh_token is None:
+                return False  # a token handed over without a login (tests, benchmarks): nothing to renew it with
             response = await self.http.post(
                 f"{self.player_url}/api/v1/auth/refresh", json={"refresh_token": self.refresh_token}
             )
