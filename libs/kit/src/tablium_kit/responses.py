@@ -102,9 +102,14 @@ def answer_plain_json_directly(app: Litestar) -> int:
             litestar_handler = handler.get_response_handler()  # built and memoised by Litestar
             encoders = {**(Response.type_encoders or {}), **(handler.resolve_type_encoders() or {})}
             encode = msgspec.json.Encoder(enc_hook=get_serializer(encoders)).encode
-            mapping = handler._response_handler_mapping
+            mapping = handler._response_handler_mapping  # Litestar's memo of the handlers it built
             if mapping["default_handler"] is Empty:
                 continue
-            mapping["default_handler"] = _direct_handler(litestar_handler, handler.status_code, encode)
+            # A new memo for this app's copy of the handler: Litestar's copies of a function handler share one
+            # dict, and another app (a test's bare Litestar, say) keeps its own answers.
+            handler._response_handler_mapping = {
+                **mapping,
+                "default_handler": _direct_handler(litestar_handler, handler.status_code, encode),
+            }
             count += 1
     return count

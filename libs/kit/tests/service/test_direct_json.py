@@ -76,10 +76,16 @@ class Answers(Controller):
         return {"what": object()}
 
 
+@get("/answers/alone", sync_to_thread=False)
+def alone() -> dict[str, int]:
+    return {"table": 7}
+
+
 # Decided from the route's configuration; what a handler returns at run time that isn't a Struct, a dict or a
 # list (a Response, a string, bytes, None, ...) goes on to Litestar's own handler.
-DIRECT = {"struct", "mapping", "listing", "created", "nothing", "response", "text", "raw", "unencodable"}
+DIRECT = {"alone", "struct", "mapping", "listing", "created", "nothing", "response", "text", "raw", "unencodable"}
 PATHS = [
+    ("GET", "/answers/alone"),
     ("GET", "/answers/struct"),
     ("GET", "/answers/dict"),
     ("GET", "/answers/list"),
@@ -131,7 +137,8 @@ async def _answer(app: Litestar, method: str, path: str) -> list[Message]:
 
 @pytest.fixture(scope="module")
 def kit_app(sample_settings: ServiceSettings) -> Litestar:
-    return create_service_app(ServiceDefinition(settings=sample_settings, title="answers", route_handlers=[Answers]))
+    definition = ServiceDefinition(settings=sample_settings, title="answers", route_handlers=[Answers, alone])
+    return create_service_app(definition)
 
 
 def test_only_plain_json_routes_get_the_direct_handler(kit_app: Litestar) -> None:
@@ -147,7 +154,7 @@ def test_only_plain_json_routes_get_the_direct_handler(kit_app: Litestar) -> Non
 
 @pytest.mark.parametrize(("method", "path"), PATHS)
 async def test_the_kit_answers_as_litestar_does(kit_app: Litestar, method: str, path: str) -> None:
-    bare = Litestar(route_handlers=[Answers])
+    bare = Litestar(route_handlers=[Answers, alone])
     expected = await _answer(bare, method, path)
     got = await _answer(kit_app, method, path)
     assert [m["type"] for m in got] == [m["type"] for m in expected]
@@ -155,6 +162,13 @@ async def test_the_kit_answers_as_litestar_does(kit_app: Litestar, method: str, 
     kept = [h for h in got[0]["headers"] if h[0] not in LAYER_HEADERS and h != NO_STORE]
     assert kept == expected[0]["headers"]
     assert [m.get("body") for m in got[1:]] == [m.get("body") for m in expected[1:]]
+
+
+def test_another_app_serving_the_same_handler_keeps_litestars_answers(kit_app: Litestar) -> None:
+    """Litestar's copies of a function handler share one memo of their response handlers: the kit's is this app's."""
+    bare = Litestar(route_handlers=[alone])
+    bare_alone = next(h for r in bare.routes for h in getattr(r, "route_handlers", []) if h.handler_name == "alone")
+    assert "_direct_handler" not in getattr(bare_alone.get_response_handler(), "__qualname__", "")
 
 
 async def test_a_direct_answer_is_the_encoded_body_and_its_two_headers(kit_app: Litestar) -> None:
