@@ -14,6 +14,7 @@ from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.types import Message
 
 from tablium_kit.app import ServiceDefinition, create_service_app
+from tablium_kit.middleware import ServiceLayer
 from tablium_kit.responses import JsonAnswer
 from tablium_kit.settings import ServiceSettings
 
@@ -194,3 +195,14 @@ async def test_what_the_encoder_refuses_is_litestars_error(kit_app: Litestar) ->
     got = await _answer(kit_app, "GET", "/answers/unencodable")
     assert got[0]["status"] == 500
     assert (b"content-type", b"application/problem+json") in got[0]["headers"]
+
+
+async def test_the_layer_calls_the_router_and_litestars_error_handling_answers_failures(kit_app: Litestar) -> None:
+    layer = kit_app.asgi_handler
+    assert isinstance(layer, ServiceLayer)
+    assert layer.app is kit_app.asgi_router  # no ExceptionHandlerMiddleware in between on the way in
+    assert layer.errors is not None
+    missing = await _answer(kit_app, "GET", "/answers/nowhere")
+    assert missing[0]["status"] == 404
+    assert (b"content-type", b"application/problem+json") in missing[0]["headers"]
+    assert any(name == b"x-request-id" for name, _ in missing[0]["headers"])
