@@ -431,11 +431,12 @@ def report(runs: list[Run], rounds: list[dict[str, Measured]], args: argparse.Na
             f"\n{name}: paced p99 (ms) direct and via gateway back to back, {PAIRS} pairs a round (order "
             "alternating); CPU pressure: ms per second during which some runnable task waited for a CPU"
         )
-        print("| pair | direct p99 | via gateway p99 | added | CPU pressure direct / via gateway |")
-        print("|------|------------|-----------------|-------|-----------------------------------|")
+        print("| round | pair | direct p99 | via gateway p99 | added | CPU pressure direct / via gateway |")
+        print("|-------|------|------------|-----------------|-------|-----------------------------------|")
         for number, p in enumerate(pairs):
-            print(f"| {number:>4} | {p.direct:>10.2f} | {p.gateway:>15.2f} | {p.gateway - p.direct:>+5.1f} |"
-                  f" {p.direct_pressure:>15.0f} / {p.gateway_pressure:<15.0f} |")  # fmt: skip
+            pressure = f"{p.direct_pressure:>15.0f} / {p.gateway_pressure:<15.0f}"
+            print(f"| {number // PAIRS:>5} | {number:>4} | {p.direct:>10.2f} | {p.gateway:>15.2f} |"
+                  f" {p.gateway - p.direct:>+5.1f} | {pressure} |")  # fmt: skip
         added = sorted(p.gateway - p.direct for p in pairs)
         print(f"medians: direct {direct:.2f}, via gateway {gateway:.2f} (difference {gateway - direct:+.2f}); added "
               f"per pair: median {statistics.median(added):+.2f}, quartiles {_percentile(added, 0.25):+.2f} / "

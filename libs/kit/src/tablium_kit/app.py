@@ -49,7 +49,7 @@ from tablium_kit.health import HealthController, NotReady, Readiness
 from tablium_kit.inputs import StrictJSONRequest
 from tablium_kit.messaging import Consumer, MessagingTables, Relay
 from tablium_kit.messaging.consumer import Handler
-from tablium_kit.middleware import ServiceLayer
+from tablium_kit.middleware import around_router
 from tablium_kit.observability import (
     MetricsController,
     instrument_database,
@@ -59,6 +59,7 @@ from tablium_kit.observability import (
     tracing_plugin,
 )
 from tablium_kit.openapi import closed_schemas, document_problems
+from tablium_kit.responses import answer_plain_json_directly
 from tablium_kit.settings import ServiceSettings
 
 log = structlog.get_logger("tablium.kit")
@@ -286,6 +287,8 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
     )
     _check_authentication_cannot_be_skipped(app, authenticator)
     _resolve_sync_dependencies_inline(app)
+    # Plain JSON answers encoded and sent without Litestar's per-request response objects (responses.py).
+    answer_plain_json_directly(app)
     # Litestar builds the document once and serves that object; every route is registered by now,
     # so the kit's rewrite is what /schema serves.
     body_types = [
@@ -296,9 +299,10 @@ def create_service_app(service: ServiceDefinition) -> Litestar:
         if handler.parsed_data_field is not None
     ]
     document_problems(app.openapi_schema, closed=closed_schemas(body_types))
-    # Outside Litestar's error handling, so every response passes through it (middleware.py).
-    app.asgi_handler = ServiceLayer(
-        app.asgi_handler, trusted_proxies=settings.trusted_proxies, app_name=f"tablium-{settings.service_name}"
+    # Around the router, in place of Litestar's outer error handling, whose answers it passes on: every response
+    # passes through it (middleware.py).
+    app.asgi_handler = around_router(
+        app, trusted_proxies=settings.trusted_proxies, app_name=f"tablium-{settings.service_name}"
     )
     app.state.settings = settings
     app.state.authenticator = authenticator

@@ -34,8 +34,10 @@ from itertools import accumulate, count
 from typing import Final
 
 import structlog
+from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.utils.scope.state import ScopeState
 from prometheus_client import REGISTRY, Metric
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -119,10 +121,12 @@ class RequestMetrics(Collector):
         # Per series: one count per bucket (the last is +Inf), then the sum of seconds.
         self.series: dict[SeriesKey, list[float]] = {}
 
+    def add_series(self, key: SeriesKey) -> list[float]:
+        counts = self.series[key] = [0] * (len(_BUCKETS) + 1) + [0.0]
+        return counts
+
     def observe(self, key: SeriesKey, seconds: float) -> None:
-        counts = self.series.get(key)
-        if counts is None:
-            counts = self.series[key] = [0] * (len(_BUCKETS) + 1) + [0.0]
+        counts = self.series.get(key) or self.add_series(key)
         counts[bisect_left(_BUCKETS, seconds)] += 1  # "le" buckets: a value equal to a bound is in it
         counts[-1] += seconds
 
@@ -223,16 +227,49 @@ async def _refuse(send: Send, status: int, detail: str, request_id: bytes) -> No
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-class ServiceLayer:
-    """Client address, request id, input and header hygiene, request session and request metrics, in one layer."""
+_FAILURE_KEY: Final = "tablium.failure"
 
-    def __init__(self, app: ASGIApp, *, trusted_proxies: list[str], app_name: str) -> None:
+
+async def raise_failure(scope: Scope, receive: Receive, send: Send) -> None:
+    """What Litestar's error handling wraps once the kit's layer calls the router itself: it raises what the
+    router raised, for that error handling to answer (:class:`ServiceLayer`)."""
+    raise scope.pop(_FAILURE_KEY)  # type: ignore[typeddict-item]
+
+
+def around_router(app: Litestar, *, trusted_proxies: list[str], app_name: str) -> ServiceLayer:
+    """The kit's layer for ``app``, in place of Litestar's outer error handling when nothing sits between that
+    and the router (no CORS, no tracing middleware); otherwise around whatever Litestar built."""
+    handler = app.asgi_handler
+    if getattr(handler, "app", None) is app.asgi_router:
+        handler.app = raise_failure  # type: ignore[attr-defined]
+        return ServiceLayer(app.asgi_router, trusted_proxies=trusted_proxies, app_name=app_name, errors=handler)
+    return ServiceLayer(handler, trusted_proxies=trusted_proxies, app_name=app_name)
+
+
+class ServiceLayer:
+    """Client address, request id, input and header hygiene, request session and request metrics, in one layer.
+
+    Litestar wraps its router in its error handling (an ``ExceptionHandlerMiddleware``): one more call and one
+    more ``send`` wrapper per request, only to know whether the response started, which this layer knows
+    anyway. So the layer can take its place on the way in (:func:`around_router`): ``app`` is then the router,
+    and ``errors`` Litestar's own error handling with :func:`raise_failure` inside it, which the layer calls
+    only when the router raised: the app's and the route's exception handlers, Litestar's logging and its
+    "exception after the response started" rule answer as before, paid for only when something failed.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, trusted_proxies: list[str], app_name: str, errors: ASGIApp | None = None
+    ) -> None:
         self.app = app
         self.trusted = [ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies]
         self.app_name = app_name
+        self.errors = errors
+        self.series = REQUEST_METRICS.series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
+        method: str = scope["method"] if scope["type"] == _HTTP else ""  # a WebSocket has none
+        http = bool(method)
         forwarded_for: str | None = None
         request_id: bytes | None = None
         authorization: bytes | None = None
@@ -251,31 +288,22 @@ class ServiceLayer:
         query: bytes = scope.get("query_string", b"")
         # A printable path has no control character (C0, DEL and C1 are all unprintable): the regex scan
         # runs only for the others, or when there is a query string.
-        if (
-            scope["type"] == _HTTP
-            and (query or not path.isprintable())
-            and (where := control_character_in(path, query))
-        ):
+        if http and (query or not path.isprintable()) and (where := control_character_in(path, query)):
             # Refused before anything reads them: Postgres refuses NUL in text (a 500), and logs would
             # carry the rest. Counted as one unmatched series, like a 404.
             await _refuse(send, 400, f"control characters are not accepted (in the {where})", request_id)
-            REQUEST_METRICS.observe((scope["method"], UNMATCHED_ROUTE, 400, self.app_name), time.perf_counter() - start)
+            REQUEST_METRICS.observe((method, UNMATCHED_ROUTE, 400, self.app_name), time.perf_counter() - start)
             return
         credentials: dict[str, str] | None = None
         if query and any(marker in query for marker in _CREDENTIAL_MARKERS):  # parsed only when it may hold one
             scope["query_string"], credentials = take_query_credentials(query)
         context = request_context.set(RequestContext(request_id, authorization, credentials))
-        status = 500  # what an exception that escapes everything becomes
+        status = 0  # until the response starts (an exception that escapes everything is counted as a 500)
         failure: _Answer | None = None  # what replaces the handler's answer when its commit failed
         # HTTP/2 ends a stream without touching the connection: only HTTP/1.x bodies need reading to the end.
         # GET and HEAD are not looked at (no client of these APIs sends them a body, and reads are the hot path).
         body: _BodyReceive | None = None
-        if (
-            scope["type"] == _HTTP
-            and scope["method"] not in _BODYLESS
-            and scope.get("http_version") != "2"
-            and _sends_body(scope["headers"])
-        ):
+        if http and method not in _BODYLESS and scope.get("http_version") != "2" and _sends_body(scope["headers"]):
             receive = body = _BodyReceive(receive)
 
         async def send_tagged(message: Message) -> None:
@@ -317,12 +345,24 @@ class ServiceLayer:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_tagged)
+            try:
+                await self.app(scope, receive, send_tagged)
+            except Exception as exc:
+                if self.errors is None:
+                    raise
+                if status:  # Litestar's rule: an error after the response started is not answered again
+                    ScopeState.from_scope(scope).response_started = True
+                scope[_FAILURE_KEY] = exc  # type: ignore[typeddict-unknown-key]
+                await self.errors(scope, receive, send_tagged)
         finally:
             if REQUEST_SESSION_KEY in scope["state"]:
                 # No response was started (an escaped error, a websocket): nothing is committed.
                 await finish_request_session(scope, 500)
             request_context.reset(context)
-            if scope["type"] == _HTTP and scope["path"] not in _UNOBSERVED:
-                path = scope.get("path_template", UNMATCHED_ROUTE)
-                REQUEST_METRICS.observe((scope["method"], path, status, self.app_name), time.perf_counter() - start)
+            if http and scope["path"] not in _UNOBSERVED:
+                # REQUEST_METRICS.observe, inlined: it runs for every request
+                key = (method, scope.get("path_template", UNMATCHED_ROUTE), status or 500, self.app_name)
+                counts = self.series.get(key) or REQUEST_METRICS.add_series(key)
+                seconds = time.perf_counter() - start
+                counts[bisect_left(_BUCKETS, seconds)] += 1  # "le" buckets: a value equal to a bound is in it
+                counts[-1] += seconds

@@ -70,6 +70,9 @@ class VerifiedTokens:
         del self._entries[authorization]
         return None
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def put(self, authorization: bytes, principal: Principal, expires_at: float) -> None:
         if len(self._entries) >= self._size:
             # Dicts keep insertion order: drop the oldest entry.

@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
@@ -131,6 +132,7 @@ class JwksKeySource:
         self._timeout_s = timeout_s
         self._failure_backoff_s = failure_backoff_s
         self._keys: dict[str, RSAPublicKey] = {}
+        self._on_withdrawn: list[Callable[[], None]] = []
         self._fetched_at = -math.inf  # last successful fetch (monotonic)
         self._failed_at = -math.inf  # last failed fetch (monotonic)
         self._lock = asyncio.Lock()
@@ -171,8 +173,22 @@ class JwksKeySource:
                 "JWKS fetch failed; keeping the keys known", url=self._url, error=repr(exc), known=len(self._keys)
             )
             return
+        withdrawn = [
+            kid
+            for kid, key in self._keys.items()
+            if kid not in keys or keys[kid].public_numbers() != key.public_numbers()
+        ]
         self._keys = keys
         self._fetched_at = time.monotonic()
+        if withdrawn:
+            log.info("JWKS keys withdrawn; tokens they verified are verified again", kids=withdrawn)
+            for forget in self._on_withdrawn:
+                forget()
+
+    def on_withdrawn(self, forget: Callable[[], None]) -> None:
+        """Call ``forget`` when a fetch finds a key known before gone or changed: what it verified is no longer
+        to be believed (a withdrawn key may be a compromised one)."""
+        self._on_withdrawn.append(forget)
 
 
 class AccessTokenVerifier:
@@ -187,6 +203,10 @@ class AccessTokenVerifier:
         self._issuer = issuer
         self._audience = audience
         self._verified = VerifiedTokens(cache_size)
+        # A key the issuer withdrew verifies nothing more: the tokens it verified are verified again (and
+        # refused). Static key sources never withdraw one.
+        if isinstance(keys, JwksKeySource):
+            keys.on_withdrawn(self._verified.clear)
 
     def cached(self, authorization: bytes) -> Principal | None:
         """The principal of an ``Authorization`` header verified before, not expired; no coroutine on the hot path."""

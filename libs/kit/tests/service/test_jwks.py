@@ -131,6 +131,32 @@ async def test_keys_are_cached_and_rotation_is_picked_up(issuer: Issuer) -> None
     assert issuer.requests == 2  # an unknown kid triggered one re-fetch
 
 
+async def test_a_token_verified_before_its_key_was_withdrawn_is_refused_after(issuer: Issuer) -> None:
+    """The verified-token cache answers a token for its whole life; a key the issuer withdraws (compromised,
+    say) must not keep its tokens in service until they expire."""
+    issuer.add_key("k1")
+    issuer.add_key("k2")
+    check = verifier(JwksKeySource(issuer.url, cache_seconds=0, min_refetch_seconds=0))
+    by_k1 = bearer(issuer.token("k1"))
+    assert (await check.verify(by_k1)).subject == P1
+    assert check.cached(by_k1) is not None
+    del issuer.keys["k1"]
+    assert (await check.verify(bearer(issuer.token("k2")))).subject == P1  # a fetch, which finds k1 gone
+    assert check.cached(by_k1) is None
+    with pytest.raises(Unauthorized):
+        await check.verify(by_k1)
+
+
+async def test_a_key_kept_by_a_fetch_keeps_its_tokens_cached(issuer: Issuer) -> None:
+    issuer.add_key("k1")
+    check = verifier(JwksKeySource(issuer.url, cache_seconds=0, min_refetch_seconds=0))
+    by_k1 = bearer(issuer.token("k1"))
+    await check.verify(by_k1)
+    issuer.add_key("k2")
+    await check.verify(bearer(issuer.token("k2")))
+    assert check.cached(by_k1) is not None
+
+
 async def test_a_key_unknown_after_a_successful_fetch_is_401(issuer: Issuer) -> None:
     issuer.add_key("k1")
     check = verifier(JwksKeySource(issuer.url))
