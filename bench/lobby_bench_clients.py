@@ -43,6 +43,7 @@ class Window:
         self.start = float("inf")
         self.end = float("inf")
         self.stopping = False
+        self.stages = False  # record sends and receipts for the stage table (bench/lobby_bench_stages.py)
 
     def inside(self, t: float) -> bool:
         return self.start <= t < self.end
@@ -58,6 +59,10 @@ class TableLog:
         self.pending: dict[int, tuple[int, float]] = {}  # seat -> (seq the action answered, send time)
         self.sent_at: dict[int, float] = {}  # the action's resulting seq -> its send time
         self.actions_sent = 0
+        # With --stages: each timed action's (table, seq, send time) and each receipt's (table, seq, seat, time).
+        self.sends: list[tuple[str, int, float]] = []
+        self.timed: set[int] = set()
+        self.receipts: list[tuple[str, int, int, float]] = []
 
     def sent(self, seat: int, seq: int) -> None:
         now = time.time()
@@ -119,6 +124,11 @@ class ClientLog:
                     del self.table.pending[seat]
             if sent_at is not None and seat != self.seat and self.table.window.inside(sent_at):
                 self.table.samples.append((now - sent_at) * 1000)
+                if self.table.window.stages:
+                    if seq not in self.table.timed:
+                        self.table.timed.add(seq)
+                        self.table.sends.append((self.table.table_id, seq, sent_at))
+                    self.table.receipts.append((self.table.table_id, seq, self.seat, now))
 
 
 class LobbyBot(RebuyingBot):
@@ -238,12 +248,26 @@ async def main(spec_path: str, result_path: str) -> None:
             log.closed_early = True
 
     players = [asyncio.create_task(play(log, client)) for log, client in clients]
+    window.stages = bool(spec.get("stages"))
+    lags: list[float] = []
+
+    async def probe_lag() -> None:
+        # This process's own loop lag in the window: how late a receipt can be read after it arrived.
+        loop = asyncio.get_running_loop()
+        while not window.stopping:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            if window.inside(time.time()):
+                lags.append((loop.time() - before - 0.01) * 1000)
+
+    prober = asyncio.create_task(probe_lag())
     print("ready", flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     _, start, end = line.split()
     window.start, window.end = float(start), float(end)
     await asyncio.sleep(max(0.0, window.end - time.time()))
     window.stopping = True
+    await prober
     await asyncio.sleep(3.0)  # what was sent before the end arrives
     for task in players:
         task.cancel()
@@ -269,6 +293,9 @@ async def main(spec_path: str, result_path: str) -> None:
             {"table": log.table.table_id, "seat": log.seat, **gap} for log, _ in clients for gap in log.gap_details
         ],
         "sizes": {},
+        "sends": [send for t in tables for send in t.sends],
+        "receipts": [receipt for t in tables for receipt in t.receipts],
+        "bot_lags": lags,
         "clients": [
             {"table": t.table.table_id, "seat": t.seat, "from": t.snapshot_seq, "to": t.last, "actions": t.actions}
             for t, _ in clients

@@ -62,6 +62,8 @@ class LobbySettings(ServiceSettings, kw_only=True):
     # outlived two young collections and were promoted, so full collections over every socket's objects
     # ran every few seconds, each a pause of the whole loop (ADR 0012, fifth pass).
     gc_young_threshold: int = 10_000
+    # Bench only: a file the stages of every action are appended to (services/stages.py; "" = off).
+    stage_trace: str = ""
     # Run the consumer of the club service's events (the membership projection behind club tables).
     consume_events: bool = True
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
 from sqlalchemy import Row, TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from tablium_lobby.services.stages import ActionClock
 
 log = structlog.get_logger("tablium.lobby.commits")
 GROUP_LIMIT = 64
@@ -69,13 +72,18 @@ class Lanes:
         self._held.append(connection)
         return connection, driver
 
-    async def fetch_one(self, statement: TextClause, params: Mapping[str, Any]) -> Any | None:
-        """The statement's first row (None: no row), committed when this returns."""
+    async def fetch_one(
+        self, statement: TextClause, params: Mapping[str, Any], clock: ActionClock | None = None
+    ) -> Any | None:
+        """The statement's first row (None: no row), committed when this returns (``clock``: when a lane was
+        free, and when the statement returned)."""
         sql, names = self._sql.get(statement.text) or self._sql.setdefault(statement.text, positional(statement))
         args = [params[name] for name in names]
         async with self._slots:
             lane = self._free.pop() if self._free else await self._open()
             connection, driver = lane
+            if clock is not None:
+                clock.lane = time.time()
             try:
                 row = await driver.fetchrow(sql, *args)
             except BaseException:
@@ -85,6 +93,8 @@ class Lanes:
                     await connection.invalidate()
                 raise
             self._free.append(lane)
+            if clock is not None:
+                clock.committed = time.time()
             return row
 
     async def close(self) -> None:
@@ -121,13 +131,20 @@ class GroupCommit:
         # One statement on its own needs no BEGIN and no COMMIT: in autocommit it is its own transaction.
         self.lanes = Lanes(bind)
 
-    async def execute_one(self, statement: TextClause, params: Mapping[str, Any]) -> Row[Any] | Any | None:
+    async def execute_one(
+        self, statement: TextClause, params: Mapping[str, Any], clock: ActionClock | None = None
+    ) -> Row[Any] | Any | None:
         """One statement's first row, committed when this returns: alone (one round trip, on a lane), or
         in the open group."""
         if not self.enabled:
-            return await self.lanes.fetch_one(statement, params)
+            return await self.lanes.fetch_one(statement, params, clock)
         async with self.transaction() as session:
-            return (await session.execute(statement, params)).first()
+            if clock is not None:
+                clock.lane = time.time()
+            row = (await session.execute(statement, params)).first()
+        if clock is not None:
+            clock.committed = time.time()
+        return row
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
