@@ -22,12 +22,18 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import structlog
+from prometheus_client import Histogram
 from sqlalchemy import Row, TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from tablium_lobby.services.stages import ActionClock
 
 log = structlog.get_logger("tablium.lobby.commits")
+GROUPED = Histogram(
+    "tablium_lobby_lane_batch_statements",
+    "Statements a lane sent in one round trip and one transaction (those queued while the lanes were busy)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 GROUP_LIMIT = 64
 LANES = 6  # connections held for one-statement transactions (taken from the engine's pool)
 _PARAMETER = re.compile(r"(?<!:):(\w+)")
@@ -45,6 +51,28 @@ def positional(statement: TextClause) -> tuple[str, tuple[str, ...]]:
     return _PARAMETER.sub(number, statement.text), tuple(names)
 
 
+class _Queued:
+    """A statement waiting for a lane (:meth:`Lanes.fetch_grouped`)."""
+
+    __slots__ = ("args", "batch", "clock", "key", "sql")
+
+    def __init__(self, sql: str, args: list[Any], key: Any, clock: ActionClock | None) -> None:
+        self.sql, self.args, self.key, self.clock = sql, args, key, clock
+        self.batch: asyncio.Future[Any] | None = None  # its row once its batch committed (None: no row)
+
+
+def _settle(entry: _Queued, *, row: Any = None, exc: BaseException | None = None) -> None:
+    future = entry.batch
+    if future is None or future.done():
+        return
+    if exc is not None:
+        # Cancelled or failed mid-batch: the outcome is unknown to each caller (as a statement of its own).
+        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError("the batch was interrupted"))
+        future.exception()  # retrieved: a caller cancelled meanwhile never awaits it
+    else:
+        future.set_result(row)
+
+
 class Lanes:
     """A few connections kept checked out for single statements, each run straight on the driver
     (asyncpg) in its own transaction. All busy, a statement waits for one: the pool's way (a checkout,
@@ -60,6 +88,7 @@ class Lanes:
         self._free: list[tuple[AsyncConnection, Any]] = []
         self._held: list[AsyncConnection] = []
         self._sql: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._queued: list[_Queued] = []
 
     async def _open(self) -> tuple[AsyncConnection, Any]:
         connection = await self._autocommit.connect()
@@ -72,12 +101,15 @@ class Lanes:
         self._held.append(connection)
         return connection, driver
 
+    def _prepared(self, statement: TextClause) -> tuple[str, tuple[str, ...]]:
+        return self._sql.get(statement.text) or self._sql.setdefault(statement.text, positional(statement))
+
     async def fetch_one(
         self, statement: TextClause, params: Mapping[str, Any], clock: ActionClock | None = None
     ) -> Any | None:
         """The statement's first row (None: no row), committed when this returns (``clock``: when a lane was
         free, and when the statement returned)."""
-        sql, names = self._sql.get(statement.text) or self._sql.setdefault(statement.text, positional(statement))
+        sql, names = self._prepared(statement)
         args = [params[name] for name in names]
         async with self._slots:
             lane = self._free.pop() if self._free else await self._open()
@@ -96,6 +128,89 @@ class Lanes:
             if clock is not None:
                 clock.committed = time.time()
             return row
+
+    async def fetch_grouped(
+        self, statement: TextClause, params: Mapping[str, Any], key: str, clock: ActionClock | None = None
+    ) -> Any | None:
+        """As :meth:`fetch_one`, but the statements that queued while every lane was busy go together: one
+        round trip and one transaction (one commit, one WAL flush) for all of them, each committed when this
+        returns. ``key``: a parameter the statement returns as its first column, unique among those queued (a
+        table's hand: one action in flight a table), by which each caller finds its row.
+
+        At 500 tables one statement a lane made the lanes the queue: 165 ms p50 and over a second at p99
+        waiting for one, against 9 ms a statement (ADR 0012, sixth pass). Alone, a statement runs as in
+        :meth:`fetch_one`; several are atomic (asyncpg's ``fetchmany``: one implicit transaction up to its
+        Sync), so a statement that raises fails the others too, nothing of them committed, as a group commit.
+        """
+        sql, names = self._prepared(statement)
+        entry = _Queued(sql, [params[name] for name in names], params[key], clock)
+        self._queued.append(entry)
+        try:
+            while entry.batch is None:
+                await self._slots.acquire()
+                if entry.batch is not None:  # another caller's batch took it while this one waited
+                    self._slots.release()
+                    break
+                batch = self._take(sql)
+                if batch == [entry]:
+                    await self._run(sql, batch)  # alone: as fetch_one (a cancellation drops the lane)
+                else:
+                    # Shielded: the batch is others' commits too (it releases the slot itself).
+                    await asyncio.shield(self._run(sql, batch))
+        except BaseException:
+            if entry.batch is None:
+                self._queued.remove(entry)  # never sent: nothing written, as a statement never run
+            raise
+        return await asyncio.shield(entry.batch)
+
+    def _take(self, sql: str) -> list[_Queued]:
+        """The oldest queued statements of ``sql`` (one a key, at most GROUP_LIMIT), marked as taken."""
+        batch: list[_Queued] = []
+        keys: set[Any] = set()
+        kept: list[_Queued] = []
+        loop = asyncio.get_running_loop()
+        for entry in self._queued:
+            if entry.sql == sql and entry.key not in keys and len(batch) < GROUP_LIMIT:
+                entry.batch = loop.create_future()
+                keys.add(entry.key)
+                batch.append(entry)
+            else:
+                kept.append(entry)
+        self._queued = kept
+        return batch
+
+    async def _run(self, sql: str, batch: list[_Queued]) -> None:
+        try:
+            lane = self._free.pop() if self._free else await self._open()
+        except BaseException as exc:
+            self._slots.release()
+            for entry in batch:
+                _settle(entry, exc=exc)
+            raise
+        connection, driver = lane
+        began = time.time()
+        try:
+            if len(batch) == 1:
+                rows = [await driver.fetchrow(sql, *batch[0].args)]
+            else:
+                rows = await driver.fetchmany(sql, [entry.args for entry in batch])
+        except BaseException as exc:
+            self._held.remove(connection)
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
+            self._slots.release()
+            for entry in batch:
+                _settle(entry, exc=exc)
+            raise
+        self._free.append(lane)
+        self._slots.release()
+        ended = time.time()
+        GROUPED.observe(len(batch))
+        found = {row[0]: row for row in rows if row is not None}
+        for entry in batch:
+            if entry.clock is not None:
+                entry.clock.lane, entry.clock.committed = began, ended
+            _settle(entry, row=found.get(entry.key))
 
     async def close(self) -> None:
         while self._free:
@@ -132,11 +247,18 @@ class GroupCommit:
         self.lanes = Lanes(bind)
 
     async def execute_one(
-        self, statement: TextClause, params: Mapping[str, Any], clock: ActionClock | None = None
+        self,
+        statement: TextClause,
+        params: Mapping[str, Any],
+        clock: ActionClock | None = None,
+        *,
+        key: str | None = None,
     ) -> Row[Any] | Any | None:
-        """One statement's first row, committed when this returns: alone (one round trip, on a lane), or
-        in the open group."""
+        """One statement's first row, committed when this returns: on a lane (``key``: with the others queued
+        meanwhile, :meth:`Lanes.fetch_grouped`), or in the open group."""
         if not self.enabled:
+            if key is not None:
+                return await self.lanes.fetch_grouped(statement, params, key, clock)
             return await self.lanes.fetch_one(statement, params, clock)
         async with self.transaction() as session:
             if clock is not None:

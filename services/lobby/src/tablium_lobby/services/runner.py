@@ -273,7 +273,7 @@ class TableRunner:
             deadline=deadline,
         )
         clock.decided = time.time()
-        if await self.dealer.group.execute_one(RECORD_ACTION, write.params(), clock) is None:
+        if await self.dealer.group.execute_one(RECORD_ACTION, write.params(), clock, key="hand_id") is None:
             self._drop_cache()  # another writer moved the table: the hand in memory is not what it committed
             return None
         self.seq_seen = self.turn_seq = seq + 1
