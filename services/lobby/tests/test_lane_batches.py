@@ -36,17 +36,15 @@ async def seqs(engine: AsyncEngine) -> dict[int, int]:
 
 
 async def queued_behind_busy_lanes(lanes: Lanes, calls: list[dict[str, Any]]) -> list[Any]:
-    """Every lane busy while ``calls`` queue; then one lane frees and the queued go together."""
+    """Every lane busy while ``calls`` queue; then the lanes free and the queued go together."""
     for _ in range(lanes.size):
         await lanes._slots.acquire()
     tasks = [asyncio.create_task(lanes.fetch_grouped(MOVE, params, "id")) for params in calls]
     await asyncio.sleep(0.05)
     assert not any(task.done() for task in tasks)
-    lanes._slots.release()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for _ in range(lanes.size - 1):
+    for _ in range(lanes.size):
         lanes._slots.release()
-    return results
+    return await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_statements_queued_together_commit_in_one_round_trip(

@@ -54,16 +54,17 @@ def positional(statement: TextClause) -> tuple[str, tuple[str, ...]]:
 class _Queued:
     """A statement waiting for a lane (:meth:`Lanes.fetch_grouped`)."""
 
-    __slots__ = ("args", "batch", "clock", "key", "sql")
+    __slots__ = ("args", "clock", "key", "result", "sql", "taken")
 
     def __init__(self, sql: str, args: list[Any], key: Any, clock: ActionClock | None) -> None:
         self.sql, self.args, self.key, self.clock = sql, args, key, clock
-        self.batch: asyncio.Future[Any] | None = None  # its row once its batch committed (None: no row)
+        self.taken = False  # in a batch being sent
+        self.result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()  # its row (None: no row)
 
 
 def _settle(entry: _Queued, *, row: Any = None, exc: BaseException | None = None) -> None:
-    future = entry.batch
-    if future is None or future.done():
+    future = entry.result
+    if future.done():
         return
     if exc is not None:
         # Cancelled or failed mid-batch: the outcome is unknown to each caller (as a statement of its own).
@@ -89,6 +90,8 @@ class Lanes:
         self._held: list[AsyncConnection] = []
         self._sql: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._queued: list[_Queued] = []
+        self._grouping = 0  # lanes in use by fetch_grouped (alone or a batch)
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def _open(self) -> tuple[AsyncConnection, Any]:
         connection = await self._autocommit.connect()
@@ -132,46 +135,65 @@ class Lanes:
     async def fetch_grouped(
         self, statement: TextClause, params: Mapping[str, Any], key: str, clock: ActionClock | None = None
     ) -> Any | None:
-        """As :meth:`fetch_one`, but the statements that queued while every lane was busy go together: one
+        """As :meth:`fetch_one`, but the statements that queue while the lanes are busy go together: one
         round trip and one transaction (one commit, one WAL flush) for all of them, each committed when this
         returns. ``key``: a parameter the statement returns as its first column, unique among those queued (a
         table's hand: one action in flight a table), by which each caller finds its row.
 
         At 500 tables one statement a lane made the lanes the queue: 165 ms p50 and over a second at p99
-        waiting for one, against 9 ms a statement (ADR 0012, sixth pass). Alone, a statement runs as in
-        :meth:`fetch_one`; several are atomic (asyncpg's ``fetchmany``: one implicit transaction up to its
-        Sync), so a statement that raises fails the others too, nothing of them committed, as a group commit.
+        waiting for one, against 9 ms a statement (ADR 0012, sixth pass). With a lane free and nobody
+        waiting, a statement runs alone in the caller's task, as :meth:`fetch_one`; otherwise it queues, and
+        each lane that frees takes everything queued (asyncpg's ``fetchmany``: one implicit transaction up
+        to its Sync, so atomic: a statement that raises fails the others of its batch too, nothing of them
+        committed, as in a group commit). No window, no timer: a batch is what queued during the last one.
         """
+        if not self._queued and self._grouping < self.size and not self._slots.locked():
+            self._grouping += 1
+            try:
+                return await self.fetch_one(statement, params, clock)
+            finally:
+                self._grouping -= 1
+                self._drain()
         sql, names = self._prepared(statement)
         entry = _Queued(sql, [params[name] for name in names], params[key], clock)
         self._queued.append(entry)
+        self._drain()
         try:
-            while entry.batch is None:
-                await self._slots.acquire()
-                if entry.batch is not None:  # another caller's batch took it while this one waited
-                    self._slots.release()
-                    break
-                batch = self._take(sql)
-                if batch == [entry]:
-                    await self._run(sql, batch)  # alone: as fetch_one (a cancellation drops the lane)
-                else:
-                    # Shielded: the batch is others' commits too (it releases the slot itself).
-                    await asyncio.shield(self._run(sql, batch))
-        except BaseException:
-            if entry.batch is None:
+            return await asyncio.shield(entry.result)
+        except asyncio.CancelledError:
+            if not entry.taken:
                 self._queued.remove(entry)  # never sent: nothing written, as a statement never run
             raise
-        return await asyncio.shield(entry.batch)
 
-    def _take(self, sql: str) -> list[_Queued]:
-        """The oldest queued statements of ``sql`` (one a key, at most GROUP_LIMIT), marked as taken."""
+    def _drain(self) -> None:
+        """Lanes for what is queued, up to ``size`` in use for grouped statements."""
+        while self._queued and self._grouping < self.size:
+            self._grouping += 1
+            task = asyncio.create_task(self._send_queued(), name="lobby-lane-batch")
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _send_queued(self) -> None:
+        try:
+            while self._queued:
+                async with self._slots:
+                    batch = self._take()
+                    if batch:
+                        await self._run(batch)
+        except Exception:
+            log.warning("a lane batch failed", exc_info=True)  # its callers have the error
+        finally:
+            self._grouping -= 1
+            self._drain()
+
+    def _take(self) -> list[_Queued]:
+        """The oldest queued statements of one text, one a key, at most GROUP_LIMIT; marked as taken."""
         batch: list[_Queued] = []
         keys: set[Any] = set()
         kept: list[_Queued] = []
-        loop = asyncio.get_running_loop()
         for entry in self._queued:
-            if entry.sql == sql and entry.key not in keys and len(batch) < GROUP_LIMIT:
-                entry.batch = loop.create_future()
+            if (not batch or entry.sql == batch[0].sql) and entry.key not in keys and len(batch) < GROUP_LIMIT:
+                entry.taken = True
                 keys.add(entry.key)
                 batch.append(entry)
             else:
@@ -179,11 +201,11 @@ class Lanes:
         self._queued = kept
         return batch
 
-    async def _run(self, sql: str, batch: list[_Queued]) -> None:
+    async def _run(self, batch: list[_Queued]) -> None:
+        sql = batch[0].sql
         try:
             lane = self._free.pop() if self._free else await self._open()
         except BaseException as exc:
-            self._slots.release()
             for entry in batch:
                 _settle(entry, exc=exc)
             raise
@@ -198,12 +220,10 @@ class Lanes:
             self._held.remove(connection)
             with contextlib.suppress(Exception):
                 await connection.invalidate()
-            self._slots.release()
             for entry in batch:
                 _settle(entry, exc=exc)
             raise
         self._free.append(lane)
-        self._slots.release()
         ended = time.time()
         GROUPED.observe(len(batch))
         found = {row[0]: row for row in rows if row is not None}
