@@ -48,6 +48,7 @@ from typing import Any
 import aio_pika
 import httpx
 from lobby_bench_setup import serve_jwks, set_up_tables
+from lobby_bench_stages import print_stage_table, stage_table
 from sqlalchemy import text
 
 from tablium_kit import db
@@ -158,6 +159,15 @@ def processes_cpu_s(pids: list[int]) -> float:
     return total / TICKS
 
 
+def processes_runnable_s(pids: list[int]) -> float:
+    """Seconds these processes were runnable but waiting for a CPU (the bots: are they starved?)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def machine_busy() -> tuple[int, int]:
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
@@ -175,7 +185,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
     for i, share in enumerate(s for s in shares if s):
         spec, out = work / f"{mode}-spec-{i}.json", work / f"{mode}-result-{i}.json"
         spec.write_text(json.dumps({"mode": mode, "ws": ws, "lobby": lobby, "think_s": args.think, "seed": i,
-                                    "tables": share}))  # fmt: skip
+                                    "tables": share, "stages": args.stages}))  # fmt: skip
         process = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "lobby_bench_clients.py"), str(spec), str(out)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
@@ -197,7 +207,8 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         process.stdin.flush()
     time.sleep(max(0.0, start - time.time()))
     cpu0, busy0, wait0, load0 = target.cpu_s(), machine_busy(), target.runnable_s(), os.getloadavg()[0]
-    bots_cpu0 = processes_cpu_s([process.pid for process, _ in bots])
+    bot_pids = [process.pid for process, _ in bots]
+    bots_cpu0, bots_wait0 = processes_cpu_s(bot_pids), processes_runnable_s(bot_pids)
     profiler = None
     if args.profile and mode == "lobby":
         profile_path = Path(args.profile) / f"lobby-{len(tables)}.txt"
@@ -209,7 +220,8 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         )  # fmt: skip
     time.sleep(max(0.0, end - time.time()))
     cpu1, busy1, wait1, load1 = target.cpu_s(), machine_busy(), target.runnable_s(), os.getloadavg()[0]
-    bots_cpu = (processes_cpu_s([process.pid for process, _ in bots]) - bots_cpu0) / args.seconds
+    bots_cpu = (processes_cpu_s(bot_pids) - bots_cpu0) / args.seconds
+    bots_wait = (processes_runnable_s(bot_pids) - bots_wait0) / args.seconds
     rss_after = target.rss()
     for process, _ in bots:
         process.wait(timeout=120)
@@ -217,13 +229,13 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
         profiler.wait(timeout=60)
     merged: dict[str, Any] = collections.defaultdict(int)
     merged["samples"], merged["clients"], merged["sizes"] = [], [], collections.defaultdict(list)
-    merged["gap_details"] = []
+    merged["gap_details"], merged["sends"], merged["receipts"], merged["bot_lags"] = [], [], [], []
     for _, out in bots:
         result = json.loads(out.read_text())
         for key, value in result.items():
             if key == "error_kinds":
                 merged.setdefault("error_kinds", collections.Counter()).update(value)
-            elif key in ("samples", "clients", "gap_details"):
+            elif key in ("samples", "clients", "gap_details", "sends", "receipts", "bot_lags"):
                 merged[key].extend(value)
             elif key == "sizes":
                 for kind, sizes in value.items():
@@ -233,7 +245,7 @@ def run_bots(mode: str, ws: str, lobby: str, tables: list[dict[str, Any]], args:
     sockets = sum(len(t["players"]) for t in tables)
     merged.update(
         tables=len(tables), sockets=sockets, window=(start, end), cpu=(cpu1 - cpu0) / args.seconds,
-        starved=(wait1 - wait0) / args.seconds, load=(load0, load1), bots_cpu=bots_cpu,
+        starved=(wait1 - wait0) / args.seconds, load=(load0, load1), bots_cpu=bots_cpu, bots_wait=bots_wait,
         rss=rss_after, rss_per_socket=(rss_after - rss_before) / sockets,
         busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]),
     )  # fmt: skip
@@ -321,6 +333,9 @@ def main() -> None:
         help="seat five players a table straight into the database (bulk) or all through the API",
     )
     parser.add_argument("--profile", default=None, help="directory for py-spy profiles of the lobby worker")
+    parser.add_argument(
+        "--stages", action="store_true", help="trace each action's stages in the lobby and print where the time goes"
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.tables.split(",")]
 
@@ -339,6 +354,7 @@ def main() -> None:
                   "TABLIUM_EVENTS_EXCHANGE": exchange, "TABLIUM_WALLET_CONSUME_EVENTS": "false"}  # fmt: skip
     wallet = Service("wallet", [str(BIN / "tablium-wallet"), "serve", "--port", str(wallet_port)], wallet_env, work)
     rows: list[tuple[str, dict[str, Any]]] = []
+    stage_rows: list[tuple[str, dict[str, Any]]] = []
     try:
         wallet_url = f"http://127.0.0.1:{wallet_port}"
         wallet.wait_ready(f"{wallet_url}/health")
@@ -348,6 +364,9 @@ def main() -> None:
             asyncio.run(db.ensure_database(lobby_db))
             port = free_port()
             env = lobby_env(base, run, lobby_db, wallet_url, jwks, exchange, args)
+            trace = work / f"lobby-{n}-stages.jsonl"
+            if args.stages:
+                env["TABLIUM_LOBBY_STAGE_TRACE"] = str(trace)
             argv = server_argv(args.server, "tablium_lobby.app:create_app", port, args.workers)
             lobby = Service(f"lobby-{n}", argv, env, work)
             try:
@@ -360,6 +379,9 @@ def main() -> None:
                 asyncio.run(check_actions(lobby_db, result))
             finally:
                 lobby.stop()
+            if args.stages and trace.exists():
+                seats = {(t["id"], p["id"]): p["seat"] for t in tables for p in t["players"]}
+                stage_rows.append((f"lobby, {n} tables", stage_table(trace, result, seats)))
             workers = f", {args.workers} workers" if args.workers > 1 else ""
             rows.append((f"lobby ({args.server}{workers}{', grouped' if args.group_commits else ''})", result))
             if args.no_baseline:
@@ -390,6 +412,8 @@ def main() -> None:
         for gap in result.get("gap_details", [])[:10]:  # where a client saw a seq jump (first few per run)
             print(f"gap, {name}: table {gap['table']} seat {gap['seat']}: after {gap['after']} got {gap['got']} "
                   f"({gap['type']}) at {time.strftime('%H:%M:%S', time.gmtime(gap['at']))}")  # fmt: skip
+    for name, stages in stage_rows:
+        print_stage_table(name, stages)
     if args.profile:
         for n in counts:
             path = Path(args.profile) / f"lobby-{n}.txt"
@@ -424,7 +448,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           f"{os.cpu_count()} CPUs shared with whatever else runs\n")  # fmt: skip
     head = (f"| {'run':<34} | {'tables':>6} | {'sockets':>7} | {'act/s':>6} | {'msg/s':>7} | {'p50 ms':>7} | "
             f"{'p99 ms':>7} | {'max ms':>7} | {'lost':>4} | {'dup':>4} | {'gaps':>4} | {'drop':>4} | {'CPU %':>5} | "
-            f"{'wait %':>6} | {'bots %':>6} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} | "
+            f"{'wait %':>6} | {'bots %':>6} | {'bots wait %':>11} | {'KB/sock':>7} | {'RSS MB':>6} | {'busy':>4} | "
             f"{'load':>11} |")  # fmt: skip
     print(head)
     print("|" + "|".join("-" * len(cell) for cell in head.split("|")[1:-1]) + "|")
@@ -438,7 +462,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
             f"{r['received'] / seconds:>7.0f} | {percentile(samples, 0.5):>7.1f} | {percentile(samples, 0.99):>7.1f} | "
             f"{max(samples, default=float('nan')):>7.1f} | {lost:>4} | {r['duplicated']:>4} | "
             f"{r['gaps'] + r['backwards']:>4} | {dropped:>4} | {r['cpu'] * 100:>5.0f} | {r['starved'] * 100:>6.0f} | "
-            f"{r['bots_cpu'] * 100:>6.0f} | "
+            f"{r['bots_cpu'] * 100:>6.0f} | {r['bots_wait'] * 100:>11.0f} | "
             f"{r['rss_per_socket'] / 1024:>7.1f} | "
             f"{r['rss'] / 2**20:>6.0f} | {r['busy']:>4.0%} | {r['load'][0]:>4.1f} → {r['load'][1]:>4.1f} |"
         )  # fmt: skip
@@ -449,6 +473,7 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
           " before the end or before their snapshot;"
           " CPU %: the server's processes (100 = one core); wait %: the time they were runnable but waited for a"
           " CPU (100 = one process always waiting: other load); bots %: the bot processes' CPU (100 = one core);"
+          " bots wait %: the time the bot processes were runnable but waited for a CPU;"
           " KB/sock: the server's RSS growth over the sockets;"
           " busy: the whole machine's CPU in the window; load: the 1-minute load average, start → end.")  # fmt: skip
     for name, r in rows:

@@ -28,10 +28,13 @@ from typing import Any
 
 import httpx
 import msgspec
+import uvloop
 import websockets
 from tablium_lobby.bots import POLICIES
 from tablium_lobby.bots.cli import RebuyingBot
 from tablium_lobby.bots.credentials import Credentials
+
+from tablium_kit.collector import tune_gc
 
 # The actions a player (or the clock) takes: one hand_actions row each, one action-broadcast each.
 PLAYER_ACTIONS = frozenset({"fold", "check", "call", "bet", "raise"})
@@ -44,6 +47,7 @@ class Window:
         self.start = float("inf")
         self.end = float("inf")
         self.stopping = False
+        self.stages = False  # record sends and receipts for the stage table (bench/lobby_bench_stages.py)
 
     def inside(self, t: float) -> bool:
         return self.start <= t < self.end
@@ -59,6 +63,10 @@ class TableLog:
         self.pending: dict[int, tuple[int, float]] = {}  # seat -> (seq the action answered, send time)
         self.sent_at: dict[int, float] = {}  # the action's resulting seq -> its send time
         self.actions_sent = 0
+        # With --stages: each timed action's (table, seq, send time) and each receipt's (table, seq, seat, time).
+        self.sends: list[tuple[str, int, float]] = []
+        self.timed: set[int] = set()
+        self.receipts: list[tuple[str, int, int, float]] = []
 
     def sent(self, seat: int, seq: int) -> None:
         now = time.time()
@@ -120,6 +128,11 @@ class ClientLog:
                     del self.table.pending[seat]
             if sent_at is not None and seat != self.seat and self.table.window.inside(sent_at):
                 self.table.samples.append((now - sent_at) * 1000)
+                if self.table.window.stages:
+                    if seq not in self.table.timed:
+                        self.table.timed.add(seq)
+                        self.table.sends.append((self.table.table_id, seq, sent_at))
+                    self.table.receipts.append((self.table.table_id, seq, self.seat, now))
 
 
 class LobbyBot(RebuyingBot):
@@ -128,6 +141,10 @@ class LobbyBot(RebuyingBot):
     def __init__(self, *args: Any, log: ClientLog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.log = log
+        # The base client keeps every message (for tests); over a run that is millions of dicts, and each
+        # full collection of the bot process walked them all: its loop stalled up to ~0.9 s (ADR 0012, sixth
+        # pass), and the stall was counted as the lobby's latency. The last few are enough here.
+        self.received = collections.deque(maxlen=8)  # type: ignore[assignment]
 
     async def connect(self) -> None:
         # The base client's, with a longer opening handshake: thousands of sockets open at once.
@@ -232,6 +249,9 @@ async def main(spec_path: str, result_path: str) -> None:
                     await asyncio.sleep(0.5 * (attempt + 1))
 
     await asyncio.gather(*(connect(client) for _, client in clients))
+    # As the lobby does: what the connects made is frozen out of full collections, and young collections
+    # are rarer (a bot process's own pauses are counted as latency).
+    tune_gc(10_000)
 
     async def play(log: ClientLog, client: Any) -> None:
         with contextlib.suppress(websockets.WebSocketException, OSError):
@@ -240,12 +260,26 @@ async def main(spec_path: str, result_path: str) -> None:
             log.closed_early = True
 
     players = [asyncio.create_task(play(log, client)) for log, client in clients]
+    window.stages = bool(spec.get("stages"))
+    lags: list[float] = []
+
+    async def probe_lag() -> None:
+        # This process's own loop lag in the window: how late a receipt can be read after it arrived.
+        loop = asyncio.get_running_loop()
+        while not window.stopping:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            if window.inside(time.time()):
+                lags.append((loop.time() - before - 0.01) * 1000)
+
+    prober = asyncio.create_task(probe_lag())
     print("ready", flush=True)
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     _, start, end = line.split()
     window.start, window.end = float(start), float(end)
     await asyncio.sleep(max(0.0, window.end - time.time()))
     window.stopping = True
+    await prober
     await asyncio.sleep(3.0)  # what was sent before the end arrives
     for task in players:
         task.cancel()
@@ -271,6 +305,9 @@ async def main(spec_path: str, result_path: str) -> None:
             {"table": log.table.table_id, "seat": log.seat, **gap} for log, _ in clients for gap in log.gap_details
         ],
         "sizes": {},
+        "sends": [send for t in tables for send in t.sends],
+        "receipts": [receipt for t in tables for receipt in t.receipts],
+        "bot_lags": lags,
         "clients": [
             {"table": t.table.table_id, "seat": t.seat, "from": t.snapshot_seq, "to": t.last, "actions": t.actions}
             for t, _ in clients
@@ -285,4 +322,4 @@ async def main(spec_path: str, result_path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    uvloop.run(main(sys.argv[1], sys.argv[2]))  # the servers' loop too: the bots' I/O costs less CPU

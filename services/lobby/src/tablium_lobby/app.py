@@ -26,6 +26,7 @@ from tablium_lobby.api.waiting import WaitingController, provide_matching
 from tablium_lobby.clients.wallet import Wallet
 from tablium_lobby.db.models import MESSAGING
 from tablium_lobby.events.handlers import HANDLERS
+from tablium_lobby.services import stages
 from tablium_lobby.services.dealer import Dealer
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import Leases
@@ -92,15 +93,17 @@ def create_app(settings: LobbySettings | None = None, *, key_source: KeySource |
         await matching.start(settings.matching_interval_s)
         tune_gc(settings.gc_young_threshold)
         app.state.leases = asyncio.create_task(dealer.keep_leases(), name="lobby-leases")
+        app.state.stages = asyncio.create_task(stages.run(settings.stage_trace or None), name="lobby-stages")
         app.state.reconciler = None
         if settings.reconcile_interval_s > 0:
             app.state.reconciler = _reconciler(seating, dealer, settings.reconcile_interval_s)
             app.state.reconciler.start()
 
     async def stop(app: Litestar) -> None:
-        app.state.leases.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app.state.leases
+        for task in (app.state.leases, app.state.stages):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if app.state.reconciler is not None:
             await app.state.reconciler.stop()
         await app.state.matching.stop()

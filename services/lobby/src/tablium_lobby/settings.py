@@ -7,6 +7,11 @@ from tablium_kit.settings import ServiceSettings
 
 class LobbySettings(ServiceSettings, kw_only=True):
     port: int = 8005
+    # The kit's 10, plus the hot path's lanes (services/commits.py: LANES connections held open from this
+    # pool for good). With 10, the ORM's transactions (the hands' deals and ends, seating) had 4 kept
+    # connections and opened and closed overflow ones all along at 500 tables (3-6 new connections every
+    # 2 s in the bench's window: a connect and statements prepared anew each; ADR 0012, sixth pass).
+    db_pool_size: int = 16
     # The wallet's internal API: buy-ins (a hold posted into the table's escrow), cash-outs, rake.
     wallet_url: str = "http://127.0.0.1:8006"
     # The asset every cash table plays for (its chips are this asset's minor unit).
@@ -62,6 +67,8 @@ class LobbySettings(ServiceSettings, kw_only=True):
     # outlived two young collections and were promoted, so full collections over every socket's objects
     # ran every few seconds, each a pause of the whole loop (ADR 0012, fifth pass).
     gc_young_threshold: int = 10_000
+    # Bench only: a file the stages of every action are appended to (services/stages.py; "" = off).
+    stage_trace: str = ""
     # Run the consumer of the club service's events (the membership projection behind club tables).
     consume_events: bool = True
 

@@ -29,6 +29,7 @@ from tablium_lobby.services.hub import Connection
 from tablium_lobby.services.hydration import table_state
 from tablium_lobby.services.runtime import SeatingDep
 from tablium_lobby.services.seating import Seating
+from tablium_lobby.services.stages import ActionClock
 from tablium_lobby.services.tickets import SUBPROTOCOL, offered_subprotocols, ticket_caller
 
 log = structlog.get_logger("tablium.lobby.ws")
@@ -150,6 +151,7 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
                 # A timeout scope, not wait_for (which wraps every receive in a task of its own).
                 async with asyncio.timeout(settings.ws_idle_timeout_s):
                     raw = await socket.receive_data(mode="text")
+                received = time.time()
             except TimeoutError:
                 connection.send(_error("idle for too long; closing"))
                 break
@@ -182,7 +184,7 @@ async def _serve(socket: WebSocket[Any, Any, Any], table_id: UUID) -> None:
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 connection.send(_error(f"malformed message: {str(exc)[:200]}"))
                 continue
-            await _handle(connection, message, dealer, seating, table_id, player)
+            await _handle(connection, message, dealer, seating, table_id, player, received)
     except WebSocketDisconnect:
         pass
     except asyncio.CancelledError:
@@ -226,8 +228,8 @@ class _Watcher(Connection):
     closer: asyncio.Task[None] | None = None
     reader: asyncio.Task[Any] | None = None  # the task serving the socket
 
-    def push(self, data: bytes) -> None:
-        super().push(data)
+    def push(self, data: bytes, seq: int | None = None) -> None:
+        super().push(data, seq)
         if b'"player-kicked"' in data or (self.kicked and b'"player-left"' in data):
             message = msgspec.json.decode(data)
             if message.get("userId") != self.player_id:
@@ -250,7 +252,13 @@ class _Watcher(Connection):
 
 
 async def _handle(
-    connection: Connection, message: ClientMessage, dealer: Dealer, seating: Seating, table_id: UUID, player: str
+    connection: Connection,
+    message: ClientMessage,
+    dealer: Dealer,
+    seating: Seating,
+    table_id: UUID,
+    player: str,
+    received: float,
 ) -> None:
     kind = message.type
     if kind == "heartbeat":
@@ -284,7 +292,8 @@ async def _handle(
         try:
             # Shielded: a socket closing mid-write must not cancel a commit before its broadcast (the
             # other players would miss an action that happened).
-            await asyncio.shield(dealer.act(table_id, player, message.action, amount, message.seq))
+            clock = ActionClock(received)
+            await asyncio.shield(dealer.act(table_id, player, message.action, amount, message.seq, clock))
         except ActionRefused as exc:
             connection.send(_error(str(exc), action=message.action))
         except Exception:

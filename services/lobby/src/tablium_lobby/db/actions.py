@@ -6,8 +6,9 @@ which take that row's lock first); then, in the same statement, the hand's actio
 deadline, and the ``hand_actions`` row. The hand's whole state is not written here (it grows with the
 hand): the row is the record, and a reader replays the rows above the saved state's ``state_actions``
 (services/hand_log.py). No row back: another writer moved the table, nothing was written.
-Run alone it is its own transaction (one round trip: no BEGIN, no COMMIT); in a group commit it joins
-the group's.
+Run alone it is its own transaction (one round trip: no BEGIN, no COMMIT); several queued for a lane go
+in one round trip and one transaction (services/commits.py, ``Lanes.fetch_grouped``: each caller finds its
+row by the ``hand_id`` it returns); in a group commit it joins the group's.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ RECORD_ACTION = text(
     )
     INSERT INTO hand_actions (hand_id, number, seq, seat, player_id, action, amount)
     SELECT :hand_id, hand.actions, moved.seq, :seat, :player_id, :action, :amount FROM moved, hand
-    RETURNING number
+    RETURNING hand_id, number
     """
 )
 

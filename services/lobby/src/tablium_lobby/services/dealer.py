@@ -34,6 +34,7 @@ from tablium_lobby.services.lease import LeaseKeeper, Leases
 from tablium_lobby.services.presence import Presence
 from tablium_lobby.services.runner import ACTIONS, ActionRefused, TableRunner
 from tablium_lobby.services.seating import Seating
+from tablium_lobby.services.stages import ActionClock
 from tablium_lobby.services.tables import get_table
 from tablium_lobby.settings import LobbySettings
 
@@ -85,7 +86,15 @@ class Dealer:
             runner = self.runners[table_id] = TableRunner(self, table_id)
         return runner
 
-    async def act(self, table_id: uuid.UUID, player_id: str, action: str, amount: int | None, seq: int) -> None:
+    async def act(
+        self,
+        table_id: uuid.UUID,
+        player_id: str,
+        action: str,
+        amount: int | None,
+        seq: int,
+        clock: ActionClock | None = None,
+    ) -> None:
         """A player's action from a socket of this process: written by the sibling holding the table if
         one does (its cache is warm), else here. Raises :class:`ActionRefused`."""
         runner = self.runner(table_id)
@@ -93,7 +102,7 @@ class Dealer:
             holder = await self.forwarder.sibling_holding(table_id)
             if holder is not None and await self.forwarder.act(holder, table_id, player_id, action, amount, seq):
                 return
-        await runner.act(player_id, action, amount, seq)
+        await runner.act(player_id, action, amount, seq, clock)
 
     # -- leases --------------------------------------------------------------------------------
 

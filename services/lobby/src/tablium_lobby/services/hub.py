@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from tablium_lobby.domain.protocol import Outgoing
+from tablium_lobby.services import stages
 
 log = structlog.get_logger("tablium.lobby.hub")
 SOCKETS = Gauge("tablium_lobby_sockets", "WebSockets connected to this lobby process")
@@ -47,7 +49,8 @@ class Connection:
         # While a snapshot is being read and sent, the table's batches wait here (None: not holding), so
         # nothing reaches the socket before the snapshot it must be applied to, and nothing after it is lost.
         self.held: list[tuple[int | None, bytes]] | None = None
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(QUEUE_LIMIT)
+        # (the message, its seq, when it was queued: services/stages.py), or None: stop writing.
+        self.queue: asyncio.Queue[tuple[bytes, int | None, float] | None] = asyncio.Queue(QUEUE_LIMIT)
         self.closed = asyncio.Event()
         self.writer = asyncio.create_task(self._write(), name=f"ws-writer-{player_id}")
 
@@ -64,7 +67,7 @@ class Connection:
         if self.held is not None:
             self.held.append((seq, data))
         elif seq is None or seq > self.min_seq:
-            self.push(data)
+            self.push(data, seq)
 
     def release(self, snapshot_seq: int) -> None:
         """The snapshot at ``snapshot_seq`` was queued: what was held and is newer follows it, in seq order
@@ -75,11 +78,11 @@ class Connection:
         for seq, data in held:
             self.deliver(seq, data)
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes, seq: int | None = None) -> None:
         if self.closed.is_set():
             return
         try:
-            self.queue.put_nowait(data)
+            self.queue.put_nowait((data, seq, time.time()))
         except asyncio.QueueFull:
             log.warning("socket too slow; disconnecting it", player=self.player_id)
             self.closed.set()
@@ -87,10 +90,17 @@ class Connection:
     async def _write(self) -> None:
         try:
             while not self.closed.is_set():
-                data = await self.queue.get()
-                if data is None:
+                item = await self.queue.get()
+                if item is None:
                     break
+                data, seq, queued = item
+                began = time.time()
                 await self.socket.send_data(data.decode(), mode="text")
+                ended = time.time()
+                stages.QUEUED.observe(began - queued)
+                stages.SENT.observe(ended - began)
+                if seq is not None and stages.tracing() and b'"action-broadcast"' in data[:40]:
+                    stages.socket_written(self.table_id, seq, self.player_id, queued, began, ended)
         except Exception:  # a socket gone mid-send: the reader notices and cleans up
             self.closed.set()
         finally:

@@ -34,6 +34,7 @@ from tablium_lobby.domain.protocol import Outgoing, event_messages, turn_message
 from tablium_lobby.services.dealing import finish_hand, start_hand
 from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.lease import LeaseLost, check_fence
+from tablium_lobby.services.stages import ActionClock, action_done
 from tablium_lobby.services.tables import active_seats, get_table
 from tablium_poker import Hand, PokerError
 
@@ -200,30 +201,39 @@ class TableRunner:
 
     # -- acting -----------------------------------------------------------------------------
 
-    async def act(self, player_id: str, action: str, amount: int | None, seen_seq: int) -> None:
-        """Apply a player's action; raises :class:`ActionRefused` (nothing changed) if it is not accepted."""
+    async def act(
+        self, player_id: str, action: str, amount: int | None, seen_seq: int, clock: ActionClock | None = None
+    ) -> None:
+        """Apply a player's action; raises :class:`ActionRefused` (nothing changed) if it is not accepted.
+        ``clock``: the instants it passes through (services/stages.py)."""
         if action not in ACTION_NAMES:
             raise ActionRefused(f"unknown action {action[:20]!r}")
+        clock = clock or ActionClock(time.time())
         async with self.lock:
+            clock.locked = time.time()
             try:
-                messages = await self._act_on_cache(player_id, action, amount, seen_seq)
+                messages = await self._act_on_cache(player_id, action, amount, seen_seq, clock)
                 if messages is None:
+                    clock.path = "locked"
                     # Grouped with other tables' actions into one transaction; returns once it is committed.
                     async with self.dealer.group.transaction() as session:
                         table = await get_table(session, self.table_id, lock=True)
                         await self._load(session, table)
                         move = self._decide(player_id, action, amount, seen_seq, table.seq, None)
                         messages = await self._write(session, table, move)
+                    clock.committed = time.time()
             except ActionRefused:
                 raise  # the engine refuses before changing anything: the cache is still the committed state
             except BaseException:  # cancelled too: the move is applied in memory, its write may not be
                 self._drop_cache()
                 raise
+            seq = self.seq_seen
         self.dealer.hub.publish(self.table_id, messages, self.players)
+        action_done(clock, self.table_id, seq)
         self._after_commit()
 
     async def _act_on_cache(
-        self, player_id: str, action: str, amount: int | None, seen_seq: int
+        self, player_id: str, action: str, amount: int | None, seen_seq: int, clock: ActionClock
     ) -> list[Outgoing] | None:
         """The hot path: the action checked against the cached hand and written by one conditional statement
         (db/actions.py) that commits only if the table is still at the cached ``seq``. None: the cache was
@@ -239,10 +249,16 @@ class TableRunner:
             return None
         if hand.is_finished:
             # The hand's end writes seats, the result and the outbox: the ORM's path, under the row lock.
+            clock.path = "end"
             async with self.dealer.group.transaction() as session:
                 table = await get_table(session, self.table_id, lock=True)
                 if table.seq == seq and table.current_hand_id == hand_id:
-                    return await self._write(session, table, move)
+                    messages = await self._write(session, table, move)
+                else:
+                    messages = None
+            if messages is not None:
+                clock.committed = time.time()
+                return messages
             self._drop_cache()
             return None
         deadline, messages = self._next_turn(hand, seq + 1)
@@ -256,7 +272,8 @@ class TableRunner:
             amount=move.amount or 0,
             deadline=deadline,
         )
-        if await self.dealer.group.execute_one(RECORD_ACTION, write.params()) is None:
+        clock.decided = time.time()
+        if await self.dealer.group.execute_one(RECORD_ACTION, write.params(), clock, key="hand_id") is None:
             self._drop_cache()  # another writer moved the table: the hand in memory is not what it committed
             return None
         self.seq_seen = self.turn_seq = seq + 1
