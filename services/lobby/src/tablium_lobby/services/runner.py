@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from tablium_lobby.db.actions import RECORD_ACTION, ActionWrite
-from tablium_lobby.db.models import CashTable, HandAction, HandRecord, Seat
+from tablium_lobby.db.models import CashTable, HandAction, HandRecord
 from tablium_lobby.domain.actions import ACTION_NAMES, ActionRefused, apply_action
 from tablium_lobby.domain.protocol import Outgoing, event_messages, turn_messages
 from tablium_lobby.services.dealing import finish_hand, start_hand
@@ -36,6 +35,7 @@ from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.lease import LeaseLost, check_fence
 from tablium_lobby.services.stages import ActionClock, action_done
 from tablium_lobby.services.tables import active_seats, get_table
+from tablium_lobby.services.turn_clock import TurnClock, now_ms
 from tablium_poker import Hand, PokerError
 
 if TYPE_CHECKING:
@@ -62,11 +62,7 @@ class _Move:
     mark: int  # the hand's events before it: the ones after are its messages
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class TableRunner:
+class TableRunner(TurnClock):
     def __init__(self, dealer: Dealer, table_id: uuid.UUID) -> None:
         self.dealer = dealer
         self.table_id = table_id
@@ -429,89 +425,3 @@ class TableRunner:
                 self._arm()
             elif not self.between:
                 self.follow(None)
-
-    # -- the clock (the lease holder's) ----------------------------------------------------------
-
-    def _arm(self) -> None:
-        """Keep the clock of the running hand: one task per table, woken whenever the deadline moves."""
-        if not self.owner:
-            return
-        if self.timer is None or self.timer.done():
-            self.timer = asyncio.create_task(self._clock(), name=f"clock-{self.table_id}")
-        else:
-            self._rearm.set()
-
-    def stop_clock(self) -> None:
-        """The lease is gone: the clock stops at its next wake-up (never cancelled mid-commit)."""
-        self._rearm.set()
-
-    async def _clock(self) -> None:
-        """At the deadline: the time bank if the actor has one, else the default action (check, else fold)."""
-        while self.owner and self.hand is not None and not self.hand.is_finished:
-            self._rearm.clear()
-            delay = max(0.0, (self.deadline_ms - now_ms()) / 1000)
-            try:
-                await asyncio.wait_for(self._rearm.wait(), delay)
-                continue  # the deadline moved or the lease went: look again
-            except TimeoutError:
-                pass
-            async with self.lock:
-                try:
-                    messages, acted = await self._at_deadline()
-                except LeaseLost:
-                    self.dealer.disown(self.table_id)
-                    return
-                except Exception:
-                    self._drop_cache()
-                    log.exception("the clock failed to act", table=str(self.table_id))
-                    await asyncio.sleep(0.5)
-                    self.nudge()
-                    return
-            if messages:
-                self.dealer.hub.publish(self.table_id, messages, self.players)
-            if acted:
-                self._after_commit()
-
-    async def _at_deadline(self) -> tuple[list[Outgoing], bool]:
-        async with self.dealer.sessions.begin() as session:
-            table = await get_table(session, self.table_id, lock=True)
-            self._fence(table)
-            await self._load(session, table)
-            hand = self.hand
-            if hand is None or hand.is_finished or now_ms() + 20 < self.deadline_ms:
-                return [], False  # the hand moved on, or its deadline did (another instance's commit)
-            actor = hand.actor_seat
-            bank = self.banks.get(actor, 0) if actor is not None and actor not in self.away else 0
-            if actor is not None and bank > 0:
-                return await self._use_time_bank(session, table, actor, bank), False
-            move = self._decide(None, "timeout", None, None, table.seq, "timeout")
-            return await self._write(session, table, move), True
-
-    async def _use_time_bank(self, session: AsyncSession, table: CashTable, seat: int, bank_ms: int) -> list[Outgoing]:
-        """The actor's whole time bank extends the deadline once (the caller's transaction, row locked)."""
-        record = await session.get(HandRecord, self.hand_id, with_for_update=True)
-        assert record is not None
-        owner = uuid.UUID(self.players[seat])
-        seat_row = (
-            await session.execute(
-                select(Seat).where(Seat.table_id == self.table_id, Seat.player_id == owner, Seat.seat_no == seat)
-            )
-        ).scalar_one_or_none()
-        if seat_row is not None:
-            seat_row.time_bank_ms = 0
-        self.banks[seat] = 0
-        self.deadline_ms += bank_ms
-        record.deadline = datetime.fromtimestamp(self.deadline_ms / 1000, UTC)
-        table.seq += 1
-        self.seq_seen = table.seq
-        return [
-            Outgoing(
-                {
-                    "type": "time-bank",
-                    "seq": table.seq,
-                    "seat": seat,
-                    "userId": self.players[seat],
-                    "deadline": self.deadline_ms,
-                }
-            )
-        ]
