@@ -23,6 +23,7 @@ STAGES = (
     ("lane wait", "waiting for a free statement connection (hot path)"),
     ("statement", "the one-statement commit (hot path)"),
     ("locked path", "a cold cache or the hand's end: the ORM transaction under the row lock"),
+    ("hand's end", "of which the hand's last action (runner lock held → committed, whichever way it is written)"),
     ("publish", "the hub: encode once, into each socket's queue"),
     ("socket queue", "behind the socket's earlier messages, until its writer sends it"),
     ("socket send", "granian's send_data"),
@@ -73,6 +74,8 @@ def stage_table(trace: Path, result: dict[str, Any], seats: dict[tuple[str, str]
             samples["statement"].append((committed - lane) * 1000)
         else:
             samples["locked path"].append((committed - locked) * 1000)
+            if path == "end":
+                samples["hand's end"].append((committed - locked) * 1000)
         samples["publish"].append((published - committed) * 1000)
     tail: list[tuple[float, dict[str, float]]] = []
     for table, seq, seat, read_at in result["receipts"]:

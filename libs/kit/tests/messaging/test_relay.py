@@ -7,11 +7,13 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_kit.messaging import Consumer
+from tablium_kit.messaging import Consumer, events_committed
 from tablium_kit.messaging.testing import AmqpNames
 
 from .conftest import (
@@ -236,3 +238,48 @@ async def test_several_events_added_in_one_statement_are_published_once_each_in_
     assert await unpublished(sessions) == 0
     async with sessions() as session:
         assert await outbox.add_many(session, []) == []
+
+
+async def test_an_event_written_by_a_statement_of_its_own_is_the_row_add_writes_and_wakes_the_relay(
+    sessions: async_sessionmaker[AsyncSession],
+    amqp_names: AmqpNames,
+    listen: Callable[[str], Awaitable[Listener]],
+    wallet: Consumer,
+) -> None:
+    """``Outbox.row`` renders what ``add`` inserts (a caller's own statement writes it, the lobby's hand end):
+    the same columns, and after ``events_committed`` a relay asleep publishes it at once, as after add."""
+    listener = await listen("player.registered")
+    relay = make_relay(sessions, amqp_names, poll_interval=30.0)  # only a wake-up can publish it in time
+    await relay.start()
+    await asyncio.sleep(0.5)
+    try:
+        event, row = outbox.row(type="player.registered", subject="carol", data={"player_id": "carol"})
+        async with sessions() as session, session.begin():
+            await session.execute(players.insert().values(id="carol"))
+            await session.execute(
+                text(
+                    "INSERT INTO outbox (id, type, subject, envelope, headers) VALUES (:id, :type, :subject, "
+                    "CAST(:envelope_text AS jsonb), CAST(:headers_text AS jsonb))"
+                ),
+                row,
+            )
+            session.info.clear()  # no add: the session's own commit hook has nothing to wake
+        async with sessions() as session:
+            written = (
+                await session.execute(
+                    text("SELECT type, subject, envelope, headers FROM outbox WHERE id = :id"), {"id": event.id}
+                )
+            ).one()
+        events_committed()
+
+        async def handled() -> bool:
+            return await effect_counts(sessions) == {str(event.id): 1}
+
+        await wait_until(handled, within=5)
+    finally:
+        await relay.stop()
+    assert listener.ids == [str(event.id)]
+    assert written.type == "player.registered"
+    assert written.subject == "carol"
+    assert written.envelope == msgspec.json.decode(msgspec.json.encode(event))
+    assert written.headers == msgspec.json.decode(row["headers_text"])

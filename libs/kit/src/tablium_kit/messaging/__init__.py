@@ -21,7 +21,7 @@ from tablium_kit.messaging.catalog import CATALOG, EventSpec, asyncapi
 from tablium_kit.messaging.consumer import Consumer, ordered_by_subject
 from tablium_kit.messaging.deadletters import DeadLetter, dead_letters_cli, list_dead_letters, replay_dead_letters
 from tablium_kit.messaging.envelope import CONTENT_TYPE, MAX_EVENT_BYTES, CloudEvent
-from tablium_kit.messaging.outbox import EventTooLargeError, Outbox, UnknownEventError
+from tablium_kit.messaging.outbox import EventTooLargeError, Outbox, OutboxRow, UnknownEventError, events_committed
 from tablium_kit.messaging.relay import Relay
 from tablium_kit.messaging.tables import MessagingTables, messaging_tables
 from tablium_kit.messaging.topology import QueueNames, declare_topology
@@ -39,12 +39,14 @@ __all__ = [
     "Handler",
     "MessagingTables",
     "Outbox",
+    "OutboxRow",
     "QueueNames",
     "Relay",
     "UnknownEventError",
     "asyncapi",
     "dead_letters_cli",
     "declare_topology",
+    "events_committed",
     "handles_batches",
     "list_dead_letters",
     "messaging_tables",

@@ -21,6 +21,8 @@ from tablium_kit.messaging.envelope import MAX_EVENT_BYTES, CloudEvent, new_even
 from tablium_kit.messaging.tables import MessagingTables
 
 _PENDING = "tablium.outbox.pending"
+# An outbox row's values as Outbox.row renders them (the columns without a default).
+OutboxRow = dict[str, Any]
 # Relays of this process, woken right after a transaction that wrote events commits.
 _wake_on_commit: set[Callable[[], None]] = set()
 
@@ -36,8 +38,7 @@ def unsubscribe_commits(wake: Callable[[], None]) -> None:
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     if session.info.pop(_PENDING, False):
-        for wake in tuple(_wake_on_commit):
-            wake()
+        events_committed()
 
 
 @event.listens_for(Session, "after_rollback")
@@ -89,34 +90,54 @@ class Outbox:
         self, session: AsyncSession, events: Sequence[tuple[str, str, dict[str, Any]]]
     ) -> list[CloudEvent]:
         """Record several events, each ``(type, subject, data)``, in one insert (same rules as :meth:`add`)."""
+        if not events:
+            return []
+        header_text = _trace_headers()
         made: list[CloudEvent] = []
-        encoded: list[str] = []
+        rows: list[dict[str, Any]] = []
         for type_, subject, data in events:
-            if type_ not in self._catalog or publisher(type_) != self._service:
-                raise UnknownEventError(f"{self._service} does not publish {type_!r} (see messaging/catalog.py)")
-            event = new_event(service=self._service, type=type_, subject=subject, data=data)
-            body = msgspec.json.encode(event)
-            check_size(event, body)
+            event, row = self._row(type_, subject, data, header_text)
             made.append(event)
-            encoded.append(body.decode())
-        if not made:
-            return made
-        headers: dict[str, str] = {}
-        propagate.inject(headers)
-        header_text = msgspec.json.encode(headers).decode()
-        rows = [
-            {
-                "id": event.id,
-                "type": event.type,
-                "subject": event.subject,
-                "envelope_text": body,
-                "headers_text": header_text,
-            }
-            for event, body in zip(made, encoded, strict=True)
-        ]
+            rows.append(row)
         # A list of rows: one statement compiled once (cached), sent in multi-row batches by SQLAlchemy. The
         # envelope goes in as the JSON text msgspec encoded once (for the size check too), cast by Postgres:
         # a dict bound to JSONB was serialised again by the stdlib encoder (~12% of a busy consumer's batch).
         await session.execute(self._insert, rows)
         session.info[_PENDING] = True
         return made
+
+    def row(self, *, type: str, subject: str, data: dict[str, Any]) -> tuple[CloudEvent, OutboxRow]:
+        """The event :meth:`add` would record and its outbox row's values, for a caller that writes the row
+        in a statement of its own (same rules as :meth:`add`): ``id``, ``type``, ``subject``, and
+        ``envelope_text`` and ``headers_text`` (JSON text, to be cast to ``jsonb``); ``seq``, ``created_at``
+        and ``attempts`` are the columns' defaults. Once that statement committed, call
+        :func:`events_committed` (the relays of this process are woken as after :meth:`add`'s commit)."""
+        return self._row(type, subject, data, _trace_headers())
+
+    def _row(self, type_: str, subject: str, data: dict[str, Any], header_text: str) -> tuple[CloudEvent, OutboxRow]:
+        if type_ not in self._catalog or publisher(type_) != self._service:
+            raise UnknownEventError(f"{self._service} does not publish {type_!r} (see messaging/catalog.py)")
+        event = new_event(service=self._service, type=type_, subject=subject, data=data)
+        body = msgspec.json.encode(event)
+        check_size(event, body)
+        return event, {
+            "id": event.id,
+            "type": event.type,
+            "subject": event.subject,
+            "envelope_text": body.decode(),
+            "headers_text": header_text,
+        }
+
+
+def _trace_headers() -> str:
+    """The W3C trace context of the current span, as the outbox's ``headers`` JSON text."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return msgspec.json.encode(headers).decode()
+
+
+def events_committed() -> None:
+    """Events were committed outside a :class:`Session` (an :meth:`Outbox.row` written by a statement of the
+    caller's own): wake this process's relays, as a session's commit does."""
+    for wake in tuple(_wake_on_commit):
+        wake()

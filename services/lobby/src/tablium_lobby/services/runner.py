@@ -26,11 +26,18 @@ from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from tablium_lobby.db.actions import RECORD_ACTION, ActionWrite
+from tablium_lobby.db.actions import FINISH_HAND, RECORD_ACTION, ActionWrite
 from tablium_lobby.db.models import CashTable, HandAction, HandRecord
 from tablium_lobby.domain.actions import ACTION_NAMES, ActionRefused, apply_action
 from tablium_lobby.domain.protocol import Outgoing, event_messages, turn_messages
-from tablium_lobby.services.dealing import finish_hand, start_hand
+from tablium_lobby.services.dealing import (
+    HandFacts,
+    TableFacts,
+    finish_hand,
+    hand_end_committed,
+    hand_end_write,
+    start_hand,
+)
 from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.lease import LeaseLost, check_fence
 from tablium_lobby.services.stages import ActionClock, action_done
@@ -72,6 +79,9 @@ class TableRunner(TurnClock):
         self.hand: Hand | None = None
         self.hand_id: uuid.UUID | None = None
         self.players: dict[int, str] = {}
+        # What the hand's end says of the table and the hand (fixed when created: db/actions.py FINISH_HAND).
+        self.table_facts: TableFacts | None = None
+        self.hand_facts: HandFacts | None = None
         self.deadline_ms = 0
         self.turn_seq = 0
         self.action_clock_s = 0
@@ -108,6 +118,7 @@ class TableRunner(TurnClock):
     async def _load(self, session: AsyncSession, table: CashTable) -> None:
         """The table's committed state, unless the cache already holds it (same ``seq``)."""
         self.action_clock_s = table.action_clock_s
+        self.table_facts = TableFacts.of(table)
         if self.seq_seen == table.seq and self.hand_id == table.current_hand_id:
             return
         seats = await active_seats(session, table.id)
@@ -119,7 +130,7 @@ class TableRunner(TurnClock):
             record = await session.get(HandRecord, table.current_hand_id, populate_existing=True)
             assert record is not None
             self.hand = await committed_hand(session, record)
-            self.hand_id = record.id
+            self.hand_id, self.hand_facts = record.id, HandFacts.of(record)
             self.players = {int(seat): player for seat, player in record.players.items()}
             self.deadline_ms = int(record.deadline.timestamp() * 1000) if record.deadline else now_ms()
             self.turn_seq = record.turn_seq
@@ -167,6 +178,7 @@ class TableRunner(TurnClock):
             if started is None:
                 return None
             self.hand, self.hand_id = started.hand, started.record.id
+            self.hand_facts = HandFacts.of(started.record)
             self.players, self.banks = started.players, started.banks
             messages = started.messages + await self._progress(session, table, started.record, started.hand, dealt=True)
             self.seq_seen = table.seq
@@ -244,19 +256,8 @@ class TableRunner(TurnClock):
         except ActionRefused:
             return None
         if hand.is_finished:
-            # The hand's end writes seats, the result and the outbox: the ORM's path, under the row lock.
             clock.path = "end"
-            async with self.dealer.group.transaction() as session:
-                table = await get_table(session, self.table_id, lock=True)
-                if table.seq == seq and table.current_hand_id == hand_id:
-                    messages = await self._write(session, table, move)
-                else:
-                    messages = None
-            if messages is not None:
-                clock.committed = time.time()
-                return messages
-            self._drop_cache()
-            return None
+            return await self._end_on_cache(move, seq, hand, hand_id, clock)
         deadline, messages = self._next_turn(hand, seq + 1)
         write = ActionWrite(
             table_id=self.table_id,
@@ -275,6 +276,26 @@ class TableRunner(TurnClock):
         self.seq_seen = self.turn_seq = seq + 1
         ACTIONS.labels("player").inc()
         return event_messages(hand.events[move.mark :], self.players, seq + 1) + messages
+
+    async def _end_on_cache(
+        self, move: _Move, seq: int, hand: Hand, hand_id: uuid.UUID, clock: ActionClock
+    ) -> list[Outgoing] | None:
+        """The hand's last action and its end (seats, result, outbox) as one conditional statement on the
+        lanes (db/actions.py ``FINISH_HAND``), computed as the locked path's ``finish_hand`` computes them.
+        None: the table moved (nothing written) and the cache is dropped."""
+        table, facts = self.table_facts, self.hand_facts
+        if table is None or facts is None or facts.hand_id != hand_id:
+            self._drop_cache()  # the move is applied to the cached hand: the locked path reads it again
+            return None
+        write, end = hand_end_write(table, facts, hand, self.players, seq, (move.seat, move.action, move.amount or 0))
+        clock.decided = time.time()
+        if await self.dealer.group.execute_one(FINISH_HAND, write.params(), clock, key="hand_id") is None:
+            self._drop_cache()
+            return None
+        hand_end_committed(table)
+        self.seq_seen = self.turn_seq = seq + 1
+        ACTIONS.labels("player").inc()
+        return [*event_messages(hand.events[move.mark :], self.players, seq + 1), end.message]
 
     def _decide(
         self,
@@ -319,8 +340,8 @@ class TableRunner(TurnClock):
         hand = self.hand
         assert hand is not None
         # Loaded by _load under the table's row lock (every writer of a hand takes it first): from
-        # the session's identity map, no second query and no second lock. The hand's end on the hot path
-        # (no _load) reads it here: without its saved state, which is replaced below, not read.
+        # the session's identity map, no second query and no second lock; with the cache still valid (no
+        # load) it is read here, without its saved state, which is replaced below, not read.
         record = await session.get(HandRecord, self.hand_id, options=_STATE_UNREAD)
         assert record is not None
         record.actions += 1
