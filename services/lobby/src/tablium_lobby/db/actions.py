@@ -8,7 +8,8 @@ hand): the row is the record, and a reader replays the rows above the saved stat
 (services/hand_log.py). No row back: another writer moved the table, nothing was written.
 Run alone it is its own transaction (one round trip: no BEGIN, no COMMIT); several queued for a lane go
 in one round trip and one transaction (services/commits.py, ``Lanes.fetch_grouped``: each caller finds its
-row by the ``hand_id`` it returns); in a group commit it joins the group's.
+row by the ``hand_id`` it returns); in a group commit it joins the group's. The action that ends a hand is
+``FINISH_HAND``, on the same terms: the action, the hand's end, the seats and the outbox row in one.
 """
 
 from __future__ import annotations
