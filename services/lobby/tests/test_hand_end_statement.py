@@ -99,10 +99,11 @@ async def _orm_end(runner: TableRunner, player: str, action: str, seq: int) -> t
     return rows, messages
 
 
-@pytest.mark.parametrize("seat_changed_hands", [False, True])
+@pytest.mark.parametrize(("seat_changed_hands", "grouped"), [(False, False), (True, False), (False, True)])
 async def test_the_hand_end_statement_commits_what_the_orm_commits(
-    client: AsyncTestClient, ledger: Ledger, seat_changed_hands: bool
+    client: AsyncTestClient, ledger: Ledger, seat_changed_hands: bool, grouped: bool
 ) -> None:
+    """``grouped``: with group commits on, the statement runs in the group's transaction (SQLAlchemy)."""
     runner = await seated_table(client, ledger)
     engine: AsyncEngine = runner.dealer.sessions.kw["bind"]
 
@@ -150,12 +151,14 @@ async def test_the_hand_end_statement_commits_what_the_orm_commits(
                 woken.append(1)
 
             subscribe_commits(wake)
+            runner.dealer.group.enabled = grouped
             try:
                 with statements(engine) as seen:
                     # The runner's own hot path (the lock held, as act() holds it), without what follows
                     # the hand (its settlement would move the row on while it is read).
                     messages = await runner._act_on_cache(player, action, None, seq, clock)
             finally:
+                runner.dealer.group.enabled = False
                 unsubscribe_commits(wake)
             after = await _read(engine, runner.table_id, hand_id)
         return before, orm_rows, orm_messages, seen, clock.path, messages, after, seq, woken
@@ -164,9 +167,11 @@ async def test_the_hand_end_statement_commits_what_the_orm_commits(
     assert path == "end"
     assert woken  # the outbox's relays were woken after the commit, as after outbox.add's
     assert messages is not None
-    assert len(seen) == 1
-    assert seen[0][0].startswith("WITH moved AS ( UPDATE cash_tables SET seq = seq + 1, current")
-    assert seen[0][1] == "AUTOCOMMIT"
+    sent = [sql for sql, _ in seen if sql.startswith("WITH")]
+    assert len(sent) == 1
+    assert sent[0].startswith("WITH moved AS ( UPDATE cash_tables SET seq = seq + 1, current")
+    if not grouped:
+        assert seen == [(sent[0], "AUTOCOMMIT")]
 
     # What both wrote, the instants and the event's id and time aside: identical.
     assert _what(after) == _what(orm_rows)
