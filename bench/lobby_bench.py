@@ -336,8 +336,10 @@ def main() -> None:
     run = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix="tablium-lobby-bench-"))
     exchange = f"tablium.events.bench-{run}"
+    # The caller's PYTHONPATH is kept after bench/ (another checkout's packages first: a "before" run).
+    python_path = os.pathsep.join(filter(None, [str(ROOT / "bench"), os.environ.get("PYTHONPATH")]))
     base = {**os.environ, "TABLIUM_ENVIRONMENT": "test", "TABLIUM_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT / "bench")}  # fmt: skip
+            "PYTHONPATH": python_path}  # fmt: skip
     jwks = serve_jwks()
     asyncio.run(declare_sink(exchange))
     wallet_db = f"{PG}/bench_{run}_wallet"

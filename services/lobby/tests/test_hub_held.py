@@ -15,11 +15,17 @@ from tablium_lobby.services.hub import Connection, Hub
 
 
 class _Socket:
+    """An accepted socket: the hub's writers send the ASGI ``websocket.send`` event on it."""
+
+    connection_state = "receive"
+
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
 
-    async def send_data(self, data: str, mode: str = "text") -> None:
-        self.sent.append(json.loads(data))
+    async def send(self, event: dict[str, Any]) -> None:
+        assert event["type"] == "websocket.send"
+        assert event["bytes"] is None
+        self.sent.append(json.loads(event["text"]))
 
 
 async def _joined(hub: Hub, table: uuid.UUID, player: str) -> tuple[Connection, _Socket]:

@@ -344,16 +344,19 @@ class ServiceLayer:
                 message = {"type": "http.response.body", "body": failure[2], "more_body": False}
             await send(message)
 
+        # A WebSocket's messages pass through untouched (no response start, no request session to commit):
+        # its sends go straight to the server, one coroutine less on every frame of the table sockets.
+        outgoing: Send = send_tagged if http else send
         try:
             try:
-                await self.app(scope, receive, send_tagged)
+                await self.app(scope, receive, outgoing)
             except Exception as exc:
                 if self.errors is None:
                     raise
                 if status:  # Litestar's rule: an error after the response started is not answered again
                     ScopeState.from_scope(scope).response_started = True
                 scope[_FAILURE_KEY] = exc  # type: ignore[typeddict-unknown-key]
-                await self.errors(scope, receive, send_tagged)
+                await self.errors(scope, receive, outgoing)
         finally:
             if REQUEST_SESSION_KEY in scope["state"]:
                 # No response was started (an escaped error, a websocket): nothing is committed.

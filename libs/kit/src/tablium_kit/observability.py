@@ -80,8 +80,17 @@ def _processors(service_name: str, as_json: bool) -> list[Processor]:
     ]
 
 
+# Libraries that log a line per request at INFO (httpx: "HTTP Request: POST ..."): like the access logs
+# below, one line for every wallet call a top-up or a hand's rake makes cost the lobby more CPU than some
+# of its hot path (ADR 0012, seventh pass); their warnings and errors still show.
+_PER_REQUEST_LOGGERS = ("httpx", "httpcore")
+
+
 def logging_plugin(settings: ServiceSettings) -> StructlogPlugin:
     level = logging.getLevelName(settings.log_level.upper())
+    # The standard library's loggers (libraries) at the service's level too, not Litestar's default INFO.
+    level_name = logging.getLevelName(level) if isinstance(level, int) else "INFO"
+    quiet = logging.getLevelName(max(logging.WARNING, level if isinstance(level, int) else logging.INFO))
     config = StructLoggingConfig(
         processors=_processors(settings.service_name, settings.log_json),
         wrapper_class=structlog.make_filtering_bound_logger(level if isinstance(level, int) else logging.INFO),
@@ -89,6 +98,11 @@ def logging_plugin(settings: ServiceSettings) -> StructlogPlugin:
         pretty_print_tty=False,
         # Libraries log through the standard library; render those lines as JSON too.
         standard_lib_logging_config=LoggingConfig(
+            root={"handlers": ["queue_listener"], "level": level_name},
+            loggers={
+                "litestar": {"level": level_name, "handlers": ["queue_listener"], "propagate": False},
+                **{name: {"level": quiet} for name in _PER_REQUEST_LOGGERS},
+            },
             formatters={
                 "standard": {
                     "()": structlog.stdlib.ProcessorFormatter,
@@ -101,7 +115,7 @@ def logging_plugin(settings: ServiceSettings) -> StructlogPlugin:
                         structlog.processors.JSONRenderer(serializer=_json_text),
                     ],
                 }
-            }
+            },
         ),
     )
     # Per-request access logs cost a large share of throughput; metrics and traces

@@ -32,6 +32,7 @@ from tablium_lobby.services.hand_log import committed_hand
 from tablium_lobby.services.hub import Hub
 from tablium_lobby.services.lease import LeaseKeeper, Leases
 from tablium_lobby.services.presence import Presence
+from tablium_lobby.services.rake import RakeBatcher
 from tablium_lobby.services.runner import ACTIONS, ActionRefused, TableRunner
 from tablium_lobby.services.seating import Seating
 from tablium_lobby.services.stages import ActionClock
@@ -68,6 +69,7 @@ class Dealer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._gone: set[tuple[uuid.UUID, str]] = set()  # sockets closed, their presence not removed yet
         self._rake_account: uuid.UUID | None = None
+        self.rakes = RakeBatcher(seating.wallet)  # the hands' rake transfers, many to a wallet request
         # With leases, only the holder of a table's lease keeps its clock, and its writes are fenced.
         self.keeper = LeaseKeeper(self, leases, settings.lease_renew_s) if leases is not None else None
         hub.on_relayed = self._on_relayed
@@ -307,7 +309,8 @@ class Dealer:
         return self._rake_account
 
     async def settle(self, hand_id: uuid.UUID) -> None:
-        """The rake of a finished hand into the house rake account (transfer id from the hand), then settled.
+        """The rake of a finished hand into the house rake account (transfer id from the hand, sent with other
+        hands' in one wallet request: services/rake.py), then settled.
         Two single statements on the lanes (no ORM, no transaction of their own): marking it settled is
         conditional on ``finished``, so a second settle (the reconciler's) changes nothing."""
         row = await self.group.lanes.fetch_one(SETTLEMENT, {"hand_id": hand_id})
@@ -316,17 +319,19 @@ class Dealer:
         rake, table_id, escrow, asset = int(row[1]), row[2], row[3], row[4]
         if rake > 0:
             try:
-                await self.seating.wallet.transfer(
+                status = await self.rakes.transfer(
                     transfer_id(hand_id, "rake"),
                     debit=escrow,
                     credit=await self.rake_account(asset),
                     amount=rake,
                     asset=asset,
-                    code="table_rake",
                     metadata={"table_id": str(table_id), "hand_id": str(hand_id)},
                 )
             except (ProblemError, OSError) as exc:
                 log.warning("rake left for the reconciler", hand=str(hand_id), error=repr(exc))
+                return
+            if status >= 400:  # refused, as a transfer of its own would have been
+                log.warning("rake left for the reconciler", hand=str(hand_id), status=status)
                 return
         await self.group.lanes.fetch_one(MARK_SETTLED, {"hand_id": hand_id})
 
@@ -360,4 +365,5 @@ class Dealer:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+        await self.rakes.stop()
         await self.group.stop()

@@ -88,6 +88,7 @@ class Connection:
             self.closed.set()
 
     async def _write(self) -> None:
+        send = self.socket.send
         try:
             while not self.closed.is_set():
                 item = await self.queue.get()
@@ -95,7 +96,12 @@ class Connection:
                     break
                 data, seq, queued = item
                 began = time.time()
-                await self.socket.send_data(data.decode(), mode="text")
+                # The ASGI event itself, not ``send_data`` (which builds the same event a layer further in):
+                # this runs for every message to every socket.
+                if self.socket.connection_state == "init":  # not accepted yet: send_data accepts first
+                    await self.socket.send_data(data.decode(), mode="text")
+                else:
+                    await send({"type": "websocket.send", "bytes": None, "text": data.decode()})
                 ended = time.time()
                 stages.QUEUED.observe(began - queued)
                 stages.SENT.observe(ended - began)

@@ -215,10 +215,11 @@ class LeaseKeeper:
         for table_id, seq in tables.items():
             runner = self.dealer.runners.get(table_id)
             if runner is not None and runner.lease_token is not None:
-                if runner.seq_seen < seq:
+                if runner.seq_seen < seq and not runner.lock.locked():
                     # A commit this instance did not hear of (a relay lost). Not a cache ahead of the
                     # round's read: actions committed since then (most tables, each round, at 500) are
-                    # no reason to re-read the table.
+                    # no reason to re-read the table; nor a runner mid-commit (its lock held: a batch on
+                    # the lanes moves seq_seen only when its caller wakes), which the next round sees.
                     runner.nudge()
                 kept.append(table_id)
                 continue

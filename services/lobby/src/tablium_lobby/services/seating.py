@@ -151,7 +151,9 @@ class Seating:
             await claim_seat(session, table_id, seat_no, player_id, seat.id, offer_id, now)
             movement = self._movement(seat, "buy_in", amount, now)
             session.add(movement)
-        await self._move_in(movement, table.escrow_account_id, table.asset, fresh=True)
+        credited = await self._move_in(movement, table.escrow_account_id, table.asset, fresh=True)
+        if credited is not None:
+            return credited
         async with self.sessions() as session:
             seat = await session.get(Seat, seat.id) or seat
         return seat
@@ -175,7 +177,9 @@ class Seating:
                 raise InvalidInput(f"a top-up may bring the stack to at most {maximum} chips (now {seat.stack})")
             movement = self._movement(seat, "top_up", amount, datetime.now(UTC))
             session.add(movement)
-        await self._move_in(movement, table.escrow_account_id, table.asset, fresh=True)
+        credited = await self._move_in(movement, table.escrow_account_id, table.asset, fresh=True)
+        if credited is not None:
+            return credited  # as its credit committed it: no third transaction to read it back
         async with self.sessions() as session:
             return await session.get(Seat, seat.id) or seat
 
@@ -192,10 +196,12 @@ class Seating:
             created_at=now,
         )
 
-    async def _move_in(self, movement: ChipMovement, escrow: uuid.UUID, asset: str, *, fresh: bool = False) -> None:
+    async def _move_in(
+        self, movement: ChipMovement, escrow: uuid.UUID, asset: str, *, fresh: bool = False
+    ) -> Seat | None:
         """The wallet steps of a buy-in or top-up: a hold on the player's account, posted into the escrow.
         ``fresh``: the movement was just recorded, so no hold of its id can exist yet (no look-up first;
-        the reconciler resuming one looks)."""
+        the reconciler resuming one looks). The seat as the credit left it (None: credited elsewhere)."""
         hold = transfer_id(movement.id, "hold")
         try:
             account = await self.player_account(movement.player_id)
@@ -227,20 +233,20 @@ class Seating:
             log.warning("buy-in left for the reconciler", movement=str(movement.id), error=repr(exc))
             raise WalletPending("the wallet is unavailable; the buy-in will be completed or refused") from exc
         if transfer["status"] == "posted":
-            await self._credit(movement.id, movement.table_id)
-        else:  # voided or expired: the hold timed out before it was posted
-            await self._refuse(movement, f"the hold was {transfer['status']}")
-            raise BuyInRefused(f"the buy-in hold was {transfer['status']}")
+            return await self._credit(movement.id, movement.table_id)
+        # voided or expired: the hold timed out before it was posted
+        await self._refuse(movement, f"the hold was {transfer['status']}")
+        raise BuyInRefused(f"the buy-in hold was {transfer['status']}")
 
-    async def _credit(self, movement_id: uuid.UUID, table_id: uuid.UUID) -> None:
+    async def _credit(self, movement_id: uuid.UUID, table_id: uuid.UUID) -> Seat | None:
         """Record a buy-in or top-up (of a table's ``table_id``) as posted: the chips join the stack (once,
-        under the lock)."""
+        under the lock). The seat as credited (None: the movement was no longer pending)."""
         async with self.sessions.begin() as session:
             table = await get_table(session, table_id, lock=True)
             movement = await session.get(ChipMovement, movement_id, with_for_update=True, populate_existing=True)
             assert movement is not None
             if movement.status != "pending":
-                return
+                return None
             seat = await session.get(Seat, movement.seat_id, with_for_update=True)
             assert seat is not None
             movement.status = "done"
@@ -270,6 +276,7 @@ class Seating:
                 "seq": table.seq,
             }
         await self.notify(table.id, change)
+        return seat
 
     async def _refuse(self, refused: ChipMovement, reason: str) -> None:
         movement_id, now = refused.id, datetime.now(UTC)
