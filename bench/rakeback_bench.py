@@ -45,6 +45,7 @@ from tablium_kit.collector import tune_gc
 from tablium_kit.db import create_engine, drop_database, ensure_database, session_factory
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.catalog import source_of
+from tablium_kit.messaging.testing import signed_message
 from tablium_kit.messaging.topology import QueueNames
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -262,7 +263,7 @@ async def through_consumer(
                 await asyncio.gather(
                     *(
                         exchange.publish(
-                            aio_pika.Message(msgspec.json.encode(e), message_id=str(e.id)), routing_key=e.type
+                            signed_message(msgspec.json.encode(e), message_id=str(e.id)), routing_key=e.type
                         )
                         for e in events[i : i + 500]
                     )

@@ -55,6 +55,8 @@ from tablium_kit.auth import ServiceTokens, local_service_keys
 from tablium_kit.db import create_engine
 from tablium_kit.messaging import list_dead_letters
 from tablium_kit.messaging.envelope import CONTENT_TYPE, CloudEvent, encode, new_event
+from tablium_kit.messaging.signing import EventSigner
+from tablium_kit.messaging.testing import signed_message
 from tablium_kit.messaging.topology import QueueNames, consumed_types
 from tablium_kit.private_infra import PrivatePostgres, PrivateRabbit
 from tablium_kit.settings import ServiceSettings
@@ -248,16 +250,18 @@ class Blockchain:
     """Publishes deposits as the blockchain service would: its source, persistent, confirmed, mandatory.
     Retries through a broker outage with the same envelope (the wallet's inbox makes that once)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, signer: EventSigner) -> None:
         self.url = url
+        self.signer = signer  # the blockchain service's own key: consumers refuse what it did not sign
         self.connection: aio_pika.abc.AbstractRobustConnection | None = None
         self.channel: aio_pika.abc.AbstractChannel | None = None
         self.retries = 0
 
     async def publish(self, event: CloudEvent, within: float = 90) -> None:
         deadline = time.monotonic() + within
-        message = aio_pika.Message(
+        message = signed_message(
             encode(event),
+            signer=self.signer,
             message_id=str(event.id),
             type=event.type,
             content_type=CONTENT_TYPE,
@@ -312,7 +316,8 @@ class Stream:
     finished: int = 0
 
     def __post_init__(self) -> None:
-        self.chain = Blockchain(self.platform.rabbit.url)
+        signer = EventSigner.from_settings(ServiceSettings.from_env("blockchain", self.platform.env))
+        self.chain = Blockchain(self.platform.rabbit.url, signer)
         self.admin = user_token(self.platform.env, str(uuid.uuid4()), ["player", "admin", "tournament_director"])
         self.urls = {name: service.url for name, service in self.platform.services.items()}
 

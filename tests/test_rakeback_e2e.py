@@ -24,6 +24,7 @@ import pytest
 from tablium_lobby.bots import POLICIES, Bot
 
 from tablium_kit.messaging import CloudEvent
+from tablium_kit.messaging.testing import signed_message
 from tablium_kit.service_processes import ADMIN_PASSWORD, Platform, WalletLedger, running_platform
 from tablium_kit.testing import RUN_ID
 from tablium_kit.waiting import eventually, rows
@@ -68,7 +69,7 @@ async def _republish(amqp_url: str, envelopes: list[dict[str, Any]]) -> None:
         for envelope in envelopes:
             fact = msgspec.convert({**envelope, "id": str(uuid.uuid4())}, CloudEvent)
             await exchange.publish(
-                aio_pika.Message(body=msgspec.json.encode(fact), message_id=str(fact.id)), routing_key=fact.type
+                signed_message(msgspec.json.encode(fact), message_id=str(fact.id)), routing_key=fact.type
             )
 
 

@@ -48,6 +48,10 @@ def wrong_values(field: dict[str, Any]) -> list[Any]:
     values: list[Any] = []
     if "string" in kinds:
         values += [12345, HUGE, TWO_128, "-1", "\x00"]
+    formats = {field.get("format")} | {o.get("format") for o in field.get("oneOf", []) + field.get("anyOf", [])}
+    if "date-time" in formats:
+        # Valid instants whose UTC lies past year 9999 or before year 1 (Python can't hold them).
+        values += ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2030-01-01T00:00:00"]
     if "integer" in kinds or "number" in kinds:
         values += ["1", 2**128, 2**64, -(2**63) - 1, 1.5]
     if "boolean" in kinds:

@@ -26,7 +26,7 @@ from test_service import Ledger, SessionFactory, bearer
 
 from tablium_kit.auth import ServiceTokens
 from tablium_kit.messaging import CloudEvent, Consumer
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 
 wallet_url = test_service.wallet_url
 settings = test_service.settings
@@ -311,7 +311,7 @@ async def test_through_rabbitmq_the_projection_admits_a_member(
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
             for fact in [*facts, facts[1]]:
-                message = aio_pika.Message(body=msgspec.json.encode(fact), message_id=str(fact.id))
+                message = signed_message(msgspec.json.encode(fact), message_id=str(fact.id))
                 await exchange.publish(message, routing_key=fact.type)
 
         async def projected() -> int:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.metrics import EVENTS_CONSUMED
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 from tablium_kit.waiting import eventually
 from tablium_player.db.models import MESSAGING
 from tablium_player.domain.hands import HandCompleted
@@ -99,7 +99,7 @@ async def test_each_hand_counts_once_per_player_whatever_the_deliveries(
         before = _taken_off_the_queue()
         for event in deliveries:
             await exchange.publish(
-                aio_pika.Message(body=msgspec.json.encode(event), message_id=str(event.id)), routing_key=event.type
+                signed_message(msgspec.json.encode(event), message_id=str(event.id)), routing_key=event.type
             )
 
         async def drained() -> bool:

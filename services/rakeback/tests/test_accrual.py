@@ -18,7 +18,7 @@ from tablium_rakeback.events.handlers import HANDLERS, on_hands_completed
 from tablium_rakeback.settings import RakebackSettings
 
 from tablium_kit.messaging import CloudEvent, Consumer
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 
 from .conftest import assert_totals_are_the_hands, deal, deliver, event, hand, hand_parts, member
 
@@ -216,7 +216,7 @@ async def test_through_rabbitmq_a_hand_before_its_club_facts_and_delivered_twice
                 member(club, player, 1),
             ]
             for fact in facts:
-                message = aio_pika.Message(body=msgspec.json.encode(fact), message_id=str(fact.id))
+                message = signed_message(msgspec.json.encode(fact), message_id=str(fact.id))
                 await exchange.publish(message, routing_key=fact.type)
 
         async def accrued() -> bool:

@@ -22,7 +22,7 @@ from tablium_rakeback.services.scheduler import run_period
 from tablium_rakeback.settings import RakebackSettings
 
 from tablium_kit.messaging import CloudEvent, Consumer
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 
 from .conftest import deal, deliver, event, hand, member
 from .test_entry_fees import fee_paid, parts_of
@@ -209,7 +209,7 @@ async def test_through_rabbitmq_a_fee_and_its_refund_each_delivered_twice_leave_
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
             for fact in facts:
-                message = aio_pika.Message(body=msgspec.json.encode(fact), message_id=str(fact.id))
+                message = signed_message(msgspec.json.encode(fact), message_id=str(fact.id))
                 await exchange.publish(message, routing_key=fact.type)
         async with asyncio.timeout(20):
             while True:

@@ -20,7 +20,7 @@ from tablium_rakeback.services.scheduler import run_period
 from tablium_rakeback.settings import RakebackSettings
 
 from tablium_kit.messaging import CloudEvent, Consumer
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 
 from .conftest import assert_totals_are_the_hands, deal, deliver, event, hand, hand_parts, member
 
@@ -176,7 +176,7 @@ async def test_through_rabbitmq_a_fee_delivered_twice_accrues_once(
             channel = await connection.channel(publisher_confirms=True)
             exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
             for fact in facts:
-                message = aio_pika.Message(body=msgspec.json.encode(fact), message_id=str(fact.id))
+                message = signed_message(msgspec.json.encode(fact), message_id=str(fact.id))
                 await exchange.publish(message, routing_key=fact.type)
         purchase = _data(paid)["purchase_id"]
         async with asyncio.timeout(20):

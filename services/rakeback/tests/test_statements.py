@@ -83,6 +83,40 @@ async def test_who_may_read_which_statement(
             assert response.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_who_left_is_no_longer_anyones_to_read(
+    client: AsyncTestClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A player's statement holds all their rakeback (every club, every public table): once they left a club,
+    its staff and its agents no longer read it; once a club left a union, its staff no longer read the union's."""
+    ids = {name: uuid.uuid4() for name in ("club", "union", "owner", "agent", "player", "stayer")}
+    club = ids["club"]
+    facts = [
+        member(club, ids["owner"], 1, role="owner"),
+        member(club, ids["agent"], 2, role="agent"),
+        member(club, ids["player"], 3, agent=ids["agent"]),
+        member(club, ids["stayer"], 4, agent=ids["agent"]),
+        event("club.union_joined", {"union_id": str(ids["union"]), "club_id": str(club), "seq": 5}),
+        hand({ids["player"]: 5_000}, at=DAY),  # a public table's hand: the club's staff never had a part in it
+    ]
+    for fact in facts:
+        await deliver(sessions, fact)
+    allowed = [("owner", "players", "player"), ("agent", "players", "player"), ("owner", "unions", "union")]
+    for reader, level, subject in allowed:
+        response = await client.get(_url(level, ids[subject]), headers=bearer(ids[reader]))
+        assert response.status_code == 200, (reader, level, response.text)
+    left = {"club_id": str(club), "player_id": str(ids["player"]), "reason": "left", "seq": 6}
+    await deliver(sessions, event("club.member_left", left, subject=str(club)))
+    await deliver(sessions, event("club.union_left", {"union_id": str(ids["union"]), "club_id": str(club), "seq": 7}))
+    for reader, level, subject in allowed:
+        for suffix in ("", "/csv"):
+            response = await client.get(_url(level, ids[subject], suffix), headers=bearer(ids[reader]))
+            assert response.status_code == 403, (reader, level, suffix, response.text)
+    # Those still there are read as before; the player reads their own.
+    for reader, subject in (("owner", "stayer"), ("agent", "stayer"), ("player", "player")):
+        response = await client.get(_url("players", ids[subject]), headers=bearer(ids[reader]))
+        assert response.status_code == 200, (reader, subject, response.text)
+
+
 async def test_an_admin_reads_any_statement(client: AsyncTestClient, club: dict[str, uuid.UUID]) -> None:
     response = await client.get(_url("unions", club["union"]), headers=bearer(uuid.uuid4(), ["player", "admin"]))
     assert response.status_code == 200

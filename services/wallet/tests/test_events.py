@@ -24,7 +24,7 @@ from tablium_wallet.settings import WalletSettings
 from tablium_kit.errors import ProblemError
 from tablium_kit.messaging import CloudEvent, Consumer
 from tablium_kit.messaging.catalog import source_of
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 from tablium_kit.waiting import eventually
 
 from .conftest import internal
@@ -127,7 +127,7 @@ async def _publish(amqp_names: AmqpNames, event: CloudEvent) -> None:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(amqp_names.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
         await exchange.publish(
-            aio_pika.Message(body=msgspec.json.encode(event), message_id=str(event.id)), routing_key=event.type
+            signed_message(msgspec.json.encode(event), message_id=str(event.id)), routing_key=event.type
         )
 
 

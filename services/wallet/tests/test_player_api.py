@@ -141,6 +141,26 @@ async def test_history_pages_and_filters(
     assert (await client.get("/api/v1/wallet/history")).status_code == 401
 
 
+async def test_a_self_exclusion_past_the_last_utc_year_is_a_400_and_sets_nothing(
+    client: AsyncTestClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """9999-12-31T23:59:59-14:00 is a valid instant whose UTC is in year 10000: refused as input, not a 500."""
+    player_id = await registered_player(sessions)
+    headers = bearer(player_id)
+    for until in ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"):
+        refused = await client.put("/api/v1/wallet/limits", json={"self_excluded_until": until}, headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+    shown = (await client.get("/api/v1/wallet/limits", headers=headers)).json()
+    assert shown["in_force"]["self_excluded_until"] is None
+    # The latest instant that is still one in UTC is taken, and shown in UTC.
+    taken = await client.put(
+        "/api/v1/wallet/limits", json={"self_excluded_until": "9999-12-31T09:00:00-14:00"}, headers=headers
+    )
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["in_force"]["self_excluded_until"].startswith("9999-12-31T23:00:00")
+
+
 async def test_limits_tighten_now_loosen_later_and_are_enforced(
     client: AsyncTestClient, api: Any, sessions: async_sessionmaker[AsyncSession]
 ) -> None:

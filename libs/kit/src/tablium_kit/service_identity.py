@@ -81,7 +81,7 @@ def load_service_public_key(pem: str) -> Ed25519PublicKey:
     return key
 
 
-def _development_kid(service_name: str) -> str:
+def development_kid(service_name: str) -> str:
     return f"{DEV_KID_PREFIX}{service_name}"
 
 
@@ -139,7 +139,7 @@ class ServiceTokens:
         """Tokens signed with ``service_name``'s development key: accepted only by services whose trust
         store is empty, which only development and tests allow."""
         key = development_service_key(service_name)
-        return cls(service_name, key, kid=_development_kid(service_name), ttl_seconds=ttl_seconds)
+        return cls(service_name, key, kid=development_kid(service_name), ttl_seconds=ttl_seconds)
 
     def token(self, audience: str) -> str:
         """A token for calling the service ``audience``."""

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tablium_kit.messaging import CloudEvent, Consumer, QueueNames, handles_batches, list_dead_letters
 from tablium_kit.messaging.batches import Deliveries
 from tablium_kit.messaging.envelope import encode, new_event
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 
 from .conftest import TABLES, effect_counts, record_effect, settings_for, wait_until
 
@@ -52,7 +52,7 @@ async def publish_all(amqp_names: AmqpNames, events: Sequence[CloudEvent]) -> No
         await asyncio.gather(
             *(
                 exchange.publish(
-                    aio_pika.Message(encode(e), message_id=str(e.id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                    signed_message(encode(e), message_id=str(e.id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                     routing_key=e.type,
                 )
                 for e in events

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tablium_kit.messaging import CloudEvent, Consumer, QueueNames, list_dead_letters
 from tablium_kit.messaging.envelope import encode, new_event
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 
 from .conftest import TABLES, effect_counts, make_relay, record_effect, register, settings_for, wait_until
 
@@ -28,7 +28,14 @@ async def publish(amqp_names: AmqpNames, body: bytes, *, message_id: str, to_que
     connection = await aio_pika.connect(amqp_names.url)
     async with connection:
         channel = await connection.channel()
-        message = aio_pika.Message(body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        persistent = aio_pika.DeliveryMode.PERSISTENT
+        # To the exchange: signed by the event type's publisher, as its relay does; garbage straight into a
+        # queue is not signed by anyone.
+        message = (
+            signed_message(body, message_id=message_id, delivery_mode=persistent)
+            if to_queue is None
+            else aio_pika.Message(body, message_id=message_id, delivery_mode=persistent)
+        )
         if to_queue is None:
             exchange = await channel.get_exchange(amqp_names.exchange)
             await exchange.publish(message, routing_key="player.registered")

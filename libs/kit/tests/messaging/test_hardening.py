@@ -24,7 +24,7 @@ from tablium_kit.messaging import CloudEvent, Consumer, list_dead_letters
 from tablium_kit.messaging.envelope import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, encode, new_event
 from tablium_kit.messaging.failures import infrastructure_failure
 from tablium_kit.messaging.outbox import EventTooLargeError
-from tablium_kit.messaging.testing import AmqpNames
+from tablium_kit.messaging.testing import AmqpNames, signed_message
 from tablium_kit.messaging.topology import QueueNames, declare_topology
 
 from .conftest import (
@@ -51,7 +51,7 @@ async def publish_event(amqp_names: AmqpNames, event: CloudEvent) -> None:
         channel = await connection.channel()
         exchange = await channel.get_exchange(amqp_names.exchange)
         await exchange.publish(
-            aio_pika.Message(encode(event), message_id=str(event.id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            signed_message(encode(event), message_id=str(event.id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=event.type,
         )
 

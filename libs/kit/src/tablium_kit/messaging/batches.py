@@ -35,6 +35,13 @@ BatchHandler = Callable[[AsyncSession, Sequence[CloudEvent]], Awaitable[None]]
 _BATCH = "__tablium_batch_handler__"
 
 
+class Unchecked:
+    """The type of :data:`UNCHECKED`: a delivery whose signature was not looked at yet."""
+
+
+UNCHECKED = Unchecked()
+
+
 def handles_batches(batch: BatchHandler) -> Handler:
     """The per-message handler of a set-based one: in a batch the consumer calls ``batch`` once with every
     new event of the type (in delivery order, where the type's first event stands); alone, with one.
@@ -64,7 +71,7 @@ class Delivery:
     deliveries never need one.
     """
 
-    __slots__ = ("_message", "_raw", "channel", "event", "tag")
+    __slots__ = ("_message", "_raw", "channel", "event", "forgery", "tag")
 
     def __init__(
         self,
@@ -76,6 +83,8 @@ class Delivery:
     ) -> None:
         self._message, self._raw = message, raw
         self.event, self.channel, self.tag = event, channel, tag
+        # Why the message can't be from its type's publisher (None: it is), once the consumer checked.
+        self.forgery: str | Unchecked | None = UNCHECKED
 
     @property
     def message(self) -> AbstractIncomingMessage:
@@ -83,6 +92,12 @@ class Delivery:
             assert self._raw is not None
             self._message = IncomingMessage(self._raw, no_ack=False)
         return self._message
+
+    def signed(self) -> tuple[bytes, dict[str, Any]]:
+        """The body as it came and the headers (where its signature is)."""
+        if self._raw is not None:
+            return self._raw.body, dict(self._raw.header.properties.headers or {})
+        return self.message.body, dict(self.message.headers or {})
 
     def trace_context(self) -> Context:
         """The W3C trace context its message carries, for its handler's span."""

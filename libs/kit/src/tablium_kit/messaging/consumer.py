@@ -1,7 +1,8 @@
 """Consuming events: a service's durable quorum queue, handlers run effect-once in a DB transaction.
 
 For each message: decode the envelope (malformed → dead letters), check that its ``source`` is the
-type's one publisher in the catalog (else forged → dead letters), then in ONE transaction insert the
+type's one publisher in the catalog and that the publisher's key signed its body (``signing.py``; else
+forged → dead letters), then in ONE transaction insert the
 inbox row ``(consumer, event id)`` and run the handler. A duplicate finds the inbox row already there and
 is skipped. The message is acked only after that transaction committed.
 
@@ -47,9 +48,16 @@ from sqlalchemy import String, Uuid, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tablium_kit.messaging.batches import Deliveries, Delivery, SubjectTurns, batch_handler_of, take_over_deliveries
+from tablium_kit.messaging.batches import (
+    Deliveries,
+    Delivery,
+    SubjectTurns,
+    Unchecked,
+    batch_handler_of,
+    take_over_deliveries,
+)
 from tablium_kit.messaging.batches import Handler as Handler  # where services import it from
-from tablium_kit.messaging.catalog import source_of
+from tablium_kit.messaging.catalog import publisher, source_of
 from tablium_kit.messaging.connection import connect
 from tablium_kit.messaging.envelope import CloudEvent
 from tablium_kit.messaging.failures import through_outages
@@ -62,6 +70,7 @@ from tablium_kit.messaging.metrics import (
     HANDLER_FAILURES,
 )
 from tablium_kit.messaging.redelivery import Redelivery, attempts_of
+from tablium_kit.messaging.signing import EventVerifier
 from tablium_kit.messaging.tables import MessagingTables
 from tablium_kit.messaging.topology import (
     QueueNames,
@@ -110,6 +119,8 @@ class Consumer:
     ) -> None:
         self._settings = settings
         self._service = settings.service_name
+        # Who signed each message: only its type's publisher may have (signing.py).
+        self._verifier = EventVerifier.from_settings(settings)
         self._sessions = sessions
         self._inbox = tables.inbox
         # A batch's inbox rows as one array bound to one statement, in key order: SQLAlchemy's multi-row
@@ -331,7 +342,21 @@ class Consumer:
     def _admitted(self, delivery: Delivery) -> bool:
         """An envelope with a handler here, from its type's publisher (the rest is settled on its own)."""
         event = delivery.event
-        return isinstance(event, CloudEvent) and event.type in self._handlers and event.source == source_of(event.type)
+        return isinstance(event, CloudEvent) and event.type in self._handlers and self._forgery(delivery) is None
+
+    def _forgery(self, delivery: Delivery) -> str | None:
+        """Why the delivery can't be from its event type's publisher (None when it is): a ``source`` that is
+        not the publisher's, or a body its publisher's key did not sign. Checked once per delivery."""
+        if not isinstance(delivery.forgery, Unchecked):
+            return delivery.forgery
+        event = delivery.event
+        assert isinstance(event, CloudEvent)
+        if event.source != source_of(event.type):
+            found: str | None = f"source {event.source!r} is not {source_of(event.type)!r}"
+        else:
+            found = self._verifier.problem(publisher(event.type), *delivery.signed())
+        delivery.forgery = found
+        return found
 
     async def _handle_batch(self, batch: list[Delivery]) -> None:
         BATCH_SIZE.labels(self._service).observe(len(batch))
@@ -440,11 +465,11 @@ class Consumer:
             EVENTS_CONSUMED.labels(self._service, event.type, "ignored").inc()
             await self._ack(delivery)
             return
-        if event.source != source_of(event.type):
-            # Only the catalog's publisher states this fact; anyone else with broker access is forging it.
-            await self._redelivered.dead_letter(
-                message, "forged", f"source {event.source!r} is not {source_of(event.type)!r}", attempts=0
-            )
+        forgery = self._forgery(delivery)
+        if forgery is not None:
+            # Only the catalog's publisher states this fact, signed with its key; anyone else with broker
+            # access is forging it.
+            await self._redelivered.dead_letter(message, "forged", forgery, attempts=0)
             await self._ack(delivery)
             return
         attempts = attempts_of(message) + 1

@@ -38,6 +38,7 @@ from tablium_kit.messaging.metrics import (
     OUTBOX_PUBLISHED,
 )
 from tablium_kit.messaging.outbox import subscribe_commits, unsubscribe_commits
+from tablium_kit.messaging.signing import EventSigner
 from tablium_kit.messaging.tables import MessagingTables
 from tablium_kit.settings import ServiceSettings
 
@@ -76,6 +77,8 @@ class Relay:
         self._park_after = park_after
         self._catalog = catalog
         self._service = settings.service_name
+        # Every message is signed with the service's own key: consumers refuse what it did not sign (signing.py).
+        self._signer = EventSigner.from_settings(settings)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -238,7 +241,7 @@ class Relay:
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=str(event_id),
             type=event_type,
-            headers=dict(headers),
+            headers={**headers, **self._signer.headers(body)},
         )
         # Mandatory when the catalog names consumers: no queue bound means the topology is missing,
         # and the broker returns the message (an error here) instead of dropping it.

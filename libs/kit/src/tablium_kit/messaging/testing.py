@@ -7,11 +7,25 @@ import os
 from collections.abc import AsyncIterator
 
 import aio_pika
+import msgspec
 import pytest
 
+from tablium_kit.messaging.catalog import publisher
+from tablium_kit.messaging.signing import EventSigner
 from tablium_kit.messaging.topology import QueueNames
 
 AMQP_URL = os.environ.get("TABLIUM_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def signed_message(
+    body: bytes, *, signer: EventSigner | None = None, headers: dict[str, str] | None = None, **properties: object
+) -> aio_pika.Message:
+    """A message as a relay publishes it: ``body`` signed by ``signer``, by default the development key of the
+    publisher of the event type the body names (what consumers with an empty trust store, tests, accept)."""
+    if signer is None:
+        event_type = msgspec.json.decode(body, type=dict)["type"]
+        signer = EventSigner.development(publisher(event_type))
+    return aio_pika.Message(body, headers={**(headers or {}), **signer.headers(body)}, **properties)  # type: ignore[arg-type]
 
 
 class AmqpNames:

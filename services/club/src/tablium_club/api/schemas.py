@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from tablium_kit.inputs import exact
+from tablium_kit.inputs import exact, utc_instant
 from tablium_kit.money import Amount
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=60, pattern=exact(r"\S(.*\S)?"))]
@@ -102,6 +102,10 @@ class InviteCreate(Request):
     max_uses: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
     agent_id: Annotated[UUID | None, msgspec.Meta(description="Recruits join under this agent.")] = None
 
+    def __post_init__(self) -> None:
+        if self.expires_at is not None:
+            self.expires_at = utc_instant(self.expires_at)
+
 
 class InviteView(msgspec.Struct, kw_only=True):
     code: str
@@ -150,6 +154,10 @@ class DealUpdate(Request):
     effective_from: Annotated[
         Instant | None, msgspec.Meta(description="Hands completed at or after it accrue under this version; now.")
     ] = None
+
+    def __post_init__(self) -> None:
+        if self.effective_from is not None:
+            self.effective_from = utc_instant(self.effective_from)
 
 
 class AgentDealView(msgspec.Struct, kw_only=True):

@@ -4,7 +4,9 @@ Roles come from this service's own projection of the club service's facts (``mem
 the club service. A player reads their own; an agent its own and those of its subtree (the members it
 recruited, and theirs, down the ``agent_id`` links); a club's owner or manager their club's, and any
 member's or agent's of their club; a union's statement, the owners and managers of its clubs; an
-admin, everything.
+admin, everything. Only memberships in force count: a player who left a club (or a club that left a
+union) is no longer anyone's there to read, since a player's statement holds all their rakeback, from
+every club and every public table.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ async def _managed_clubs(session: AsyncSession, caller: uuid.UUID) -> set[uuid.U
 
 async def _is_upline(session: AsyncSession, caller: uuid.UUID, target: uuid.UUID) -> bool:
     """Whether ``caller`` recruited ``target``, directly or through its sub-agents, in some club."""
-    for member in (await session.scalars(select(Member).where(Member.player_id == target))).all():
+    for member in (await session.scalars(select(Member).where(Member.player_id == target, Member.active))).all():
         agent, seen = member.agent_id, 0
         while agent is not None and seen < MAX_AGENT_DEPTH:
             if agent == caller:
@@ -105,7 +107,8 @@ async def check_player_access(session: AsyncSession, caller: uuid.UUID, admin: b
         return
     managed = await _managed_clubs(session, caller)
     if managed:
-        clubs = set((await session.scalars(select(Member.club_id).where(Member.player_id == target))).all())
+        query = select(Member.club_id).where(Member.player_id == target, Member.active)
+        clubs = set((await session.scalars(query)).all())
         if managed & clubs:
             return
     if await _is_upline(session, caller, target):
@@ -122,7 +125,8 @@ async def check_club_access(session: AsyncSession, caller: uuid.UUID, admin: boo
 async def check_union_access(session: AsyncSession, caller: uuid.UUID, admin: bool, union_id: uuid.UUID) -> None:
     if admin:
         return
-    clubs = set((await session.scalars(select(UnionClub.club_id).where(UnionClub.union_id == union_id))).all())
+    query = select(UnionClub.club_id).where(UnionClub.union_id == union_id, UnionClub.active)
+    clubs = set((await session.scalars(query)).all())
     if clubs & await _managed_clubs(session, caller):
         return
     raise Forbidden("a union's statement is for the owners and managers of its clubs")

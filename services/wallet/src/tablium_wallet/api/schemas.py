@@ -11,7 +11,7 @@ import msgspec
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from tablium_kit.errors import ProblemError
-from tablium_kit.inputs import exact
+from tablium_kit.inputs import exact, utc_instant
 from tablium_kit.money import (
     POSITIVE_AMOUNT_VALUES,
     Amount,
@@ -184,6 +184,10 @@ class Limits(Request):
         default_factory=dict
     )
     self_excluded_until: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.self_excluded_until is not None:
+            self.self_excluded_until = utc_instant(self.self_excluded_until)
 
     def to_rules(self) -> rules.Limits:
         return rules.Limits(
