@@ -52,12 +52,10 @@ from tablium_kit.messaging.batches import (
     Deliveries,
     Delivery,
     SubjectTurns,
-    Unchecked,
     batch_handler_of,
     take_over_deliveries,
 )
 from tablium_kit.messaging.batches import Handler as Handler  # where services import it from
-from tablium_kit.messaging.catalog import publisher, source_of
 from tablium_kit.messaging.connection import connect
 from tablium_kit.messaging.envelope import CloudEvent
 from tablium_kit.messaging.failures import through_outages
@@ -68,6 +66,7 @@ from tablium_kit.messaging.metrics import (
     CONSUMER_RESTARTS,
     EVENTS_CONSUMED,
     HANDLER_FAILURES,
+    count_batch,
 )
 from tablium_kit.messaging.redelivery import Redelivery, attempts_of
 from tablium_kit.messaging.signing import EventVerifier
@@ -342,21 +341,9 @@ class Consumer:
     def _admitted(self, delivery: Delivery) -> bool:
         """An envelope with a handler here, from its type's publisher (the rest is settled on its own)."""
         event = delivery.event
-        return isinstance(event, CloudEvent) and event.type in self._handlers and self._forgery(delivery) is None
-
-    def _forgery(self, delivery: Delivery) -> str | None:
-        """Why the delivery can't be from its event type's publisher (None when it is): a ``source`` that is
-        not the publisher's, or a body its publisher's key did not sign. Checked once per delivery."""
-        if not isinstance(delivery.forgery, Unchecked):
-            return delivery.forgery
-        event = delivery.event
-        assert isinstance(event, CloudEvent)
-        if event.source != source_of(event.type):
-            found: str | None = f"source {event.source!r} is not {source_of(event.type)!r}"
-        else:
-            found = self._verifier.problem(publisher(event.type), *delivery.signed())
-        delivery.forgery = found
-        return found
+        return (
+            isinstance(event, CloudEvent) and event.type in self._handlers and self._verifier.forgery(delivery) is None
+        )
 
     async def _handle_batch(self, batch: list[Delivery]) -> None:
         BATCH_SIZE.labels(self._service).observe(len(batch))
@@ -371,18 +358,7 @@ class Consumer:
             return
         if outcomes is None:
             return  # stopping: not acked, the broker gives them to the next consumer
-        # Counted per type and outcome, the lag's histogram child looked up once: a label lookup per
-        # message cost more than the rest of the batch's bookkeeping.
-        now = datetime.now(UTC)
-        lag = CONSUMER_LAG.labels(self._service)
-        counts: dict[tuple[str, str], int] = {}
-        for delivery, outcome in zip(batch, outcomes, strict=True):
-            assert isinstance(delivery.event, CloudEvent)
-            key = (delivery.event.type, outcome)
-            counts[key] = counts.get(key, 0) + 1
-            lag.observe(max(0.0, (now - delivery.event.time).total_seconds()))
-        for (event_type, outcome), count in counts.items():
-            EVENTS_CONSUMED.labels(self._service, event_type, outcome).inc(count)
+        count_batch(self._service, [d.event for d in batch if isinstance(d.event, CloudEvent)], outcomes)
         try:
             await self._deliveries.ack(batch)
         except Exception:
@@ -465,7 +441,7 @@ class Consumer:
             EVENTS_CONSUMED.labels(self._service, event.type, "ignored").inc()
             await self._ack(delivery)
             return
-        forgery = self._forgery(delivery)
+        forgery = self._verifier.forgery(delivery)
         if forgery is not None:
             # Only the catalog's publisher states this fact, signed with its key; anyone else with broker
             # access is forging it.

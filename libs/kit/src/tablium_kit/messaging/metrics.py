@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from tablium_kit.messaging.envelope import CloudEvent
 
 OUTBOX_BACKLOG = Gauge("tablium_outbox_backlog", "Outbox events not yet published", ["service"])
 OUTBOX_PUBLISHED = Counter("tablium_outbox_published_total", "Outbox events published", ["service"])
@@ -56,3 +61,17 @@ BATCH_FALLBACKS = Counter(
     "Batches rolled back by a handler's failure and handled again message by message",
     ["service"],
 )
+
+
+def count_batch(service: str, events: Sequence[CloudEvent], outcomes: Sequence[str]) -> None:
+    """A committed batch's events counted per type and outcome, and their lag, the histogram child looked up
+    once: a label lookup per message cost more than the rest of the batch's bookkeeping."""
+    now = datetime.now(UTC)
+    lag = CONSUMER_LAG.labels(service)
+    counts: dict[tuple[str, str], int] = {}
+    for event, outcome in zip(events, outcomes, strict=True):
+        key = (event.type, outcome)
+        counts[key] = counts.get(key, 0) + 1
+        lag.observe(max(0.0, (now - event.time).total_seconds()))
+    for (event_type, outcome), count in counts.items():
+        EVENTS_CONSUMED.labels(service, event_type, outcome).inc(count)

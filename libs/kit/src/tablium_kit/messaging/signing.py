@@ -24,6 +24,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tablium_kit.errors import Unauthorized
+from tablium_kit.messaging.batches import Delivery, Unchecked
+from tablium_kit.messaging.catalog import publisher, source_of
+from tablium_kit.messaging.envelope import CloudEvent
 from tablium_kit.service_identity import (
     ServiceTrust,
     development_kid,
@@ -95,3 +98,18 @@ class EventVerifier:
         except (InvalidSignature, binascii.Error, ValueError):
             return "bad signature"
         return None
+
+    def forgery(self, delivery: Delivery) -> str | None:
+        """Why ``delivery`` (an envelope) can't be from its event type's publisher (None when it is): a
+        ``source`` that is not the publisher's, or a body its publisher's key did not sign. Checked once per
+        delivery (the batch path and the one-by-one path both ask)."""
+        if not isinstance(delivery.forgery, Unchecked):
+            return delivery.forgery
+        event = delivery.event
+        assert isinstance(event, CloudEvent)
+        if event.source != source_of(event.type):
+            found: str | None = f"source {event.source!r} is not {source_of(event.type)!r}"
+        else:
+            found = self.problem(publisher(event.type), *delivery.signed())
+        delivery.forgery = found
+        return found

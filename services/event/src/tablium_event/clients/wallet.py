@@ -9,7 +9,6 @@ from typing import Any
 
 from tablium_kit.errors import Conflict
 from tablium_kit.internal import UpstreamError
-from tablium_kit.money import format_amount
 from tablium_kit.wallet import PaymentRefused, WalletClient
 
 # uuid5 namespace of every transfer id the event service makes.
@@ -29,25 +28,9 @@ class Wallet(WalletClient):
     async def transfers(self, transfers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Independent posted transfers in one request (``/transfers/batch``, at most 256), each replayed
         by its id. Each item has the arguments of ``transfer``; any refused one raises, as alone."""
-        body = {
-            "transfers": [
-                {
-                    "id": str(t["id"]),
-                    "debit_account_id": str(t["debit"]),
-                    "credit_account_id": str(t["credit"]),
-                    "amount": format_amount(t["amount"]),
-                    "asset": t["asset"],
-                    "code": t["code"],
-                    "metadata": t.get("metadata") or {},
-                }
-                for t in transfers
-            ]
-        }
-        # The ids make it idempotent; the key names this exact set, so a retry replays it.
-        key = "batch:" + str(uuid.uuid5(NAMESPACE, ",".join(item["id"] for item in body["transfers"])))
-        answer = await self.client.request("POST", "/internal/v1/transfers/batch", json=body, idempotency_key=key)
+        answer = await self.transfer_batch(transfers, key_prefix="batch", namespace=NAMESPACE)
         results: list[dict[str, Any]] = []
-        for result in answer["results"]:
+        for result in answer:
             if result["status"] >= 400:
                 raise UpstreamError("wallet", result["status"], result.get("problem") or {})
             results.append(result["transfer"])

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from tablium_kit.money import format_amount
 from tablium_kit.wallet import PaymentRefused, WalletClient
 
 # uuid5 namespace of every transfer id the lobby makes.
@@ -27,24 +26,10 @@ class Wallet(WalletClient):
     async def rakes(self, transfers: Sequence[dict[str, Any]]) -> list[int]:
         """Independent posted ``table_rake`` transfers in one request (``/transfers/batch``), each replayed
         by its id; each one's status as alone (201 made, 200 made before, 4xx refused), in order."""
-        body = {
-            "transfers": [
-                {
-                    "id": str(t["id"]),
-                    "debit_account_id": str(t["debit"]),
-                    "credit_account_id": str(t["credit"]),
-                    "amount": format_amount(t["amount"]),
-                    "asset": t["asset"],
-                    "code": "table_rake",
-                    "metadata": t["metadata"],
-                }
-                for t in transfers
-            ]
-        }
-        # The ids make it idempotent; the key names this exact set, so a retry replays it.
-        key = "rake:" + str(uuid.uuid5(NAMESPACE, ",".join(item["id"] for item in body["transfers"])))
-        answer = await self.client.request("POST", "/internal/v1/transfers/batch", json=body, idempotency_key=key)
-        return [int(result["status"]) for result in answer["results"]]
+        answer = await self.transfer_batch(
+            [{**t, "code": "table_rake"} for t in transfers], key_prefix="rake", namespace=NAMESPACE
+        )
+        return [int(result["status"]) for result in answer]
 
 
 __all__ = ["NAMESPACE", "PaymentRefused", "Wallet", "transfer_id"]
